@@ -1,0 +1,129 @@
+/* infer_elementwise.c — shape rules for unary, binary (broadcasting),
+ * comparison, Where and Cast, including the propagation of known integer
+ * content through the small arithmetic that shape subgraphs do. */
+#include <string.h>
+#include "ops.h"
+
+static int need_inputs(InferCtx *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (i >= c->n_in || !c->in[i]) return infer_fail(c, "expects at least %d inputs", n);
+    return 0;
+}
+
+static void copy_known(ValueInfo *dst, const ValueInfo *src)
+{
+    dst->n_known = src->n_known;
+    if (src->n_known > 0) memcpy(dst->known, src->known, sizeof(Dim) * (size_t)src->n_known);
+}
+
+int infer_unary(InferCtx *c)
+{
+    if (need_inputs(c, 1)) return -1;
+    c->out[0]->dtype = c->in[0]->dtype;
+    c->out[0]->shape = c->in[0]->shape;
+    int op = c->node->op;
+    if (op == OP_IDENTITY) copy_known(c->out[0], c->in[0]);
+    if (op == OP_NOT && c->in[0]->dtype != DT_BOOL) return infer_fail(c, "Not expects bool input");
+    return 0;
+}
+
+int infer_predicate(InferCtx *c)
+{
+    if (need_inputs(c, 1)) return -1;
+    c->out[0]->dtype = DT_BOOL;
+    c->out[0]->shape = c->in[0]->shape;
+    return 0;
+}
+
+int infer_dropout(InferCtx *c)
+{
+    if (infer_unary(c)) return -1;
+    copy_known(c->out[0], c->in[0]);
+    if (c->n_out > 1 && c->out[1]) { /* mask output: all true at inference */
+        c->out[1]->dtype = DT_BOOL;
+        c->out[1]->shape = c->in[0]->shape;
+    }
+    return 0;
+}
+
+int infer_cast(InferCtx *c)
+{
+    if (need_inputs(c, 1)) return -1;
+    const Attr *to = node_attr(c->node, "to");
+    if (!to || to->type != ATTR_INT) return infer_fail(c, "missing integer attribute 'to'");
+    DType t = dtype_from_onnx((int32_t)to->i);
+    if (t == DT_UNDEF) return infer_fail(c, "unsupported target type %lld", (long long)to->i);
+    c->out[0]->dtype = t;
+    c->out[0]->shape = c->in[0]->shape;
+    if ((t == DT_I64 || t == DT_I32) && (c->in[0]->dtype == DT_I64 || c->in[0]->dtype == DT_I32))
+        copy_known(c->out[0], c->in[0]);
+    return 0;
+}
+
+/* Known-content arithmetic for scalar/vector shape math (e.g. batch*50). */
+static void binary_known(InferCtx *c)
+{
+    Dim a[IR_MAX_KNOWN], b[IR_MAX_KNOWN];
+    int na = infer_get_ints(c, 0, a, IR_MAX_KNOWN), nb = infer_get_ints(c, 1, b, IR_MAX_KNOWN);
+    if (na < 0 || nb < 0 || (na != nb && na != 1 && nb != 1)) return;
+    if (c->in[0]->dtype != DT_I64 && c->in[0]->dtype != DT_I32) return;
+    int n = na > nb ? na : nb, op = c->node->op;
+    ValueInfo *o = c->out[0];
+    for (int i = 0; i < n; i++) {
+        Dim x = a[na == 1 ? 0 : i], y = b[nb == 1 ? 0 : i], r;
+        switch (op) {
+        case OP_ADD: r = dim_add(x, y); break;
+        case OP_SUB: r = dim_sub(x, y); break;
+        case OP_MUL: r = dim_mul(x, y); break;
+        case OP_DIV:
+            /* integer Div truncates; only exact divisions are representable */
+            r = dim_div(x, y);
+            if (dim_is_const(x) && dim_is_const(y) && y.n != 0) r = dim_const(x.n / y.n);
+            break;
+        case OP_MAX: case OP_MIN:
+            if (!dim_is_const(x) || !dim_is_const(y)) r = dim_unknown();
+            else r = dim_const(op == OP_MAX ? (x.n > y.n ? x.n : y.n) : (x.n < y.n ? x.n : y.n));
+            break;
+        default: r = dim_unknown();
+        }
+        o->known[i] = r;
+    }
+    o->n_known = n;
+}
+
+int infer_binary(InferCtx *c)
+{
+    if (need_inputs(c, 2)) return -1;
+    if (c->in[0]->dtype != c->in[1]->dtype && c->node->op != OP_POW)
+        return infer_fail(c, "input dtypes differ (%s vs %s)", dtype_name(c->in[0]->dtype),
+                          dtype_name(c->in[1]->dtype));
+    c->out[0]->dtype = c->in[0]->dtype;
+    if (infer_broadcast_shapes(c, &c->in[0]->shape, &c->in[1]->shape, &c->out[0]->shape)) return -1;
+    if (c->out[0]->shape.rank <= 1) binary_known(c);
+    return 0;
+}
+
+int infer_compare(InferCtx *c)
+{
+    if (need_inputs(c, 2)) return -1;
+    if (c->in[0]->dtype != c->in[1]->dtype)
+        return infer_fail(c, "input dtypes differ (%s vs %s)", dtype_name(c->in[0]->dtype),
+                          dtype_name(c->in[1]->dtype));
+    int op = c->node->op;
+    if ((op == OP_AND || op == OP_OR || op == OP_XOR) && c->in[0]->dtype != DT_BOOL)
+        return infer_fail(c, "expects bool inputs");
+    c->out[0]->dtype = DT_BOOL;
+    return infer_broadcast_shapes(c, &c->in[0]->shape, &c->in[1]->shape, &c->out[0]->shape);
+}
+
+int infer_where(InferCtx *c)
+{
+    if (need_inputs(c, 3)) return -1;
+    if (c->in[0]->dtype != DT_BOOL) return infer_fail(c, "condition must be bool");
+    if (c->in[1]->dtype != c->in[2]->dtype) return infer_fail(c, "X and Y dtypes differ");
+    Shape t;
+    if (infer_broadcast_shapes(c, &c->in[0]->shape, &c->in[1]->shape, &t)) return -1;
+    c->out[0]->dtype = c->in[1]->dtype;
+    return infer_broadcast_shapes(c, &t, &c->in[2]->shape, &c->out[0]->shape);
+}

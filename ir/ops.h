@@ -1,0 +1,98 @@
+/* ops.h — the op table built from ops.def, and the inference interface.
+ *
+ * Shape inference runs in two modes through the same functions: symbolically
+ * over the graph (dims may be "batch"; content of shape vectors may be known
+ * symbolically) and at run time over concrete tensors, where every dim and
+ * every small integer input is known.  One function per op family, so an op's
+ * shape rule lives in exactly one place.
+ */
+#ifndef VCLIP_OPS_H
+#define VCLIP_OPS_H
+
+#include "ir.h"
+
+typedef enum {
+#define OP(id, dom, name, pat, inf, ref, fast) OP_##id,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} OpId;
+
+typedef enum {
+    PAT_ELEMWISE, PAT_BROADCAST, PAT_INJECTIVE, PAT_REDUCTION,
+    PAT_OUT_FUSABLE, PAT_OPAQUE, PAT_VIEW
+} OpPattern;
+
+/* What inference knows about one value. */
+typedef struct {
+    DType dtype;
+    Shape shape;
+    int n_known;                /* < 0: content unknown */
+    Dim known[IR_MAX_KNOWN];
+    const Tensor *data;         /* concrete data when available */
+} ValueInfo;
+
+typedef struct {
+    const Node *node;
+    int opset;
+    int n_in, n_out;
+    const ValueInfo *in[16];    /* NULL for an absent optional input */
+    ValueInfo *out[8];
+    char err[IR_ERR_CAP];
+} InferCtx;
+
+typedef int (*InferFn)(InferCtx *c);
+
+typedef struct {
+    const char *domain;
+    const char *name;
+    OpPattern pattern;
+    InferFn infer;
+} OpInfo;
+
+extern const OpInfo op_table[OP_COUNT];
+
+int op_lookup(const char *domain, const char *name); /* -1 if unknown */
+const char *op_name(int op);
+const char *pattern_name(OpPattern p);
+
+/* Fill a ValueInfo from a graph value / a concrete tensor. */
+void value_info_from_value(ValueInfo *vi, const Value *v);
+void value_info_from_tensor(ValueInfo *vi, const Tensor *t);
+
+/* Run inference for one node into its output Values (symbolic mode).
+ * Returns 0, or -1 with a message naming the node in err. */
+int infer_node(const Graph *g, Node *n, char *err, size_t cap);
+/* Symbolic inference over the whole graph in order. */
+int infer_graph(Graph *g, char *err, size_t cap);
+
+/* Helpers shared by the infer_*.c files. */
+int infer_fail(InferCtx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int norm_axis(int64_t axis, int rank, int64_t *out);
+int infer_broadcast_shapes(InferCtx *c, const Shape *a, const Shape *b, Shape *out);
+/* Read int vector content of input i (known or data); -1 if not known. */
+int infer_get_ints(const InferCtx *c, int i, Dim *out, int cap);
+
+#define OP(id, dom, name, pat, inf, ref, fast) int inf(InferCtx *c);
+#include "ops.def"
+#undef OP
+
+#endif
+
+/* Parameter decoders shared by inference and the kernels, so the two can never
+ * disagree about what an attribute or a parameter input means. */
+int op_reduce_axes(InferCtx *c, int rank, uint8_t *mask); /* mask[rank]; -1 on error */
+int op_unsqueeze_axes(InferCtx *c, int out_rank, uint8_t *mask);
+int op_squeeze_axes(InferCtx *c, const Shape *in, uint8_t *mask);
+int op_transpose_perm(InferCtx *c, int rank, int *perm);
+typedef struct { int64_t start[IR_MAX_RANK], step[IR_MAX_RANK], len[IR_MAX_RANK]; } SliceParams;
+int op_slice_params(InferCtx *c, const Shape *in, SliceParams *p, Shape *out);
+int op_split_sizes(InferCtx *c, int64_t axis_len, int64_t *sizes); /* n_out sizes */
+typedef struct {
+    int nsp;                       /* spatial dims */
+    int64_t group;
+    int64_t k[IR_MAX_RANK], stride[IR_MAX_RANK], dil[IR_MAX_RANK];
+    int64_t pad_lo[IR_MAX_RANK], pad_hi[IR_MAX_RANK];
+} ConvParams;
+int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);

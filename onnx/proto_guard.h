@@ -1,0 +1,16 @@
+/* proto_guard.h — a bounded pre-pass over protobuf wire data. */
+#ifndef VCLIP_PROTO_GUARD_H
+#define VCLIP_PROTO_GUARD_H
+
+#include <stddef.h>
+
+#define PROTO_GUARD_MAX_DEPTH 32
+
+/* Walks ModelProto bytes using the generated descriptors and rejects what
+ * protobuf-c would take unsafely: message nesting deeper than
+ * PROTO_GUARD_MAX_DEPTH (protobuf-c recurses without a limit, so a hostile
+ * file of nested subgraphs could exhaust the stack), lengths past the end,
+ * and group wire types.  0 if fine, else -1 with a reason. */
+int proto_guard_check(const void *data, size_t len, char *why, size_t cap);
+
+#endif

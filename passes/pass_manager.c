@@ -1,0 +1,79 @@
+/* pass_manager.c — runs named passes in order, verifies the graph after each
+ * (when asked), dumps it after the requested ones, and reports statistics. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "passes.h"
+#include "../ir/print.h"
+#include "../ir/verify.h"
+#include "../onnx/onnx_io.h"
+
+const Pass default_pipeline[] = {
+    {"fold-constants", "evaluate constant nodes and known shape computations", pass_fold_constants},
+    {"remove-identities", "forward Identity and inference Dropout", pass_remove_identities},
+    {"eliminate-dead-code", "drop nodes and weights that reach no output", pass_eliminate_dead_code},
+    {NULL, NULL, NULL},
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int dump(Graph *g, const PassOptions *opt, int index, const char *name, char *err, size_t cap)
+{
+    const char *dir = opt->dump_dir ? opt->dump_dir : ".";
+    static const char *ext[] = {"txt", "dot", "onnx"};
+    char path[4096];
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) { snprintf(err, cap, "%s: %s", dir, strerror(errno)); return -1; }
+    snprintf(path, sizeof path, "%s/%02d-%s.%s", dir, index, name, ext[opt->dump_format]);
+    if (opt->dump_format == DUMP_ONNX) {
+        OnnxSaveOptions so = {.external_data = -1};
+        return onnx_save(g, path, &so, err, cap);
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return -1; }
+    if (opt->dump_format == DUMP_DOT) graph_print_dot(g, f);
+    else graph_print_text(g, f);
+    if (fclose(f) != 0) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return -1; }
+    return 0;
+}
+
+int run_passes(Graph *g, const Pass *pipeline, const PassOptions *opt, char *err, size_t cap)
+{
+    PassOptions none = {0};
+    if (!opt) opt = &none;
+    if (opt->dump_after && strcmp(opt->dump_after, "all") != 0) {
+        int found = strcmp(opt->dump_after, "import") == 0;
+        for (const Pass *p = pipeline; p->name; p++) if (strcmp(p->name, opt->dump_after) == 0) found = 1;
+        if (!found) {
+            size_t len = (size_t)snprintf(err, cap, "--dump-after: unknown pass '%s' (passes: import", opt->dump_after);
+            for (const Pass *p = pipeline; p->name && len < cap; p++) len += (size_t)snprintf(err + len, cap - len, ", %s", p->name);
+            if (len < cap) snprintf(err + len, cap - len, ", all)");
+            return -1;
+        }
+    }
+    int want_all = opt->dump_after && strcmp(opt->dump_after, "all") == 0;
+    if ((want_all || (opt->dump_after && strcmp(opt->dump_after, "import") == 0)) && dump(g, opt, 0, "import", err, cap)) return -1;
+    if (opt->stats) fprintf(stderr, "%-24s %8s %8s %10s\n", "pass", "nodes", "changes", "ms");
+    if (opt->stats) fprintf(stderr, "%-24s %8d %8s %10s\n", "import", g->n_nodes, "-", "-");
+    int index = 1;
+    for (const Pass *p = pipeline; p->name; p++, index++) {
+        double t0 = now_ms();
+        int changes = p->run(g, err, cap);
+        double t1 = now_ms();
+        if (changes < 0) return -1;
+        if (opt->stats) fprintf(stderr, "%-24s %8d %8d %10.2f\n", p->name, g->n_nodes, changes, t1 - t0);
+        if (opt->verify) {
+            char msg[IR_ERR_CAP];
+            if (graph_verify(g, msg, sizeof msg)) { snprintf(err, cap, "verifier failed after pass '%s': %s", p->name, msg); return -1; }
+        }
+        if ((want_all || (opt->dump_after && strcmp(opt->dump_after, p->name) == 0)) && dump(g, opt, index, p->name, err, cap))
+            return -1;
+    }
+    return 0;
+}

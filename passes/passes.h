@@ -1,0 +1,34 @@
+/* passes.h — graph passes and the manager that runs them in order. */
+#ifndef VCLIP_PASSES_H
+#define VCLIP_PASSES_H
+
+#include "../ir/ir.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    /* Returns the number of changes made, or -1 with a message. */
+    int (*run)(Graph *g, char *err, size_t cap);
+} Pass;
+
+/* One file each. */
+int pass_fold_constants(Graph *g, char *err, size_t cap);
+int pass_remove_identities(Graph *g, char *err, size_t cap);
+int pass_eliminate_dead_code(Graph *g, char *err, size_t cap);
+
+typedef enum { DUMP_TEXT, DUMP_DOT, DUMP_ONNX } DumpFormat;
+
+typedef struct {
+    const char *dump_after;   /* pass name, "all", or NULL */
+    const char *dump_dir;     /* default "." */
+    DumpFormat dump_format;
+    int verify;               /* run the verifier after each pass */
+    int stats;                /* print node counts and time per pass to stderr */
+} PassOptions;
+
+/* The default pipeline, in order; NULL-terminated. */
+extern const Pass default_pipeline[];
+
+int run_passes(Graph *g, const Pass *pipeline, const PassOptions *opt, char *err, size_t cap);
+
+#endif

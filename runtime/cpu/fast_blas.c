@@ -1,0 +1,125 @@
+/* fast_blas.c — MatMul, Gemm and Conv through BLAS sgemm (multi-threaded by
+ * the BLAS library).  Checked against ref_linear.c in tests/unit. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+static int f32_only(KernelCtx *k)
+{
+    if (k->in[0]->dtype != DT_F32) return ref_kernels[k->ic->node->op](k);
+    return 1;
+}
+
+int fast_matmul(KernelCtx *k)
+{
+    int r = f32_only(k);
+    if (r != 1) return r;
+    const Tensor *a = k->in[0], *b = k->in[1];
+    Tensor *y = k->out[0];
+    int ar = a->rank, br = b->rank;
+    int64_t m = ar == 1 ? 1 : a->dims[ar - 2], kk = a->dims[ar - 1], n = br == 1 ? 1 : b->dims[br - 1];
+    int64_t ny = tensor_numel(y);
+    if (ny == 0) return 0;
+    if (kk == 0) { memset(y->data, 0, y->nbytes); return 0; }
+    if (br <= 2) {
+        /* weights: fold every batch dim of A into M, one GEMM */
+        int64_t rows = tensor_numel(a) / kk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n, (int)kk, 1.0f,
+                    a->data, (int)kk, b->data, (int)n, 0.0f, y->data, (int)n);
+        return 0;
+    }
+    /* batched: broadcast over leading dims */
+    int brank = y->rank - (ar == 1 ? 0 : 1) - 1;
+    int64_t bdims[IR_MAX_RANK], sa[IR_MAX_RANK], sb[IR_MAX_RANK], nb = 1, s;
+    for (int i = 0; i < brank; i++) { bdims[i] = y->dims[i]; nb *= bdims[i]; }
+    int abr = ar > 2 ? ar - 2 : 0, bbr = br - 2;
+    s = m * kk;
+    for (int i = brank - 1; i >= 0; i--) { int j = i - (brank - abr); sa[i] = (j < 0 || a->dims[j] == 1) ? 0 : s; if (j >= 0) s *= a->dims[j]; }
+    s = kk * n;
+    for (int i = brank - 1; i >= 0; i--) { int j = i - (brank - bbr); sb[i] = (j < 0 || b->dims[j] == 1) ? 0 : s; if (j >= 0) s *= b->dims[j]; }
+    const float *A = a->data, *B = b->data;
+    float *Y = y->data;
+    for (int64_t bi = 0; bi < nb; bi++) {
+        int64_t oa = 0, ob = 0, rem = bi;
+        for (int i = brank - 1; i >= 0; i--) { int64_t d = rem % bdims[i]; rem /= bdims[i]; oa += d * sa[i]; ob += d * sb[i]; }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)kk, 1.0f,
+                    A + oa, (int)kk, B + ob, (int)n, 0.0f, Y + bi * m * n, (int)n);
+    }
+    return 0;
+}
+
+int fast_gemm(KernelCtx *k)
+{
+    int r = f32_only(k);
+    if (r != 1) return r;
+    const Tensor *a = k->in[0], *b = k->in[1], *c = k->n_in > 2 ? k->in[2] : NULL;
+    Tensor *y = k->out[0];
+    int ta = (int)node_attr_i(k->ic->node, "transA", 0), tb = (int)node_attr_i(k->ic->node, "transB", 0);
+    float alpha = node_attr_f(k->ic->node, "alpha", 1.0f), beta = node_attr_f(k->ic->node, "beta", 1.0f);
+    int64_t m = y->dims[0], n = y->dims[1], kk = ta ? a->dims[0] : a->dims[1];
+    float *Y = y->data;
+    float b0 = 0.0f;
+    if (c && beta != 0.0f) {
+        if (c->dtype != DT_F32) return ref_gemm(k);
+        int64_t cst[IR_MAX_RANK];
+        broadcast_strides(c, 2, y->dims, cst);
+        const float *C = c->data;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) Y[i * n + j] = C[i * cst[0] + j * cst[1]];
+        b0 = beta;
+    }
+    if (m == 0 || n == 0) return 0;
+    if (kk == 0) { if (b0 == 0.0f) memset(Y, 0, y->nbytes); return 0; }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+                (int)kk, alpha, a->data, ta ? (int)m : (int)kk, b->data, tb ? (int)kk : (int)n, b0, Y, (int)n);
+    return 0;
+}
+
+int fast_conv(KernelCtx *k)
+{
+    int r = f32_only(k);
+    if (r != 1) return r;
+    const Tensor *x = k->in[0], *w = k->in[1], *bias = k->n_in > 2 ? k->in[2] : NULL;
+    Tensor *y = k->out[0];
+    ConvParams p;
+    Shape out;
+    if (op_conv_params(k->ic, &p, &out)) return -1;
+    if (p.nsp != 2) return ref_conv(k);
+    int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    int64_t M = w->dims[0], G = p.group, cg = C / G, mg = M / G, OH = y->dims[2], OW = y->dims[3];
+    int64_t KH = p.k[0], KW = p.k[1], K = cg * KH * KW, P = OH * OW;
+    size_t colbytes;
+    if (__builtin_mul_overflow((size_t)K, (size_t)P * sizeof(float), &colbytes)) return kernel_fail(k, "im2col too large");
+    float *col = malloc(colbytes ? colbytes : 4);
+    if (!col) return kernel_fail(k, "out of memory for im2col (%zu bytes)", colbytes);
+    const float *X = x->data, *Wt = w->data;
+    float *Y = y->data;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t g = 0; g < G; g++) {
+            /* im2col: rows (c, kh, kw), columns (oh, ow) */
+            for (int64_t c = 0; c < cg; c++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++) {
+                        float *row = col + ((c * KH + kh) * KW + kw) * P;
+                        const float *plane = X + ((n * C) + g * cg + c) * H * W;
+                        for (int64_t oh = 0; oh < OH; oh++) {
+                            int64_t ih = oh * p.stride[0] - p.pad_lo[0] + kh * p.dil[0];
+                            for (int64_t ow = 0; ow < OW; ow++) {
+                                int64_t iw = ow * p.stride[1] - p.pad_lo[1] + kw * p.dil[1];
+                                row[oh * OW + ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? plane[ih * W + iw] : 0.0f;
+                            }
+                        }
+                    }
+            float *yg = Y + (n * M + g * mg) * P;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)P, (int)K, 1.0f,
+                        Wt + g * mg * K, (int)K, col, (int)P, 0.0f, yg, (int)P);
+            if (bias)
+                for (int64_t m = 0; m < mg; m++) {
+                    float bv = (float)tensor_get_f64(bias, g * mg + m);
+                    for (int64_t q = 0; q < P; q++) yg[m * P + q] += bv;
+                }
+        }
+    free(col);
+    return 0;
+}

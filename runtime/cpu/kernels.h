@@ -1,0 +1,52 @@
+/* kernels.h — the CPU kernel interface.  The executor infers output shapes
+ * (ir/infer_*.c), allocates the outputs, and calls the op's kernel with the
+ * same InferCtx, so kernels decode attributes through the shared helpers in
+ * ir/ops.h.  REF kernels are the plain oracle; FAST kernels are checked
+ * against them in tests/unit. */
+#ifndef VCLIP_CPU_KERNELS_H
+#define VCLIP_CPU_KERNELS_H
+
+#include "../../ir/ops.h"
+
+typedef struct {
+    InferCtx *ic;              /* node, opset, input infos; ic->err for messages */
+    const Tensor *in[16];      /* NULL for absent optional inputs */
+    Tensor *out[8];
+    int n_in, n_out;
+    int threads;
+} KernelCtx;
+
+typedef int (*KernelFn)(KernelCtx *k);
+
+extern const KernelFn ref_kernels[OP_COUNT];
+extern const KernelFn fast_kernels[OP_COUNT];
+
+int kernel_fail(KernelCtx *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Walks the rows of an N-d index space for up to 4 strided operands; the
+ * innermost dim is handled by the caller's loop with per-operand inner strides. */
+#define SITER_MAX 4
+typedef struct {
+    int rank, k;
+    int64_t dims[IR_MAX_RANK];
+    int64_t strides[SITER_MAX][IR_MAX_RANK];
+    int64_t idx[IR_MAX_RANK];
+    int64_t off[SITER_MAX];
+    int64_t inner;             /* length of the innermost dim */
+    int64_t inner_stride[SITER_MAX];
+    int64_t rows_left;
+} StridedIter;
+void siter_init(StridedIter *it, int rank, const int64_t *dims, int k, int64_t strides[][IR_MAX_RANK]);
+int siter_next(StridedIter *it); /* 1 while a row is available in off[] */
+/* Strides (elements) to read tensor t broadcast to rank/dims; 0 on broadcast dims. */
+void broadcast_strides(const Tensor *t, int rank, const int64_t *dims, int64_t *strides);
+void contiguous_strides(int rank, const int64_t *dims, int64_t *strides);
+
+#define OP(id, dom, name, pat, inf, ref, fast) int ref(KernelCtx *k);
+#include "../../ir/ops.def"
+#undef OP
+int fast_matmul(KernelCtx *k);
+int fast_gemm(KernelCtx *k);
+int fast_conv(KernelCtx *k);
+
+#endif

@@ -1,0 +1,233 @@
+/* exec.c — the CPU interpreter: per-node shape inference on concrete
+ * tensors, output allocation (views for PAT_VIEW ops), kernel dispatch, and
+ * liveness-based freeing of intermediates. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "exec.h"
+#include "cpu/kernels.h"
+
+/* OpenBLAS' own knob; declared here to avoid depending on its extra headers. */
+void openblas_set_num_threads(int);
+
+void exec_set_threads(int n)
+{
+    if (n > 0) openblas_set_num_threads(n);
+}
+
+static size_t default_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || psz <= 0) return (size_t)1 << 34;
+    return (size_t)pages * (size_t)psz / 2;
+}
+
+int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **outs,
+              const ExecOptions *opt, char *err, size_t cap)
+{
+    InferCtx *ic = calloc(1, sizeof *ic);
+    ValueInfo *vi = calloc(16 + 8, sizeof *vi);
+    KernelCtx kc;
+    int rc = -1;
+    if (!ic || !vi) { snprintf(err, cap, "out of memory"); goto done; }
+    if (n->n_in > 16 || n->n_out > 8) { snprintf(err, cap, "node '%s': too many inputs/outputs", n->name); goto done; }
+    memset(&kc, 0, sizeof kc);
+    ic->node = n;
+    ic->opset = g->opset;
+    ic->n_in = n->n_in;
+    ic->n_out = n->n_out;
+    for (int i = 0; i < n->n_in; i++) {
+        if (!ins[i]) continue;
+        value_info_from_tensor(&vi[i], ins[i]);
+        ic->in[i] = &vi[i];
+        kc.in[i] = ins[i];
+    }
+    for (int i = 0; i < n->n_out; i++) {
+        vi[16 + i].shape.rank = -1;
+        vi[16 + i].n_known = -1;
+        ic->out[i] = &vi[16 + i];
+        outs[i] = NULL;
+    }
+    if (op_table[n->op].infer(ic)) {
+        snprintf(err, cap, "node '%s' (%s): %s", n->name, op_name(n->op), ic->err);
+        goto done;
+    }
+    size_t limit = opt && opt->max_tensor_bytes ? opt->max_tensor_bytes : default_limit();
+    for (int i = 0; i < n->n_out; i++) {
+        if (!n->out[i]) continue;
+        const Shape *s = &ic->out[i]->shape;
+        int64_t dims[IR_MAX_RANK];
+        if (!shape_is_const(s)) {
+            snprintf(err, cap, "node '%s' (%s): could not determine the shape of output '%s'", n->name,
+                     op_name(n->op), n->out[i]->name);
+            goto done;
+        }
+        for (int d = 0; d < s->rank; d++) dims[d] = s->d[d].n;
+        int64_t numel = dims_numel_checked(s->rank, dims);
+        size_t es = dtype_size(ic->out[i]->dtype);
+        if (numel < 0 || (es && (size_t)numel > limit / es)) {
+            snprintf(err, cap, "node '%s' (%s): output '%s' would need more than %zu bytes", n->name,
+                     op_name(n->op), n->out[i]->name, limit);
+            goto done;
+        }
+        int view = op_table[n->op].pattern == PAT_VIEW && i == 0 && !(opt && opt->reference_only);
+        outs[i] = view ? tensor_view(ins[0], s->rank, dims) : tensor_new(ic->out[i]->dtype, s->rank, dims);
+        if (!outs[i]) {
+            snprintf(err, cap, "node '%s' (%s): cannot allocate output '%s'", n->name, op_name(n->op), n->out[i]->name);
+            goto done;
+        }
+        kc.out[i] = outs[i];
+    }
+    kc.ic = ic;
+    kc.n_in = n->n_in;
+    kc.n_out = n->n_out;
+    kc.threads = opt ? opt->threads : 0;
+    KernelFn fn = (!(opt && opt->reference_only) && fast_kernels[n->op]) ? fast_kernels[n->op] : ref_kernels[n->op];
+    if (fn(&kc)) {
+        snprintf(err, cap, "node '%s' (%s): %s", n->name, op_name(n->op), ic->err);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (rc)
+        for (int i = 0; i < n->n_out; i++) { tensor_free(outs[i]); outs[i] = NULL; }
+    free(ic);
+    free(vi);
+    return rc;
+}
+
+struct Session {
+    Graph *g;
+    ExecOptions opt;
+    int *last_use;      /* per value: index of the last node reading it; n_nodes for outputs */
+    Tensor **slots;
+    size_t *counted;    /* per value: bytes it adds to the live total (0 for views) */
+    size_t live, peak;
+};
+
+Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap)
+{
+    Session *s = calloc(1, sizeof *s);
+    if (!s) { snprintf(err, cap, "out of memory"); return NULL; }
+    s->g = g;
+    if (opt) s->opt = *opt;
+    s->last_use = malloc(sizeof(int) * (size_t)(g->n_values ? g->n_values : 1));
+    s->slots = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(Tensor *));
+    s->counted = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(size_t));
+    if (!s->last_use || !s->slots || !s->counted) { session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
+    for (int i = 0; i < g->n_values; i++) s->last_use[i] = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i]->n_in; j++)
+            if (g->nodes[i]->in[j]) s->last_use[g->nodes[i]->in[j]->id] = i;
+    for (int i = 0; i < g->n_outputs; i++) s->last_use[g->outputs[i]->id] = g->n_nodes;
+    exec_set_threads(s->opt.threads);
+    return s;
+}
+
+void session_free(Session *s)
+{
+    if (!s) return;
+    free(s->last_use);
+    free(s->slots);
+    free(s->counted);
+    free(s);
+}
+
+size_t session_peak_bytes(const Session *s) { return s->peak; }
+
+static int bind_input(Graph *g, Value *v, const Tensor *t, int64_t *symval, char *err, size_t cap)
+{
+    if (t->dtype != v->dtype) {
+        snprintf(err, cap, "input '%s': expected dtype %s, got %s", v->name, dtype_name(v->dtype), dtype_name(t->dtype));
+        return -1;
+    }
+    if (v->shape.rank >= 0 && v->shape.rank != t->rank) {
+        snprintf(err, cap, "input '%s': expected rank %d, got %d", v->name, v->shape.rank, t->rank);
+        return -1;
+    }
+    for (int d = 0; v->shape.rank >= 0 && d < t->rank; d++) {
+        Dim e = v->shape.d[d];
+        char buf[64];
+        if (dim_is_const(e) && e.n != t->dims[d]) {
+            snprintf(err, cap, "input '%s': dim %d must be %lld, got %lld", v->name, d, (long long)e.n, (long long)t->dims[d]);
+            return -1;
+        }
+        if (e.sym >= 0 && e.n == 1) {
+            if (symval[e.sym] >= 0 && symval[e.sym] != t->dims[d]) {
+                dim_format(g, e, buf, sizeof buf);
+                snprintf(err, cap, "input '%s': dim %d ('%s') is %lld here but %lld in another input", v->name, d, buf,
+                         (long long)t->dims[d], (long long)symval[e.sym]);
+                return -1;
+            }
+            symval[e.sym] = t->dims[d];
+        }
+    }
+    return 0;
+}
+
+static void release(Session *s, Value *v)
+{
+    Tensor *t = s->slots[v->id];
+    if (!t || v->konst) return;
+    s->live -= s->counted[v->id];
+    s->counted[v->id] = 0;
+    tensor_free(t);
+    s->slots[v->id] = NULL;
+}
+
+int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap)
+{
+    Graph *g = s->g;
+    int rc = -1;
+    int64_t *symval = malloc(sizeof(int64_t) * (size_t)(g->n_syms + 1));
+    if (!symval) { snprintf(err, cap, "out of memory"); return -1; }
+    for (int i = 0; i < g->n_syms; i++) symval[i] = -1;
+    memset(s->slots, 0, sizeof(Tensor *) * (size_t)g->n_values);
+    s->live = s->peak = 0;
+    memset(s->counted, 0, sizeof(size_t) * (size_t)g->n_values);
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i]->konst) s->slots[i] = g->values[i]->konst;
+    for (int i = 0; i < g->n_inputs; i++) {
+        if (bind_input(g, g->inputs[i], inputs[i], symval, err, cap)) goto done;
+        s->slots[g->inputs[i]->id] = tensor_view(inputs[i], inputs[i]->rank, inputs[i]->dims);
+        if (!s->slots[g->inputs[i]->id]) { snprintf(err, cap, "out of memory"); goto done; }
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        Node *n = g->nodes[i];
+        const Tensor *ins[16] = {0};
+        Tensor *outs[8] = {0};
+        for (int j = 0; j < n->n_in && j < 16; j++) {
+            if (!n->in[j]) continue;
+            ins[j] = s->slots[n->in[j]->id];
+            if (!ins[j]) { snprintf(err, cap, "node '%s': input '%s' has no value", n->name, n->in[j]->name); goto done; }
+        }
+        if (exec_node(g, n, ins, outs, &s->opt, err, cap)) goto done;
+        for (int j = 0; j < n->n_out; j++) {
+            if (!n->out[j]) continue;
+            s->slots[n->out[j]->id] = outs[j];
+            int is_view = outs[j] && n->n_in && ins[0] && outs[j]->data == ins[0]->data;
+            s->counted[n->out[j]->id] = (outs[j] && !is_view) ? outs[j]->nbytes : 0;
+            s->live += s->counted[n->out[j]->id];
+        }
+        if (s->live > s->peak) s->peak = s->live;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] && s->last_use[n->in[j]->id] == i) release(s, n->in[j]);
+        for (int j = 0; j < n->n_out; j++) /* unused outputs (e.g. Dropout's mask) */
+            if (n->out[j] && s->last_use[n->out[j]->id] < i) release(s, n->out[j]);
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        Tensor *t = s->slots[g->outputs[i]->id];
+        if (!t) { snprintf(err, cap, "output '%s' was not computed", g->outputs[i]->name); goto done; }
+        outputs[i] = g->outputs[i]->konst || g->outputs[i]->is_input ? tensor_copy(t) : t;
+        if (outputs[i] == t) s->slots[g->outputs[i]->id] = NULL;
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < g->n_values; i++)
+        if (s->slots[i] && !g->values[i]->konst) tensor_free(s->slots[i]);
+    memset(s->slots, 0, sizeof(Tensor *) * (size_t)g->n_values);
+    free(symval);
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* exec.h — running graphs on the CPU.
+ *
+ * exec_node() runs one node on concrete tensors (used by the session and by
+ * constant folding).  A Session runs a whole graph: it binds the inputs
+ * (checking dtypes and dims, symbolic dims consistently), runs the nodes in
+ * order, and frees each intermediate after its last use. */
+#ifndef VCLIP_EXEC_H
+#define VCLIP_EXEC_H
+
+#include "../ir/ir.h"
+
+typedef struct {
+    int threads;        /* BLAS threads; 0 = library default */
+    int reference_only; /* use only the reference kernels (the oracle) */
+    size_t max_tensor_bytes; /* refuse larger intermediates; 0 = 1/2 of RAM */
+} ExecOptions;
+
+/* Runs node n on ins (n->n_in entries, NULL for absent) into outs (n->n_out
+ * entries, allocated here). 0, or -1 with a message naming the node. */
+int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **outs,
+              const ExecOptions *opt, char *err, size_t cap);
+
+typedef struct Session Session;
+Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap);
+void session_free(Session *s);
+/* inputs[i] matches g->inputs[i]; outputs[i] receives g->outputs[i] (caller frees). */
+int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
+/* Peak bytes of live intermediates in the last run. */
+size_t session_peak_bytes(const Session *s);
+
+void exec_set_threads(int n);
+
+#endif
