@@ -2,6 +2,7 @@
  * Each subcommand is a small function over the library; argument errors and
  * model errors exit with status 2 and 1 and a message naming the file. */
 #include <getopt.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,21 @@ static const char *usage_main =
     "\n"
     "  vclipc COMMAND --help shows a command's options; vclipc --version.\n";
 
+/* Error text can quote names from an untrusted file: escape control bytes
+ * so a hostile model cannot drive the user's terminal. */
+static void print_error(const char *prefix, const char *msg)
+{
+    fprintf(stderr, "vclipc: %s%s", prefix ? prefix : "", prefix ? ": " : "");
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) fprintf(stderr, "\\x%02x", *p);
+        else fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
+}
+
 static int die(const char *msg)
 {
-    fprintf(stderr, "vclipc: %s\n", msg);
+    print_error(NULL, msg);
     return 1;
 }
 
@@ -62,7 +75,7 @@ static Graph *load(const char *path)
 {
     char err[1024];
     Graph *g = onnx_load(path, err, sizeof err);
-    if (!g) fprintf(stderr, "vclipc: %s\n", err);
+    if (!g) print_error(NULL, err);
     return g;
 }
 
@@ -227,7 +240,7 @@ static int cmd_run(int argc, char **argv)
     Graph *g = load(argv[optind]);
     if (!g) return 1;
     PassOptions popt = {0};
-    if (run_passes(g, default_pipeline, &popt, err, sizeof err)) { fprintf(stderr, "vclipc: %s: %s\n", argv[optind], err); graph_free(g); return 1; }
+    if (run_passes(g, default_pipeline, &popt, err, sizeof err)) { print_error(argv[optind], err); graph_free(g); return 1; }
     double load_ms = now_ms() - t0;
     Tensor **in_t = calloc((size_t)g->n_inputs + 1, sizeof(Tensor *));
     Tensor **out_t = calloc((size_t)g->n_outputs + 1, sizeof(Tensor *));
@@ -247,12 +260,13 @@ static int cmd_run(int argc, char **argv)
         for (int i = 0; i < n_in; i++)
             if (strcmp(g->inputs[k]->name, ins[i].name) == 0) {
                 in_t[k] = npy_load(ins[i].path, err, sizeof err);
-                if (!in_t[k]) { fprintf(stderr, "vclipc: input '%s': %s\n", ins[i].name, err); goto done; }
+                if (!in_t[k]) { print_error("input", err); goto done; }
             }
         if (!in_t[k]) {
             char t[320];
             value_type_string(g, g->inputs[k], t, sizeof t);
-            fprintf(stderr, "vclipc: missing --input %s=FILE.npy (%s)\n", g->inputs[k]->name, t);
+            snprintf(err, sizeof err, "missing --input %s=FILE.npy (%s)", g->inputs[k]->name, t);
+            die(err);
             goto done;
         }
     }
@@ -263,7 +277,7 @@ static int cmd_run(int argc, char **argv)
     for (int it = 0; it < iters; it++) {
         for (int k = 0; k < g->n_outputs; k++) { tensor_free(out_t[k]); out_t[k] = NULL; }
         double a = now_ms();
-        if (session_run(s, in_t, out_t, err, sizeof err)) { fprintf(stderr, "vclipc: %s: %s\n", argv[optind], err); goto done; }
+        if (session_run(s, in_t, out_t, err, sizeof err)) { print_error(argv[optind], err); goto done; }
         if (repeat && it > 0) times[it - 1] = now_ms() - a;
         if (!repeat) times[0] = now_ms() - a;
     }
@@ -363,7 +377,7 @@ static int cmd_compile(int argc, char **argv)
     Graph *g = load(argv[optind]);
     if (!g) return 1;
     int rc = 1;
-    if (run_passes(g, default_pipeline, &po, err, sizeof err)) fprintf(stderr, "vclipc: %s: %s\n", argv[optind], err);
+    if (run_passes(g, default_pipeline, &po, err, sizeof err)) print_error(argv[optind], err);
     else if (onnx_save(g, out, &so, err, sizeof err)) die(err);
     else rc = 0;
     graph_free(g);
@@ -394,6 +408,9 @@ static int cmd_dump(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Past a file-size limit, let write() fail with EFBIG so the atomic
+     * writers can clean up and report, instead of dying on SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) { fputs(usage_main, stderr); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }

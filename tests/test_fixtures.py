@@ -1,0 +1,126 @@
+"""Every fixture (real exports: TorchScript opsets 14/17, dynamo, Hugging Face)
+runs through vclipc and matches ONNX Runtime within 1e-4 of the output's scale:
+against the committed ORT outputs, and against live ORT at another batch size
+(so the symbolic batch dim is exercised)."""
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from conftest import Fixture, fixture_names, rel_err, run_tool
+
+TOL = 1e-4
+
+
+def ort_run(model, feeds):
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    return {o.name: v for o, v in zip(sess.get_outputs(), sess.run(None, feeds))}
+
+
+def vclipc_run(variant, model, feeds, tmp_path, outputs, extra=()):
+    args = ["run", model]
+    for name, arr in feeds.items():
+        p = tmp_path / f"in_{name}.npy"
+        np.save(p, arr)
+        args += ["--input", f"{name}={p}"]
+    for name in outputs:
+        args += ["--output", f"{name}={tmp_path / f'out_{name}.npy'}"]
+    run_tool(variant, "vclipc", *args, *extra, check=True)
+    return {name: np.load(tmp_path / f"out_{name}.npy") for name in outputs}
+
+
+def new_inputs(fx, batch, seed):
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, path in fx.inputs.items():
+        ref = np.load(path)
+        if ref.dtype == np.int64:  # CLIP token rows: SOT, words, EOT = largest id, zeros
+            vocab = int(ref.max()) + 1
+            t = np.zeros((batch,) + ref.shape[1:], dtype=np.int64)
+            for b in range(batch):
+                n = int(rng.integers(1, ref.shape[1] - 2))
+                t[b, 0] = vocab - 2
+                t[b, 1:n + 1] = rng.integers(1, vocab - 2, size=n)
+                t[b, n + 1] = vocab - 1
+            feeds[name] = t
+        else:
+            feeds[name] = rng.standard_normal((batch,) + ref.shape[1:]).astype(ref.dtype)
+    return feeds
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_matches_committed_ort_outputs(name, variant, tmp_path):
+    fx = Fixture(name)
+    feeds = {k: np.load(v) for k, v in fx.inputs.items()}
+    got = vclipc_run(variant, fx.model, feeds, tmp_path, fx.expected)
+    for out, path in fx.expected.items():
+        want = np.load(path)
+        assert got[out].shape == want.shape
+        assert rel_err(got[out], want) < TOL, f"{name}/{out}: {rel_err(got[out], want):.2e}"
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_matches_live_ort_at_batch_3(name, tmp_path):
+    fx = Fixture(name)
+    feeds = new_inputs(fx, 3, seed=7)
+    want = ort_run(fx.model, feeds)
+    got = vclipc_run("opt", fx.model, feeds, tmp_path, want)
+    for out in want:
+        assert rel_err(got[out], want[out]) < TOL, f"{name}/{out}: {rel_err(got[out], want[out]):.2e}"
+
+
+@pytest.mark.parametrize("name", ["openai_visual_op14", "openai_text_op17", "hf_text_op14"])
+def test_reference_kernels_agree(name, tmp_path):
+    """The oracle path (reference kernels only, no views) gives the same answer."""
+    fx = Fixture(name)
+    feeds = {k: np.load(v) for k, v in fx.inputs.items()}
+    got = vclipc_run("opt", fx.model, feeds, tmp_path, fx.expected, extra=["--reference"])
+    for out, path in fx.expected.items():
+        assert rel_err(got[out], np.load(path)) < TOL
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_compiled_model_runs_in_ort(name, tmp_path):
+    """compile writes ONNX that the checker accepts and ORT runs to the same outputs."""
+    fx = Fixture(name)
+    out = tmp_path / "compiled.onnx"
+    run_tool("opt", "vclipc", "compile", fx.model, "-o", out, check=True)
+    onnx.checker.check_model(str(out), full_check=True)
+    before, after = onnx.load(fx.model), onnx.load(str(out))
+    assert len(after.graph.node) < len(before.graph.node), "folding removed nothing"
+    feeds = new_inputs(fx, 2, seed=3)
+    want, got = ort_run(fx.model, feeds), ort_run(str(out), feeds)
+    for k in want:
+        assert rel_err(got[k], want[k]) < 1e-5
+    # the symbolic batch survives the round trip
+    dims = after.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param, "batch dim lost its name"
+
+
+def test_compile_with_external_data(tmp_path):
+    fx = Fixture("openai_visual_op17")
+    out = tmp_path / "ext.onnx"
+    run_tool("opt", "vclipc", "compile", fx.model, "-o", out, "--external-data", check=True)
+    assert (tmp_path / "ext.onnx.data").stat().st_size > 100_000
+    assert out.stat().st_size < 100_000
+    feeds = {k: np.load(v) for k, v in fx.inputs.items()}
+    got = ort_run(str(out), feeds)
+    for k, p in fx.expected.items():
+        assert rel_err(got[k], np.load(p)) < TOL
+    # and we load our own external-data export back
+    got2 = vclipc_run("opt", str(out), feeds, tmp_path, fx.expected)
+    for k, p in fx.expected.items():
+        assert rel_err(got2[k], np.load(p)) < TOL
+
+
+def test_repeat_json_report(tmp_path):
+    fx = Fixture("openai_visual_op17")
+    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    p = run_tool("opt", "vclipc", *args, "--repeat", "5", "--json", "--threads", "1", check=True)
+    rep = json.loads(p.stdout)
+    assert rep["repeat"] == 5 and 0 < rep["min_ms"] <= rep["median_ms"]
+    assert rep["outputs"]["image_features"]["shape"] == [2, 32]
+    assert rep["peak_activation_bytes"] > 0

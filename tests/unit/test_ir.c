@@ -1,0 +1,139 @@
+/* test_ir.c — IR invariants: dim algebra, symbolic shape inference through
+ * an exporter-style Shape->Gather->Concat->Reshape chain, .npy round trips,
+ * external-data path rules and the verifier. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "check.h"
+#include "../../ir/ops.h"
+#include "../../ir/verify.h"
+#include "../../onnx/onnx_io.h"
+#include "../../passes/passes.h"
+#include "../../runtime/npy.h"
+
+static void test_dims(void)
+{
+    Dim b = {1, 0};
+    Dim b50 = dim_mul(b, dim_const(50));
+    CHECK(b50.sym == 0 && b50.n == 50, "batch*50");
+    Dim back = dim_div(b50, dim_const(50));
+    CHECK(dim_equal(back, b), "batch*50/50 == batch");
+    CHECK(dim_is_const(dim_div(b50, b)) && dim_div(b50, b).n == 50, "batch*50/batch == 50");
+    CHECK(dim_mul(b, b).sym == DIM_UNKNOWN, "batch*batch is unknown");
+    CHECK(dim_div(dim_const(7), dim_const(2)).sym == DIM_UNKNOWN, "inexact division is unknown");
+    int64_t big[2] = {(int64_t)1 << 62, 4};
+    CHECK(dims_numel_checked(2, big) == -1, "numel overflow detected");
+    int64_t neg[1] = {-3};
+    CHECK(dims_numel_checked(1, neg) == -1, "negative dim refused");
+    CHECK(tensor_new(DT_F32, 2, big) == NULL, "overflowing allocation refused");
+}
+
+static Value *const_i64(Graph *g, const char *name, int n, const int64_t *vals)
+{
+    Value *v = graph_new_value(g, name);
+    int64_t d[1] = {n};
+    Tensor *t = tensor_new(DT_I64, n < 0 ? 0 : 1, d);
+    memcpy(t->data, vals, sizeof(int64_t) * (size_t)n);
+    value_set_const(v, t);
+    return v;
+}
+
+static void test_symbolic_reshape(void)
+{
+    /* x: f32[batch,50,64] -> Shape -> Gather(0) -> Unsqueeze -> Concat([b,-1]) -> Reshape */
+    Graph *g = graph_new("sym");
+    g->opset = 17;
+    int s = graph_intern_sym(g, "batch");
+    Value *x = graph_new_value(g, "x");
+    x->dtype = DT_F32;
+    x->shape = (Shape){3, {{1, s}, {50, -1}, {64, -1}}};
+    graph_add_input(g, x);
+    Value *shp = graph_new_value(g, "shp"), *b = graph_new_value(g, "b"), *bu = graph_new_value(g, "bu");
+    Value *cat = graph_new_value(g, "cat"), *y = graph_new_value(g, "y");
+    int64_t zero = 0, m1 = -1, ax0 = 0;
+    Value *idx = graph_new_value(g, "idx");
+    Tensor *it = tensor_new(DT_I64, 0, NULL);
+    *(int64_t *)it->data = zero;
+    value_set_const(idx, it);
+    Value *axes = const_i64(g, "axes", 1, &ax0), *minus1 = const_i64(g, "m1", 1, &m1);
+    Value *in1[1] = {x}, *o1[1] = {shp};
+    graph_add_node(g, OP_SHAPE, "shape", 1, in1, 1, o1);
+    Value *in2[2] = {shp, idx}, *o2[1] = {b};
+    graph_add_node(g, OP_GATHER, "gather", 2, in2, 1, o2);
+    Value *in3[2] = {b, axes}, *o3[1] = {bu};
+    graph_add_node(g, OP_UNSQUEEZE, "unsq", 2, in3, 1, o3);
+    Value *in4[2] = {bu, minus1}, *o4[1] = {cat};
+    node_add_attr(graph_add_node(g, OP_CONCAT, "cat", 2, in4, 1, o4), "axis", ATTR_INT)->i = 0;
+    Value *in5[2] = {x, cat}, *o5[1] = {y};
+    graph_add_node(g, OP_RESHAPE, "reshape", 2, in5, 1, o5);
+    graph_add_output(g, y);
+    char err[512];
+    CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
+    char buf[128];
+    shape_format(g, &y->shape, buf, sizeof buf);
+    CHECK(strcmp(buf, "[batch,3200]") == 0, "reshape output is %s", buf);
+    CHECK(cat->n_known == 2 && cat->known[0].sym == s, "concat content is known symbolically");
+    CHECK(graph_verify(g, err, sizeof err) == 0, "%s", err);
+    /* the verifier catches a node reading a value before it is computed */
+    Node *tmp = g->nodes[0];
+    g->nodes[0] = g->nodes[1];
+    g->nodes[1] = tmp;
+    CHECK(graph_verify(g, err, sizeof err) != 0 && strstr(err, "before it is computed"), "verifier: %s", err);
+    graph_free(g);
+    (void)zero;
+}
+
+static void test_npy_roundtrip(void)
+{
+    char path[] = "/tmp/vclip_npy_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    int64_t d[3] = {2, 1, 3};
+    Tensor *t = tensor_new(DT_I64, 3, d);
+    for (int i = 0; i < 6; i++) ((int64_t *)t->data)[i] = (int64_t)i * 1000000007LL - 3;
+    char err[512];
+    CHECK(npy_save(path, t, err, sizeof err) == 0, "%s", err);
+    Tensor *u = npy_load(path, err, sizeof err);
+    CHECK(u && u->dtype == DT_I64 && u->rank == 3 && !memcmp(u->data, t->data, t->nbytes), "round trip: %s", u ? "data differs" : err);
+    /* truncate the payload: refused with a message naming the file */
+    CHECK(truncate(path, 128 + 10) == 0, "truncate");
+    Tensor *v = npy_load(path, err, sizeof err);
+    CHECK(!v && strstr(err, path) && strstr(err, "truncated"), "truncated npy: %s", err);
+    tensor_free(t);
+    tensor_free(u);
+    unlink(path);
+}
+
+static void test_external_paths(void)
+{
+    char dir[] = "/tmp/vclip_ext_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char p[512], err[512];
+    snprintf(p, sizeof p, "%s/w.bin", dir);
+    FILE *f = fopen(p, "w");
+    fputs("x", f);
+    fclose(f);
+    char *ok = external_data_path(dir, "w.bin", err, sizeof err);
+    CHECK(ok != NULL, "plain relative location: %s", err);
+    free(ok);
+    CHECK(!external_data_path(dir, "/etc/passwd", err, sizeof err) && strstr(err, "absolute"), "absolute: %s", err);
+    CHECK(!external_data_path(dir, "../etc/passwd", err, sizeof err) && strstr(err, ".."), "dotdot: %s", err);
+    CHECK(!external_data_path(dir, "a/../../x", err, sizeof err), "nested dotdot");
+    snprintf(p, sizeof p, "%s/link", dir);
+    CHECK(symlink("/etc/hostname", p) == 0, "symlink");
+    CHECK(!external_data_path(dir, "link", err, sizeof err) && strstr(err, "outside"), "symlink escape: %s", err);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/w.bin", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    test_dims();
+    test_symbolic_reshape();
+    test_npy_roundtrip();
+    test_external_paths();
+    return TEST_SUMMARY();
+}

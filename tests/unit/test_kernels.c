@@ -1,0 +1,208 @@
+/* test_kernels.c — every fast CPU kernel against its reference kernel (the
+ * oracle) on odd sizes, broadcasting and attribute variants; plus views. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "../../ir/ops.h"
+#include "../../runtime/exec.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static Tensor *rand_tensor(int rank, const int64_t *dims)
+{
+    Tensor *t = tensor_new(DT_F32, rank, dims);
+    for (int64_t i = 0; i < tensor_numel(t); i++) ((float *)t->data)[i] = frand();
+    return t;
+}
+
+/* A one-node graph whose inputs are the given tensors (all f32). */
+static Graph *one_node(int op, int n_in, Tensor **ins)
+{
+    Graph *g = graph_new("t");
+    g->opset = 17;
+    Value *iv[8], *ov[1];
+    for (int i = 0; i < n_in; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "x%d", i);
+        iv[i] = graph_new_value(g, nm);
+        if (ins[i]) value_set_const(iv[i], tensor_copy(ins[i]));
+        else iv[i] = NULL;
+    }
+    ov[0] = graph_new_value(g, "y");
+    graph_add_node(g, op, "n", n_in, iv, 1, ov);
+    graph_add_output(g, ov[0]);
+    return g;
+}
+
+static double max_rel_diff(const Tensor *a, const Tensor *b)
+{
+    double m = 0, scale = 1e-6;
+    for (int64_t i = 0; i < tensor_numel(a); i++) scale = fmax(scale, fabs(tensor_get_f64(b, i)));
+    for (int64_t i = 0; i < tensor_numel(a); i++) m = fmax(m, fabs(tensor_get_f64(a, i) - tensor_get_f64(b, i)));
+    return m / scale;
+}
+
+/* Runs node 0 of g with fast and reference kernels; compares. */
+static void compare_fast_ref(Graph *g, const char *what)
+{
+    char err[512];
+    char msg[IR_ERR_CAP];
+    if (infer_graph(g, msg, sizeof msg)) { CHECK(0, "%s: infer: %s", what, msg); return; }
+    Node *n = g->nodes[0];
+    const Tensor *ins[16] = {0};
+    for (int i = 0; i < n->n_in; i++) ins[i] = n->in[i] ? n->in[i]->konst : NULL;
+    Tensor *fast[8] = {0}, *ref[8] = {0};
+    ExecOptions of = {0}, orf = {.reference_only = 1};
+    int rf = exec_node(g, n, ins, fast, &of, err, sizeof err);
+    CHECK(rf == 0, "%s: fast: %s", what, err);
+    int rr = exec_node(g, n, ins, ref, &orf, err, sizeof err);
+    CHECK(rr == 0, "%s: ref: %s", what, err);
+    if (!rf && !rr) {
+        CHECK(fast[0]->rank == ref[0]->rank && !memcmp(fast[0]->dims, ref[0]->dims, sizeof(int64_t) * (size_t)ref[0]->rank),
+              "%s: shapes differ", what);
+        double d = max_rel_diff(fast[0], ref[0]);
+        CHECK(d < 1e-5, "%s: fast vs ref rel diff %g", what, d);
+    }
+    tensor_free(fast[0]);
+    tensor_free(ref[0]);
+}
+
+static void test_matmul(void)
+{
+    struct { int ra; int64_t a[4]; int rb; int64_t b[4]; } cases[] = {
+        {2, {5, 7}, 2, {7, 3}},
+        {4, {2, 3, 5, 7}, 2, {7, 4}},          /* weights: batch folded into M */
+        {4, {2, 1, 5, 7}, 3, {3, 7, 4}},       /* broadcast batch dims */
+        {3, {3, 5, 7}, 3, {1, 7, 4}},
+        {1, {7}, 2, {7, 3}},                   /* vector x matrix */
+        {2, {5, 7}, 1, {7}},                   /* matrix x vector */
+        {3, {2, 1, 13}, 3, {2, 13, 1}},
+        {2, {17, 64}, 2, {64, 33}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        Tensor *ins[2] = {rand_tensor(cases[c].ra, cases[c].a), rand_tensor(cases[c].rb, cases[c].b)};
+        Graph *g = one_node(OP_MATMUL, 2, ins);
+        char what[64];
+        snprintf(what, sizeof what, "matmul case %zu", c);
+        compare_fast_ref(g, what);
+        graph_free(g);
+        tensor_free(ins[0]);
+        tensor_free(ins[1]);
+    }
+}
+
+static void test_gemm(void)
+{
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int cshape = 0; cshape < 4; cshape++) {
+                int64_t M = 5, N = 9, K = 11;
+                int64_t ad[2] = {ta ? K : M, ta ? M : K}, bd[2] = {tb ? N : K, tb ? K : N};
+                int64_t cd[4][2] = {{M, N}, {1, N}, {M, 1}, {1, 1}};
+                Tensor *ins[3] = {rand_tensor(2, ad), rand_tensor(2, bd), rand_tensor(2, cd[cshape])};
+                Graph *g = one_node(OP_GEMM, 3, ins);
+                Node *n = g->nodes[0];
+                node_add_attr(n, "transA", ATTR_INT)->i = ta;
+                node_add_attr(n, "transB", ATTR_INT)->i = tb;
+                node_add_attr(n, "alpha", ATTR_FLOAT)->f = 0.75f;
+                node_add_attr(n, "beta", ATTR_FLOAT)->f = 1.5f;
+                char what[64];
+                snprintf(what, sizeof what, "gemm tA=%d tB=%d C%d", ta, tb, cshape);
+                compare_fast_ref(g, what);
+                graph_free(g);
+                for (int i = 0; i < 3; i++) tensor_free(ins[i]);
+            }
+}
+
+static void test_conv(void)
+{
+    struct { int64_t x[4], w[4]; int64_t stride, pad, dil, group; int bias; } cases[] = {
+        {{2, 3, 32, 32}, {16, 3, 8, 8}, 8, 0, 1, 1, 0},   /* ViT patch embedding */
+        {{1, 3, 13, 11}, {5, 3, 3, 3}, 1, 1, 1, 1, 1},
+        {{2, 4, 9, 10}, {6, 2, 3, 2}, 2, 1, 1, 2, 1},      /* groups */
+        {{1, 2, 12, 12}, {3, 2, 3, 3}, 1, 2, 2, 1, 0},     /* dilation */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int64_t bd[1] = {cases[c].w[0]};
+        Tensor *ins[3] = {rand_tensor(4, cases[c].x), rand_tensor(4, cases[c].w), cases[c].bias ? rand_tensor(1, bd) : NULL};
+        Graph *g = one_node(OP_CONV, cases[c].bias ? 3 : 2, ins);
+        Node *n = g->nodes[0];
+        Attr *a = node_add_attr(n, "strides", ATTR_INTS);
+        a->n = 2; a->ints = malloc(2 * sizeof(int64_t)); a->ints[0] = a->ints[1] = cases[c].stride;
+        a = node_add_attr(n, "pads", ATTR_INTS);
+        a->n = 4; a->ints = malloc(4 * sizeof(int64_t)); for (int i = 0; i < 4; i++) a->ints[i] = cases[c].pad;
+        a = node_add_attr(n, "dilations", ATTR_INTS);
+        a->n = 2; a->ints = malloc(2 * sizeof(int64_t)); a->ints[0] = a->ints[1] = cases[c].dil;
+        node_add_attr(n, "group", ATTR_INT)->i = cases[c].group;
+        char what[64];
+        snprintf(what, sizeof what, "conv case %zu", c);
+        compare_fast_ref(g, what);
+        graph_free(g);
+        for (int i = 0; i < 3; i++) tensor_free(ins[i]);
+    }
+}
+
+static void test_reference_conv_by_hand(void)
+{
+    /* 1x1x3x3 input, 1x1x2x2 kernel of ones, stride 1: sums of 2x2 windows */
+    int64_t xd[4] = {1, 1, 3, 3}, wd[4] = {1, 1, 2, 2};
+    Tensor *ins[2] = {tensor_new(DT_F32, 4, xd), tensor_new(DT_F32, 4, wd)};
+    for (int i = 0; i < 9; i++) ((float *)ins[0]->data)[i] = (float)(i + 1);
+    for (int i = 0; i < 4; i++) ((float *)ins[1]->data)[i] = 1;
+    Graph *g = one_node(OP_CONV, 2, ins);
+    char msg[IR_ERR_CAP];
+    CHECK(infer_graph(g, msg, sizeof msg) == 0, "%s", msg);
+    const Tensor *in[2] = {g->nodes[0]->in[0]->konst, g->nodes[0]->in[1]->konst};
+    Tensor *out[8] = {0};
+    ExecOptions o = {.reference_only = 1};
+    CHECK(exec_node(g, g->nodes[0], in, out, &o, msg, sizeof msg) == 0, "%s", msg);
+    float want[4] = {12, 16, 24, 28};
+    for (int i = 0; out[0] && i < 4; i++) CHECK(((float *)out[0]->data)[i] == want[i], "conv[%d] = %g", i, ((float *)out[0]->data)[i]);
+    tensor_free(out[0]);
+    graph_free(g);
+    tensor_free(ins[0]);
+    tensor_free(ins[1]);
+}
+
+static void test_views_share_data(void)
+{
+    int64_t d[3] = {2, 3, 4}, sd[1] = {2};
+    Tensor *x = rand_tensor(3, d);
+    Tensor *shape = tensor_new(DT_I64, 1, sd);
+    ((int64_t *)shape->data)[0] = 6;
+    ((int64_t *)shape->data)[1] = -1;
+    Tensor *ins[2] = {x, shape};
+    Graph *g = one_node(OP_RESHAPE, 2, ins);
+    char msg[IR_ERR_CAP];
+    CHECK(infer_graph(g, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(g->nodes[0]->out[0]->shape.d[1].n == 4, "reshape -1 inferred %lld", (long long)g->nodes[0]->out[0]->shape.d[1].n);
+    const Tensor *in[2] = {g->nodes[0]->in[0]->konst, g->nodes[0]->in[1]->konst};
+    Tensor *fast[8] = {0}, *ref[8] = {0};
+    ExecOptions of = {0}, orf = {.reference_only = 1};
+    CHECK(exec_node(g, g->nodes[0], in, fast, &of, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(exec_node(g, g->nodes[0], in, ref, &orf, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(fast[0] && fast[0]->data == in[0]->data, "fast reshape should alias its input");
+    CHECK(ref[0] && ref[0]->data != in[0]->data && !memcmp(ref[0]->data, in[0]->data, in[0]->nbytes), "reference reshape copies");
+    tensor_free(fast[0]);
+    tensor_free(ref[0]);
+    graph_free(g);
+    tensor_free(x);
+    tensor_free(shape);
+}
+
+int main(void)
+{
+    exec_set_threads(2);
+    test_matmul();
+    test_gemm();
+    test_conv();
+    test_reference_conv_by_hand();
+    test_views_share_data();
+    return TEST_SUMMARY();
+}
