@@ -57,16 +57,24 @@ asan:
 
 FUZZ_CC ?= clang
 fuzz: $(BUILD)/gen/onnx.pb-c.c
-	$(MAKE) BUILD=build-fuzz BIN=build-fuzz/bin CC=$(FUZZ_CC) OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libvclip.a
+	$(MAKE) BUILD=build-fuzz BIN=build-fuzz/bin CC=$(FUZZ_CC) OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" build-fuzz/libvclip.a
 	@mkdir -p build-fuzz/bin
-	$(FUZZ_CC) -std=c11 -O1 -g -D_GNU_SOURCE -Ibuild-fuzz/gen -Ionnx -fsanitize=fuzzer,address,undefined \
+	$(FUZZ_CC) -std=c11 -O1 -g -D_GNU_SOURCE -Ibuild-fuzz/gen -Ionnx -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	    tests/fuzz/fuzz_onnx_import.c build-fuzz/libvclip.a $(LDLIBS) -o build-fuzz/bin/fuzz_onnx_import
 
-test: all unit asan
+# The bundled default: the tiny OpenAI-layout CLIP visual encoder.
+DEMO := tests/fixtures/openai_visual_op17
+demo: all
+	$(BIN)/vclipc inspect $(DEMO)/model.onnx --batch 8
+	$(BIN)/vclipc run $(DEMO)/model.onnx --input image=$(DEMO)/input_image.npy --output image_features=/tmp/vclip-demo-features.npy --repeat 20
+
+test: all $(UNIT) asan fuzz
+	@for t in $(UNIT) $(subst $(BUILD)/,build-asan/,$(UNIT)); do echo "== $$t"; $$t || exit 1; done
 	$(PYTHON) -m pytest -q tests
 
 clean:
 	rm -rf build build-asan build-fuzz bin
 
-.PHONY: all unit asan fuzz test clean
+.PHONY: all unit asan fuzz demo test clean
+.SECONDARY:
 -include $(LIB_OBJ:.o=.d)

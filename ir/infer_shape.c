@@ -375,6 +375,7 @@ int op_slice_params(InferCtx *c, const Shape *in, SliceParams *p, Shape *out)
                                : (s > e ? (s - e + (-step) - 1) / (-step) : 0);
         p->start[a] = s;
         p->len[a] = len;
+        if (len <= 1) p->step[a] = 1; /* a huge step selects one element; keep stride math in range */
         out->d[a] = dim_const(len);
     }
     return 0;

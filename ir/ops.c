@@ -119,6 +119,10 @@ int infer_node(const Graph *g, Node *n, char *err, size_t cap)
     ValueInfo *ins = calloc(16, sizeof *ins), *outs = calloc(8, sizeof *outs);
     int rc = -1;
     if (!c || !ins || !outs) { snprintf(err, cap, "out of memory"); goto done; }
+    if (n->n_out < 1) {
+        snprintf(err, cap, "node '%s' (%s): has no outputs", n->name, op_name(n->op));
+        goto done;
+    }
     if (n->n_in > 16 || n->n_out > 8) {
         snprintf(err, cap, "node '%s' (%s): too many inputs/outputs", n->name, op_name(n->op));
         goto done;
@@ -140,6 +144,13 @@ int infer_node(const Graph *g, Node *n, char *err, size_t cap)
     if (op_table[n->op].infer(c)) {
         snprintf(err, cap, "node '%s' (%s): %s", n->name, op_name(n->op), c->err);
         goto done;
+    }
+    for (int i = 0; i < n->n_out; i++) {
+        if (n->out[i] && outs[i].dtype == DT_UNDEF) {
+            snprintf(err, cap, "node '%s' (%s): output %d ('%s') is not produced by this op (too many outputs?)",
+                     n->name, op_name(n->op), i, n->out[i]->name);
+            goto done;
+        }
     }
     for (int i = 0; i < n->n_out; i++) {
         Value *v = n->out[i];

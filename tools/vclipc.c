@@ -314,8 +314,11 @@ static int cmd_run(int argc, char **argv)
             for (int d = 0; d < t->rank; d++) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
             printf("]  mean %.6g  max|x| %.6g\n", n ? sum / (double)n : 0.0, amax);
         }
-        if (repeat) printf("time: min %.3f ms, median %.3f ms over %d runs (load+compile %.1f ms, %d threads)\n", mn, med, repeat,
-                           load_ms, threads);
+        char th[32];
+        if (threads) snprintf(th, sizeof th, "%d threads", threads);
+        else snprintf(th, sizeof th, "default threads");
+        if (repeat) printf("time: min %.3f ms, median %.3f ms over %d runs (load+compile %.1f ms, %s)\n", mn, med, repeat,
+                           load_ms, th);
         else printf("time: %.3f ms (first run; use --repeat N for timings)\n", mn);
         printf("peak activations: %.2f MB\n", session_peak_bytes(s) / 1e6);
     }

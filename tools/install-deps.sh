@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# install-deps.sh — everything building and testing vclip needs, in one step
+# (README and .ci/run both call it).  With --fixtures, also the heavy tools
+# that only regenerate test fixtures and benchmark models (torch,
+# transformers, open_clip); CI never installs those.
+set -euo pipefail
+
+APT_PACKAGES=(
+    make gcc clang libclang-rt-14-dev       # build; clang + its runtime for libFuzzer
+    protobuf-c-compiler libprotobuf-c-dev   # ONNX parsing, schema compiled at build time
+    libonnx-dev                             # ships onnx.proto (the schema we compile)
+    libopenblas-dev                         # GEMM
+)
+PIP_PACKAGES=(numpy onnx onnxruntime pytest)
+FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+$PY -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
+if [ "${1:-}" = "--fixtures" ]; then
+    $PY -m pip install -q --disable-pip-version-check "${FIXTURE_PACKAGES[@]}"
+fi
+echo "install-deps: done"
