@@ -36,11 +36,11 @@ Tensor *tensor_new(DType t, int rank, const int64_t *dims)
     Tensor *x = tensor_header(t, rank, dims);
     if (!x) return NULL;
     x->buf = malloc(sizeof *x->buf);
-    /* 64-byte alignment for SIMD; at least one byte so empty tensors have a pointer */
+    /* 64-byte alignment for SIMD; at least one byte so empty tensors have a
+     * pointer.  Not zeroed: every kernel writes all of its outputs. */
     size_t alloc = (x->nbytes + 63) & ~(size_t)63;
     void *p = x->buf ? aligned_alloc(64, alloc ? alloc : 64) : NULL;
     if (!p) { free(x->buf); free(x); errno = ENOMEM; return NULL; }
-    memset(p, 0, alloc ? alloc : 64);
     x->buf->ptr = p;
     x->buf->refs = 1;
     x->data = p;

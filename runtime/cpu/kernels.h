@@ -48,5 +48,8 @@ void contiguous_strides(int rank, const int64_t *dims, int64_t *strides);
 int fast_matmul(KernelCtx *k);
 int fast_gemm(KernelCtx *k);
 int fast_conv(KernelCtx *k);
+int fast_unary(KernelCtx *k);
+int fast_softmax(KernelCtx *k);
+int fast_layernorm(KernelCtx *k);
 
 #endif

@@ -48,8 +48,24 @@ static double max_rel_diff(const Tensor *a, const Tensor *b)
     return m / scale;
 }
 
-/* Runs node 0 of g with fast and reference kernels; compares. */
-static void compare_fast_ref(Graph *g, const char *what)
+/* Worst element against |fast - ref| <= abs_tol + rel_tol * |ref|; returns the
+ * worst ratio (<= 1 passes). */
+static double elementwise_excess(const Tensor *a, const Tensor *b, double rel_tol, double abs_tol)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < tensor_numel(a); i++) {
+        double x = tensor_get_f64(a, i), y = tensor_get_f64(b, i);
+        worst = fmax(worst, fabs(x - y) / (abs_tol + rel_tol * fabs(y)));
+    }
+    return worst;
+}
+
+/* Runs node 0 of g with fast and reference kernels; compares relative to the
+ * output's scale, and element by element when rel_tol > 0. */
+static void compare_fast_ref_tol(Graph *g, const char *what, double rel_tol, double abs_tol);
+static void compare_fast_ref(Graph *g, const char *what) { compare_fast_ref_tol(g, what, 0, 0); }
+
+static void compare_fast_ref_tol(Graph *g, const char *what, double rel_tol, double abs_tol)
 {
     char err[512];
     char msg[IR_ERR_CAP];
@@ -68,6 +84,10 @@ static void compare_fast_ref(Graph *g, const char *what)
               "%s: shapes differ", what);
         double d = max_rel_diff(fast[0], ref[0]);
         CHECK(d < 1e-5, "%s: fast vs ref rel diff %g", what, d);
+        if (rel_tol > 0) {
+            double e = elementwise_excess(fast[0], ref[0], rel_tol, abs_tol);
+            CHECK(e <= 1, "%s: an element is off by %.2fx the tolerance", what, e);
+        }
     }
     tensor_free(fast[0]);
     tensor_free(ref[0]);
@@ -148,6 +168,42 @@ static void test_conv(void)
     }
 }
 
+static void test_exp_family(void)
+{
+    int ops[3] = {OP_SIGMOID, OP_EXP, OP_ERF};
+    const char *names[3] = {"sigmoid", "exp", "erf"};
+    int64_t d[2] = {37, 129};
+    for (int o = 0; o < 3; o++) {
+        Tensor *x = rand_tensor(2, d);
+        float *v = x->data;
+        for (int64_t i = 0; i < 37 * 129; i++) v[i] *= (o == 1) ? 80.0f : 12.0f; /* cover the clamp ranges */
+        Graph *g = one_node(ops[o], 1, &x);
+        /* exp/sigmoid: a few ulp everywhere; erf: 3e-7 absolute (A&S 7.1.26) */
+        compare_fast_ref_tol(g, names[o], o == 2 ? 1e-6 : 1e-6, o == 2 ? 3e-7 : 1e-37);
+        graph_free(g);
+        tensor_free(x);
+    }
+}
+
+static void test_softmax_layernorm(void)
+{
+    int64_t shapes[3][3] = {{3, 5, 7}, {2, 12, 50}, {1, 1, 1000}};
+    for (int c = 0; c < 3; c++) {
+        Tensor *x = rand_tensor(3, shapes[c]);
+        for (int64_t i = 0; i < tensor_numel(x); i++) ((float *)x->data)[i] *= 30.0f;
+        Graph *g = one_node(OP_SOFTMAX, 1, &x);
+        compare_fast_ref(g, "softmax");
+        graph_free(g);
+        int64_t cols[1] = {shapes[c][2]};
+        Tensor *ins[3] = {x, rand_tensor(1, cols), rand_tensor(1, cols)};
+        g = one_node(OP_LAYER_NORM, 3, ins);
+        node_add_attr(g->nodes[0], "epsilon", ATTR_FLOAT)->f = 1e-5f;
+        compare_fast_ref(g, "layernorm");
+        graph_free(g);
+        for (int i = 0; i < 3; i++) tensor_free(ins[i]);
+    }
+}
+
 static void test_reference_conv_by_hand(void)
 {
     /* 1x1x3x3 input, 1x1x2x2 kernel of ones, stride 1: sums of 2x2 windows */
@@ -202,6 +258,8 @@ int main(void)
     test_matmul();
     test_gemm();
     test_conv();
+    test_exp_family();
+    test_softmax_layernorm();
     test_reference_conv_by_hand();
     test_views_share_data();
     return TEST_SUMMARY();
