@@ -4,13 +4,19 @@
 #include <string.h>
 #include "ir.h"
 
+/* The product of the non-zero dims must fit too: kernels take partial
+ * products of dims (strides, outer/inner counts) even of empty tensors. */
 int64_t dims_numel_checked(int rank, const int64_t *dims)
 {
     if (rank < 0 || rank > IR_MAX_RANK) return -1;
-    int64_t n = 1;
-    for (int i = 0; i < rank; i++)
-        if (dims[i] < 0 || __builtin_mul_overflow(n, dims[i], &n)) return -1;
-    return n;
+    int64_t nonzero = 1;
+    int empty = 0;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0) return -1;
+        if (dims[i] == 0) empty = 1;
+        else if (__builtin_mul_overflow(nonzero, dims[i], &nonzero)) return -1;
+    }
+    return empty ? 0 : nonzero;
 }
 
 static Tensor *tensor_header(DType t, int rank, const int64_t *dims)

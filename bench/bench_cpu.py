@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""CPU inference: vclipc against ONNX Runtime, same machine, same thread
+count, measured in one run.  Reports median and min per-iteration time
+(excluding load), the ratio ORT/vclipc (> 1 means vclipc is faster), the
+max error of our outputs against ORT's, and each process's peak RSS.
+
+Models come from bench/make_models.py.  Writes bench/RESULTS.md unless
+--no-write.  Usage: python3 bench/bench_cpu.py [--threads 2] [--repeat 10]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODELS = os.path.join(HERE, "models")
+VCLIPC = os.path.join(ROOT, "bin", "vclipc")
+
+ORT_RUNNER = r"""
+import json, resource, sys, time
+import numpy as np, onnxruntime as ort
+model, threads, repeat, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+feeds = {k: np.load(v) for k, v in json.loads(sys.argv[5]).items()}
+so = ort.SessionOptions()
+so.intra_op_num_threads = threads
+so.inter_op_num_threads = 1
+t0 = time.perf_counter()
+s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+load = (time.perf_counter() - t0) * 1e3
+res = s.run(None, feeds)
+times = []
+for _ in range(repeat):
+    a = time.perf_counter()
+    s.run(None, feeds)
+    times.append((time.perf_counter() - a) * 1e3)
+np.save(out, res[0])
+print(json.dumps({"min_ms": min(times), "median_ms": float(np.median(times)), "load_ms": load,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_with_rss(cmd):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, ru = os.wait4(p.pid, 0)
+    out, err = p.stdout.read(), p.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
+    return out, ru.ru_maxrss / 1024
+
+
+def inputs_for(kind, batch, tmp):
+    rng = np.random.default_rng(0)
+    if kind == "visual":
+        x = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+        name = "image"
+    else:
+        x = np.zeros((batch, 77), np.int64)
+        for b in range(batch):
+            n = int(rng.integers(5, 30))
+            x[b, 0], x[b, 1:n + 1], x[b, n + 1] = 49406, rng.integers(1, 49000, n), 49407
+        name = "text"
+    path = os.path.join(tmp, f"{kind}_{batch}.npy")
+    np.save(path, x)
+    return {name: path}
+
+
+def bench(label, model, kind, batch, threads, repeat, tmp):
+    feeds = inputs_for(kind, batch, tmp)
+    ort_out = os.path.join(tmp, "ort.npy")
+    our_out = os.path.join(tmp, "ours.npy")
+    o, ort_rss = run_with_rss([sys.executable, "-c", ORT_RUNNER, model, str(threads), str(repeat), ort_out, json.dumps(feeds)])
+    ort = json.loads(o)
+    args = [VCLIPC, "run", model, "--threads", str(threads), "--repeat", str(repeat), "--json"]
+    for k, v in feeds.items():
+        args += ["--input", f"{k}={v}"]
+    outname = "image_features" if kind == "visual" else "text_features"
+    args += ["--output", f"{outname}={our_out}"]
+    o, our_rss = run_with_rss(args)
+    ours = json.loads(o)
+    a, b = np.load(our_out), np.load(ort_out)
+    err = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6))
+    row = {"label": label, "batch": batch, "ours_ms": ours["median_ms"], "ours_min_ms": ours["min_ms"],
+           "ort_ms": ort["median_ms"], "ort_min_ms": ort["min_ms"], "ratio": ort["median_ms"] / ours["median_ms"],
+           "rel_err": err, "ours_rss": our_rss, "ort_rss": ort_rss, "ours_load_ms": ours["load_ms"],
+           "ort_load_ms": ort["load_ms"]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--skip-large", action="store_true", help="skip ViT-L/14")
+    a = ap.parse_args()
+    cases = [("ViT-B/32 visual", "vit_b32_visual.onnx", "visual", 1), ("ViT-B/32 visual", "vit_b32_visual.onnx", "visual", 8),
+             ("ViT-B/32 text", "vit_b32_text.onnx", "text", 1), ("ViT-B/32 text", "vit_b32_text.onnx", "text", 8)]
+    if not a.skip_large:
+        cases.append(("ViT-L/14 visual (external data)", "vit_l14_visual/model.onnx", "visual", 1))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, f, kind, batch in cases:
+            path = os.path.join(MODELS, f)
+            if not os.path.exists(path):
+                raise SystemExit(f"{path} missing: run python3 bench/make_models.py first")
+            rows.append(bench(label, path, kind, batch, a.threads, a.repeat if "L/14" not in label else 3, tmp))
+    if a.no_write:
+        return
+    import onnxruntime
+    lines = [
+        "# CPU inference: vclipc vs ONNX Runtime",
+        "",
+        f"Measured {datetime.date.today()} by `bench/bench_cpu.py` on this project's machine "
+        f"({os.cpu_count()} cores, {platform.machine()}), {a.threads} threads for both, "
+        f"ONNX Runtime {onnxruntime.__version__}, random-weight exports from `bench/make_models.py` "
+        "(open_clip OpenAI layout, TorchScript exporter, opset 17). Time is the median of "
+        f"{a.repeat} runs after a warm-up (3 for ViT-L/14), excluding load. Ratio = ORT time / vclipc time "
+        "(above 1: vclipc is faster). Error: max |vclipc - ORT| / max |ORT|. Peak RSS of each whole process "
+        "(ORT's includes the Python interpreter and NumPy, about 60 MB).",
+        "",
+        "| model | batch | vclipc ms | ORT ms | ratio | max rel err | vclipc peak RSS MB | ORT peak RSS MB | vclipc load ms | ORT load ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['batch']} | {r['ours_ms']:.1f} | {r['ort_ms']:.1f} | {r['ratio']:.2f} | "
+                     f"{r['rel_err']:.1e} | {r['ours_rss']:.0f} | {r['ort_rss']:.0f} | {r['ours_load_ms']:.0f} | {r['ort_load_ms']:.0f} |")
+    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
