@@ -3,9 +3,10 @@
  * Everything in the file is untrusted: tensor sizes are checked against their
  * payloads, dims against overflow, names against SSA, ops against the op
  * table (an unknown op names itself, its node, domain and opset), and
- * external data against the model's folder.  Large payloads are not copied:
- * raw_data stays in the decoded protobuf (kept alive by the Graph) and
- * external data is mmapped.
+ * external data against the model's folder.  Weights are not held twice:
+ * large inline payloads bypass protobuf-c (payload_split.c) and are borrowed
+ * from the mapped file, or copied when misaligned with those file pages
+ * released right away; external data is mmapped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include "onnx.pb-c.h"
 #include "onnx_io.h"
+#include "payload_split.h"
 #include "proto_guard.h"
 #include "../ir/name_map.h"
 #include "../ir/ops.h"
@@ -33,6 +35,13 @@ typedef struct {
     /* external files mapped once each */
     struct { char *location; void *addr; size_t len; } ext[64];
     int n_ext;
+    /* large inline payloads, split off before decoding */
+    const uint8_t *payload_base;
+    size_t payload_len;
+    const PayloadRef *refs;
+    size_t n_refs, next_ref;
+    int borrow_payloads;     /* the base outlives the graph (a mapping it owns) */
+    int borrowed_any;
 } Importer;
 
 static int fail(Importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -176,6 +185,45 @@ static Tensor *convert_tensor(Importer *im, const Onnx__TensorProto *tp, const c
     return t;
 }
 
+/* An initializer whose raw_data was split off before decoding. */
+static Tensor *convert_split_payload(Importer *im, const Onnx__TensorProto *tp, const PayloadRef *ref)
+{
+    const char *name = str_or(tp->name, "initializer");
+    if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        fail(im, "tensor '%s': both inline and external data", name);
+        return NULL;
+    }
+    DType dt = dtype_from_onnx(tp->data_type);
+    size_t es = dtype_size(dt), bytes;
+    if (dt == DT_UNDEF) { fail(im, "tensor '%s': unsupported data type %d", name, (int)tp->data_type); return NULL; }
+    if (tp->n_dims > IR_MAX_RANK) { fail(im, "tensor '%s': rank %zu above %d", name, tp->n_dims, IR_MAX_RANK); return NULL; }
+    int64_t dims[IR_MAX_RANK];
+    for (size_t i = 0; i < tp->n_dims; i++) dims[i] = tp->dims[i];
+    int64_t numel = dims_numel_checked((int)tp->n_dims, dims);
+    if (numel < 0 || __builtin_mul_overflow((size_t)numel, es, &bytes)) {
+        fail(im, "tensor '%s': invalid or overflowing dims", name);
+        return NULL;
+    }
+    if (ref->len != bytes || ref->offset > im->payload_len || ref->len > im->payload_len - ref->offset) {
+        fail(im, "tensor '%s': raw_data holds %zu bytes, dims need %zu", name, ref->len, bytes);
+        return NULL;
+    }
+    const uint8_t *src = im->payload_base + ref->offset;
+    if (im->borrow_payloads && (uintptr_t)src % es == 0) {
+        im->borrowed_any = 1;
+        return tensor_borrow(dt, (int)tp->n_dims, dims, (void *)src);
+    }
+    Tensor *t = tensor_new(dt, (int)tp->n_dims, dims);
+    if (!t) { fail(im, "tensor '%s': cannot allocate %zu bytes", name, bytes); return NULL; }
+    memcpy(t->data, src, bytes);
+    if (im->borrow_payloads) { /* drop the file pages only this payload used */
+        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)src + pg - 1) & ~(pg - 1),
+                  hi = ((uintptr_t)src + bytes) & ~(pg - 1);
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+    return t;
+}
+
 static int convert_attr(Importer *im, const Node *n, Attr *a, const Onnx__AttributeProto *ap)
 {
     const char *nn = n->name;
@@ -280,7 +328,10 @@ static int import_graph(Importer *im, const Onnx__GraphProto *gp)
         const Onnx__TensorProto *tp = gp->initializer[i];
         Value *v = define(im, tp->name, "initializer");
         if (!v) return -1;
-        Tensor *t = convert_tensor(im, tp, "initializer");
+        Tensor *t;
+        if (im->next_ref < im->n_refs && im->refs[im->next_ref].initializer == i)
+            t = convert_split_payload(im, tp, &im->refs[im->next_ref++]);
+        else t = convert_tensor(im, tp, "initializer");
         if (!t) return -1;
         value_set_const(v, t);
     }
@@ -357,15 +408,29 @@ static int import_graph(Importer *im, const Onnx__GraphProto *gp)
 
 static void free_model(void *p) { onnx__model_proto__free_unpacked(p, NULL); }
 
-Graph *onnx_load_bytes(const void *data, size_t len, const char *name, const char *base_dir,
-                       char *err, size_t cap)
+#define SPLIT_THRESHOLD 4096 /* payloads at least this large bypass protobuf-c */
+
+/* borrow: data is a mapping that the graph may keep (ownership passes to the
+ * graph when a tensor borrows from it; *kept says so). */
+static Graph *load_impl(const void *data, size_t len, const char *name, const char *base_dir, int borrow,
+                        int *kept, char *err, size_t cap)
 {
     Importer im = {.file = name, .base_dir = base_dir, .err = err, .cap = cap};
     char why[IR_ERR_CAP];
+    PayloadSplit split;
+    *kept = 0;
     if (len == 0) { fail(&im, "empty file"); return NULL; }
     if (proto_guard_check(data, len, why, sizeof why)) { fail(&im, "not a valid ONNX model: %s", why); return NULL; }
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
-    if (!mp) { fail(&im, "not a valid ONNX model (protobuf decoding failed: truncated or corrupt)"); return NULL; }
+    if (payload_split(data, len, SPLIT_THRESHOLD, &split)) { fail(&im, "not a valid ONNX model (or out of memory)"); return NULL; }
+    im.payload_base = data;
+    im.payload_len = len;
+    im.refs = split.refs;
+    im.n_refs = split.n_refs;
+    im.borrow_payloads = borrow;
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, split.len, split.bytes);
+    free(split.bytes);
+    split.bytes = NULL;
+    if (!mp) { payload_split_free(&split); fail(&im, "not a valid ONNX model (protobuf decoding failed: truncated or corrupt)"); return NULL; }
     if (!mp->graph) { onnx__model_proto__free_unpacked(mp, NULL); fail(&im, "model has no graph"); return NULL; }
     im.g = graph_new(str_or(mp->graph->name, "graph"));
     if (!im.g) { onnx__model_proto__free_unpacked(mp, NULL); fail(&im, "out of memory"); return NULL; }
@@ -395,8 +460,18 @@ Graph *onnx_load_bytes(const void *data, size_t len, const char *name, const cha
     }
     name_map_free(&im.names);
     for (int i = 0; i < im.n_ext; i++) free(im.ext[i].location);
+    payload_split_free(&split);
     if (rc) { graph_free(g); return NULL; }
+    if (im.borrowed_any && graph_add_mapping(g, (void *)data, len) == 0) *kept = 1;
+    else if (im.borrowed_any) { graph_free(g); snprintf(err, cap, "%s: out of memory", name); return NULL; }
     return g;
+}
+
+Graph *onnx_load_bytes(const void *data, size_t len, const char *name, const char *base_dir,
+                       char *err, size_t cap)
+{
+    int kept;
+    return load_impl(data, len, name, base_dir, 0, &kept, err, cap);
 }
 
 Graph *onnx_load(const char *path, char *err, size_t cap)
@@ -415,9 +490,10 @@ Graph *onnx_load(const char *path, char *err, size_t cap)
     if (p == MAP_FAILED) { snprintf(err, cap, "%s: cannot map: %s", path, strerror(errno)); return NULL; }
     char *dup = strdup(path);
     char *dir = dup ? dirname(dup) : NULL;
-    Graph *g = dir ? onnx_load_bytes(p, (size_t)st.st_size, path, dir, err, cap) : NULL;
+    int kept = 0;
+    Graph *g = dir ? load_impl(p, (size_t)st.st_size, path, dir, 1, &kept, err, cap) : NULL;
     if (!dir) snprintf(err, cap, "out of memory");
     free(dup);
-    munmap(p, (size_t)st.st_size); /* the decoded protobuf holds its own copy */
+    if (!kept) munmap(p, (size_t)st.st_size); /* nothing borrows from it */
     return g;
 }

@@ -92,6 +92,10 @@ def main():
     save("raw_data_too_short.onnx", small_model(helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"), [w]),
          "tensor 'w': raw_data holds 60 bytes, dims need 64")
 
+    w = raw_tensor("w", [4, 4], raw=b"\0" * 8192)  # large enough to take the split-payload path
+    save("large_raw_data_mismatch.onnx", small_model(helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"), [w]),
+         "tensor 'w': raw_data holds 8192 bytes, dims need 64")
+
     w = raw_tensor("w", [1 << 40, 1 << 40])
     save("dims_overflow.onnx", small_model(helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"), [w]),
          "tensor 'w': invalid or overflowing dims")
