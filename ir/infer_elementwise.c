@@ -81,6 +81,14 @@ static void binary_known(InferCtx *c)
             r = dim_div(x, y);
             if (dim_is_const(x) && dim_is_const(y) && y.n != 0) r = dim_const(x.n / y.n);
             break;
+        case OP_MOD: /* integer Mod: the result takes the divisor's sign (fmod=0) */
+            if (!dim_is_const(x) || !dim_is_const(y) || y.n == 0 || node_attr_i(c->node, "fmod", 0)) r = dim_unknown();
+            else {
+                int64_t m = (x.n == INT64_MIN && y.n == -1) ? 0 : x.n % y.n;
+                if (m != 0 && ((m < 0) != (y.n < 0))) m += y.n;
+                r = dim_const(m);
+            }
+            break;
         case OP_MAX: case OP_MIN:
             if (!dim_is_const(x) || !dim_is_const(y)) r = dim_unknown();
             else r = dim_const(op == OP_MAX ? (x.n > y.n ? x.n : y.n) : (x.n < y.n ? x.n : y.n));
@@ -104,6 +112,26 @@ int infer_binary(InferCtx *c)
     return 0;
 }
 
+/* Equal on shape vectors, e.g. Equal([batch,-1,-1], -1) from torch's expand:
+ * a dim (>= 0) never equals a negative constant. Bools are stored as 0/1. */
+static void equal_known(InferCtx *c)
+{
+    Dim a[IR_MAX_KNOWN], b[IR_MAX_KNOWN];
+    int na = infer_get_ints(c, 0, a, IR_MAX_KNOWN), nb = infer_get_ints(c, 1, b, IR_MAX_KNOWN);
+    if (na < 0 || nb < 0 || (na != nb && na != 1 && nb != 1)) return;
+    int n = na > nb ? na : nb;
+    Dim r[IR_MAX_KNOWN];
+    for (int i = 0; i < n; i++) {
+        Dim x = a[na == 1 ? 0 : i], y = b[nb == 1 ? 0 : i];
+        if (dim_is_const(x) && dim_is_const(y)) r[i] = dim_const(x.n == y.n);
+        else if (dim_equal(x, y)) r[i] = dim_const(1);
+        else if ((x.sym >= 0 && dim_is_const(y) && y.n < 0) || (y.sym >= 0 && dim_is_const(x) && x.n < 0)) r[i] = dim_const(0);
+        else return;
+    }
+    memcpy(c->out[0]->known, r, sizeof(Dim) * (size_t)n);
+    c->out[0]->n_known = n;
+}
+
 int infer_compare(InferCtx *c)
 {
     if (need_inputs(c, 2)) return -1;
@@ -114,7 +142,10 @@ int infer_compare(InferCtx *c)
     if ((op == OP_AND || op == OP_OR || op == OP_XOR) && c->in[0]->dtype != DT_BOOL)
         return infer_fail(c, "expects bool inputs");
     c->out[0]->dtype = DT_BOOL;
-    return infer_broadcast_shapes(c, &c->in[0]->shape, &c->in[1]->shape, &c->out[0]->shape);
+    if (infer_broadcast_shapes(c, &c->in[0]->shape, &c->in[1]->shape, &c->out[0]->shape)) return -1;
+    if (op == OP_EQUAL && c->out[0]->shape.rank <= 1 && (c->in[0]->dtype == DT_I64 || c->in[0]->dtype == DT_I32))
+        equal_known(c);
+    return 0;
 }
 
 int infer_where(InferCtx *c)
@@ -125,5 +156,21 @@ int infer_where(InferCtx *c)
     Shape t;
     if (infer_broadcast_shapes(c, &c->in[0]->shape, &c->in[1]->shape, &t)) return -1;
     c->out[0]->dtype = c->in[1]->dtype;
-    return infer_broadcast_shapes(c, &t, &c->in[2]->shape, &c->out[0]->shape);
+    if (infer_broadcast_shapes(c, &t, &c->in[2]->shape, &c->out[0]->shape)) return -1;
+    /* select between shape vectors when the condition is known */
+    Dim k[IR_MAX_KNOWN], x[IR_MAX_KNOWN], y[IR_MAX_KNOWN];
+    int nk = c->in[0]->n_known, nx = infer_get_ints(c, 1, x, IR_MAX_KNOWN), ny = infer_get_ints(c, 2, y, IR_MAX_KNOWN);
+    if (c->out[0]->shape.rank > 1 || nk < 0 || nx < 0 || ny < 0) return 0;
+    if (c->in[1]->dtype != DT_I64 && c->in[1]->dtype != DT_I32) return 0;
+    memcpy(k, c->in[0]->known, sizeof(Dim) * (size_t)nk);
+    int n = nk > nx ? nk : nx;
+    n = n > ny ? n : ny;
+    if ((nk != n && nk != 1) || (nx != n && nx != 1) || (ny != n && ny != 1)) return 0;
+    for (int i = 0; i < n; i++) {
+        Dim ci = k[nk == 1 ? 0 : i];
+        if (!dim_is_const(ci)) return 0;
+        c->out[0]->known[i] = ci.n ? x[nx == 1 ? 0 : i] : y[ny == 1 ? 0 : i];
+    }
+    c->out[0]->n_known = n;
+    return 0;
 }

@@ -127,6 +127,12 @@ int infer_range(InferCtx *c)
     o->shape.rank = 1;
     o->shape.d[0] = dim_unknown();
     const Tensor *s = c->in[0]->data, *l = c->in[1]->data, *d = c->in[2]->data;
+    Dim ks, kl, kd;
+    if (!(s && l && d) && infer_get_ints(c, 0, &ks, 1) == 1 && infer_get_ints(c, 1, &kl, 1) == 1 &&
+        infer_get_ints(c, 2, &kd, 1) == 1 && dim_is_const(kd) && kd.n == 1) {
+        o->shape.d[0] = dim_sub(kl, ks); /* arange(batch): length batch */
+        return 0;
+    }
     if (s && l && d) {
         if (tensor_numel(s) != 1 || tensor_numel(l) != 1 || tensor_numel(d) != 1)
             return infer_fail(c, "start, limit and delta must be scalars");
