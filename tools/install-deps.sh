@@ -10,6 +10,8 @@ APT_PACKAGES=(
     protobuf-c-compiler libprotobuf-c-dev   # ONNX parsing, schema compiled at build time
     libonnx-dev                             # ships onnx.proto (the schema we compile)
     libopenblas-dev                         # GEMM
+    libpcre2-dev libutf8proc-dev            # tokenizer: Unicode classes, NFC and case mapping
+    libjansson-dev zlib1g-dev               # JSON (vocab.json, class lists), gzip (BPE merges)
 )
 PIP_PACKAGES=(numpy onnx onnxruntime pytest)
 FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)

@@ -1,25 +1,30 @@
-/* vclip-run — the training and evaluation driver.  Its commands (train, eval,
- * encode-text, frames, ...) arrive with the runtime issues; until then it
- * says so plainly instead of pretending. */
+/* vclip-run — the training and evaluation driver: dispatches to one file per
+ * command (cmd_*.c).  Training, evaluation and the video commands arrive with
+ * their issues; until then --help says exactly what exists. */
 #include <stdio.h>
 #include <string.h>
+#include "commands.h"
 #include "version.h"
 
 static const char *usage =
     "usage: vclip-run <command> [options]\n"
     "\n"
-    "Training and evaluation of VCLIP models.  No commands are available in this\n"
-    "version yet: train, eval, encode-text, tokenize and frames are planned.\n"
-    "To run an ONNX model on the CPU today, use: vclipc run MODEL.onnx --input ...\n"
+    "commands:\n"
+    "  tokenize [TEXT ...] [--file F]   CLIP token ids, one line of 77 per text\n"
+    "  encode-text --text-model TEXT.onnx --classes FILE -o OUT.safetensors\n"
+    "                                   class features from prompt ensembles (or --captions)\n"
     "\n"
-    "  vclip-run --help       this text\n"
-    "  vclip-run --version    the version\n";
+    "Not yet available: train, eval, frames, probe (planned).\n"
+    "vclip-run COMMAND --help shows a command's options; vclip-run --version.\n";
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { fputs(usage, stdout); return 0; }
-    if (argc >= 2 && !strcmp(argv[1], "--version")) { printf("vclip-run %s\n", VCLIP_VERSION); return 0; }
-    if (argc >= 2) fprintf(stderr, "vclip-run: unknown command '%s'\n\n", argv[1]);
-    fputs(usage, stderr);
+    if (argc < 2) { fputs(usage, stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage, stdout); return 0; }
+    if (!strcmp(cmd, "--version")) { printf("vclip-run %s\n", VCLIP_VERSION); return 0; }
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "encode-text")) return cmd_encode_text(argc - 1, argv + 1);
+    fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

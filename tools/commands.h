@@ -1,0 +1,16 @@
+/* commands.h — the vclip-run subcommands, one file each, and what they share. */
+#ifndef VCLIP_COMMANDS_H
+#define VCLIP_COMMANDS_H
+
+#include <stddef.h>
+#include "../models/tokenizer/bpe.h"
+
+int cmd_tokenize(int argc, char **argv);
+int cmd_encode_text(int argc, char **argv);
+
+/* Where the tokenizer comes from: a .gz, HF files, or (neither) the bundled
+ * vocabulary, overridable with $VCLIP_BPE. */
+typedef struct { const char *gz, *hf_vocab, *hf_merges; } TokenizerSource;
+ClipTokenizer *tokenizer_open(const TokenizerSource *src, char *err, size_t cap);
+
+#endif
