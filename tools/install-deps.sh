@@ -13,7 +13,7 @@ APT_PACKAGES=(
     libpcre2-dev libutf8proc-dev            # tokenizer: Unicode classes, NFC and case mapping
     libjansson-dev zlib1g-dev               # JSON (vocab.json, class lists), gzip (BPE merges)
 )
-PIP_PACKAGES=(numpy onnx onnxruntime pytest)
+PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors)
 FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)
 
 SUDO=""
