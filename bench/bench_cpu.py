@@ -4,7 +4,7 @@ count, measured in one run.  Reports median and min per-iteration time
 (excluding load), the ratio ORT/vclipc (> 1 means vclipc is faster), the
 max error of our outputs against ORT's, and each process's peak RSS.
 
-Models come from bench/make_models.py.  Writes bench/RESULTS.md unless
+Models come from bench/make_models.py.  Writes bench/results/cpu_inference.md unless
 --no-write.  Usage: python3 bench/bench_cpu.py [--threads 2] [--repeat 10]
 """
 import argparse
@@ -132,9 +132,10 @@ def main():
     for r in rows:
         lines.append(f"| {r['label']} | {r['batch']} | {r['ours_ms']:.1f} | {r['ort_ms']:.1f} | {r['ratio']:.2f} | "
                      f"{r['rel_err']:.1e} | {r['ours_rss']:.0f} | {r['ort_rss']:.0f} | {r['ours_load_ms']:.0f} | {r['ort_load_ms']:.0f} |")
-    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "cpu_inference.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("wrote bench/RESULTS.md")
+    print("wrote bench/results/cpu_inference.md")
 
 
 if __name__ == "__main__":
