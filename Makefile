@@ -62,6 +62,8 @@ fuzz: $(BUILD)/gen/onnx.pb-c.c
 	@mkdir -p build-fuzz/bin
 	$(FUZZ_CC) -std=c11 -O1 -g -D_GNU_SOURCE -Ibuild-fuzz/gen -Ionnx -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	    tests/fuzz/fuzz_onnx_import.c build-fuzz/libvclip.a $(LDLIBS) -o build-fuzz/bin/fuzz_onnx_import
+	$(FUZZ_CC) -std=c11 -O1 -g -D_GNU_SOURCE -DVCLIP_DATA_DIR='"$(CURDIR)"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    tests/fuzz/fuzz_tokenizer.c build-fuzz/libvclip.a $(LDLIBS) -o build-fuzz/bin/fuzz_tokenizer
 
 # The bundled default: the tiny OpenAI-layout CLIP visual encoder.
 DEMO := tests/fixtures/openai_visual_op17

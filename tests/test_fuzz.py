@@ -21,6 +21,20 @@ def test_regressions_replay_cleanly():
     assert p.returncode == 0, p.stderr[-3000:]
 
 
+def test_tokenizer_short_fuzz_run(tmp_path):
+    fuzzer = os.path.join(ROOT, "build-fuzz", "bin", "fuzz_tokenizer")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = open(os.path.join(ROOT, "tests", "fixtures", "tokenizer", "corpus.txt"), "rb").read().split(b"\n")
+    for i, l in enumerate(lines[-3000::30]):  # the hard cases sit at the end of the corpus
+        (corpus / f"seed{i}").write_bytes(l)
+    runs = int(os.environ.get("VCLIP_FUZZ_RUNS", "40000"))
+    p = subprocess.run([fuzzer, f"-runs={runs}", "-max_len=512", "-seed=1", f"-artifact_prefix={tmp_path}/", str(corpus)],
+                       capture_output=True, text=True, errors="replace", timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"Done {runs} runs" in p.stderr
+
+
 def test_short_fuzz_run(tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(os.path.join(ROOT, "tests", "fuzz", "seeds"), corpus)
