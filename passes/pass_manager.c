@@ -12,7 +12,9 @@
 
 const Pass default_pipeline[] = {
     {"fold-constants", "evaluate constant nodes and known shape computations", pass_fold_constants},
-    {"remove-identities", "forward Identity and inference Dropout", pass_remove_identities},
+    {"fold-reshape-targets", "write symbolic Reshape targets as constants (0 = copy, -1 = infer)", pass_fold_reshape_targets},
+    {"remove-identities", "forward Identity, inference Dropout and no-op Cast", pass_remove_identities},
+    {"eliminate-common-subexpressions", "merge nodes with the same op, inputs and attributes", pass_eliminate_common_subexpressions},
     {"eliminate-dead-code", "drop nodes and weights that reach no output", pass_eliminate_dead_code},
     {NULL, NULL, NULL},
 };

@@ -15,6 +15,8 @@ typedef struct {
 int pass_fold_constants(Graph *g, char *err, size_t cap);
 int pass_remove_identities(Graph *g, char *err, size_t cap);
 int pass_eliminate_dead_code(Graph *g, char *err, size_t cap);
+int pass_fold_reshape_targets(Graph *g, char *err, size_t cap);
+int pass_eliminate_common_subexpressions(Graph *g, char *err, size_t cap);
 
 typedef enum { DUMP_TEXT, DUMP_DOT, DUMP_ONNX } DumpFormat;
 

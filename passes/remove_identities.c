@@ -1,5 +1,5 @@
-/* remove_identities.c — drops Identity and inference-mode Dropout nodes by
- * forwarding their input to their readers. */
+/* remove_identities.c — drops Identity, inference-mode Dropout and Casts to
+ * the type the value already has, by forwarding their input to their readers. */
 #include <stdlib.h>
 #include "passes.h"
 #include "../ir/ops.h"
@@ -10,7 +10,8 @@ int pass_remove_identities(Graph *g, char *err, size_t cap)
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         Node *n = g->nodes[i];
-        if (n->op != OP_IDENTITY && n->op != OP_DROPOUT) continue;
+        int noop_cast = n->op == OP_CAST && n->in[0] && n->in[0]->dtype == n->out[0]->dtype;
+        if (n->op != OP_IDENTITY && n->op != OP_DROPOUT && !noop_cast) continue;
         Value *in = n->in[0], *out = n->out[0];
         if (!in) continue;
         if (n->op == OP_DROPOUT && n->n_out > 1 && n->out[1]) {
