@@ -95,12 +95,19 @@ Value *graph_find_value(const Graph *g, const char *name)
     return NULL;
 }
 
+static int node_name_used(const Graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->op >= 0 && strcmp(g->nodes[i]->name, name) == 0) return 1;
+    return 0;
+}
+
 char *graph_unique_name(const Graph *g, const char *base)
 {
     char buf[512];
     for (int k = 0;; k++) {
         snprintf(buf, sizeof buf, k ? "%s_%d" : "%s", base, k);
-        if (!graph_find_value(g, buf)) return strdup(buf);
+        if (!graph_find_value(g, buf) && !node_name_used(g, buf)) return strdup(buf);
     }
 }
 
@@ -188,6 +195,39 @@ void graph_remove_dead(Graph *g)
     }
     g->n_values = k;
     free(used);
+}
+
+int graph_topo_sort(Graph *g)
+{
+    int n = g->n_nodes, rc = -1, k = 0;
+    int *placed = calloc((size_t)(n ? n : 1), sizeof(int));
+    Node **order = malloc(sizeof(Node *) * (size_t)(n ? n : 1));
+    char *ready = calloc((size_t)(g->n_values ? g->n_values : 1), 1);
+    if (!placed || !order || !ready) goto done;
+    for (int i = 0; i < g->n_values; i++) if (!g->values[i]->producer) ready[i] = 1;
+    /* repeated sweeps in the current order: each places every node whose inputs are ready */
+    while (k < n) {
+        int progress = 0;
+        for (int i = 0; i < n; i++) {
+            if (placed[i]) continue;
+            Node *nd = g->nodes[i];
+            int ok = 1;
+            for (int j = 0; j < nd->n_in && ok; j++) if (nd->in[j] && !ready[nd->in[j]->id]) ok = 0;
+            if (!ok) continue;
+            placed[i] = 1;
+            order[k++] = nd;
+            for (int j = 0; j < nd->n_out; j++) if (nd->out[j]) ready[nd->out[j]->id] = 1;
+            progress = 1;
+        }
+        if (!progress) goto done;
+    }
+    memcpy(g->nodes, order, sizeof(Node *) * (size_t)n);
+    rc = 0;
+done:
+    free(placed);
+    free(order);
+    free(ready);
+    return rc;
 }
 
 const Attr *node_attr(const Node *n, const char *name)

@@ -127,3 +127,20 @@ int infer_conv(InferCtx *c)
     ConvParams p;
     return op_conv_params(c, &p, &c->out[0]->shape);
 }
+
+/* ai.vclip.Linear(X [..., K], W [K, N], B [N]?) = X @ W + B */
+int infer_linear_op(InferCtx *c)
+{
+    if (c->n_in < 2 || !c->in[0] || !c->in[1]) return infer_fail(c, "expects X and W");
+    const ValueInfo *x = c->in[0], *w = c->in[1], *b = c->n_in > 2 ? c->in[2] : NULL;
+    if (x->dtype != w->dtype || (b && b->dtype != x->dtype)) return infer_fail(c, "input dtypes differ");
+    if (w->shape.rank != 2 || (b && b->shape.rank != 1)) return infer_fail(c, "W must be 2-D and B 1-D");
+    ValueInfo *o = c->out[0];
+    o->dtype = x->dtype;
+    if (x->shape.rank < 1) { o->shape.rank = -1; return 0; }
+    if (check_dim(c, x->shape.d[x->shape.rank - 1], w->shape.d[0], "inner dimension")) return -1;
+    if (b && check_dim(c, b->shape.d[0], w->shape.d[1], "bias length")) return -1;
+    o->shape = x->shape;
+    o->shape.d[o->shape.rank - 1] = w->shape.d[1];
+    return 0;
+}

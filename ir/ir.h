@@ -147,8 +147,11 @@ Node *graph_add_node(Graph *g, int op, const char *name, int n_in, Value **in,
 int graph_add_input(Graph *g, Value *v);
 int graph_add_output(Graph *g, Value *v);
 void graph_remove_dead(Graph *g);  /* drop nodes marked with op < 0 */
+/* Reorders nodes topologically, keeping the current order where it already
+ * is one (passes append new nodes and call this).  -1 on a cycle. */
+int graph_topo_sort(Graph *g);
 int graph_add_mapping(Graph *g, void *addr, size_t len);
-/* A fresh name not used by any value, derived from base. */
+/* A fresh name used by no value and no live node, derived from base. */
 char *graph_unique_name(const Graph *g, const char *base);
 
 /* Attributes. */

@@ -221,16 +221,21 @@ static int build_and_write(Exporter *ex, FILE *out, const OnnxSaveOptions *opt)
     mp.producer_name = arena_str(&ex->a, opt && opt->producer ? opt->producer : "vclip");
     mp.graph = &gp;
     gp.name = arena_str(&ex->a, g->name);
-    /* opsets: the default domain plus ai.vclip when our own ops appear */
-    mp.opset_import = arena_alloc(&ex->a, sizeof(void *) * (size_t)(g->n_opsets + 1));
+    /* opsets: the graph's, plus version 1 of any op domain not yet listed (ai.vclip) */
+    mp.opset_import = arena_alloc(&ex->a, sizeof(void *) * (size_t)(g->n_opsets + OP_COUNT + 1));
     if (!mp.opset_import) return ex->oom = 1, -1;
-    for (int i = 0; i < g->n_opsets; i++) {
+    for (int i = 0; i < g->n_opsets + g->n_nodes; i++) {
+        const char *dom = i < g->n_opsets ? g->opsets[i].domain : op_table[g->nodes[i - g->n_opsets]->op].domain;
+        int64_t ver = i < g->n_opsets ? (*dom ? g->opsets[i].version : g->opset) : 1;
+        int seen = 0;
+        for (size_t k = 0; k < mp.n_opset_import; k++) if (strcmp(mp.opset_import[k]->domain, dom) == 0) seen = 1;
+        if (seen) continue;
         Onnx__OperatorSetIdProto *os = NEW(ex, Onnx__OperatorSetIdProto);
         if (!os) return ex->oom = 1, -1;
         onnx__operator_set_id_proto__init(os);
-        os->domain = arena_str(&ex->a, g->opsets[i].domain);
+        os->domain = arena_str(&ex->a, dom);
         os->has_version = 1;
-        os->version = g->opsets[i].version;
+        os->version = ver;
         mp.opset_import[mp.n_opset_import++] = os;
     }
     int *uses = graph_use_counts(g);

@@ -11,12 +11,17 @@
 #include "../onnx/onnx_io.h"
 
 const Pass default_pipeline[] = {
-    {"fold-constants", "evaluate constant nodes and known shape computations", pass_fold_constants},
-    {"fold-reshape-targets", "write symbolic Reshape targets as constants (0 = copy, -1 = infer)", pass_fold_reshape_targets},
-    {"remove-identities", "forward Identity, inference Dropout and no-op Cast", pass_remove_identities},
-    {"eliminate-common-subexpressions", "merge nodes with the same op, inputs and attributes", pass_eliminate_common_subexpressions},
-    {"eliminate-dead-code", "drop nodes and weights that reach no output", pass_eliminate_dead_code},
-    {NULL, NULL, NULL},
+    {"fold-constants", "evaluate constant nodes and known shape computations", pass_fold_constants, 0},
+    {"fold-reshape-targets", "write symbolic Reshape targets as constants (0 = copy, -1 = infer)", pass_fold_reshape_targets, 0},
+    {"remove-identities", "forward Identity, inference Dropout and no-op Cast", pass_remove_identities, 0},
+    {"eliminate-common-subexpressions", "merge nodes with the same op, inputs and attributes", pass_eliminate_common_subexpressions, 0},
+    {"eliminate-dead-code", "drop nodes and weights that reach no output", pass_eliminate_dead_code, 0},
+    {"fuse-layernorm", "decomposed LayerNorm -> LayerNormalization", pass_fuse_layernorm, 1},
+    {"fuse-gelu", "0.5*x*(1+erf(x/sqrt2)) -> ai.vclip.Gelu", pass_fuse_gelu, 1},
+    {"fuse-quick-gelu", "x*sigmoid(1.702x) -> ai.vclip.QuickGelu", pass_fuse_quick_gelu, 1},
+    {"fuse-linear", "MatMul + bias -> ai.vclip.Linear", pass_fuse_linear, 1},
+    {"eliminate-dead-code-after-fusion", "drop what the fusions left unused", pass_eliminate_dead_code, 1},
+    {NULL, NULL, NULL, 0},
 };
 
 static double now_ms(void)
@@ -65,6 +70,7 @@ int run_passes(Graph *g, const Pass *pipeline, const PassOptions *opt, char *err
     if (opt->stats) fprintf(stderr, "%-24s %8d %8s %10s\n", "import", g->n_nodes, "-", "-");
     int index = 1;
     for (const Pass *p = pipeline; p->name; p++, index++) {
+        if (p->fusion && opt->no_fusion) continue;
         double t0 = now_ms();
         int changes = p->run(g, err, cap);
         double t1 = now_ms();

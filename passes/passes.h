@@ -9,6 +9,7 @@ typedef struct {
     const char *summary;
     /* Returns the number of changes made, or -1 with a message. */
     int (*run)(Graph *g, char *err, size_t cap);
+    int fusion;               /* skipped with PassOptions.no_fusion */
 } Pass;
 
 /* One file each. */
@@ -17,6 +18,11 @@ int pass_remove_identities(Graph *g, char *err, size_t cap);
 int pass_eliminate_dead_code(Graph *g, char *err, size_t cap);
 int pass_fold_reshape_targets(Graph *g, char *err, size_t cap);
 int pass_eliminate_common_subexpressions(Graph *g, char *err, size_t cap);
+int pass_fuse_layernorm(Graph *g, char *err, size_t cap);
+int pass_fuse_gelu(Graph *g, char *err, size_t cap);
+int pass_fuse_quick_gelu(Graph *g, char *err, size_t cap);
+int pass_fuse_linear(Graph *g, char *err, size_t cap);
+int pass_lower_to_standard_ops(Graph *g, char *err, size_t cap);
 
 typedef enum { DUMP_TEXT, DUMP_DOT, DUMP_ONNX } DumpFormat;
 
@@ -26,6 +32,7 @@ typedef struct {
     DumpFormat dump_format;
     int verify;               /* run the verifier after each pass */
     int stats;                /* print node counts and time per pass to stderr */
+    int no_fusion;            /* run the cleanup passes only */
 } PassOptions;
 
 /* The default pipeline, in order; NULL-terminated. */

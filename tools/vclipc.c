@@ -26,12 +26,13 @@ static const char *usage_main =
     "      inputs and outputs (dtypes, symbolic shapes), op histogram, parameters,\n"
     "      opsets and estimated FLOPs with every symbolic dim bound to N (default 1)\n"
     "  run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
-    "      [--threads N] [--repeat N] [--json] [--reference]\n"
+    "      [--threads N] [--repeat N] [--json] [--reference] [--no-fusion]\n"
     "      run on the CPU; --repeat N times N iterations after one warm-up\n"
     "      (min/median, excluding load and compile); --reference uses only the\n"
     "      reference kernels\n"
     "  compile MODEL.onnx -o OUT.onnx [--dump-after NAME|all] [--dump-dir DIR]\n"
     "      [--dump-format text|dot|onnx] [--pass-stats] [--external-data]\n"
+    "      [--no-fusion] [--export-standard-ops]\n"
     "      run the graph passes and write the optimized model as ONNX\n"
     "  dump MODEL.onnx [--format text|dot]\n"
     "      print the imported graph, one line per node\n"
@@ -204,10 +205,11 @@ static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"input", 1, 0, 'i'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'},
                                          {"repeat", 1, 0, 'r'}, {"json", 0, 0, 'j'}, {"reference", 0, 0, 'R'},
+                                         {"no-fusion", 0, 0, 'F'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     Binding ins[64], outs[64];
-    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, c, rc = 1;
-    while ((c = getopt_long(argc, argv, "i:o:t:r:jRh", opts, NULL)) != -1) {
+    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, c, rc = 1;
+    while ((c = getopt_long(argc, argv, "i:o:t:r:jRFh", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
             if (n_in == 64 || parse_binding(optarg, &ins[n_in])) return usage_error("run", "--input needs NAME=FILE.npy");
@@ -221,6 +223,7 @@ static int cmd_run(int argc, char **argv)
         case 'r': if (parse_int(optarg, 1, 1000000, &repeat)) return usage_error("run", "--repeat needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'R': reference = 1; break;
+        case 'F': no_fusion = 1; break;
         case 'h':
             printf("usage: vclipc run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
                    "                  [--threads N] [--repeat N] [--json] [--reference]\n"
@@ -229,7 +232,8 @@ static int cmd_run(int argc, char **argv)
                    "  --repeat N   N timed iterations after one warm-up; reports min/median ms\n"
                    "  --json       print the report as one JSON object (min_ms, median_ms, ...)\n"
                    "  --threads N  BLAS threads (default: the library's)\n"
-                   "  --reference  use only the reference kernels (the test oracle; slow)\n");
+                   "  --reference  use only the reference kernels (the test oracle; slow)\n"
+                   "  --no-fusion  run the cleanup passes only (no fused ops)\n");
             return 0;
         default: return usage_error("run", "unknown option");
         }
@@ -239,7 +243,7 @@ static int cmd_run(int argc, char **argv)
     double t0 = now_ms();
     Graph *g = load(argv[optind]);
     if (!g) return 1;
-    PassOptions popt = {0};
+    PassOptions popt = {.no_fusion = no_fusion};
     if (run_passes(g, default_pipeline, &popt, err, sizeof err)) { print_error(argv[optind], err); graph_free(g); return 1; }
     double load_ms = now_ms() - t0;
     Tensor **in_t = calloc((size_t)g->n_inputs + 1, sizeof(Tensor *));
@@ -342,12 +346,14 @@ static int cmd_compile(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", 1, 0, 'o'}, {"dump-after", 1, 0, 'a'}, {"dump-dir", 1, 0, 'd'},
                                          {"dump-format", 1, 0, 'f'}, {"pass-stats", 0, 0, 's'},
-                                         {"external-data", 0, 0, 'e'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"external-data", 0, 0, 'e'}, {"no-fusion", 0, 0, 'F'},
+                                         {"export-standard-ops", 0, 0, 'S'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *out = NULL;
+    int standard_ops = 0;
     PassOptions po = {.verify = 1};
     OnnxSaveOptions so = {.external_data = -1, .producer = "vclipc " VCLIP_VERSION};
     int c;
-    while ((c = getopt_long(argc, argv, "o:a:d:f:seh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:a:d:f:seFSh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'a': po.dump_after = optarg; break;
@@ -360,6 +366,8 @@ static int cmd_compile(int argc, char **argv)
             break;
         case 's': po.stats = 1; break;
         case 'e': so.external_data = 1; break;
+        case 'F': po.no_fusion = 1; break;
+        case 'S': standard_ops = 1; break;
         case 'h': {
             printf("usage: vclipc compile MODEL.onnx -o OUT.onnx [options]\n"
                    "  --dump-after NAME|all   dump the graph after a pass (or import, or all)\n"
@@ -367,8 +375,11 @@ static int cmd_compile(int argc, char **argv)
                    "  --dump-format FMT       text (default), dot or onnx\n"
                    "  --pass-stats            node counts and time per pass on stderr\n"
                    "  --external-data         store weights in OUT.onnx.data (automatic above 1 GiB)\n"
+                   "  --no-fusion             run the cleanup passes only\n"
+                   "  --export-standard-ops   expand our ai.vclip ops into standard ONNX ops, so any\n"
+                   "                          ONNX runtime can run the result\n"
                    "passes, in order:\n");
-            for (const Pass *p = default_pipeline; p->name; p++) printf("  %-22s %s\n", p->name, p->summary);
+            for (const Pass *p = default_pipeline; p->name; p++) printf("  %-32s %s\n", p->name, p->summary);
             return 0;
         }
         default: return usage_error("compile", "unknown option");
@@ -381,6 +392,7 @@ static int cmd_compile(int argc, char **argv)
     if (!g) return 1;
     int rc = 1;
     if (run_passes(g, default_pipeline, &po, err, sizeof err)) print_error(argv[optind], err);
+    else if (standard_ops && pass_lower_to_standard_ops(g, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (onnx_save(g, out, &so, err, sizeof err)) die(err);
     else rc = 0;
     graph_free(g);

@@ -123,3 +123,20 @@ int fast_conv(KernelCtx *k)
     free(col);
     return 0;
 }
+
+/* Linear: bias rows written first, then one GEMM accumulating into them */
+int fast_linear(KernelCtx *k)
+{
+    const Tensor *x = k->in[0], *w = k->in[1], *b = k->n_in > 2 ? k->in[2] : NULL;
+    if (x->dtype != DT_F32 || w->dtype != DT_F32 || (b && b->dtype != DT_F32)) return ref_linear(k);
+    int64_t K = w->dims[0], N = w->dims[1], rows = K ? tensor_numel(x) / K : tensor_numel(k->out[0]) / (N ? N : 1);
+    float *Y = k->out[0]->data;
+    for (int64_t r = 0; r < rows; r++) {
+        if (b) memcpy(Y + r * N, b->data, sizeof(float) * (size_t)N);
+        else memset(Y + r * N, 0, sizeof(float) * (size_t)N);
+    }
+    if (rows && N && K)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)N, (int)K, 1.0f, x->data, (int)K,
+                    w->data, (int)N, 1.0f, Y, (int)N);
+    return 0;
+}

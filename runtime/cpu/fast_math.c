@@ -1,5 +1,5 @@
 /* fast_math.c — f32 kernels for the exp-heavy ops (Sigmoid, Exp, Erf,
- * Softmax) and LayerNorm, written so the compiler vectorizes them: a
+ * QuickGelu, Gelu, Softmax) and LayerNorm, written so the compiler vectorizes them: a
  * branch-free expf (Cody-Waite range reduction + degree-6 polynomial,
  * ~2 ulp) instead of libm's scalar call.  The loops are cloned for AVX-512,
  * AVX2 and baseline x86-64 and picked at load time, so one binary runs
@@ -60,6 +60,16 @@ VECTOR_CLONES static void erf_loop(const float *a, float *o, int64_t n)
     for (int64_t i = 0; i < n; i++) o[i] = erf_poly(a[i]);
 }
 
+VECTOR_CLONES static void quick_gelu_loop(const float *a, float *o, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] / (1.0f + expf_poly(-1.702f * a[i]));
+}
+
+VECTOR_CLONES static void gelu_loop(const float *a, float *o, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) o[i] = 0.5f * a[i] * (1.0f + erf_poly(a[i] * 0.70710678118654752f));
+}
+
 VECTOR_CLONES static float softmax_row(const float *a, float *o, int64_t len, float mx)
 {
     float sum = 0;
@@ -79,6 +89,20 @@ int fast_unary(KernelCtx *k)
     else if (op == OP_EXP) exp_loop(a, o, n);
     else erf_loop(a, o, n);
     for (int64_t i = 0; i < n; i++) if (a[i] != a[i]) o[i] = a[i]; /* NaN propagates */
+    return 0;
+}
+
+int fast_quick_gelu(KernelCtx *k)
+{
+    if (k->in[0]->dtype != DT_F32) return ref_quick_gelu(k);
+    quick_gelu_loop(k->in[0]->data, k->out[0]->data, tensor_numel(k->in[0]));
+    return 0;
+}
+
+int fast_gelu(KernelCtx *k)
+{
+    if (k->in[0]->dtype != DT_F32) return ref_gelu(k);
+    gelu_loop(k->in[0]->data, k->out[0]->data, tensor_numel(k->in[0]));
     return 0;
 }
 

@@ -51,5 +51,8 @@ int fast_conv(KernelCtx *k);
 int fast_unary(KernelCtx *k);
 int fast_softmax(KernelCtx *k);
 int fast_layernorm(KernelCtx *k);
+int fast_quick_gelu(KernelCtx *k);
+int fast_gelu(KernelCtx *k);
+int fast_linear(KernelCtx *k);
 
 #endif

@@ -185,6 +185,28 @@ static void test_exp_family(void)
     }
 }
 
+static void test_fused_ops(void)
+{
+    int64_t d[3] = {3, 7, 33};
+    int ops[2] = {OP_QUICK_GELU, OP_GELU};
+    for (int o = 0; o < 2; o++) {
+        Tensor *x = rand_tensor(3, d);
+        for (int64_t i = 0; i < tensor_numel(x); i++) ((float *)x->data)[i] *= 9.0f;
+        Graph *g = one_node(ops[o], 1, &x);
+        compare_fast_ref_tol(g, o ? "gelu" : "quick_gelu", 2e-6, 3e-7);
+        graph_free(g);
+        tensor_free(x);
+    }
+    int64_t xd[3] = {2, 5, 13}, wd[2] = {13, 11}, bd[1] = {11};
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        Tensor *ins[3] = {rand_tensor(3, xd), rand_tensor(2, wd), rand_tensor(1, bd)};
+        Graph *g = one_node(OP_LINEAR, with_bias ? 3 : 2, ins);
+        compare_fast_ref(g, with_bias ? "linear+bias" : "linear");
+        graph_free(g);
+        for (int i = 0; i < 3; i++) tensor_free(ins[i]);
+    }
+}
+
 static void test_softmax_layernorm(void)
 {
     int64_t shapes[3][3] = {{3, 5, 7}, {2, 12, 50}, {1, 1, 1000}};
@@ -260,6 +282,7 @@ int main(void)
     test_conv();
     test_exp_family();
     test_softmax_layernorm();
+    test_fused_ops();
     test_reference_conv_by_hand();
     test_views_share_data();
     return TEST_SUMMARY();

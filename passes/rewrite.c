@@ -1,0 +1,74 @@
+/* rewrite.c — see rewrite.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rewrite.h"
+
+Node *producer_is(const Value *v, int op)
+{
+    return (v && v->producer && v->producer->op == op) ? v->producer : NULL;
+}
+
+int const_scalar(const Value *v, double *out)
+{
+    if (!v || !v->konst || tensor_numel(v->konst) != 1 || !dtype_is_float(v->konst->dtype)) return 0;
+    *out = tensor_get_f64(v->konst, 0);
+    return 1;
+}
+
+Value *other_input(const Node *n, const Value *v)
+{
+    if (n->n_in != 2) return NULL;
+    if (n->in[0] == v) return n->in[1];
+    if (n->in[1] == v) return n->in[0];
+    return NULL;
+}
+
+int reduces_last_axis(const Graph *g, const Node *n)
+{
+    const Value *x = n->in[0];
+    if (!x || x->shape.rank < 1 || !node_attr_i(n, "keepdims", 1)) return 0;
+    int64_t axis;
+    if (g->opset >= 18) {
+        const Value *a = n->n_in > 1 ? n->in[1] : NULL;
+        if (!a || !a->konst || tensor_numel(a->konst) != 1) return 0;
+        axis = tensor_get_i64(a->konst, 0);
+    } else {
+        const Attr *a = node_attr(n, "axes");
+        if (!a || a->type != ATTR_INTS || a->n != 1) return 0;
+        axis = a->ints[0];
+    }
+    return axis == -1 || axis == x->shape.rank - 1;
+}
+
+Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in)
+{
+    char *name = graph_unique_name(g, base);
+    Value *out = name ? graph_new_value(g, name) : NULL;
+    Node *n = out ? graph_add_node(g, op, name, n_in, in, 1, &out) : NULL;
+    free(name);
+    if (!n) return NULL;
+    char err[IR_ERR_CAP];
+    return infer_node(g, n, err, sizeof err) ? NULL : out;
+}
+
+Node *replace_with_node(Graph *g, Value *like, int op, const char *name, int n_in, Value **in)
+{
+    Value *out = append_node(g, op, name, n_in, in);
+    if (!out) return NULL;
+    graph_replace_uses(g, like, out);
+    return out->producer;
+}
+
+Value *scalar_const(Graph *g, const char *base, float v)
+{
+    char *name = graph_unique_name(g, base);
+    Value *c = name ? graph_new_value(g, name) : NULL;
+    Tensor *t = tensor_new(DT_F32, 0, NULL);
+    free(name);
+    if (!c || !t) { tensor_free(t); return NULL; }
+    *(float *)t->data = v;
+    value_set_const(c, t);
+    return c;
+}

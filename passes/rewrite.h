@@ -1,0 +1,25 @@
+/* rewrite.h — small helpers the fusion and lowering passes share: looking
+ * through producers and constants, and replacing a value with a new node. */
+#ifndef VCLIP_REWRITE_H
+#define VCLIP_REWRITE_H
+
+#include "../ir/ops.h"
+
+/* v's producer when it is an `op` node, else NULL. */
+Node *producer_is(const Value *v, int op);
+/* v holds a single constant element; its value in *out. */
+int const_scalar(const Value *v, double *out);
+/* For a two-input node, the input that is not v (NULL if v is neither). */
+Value *other_input(const Node *n, const Value *v);
+/* True when the reduce node averages over the last axis only, keeping dims. */
+int reduces_last_axis(const Graph *g, const Node *n);
+
+/* A new node of `op` computing a value like `like` (dtype, shape); every
+ * use of `like` is moved to it. */
+Node *replace_with_node(Graph *g, Value *like, int op, const char *name, int n_in, Value **in);
+/* A new node appended to the graph with one fresh output named after `base`. */
+Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in);
+/* A scalar f32 constant value. */
+Value *scalar_const(Graph *g, const char *base, float v);
+
+#endif

@@ -1,0 +1,46 @@
+/* ref_fused.c — reference kernels for our own fused ops (ai.vclip domain),
+ * written as the unfused ops would compute them, in double precision. */
+#include <math.h>
+#include "kernels.h"
+
+static int f32_only(KernelCtx *k)
+{
+    return k->in[0]->dtype == DT_F32 ? 0 : kernel_fail(k, "only f32 is supported, got %s", dtype_name(k->in[0]->dtype));
+}
+
+/* x * sigmoid(1.702 x), as OpenAI's CLIP defines QuickGELU */
+int ref_quick_gelu(KernelCtx *k)
+{
+    if (f32_only(k)) return -1;
+    const float *x = k->in[0]->data;
+    float *y = k->out[0]->data;
+    for (int64_t i = 0; i < tensor_numel(k->in[0]); i++) y[i] = (float)(x[i] / (1.0 + exp(-1.702 * x[i])));
+    return 0;
+}
+
+/* 0.5 x (1 + erf(x / sqrt 2)): exact GELU */
+int ref_gelu(KernelCtx *k)
+{
+    if (f32_only(k)) return -1;
+    const float *x = k->in[0]->data;
+    float *y = k->out[0]->data;
+    for (int64_t i = 0; i < tensor_numel(k->in[0]); i++) y[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+    return 0;
+}
+
+/* X [..., K] @ W [K, N] + B [N] */
+int ref_linear(KernelCtx *k)
+{
+    if (f32_only(k)) return -1;
+    const Tensor *x = k->in[0], *w = k->in[1], *b = k->n_in > 2 ? k->in[2] : NULL;
+    int64_t K = w->dims[0], N = w->dims[1], rows = K ? tensor_numel(x) / K : 0;
+    const float *X = x->data, *W = w->data, *B = b ? b->data : NULL;
+    float *Y = k->out[0]->data;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = B ? B[n] : 0;
+            for (int64_t t = 0; t < K; t++) s += (double)X[r * K + t] * W[t * N + n];
+            Y[r * N + n] = (float)s;
+        }
+    return 0;
+}
