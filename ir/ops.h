@@ -96,3 +96,9 @@ typedef struct {
     int64_t pad_lo[IR_MAX_RANK], pad_hi[IR_MAX_RANK];
 } ConvParams;
 int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
+typedef struct {
+    int64_t heads, head_dim, q_off, k_off, v_off, frames, window;
+    float scale;
+    int causal, seq_first, boundary; /* boundary: 0 zero-filled, 1 masked */
+} AttentionParams;
+int op_attention_params(InferCtx *c, AttentionParams *p);

@@ -3,6 +3,7 @@
  *   QuickGelu(x) = x * Sigmoid(x * 1.702)
  *   Gelu(x)      = (x * (Erf(x / sqrt 2) + 1)) * 0.5
  *   Linear(x, W, b) = MatMul(x, W) + b
+ *   Attention: see lower_attention.c
  * Used by `vclipc compile --export-standard-ops`. */
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ static Value *lower(Graph *g, Node *n)
         Value *a = bin(g, OP_ADD, nm, e, scalar_const(g, "gelu_one", 1.0f));
         return bin(g, OP_MUL, nm, bin(g, OP_MUL, nm, x, a), scalar_const(g, "gelu_half", 0.5f));
     }
+    case OP_ATTENTION:
+        return lower_attention(g, n);
     case OP_LINEAR: {
         Value *mm = bin(g, OP_MATMUL, nm, x, n->in[1]);
         return (n->n_in > 2 && n->in[2]) ? bin(g, OP_ADD, nm, mm, n->in[2]) : mm;

@@ -20,6 +20,7 @@ const Pass default_pipeline[] = {
     {"fuse-gelu", "0.5*x*(1+erf(x/sqrt2)) -> ai.vclip.Gelu", pass_fuse_gelu, 1},
     {"fuse-quick-gelu", "x*sigmoid(1.702x) -> ai.vclip.QuickGelu", pass_fuse_quick_gelu, 1},
     {"fuse-linear", "MatMul + bias -> ai.vclip.Linear", pass_fuse_linear, 1},
+    {"fuse-attention", "multi-head attention (any exporter's layout) -> ai.vclip.Attention", pass_fuse_attention, 1},
     {"eliminate-dead-code-after-fusion", "drop what the fusions left unused", pass_eliminate_dead_code, 1},
     {NULL, NULL, NULL, 0},
 };

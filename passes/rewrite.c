@@ -42,15 +42,20 @@ int reduces_last_axis(const Graph *g, const Node *n)
     return axis == -1 || axis == x->shape.rank - 1;
 }
 
-Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in)
+Node *new_node(Graph *g, int op, const char *base, int n_in, Value **in)
 {
     char *name = graph_unique_name(g, base);
     Value *out = name ? graph_new_value(g, name) : NULL;
     Node *n = out ? graph_add_node(g, op, name, n_in, in, 1, &out) : NULL;
     free(name);
-    if (!n) return NULL;
+    return n;
+}
+
+Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in)
+{
+    Node *n = new_node(g, op, base, n_in, in);
     char err[IR_ERR_CAP];
-    return infer_node(g, n, err, sizeof err) ? NULL : out;
+    return (n && infer_node(g, n, err, sizeof err) == 0) ? n->out[0] : NULL;
 }
 
 Node *replace_with_node(Graph *g, Value *like, int op, const char *name, int n_in, Value **in)

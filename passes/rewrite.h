@@ -17,8 +17,13 @@ int reduces_last_axis(const Graph *g, const Node *n);
 /* A new node of `op` computing a value like `like` (dtype, shape); every
  * use of `like` is moved to it. */
 Node *replace_with_node(Graph *g, Value *like, int op, const char *name, int n_in, Value **in);
-/* A new node appended to the graph with one fresh output named after `base`. */
+/* A new node with one fresh output named after `base`, not yet inferred
+ * (set its attributes, then infer_node). */
+Node *new_node(Graph *g, int op, const char *base, int n_in, Value **in);
+/* The same, inferred; returns its output (NULL if inference fails). */
 Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in);
+/* ai.vclip.Attention as standard ops (lower_attention.c); its output or NULL. */
+Value *lower_attention(Graph *g, Node *n);
 /* A scalar f32 constant value. */
 Value *scalar_const(Graph *g, const char *base, float v);
 

@@ -92,6 +92,21 @@ int fast_unary(KernelCtx *k)
     return 0;
 }
 
+/* Softmax of one contiguous row (in may equal out); shared with fast_attention.c. */
+float fast_softmax_row(const float *in, float *out, int64_t len);
+float fast_softmax_row(const float *in, float *out, int64_t len)
+{
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < len; i++) mx = in[i] > mx ? in[i] : mx;
+    if (mx == -INFINITY || mx != mx || mx == INFINITY) {
+        for (int64_t i = 0; i < len; i++) out[i] = NAN;
+        return 0;
+    }
+    float inv = 1.0f / softmax_row(in, out, len, mx);
+    for (int64_t i = 0; i < len; i++) out[i] *= inv;
+    return inv;
+}
+
 int fast_quick_gelu(KernelCtx *k)
 {
     if (k->in[0]->dtype != DT_F32) return ref_quick_gelu(k);
@@ -116,12 +131,7 @@ int fast_softmax(KernelCtx *k)
     const float *in = x->data;
     float *out = k->out[0]->data;
     for (int64_t r = 0; r < rows; r++) {
-        const float *a = in + r * len;
-        float *o = out + r * len, mx = -INFINITY;
-        for (int64_t i = 0; i < len; i++) mx = a[i] > mx ? a[i] : mx;
-        float inv = 1.0f / softmax_row(a, o, len, mx);
-        for (int64_t i = 0; i < len; i++) o[i] *= inv;
-        if (mx != mx || mx == INFINITY) for (int64_t i = 0; i < len; i++) o[i] = NAN;
+        fast_softmax_row(in + r * len, out + r * len, len);
     }
     return 0;
 }

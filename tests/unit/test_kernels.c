@@ -207,6 +207,86 @@ static void test_fused_ops(void)
     }
 }
 
+static void set_attention_attrs(Node *n, int heads, int d, int q_off, int k_off, int v_off, float scale, int causal,
+                                int seq_first, int frames, int window, int boundary)
+{
+    node_add_attr(n, "num_heads", ATTR_INT)->i = heads;
+    node_add_attr(n, "head_dim", ATTR_INT)->i = d;
+    node_add_attr(n, "q_offset", ATTR_INT)->i = q_off;
+    node_add_attr(n, "k_offset", ATTR_INT)->i = k_off;
+    node_add_attr(n, "v_offset", ATTR_INT)->i = v_off;
+    node_add_attr(n, "scale", ATTR_FLOAT)->f = scale;
+    node_add_attr(n, "causal", ATTR_INT)->i = causal;
+    node_add_attr(n, "seq_first", ATTR_INT)->i = seq_first;
+    node_add_attr(n, "frames", ATTR_INT)->i = frames;
+    node_add_attr(n, "window", ATTR_INT)->i = window;
+    node_add_attr(n, "boundary", ATTR_INT)->i = boundary;
+}
+
+static void test_attention(void)
+{
+    struct { int B, N, heads, d, packed, causal, mask, seq_first, frames, window, boundary; } cases[] = {
+        {2, 5, 2, 3, 0, 0, 0, 0, 0, 0, 0},
+        {3, 17, 2, 32, 1, 0, 0, 1, 0, 0, 0},  /* OpenAI: packed qkv, [N, B, C] */
+        {2, 9, 3, 4, 0, 1, 0, 0, 0, 0, 0},    /* causal text */
+        {2, 6, 2, 4, 0, 0, 1, 0, 0, 0, 0},    /* additive mask */
+        {16, 5, 2, 4, 1, 0, 0, 1, 8, 1, 0},   /* VCLIP: T=8, window 1, zero boundary */
+        {16, 5, 2, 4, 1, 0, 0, 1, 8, 1, 1},   /* masked boundary */
+        {16, 5, 2, 4, 0, 0, 0, 0, 8, 2, 0},
+        {16, 5, 2, 4, 0, 0, 0, 0, 8, 2, 1},
+        {6, 4, 1, 8, 0, 0, 0, 0, 3, 2, 0},    /* window reaching past both ends */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int B = cases[c].B, N = cases[c].N, H = cases[c].heads, d = cases[c].d, C = H * d;
+        int64_t ch = cases[c].packed ? 3 * C + 5 : C + 3; /* extra channels: offsets must be honoured */
+        int64_t dims[3] = {cases[c].seq_first ? N : B, cases[c].seq_first ? B : N, ch}, md[2] = {N, N};
+        Tensor *x = rand_tensor(3, dims), *y = rand_tensor(3, dims), *z = rand_tensor(3, dims), *m = rand_tensor(2, md);
+        Tensor *ins[4] = {x, cases[c].packed ? x : y, cases[c].packed ? x : z, m};
+        Graph *g = one_node(OP_ATTENTION, cases[c].mask ? 4 : 3, ins);
+        set_attention_attrs(g->nodes[0], H, d, cases[c].packed ? 1 : 2, cases[c].packed ? 1 + C : 0,
+                            cases[c].packed ? 1 + 2 * C : 3, 0.35f, cases[c].causal, cases[c].seq_first, cases[c].frames,
+                            cases[c].window, cases[c].boundary);
+        char what[64];
+        snprintf(what, sizeof what, "attention case %zu", c);
+        compare_fast_ref(g, what);
+        graph_free(g);
+        tensor_free(x); tensor_free(y); tensor_free(z); tensor_free(m);
+    }
+}
+
+/* Zero-filled neighbours by hand: one head, d=1, N=M=1, T=2, window 1.
+ * Frame 0 sees [frame 1 | zero | frame 0]: logits scale*q*k1, 0, scale*q*k0. */
+static void test_attention_zero_boundary_by_hand(void)
+{
+    int64_t dims[3] = {2, 1, 1};
+    Tensor *q = tensor_new(DT_F32, 3, dims), *k = tensor_new(DT_F32, 3, dims), *v = tensor_new(DT_F32, 3, dims);
+    float qs[2] = {1.0f, 2.0f}, ks[2] = {0.5f, -1.0f}, vs[2] = {3.0f, 5.0f};
+    memcpy(q->data, qs, sizeof qs); memcpy(k->data, ks, sizeof ks); memcpy(v->data, vs, sizeof vs);
+    Tensor *ins[3] = {q, k, v};
+    for (int boundary = 0; boundary < 2; boundary++) {
+        Graph *g = one_node(OP_ATTENTION, 3, ins);
+        set_attention_attrs(g->nodes[0], 1, 1, 0, 0, 0, 1.0f, 0, 0, 2, 1, boundary);
+        char msg[IR_ERR_CAP];
+        CHECK(infer_graph(g, msg, sizeof msg) == 0, "%s", msg);
+        const Tensor *in[3] = {g->nodes[0]->in[0]->konst, g->nodes[0]->in[1]->konst, g->nodes[0]->in[2]->konst};
+        Tensor *out[8] = {0};
+        ExecOptions o = {.reference_only = 1};
+        CHECK(exec_node(g, g->nodes[0], in, out, &o, msg, sizeof msg) == 0, "%s", msg);
+        /* frame 0: keys k1=-1 (frame 1), zero, k0=0.5; values 5, 0, 3 */
+        double l[3] = {1.0 * -1.0, 0.0, 1.0 * 0.5}, w[3] = {exp(l[0]), boundary ? 0.0 : exp(l[1]), exp(l[2])};
+        double want0 = (w[0] * 5 + w[2] * 3) / (w[0] + w[1] + w[2]);
+        /* frame 1: keys zero (frame 2 missing), k0=0.5 (frame 0), k1=-1; values 0, 3, 5 */
+        double m[3] = {boundary ? 0.0 : exp(0.0), exp(2.0 * 0.5), exp(2.0 * -1.0)};
+        double want1 = (m[1] * 3 + m[2] * 5) / (m[0] + m[1] + m[2]);
+        float *y = out[0]->data;
+        CHECK(fabs(y[0] - want0) < 1e-6 && fabs(y[1] - want1) < 1e-6, "boundary %d: got %g %g want %g %g", boundary, y[0], y[1],
+              want0, want1);
+        tensor_free(out[0]);
+        graph_free(g);
+    }
+    tensor_free(q); tensor_free(k); tensor_free(v);
+}
+
 static void test_softmax_layernorm(void)
 {
     int64_t shapes[3][3] = {{3, 5, 7}, {2, 12, 50}, {1, 1, 1000}};
@@ -283,6 +363,8 @@ int main(void)
     test_exp_family();
     test_softmax_layernorm();
     test_fused_ops();
+    test_attention();
+    test_attention_zero_boundary_by_hand();
     test_reference_conv_by_hand();
     test_views_share_data();
     return TEST_SUMMARY();
