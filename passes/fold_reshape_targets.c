@@ -35,10 +35,7 @@ static int fold_one(Graph *g, Node *n, char *err, size_t cap)
     free(name);
     if (!t || !c) { tensor_free(t); snprintf(err, cap, "out of memory"); return -1; }
     for (int i = 0; i < s->n_known; i++) ((int64_t *)t->data)[i] = vals[i];
-    value_set_const(c, t);
-    /* keep the symbolic content so later inference still sees batch */
-    c->n_known = s->n_known;
-    for (int i = 0; i < s->n_known; i++) c->known[i] = s->known[i];
+    value_set_const(c, t); /* its content is the literal 0/-1 target: nothing symbolic that could go stale */
     n->in[1] = c;
     return 1;
 }

@@ -36,6 +36,12 @@ typedef struct {
     int no_fusion;            /* run the cleanup passes only */
 } PassOptions;
 
+/* VCLIP: image encoder -> video encoder with temporal-window attention.
+ * Runs after the default pipeline (it needs fused Attention ops); returns the
+ * number of attentions made temporal, or -1 with a message. */
+typedef struct { int64_t frames, window; int boundary_mask; } TemporalOptions;
+int temporal_attention(Graph *g, const TemporalOptions *t, char *err, size_t cap);
+
 /* The default pipeline, in order; NULL-terminated. */
 extern const Pass default_pipeline[];
 

@@ -33,6 +33,7 @@ static const char *usage_main =
     "  compile MODEL.onnx -o OUT.onnx [--dump-after NAME|all] [--dump-dir DIR]\n"
     "      [--dump-format text|dot|onnx] [--pass-stats] [--external-data]\n"
     "      [--no-fusion] [--export-standard-ops]\n"
+    "      [--frames T [--temporal-window 1|2|3] [--temporal-boundary zero|mask]]\n"
     "      run the graph passes and write the optimized model as ONNX\n"
     "  dump MODEL.onnx [--format text|dot]\n"
     "      print the imported graph, one line per node\n"
@@ -347,13 +348,15 @@ static int cmd_compile(int argc, char **argv)
     static const struct option opts[] = {{"output", 1, 0, 'o'}, {"dump-after", 1, 0, 'a'}, {"dump-dir", 1, 0, 'd'},
                                          {"dump-format", 1, 0, 'f'}, {"pass-stats", 0, 0, 's'},
                                          {"external-data", 0, 0, 'e'}, {"no-fusion", 0, 0, 'F'},
-                                         {"export-standard-ops", 0, 0, 'S'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"export-standard-ops", 0, 0, 'S'}, {"frames", 1, 0, 'T'},
+                                         {"temporal-window", 1, 0, 'W'}, {"temporal-boundary", 1, 0, 'B'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *out = NULL;
-    int standard_ops = 0;
+    int standard_ops = 0, frames = 0, window = 1, boundary_mask = 0;
     PassOptions po = {.verify = 1};
     OnnxSaveOptions so = {.external_data = -1, .producer = "vclipc " VCLIP_VERSION};
     int c;
-    while ((c = getopt_long(argc, argv, "o:a:d:f:seFSh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:a:d:f:seFST:W:B:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'a': po.dump_after = optarg; break;
@@ -368,6 +371,13 @@ static int cmd_compile(int argc, char **argv)
         case 'e': so.external_data = 1; break;
         case 'F': po.no_fusion = 1; break;
         case 'S': standard_ops = 1; break;
+        case 'T': if (parse_int(optarg, 1, 4096, &frames)) return usage_error("compile", "--frames needs a positive integer"); break;
+        case 'W': if (parse_int(optarg, 0, 64, &window)) return usage_error("compile", "--temporal-window is 0..64"); break;
+        case 'B':
+            if (!strcmp(optarg, "zero")) boundary_mask = 0;
+            else if (!strcmp(optarg, "mask")) boundary_mask = 1;
+            else return usage_error("compile", "--temporal-boundary is zero or mask");
+            break;
         case 'h': {
             printf("usage: vclipc compile MODEL.onnx -o OUT.onnx [options]\n"
                    "  --dump-after NAME|all   dump the graph after a pass (or import, or all)\n"
@@ -378,6 +388,12 @@ static int cmd_compile(int argc, char **argv)
                    "  --no-fusion             run the cleanup passes only\n"
                    "  --export-standard-ops   expand our ai.vclip ops into standard ONNX ops, so any\n"
                    "                          ONNX runtime can run the result\n"
+                   "  --frames T              VCLIP: input 'video' [B, T, 3, H, W], output\n"
+                   "                          'frame_embeddings' [B, T, D]; every attention attends over\n"
+                   "                          frames t-w..t+w (no new parameters)\n"
+                   "  --temporal-window W     w, default 1 (the paper's); 0 = the image model per frame\n"
+                   "  --temporal-boundary B   zero (default: missing neighbour frames are zero keys and\n"
+                   "                          values, as the released code does) or mask (left out)\n"
                    "passes, in order:\n");
             for (const Pass *p = default_pipeline; p->name; p++) printf("  %-32s %s\n", p->name, p->summary);
             return 0;
@@ -391,7 +407,10 @@ static int cmd_compile(int argc, char **argv)
     Graph *g = load(argv[optind]);
     if (!g) return 1;
     int rc = 1;
+    TemporalOptions to = {frames, window, boundary_mask};
+    if (frames && po.no_fusion) return usage_error("compile", "--frames needs the fusion passes (drop --no-fusion)");
     if (run_passes(g, default_pipeline, &po, err, sizeof err)) print_error(argv[optind], err);
+    else if (frames && temporal_attention(g, &to, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (standard_ops && pass_lower_to_standard_ops(g, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (onnx_save(g, out, &so, err, sizeof err)) die(err);
     else rc = 0;
