@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""CPU inference: vclipc against ONNX Runtime, same machine, same thread
-count, measured in one run.  Reports median and min per-iteration time
-(excluding load), the ratio ORT/vclipc (> 1 means vclipc is faster), the
-max error of our outputs against ORT's, and each process's peak RSS.
+"""CPU inference: vclipc (with and without the fusion passes) against ONNX
+Runtime, same machine, same thread count, measured in one run.  Reports
+median per-iteration time (excluding load), the ratio ORT/vclipc (> 1 means
+vclipc is faster), the max error of our outputs against ORT's, and each
+process's peak RSS.  The VCLIP row (T = 8, window 1) runs our compiled model
+and ORT on its --export-standard-ops twin.
 
 Models come from bench/make_models.py.  Writes bench/results/cpu_inference.md unless
 --no-write.  Usage: python3 bench/bench_cpu.py [--threads 2] [--repeat 10]
@@ -57,6 +59,10 @@ def run_with_rss(cmd):
 
 def inputs_for(kind, batch, tmp):
     rng = np.random.default_rng(0)
+    if kind == "video":
+        path = os.path.join(tmp, f"video_{batch}.npy")
+        np.save(path, rng.standard_normal((batch, 8, 3, 224, 224)).astype(np.float32))
+        return {"video": path}
     if kind == "visual":
         x = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
         name = "image"
@@ -71,23 +77,31 @@ def inputs_for(kind, batch, tmp):
     return {name: path}
 
 
-def bench(label, model, kind, batch, threads, repeat, tmp):
+def run_ours(model, feeds, threads, repeat, out, extra=()):
+    args = [VCLIPC, "run", model, "--threads", str(threads), "--repeat", str(repeat), "--json", *extra]
+    for k, v in feeds.items():
+        args += ["--input", f"{k}={v}"]
+    args += ["--output", out]
+    o, rss = run_with_rss(args)
+    return json.loads(o), rss
+
+
+def bench(label, model, kind, batch, threads, repeat, tmp, ort_model=None):
     feeds = inputs_for(kind, batch, tmp)
     ort_out = os.path.join(tmp, "ort.npy")
     our_out = os.path.join(tmp, "ours.npy")
-    o, ort_rss = run_with_rss([sys.executable, "-c", ORT_RUNNER, model, str(threads), str(repeat), ort_out, json.dumps(feeds)])
+    o, ort_rss = run_with_rss([sys.executable, "-c", ORT_RUNNER, ort_model or model, str(threads), str(repeat), ort_out,
+                               json.dumps(feeds)])
     ort = json.loads(o)
-    args = [VCLIPC, "run", model, "--threads", str(threads), "--repeat", str(repeat), "--json"]
-    for k, v in feeds.items():
-        args += ["--input", f"{k}={v}"]
-    outname = "image_features" if kind == "visual" else "text_features"
-    args += ["--output", f"{outname}={our_out}"]
-    o, our_rss = run_with_rss(args)
-    ours = json.loads(o)
+    outname = {"visual": "image_features", "text": "text_features", "video": "frame_embeddings"}[kind]
+    ours, our_rss = run_ours(model, feeds, threads, repeat, f"{outname}={our_out}")
     a, b = np.load(our_out), np.load(ort_out)
     err = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6))
-    row = {"label": label, "batch": batch, "ours_ms": ours["median_ms"], "ours_min_ms": ours["min_ms"],
-           "ort_ms": ort["median_ms"], "ort_min_ms": ort["min_ms"], "ratio": ort["median_ms"] / ours["median_ms"],
+    unfused = None
+    if kind != "video":
+        unfused, _ = run_ours(model, feeds, threads, repeat, f"{outname}={our_out}", ["--no-fusion"])
+    row = {"label": label, "batch": batch, "ours_ms": ours["median_ms"], "ort_ms": ort["median_ms"],
+           "unfused_ms": unfused["median_ms"] if unfused else None, "ratio": ort["median_ms"] / ours["median_ms"],
            "rel_err": err, "ours_rss": our_rss, "ort_rss": ort_rss, "ours_load_ms": ours["load_ms"],
            "ort_load_ms": ort["load_ms"]}
     print(json.dumps(row), flush=True)
@@ -112,6 +126,13 @@ def main():
             if not os.path.exists(path):
                 raise SystemExit(f"{path} missing: run python3 bench/make_models.py first")
             rows.append(bench(label, path, kind, batch, a.threads, a.repeat if "L/14" not in label else 3, tmp))
+        # VCLIP: the ViT-B/32 visual encoder made temporal (T = 8, window 1)
+        vclip, vclip_std = os.path.join(tmp, "vclip.onnx"), os.path.join(tmp, "vclip_std.onnx")
+        src = os.path.join(MODELS, "vit_b32_visual.onnx")
+        subprocess.run([VCLIPC, "compile", src, "--frames", "8", "-o", vclip], check=True)
+        subprocess.run([VCLIPC, "compile", src, "--frames", "8", "--export-standard-ops", "-o", vclip_std], check=True)
+        rows.append(bench("VCLIP ViT-B/32 (T = 8, window 1; ORT runs its standard-ops export)", vclip, "video", 1,
+                          a.threads, a.repeat, tmp, ort_model=vclip_std))
     if a.no_write:
         return
     import onnxruntime
@@ -126,11 +147,12 @@ def main():
         "(above 1: vclipc is faster). Error: max |vclipc - ORT| / max |ORT|. Peak RSS of each whole process "
         "(ORT's includes the Python interpreter and NumPy, about 60 MB).",
         "",
-        "| model | batch | vclipc ms | ORT ms | ratio | max rel err | vclipc peak RSS MB | ORT peak RSS MB | vclipc load ms | ORT load ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | batch | vclipc ms | vclipc unfused ms | ORT ms | ratio (ORT / vclipc) | max rel err | vclipc peak RSS MB | ORT peak RSS MB | vclipc load+compile ms | ORT load ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['batch']} | {r['ours_ms']:.1f} | {r['ort_ms']:.1f} | {r['ratio']:.2f} | "
+        unf = f"{r['unfused_ms']:.1f}" if r["unfused_ms"] else "-"
+        lines.append(f"| {r['label']} | {r['batch']} | {r['ours_ms']:.1f} | {unf} | {r['ort_ms']:.1f} | {r['ratio']:.2f} | "
                      f"{r['rel_err']:.1e} | {r['ours_rss']:.0f} | {r['ort_rss']:.0f} | {r['ours_load_ms']:.0f} | {r['ort_load_ms']:.0f} |")
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "cpu_inference.md"), "w") as f:

@@ -36,18 +36,21 @@ Dim dim_div(Dim a, Dim b)
 
 Dim dim_add(Dim a, Dim b)
 {
-    if (a.sym == DIM_CONST && b.sym == DIM_CONST) return dim_const(a.n + b.n);
+    int64_t r;
+    if (a.sym == DIM_CONST && b.sym == DIM_CONST) return __builtin_add_overflow(a.n, b.n, &r) ? dim_unknown() : dim_const(r);
     if (dim_is_const(b) && b.n == 0) return a;
     if (dim_is_const(a) && a.n == 0) return b;
-    if (a.sym >= 0 && a.sym == b.sym) return (Dim){a.n + b.n, a.sym};
+    if (a.sym >= 0 && a.sym == b.sym) return __builtin_add_overflow(a.n, b.n, &r) ? dim_unknown() : (Dim){r, a.sym};
     return dim_unknown();
 }
 
 Dim dim_sub(Dim a, Dim b)
 {
-    if (a.sym == DIM_CONST && b.sym == DIM_CONST) return dim_const(a.n - b.n);
+    int64_t r;
+    if (a.sym == DIM_CONST && b.sym == DIM_CONST) return __builtin_sub_overflow(a.n, b.n, &r) ? dim_unknown() : dim_const(r);
     if (dim_is_const(b) && b.n == 0) return a;
-    if (a.sym >= 0 && a.sym == b.sym) return a.n == b.n ? dim_const(0) : (Dim){a.n - b.n, a.sym};
+    if (a.sym >= 0 && a.sym == b.sym)
+        return a.n == b.n ? dim_const(0) : __builtin_sub_overflow(a.n, b.n, &r) ? dim_unknown() : (Dim){r, a.sym};
     return dim_unknown();
 }
 

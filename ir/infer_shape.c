@@ -139,14 +139,14 @@ int infer_range(InferCtx *c)
         double st = tensor_get_f64(s, 0), li = tensor_get_f64(l, 0), de = tensor_get_f64(d, 0);
         if (de == 0) return infer_fail(c, "delta is zero");
         double cnt = (li - st) / de;
+        if (cnt != cnt || cnt > 1e12) return infer_fail(c, "range too long or undefined");
         int64_t n = cnt <= 0 ? 0 : (int64_t)cnt;
         if (n < cnt) n++;
-        if (cnt > 1e12) return infer_fail(c, "range too long");
         o->shape.d[0] = dim_const(n);
         if (is_int(o->dtype) && n <= IR_MAX_KNOWN) {
             o->n_known = (int)n;
             for (int64_t i = 0; i < n; i++)
-                o->known[i] = dim_const(tensor_get_i64(s, 0) + i * tensor_get_i64(d, 0));
+                o->known[i] = dim_const((int64_t)((uint64_t)tensor_get_i64(s, 0) + (uint64_t)i * (uint64_t)tensor_get_i64(d, 0)));
         }
     }
     return 0;
