@@ -128,12 +128,18 @@ def test_repeat_json_report(tmp_path):
     assert rep["peak_activation_bytes"] > 0
 
 
-FUSED = {  # what each export family must fuse into (per model; 2 layers each)
-    "openai_visual_op14": {"LayerNormalization": 6, "QuickGelu": 2, "Linear": 4},
-    "openai_visual_op17": {"LayerNormalization": 6, "QuickGelu": 2, "Linear": 4},
-    "openai_text_op14": {"LayerNormalization": 5, "QuickGelu": 2, "Linear": 4},
-    "hf_text_op17": {"Gelu": 2},
-    "hf_visual_op17": {"QuickGelu": 2},
+FUSED = {  # what each export family must fuse into (2 transformer layers each, 1 for fullvocab)
+    "openai_visual_op14": {"LayerNormalization": 6, "QuickGelu": 2, "Linear": 4, "Attention": 2},
+    "openai_visual_op17": {"LayerNormalization": 6, "QuickGelu": 2, "Linear": 4, "Attention": 2},
+    "openai_visual_dynamo": {"QuickGelu": 2, "Attention": 2},
+    "openai_text_op14": {"LayerNormalization": 5, "QuickGelu": 2, "Linear": 4, "Attention": 2},
+    "openai_text_op17": {"QuickGelu": 2, "Linear": 4, "Attention": 2},
+    "openai_text_dynamo": {"QuickGelu": 2, "Attention": 2},
+    "openai_text_fullvocab": {"QuickGelu": 1, "Attention": 1},
+    "hf_text_op14": {"LayerNormalization": 5, "Gelu": 2, "Linear": 10, "Attention": 2},
+    "hf_text_op17": {"Gelu": 2, "Linear": 10, "Attention": 2},
+    "hf_visual_op14": {"LayerNormalization": 6, "QuickGelu": 2, "Linear": 10, "Attention": 2},
+    "hf_visual_op17": {"QuickGelu": 2, "Linear": 10, "Attention": 2},
 }
 
 
@@ -149,8 +155,9 @@ def test_fused_ops_in_our_domain(name, tmp_path):
     ops = {}
     for n in m.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
-        if n.op_type in ("QuickGelu", "Gelu", "Linear"):
+        if n.op_type in ("QuickGelu", "Gelu", "Linear", "Attention"):
             assert n.domain == "ai.vclip"
+    assert not [n for n in m.graph.node if n.op_type == "Softmax"], "an attention was left unfused"
     for op, count in FUSED[name].items():
         assert ops.get(op, 0) >= count, f"{op}: {ops}"
     assert any(o.domain == "ai.vclip" for o in m.opset_import)
