@@ -158,8 +158,6 @@ static Tensor *convert_tensor(Importer *im, const Onnx__TensorProto *tp, const c
         /* protobuf-c's allocations are malloc-aligned, fine for any dtype */
         return tensor_borrow(dt, (int)tp->n_dims, dims, tp->raw_data.data);
     }
-    Tensor *t = tensor_new(dt, (int)tp->n_dims, dims);
-    if (!t) { fail(im, "tensor '%s': cannot allocate %zu bytes", name, bytes); return NULL; }
     size_t have;
     switch (dt) {
     case DT_F32: have = tp->n_float_data; break;
@@ -167,11 +165,12 @@ static Tensor *convert_tensor(Importer *im, const Onnx__TensorProto *tp, const c
     case DT_I64: have = tp->n_int64_data; break;
     default: have = tp->n_int32_data; break;
     }
-    if (have != (size_t)numel) {
+    if (have != (size_t)numel) { /* checked before allocating: the dims are the file's claim */
         fail(im, "tensor '%s': %zu values stored, dims need %lld", name, have, (long long)numel);
-        tensor_free(t);
         return NULL;
     }
+    Tensor *t = tensor_new(dt, (int)tp->n_dims, dims);
+    if (!t) { fail(im, "tensor '%s': cannot allocate %zu bytes", name, bytes); return NULL; }
     for (int64_t i = 0; i < numel; i++) {
         switch (dt) {
         case DT_F32: ((float *)t->data)[i] = tp->float_data[i]; break;
