@@ -99,6 +99,39 @@ static Tensor *probe(const Graph *g, const Value *src, Node **chain, int n)
 
 typedef struct { int seq_first; int64_t offset, batch, len, channels; } Split;
 
+/* Transformer layers repeat the same chains: probe verdicts are cached by a
+ * hash of the source shape, the chain's ops, attributes and constant inputs. */
+#define PROBE_CACHE 64
+typedef struct { uint64_t key; int ok; Split s; int64_t dims[4]; } ProbeEntry;
+typedef struct { ProbeEntry e[PROBE_CACHE]; int n; } ProbeCache;
+
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ull; }
+    return h;
+}
+
+static uint64_t chain_key(const Value *src, Node **chain, int n, int transposed)
+{
+    uint64_t h = 1469598103934665603ull;
+    h = mix(h, &transposed, sizeof transposed);
+    h = mix(h, &src->shape, sizeof src->shape);
+    for (int i = 0; i < n; i++) {
+        const Node *c = chain[i];
+        h = mix(h, &c->op, sizeof c->op);
+        for (int a = 0; a < c->n_attrs; a++) {
+            const Attr *at = &c->attrs[a];
+            h = mix(h, at->name, strlen(at->name));
+            h = mix(h, &at->i, sizeof at->i);
+            if (at->type == ATTR_INTS && at->n) h = mix(h, at->ints, sizeof(int64_t) * (size_t)at->n);
+        }
+        for (int j = 1; j < c->n_in; j++)
+            if (c->in[j] && c->in[j]->konst) h = mix(h, c->in[j]->konst->data, c->in[j]->konst->nbytes);
+    }
+    return h;
+}
+
 /* Is p (of shape [B,H,L,d], or [B,H,d,L] when transposed) exactly the heads of
  * the source src ([B,L,C] or [L,B,C]) from channel `offset` on? */
 static int check_split(const Tensor *p, const Value *src, int transposed, Split *s)
@@ -123,6 +156,31 @@ static int check_split(const Tensor *p, const Value *src, int transposed, Split 
         if (ok) { *s = (Split){seq_first, off, B, L, C}; return 1; }
     }
     return 0;
+}
+
+/* check_split of the chain's probe, through the cache; dims gets the probe's shape. */
+static int probe_split(const Graph *g, ProbeCache *cache, const Value *src, Node **chain, int n, int transposed, Split *s,
+                       int64_t *dims)
+{
+    uint64_t key = chain_key(src, chain, n, transposed);
+    for (int i = 0; i < cache->n; i++)
+        if (cache->e[i].key == key) {
+            *s = cache->e[i].s;
+            memcpy(dims, cache->e[i].dims, sizeof cache->e[i].dims);
+            return cache->e[i].ok;
+        }
+    Tensor *p = probe(g, src, chain, n);
+    int ok = check_split(p, src, transposed, s);
+    for (int i = 0; i < 4; i++) dims[i] = p && p->rank == 4 ? p->dims[i] : 0;
+    tensor_free(p);
+    if (cache->n < PROBE_CACHE) {
+        ProbeEntry *e = &cache->e[cache->n++];
+        e->key = key;
+        e->ok = ok;
+        e->s = *s;
+        memcpy(e->dims, dims, sizeof e->dims);
+    }
+    return ok;
 }
 
 /* Forward chain from the attention output o while each value has one reader
@@ -201,7 +259,7 @@ static Node *reader_of(const Graph *g, const Value *v, int op)
 }
 
 /* Tries one Softmax; 1 if fused, 0 if not an attention we can prove, -1 on OOM. */
-static int fuse_one(Graph *g, const int *uses, Node *sm)
+static int fuse_one(Graph *g, const int *uses, Node *sm, ProbeCache *cache)
 {
     Value *scores = sm->in[0];
     if (scores->shape.rank != 4) return 0;
@@ -223,38 +281,50 @@ static int fuse_one(Graph *g, const int *uses, Node *sm)
     Node *cq[MAX_CHAIN], *ck[MAX_CHAIN], *cv[MAX_CHAIN], *co[MAX_CHAIN];
     int nq, nk, nv, no;
     Value *sq = trace_back(qv, cq, &nq), *sk = trace_back(kv, ck, &nk), *sv = trace_back(vv, cv, &nv);
-    Tensor *pq = probe(g, sq, cq, nq), *pk = probe(g, sk, ck, nk), *pv = probe(g, sv, cv, nv);
     Split q, k, v;
-    int ok = check_split(pq, sq, 0, &q) && check_split(pk, sk, 1, &k) && check_split(pv, sv, 0, &v) &&
-             q.seq_first == k.seq_first && k.seq_first == v.seq_first && q.batch == k.batch && k.len == v.len;
-    int64_t od[4] = {pq ? pq->dims[0] : 0, pq ? pq->dims[1] : 0, pq ? pq->dims[2] : 0, pq ? pq->dims[3] : 0};
-    tensor_free(pq);
-    tensor_free(pk);
-    tensor_free(pv);
+    int64_t od[4] = {0}, unused[4];
+    int ok = probe_split(g, cache, sq, cq, nq, 0, &q, od) && probe_split(g, cache, sk, ck, nk, 1, &k, unused) &&
+             probe_split(g, cache, sv, cv, nv, 0, &v, unused) && q.seq_first == k.seq_first &&
+             k.seq_first == v.seq_first && q.batch == k.batch && k.len == v.len;
     if (!ok) return 0;
     /* output: o [B,H,N,d] -> heads merged */
     Value *r = trace_forward(g, uses, av->out[0], co, &no);
     int64_t B = od[0], H = od[1], N = od[2], d = od[3], M = k.len;
     int64_t odims[4] = {B, H, N, d};
-    Tensor *po = tensor_new(DT_F32, 4, odims);
-    if (!po) return -1;
-    for (int64_t i = 0; i < tensor_numel(po); i++) ((float *)po->data)[i] = (float)i;
-    Tensor *cur = po;
-    ExecOptions eo = {.reference_only = 1};
-    for (int i = 0; i < no && cur; i++) {
-        const Tensor *ins[16] = {cur};
-        Tensor *outs[8] = {0};
-        char err[IR_ERR_CAP];
-        for (int j = 1; j < co[i]->n_in && j < 16; j++) ins[j] = co[i]->in[j] ? co[i]->in[j]->konst : NULL;
-        int rc = exec_node(g, co[i], ins, outs, &eo, err, sizeof err);
-        tensor_free(cur);
-        cur = rc ? NULL : outs[0];
-    }
     int out_seq_first = 0;
-    ok = check_merge(cur, odims, &out_seq_first) && out_seq_first == q.seq_first &&
+    /* the merge check, cached like the splits (the key includes o's dims via a stand-in shape) */
+    Value shape_of_o = *av->out[0];
+    uint64_t key = chain_key(&shape_of_o, co, no, 2) ^ (uint64_t)(B * 1000003 + H * 10007 + N * 101 + d);
+    int cached = -1;
+    for (int i = 0; i < cache->n; i++) if (cache->e[i].key == key) { cached = cache->e[i].ok; out_seq_first = cache->e[i].s.seq_first; }
+    if (cached < 0) {
+        Tensor *po = tensor_new(DT_F32, 4, odims);
+        if (!po) return -1;
+        for (int64_t i = 0, n_po = tensor_numel(po); i < n_po; i++) ((float *)po->data)[i] = (float)i;
+        Tensor *cur = po;
+        ExecOptions eo = {.reference_only = 1};
+        for (int i = 0; i < no && cur; i++) {
+            const Tensor *ins[16] = {cur};
+            Tensor *outs[8] = {0};
+            char err[IR_ERR_CAP];
+            for (int j = 1; j < co[i]->n_in && j < 16; j++) ins[j] = co[i]->in[j] ? co[i]->in[j]->konst : NULL;
+            int rc = exec_node(g, co[i], ins, outs, &eo, err, sizeof err);
+            tensor_free(cur);
+            cur = rc ? NULL : outs[0];
+        }
+        cached = check_merge(cur, odims, &out_seq_first);
+        tensor_free(cur);
+        if (cache->n < PROBE_CACHE) {
+            ProbeEntry *e = &cache->e[cache->n++];
+            memset(e, 0, sizeof *e);
+            e->key = key;
+            e->ok = cached;
+            e->s.seq_first = out_seq_first;
+        }
+    }
+    ok = cached && out_seq_first == q.seq_first &&
          (r->shape.rank == 2 || (r->shape.rank == 3 && dim_is_const(r->shape.d[2]) && r->shape.d[2].n == H * d &&
                                  dim_is_const(r->shape.d[q.seq_first ? 0 : 1]) && r->shape.d[q.seq_first ? 0 : 1].n == N));
-    tensor_free(cur);
     if (!ok) return 0;
     int causal = 0;
     Value *mask2d = NULL;
@@ -301,13 +371,16 @@ static int fuse_one(Graph *g, const int *uses, Node *sm)
 int pass_fuse_attention(Graph *g, char *err, size_t cap)
 {
     int changed = 0, n = g->n_nodes;
+    ProbeCache *cache = calloc(1, sizeof *cache);
+    if (!cache) { snprintf(err, cap, "fuse-attention: out of memory"); return -1; }
     for (int i = 0; i < n; i++) {
         if (g->nodes[i]->op != OP_SOFTMAX) continue;
         int *uses = graph_use_counts(g);
-        int r = uses ? fuse_one(g, uses, g->nodes[i]) : -1;
+        int r = uses ? fuse_one(g, uses, g->nodes[i], cache) : -1;
         free(uses);
-        if (r < 0) { snprintf(err, cap, "fuse-attention: out of memory"); return -1; }
+        if (r < 0) { free(cache); snprintf(err, cap, "fuse-attention: out of memory"); return -1; }
         changed += r;
     }
+    free(cache);
     return graph_topo_sort(g) ? (snprintf(err, cap, "fuse-attention: cycle"), -1) : changed;
 }

@@ -14,7 +14,7 @@ int ref_quick_gelu(KernelCtx *k)
     if (f32_only(k)) return -1;
     const float *x = k->in[0]->data;
     float *y = k->out[0]->data;
-    for (int64_t i = 0; i < tensor_numel(k->in[0]); i++) y[i] = (float)(x[i] / (1.0 + exp(-1.702 * x[i])));
+    for (int64_t i = 0, n = tensor_numel(k->in[0]); i < n; i++) y[i] = (float)(x[i] / (1.0 + exp(-1.702 * x[i])));
     return 0;
 }
 
@@ -24,7 +24,7 @@ int ref_gelu(KernelCtx *k)
     if (f32_only(k)) return -1;
     const float *x = k->in[0]->data;
     float *y = k->out[0]->data;
-    for (int64_t i = 0; i < tensor_numel(k->in[0]); i++) y[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+    for (int64_t i = 0, n = tensor_numel(k->in[0]); i < n; i++) y[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
     return 0;
 }
 
