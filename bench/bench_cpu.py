@@ -145,7 +145,9 @@ def main():
         "(open_clip OpenAI layout, TorchScript exporter, opset 17). Time is the median of "
         f"{a.repeat} runs after a warm-up (3 for ViT-L/14), excluding load. Ratio = ORT time / vclipc time "
         "(above 1: vclipc is faster). Error: max |vclipc - ORT| / max |ORT|. Peak RSS of each whole process "
-        "(ORT's includes the Python interpreter and NumPy, about 60 MB).",
+        "(ORT's includes the Python interpreter and NumPy, about 60 MB). Timings on this shared 2-core machine move by "
+        "10-20% between runs (ORT's own ViT-B/32 batch-8 median has read 357-428 ms on the same day): compare ratios "
+        "within one run.",
         "",
         "| model | batch | vclipc ms | vclipc unfused ms | ORT ms | ratio (ORT / vclipc) | max rel err | vclipc peak RSS MB | ORT peak RSS MB | vclipc load+compile ms | ORT load ms |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
