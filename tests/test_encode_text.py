@@ -14,16 +14,13 @@ from safetensors import safe_open
 
 from conftest import ROOT, Fixture, assert_clean_exit, run_tool
 
-SHARED = os.path.join(ROOT, "..", "shared", "data")
+LABELS = os.path.join(ROOT, "tests", "fixtures", "labels")  # copies of ../shared/data's UCF/HMDB lists
 MODEL = Fixture("openai_text_fullvocab").model
 PREFIXES = ["a photo of", "a video of", "a example of", "a demonstration of"]
 FORMS = ["{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
          "a person performing {}", "a person practicing {}"]
 TEMPLATES = [f"{p} {f}." for p in PREFIXES for f in FORMS]
 TOL = 1e-5
-
-pytestmark = pytest.mark.skipif(not os.path.isdir(SHARED), reason="needs ../shared/data")
-
 
 @pytest.fixture(scope="module")
 def open_clip_ids():
@@ -48,10 +45,10 @@ def read(path):
 
 
 def released_names():
-    ucf = json.load(open(os.path.join(SHARED, "protocols", "ucf101-index2cls.json")))
-    hmdb = json.load(open(os.path.join(SHARED, "protocols", "hmdb-index2cls.json")))
-    camel = open(os.path.join(SHARED, "labels", "ucf101_camelcase.txt")).read().split()
-    under = open(os.path.join(SHARED, "labels", "hmdb51.txt")).read().split()
+    ucf = json.load(open(os.path.join(LABELS, "ucf101-index2cls.json")))
+    hmdb = json.load(open(os.path.join(LABELS, "hmdb-index2cls.json")))
+    camel = open(os.path.join(LABELS, "ucf101_camelcase.txt")).read().split()
+    under = open(os.path.join(LABELS, "hmdb51.txt")).read().split()
     return camel, [ucf[str(i)] for i in range(101)], under, [hmdb[str(i)] for i in range(51)]
 
 
@@ -78,9 +75,9 @@ def test_class_features_match_ort(tmp_path, open_clip_ids):
 
 def test_index_to_class_json_and_normalization(tmp_path):
     camel, ucf, under, hmdb = released_names()
-    for src, want in ((os.path.join(SHARED, "protocols", "hmdb-index2cls.json"), hmdb),
-                      (os.path.join(SHARED, "labels", "ucf101_camelcase.txt"), ucf),
-                      (os.path.join(SHARED, "labels", "hmdb51.txt"), hmdb)):
+    for src, want in ((os.path.join(LABELS, "hmdb-index2cls.json"), hmdb),
+                      (os.path.join(LABELS, "ucf101_camelcase.txt"), ucf),
+                      (os.path.join(LABELS, "hmdb51.txt"), hmdb)):
         out = tmp_path / "x.safetensors"
         run_tool("opt", "vclip-run", "encode-text", "--text-model", MODEL, "--classes", src, "-o", out,
                  "--batch", "256", check=True)

@@ -1,0 +1,266 @@
+/* video.c — decoding chosen frames of a video with FFmpeg's libraries.
+ *
+ * Frames are numbered in presentation order from 0, as PyAV and decord
+ * number them.  The frame count comes from the container when it states one
+ * (nb_frames) and from a full decode otherwise; decoding stops after the last
+ * frame asked for.  A frame index past the real end (containers can
+ * over-state nb_frames) gets the last decoded frame, as the released
+ * sampler's clamp would.  Frames are converted to RGB24 at native size by
+ * swscale (bilinear, as PyAV's to_ndarray) and turned upright by the
+ * stream's display matrix (rotation metadata).  Every call has a wall-clock
+ * limit, enforced through FFmpeg's interrupt callback, so a pathological file
+ * cannot hang a worker.
+ */
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/display.h>
+#include <libavutil/imgutils.h>
+#include <libswscale/swscale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "video.h"
+
+typedef struct {
+    AVFormatContext *fmt;
+    AVCodecContext *dec;
+    int stream;
+    double deadline;
+    int timed_out;
+} Decoder;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int interrupt_cb(void *opaque)
+{
+    Decoder *d = opaque;
+    if (now_s() > d->deadline) { d->timed_out = 1; return 1; }
+    return 0;
+}
+
+static void av_message(int code, char *buf, size_t cap)
+{
+    char e[AV_ERROR_MAX_STRING_SIZE] = "";
+    av_strerror(code, e, sizeof e);
+    snprintf(buf, cap, "%s", e);
+}
+
+static void decoder_close(Decoder *d)
+{
+    avcodec_free_context(&d->dec);
+    avformat_close_input(&d->fmt);
+}
+
+static int decoder_open(Decoder *d, const char *path, double time_limit_s, VideoInfo *info, char *err, size_t cap)
+{
+    memset(d, 0, sizeof *d);
+    char msg[256];
+    d->deadline = now_s() + (time_limit_s > 0 ? time_limit_s : 1e9);
+    d->fmt = avformat_alloc_context();
+    if (!d->fmt) { snprintf(err, cap, "%s: out of memory", path); return -1; }
+    d->fmt->interrupt_callback = (AVIOInterruptCB){interrupt_cb, d};
+    int rc = avformat_open_input(&d->fmt, path, NULL, NULL);
+    if (rc < 0) {
+        av_message(rc, msg, sizeof msg);
+        snprintf(err, cap, "%s: cannot open: %s", path, d->timed_out ? "time limit exceeded" : msg);
+        return -1;
+    }
+    if ((rc = avformat_find_stream_info(d->fmt, NULL)) < 0) {
+        av_message(rc, msg, sizeof msg);
+        snprintf(err, cap, "%s: cannot read stream info: %s", path, d->timed_out ? "time limit exceeded" : msg);
+        decoder_close(d);
+        return -1;
+    }
+    const AVCodec *codec = NULL;
+    d->stream = av_find_best_stream(d->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (d->stream < 0 || !codec) {
+        snprintf(err, cap, "%s: %s", path, d->stream == AVERROR_DECODER_NOT_FOUND ? "no decoder for its video stream" : "no video stream");
+        decoder_close(d);
+        return -1;
+    }
+    AVStream *st = d->fmt->streams[d->stream];
+    d->dec = avcodec_alloc_context3(codec);
+    if (!d->dec || avcodec_parameters_to_context(d->dec, st->codecpar) < 0) { snprintf(err, cap, "%s: out of memory", path); decoder_close(d); return -1; }
+    d->dec->thread_count = 1; /* one worker, one thread: parallelism is across videos */
+    if ((rc = avcodec_open2(d->dec, codec, NULL)) < 0) {
+        av_message(rc, msg, sizeof msg);
+        snprintf(err, cap, "%s: cannot open the %s decoder: %s", path, codec->name, msg);
+        decoder_close(d);
+        return -1;
+    }
+    if (d->dec->width <= 0 || d->dec->height <= 0 || d->dec->width > 16384 || d->dec->height > 16384) {
+        snprintf(err, cap, "%s: unsupported frame size %dx%d", path, d->dec->width, d->dec->height);
+        decoder_close(d);
+        return -1;
+    }
+    memset(info, 0, sizeof *info);
+    info->width = d->dec->width;
+    info->height = d->dec->height;
+    info->frames = st->nb_frames > 0 ? st->nb_frames : -1;
+    AVRational r = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
+    info->fps = r.num && r.den ? av_q2d(r) : 0;
+    info->duration_s = st->duration > 0 ? st->duration * av_q2d(st->time_base)
+                                        : (d->fmt->duration > 0 ? d->fmt->duration / (double)AV_TIME_BASE : 0);
+    snprintf(info->codec, sizeof info->codec, "%s", codec->name);
+    const int32_t *m = (const int32_t *)av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+    if (m) { /* degrees clockwise to display upright, as ffmpeg's autorotate computes it */
+        double theta = -round(av_display_rotation_get(m));
+        theta -= 360 * floor(theta / 360 + 0.9 / 360);
+        info->rotation = (int)theta;
+        if (info->rotation != 90 && info->rotation != 180 && info->rotation != 270) info->rotation = 0;
+    }
+    return 0;
+}
+
+/* Decodes frames in order, calling want(index) to ask whether to keep each;
+ * stops when stop_after is reached (-1: decode all). Returns frames seen. */
+typedef int (*KeepFn)(void *ctx, int64_t index, const AVFrame *f);
+
+static int64_t decode_frames(Decoder *d, int64_t stop_after, KeepFn keep, void *ctx, const char *path, char *err, size_t cap)
+{
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *frame = av_frame_alloc();
+    int64_t seen = 0;
+    int draining = 0, rc;
+    char msg[256];
+    if (!pkt || !frame) { snprintf(err, cap, "%s: out of memory", path); seen = -1; goto done; }
+    for (;;) {
+        if (!draining) {
+            rc = av_read_frame(d->fmt, pkt);
+            if (rc == AVERROR_EOF) { draining = 1; avcodec_send_packet(d->dec, NULL); }
+            else if (rc < 0) {
+                if (d->timed_out) { snprintf(err, cap, "%s: time limit exceeded", path); seen = -1; goto done; }
+                draining = 1; /* a read error part-way: keep what decoded */
+                avcodec_send_packet(d->dec, NULL);
+            } else {
+                if (pkt->stream_index == d->stream) avcodec_send_packet(d->dec, pkt); /* decode errors: skip the packet */
+                av_packet_unref(pkt);
+            }
+        }
+        for (;;) {
+            rc = avcodec_receive_frame(d->dec, frame);
+            if (rc == AVERROR(EAGAIN)) break;
+            if (rc == AVERROR_EOF) goto done;
+            if (rc < 0) {
+                av_message(rc, msg, sizeof msg);
+                snprintf(err, cap, "%s: decoding failed: %s", path, msg);
+                if (!seen) seen = -1;
+                goto done;
+            }
+            int k = keep(ctx, seen, frame);
+            av_frame_unref(frame);
+            if (k < 0) { snprintf(err, cap, "%s: out of memory", path); seen = -1; goto done; }
+            seen++;
+            if (stop_after >= 0 && seen > stop_after) goto done;
+        }
+        if (d->timed_out) { snprintf(err, cap, "%s: time limit exceeded", path); seen = -1; goto done; }
+    }
+done:
+    av_packet_free(&pkt);
+    av_frame_free(&frame);
+    return seen;
+}
+
+typedef struct {
+    const int64_t *want;   /* sorted frame indices wanted (may repeat) */
+    int n_want;
+    uint8_t **slots;       /* decoded RGB for each distinct index, by position in want */
+    int w, h;
+    struct SwsContext *sws;
+    uint8_t *last;         /* the latest frame kept (for indices past the end) */
+} KeepCtx;
+
+static int to_rgb(KeepCtx *c, const AVFrame *f, uint8_t *dst)
+{
+    c->sws = sws_getCachedContext(c->sws, f->width, f->height, f->format, c->w, c->h, AV_PIX_FMT_RGB24, SWS_BILINEAR,
+                                  NULL, NULL, NULL);
+    if (!c->sws) return -1;
+    uint8_t *planes[4] = {dst};
+    int strides[4] = {c->w * 3};
+    sws_scale(c->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes, strides);
+    return 0;
+}
+
+static int keep_wanted(void *vctx, int64_t index, const AVFrame *f)
+{
+    KeepCtx *c = vctx;
+    if (f->width != c->w || f->height != c->h) return 0; /* a mid-stream size change: not a frame we can use */
+    for (int i = 0; i < c->n_want; i++) {
+        if (c->want[i] != index) continue;
+        if (!c->slots[i]) {
+            c->slots[i] = malloc((size_t)c->w * c->h * 3);
+            if (!c->slots[i] || to_rgb(c, f, c->slots[i])) return -1;
+        }
+        c->last = c->slots[i];
+    }
+    return 0;
+}
+
+static int count_only(void *ctx, int64_t index, const AVFrame *f) { (void)ctx; (void)index; (void)f; return 0; }
+
+int video_probe(const char *path, double time_limit_s, VideoInfo *info, char *err, size_t cap)
+{
+    Decoder d;
+    if (decoder_open(&d, path, time_limit_s, info, err, cap)) return -1;
+    int rc = 0;
+    if (info->frames < 0) { /* no frame count in the container: count by decoding */
+        int64_t n = decode_frames(&d, -1, count_only, NULL, path, err, cap);
+        if (n <= 0) { if (n == 0) snprintf(err, cap, "%s: no decodable frames", path); rc = -1; }
+        else info->frames = n;
+    }
+    decoder_close(&d);
+    return rc;
+}
+
+/* Rotates an RGB frame clockwise by deg into dst (w x h -> h x w for 90/270). */
+static void rotate_rgb(const uint8_t *src, int w, int h, int deg, uint8_t *dst)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int nx, ny, nw;
+            if (deg == 90) { nx = h - 1 - y; ny = x; nw = h; }
+            else if (deg == 270) { nx = y; ny = w - 1 - x; nw = h; }
+            else { nx = w - 1 - x; ny = h - 1 - y; nw = w; }
+            memcpy(dst + ((size_t)ny * nw + nx) * 3, src + ((size_t)y * w + x) * 3, 3);
+        }
+}
+
+int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *indices, int n, double time_limit_s,
+                        uint8_t *out, char *err, size_t cap)
+{
+    Decoder d;
+    VideoInfo vi;
+    if (decoder_open(&d, path, time_limit_s, &vi, err, cap)) return -1;
+    int64_t maxi = 0;
+    for (int i = 0; i < n; i++) maxi = indices[i] > maxi ? indices[i] : maxi;
+    KeepCtx c = {.want = indices, .n_want = n, .w = vi.width, .h = vi.height};
+    c.slots = calloc((size_t)(n ? n : 1), sizeof(uint8_t *));
+    int rc = -1;
+    if (!c.slots) { snprintf(err, cap, "%s: out of memory", path); goto done; }
+    int64_t seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap);
+    if (seen < 0) goto done;
+    if (seen == 0 || !c.last) { snprintf(err, cap, "%s: no decodable frames", path); goto done; }
+    size_t fsz = (size_t)vi.width * vi.height * 3;
+    uint8_t *prev = NULL;
+    for (int i = 0; i < n; i++) { /* indices past the end: the last frame decoded before them */
+        if (c.slots[i]) prev = c.slots[i];
+        const uint8_t *src = c.slots[i] ? c.slots[i] : (prev ? prev : c.last);
+        uint8_t *dst = out + (size_t)i * fsz;
+        if (info->rotation) rotate_rgb(src, vi.width, vi.height, info->rotation, dst);
+        else memcpy(dst, src, fsz);
+    }
+    rc = 0;
+done:
+    for (int i = 0; c.slots && i < n; i++) free(c.slots[i]);
+    free(c.slots);
+    sws_freeContext(c.sws);
+    decoder_close(&d);
+    return rc;
+}
