@@ -12,8 +12,11 @@ APT_PACKAGES=(
     libopenblas-dev                         # GEMM
     libpcre2-dev libutf8proc-dev            # tokenizer: Unicode classes, NFC and case mapping
     libjansson-dev zlib1g-dev               # JSON (vocab.json, class lists), gzip (BPE merges)
+    libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
+    libpng-dev                              # contact sheets
+    ffmpeg                                  # the tests make their own test videos with it
 )
-PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors)
+PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av)
 FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)
 
 SUDO=""

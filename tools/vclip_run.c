@@ -13,8 +13,11 @@ static const char *usage =
     "  tokenize [TEXT ...] [--file F]   CLIP token ids, one line of 77 per text\n"
     "  encode-text --text-model TEXT.onnx --classes FILE -o OUT.safetensors\n"
     "                                   class features from prompt ensembles (or --captions)\n"
+    "  frames VIDEO -o OUT.npy [--mode train|test] [--png SHEET.png]\n"
+    "                                   the preprocessed clips the model would see\n"
+    "  probe LIST.csv --root DIR        report the unreadable videos of a dataset list\n"
     "\n"
-    "Not yet available: train, eval, frames, probe (planned).\n"
+    "Not yet available: train, eval (planned).\n"
     "vclip-run COMMAND --help shows a command's options; vclip-run --version.\n";
 
 int main(int argc, char **argv)
@@ -25,6 +28,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "--version")) { printf("vclip-run %s\n", VCLIP_VERSION); return 0; }
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "encode-text")) return cmd_encode_text(argc - 1, argv + 1);
+    if (!strcmp(cmd, "frames")) return cmd_frames(argc - 1, argv + 1);
+    if (!strcmp(cmd, "probe")) return cmd_probe(argc - 1, argv + 1);
     fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
