@@ -173,6 +173,7 @@ typedef struct {
     int n_want;
     uint8_t **slots;       /* decoded RGB for each distinct index, by position in want */
     int w, h;
+    int stride;            /* bytes per row: 64-aligned, since swscale's SIMD writes past w*3 */
     struct SwsContext *sws;
     uint8_t *last;         /* the latest frame kept (for indices past the end) */
 } KeepCtx;
@@ -183,7 +184,7 @@ static int to_rgb(KeepCtx *c, const AVFrame *f, uint8_t *dst)
                                   NULL, NULL, NULL);
     if (!c->sws) return -1;
     uint8_t *planes[4] = {dst};
-    int strides[4] = {c->w * 3};
+    int strides[4] = {c->stride};
     sws_scale(c->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes, strides);
     return 0;
 }
@@ -195,7 +196,7 @@ static int keep_wanted(void *vctx, int64_t index, const AVFrame *f)
     for (int i = 0; i < c->n_want; i++) {
         if (c->want[i] != index) continue;
         if (!c->slots[i]) {
-            c->slots[i] = malloc((size_t)c->w * c->h * 3);
+            c->slots[i] = malloc((size_t)c->stride * c->h + 64); /* + slack for the last row's SIMD tail */
             if (!c->slots[i] || to_rgb(c, f, c->slots[i])) return -1;
         }
         c->last = c->slots[i];
@@ -219,16 +220,21 @@ int video_probe(const char *path, double time_limit_s, VideoInfo *info, char *er
     return rc;
 }
 
-/* Rotates an RGB frame clockwise by deg into dst (w x h -> h x w for 90/270). */
-static void rotate_rgb(const uint8_t *src, int w, int h, int deg, uint8_t *dst)
+/* Copies an RGB frame (rows `stride` bytes apart) into packed dst, rotated
+ * clockwise by deg (w x h -> h x w for 90/270). */
+static void place_rgb(const uint8_t *src, int stride, int w, int h, int deg, uint8_t *dst)
 {
+    if (!deg) {
+        for (int y = 0; y < h; y++) memcpy(dst + (size_t)y * w * 3, src + (size_t)y * stride, (size_t)w * 3);
+        return;
+    }
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             int nx, ny, nw;
             if (deg == 90) { nx = h - 1 - y; ny = x; nw = h; }
             else if (deg == 270) { nx = y; ny = w - 1 - x; nw = h; }
             else { nx = w - 1 - x; ny = h - 1 - y; nw = w; }
-            memcpy(dst + ((size_t)ny * nw + nx) * 3, src + ((size_t)y * w + x) * 3, 3);
+            memcpy(dst + ((size_t)ny * nw + nx) * 3, src + (size_t)y * stride + (size_t)x * 3, 3);
         }
 }
 
@@ -240,7 +246,7 @@ int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *
     if (decoder_open(&d, path, time_limit_s, &vi, err, cap)) return -1;
     int64_t maxi = 0;
     for (int i = 0; i < n; i++) maxi = indices[i] > maxi ? indices[i] : maxi;
-    KeepCtx c = {.want = indices, .n_want = n, .w = vi.width, .h = vi.height};
+    KeepCtx c = {.want = indices, .n_want = n, .w = vi.width, .h = vi.height, .stride = (vi.width * 3 + 63) & ~63};
     c.slots = calloc((size_t)(n ? n : 1), sizeof(uint8_t *));
     int rc = -1;
     if (!c.slots) { snprintf(err, cap, "%s: out of memory", path); goto done; }
@@ -253,8 +259,7 @@ int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *
         if (c.slots[i]) prev = c.slots[i];
         const uint8_t *src = c.slots[i] ? c.slots[i] : (prev ? prev : c.last);
         uint8_t *dst = out + (size_t)i * fsz;
-        if (info->rotation) rotate_rgb(src, vi.width, vi.height, info->rotation, dst);
-        else memcpy(dst, src, fsz);
+        place_rgb(src, c.stride, vi.width, vi.height, info->rotation, dst);
     }
     rc = 0;
 done:
