@@ -9,7 +9,7 @@ BIN      ?= bin
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 OPT      ?= -O2
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(CURDIR)"'
-LDLIBS   += -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -lm
+LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -lm
 PYTHON   ?= python3
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../runtime/data/clip_sampler.h"
+#include "../runtime/data/clip_reader.h"
 #include "../runtime/data/preprocess.h"
 #include "../runtime/data/video.h"
 #include "../runtime/npy.h"
@@ -71,25 +71,16 @@ int cmd_frames(int argc, char **argv)
     const char *path = argv[optind];
     char err[1024];
     VideoInfo vi;
-    if (video_probe(path, tl, &vi, err, sizeof err)) { cli_error(TOOL, NULL, err); return 1; }
-    ClipRng rng;
-    clip_rng_seed(&rng, (uint64_t)seed, 0);
     ClipPlan plans[64 * 3];
-    int np = plan_clips(&sc, vi.frames, vi.fps, &rng, plans, 64 * 3);
-    int W = video_out_width(&vi), H = video_out_height(&vi), T = sc.frames, rc = 1;
-    size_t fsz = (size_t)W * H * 3;
-    uint8_t *rgb = malloc(fsz * (size_t)T);
+    int np = clips_per_video(&sc), T = sc.frames, rc = 1;
+    uint8_t *u8 = malloc(clip_bytes(&sc));
     int64_t dims[5] = {np, T, 3, sc.crop_size, sc.crop_size};
     Tensor *x = tensor_new(DT_F32, 5, dims);
-    if (!rgb || !x) { cli_error(TOOL, NULL, "out of memory"); goto done; }
-    for (int i = 0; i < np; i++) {
-        int rw, rh;
-        plan_resized_size(W, H, plans[i].short_side, &rw, &rh);
-        if (rw < sc.crop_size || rh < sc.crop_size) { cli_error(TOOL, path, "resized frame smaller than the crop"); goto done; }
-        plan_crop(&sc, &plans[i], rw, rh, &rng);
-        if (video_decode_frames(path, &vi, plans[i].index, T, tl, rgb, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-        preprocess_clip(rgb, T, W, H, &plans[i], sc.crop_size, (float *)x->data + (size_t)i * T * 3 * sc.crop_size * sc.crop_size);
-    }
+    if (!u8 || !x) { cli_error(TOOL, NULL, "out of memory"); goto done; }
+    if (read_clips(path, &sc, (uint64_t)seed, 0, tl, u8, plans, &vi, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    size_t per_clip = (size_t)T * sc.crop_size * sc.crop_size * 3;
+    for (int i = 0; i < np; i++)
+        normalize_clip(u8 + (size_t)i * per_clip, T, sc.crop_size, (float *)x->data + (size_t)i * per_clip);
     if (npy_save(out, x, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (png && png_contact_sheet(png, x->data, np, T, sc.crop_size, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (json) {
@@ -105,7 +96,7 @@ int cmd_frames(int argc, char **argv)
     }
     rc = 0;
 done:
-    free(rgb);
+    free(u8);
     tensor_free(x);
     return rc;
 }

@@ -16,6 +16,7 @@ static const char *usage =
     "  frames VIDEO -o OUT.npy [--mode train|test] [--png SHEET.png]\n"
     "                                   the preprocessed clips the model would see\n"
     "  probe LIST.csv --root DIR        report the unreadable videos of a dataset list\n"
+    "  load LIST.csv --root DIR         run the data loader over a list: clips/s, unreadable files\n"
     "\n"
     "Not yet available: train, eval (planned).\n"
     "vclip-run COMMAND --help shows a command's options; vclip-run --version.\n";
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "encode-text")) return cmd_encode_text(argc - 1, argv + 1);
     if (!strcmp(cmd, "frames")) return cmd_frames(argc - 1, argv + 1);
     if (!strcmp(cmd, "probe")) return cmd_probe(argc - 1, argv + 1);
+    if (!strcmp(cmd, "load")) return cmd_load(argc - 1, argv + 1);
     fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -21,7 +21,7 @@ static void axis_weights(int in, int out, int from, int n, int *i0, int *i1, flo
     }
 }
 
-void preprocess_clip(const uint8_t *frames, int T, int w, int h, const ClipPlan *p, int crop, float *out)
+void preprocess_clip_u8(const uint8_t *frames, int T, int w, int h, const ClipPlan *p, int crop, uint8_t *out)
 {
     int rw, rh;
     plan_resized_size(w, h, p->short_side, &rw, &rh);
@@ -31,10 +31,9 @@ void preprocess_clip(const uint8_t *frames, int T, int w, int h, const ClipPlan 
     int *x1 = x0 + crop, *y1 = y0 + crop;
     axis_weights(w, rw, p->crop_x, crop, x0, x1, lx);
     axis_weights(h, rh, p->crop_y, crop, y0, y1, ly);
-    size_t plane = (size_t)crop * crop;
     for (int t = 0; t < T; t++) {
         const uint8_t *f = frames + (size_t)t * w * h * 3;
-        float *o = out + (size_t)t * 3 * plane;
+        uint8_t *o = out + (size_t)t * crop * crop * 3;
         for (int y = 0; y < crop; y++) {
             const uint8_t *r0 = f + (size_t)y0[y] * w * 3, *r1 = f + (size_t)y1[y] * w * 3;
             float wy1 = ly[y], wy0 = 1.0f - wy1;
@@ -44,11 +43,19 @@ void preprocess_clip(const uint8_t *frames, int T, int w, int h, const ClipPlan 
                 for (int c = 0; c < 3; c++) {
                     float top = wx0 * r0[x0[x] * 3 + c] + wx1 * r0[x1[x] * 3 + c];
                     float bot = wx0 * r1[x0[x] * 3 + c] + wx1 * r1[x1[x] * 3 + c];
-                    float v = (wy0 * top + wy1 * bot) / 255.0f;
-                    o[c * plane + (size_t)y * crop + ox] = (v - mean[c]) / stdv[c];
+                    o[((size_t)y * crop + ox) * 3 + c] = (uint8_t)lrintf(wy0 * top + wy1 * bot);
                 }
             }
         }
     }
     free(x0); free(y0); free(lx); free(ly);
+}
+
+void normalize_clip(const uint8_t *in, int T, int crop, float *out)
+{
+    size_t plane = (size_t)crop * crop;
+    for (int t = 0; t < T; t++)
+        for (size_t i = 0; i < plane; i++)
+            for (int c = 0; c < 3; c++)
+                out[((size_t)t * 3 + c) * plane + i] = (in[((size_t)t * plane + i) * 3 + c] / 255.0f - mean[c]) / stdv[c];
 }

@@ -16,7 +16,9 @@
 #include <libavutil/display.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
+#include <libavutil/log.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +60,18 @@ static void decoder_close(Decoder *d)
     avformat_close_input(&d->fmt);
 }
 
+/* FFmpeg's own log is noise next to our messages, which name the file and
+ * the reason; VCLIP_DEBUG >= 2 brings it back. */
+static void quiet_ffmpeg(void)
+{
+    const char *e = getenv("VCLIP_DEBUG");
+    av_log_set_level(e && atoi(e) >= 2 ? AV_LOG_INFO : AV_LOG_QUIET);
+}
+
 static int decoder_open(Decoder *d, const char *path, double time_limit_s, VideoInfo *info, char *err, size_t cap)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, quiet_ffmpeg);
     memset(d, 0, sizeof *d);
     char msg[256];
     d->deadline = now_s() + (time_limit_s > 0 ? time_limit_s : 1e9);
