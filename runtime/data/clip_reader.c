@@ -3,6 +3,7 @@
  * `frames` shows is the one training and evaluation see. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "clip_reader.h"
 #include "preprocess.h"
 
@@ -25,10 +26,24 @@ int read_clips(const char *path, const SamplingConfig *c, uint64_t seed, uint64_
     clip_rng_seed(&rng, seed, sample);
     int n = plan_clips(c, vi.frames, vi.fps, &rng, plans, clips_per_video(c));
     int W = video_out_width(&vi), H = video_out_height(&vi), T = c->frames;
-    uint8_t *rgb = malloc((size_t)W * H * 3 * T);
-    if (!rgb) { snprintf(err, cap, "%s: out of memory", path); return -1; }
+    /* one decoding pass for all views: the sorted union of their frame indices */
+    int64_t *uniq = malloc(sizeof(int64_t) * (size_t)(n * T));
+    int nu = 0;
+    for (int i = 0; uniq && i < n; i++)
+        for (int t = 0; t < T; t++) {
+            int64_t v = plans[i].index[t];
+            int k = nu;
+            while (k > 0 && uniq[k - 1] > v) k--;
+            if (k > 0 && uniq[k - 1] == v) continue;
+            memmove(uniq + k + 1, uniq + k, sizeof(int64_t) * (size_t)(nu - k));
+            uniq[k] = v;
+            nu++;
+        }
+    size_t fsz = (size_t)W * H * 3;
+    uint8_t *all = uniq ? malloc(fsz * (size_t)(nu ? nu : 1)) : NULL, *rgb = malloc(fsz * (size_t)T);
+    if (!uniq || !all || !rgb) { free(uniq); free(all); free(rgb); snprintf(err, cap, "%s: out of memory", path); return -1; }
+    int rc = video_decode_frames(path, &vi, uniq, nu, time_limit_s, all, err, cap);
     size_t per_clip = (size_t)T * c->crop_size * c->crop_size * 3;
-    int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         int rw, rh;
         plan_resized_size(W, H, plans[i].short_side, &rw, &rh);
@@ -38,9 +53,15 @@ int read_clips(const char *path, const SamplingConfig *c, uint64_t seed, uint64_
             break;
         }
         plan_crop(c, &plans[i], rw, rh, &rng);
-        rc = video_decode_frames(path, &vi, plans[i].index, T, time_limit_s, rgb, err, cap);
-        if (!rc) preprocess_clip_u8(rgb, T, W, H, &plans[i], c->crop_size, out + (size_t)i * per_clip);
+        for (int t = 0; t < T; t++) {
+            int k = 0;
+            while (uniq[k] != plans[i].index[t]) k++;
+            memcpy(rgb + (size_t)t * fsz, all + (size_t)k * fsz, fsz);
+        }
+        preprocess_clip_u8(rgb, T, W, H, &plans[i], c->crop_size, out + (size_t)i * per_clip);
     }
+    free(uniq);
+    free(all);
     free(rgb);
     return rc;
 }
