@@ -90,7 +90,7 @@ def test_three_crops(videos, tmp_path):
 def test_train_mode(videos, tmp_path):
     path = REAL[1]
     n, _ = R.video_info(path)
-    flips, sides = set(), set()
+    flips, sides, seeked = set(), set(), False
     for seed in range(6):
         plan, ours = frames("opt", path, tmp_path, "--mode", "train", "--seed", str(seed))
         again = frames("opt", path, tmp_path, "--mode", "train", "--seed", str(seed))[1]
@@ -101,8 +101,10 @@ def test_train_mode(videos, tmp_path):
         flips.add(c["flip"])
         sides.add(c["short_side"])
         ref = R.preprocess(R.decode(path, c["indices"]), c["short_side"], 224, c["crop_y"], c["crop_x"], c["flip"])
-        assert np.abs(ours[0] - ref).mean() < MAE_BOUND
-    assert flips == {0, 1} and len(sides) > 1
+        # the reference decodes sequentially; we seek when a clip starts past frame 24: same pixels either way
+        assert np.abs(ours[0] - ref).mean() < MAE_BOUND and np.abs(ours[0] - ref).max() <= MAX_BOUND
+        seeked = seeked or c["indices"][0] >= 24
+    assert flips == {0, 1} and len(sides) > 1 and seeked
 
 
 def test_contact_sheet(tmp_path):

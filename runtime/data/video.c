@@ -131,11 +131,21 @@ static int decoder_open(Decoder *d, const char *path, double time_limit_s, Video
     return 0;
 }
 
-/* Decodes frames in order, calling want(index) to ask whether to keep each;
- * stops when stop_after is reached (-1: decode all). Returns frames seen. */
+/* Decodes frames in order, calling keep(index) for each; stops after index
+ * stop_after (-1: decode all).  Indices count frames from the start, or, after
+ * a seek, come from each frame's pts looked up in `pts` (sorted, n_pts); a pts
+ * not in the table returns -2 so the caller can decode from the start.
+ * Returns the number of frames seen. */
 typedef int (*KeepFn)(void *ctx, int64_t index, const AVFrame *f);
 
-static int64_t decode_frames(Decoder *d, int64_t stop_after, KeepFn keep, void *ctx, const char *path, char *err, size_t cap)
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t decode_frames(Decoder *d, int64_t stop_after, KeepFn keep, void *ctx, const char *path, char *err, size_t cap,
+                             const int64_t *pts, int64_t n_pts)
 {
     AVPacket *pkt = av_packet_alloc();
     AVFrame *frame = av_frame_alloc();
@@ -166,11 +176,18 @@ static int64_t decode_frames(Decoder *d, int64_t stop_after, KeepFn keep, void *
                 if (!seen) seen = -1;
                 goto done;
             }
-            int k = keep(ctx, seen, frame);
+            int64_t index = seen;
+            if (pts) {
+                int64_t t = frame->best_effort_timestamp;
+                const int64_t *at = t == AV_NOPTS_VALUE ? NULL : bsearch(&t, pts, (size_t)n_pts, sizeof *pts, cmp_i64);
+                if (!at) { av_frame_unref(frame); seen = -2; goto done; }
+                index = at - pts;
+            }
+            int k = keep(ctx, index, frame);
             av_frame_unref(frame);
             if (k < 0) { snprintf(err, cap, "%s: out of memory", path); seen = -1; goto done; }
             seen++;
-            if (stop_after >= 0 && seen > stop_after) goto done;
+            if (stop_after >= 0 && index >= stop_after) goto done;
         }
         if (d->timed_out) { snprintf(err, cap, "%s: time limit exceeded", path); seen = -1; goto done; }
     }
@@ -224,7 +241,7 @@ int video_probe(const char *path, double time_limit_s, VideoInfo *info, char *er
     if (decoder_open(&d, path, time_limit_s, info, err, cap)) return -1;
     int rc = 0;
     if (info->frames < 0) { /* no frame count in the container: count by decoding */
-        int64_t n = decode_frames(&d, -1, count_only, NULL, path, err, cap);
+        int64_t n = decode_frames(&d, -1, count_only, NULL, path, err, cap, NULL, 0);
         if (n <= 0) { if (n == 0) snprintf(err, cap, "%s: no decodable frames", path); rc = -1; }
         else info->frames = n;
     }
@@ -250,6 +267,36 @@ static void place_rgb(const uint8_t *src, int stride, int w, int h, int deg, uin
         }
 }
 
+#define SEEK_MIN_FRAME 24 /* closer to the start, decoding from it is as cheap as seeking */
+
+/* The presentation timestamps of all video packets, sorted: frame k of the
+ * video is the one with the k-th smallest pts.  Demuxing only (no decoding).
+ * NULL when some packet has no pts (then indices cannot come from pts). */
+static int64_t *pts_table(Decoder *d, int64_t *n)
+{
+    AVPacket *pkt = av_packet_alloc();
+    int64_t *t = NULL, cap = 0;
+    *n = 0;
+    while (pkt && av_read_frame(d->fmt, pkt) >= 0) {
+        if (pkt->stream_index == d->stream) {
+            if (pkt->pts == AV_NOPTS_VALUE) { free(t); t = NULL; *n = 0; av_packet_unref(pkt); break; }
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 1024;
+                int64_t *nt = realloc(t, sizeof(int64_t) * (size_t)cap);
+                if (!nt) { free(t); t = NULL; *n = 0; av_packet_unref(pkt); break; }
+                t = nt;
+            }
+            t[(*n)++] = pkt->pts;
+        }
+        av_packet_unref(pkt);
+    }
+    av_packet_free(&pkt);
+    if (t) qsort(t, (size_t)*n, sizeof *t, cmp_i64);
+    for (int64_t i = 1; t && i < *n; i++)
+        if (t[i] == t[i - 1]) { free(t); t = NULL; *n = 0; } /* duplicate pts: no unique mapping */
+    return t;
+}
+
 int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *indices, int n, double time_limit_s,
                         uint8_t *out, char *err, size_t cap)
 {
@@ -262,7 +309,24 @@ int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *
     c.slots = calloc((size_t)(n ? n : 1), sizeof(uint8_t *));
     int rc = -1;
     if (!c.slots) { snprintf(err, cap, "%s: out of memory", path); goto done; }
-    int64_t seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap);
+    int64_t seen = -2, *pts = NULL, n_pts = 0;
+    if (n && indices[0] >= SEEK_MIN_FRAME) { /* seek near the first wanted frame */
+        pts = pts_table(&d, &n_pts);
+        if (pts && indices[0] < n_pts &&
+            av_seek_frame(d.fmt, d.stream, pts[indices[0]], AVSEEK_FLAG_BACKWARD) >= 0) {
+            avcodec_flush_buffers(d.dec);
+            seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, pts, n_pts);
+        }
+        free(pts);
+        if (seen == -2 || (seen >= 0 && !c.last)) { /* pts did not map, or nothing kept: decode from the start */
+            for (int i = 0; i < n; i++) { free(c.slots[i]); c.slots[i] = NULL; }
+            c.last = NULL;
+            decoder_close(&d);
+            if (decoder_open(&d, path, time_limit_s, &vi, err, cap)) { d.fmt = NULL; d.dec = NULL; goto done; }
+            seen = -2;
+        }
+    }
+    if (seen == -2) seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, NULL, 0);
     if (seen < 0) goto done;
     if (seen == 0 || !c.last) { snprintf(err, cap, "%s: no decodable frames", path); goto done; }
     size_t fsz = (size_t)vi.width * vi.height * 3;
