@@ -13,7 +13,7 @@ LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz
 PYTHON   ?= python3
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c)
+LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
 TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run
 UNIT     := $(BUILD)/tests/test_kernels $(BUILD)/tests/test_ir
@@ -39,7 +39,7 @@ $(BIN)/vclipc: $(BUILD)/obj/tools/vclipc.o $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-RUN_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,tools/vclip_run.c $(wildcard tools/cmd_*.c) tools/cli.c tools/tokenizer_source.c tools/png_sheet.c)
+RUN_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,tools/vclip_run.c $(wildcard tools/cmd_*.c) tools/cli.c tools/tokenizer_source.c tools/png_sheet.c tools/text_features.c)
 $(BIN)/vclip-run: $(RUN_OBJ) $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

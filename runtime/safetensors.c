@@ -1,5 +1,6 @@
 /* safetensors.c — header (u64 length + JSON, padded to 8 bytes) then the raw
- * little-endian tensor data in order; see safetensors.h. */
+ * little-endian tensor data in order; see safetensors.h.  Files are
+ * untrusted when read: every length and offset is checked. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -67,4 +68,66 @@ int safetensors_save(const char *path, const NamedTensor *tensors, int n, const 
         return -1;
     }
     return 0;
+}
+
+static DType from_st_dtype(const char *s)
+{
+    static const DType all[] = {DT_F32, DT_F16, DT_BF16, DT_F64, DT_I64, DT_I32, DT_I8, DT_U8, DT_BOOL};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (!strcmp(st_dtype(all[i]), s)) return all[i];
+    return DT_UNDEF;
+}
+
+Tensor *safetensors_load(const char *path, const char *name, const char *meta_key, char **meta_value, char *err, size_t cap)
+{
+    if (meta_value) *meta_value = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return NULL; }
+    unsigned char len8[8];
+    char *hdr = NULL;
+    json_t *root = NULL;
+    Tensor *t = NULL;
+    fseek(f, 0, SEEK_END);
+    long fsize = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint64_t hl = 0;
+    if (fread(len8, 1, 8, f) != 8) { snprintf(err, cap, "%s: not a safetensors file (too short)", path); goto done; }
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)len8[i] << (8 * i);
+    if (hl > (100u << 20) || (long)(8 + hl) > fsize) { snprintf(err, cap, "%s: bad header length %llu", path, (unsigned long long)hl); goto done; }
+    hdr = malloc(hl + 1);
+    if (!hdr || fread(hdr, 1, hl, f) != hl) { snprintf(err, cap, "%s: cannot read the header", path); goto done; }
+    json_error_t je;
+    root = json_loadb(hdr, hl, 0, &je);
+    if (!root || !json_is_object(root)) { snprintf(err, cap, "%s: header is not a JSON object (%s)", path, root ? "" : je.text); goto done; }
+    json_t *md = json_object_get(root, "__metadata__"), *mv = md && meta_key ? json_object_get(md, meta_key) : NULL;
+    if (meta_value && json_is_string(mv)) *meta_value = strdup(json_string_value(mv));
+    json_t *e = json_object_get(root, name), *dt = json_object_get(e, "dtype"), *sh = json_object_get(e, "shape");
+    json_t *off = json_object_get(e, "data_offsets");
+    if (!json_is_object(e)) { snprintf(err, cap, "%s: no tensor named '%s'", path, name); goto done; }
+    DType d = json_is_string(dt) ? from_st_dtype(json_string_value(dt)) : DT_UNDEF;
+    if (d == DT_UNDEF || !json_is_array(sh) || json_array_size(sh) > IR_MAX_RANK || !json_is_array(off) || json_array_size(off) != 2) {
+        snprintf(err, cap, "%s: tensor '%s' has a bad dtype, shape or offsets", path, name);
+        goto done;
+    }
+    int64_t dims[IR_MAX_RANK];
+    for (size_t i = 0; i < json_array_size(sh); i++) dims[i] = json_integer_value(json_array_get(sh, i));
+    json_int_t a = json_integer_value(json_array_get(off, 0)), b = json_integer_value(json_array_get(off, 1));
+    t = tensor_new(d, (int)json_array_size(sh), dims);
+    if (!t || a < 0 || b < a || (size_t)(b - a) != t->nbytes || (long)(8 + hl) + b > fsize) {
+        snprintf(err, cap, "%s: tensor '%s': shape and data offsets disagree or run past the file", path, name);
+        tensor_free(t);
+        t = NULL;
+        goto done;
+    }
+    if (fseek(f, (long)(8 + hl) + (long)a, SEEK_SET) || (t->nbytes && fread(t->data, 1, t->nbytes, f) != t->nbytes)) {
+        snprintf(err, cap, "%s: read error", path);
+        tensor_free(t);
+        t = NULL;
+    }
+done:
+    if (!t && meta_value) { free(*meta_value); *meta_value = NULL; }
+    json_decref(root);
+    free(hdr);
+    fclose(f);
+    return t;
 }

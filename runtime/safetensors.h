@@ -12,4 +12,9 @@ typedef struct { const char *key, *value; } MetadataEntry;
 int safetensors_save(const char *path, const NamedTensor *tensors, int n, const MetadataEntry *meta, int n_meta,
                      char *err, size_t cap);
 
+/* Reads one tensor and (optionally) one metadata value of a safetensors file.
+ * The header and offsets are checked against the file size.  NULL with a
+ * message naming the file. *meta_value (malloc'd) is NULL if absent. */
+Tensor *safetensors_load(const char *path, const char *name, const char *meta_key, char **meta_value, char *err, size_t cap);
+
 #endif

@@ -18,6 +18,7 @@
 #include "../runtime/safetensors.h"
 #include "cli.h"
 #include "commands.h"
+#include "text_features.h"
 
 #define TOOL "vclip-run encode-text"
 
@@ -34,77 +35,6 @@ static const char *usage =
     "  --threads N         BLAS threads\n"
     "  --vocab GZ | --hf-vocab JSON --hf-merges TXT   tokenizer vocabulary\n"
     "Output tensors: class_features [C, D], caption_features [N, D]; f32, unit L2 norm.\n";
-
-typedef struct {
-    Graph *g;
-    Session *s;
-    ClipTokenizer *tok;
-    int context, dim, batch;
-    DType in_dtype;
-} Encoder;
-
-static int encoder_open(Encoder *e, const char *model, int threads, char *err, size_t cap)
-{
-    e->g = onnx_load(model, err, cap);
-    if (!e->g) return -1;
-    PassOptions po = {0};
-    char msg[512];
-    if (run_passes(e->g, default_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%.400s: %s", model, msg); return -1; }
-    const Value *in = e->g->n_inputs == 1 ? e->g->inputs[0] : NULL, *out = e->g->outputs[0];
-    if (!in || in->shape.rank != 2 || !dim_is_const(in->shape.d[1]) || (in->dtype != DT_I64 && in->dtype != DT_I32)) {
-        snprintf(err, cap, "%s: expected a text encoder with one input of token ids [batch, context] (i64 or i32)", model);
-        return -1;
-    }
-    if (out->shape.rank != 2 || !dim_is_const(out->shape.d[1]) || out->dtype != DT_F32) {
-        snprintf(err, cap, "%s: expected its first output to be f32 features [batch, D]", model);
-        return -1;
-    }
-    e->context = (int)in->shape.d[1].n;
-    e->dim = (int)out->shape.d[1].n;
-    e->in_dtype = in->dtype;
-    ExecOptions eo = {.threads = threads};
-    e->s = session_new(e->g, &eo, err, cap);
-    return e->s ? 0 : -1;
-}
-
-static void l2_normalize(float *v, int d)
-{
-    double s = 0;
-    for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
-    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-    for (int i = 0; i < d; i++) v[i] *= inv;
-}
-
-/* Unit-norm features of n texts into out[n * dim]. */
-static int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err, size_t cap)
-{
-    for (size_t start = 0; start < n; start += (size_t)e->batch) {
-        size_t b = n - start < (size_t)e->batch ? n - start : (size_t)e->batch;
-        int64_t dims[2] = {(int64_t)b, e->context};
-        Tensor *ids = tensor_new(e->in_dtype, 2, dims);
-        int64_t *row = malloc(sizeof(int64_t) * (size_t)e->context);
-        if (!ids || !row) { tensor_free(ids); free(row); snprintf(err, cap, "out of memory"); return -1; }
-        for (size_t i = 0; i < b; i++) {
-            const char *t = texts[start + i];
-            if (clip_tokenize(e->tok, t, strlen(t), e->context, row)) { tensor_free(ids); free(row); snprintf(err, cap, "out of memory"); return -1; }
-            for (int k = 0; k < e->context; k++) {
-                if (e->in_dtype == DT_I64) ((int64_t *)ids->data)[i * (size_t)e->context + (size_t)k] = row[k];
-                else ((int32_t *)ids->data)[i * (size_t)e->context + (size_t)k] = (int32_t)row[k];
-            }
-        }
-        free(row);
-        Tensor *outs[8] = {0};
-        int rc = session_run(e->s, &ids, outs, err, cap);
-        tensor_free(ids);
-        if (rc) return -1;
-        for (size_t i = 0; i < b; i++) {
-            memcpy(out + (start + i) * (size_t)e->dim, (float *)outs[0]->data + i * (size_t)e->dim, sizeof(float) * (size_t)e->dim);
-            l2_normalize(out + (start + i) * (size_t)e->dim, e->dim);
-        }
-        for (int k = 0; k < e->g->n_outputs; k++) tensor_free(outs[k]);
-    }
-    return 0;
-}
 
 static char *json_list(char *const *items, size_t n)
 {
@@ -197,9 +127,7 @@ int cmd_encode_text(int argc, char **argv)
     char err[1024];
     Encoder e = {.batch = batch};
     StringList names = {0}, tmpl = {0}, caps = {0}, vids = {0};
-    float *cls_feat = NULL, *cap_feat = NULL, *prompt_feat = NULL;
-    char **prompts = NULL;
-    size_t n_prompts = 0;
+    float *cls_feat = NULL, *cap_feat = NULL;
     int rc = 1;
     double t0 = cli_now_ms();
     if (!(e.tok = tokenizer_open(&src, err, sizeof err))) goto fail;
@@ -217,22 +145,8 @@ int cmd_encode_text(int argc, char **argv)
     if (encoder_open(&e, model, threads, err, sizeof err)) goto fail;
     size_t D = (size_t)e.dim;
     if (classes) {
-        n_prompts = names.n * tmpl.n;
-        prompts = calloc(n_prompts, sizeof *prompts);
-        prompt_feat = malloc(sizeof(float) * n_prompts * D);
-        cls_feat = calloc(names.n * D, sizeof(float));
-        if (!prompts || !prompt_feat || !cls_feat) goto oom;
-        for (size_t i = 0; i < names.n; i++)
-            for (size_t k = 0; k < tmpl.n; k++)
-                if (!(prompts[i * tmpl.n + k] = prompts_fill(tmpl.items[k], names.items[i]))) goto oom;
-        if (encode_texts(&e, prompts, n_prompts, prompt_feat, err, sizeof err)) goto fail;
-        for (size_t i = 0; i < names.n; i++) {
-            float *f = cls_feat + i * D;
-            for (size_t k = 0; k < tmpl.n; k++)
-                for (size_t d = 0; d < D; d++) f[d] += prompt_feat[(i * tmpl.n + k) * D + d];
-            for (size_t d = 0; d < D; d++) f[d] /= (float)tmpl.n;
-            l2_normalize(f, e.dim);
-        }
+        if (!(cls_feat = malloc(sizeof(float) * (names.n ? names.n : 1) * D))) goto oom;
+        if (class_features(&e, &names, &tmpl, cls_feat, err, sizeof err)) goto fail;
     }
     if (captions) {
         if (!(cap_feat = malloc(sizeof(float) * caps.n * D))) goto oom;
@@ -269,17 +183,13 @@ oom:
 fail:
     cli_error(TOOL, NULL, err);
 done:
-    for (size_t i = 0; prompts && i < n_prompts; i++) free(prompts[i]);
-    free(prompts);
-    free(prompt_feat);
     free(cls_feat);
     free(cap_feat);
     string_list_free(&names);
     string_list_free(&tmpl);
     string_list_free(&caps);
     string_list_free(&vids);
-    session_free(e.s);
-    graph_free(e.g);
+    encoder_close(&e);
     clip_tokenizer_free(e.tok);
     return rc;
 }

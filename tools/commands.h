@@ -10,6 +10,8 @@ int cmd_encode_text(int argc, char **argv);
 int cmd_frames(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_load(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Where the tokenizer comes from: a .gz, HF files, or (neither) the bundled
  * vocabulary, overridable with $VCLIP_BPE. */

@@ -17,8 +17,11 @@ static const char *usage =
     "                                   the preprocessed clips the model would see\n"
     "  probe LIST.csv --root DIR        report the unreadable videos of a dataset list\n"
     "  load LIST.csv --root DIR         run the data loader over a list: clips/s, unreadable files\n"
+    "  eval --visual MODEL --classes F --list LIST.csv --root DIR\n"
+    "                                   zero-shot top-1/top-5 with multi-view inference\n"
+    "  metrics --scores S.npy --labels L.npy   top-1/top-5 of saved scores\n"
     "\n"
-    "Not yet available: train, eval (planned).\n"
+    "Not yet available: train, protocols, retrieval (planned).\n"
     "vclip-run COMMAND --help shows a command's options; vclip-run --version.\n";
 
 int main(int argc, char **argv)
@@ -32,6 +35,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "frames")) return cmd_frames(argc - 1, argv + 1);
     if (!strcmp(cmd, "probe")) return cmd_probe(argc - 1, argv + 1);
     if (!strcmp(cmd, "load")) return cmd_load(argc - 1, argv + 1);
+    if (!strcmp(cmd, "metrics")) return cmd_metrics(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -1,0 +1,132 @@
+"""Zero-shot evaluation: the metric code against NumPy on random score
+matrices (ties included), and `vclip-run eval` end to end on the four real
+clips with a small CLIP (full vocabulary, 16-pixel images) against an
+independent computation: the exact input tensors from `vclip-run frames`, the
+VCLIP model exported as standard ops and run by ONNX Runtime, the logits in
+NumPy."""
+import csv
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from safetensors.numpy import load_file
+
+from conftest import ROOT, Fixture, assert_clean_exit, run_tool
+
+VIDEOS = os.path.join(ROOT, "tests", "fixtures", "videos")
+CLIPS = ["arm_wrestling.mp4", "cleaning_pool.mp4", "apply_eye_makeup.avi", "flipping_pancake.mkv"]
+NAMES = ["arm wrestling", "cleaning pool", "ApplyEyeMakeup", "flipping pancake", "juggling", "rowing"]
+VISUAL = Fixture("openai_visual_fullvocab").model
+TEXT = Fixture("openai_text_fullvocab").model
+
+
+def numpy_metrics(scores, labels):
+    order = np.argsort(-scores, axis=1, kind="stable")  # ties: the lower class index first
+    rank = np.array([np.where(order[i] == labels[i])[0][0] for i in range(len(labels))])
+    pred = order[:, 0]
+    per_class = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
+    return {"top1": np.mean(rank < 1), "top5": np.mean(rank < 5), "mean_class_accuracy": np.mean(per_class)}
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_metrics_match_numpy(ties, tmp_path):
+    rng = np.random.default_rng(11 + ties)
+    for trial in range(5):
+        n, C = int(rng.integers(1, 300)), int(rng.integers(2, 40))
+        s = rng.integers(0, 4, (n, C)).astype(np.float32) if ties else rng.standard_normal((n, C)).astype(np.float32)
+        y = rng.integers(0, C, n).astype(np.int64)
+        np.save(tmp_path / "s.npy", s)
+        np.save(tmp_path / "y.npy", y)
+        got = json.loads(run_tool("opt", "vclip-run", "metrics", "--scores", tmp_path / "s.npy", "--labels", tmp_path / "y.npy",
+                                  "--json", check=True).stdout)
+        want = numpy_metrics(s, y)
+        for k in want:
+            assert abs(got[k] - want[k]) < 1e-6, (k, got[k], want[k])
+        assert got["n_videos"] == n
+        try:
+            from sklearn.metrics import top_k_accuracy_score
+        except ImportError:
+            continue
+        if not ties and C > 5:
+            assert abs(got["top5"] - top_k_accuracy_score(y, s, k=5, labels=np.arange(C))) < 1e-9
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("eval")
+    (d / "classes.txt").write_text("\n".join(NAMES) + "\n")
+    run_tool("opt", "vclip-run", "encode-text", "--text-model", TEXT, "--classes", d / "classes.txt", "-o", d / "cls.safetensors",
+             check=True)
+    (d / "test.csv").write_text("".join(f"{c},{i}" + "\n" for i, c in enumerate(CLIPS)))
+    return d
+
+
+def oracle_scores(d, tmp_path):
+    std = tmp_path / "vclip_std.onnx"
+    run_tool("opt", "vclipc", "compile", VISUAL, "--frames", "8", "--export-standard-ops", "-o", std, check=True)
+    sess = ort.InferenceSession(str(std), providers=["CPUExecutionProvider"])
+    W = load_file(str(d / "cls.safetensors"))["class_features"].astype(np.float64)
+    out = []
+    for c in CLIPS:
+        run_tool("opt", "vclip-run", "frames", os.path.join(VIDEOS, c), "--crop-size", "16", "-o", tmp_path / "x.npy", check=True)
+        f = sess.run(None, {"video": np.load(tmp_path / "x.npy")})[0].astype(np.float64)  # [views, T, D]
+        f /= np.linalg.norm(f, axis=-1, keepdims=True)
+        out.append((100 * f @ W.T).mean(axis=1).sum(axis=0))
+    return np.array(out)
+
+
+def run_eval(variant, d, tmp_path, *extra):
+    p = run_tool(variant, "vclip-run", "eval", "--visual", VISUAL, "--classes", d / "cls.safetensors", "--list", d / "test.csv",
+                 "--root", VIDEOS, "--json", "--scores", tmp_path / "scores.npy", "--predictions", tmp_path / "pred.csv",
+                 "--confusion", tmp_path / "conf.csv", *extra, check=True)
+    return json.loads(p.stdout), np.load(tmp_path / "scores.npy")
+
+
+def test_eval_matches_independent_computation(setup, variant, tmp_path):
+    rep, scores = run_eval(variant, setup, tmp_path)
+    want = oracle_scores(setup, tmp_path)
+    assert scores.shape == (4, len(NAMES)) and np.abs(scores - want).max() < 1e-3
+    labels = np.arange(4)
+    m = numpy_metrics(want, labels)
+    for k in m:
+        assert abs(rep[k] - m[k]) < 1e-6
+    assert rep["n_videos"] == 4 and rep["n_skipped"] == 0 and rep["input_size"] == 16 and rep["views"] == 3
+    rows = list(csv.DictReader(open(tmp_path / "pred.csv")))
+    assert [int(r["prediction"]) for r in rows] == list(np.argmax(want, axis=1))
+    conf = np.loadtxt(tmp_path / "conf.csv", delimiter=",")
+    assert conf.shape == (len(NAMES), len(NAMES)) and conf.sum() == 4 and np.trace(conf) == round(rep["top1"] * 4)
+
+
+def test_eval_is_deterministic_and_text_model_path_agrees(setup, tmp_path):
+    _, a = run_eval("opt", setup, tmp_path)
+    _, b = run_eval("opt", setup, tmp_path, "--workers", "1", "--batch", "3")
+    np.testing.assert_array_equal(a, b)
+    p = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--classes", setup / "classes.txt", "--text-model", TEXT,
+                 "--list", setup / "test.csv", "--root", VIDEOS, "--scores", tmp_path / "s2.npy", "--json", check=True)
+    assert np.abs(np.load(tmp_path / "s2.npy") - a).max() < 1e-4
+
+
+def test_eval_counts_unreadable_videos(setup, tmp_path):
+    (tmp_path / "list.csv").write_text((setup / "test.csv").read_text() + "missing.mp4,4\n")
+    p = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--classes", setup / "cls.safetensors", "--list",
+                 tmp_path / "list.csv", "--root", VIDEOS, "--json", check=True)
+    rep = json.loads(p.stdout)
+    assert rep["n_videos"] == 4 and rep["n_skipped"] == 1 and "missing.mp4" in p.stderr
+
+
+def test_eval_errors(setup, tmp_path):
+    (tmp_path / "bad.csv").write_text("arm_wrestling.mp4,9\n")
+    cases = [
+        (["--visual", Fixture("openai_visual_op17").model, "--classes", setup / "cls.safetensors", "--list", setup / "test.csv"],
+         "the video features have 32 dims but the class features 16"),
+        (["--visual", VISUAL, "--classes", setup / "cls.safetensors", "--list", tmp_path / "bad.csv", "--root", VIDEOS],
+         "label 9 but only 6 classes"),
+        (["--visual", VISUAL, "--classes", setup / "classes.txt", "--list", setup / "test.csv"], "give --text-model"),
+        (["--visual", VISUAL, "--list", setup / "test.csv"], "missing --classes"),
+    ]
+    for args, msg in cases:
+        r = run_tool("opt", "vclip-run", "eval", *args)
+        assert_clean_exit(r)
+        assert msg in r.stderr, r.stderr

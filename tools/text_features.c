@@ -1,0 +1,106 @@
+/* text_features.c — see text_features.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../onnx/onnx_io.h"
+#include "../passes/passes.h"
+#include "text_features.h"
+
+int encoder_open(Encoder *e, const char *model, int threads, char *err, size_t cap)
+{
+    e->g = onnx_load(model, err, cap);
+    if (!e->g) return -1;
+    PassOptions po = {0};
+    char msg[512];
+    if (run_passes(e->g, default_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%.400s: %s", model, msg); return -1; }
+    const Value *in = e->g->n_inputs == 1 ? e->g->inputs[0] : NULL, *out = e->g->outputs[0];
+    if (!in || in->shape.rank != 2 || !dim_is_const(in->shape.d[1]) || (in->dtype != DT_I64 && in->dtype != DT_I32)) {
+        snprintf(err, cap, "%s: expected a text encoder with one input of token ids [batch, context] (i64 or i32)", model);
+        return -1;
+    }
+    if (out->shape.rank != 2 || !dim_is_const(out->shape.d[1]) || out->dtype != DT_F32) {
+        snprintf(err, cap, "%s: expected its first output to be f32 features [batch, D]", model);
+        return -1;
+    }
+    e->context = (int)in->shape.d[1].n;
+    e->dim = (int)out->shape.d[1].n;
+    e->in_dtype = in->dtype;
+    ExecOptions eo = {.threads = threads};
+    e->s = session_new(e->g, &eo, err, cap);
+    return e->s ? 0 : -1;
+}
+
+void l2_normalize(float *v, int d)
+{
+    double s = 0;
+    for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
+    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+    for (int i = 0; i < d; i++) v[i] *= inv;
+}
+
+/* Unit-norm features of n texts into out[n * dim]. */
+int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err, size_t cap)
+{
+    for (size_t start = 0; start < n; start += (size_t)e->batch) {
+        size_t b = n - start < (size_t)e->batch ? n - start : (size_t)e->batch;
+        int64_t dims[2] = {(int64_t)b, e->context};
+        Tensor *ids = tensor_new(e->in_dtype, 2, dims);
+        int64_t *row = malloc(sizeof(int64_t) * (size_t)e->context);
+        if (!ids || !row) { tensor_free(ids); free(row); snprintf(err, cap, "out of memory"); return -1; }
+        for (size_t i = 0; i < b; i++) {
+            const char *t = texts[start + i];
+            if (clip_tokenize(e->tok, t, strlen(t), e->context, row)) { tensor_free(ids); free(row); snprintf(err, cap, "out of memory"); return -1; }
+            for (int k = 0; k < e->context; k++) {
+                if (e->in_dtype == DT_I64) ((int64_t *)ids->data)[i * (size_t)e->context + (size_t)k] = row[k];
+                else ((int32_t *)ids->data)[i * (size_t)e->context + (size_t)k] = (int32_t)row[k];
+            }
+        }
+        free(row);
+        Tensor *outs[8] = {0};
+        int rc = session_run(e->s, &ids, outs, err, cap);
+        tensor_free(ids);
+        if (rc) return -1;
+        for (size_t i = 0; i < b; i++) {
+            memcpy(out + (start + i) * (size_t)e->dim, (float *)outs[0]->data + i * (size_t)e->dim, sizeof(float) * (size_t)e->dim);
+            l2_normalize(out + (start + i) * (size_t)e->dim, e->dim);
+        }
+        for (int k = 0; k < e->g->n_outputs; k++) tensor_free(outs[k]);
+    }
+    return 0;
+}
+
+void encoder_close(Encoder *e)
+{
+    session_free(e->s);
+    graph_free(e->g);
+    e->s = NULL;
+    e->g = NULL;
+}
+
+int class_features(Encoder *e, const StringList *names, const StringList *templates, float *out, char *err, size_t cap)
+{
+    size_t D = (size_t)e->dim, n = names->n * templates->n;
+    char **prompts = calloc(n ? n : 1, sizeof *prompts);
+    float *pf = malloc(sizeof(float) * (n ? n : 1) * D);
+    int rc = -1;
+    if (!prompts || !pf) { snprintf(err, cap, "out of memory"); goto done; }
+    for (size_t i = 0; i < names->n; i++)
+        for (size_t k = 0; k < templates->n; k++)
+            if (!(prompts[i * templates->n + k] = prompts_fill(templates->items[k], names->items[i]))) { snprintf(err, cap, "out of memory"); goto done; }
+    if (encode_texts(e, prompts, n, pf, err, cap)) goto done;
+    for (size_t i = 0; i < names->n; i++) {
+        float *f = out + i * D;
+        memset(f, 0, sizeof(float) * D);
+        for (size_t k = 0; k < templates->n; k++)
+            for (size_t d = 0; d < D; d++) f[d] += pf[(i * templates->n + k) * D + d];
+        for (size_t d = 0; d < D; d++) f[d] /= (float)templates->n;
+        l2_normalize(f, e->dim);
+    }
+    rc = 0;
+done:
+    for (size_t i = 0; prompts && i < n; i++) free(prompts[i]);
+    free(prompts);
+    free(pf);
+    return rc;
+}
