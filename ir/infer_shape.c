@@ -377,8 +377,9 @@ int op_slice_params(InferCtx *c, const Shape *in, SliceParams *p, Shape *out)
         if (e0 < 0) e0 += dn;
         if (step > 0) { s = clamp64(s0, 0, dn); e = clamp64(e0, 0, dn); }
         else { s = clamp64(s0, -1, dn - 1); e = clamp64(e0, -1, dn - 1); }
-        int64_t len = step > 0 ? (e > s ? (e - s + step - 1) / step : 0)
-                               : (s > e ? (s - e + (-step) - 1) / (-step) : 0);
+        if (step == INT64_MIN) step = -INT64_MAX; /* same slice, and -step stays representable */
+        /* ceil((e - s) / step) without forming e - s + step - 1, which overflows for huge steps */
+        int64_t len = step > 0 ? (e > s ? (e - s - 1) / step + 1 : 0) : (s > e ? (s - e - 1) / (-step) + 1 : 0);
         p->start[a] = s;
         p->len[a] = len;
         if (len <= 1) p->step[a] = 1; /* a huge step selects one element; keep stride math in range */
