@@ -31,8 +31,13 @@ class Fixture:
         self.expected = {os.path.basename(p)[9:-4]: p for p in glob.glob(os.path.join(self.dir, "expected_*.npy"))}
 
 
-def run_tool(variant, tool, *args, check=False, timeout=300):
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
+CACHE_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"vclip-test-cache-{os.getpid()}")  # never the user's cache
+
+
+def run_tool(variant, tool, *args, check=False, timeout=300, env_extra=None):
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1",
+               VCLIP_CACHE_DIR=CACHE_DIR)
+    env.update(env_extra or {})
     p = subprocess.run([os.path.join(BUILDS[variant], tool), *map(str, args)], capture_output=True, text=True,
                        errors="replace", timeout=timeout, env=env)
     if check and p.returncode != 0:

@@ -130,3 +130,58 @@ def test_eval_errors(setup, tmp_path):
         r = run_tool("opt", "vclip-run", "eval", *args)
         assert_clean_exit(r)
         assert msg in r.stderr, r.stderr
+
+
+def fake_protocols(root):
+    """A protocol tree in the released layout, over the four real clips."""
+    root.mkdir(parents=True, exist_ok=True)
+    clips = dict(zip(NAMES[:4], CLIPS))
+    names = list(clips)
+    (root / "ucf101-index2cls.json").write_text(json.dumps({str(i): n for i, n in enumerate(names)}))
+    def split(d, classes, json_name=None):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "test.csv").write_text("".join(f"{clips[c]},{i}" + "\n" for i, c in enumerate(classes)))
+        if json_name:
+            (d / json_name).write_text(json.dumps({str(i): c for i, c in enumerate(classes)}))
+    for k in range(10):  # halves: 2 of the 4 classes
+        half = [names[k % 4], names[(k + 1 + k // 4) % 4]]
+        split(root / "ucf101_half_test" / str(k), half, "ucf101-index2cls.json")
+    split(root / "ucf101_full", names)
+    for k in (1, 2, 3):
+        split(root / f"ucf101_split{k}", names)
+    return names
+
+
+def test_protocol_runs_every_split_and_caches(tmp_path, setup):
+    prot = tmp_path / "protocols"
+    fake_protocols(prot)
+    cache = {"VCLIP_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["eval", "--visual", VISUAL, "--text-model", TEXT, "--protocol", "ep1", "--dataset", "ucf101", "--protocols", prot,
+            "--root", VIDEOS, "--json"]
+    first = json.loads(run_tool("opt", "vclip-run", *args, check=True, env_extra=cache).stdout)
+    assert len(first["splits"]) == 10 and first["decoded"] == 4  # 20 list entries, 4 distinct videos: each decoded once
+    for k, sp in enumerate(first["splits"]):  # each split equals a plain single-list run
+        p = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--text-model", TEXT, "--classes",
+                     prot / "ucf101_half_test" / str(k) / "ucf101-index2cls.json", "--list", prot / "ucf101_half_test" / str(k) / "test.csv",
+                     "--root", VIDEOS, "--json", "--no-cache", check=True)
+        single = json.loads(p.stdout)
+        assert abs(single["top1"] - sp["top1"]) < 1e-9 and single["n_videos"] == sp["n_videos"] == 2
+    t1 = np.array([sp["top1"] for sp in first["splits"]])
+    assert abs(first["top1"] - t1.mean()) < 1e-6 and abs(first["top1_std"] - t1.std()) < 1e-6
+    again = json.loads(run_tool("opt", "vclip-run", *args, check=True, env_extra=cache).stdout)
+    assert again["decoded"] == 0 and again["splits"] == first["splits"]  # all from the cache, same numbers
+    for proto, n in (("ep2", 1), ("ep3", 3)):
+        r = json.loads(run_tool("opt", "vclip-run", *(a if a != "ep1" else proto for a in args), check=True, env_extra=cache).stdout)
+        assert len(r["splits"]) == n and r["decoded"] == 0 and r["n_videos"] == 4 * n
+    text = run_tool("opt", "vclip-run", *args[:-1], check=True, env_extra=cache).stdout
+    assert "UCF-101 EP1: top-1" in text and "±" in text
+
+
+def test_protocol_errors(tmp_path):
+    r = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--text-model", TEXT, "--protocol", "k600", "--dataset", "ucf101",
+                 "--root", VIDEOS)
+    assert_clean_exit(r)
+    assert "--protocol k600 with --dataset k600" in r.stderr
+    r = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--protocol", "ep2", "--dataset", "ucf101")
+    assert_clean_exit(r)
+    assert "--protocol needs --dataset and --text-model" in r.stderr

@@ -1,0 +1,118 @@
+/* video_features.c — see video_features.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../../onnx/onnx_io.h"
+#include "../../passes/passes.h"
+#include "../data/preprocess.h"
+#include "video_features.h"
+
+int video_model_open(VideoModel *m, const char *path, int frames, int window, int threads, char *err, size_t cap)
+{
+    memset(m, 0, sizeof *m);
+    char msg[768];
+    if (!(m->g = onnx_load(path, err, cap))) return -1;
+    PassOptions po = {0};
+    if (run_passes(m->g, default_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%s: %s", path, msg); return -1; }
+    if (m->g->n_inputs == 1 && m->g->inputs[0]->shape.rank == 4) {
+        TemporalOptions to = {frames, window, 0};
+        if (temporal_attention(m->g, &to, msg, sizeof msg) < 0) { snprintf(err, cap, "%s: %s", path, msg); return -1; }
+    }
+    const Value *in = m->g->n_inputs == 1 ? m->g->inputs[0] : NULL, *out = m->g->outputs[0];
+    int ok = in && in->shape.rank == 5 && out->shape.rank == 3 && dim_is_const(out->shape.d[2]);
+    for (int i = 1; ok && i < 5; i++) ok = dim_is_const(in->shape.d[i]);
+    if (!ok || in->shape.d[2].n != 3 || in->shape.d[3].n != in->shape.d[4].n) {
+        snprintf(err, cap, "%s: expected a video encoder: input [B, T, 3, S, S], output [B, T, D]", path);
+        return -1;
+    }
+    m->T = (int)in->shape.d[1].n;
+    m->size = (int)in->shape.d[3].n;
+    m->D = (int)out->shape.d[2].n;
+    ExecOptions eo = {.threads = threads};
+    m->s = session_new(m->g, &eo, err, cap);
+    return m->s ? 0 : -1;
+}
+
+void video_model_close(VideoModel *m)
+{
+    session_free(m->s);
+    graph_free(m->g);
+    memset(m, 0, sizeof *m);
+}
+
+static void unit(float *v, int d)
+{
+    double s = 0;
+    for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
+    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+    for (int i = 0; i < d; i++) v[i] *= inv;
+}
+
+int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
+                   const FeatureCache *cache, float *feat, char *ok, size_t *skipped, size_t *decoded, char *err, size_t cap)
+{
+    int V = clips_per_video(sc), T = m->T, D = m->D, size = m->size;
+    size_t per_video = (size_t)V * T * D, clip_px = (size_t)T * size * size * 3;
+    *skipped = *decoded = 0;
+    /* cached videos first; the loader only sees the others */
+    Dataset todo = {calloc(ds->n ? ds->n : 1, sizeof(DatasetItem)), 0};
+    size_t *where = calloc(ds->n ? ds->n : 1, sizeof(size_t));
+    if (!todo.items || !where) { free(todo.items); free(where); snprintf(err, cap, "out of memory"); return -1; }
+    for (size_t i = 0; i < ds->n; i++) {
+        ok[i] = (char)feature_cache_get(cache, ds->items[i].path, feat + i * per_video, per_video);
+        if (!ok[i]) { where[todo.n] = i; todo.items[todo.n++] = ds->items[i]; }
+    }
+    int rc = 0;
+    if (todo.n) {
+        LoaderConfig lc = {.ds = &todo, .sampling = *sc, .batch = batch, .workers = workers, .prefetch = 2 * batch,
+                           .replace_broken = 0, .time_limit_s = 60};
+        Loader *ld = loader_start(&lc, err, cap);
+        Batch b;
+        int r = 0;
+        if (!ld) rc = -1;
+        while (ld && (r = loader_next(ld, &b)) == 1) {
+            int64_t dims[5] = {(int64_t)b.n * V, T, 3, size, size};
+            Tensor *x = tensor_new(DT_F32, 5, dims), *outs[8] = {0};
+            if (!x) { batch_free(&b); snprintf(err, cap, "out of memory"); rc = -1; break; }
+            for (int k = 0; k < b.n * V; k++) normalize_clip(b.pixels + (size_t)k * clip_px, T, size, (float *)x->data + (size_t)k * clip_px);
+            int rr = session_run(m->s, &x, outs, err, cap);
+            tensor_free(x);
+            if (rr) { batch_free(&b); rc = -1; break; }
+            for (int v = 0; v < b.n; v++) {
+                size_t i = where[b.items[v]];
+                float *f = feat + i * per_video;
+                memcpy(f, (float *)outs[0]->data + (size_t)v * per_video, sizeof(float) * per_video);
+                for (int k = 0; k < V * T; k++) unit(f + (size_t)k * D, D);
+                feature_cache_put(cache, ds->items[i].path, f, per_video);
+                ok[i] = 1;
+                (*decoded)++;
+            }
+            for (int k = 0; k < m->g->n_outputs; k++) tensor_free(outs[k]);
+            batch_free(&b);
+        }
+        if (r < 0) { snprintf(err, cap, "out of memory"); rc = -1; }
+        if (ld) *skipped = loader_skipped(ld);
+        loader_stop(ld);
+    }
+    free(todo.items);
+    free(where);
+    return rc;
+}
+
+void video_scores(const float *feat, size_t n, int views, int T, int D, const float *W, int C, double scale, float *scores)
+{
+    for (size_t i = 0; i < n; i++) {
+        float *sc = scores + i * (size_t)C;
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int k = 0; k < views * T; k++) {
+                const float *e = feat + (i * (size_t)views * T + (size_t)k) * D;
+                double dot = 0;
+                for (int d = 0; d < D; d++) dot += (double)e[d] * W[(size_t)c * D + d];
+                s += dot;
+            }
+            sc[c] = (float)(scale * s / T); /* mean over frames, summed over views */
+        }
+    }
+}

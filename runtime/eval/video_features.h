@@ -1,0 +1,31 @@
+/* video_features.h — a video encoder run over a dataset: unit-norm frame
+ * embeddings per test view, and zero-shot scores from them. */
+#ifndef VCLIP_VIDEO_FEATURES_H
+#define VCLIP_VIDEO_FEATURES_H
+
+#include "../../ir/ir.h"
+#include "../data/loader.h"
+#include "../exec.h"
+#include "feature_cache.h"
+
+typedef struct {
+    Graph *g;
+    Session *s;
+    int T, size, D;  /* frames, input size, embedding width */
+} VideoModel;
+
+/* A video encoder ([B,T,3,S,S] -> [B,T,D]), or an image encoder made temporal
+ * here with `frames` and `window`.  0 or -1 with a message. */
+int video_model_open(VideoModel *m, const char *path, int frames, int window, int threads, char *err, size_t cap);
+void video_model_close(VideoModel *m);
+
+/* feat[n][views][T][D]: unit-norm frame embeddings of every video of ds
+ * (sampling sc; its frames and crop size must be the model's).  ok[i] = 0
+ * marks an unreadable video; *decoded counts the videos not found in cache. */
+int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
+                   const FeatureCache *cache, float *feat, char *ok, size_t *skipped, size_t *decoded, char *err, size_t cap);
+
+/* scores[i][c] = sum over views of the mean over frames of scale * f . W_c */
+void video_scores(const float *feat, size_t n, int views, int T, int D, const float *W, int C, double scale, float *scores);
+
+#endif
