@@ -185,3 +185,66 @@ def test_protocol_errors(tmp_path):
     r = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--protocol", "ep2", "--dataset", "ucf101")
     assert_clean_exit(r)
     assert "--protocol needs --dataset and --text-model" in r.stderr
+
+
+def numpy_retrieval(sim, owner):
+    nc, nv = sim.shape
+    t2v = np.array([1 + np.sum((sim[i] > sim[i, owner[i]]) | ((sim[i] == sim[i, owner[i]]) & (np.arange(nv) < owner[i])))
+                    for i in range(nc)])
+    best = {}
+    for i in range(nc):
+        col, s = sim[:, owner[i]], sim[i, owner[i]]
+        r = 1 + np.sum((col > s) | ((col == s) & (np.arange(nc) < i)))
+        best[owner[i]] = min(best.get(owner[i], r), r)
+    v2t = np.array(list(best.values()))
+    def summ(r):
+        return {"r1": np.mean(r <= 1), "r5": np.mean(r <= 5), "r10": np.mean(r <= 10), "median_rank": np.median(r),
+                "mean_rank": np.mean(r)}
+    return summ(t2v), summ(v2t)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_retrieval_metrics_match_numpy(ties, tmp_path):
+    rng = np.random.default_rng(21 + ties)
+    for trial in range(4):
+        nv = int(rng.integers(1, 60))
+        owner = rng.integers(0, nv, int(rng.integers(1, 150)))
+        sim = (rng.integers(0, 3, (len(owner), nv)) if ties else rng.standard_normal((len(owner), nv))).astype(np.float32)
+        np.save(tmp_path / "s.npy", sim)
+        np.save(tmp_path / "o.npy", owner)
+        got = json.loads(run_tool("opt", "vclip-run", "retrieval", "--similarity", tmp_path / "s.npy", "--owners", tmp_path / "o.npy",
+                                  "--json", check=True).stdout)
+        for key, want in zip(("text_to_video", "video_to_text"), numpy_retrieval(sim, owner)):
+            for k, w in want.items():
+                assert abs(got[key][k] - w) < 1e-4, (key, k, got[key][k], w)
+
+
+def test_retrieval_end_to_end(setup, tmp_path):
+    caps = [{"video": "arm_wrestling.mp4", "captions": ["two people arm wrestling at a table", "a strength contest"]},
+            {"video": "cleaning_pool.mp4", "caption": "a man cleans a swimming pool"},
+            {"video": "apply_eye_makeup.avi", "caption": "a woman applies eye makeup"},
+            {"video": "flipping_pancake.mkv", "caption": "someone flips a pancake in a pan"},
+            {"video": "missing.mp4", "caption": "this video does not exist"}]
+    (tmp_path / "caps.jsonl").write_text("\n".join(json.dumps(c) for c in caps) + "\n")
+    p = run_tool("opt", "vclip-run", "retrieval", "--visual", VISUAL, "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl",
+                 "--root", VIDEOS, "--json", "--save-similarity", tmp_path / "sim.npy", check=True)
+    rep = json.loads(p.stdout)
+    assert rep["n_captions"] == 5 and rep["n_videos"] == 4 and rep["n_skipped"] == 1
+    # independent: ORT on the standard-ops VCLIP export, the exact `frames` tensors, encode-text's caption features
+    std = tmp_path / "v.onnx"
+    run_tool("opt", "vclipc", "compile", VISUAL, "--frames", "8", "--export-standard-ops", "-o", std, check=True)
+    sess = ort.InferenceSession(str(std), providers=["CPUExecutionProvider"])
+    vids = []
+    for c in CLIPS:
+        run_tool("opt", "vclip-run", "frames", os.path.join(VIDEOS, c), "--crop-size", "16", "-o", tmp_path / "x.npy", check=True)
+        f = sess.run(None, {"video": np.load(tmp_path / "x.npy")})[0].astype(np.float64)
+        f = (f / np.linalg.norm(f, axis=-1, keepdims=True)).mean(axis=(0, 1))
+        vids.append(f / np.linalg.norm(f))
+    run_tool("opt", "vclip-run", "encode-text", "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl", "-o",
+             tmp_path / "c.safetensors", check=True)
+    T = load_file(str(tmp_path / "c.safetensors"))["caption_features"][:5]  # the 5 captions of readable videos
+    want = T @ np.array(vids).T
+    assert np.abs(np.load(tmp_path / "sim.npy") - want).max() < 1e-4
+    t2v, v2t = numpy_retrieval(want.astype(np.float32), np.array([0, 0, 1, 2, 3]))
+    for k in t2v:
+        assert abs(rep["text_to_video"][k] - t2v[k]) < 1e-6 and abs(rep["video_to_text"][k] - v2t[k]) < 1e-6

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
+#include "cli.h"
 #include "../onnx/onnx_io.h"
 #include "../passes/passes.h"
 #include "text_features.h"
@@ -104,3 +106,52 @@ done:
     free(pf);
     return rc;
 }
+
+/* captions JSONL -> texts and their video ids */
+int load_captions(const char *path, StringList *texts, StringList *videos, char *err, size_t cap)
+{
+    size_t len;
+    char *buf = cli_read_file(path, &len, err, cap);
+    if (!buf) return -1;
+    int lineno = 0, rc = 0;
+    memset(texts, 0, sizeof *texts);
+    memset(videos, 0, sizeof *videos);
+    for (size_t pos = 0; !rc && pos < len;) {
+        char *nl = memchr(buf + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        lineno++;
+        size_t a = pos;
+        while (a < end && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r')) a++;
+        if (a < end) {
+            json_error_t je;
+            json_t *o = json_loadb(buf + a, end - a, 0, &je);
+            json_t *v = o ? json_object_get(o, "video") : NULL, *c = o ? json_object_get(o, "caption") : NULL;
+            json_t *cs = o ? json_object_get(o, "captions") : NULL;
+            if (!o || !json_is_object(o)) { snprintf(err, cap, "%s:%d: %s", path, lineno, o ? "expected a JSON object" : je.text); rc = -1; }
+            else if (!json_is_string(v) && !json_is_integer(v)) { snprintf(err, cap, "%s:%d: missing \"video\"", path, lineno); rc = -1; }
+            else if (!json_is_string(c) && !json_is_array(cs)) { snprintf(err, cap, "%s:%d: missing \"caption\" or \"captions\"", path, lineno); rc = -1; }
+            else {
+                char vid[64];
+                const char *vs = json_is_string(v) ? json_string_value(v) : (snprintf(vid, sizeof vid, "%lld", (long long)json_integer_value(v)), vid);
+                size_t k = json_is_string(c) ? 1 : json_array_size(cs);
+                for (size_t i = 0; !rc && i < k; i++) {
+                    json_t *ci = json_is_string(c) ? c : json_array_get(cs, i);
+                    if (!json_is_string(ci)) { snprintf(err, cap, "%s:%d: captions must be strings", path, lineno); rc = -1; break; }
+                    char **t = realloc(texts->items, sizeof(char *) * (texts->n + 1));
+                    char **vv = realloc(videos->items, sizeof(char *) * (videos->n + 1));
+                    if (t) texts->items = t;
+                    if (vv) videos->items = vv;
+                    if (!t || !vv) { snprintf(err, cap, "out of memory"); rc = -1; break; }
+                    texts->items[texts->n++] = strdup(json_string_value(ci));
+                    videos->items[videos->n++] = strdup(vs);
+                }
+            }
+            json_decref(o);
+        }
+        pos = end + 1;
+    }
+    free(buf);
+    if (!rc && !texts->n) { snprintf(err, cap, "%s: no captions", path); rc = -1; }
+    return rc;
+}
+

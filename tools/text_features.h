@@ -25,4 +25,8 @@ int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err
  * prompt's feature normalized, averaged over the templates, renormalized. */
 int class_features(Encoder *e, const StringList *names, const StringList *templates, float *out, char *err, size_t cap);
 
+/* Captions JSONL: {"video": ID, "caption": TEXT} or {"video": ID, "captions": [TEXT, ...]}
+ * per line -> one entry per caption in texts, its video id in videos. */
+int load_captions(const char *path, StringList *texts, StringList *videos, char *err, size_t cap);
+
 #endif

@@ -20,8 +20,10 @@ static const char *usage =
     "  eval --visual MODEL --classes F --list LIST.csv --root DIR\n"
     "                                   zero-shot top-1/top-5 with multi-view inference\n"
     "  metrics --scores S.npy --labels L.npy   top-1/top-5 of saved scores\n"
+    "  retrieval --visual M --text-model T --captions F.jsonl --root DIR\n"
+    "                                   text<->video Recall@1/5/10, median and mean rank\n"
     "\n"
-    "Not yet available: train, protocols, retrieval (planned).\n"
+    "Not yet available: train, sweep (planned).\n"
     "vclip-run COMMAND --help shows a command's options; vclip-run --version.\n";
 
 int main(int argc, char **argv)
@@ -37,6 +39,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "load")) return cmd_load(argc - 1, argv + 1);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "retrieval")) return cmd_retrieval(argc - 1, argv + 1);
     fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
