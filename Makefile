@@ -39,7 +39,7 @@ $(BIN)/vclipc: $(BUILD)/obj/tools/vclipc.o $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-RUN_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,tools/vclip_run.c $(wildcard tools/cmd_*.c) tools/cli.c tools/tokenizer_source.c tools/png_sheet.c tools/text_features.c)
+RUN_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,tools/vclip_run.c $(wildcard tools/cmd_*.c) tools/cli.c tools/tokenizer_source.c tools/png_sheet.c tools/text_features.c tools/evaluator.c tools/svg_plot.c)
 $(BIN)/vclip-run: $(RUN_OBJ) $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

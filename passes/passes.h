@@ -42,6 +42,11 @@ typedef struct {
 typedef struct { int64_t frames, window; int boundary_mask; } TemporalOptions;
 int temporal_attention(Graph *g, const TemporalOptions *t, char *err, size_t cap);
 
+/* Test-time patch (DESIGN.md §2): clip's float weights become
+ * r * clip + (1 - r) * finetuned, matched by name.  Run on freshly imported
+ * graphs.  Returns the number of weights changed, or -1 with a message. */
+int patch_weights(Graph *clip, const Graph *finetuned, float r, char *err, size_t cap);
+
 /* The default pipeline, in order; NULL-terminated. */
 extern const Pass default_pipeline[];
 

@@ -248,3 +248,45 @@ def test_retrieval_end_to_end(setup, tmp_path):
     t2v, v2t = numpy_retrieval(want.astype(np.float32), np.array([0, 0, 1, 2, 3]))
     for k in t2v:
         assert abs(rep["text_to_video"][k] - t2v[k]) < 1e-6 and abs(rep["video_to_text"][k] - v2t[k]) < 1e-6
+
+
+def test_sweep_interpolates_weights(setup, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+    a = onnx.load(VISUAL)
+    rng = np.random.default_rng(5)
+    b, mid = onnx.load(VISUAL), onnx.load(VISUAL)
+    for tb, tm, ta in zip(b.graph.initializer, mid.graph.initializer, a.graph.initializer):
+        x = numpy_helper.to_array(ta)
+        if x.dtype != np.float32:
+            continue
+        y = (x + rng.standard_normal(x.shape).astype(np.float32) * 0.5 * (np.abs(x).mean() + 1e-3)).astype(np.float32)
+        tb.CopyFrom(numpy_helper.from_array(y, ta.name))
+        tm.CopyFrom(numpy_helper.from_array((np.float32(0.5) * x + np.float32(0.5) * y).astype(np.float32), ta.name))
+    onnx.save(b, str(tmp_path / "ft.onnx"))
+    onnx.save(mid, str(tmp_path / "mid.onnx"))
+    lists = ["--zero-shot-list", setup / "test.csv", "--zero-shot-classes", setup / "cls.safetensors",
+             "--close-list", setup / "test.csv", "--close-classes", setup / "classes.txt", "--text-model", TEXT, "--root", VIDEOS]
+    p = run_tool("opt", "vclip-run", "sweep", "--clip", VISUAL, "--finetuned", tmp_path / "ft.onnx", "--ratios", "0:1:0.5",
+                 "--plot", tmp_path / "curve.svg", "--json", *lists, check=True)
+    curve = json.loads(p.stdout)
+    assert curve["ratios"] == [0.0, 0.5, 1.0]
+
+    def top1(model, classes):
+        q = run_tool("opt", "vclip-run", "eval", "--visual", model, "--classes", classes, "--text-model", TEXT, "--list",
+                     setup / "test.csv", "--root", VIDEOS, "--json", "--no-cache", check=True)
+        return json.loads(q.stdout)["top1"]
+    for i, model in enumerate((tmp_path / "ft.onnx", tmp_path / "mid.onnx", VISUAL)):
+        assert abs(curve["zero_shot_top1"][i] - top1(model, setup / "cls.safetensors")) < 1e-9
+        assert abs(curve["close_set_top1"][i] - top1(model, setup / "classes.txt")) < 1e-9
+    import xml.etree.ElementTree as ET
+    svg = ET.parse(tmp_path / "curve.svg").getroot()
+    assert len([e for e in svg.iter() if e.tag.endswith("circle")]) == 3
+
+
+def test_sweep_refuses_mismatched_models(setup, tmp_path):
+    r = run_tool("opt", "vclip-run", "sweep", "--clip", VISUAL, "--finetuned", Fixture("openai_visual_op17").model,
+                 "--zero-shot-list", setup / "test.csv", "--zero-shot-classes", setup / "cls.safetensors",
+                 "--close-list", setup / "test.csv", "--close-classes", setup / "cls.safetensors", "--root", VIDEOS)
+    assert_clean_exit(r)
+    assert "differs in type or shape" in r.stderr or "is not in the fine-tuned model" in r.stderr

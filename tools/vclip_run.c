@@ -22,8 +22,10 @@ static const char *usage =
     "  metrics --scores S.npy --labels L.npy   top-1/top-5 of saved scores\n"
     "  retrieval --visual M --text-model T --captions F.jsonl --root DIR\n"
     "                                   text<->video Recall@1/5/10, median and mean rank\n"
+    "  sweep --clip A.onnx --finetuned B.onnx --ratios 0:1:0.1 ...\n"
+    "                                   the patch-ratio curve, zero-shot vs close-set\n"
     "\n"
-    "Not yet available: train, sweep (planned).\n"
+    "Not yet available: train, average, patch (planned).\n"
     "vclip-run COMMAND --help shows a command's options; vclip-run --version.\n";
 
 int main(int argc, char **argv)
@@ -40,6 +42,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "metrics")) return cmd_metrics(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "retrieval")) return cmd_retrieval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
     fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

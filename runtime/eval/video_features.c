@@ -11,8 +11,15 @@
 int video_model_open(VideoModel *m, const char *path, int frames, int window, int threads, char *err, size_t cap)
 {
     memset(m, 0, sizeof *m);
+    Graph *g = onnx_load(path, err, cap);
+    return g ? video_model_from_graph(m, g, path, frames, window, threads, err, cap) : -1;
+}
+
+int video_model_from_graph(VideoModel *m, Graph *g, const char *path, int frames, int window, int threads, char *err, size_t cap)
+{
+    memset(m, 0, sizeof *m);
     char msg[768];
-    if (!(m->g = onnx_load(path, err, cap))) return -1;
+    m->g = g;
     PassOptions po = {0};
     if (run_passes(m->g, default_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%s: %s", path, msg); return -1; }
     if (m->g->n_inputs == 1 && m->g->inputs[0]->shape.rank == 4) {

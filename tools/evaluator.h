@@ -1,0 +1,31 @@
+/* evaluator.h — one list against one class set with a video encoder: the
+ * step that `eval`, its protocols and `sweep` repeat. */
+#ifndef VCLIP_EVALUATOR_H
+#define VCLIP_EVALUATOR_H
+
+#include "../runtime/eval/metrics.h"
+#include "../runtime/eval/video_features.h"
+#include "text_features.h"
+
+typedef struct {
+    VideoModel vm;
+    Encoder text;            /* when --text-model */
+    int has_text;
+    SamplingConfig sc;
+    FeatureCache cache;
+    int batch, workers;
+    double scale;
+} Evaluator;
+
+typedef struct { ClassMetrics m; size_t skipped, decoded; } SplitResult;
+typedef struct { const char *pred, *scores, *confusion; } Outputs; /* optional files */
+
+/* Class features [C, D] from encode-text's .safetensors, or a class list
+ * encoded with ev->text (28 templates); names get the class names. */
+Tensor *class_features_for(Evaluator *ev, const char *classes, StringList *names, char *err, size_t cap);
+/* Scores every video of `list` (paths under root) against the classes;
+ * optional outputs.  0 or -1 with a message. */
+int eval_split(Evaluator *ev, const char *list, const char *root, const char *classes, const Outputs *o, SplitResult *r,
+               char *err, size_t cap);
+
+#endif
