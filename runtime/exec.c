@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "exec.h"
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 /* OpenBLAS' own knob; declared here to avoid depending on its extra headers. */
 void openblas_set_num_threads(int);
@@ -17,6 +18,7 @@ void openblas_set_num_threads(int);
 void exec_set_threads(int n)
 {
     if (n > 0) openblas_set_num_threads(n);
+    parallel_set_threads(n); /* 0: every online CPU */
 }
 
 static size_t default_limit(void)

@@ -1,70 +1,71 @@
 /* fast_attention.c — ai.vclip.Attention with BLAS: for each (batch row,
  * head) gather Q [N, d] and the concatenated key/value blocks [S*M, d]
  * (zeros for zero-filled frames), S = scale * Q K^T by sgemm, softmax rows
- * with the vectorized exp, O = P V by sgemm.  Checked against
+ * with the vectorized exp, O = P V by sgemm; the pairs are spread over the
+ * thread pool, each running single-threaded BLAS.  Checked against
  * ref_attention.c in tests/unit/test_kernels.c. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+#include "parallel.h"
+
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
 
 float fast_softmax_row(const float *in, float *out, int64_t len); /* fast_math.c */
 
-int fast_attention(KernelCtx *k)
-{
+typedef struct {
     AttentionParams p;
-    if (op_attention_params(k->ic, &p)) return -1;
-    const Tensor *q = k->in[0], *kk = k->in[1], *v = k->in[2], *mask = k->n_in > 3 ? k->in[3] : NULL;
-    int bi = p.seq_first ? 1 : 0, si = 1 - bi;
-    int64_t B = q->dims[bi], N = q->dims[si], M = kk->dims[si], d = p.head_dim, H = p.heads;
-    int64_t Cq = q->dims[2], Ck = kk->dims[2], Cv = v->dims[2], Co = H * d;
-    if (kk->dims[bi] != B || v->dims[bi] != B || v->dims[si] != M || (p.frames && B % p.frames) || p.window > 64 ||
-        (mask && (mask->dims[0] != N || mask->dims[1] != M)))
-        return ref_attention(k); /* let the reference report the problem */
-    int64_t src[2 * 64 + 1], S = (2 * p.window + 1) * M;
+    const float *Q, *K, *V, *mask;
+    float *O;
+    int64_t B, N, M, Cq, Ck, Cv, Co;
+    int failed;
+} AttnArgs;
+
+/* (batch row, head) pairs [pb, pe) with their own buffers */
+static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
+{
+    AttnArgs *a = vctx;
+    const AttentionParams *p = &a->p;
+    int64_t B = a->B, N = a->N, M = a->M, d = p->head_dim, H = p->heads, S = (2 * p->window + 1) * M, src[2 * 64 + 1];
     float *Qh = malloc(sizeof(float) * (size_t)(N * d)), *Kh = malloc(sizeof(float) * (size_t)(S * d));
     float *Vh = malloc(sizeof(float) * (size_t)(S * d)), *P = malloc(sizeof(float) * (size_t)(N * S));
     float *Oh = malloc(sizeof(float) * (size_t)(N * d));
-    int rc = 0;
-    if (!Qh || !Kh || !Vh || !P || !Oh) { rc = kernel_fail(k, "out of memory"); goto done; }
-    const float *Q = q->data, *K = kk->data, *V = v->data;
-    float *O = k->out[0]->data;
-    for (int64_t b = 0; b < B; b++) {
-        int ns = attention_sources(&p, b, src);
+    if (!Qh || !Kh || !Vh || !P || !Oh) { a->failed = 1; goto done; }
+    for (int64_t pair = pb; pair < pe; pair++) {
+        int64_t b = pair / H, h = pair % H;
+        int ns = attention_sources(p, b, src);
         int64_t L = ns * M;
-        for (int64_t h = 0; h < H; h++) {
-            for (int64_t i = 0; i < N; i++) {
-                int64_t row = p.seq_first ? (i * B + b) * Cq : (b * N + i) * Cq;
-                memcpy(Qh + i * d, Q + row + p.q_off + h * d, sizeof(float) * (size_t)d);
+        for (int64_t i = 0; i < N; i++) {
+            int64_t row = p->seq_first ? (i * B + b) * a->Cq : (b * N + i) * a->Cq;
+            memcpy(Qh + i * d, a->Q + row + p->q_off + h * d, sizeof(float) * (size_t)d);
+        }
+        for (int s = 0; s < ns; s++)
+            for (int64_t m = 0; m < M; m++) {
+                float *kd = Kh + (s * M + m) * d, *vd = Vh + (s * M + m) * d;
+                if (src[s] < 0) { memset(kd, 0, sizeof(float) * (size_t)d); memset(vd, 0, sizeof(float) * (size_t)d); continue; }
+                int64_t kr = p->seq_first ? (m * B + src[s]) * a->Ck : (src[s] * M + m) * a->Ck;
+                int64_t vr = p->seq_first ? (m * B + src[s]) * a->Cv : (src[s] * M + m) * a->Cv;
+                memcpy(kd, a->K + kr + p->k_off + h * d, sizeof(float) * (size_t)d);
+                memcpy(vd, a->V + vr + p->v_off + h * d, sizeof(float) * (size_t)d);
             }
-            for (int s = 0; s < ns; s++)
-                for (int64_t m = 0; m < M; m++) {
-                    float *kd = Kh + (s * M + m) * d, *vd = Vh + (s * M + m) * d;
-                    if (src[s] < 0) { memset(kd, 0, sizeof(float) * (size_t)d); memset(vd, 0, sizeof(float) * (size_t)d); continue; }
-                    int64_t kr = p.seq_first ? (m * B + src[s]) * Ck : (src[s] * M + m) * Ck;
-                    int64_t vr = p.seq_first ? (m * B + src[s]) * Cv : (src[s] * M + m) * Cv;
-                    memcpy(kd, K + kr + p.k_off + h * d, sizeof(float) * (size_t)d);
-                    memcpy(vd, V + vr + p.v_off + h * d, sizeof(float) * (size_t)d);
-                }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p.scale, Qh, (int)d, Kh, (int)d,
-                        0.0f, P, (int)L);
-            for (int64_t i = 0; i < N; i++) {
-                float *r = P + i * L;
-                if (mask)
-                    for (int s = 0; s < ns; s++)
-                        for (int64_t m = 0; m < M; m++) r[s * M + m] += ((const float *)mask->data)[i * M + m];
-                if (p.causal)
-                    for (int s = 0; s < ns; s++)
-                        for (int64_t m = i + 1; m < M; m++) r[s * M + m] = -INFINITY;
-                fast_softmax_row(r, r, L);
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)L, 1.0f, P, (int)L, Vh, (int)d,
-                        0.0f, Oh, (int)d);
-            for (int64_t i = 0; i < N; i++) {
-                int64_t row = p.seq_first ? (i * B + b) * Co : (b * N + i) * Co;
-                memcpy(O + row + h * d, Oh + i * d, sizeof(float) * (size_t)d);
-            }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p->scale, Qh, (int)d, Kh, (int)d, 0.0f, P, (int)L);
+        for (int64_t i = 0; i < N; i++) {
+            float *r = P + i * L;
+            if (a->mask)
+                for (int s = 0; s < ns; s++)
+                    for (int64_t m = 0; m < M; m++) r[s * M + m] += a->mask[i * M + m];
+            if (p->causal)
+                for (int s = 0; s < ns; s++)
+                    for (int64_t m = i + 1; m < M; m++) r[s * M + m] = -INFINITY;
+            fast_softmax_row(r, r, L);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)L, 1.0f, P, (int)L, Vh, (int)d, 0.0f, Oh, (int)d);
+        for (int64_t i = 0; i < N; i++) {
+            int64_t row = p->seq_first ? (i * B + b) * a->Co : (b * N + i) * a->Co;
+            memcpy(a->O + row + h * d, Oh + i * d, sizeof(float) * (size_t)d);
         }
     }
 done:
@@ -73,5 +74,34 @@ done:
     free(Vh);
     free(P);
     free(Oh);
-    return rc;
+}
+
+int fast_attention(KernelCtx *k)
+{
+    AttnArgs a;
+    memset(&a, 0, sizeof a);
+    if (op_attention_params(k->ic, &a.p)) return -1;
+    const Tensor *q = k->in[0], *kk = k->in[1], *v = k->in[2], *mask = k->n_in > 3 ? k->in[3] : NULL;
+    int bi = a.p.seq_first ? 1 : 0, si = 1 - bi;
+    a.B = q->dims[bi];
+    a.N = q->dims[si];
+    a.M = kk->dims[si];
+    a.Cq = q->dims[2];
+    a.Ck = kk->dims[2];
+    a.Cv = v->dims[2];
+    a.Co = a.p.heads * a.p.head_dim;
+    if (kk->dims[bi] != a.B || v->dims[bi] != a.B || v->dims[si] != a.M || (a.p.frames && a.B % a.p.frames) || a.p.window > 64 ||
+        (mask && (mask->dims[0] != a.N || mask->dims[1] != a.M)))
+        return ref_attention(k); /* let the reference report the problem */
+    a.Q = q->data;
+    a.K = kk->data;
+    a.V = v->data;
+    a.mask = mask ? mask->data : NULL;
+    a.O = k->out[0]->data;
+    /* BLAS inside the workers must not fan out again: one thread each */
+    int blas = parallel_threads() > 1 ? openblas_get_num_threads() : 1;
+    if (blas > 1) openblas_set_num_threads(1);
+    parallel_for(a.B * a.p.heads, 1, attention_pairs, &a);
+    if (blas > 1) openblas_set_num_threads(blas);
+    return a.failed ? kernel_fail(k, "out of memory") : 0;
 }

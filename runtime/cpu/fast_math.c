@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 #include "kernels.h"
+#include "parallel.h"
 
 static inline float expf_poly(float x)
 {
@@ -77,6 +78,22 @@ VECTOR_CLONES static float softmax_row(const float *a, float *o, int64_t len, fl
     return sum;
 }
 
+typedef struct { const float *a; float *o; int op; } MapArgs;
+
+static void map_range(void *vctx, int64_t b, int64_t e)
+{
+    const MapArgs *m = vctx;
+    switch (m->op) {
+    case OP_SIGMOID: sigmoid_loop(m->a + b, m->o + b, e - b); break;
+    case OP_EXP: exp_loop(m->a + b, m->o + b, e - b); break;
+    case OP_ERF: erf_loop(m->a + b, m->o + b, e - b); break;
+    case OP_QUICK_GELU: quick_gelu_loop(m->a + b, m->o + b, e - b); break;
+    default: gelu_loop(m->a + b, m->o + b, e - b); break;
+    }
+}
+
+#define ELEMENT_GRAIN 16384
+
 int fast_unary(KernelCtx *k)
 {
     const Tensor *x = k->in[0];
@@ -85,9 +102,8 @@ int fast_unary(KernelCtx *k)
     const float *a = x->data;
     float *o = k->out[0]->data;
     int64_t n = tensor_numel(x);
-    if (op == OP_SIGMOID) sigmoid_loop(a, o, n);
-    else if (op == OP_EXP) exp_loop(a, o, n);
-    else erf_loop(a, o, n);
+    MapArgs m = {a, o, op};
+    parallel_for(n, ELEMENT_GRAIN, map_range, &m);
     for (int64_t i = 0; i < n; i++) if (a[i] != a[i]) o[i] = a[i]; /* NaN propagates */
     return 0;
 }
@@ -110,15 +126,25 @@ float fast_softmax_row(const float *in, float *out, int64_t len)
 int fast_quick_gelu(KernelCtx *k)
 {
     if (k->in[0]->dtype != DT_F32) return ref_quick_gelu(k);
-    quick_gelu_loop(k->in[0]->data, k->out[0]->data, tensor_numel(k->in[0]));
+    MapArgs m = {k->in[0]->data, k->out[0]->data, OP_QUICK_GELU};
+    parallel_for(tensor_numel(k->in[0]), ELEMENT_GRAIN, map_range, &m);
     return 0;
 }
 
 int fast_gelu(KernelCtx *k)
 {
     if (k->in[0]->dtype != DT_F32) return ref_gelu(k);
-    gelu_loop(k->in[0]->data, k->out[0]->data, tensor_numel(k->in[0]));
+    MapArgs m = {k->in[0]->data, k->out[0]->data, OP_GELU};
+    parallel_for(tensor_numel(k->in[0]), ELEMENT_GRAIN, map_range, &m);
     return 0;
+}
+
+typedef struct { const float *in; float *out; int64_t len; } RowArgs;
+
+static void softmax_rows(void *vctx, int64_t b, int64_t e)
+{
+    const RowArgs *r = vctx;
+    for (int64_t i = b; i < e; i++) fast_softmax_row(r->in + i * r->len, r->out + i * r->len, r->len);
 }
 
 int fast_softmax(KernelCtx *k)
@@ -128,12 +154,27 @@ int fast_softmax(KernelCtx *k)
     if (x->dtype != DT_F32 || k->ic->opset < 13 || k->ic->node->op != OP_SOFTMAX) return ref_softmax(k);
     if (norm_axis(node_attr_i(k->ic->node, "axis", -1), x->rank, &axis) || axis != x->rank - 1) return ref_softmax(k);
     int64_t len = x->dims[axis], rows = len ? tensor_numel(x) / len : 0;
-    const float *in = x->data;
-    float *out = k->out[0]->data;
-    for (int64_t r = 0; r < rows; r++) {
-        fast_softmax_row(in + r * len, out + r * len, len);
-    }
+    RowArgs ra = {x->data, k->out[0]->data, len};
+    parallel_for(rows, ELEMENT_GRAIN / (len ? len : 1) + 1, softmax_rows, &ra);
     return 0;
+}
+
+typedef struct { const float *in; float *out; const float *g, *b; int64_t cols; float eps; } LnArgs;
+
+static void layernorm_rows(void *vctx, int64_t rb, int64_t re)
+{
+    const LnArgs *l = vctx;
+    int64_t cols = l->cols;
+    for (int64_t r = rb; r < re; r++) {
+        const float *a = l->in + r * cols;
+        float *o = l->out + r * cols, sum = 0, sq = 0;
+        for (int64_t c = 0; c < cols; c++) sum += a[c];
+        float mean = sum / (float)cols;
+        for (int64_t c = 0; c < cols; c++) { float d = a[c] - mean; sq += d * d; }
+        float inv = 1.0f / sqrtf(sq / (float)cols + l->eps);
+        if (l->b) for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * l->g[c] + l->b[c];
+        else for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * l->g[c];
+    }
 }
 
 int fast_layernorm(KernelCtx *k)
@@ -146,19 +187,7 @@ int fast_layernorm(KernelCtx *k)
     int64_t cols = 1;
     for (int i = (int)axis; i < x->rank; i++) cols *= x->dims[i];
     if (tensor_numel(scale) != cols || (bias && tensor_numel(bias) != cols) || cols == 0) return ref_layernorm(k);
-    float eps = node_attr_f(k->ic->node, "epsilon", 1e-5f);
-    int64_t rows = tensor_numel(x) / cols;
-    const float *in = x->data, *g = scale->data, *b = bias ? bias->data : NULL;
-    float *out = k->out[0]->data;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *a = in + r * cols;
-        float *o = out + r * cols, sum = 0, sq = 0;
-        for (int64_t c = 0; c < cols; c++) sum += a[c];
-        float mean = sum / (float)cols;
-        for (int64_t c = 0; c < cols; c++) { float d = a[c] - mean; sq += d * d; }
-        float inv = 1.0f / sqrtf(sq / (float)cols + eps);
-        if (b) for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * g[c] + b[c];
-        else for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * g[c];
-    }
+    LnArgs la = {x->data, k->out[0]->data, scale->data, bias ? bias->data : NULL, cols, node_attr_f(k->ic->node, "epsilon", 1e-5f)};
+    parallel_for(tensor_numel(x) / cols, ELEMENT_GRAIN / cols + 1, layernorm_rows, &la);
     return 0;
 }
