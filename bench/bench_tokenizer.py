@@ -6,8 +6,6 @@ agree.  Writes bench/results/tokenizer.md.  Needs open_clip and transformers
 (tools/install-deps.sh --fixtures).  Usage: python3 bench/bench_tokenizer.py
 """
 import datetime
-import gzip
-import json
 import os
 import subprocess
 import sys
@@ -22,21 +20,9 @@ BPE = os.path.join(ROOT, "models", "tokenizer", "bpe_simple_vocab_16e6.txt.gz")
 
 def hf_tokenizer(tmp):
     from transformers import CLIPTokenizerFast
-    merges = gzip.open(BPE).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    vocab = [chr(c) for c in cs]
-    vocab += [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    with open(os.path.join(tmp, "vocab.json"), "w") as f:
-        json.dump({v: i for i, v in enumerate(vocab)}, f)
-    with open(os.path.join(tmp, "merges.txt"), "w") as f:
-        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return CLIPTokenizerFast(os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt"))
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from ref.hf_vocab import write_hf_vocab
+    return CLIPTokenizerFast(*write_hf_vocab(BPE, tmp))
 
 
 def best_of(n, fn):

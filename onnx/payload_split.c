@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "payload_split.h"
+#include "proto_guard.h"
 
 #define MODEL_GRAPH 7        /* ModelProto.graph */
 #define GRAPH_INITIALIZER 5  /* GraphProto.initializer */
@@ -42,18 +43,6 @@ static void put_varint(Out *o, uint64_t v)
     put(o, b, (size_t)n);
 }
 
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*p >= end) return -1;
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) { *v = r; return 0; }
-    }
-    return -1;
-}
-
 typedef struct {
     PayloadRef *refs;
     size_t n, cap;
@@ -69,12 +58,12 @@ static int rewrite(Split *s, const uint8_t *p, const uint8_t *end, int level, Ou
     while (p < end) {
         const uint8_t *field_start = p;
         uint64_t tag, v;
-        if (read_varint(&p, end, &tag)) return -1;
+        if (proto_read_varint(&p, end, &tag)) return -1;
         uint32_t wt = (uint32_t)(tag & 7), num = (uint32_t)(tag >> 3);
-        if (wt == 0) { if (read_varint(&p, end, &v)) return -1; }
+        if (wt == 0) { if (proto_read_varint(&p, end, &v)) return -1; }
         else if (wt == 1 || wt == 5) { size_t n = wt == 1 ? 8 : 4; if ((size_t)(end - p) < n) return -1; p += n; }
         else if (wt == 2) {
-            if (read_varint(&p, end, &v) || v > (uint64_t)(end - p)) return -1;
+            if (proto_read_varint(&p, end, &v) || v > (uint64_t)(end - p)) return -1;
             const uint8_t *body = p;
             p += v;
             int descend = (level == 0 && num == MODEL_GRAPH) || (level == 1 && num == GRAPH_INITIALIZER);

@@ -5,7 +5,7 @@
 #include "onnx.pb-c.h"
 #include "proto_guard.h"
 
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+int proto_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t r = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -26,11 +26,11 @@ static int walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const 
     }
     while (p < end) {
         uint64_t tag, v;
-        if (read_varint(&p, end, &tag)) { snprintf(why, cap, "truncated field tag"); return -1; }
+        if (proto_read_varint(&p, end, &tag)) { snprintf(why, cap, "truncated field tag"); return -1; }
         uint32_t wt = (uint32_t)(tag & 7), num = (uint32_t)(tag >> 3);
         switch (wt) {
         case 0:
-            if (read_varint(&p, end, &v)) { snprintf(why, cap, "truncated varint"); return -1; }
+            if (proto_read_varint(&p, end, &v)) { snprintf(why, cap, "truncated varint"); return -1; }
             break;
         case 1: case 5: {
             size_t n = wt == 1 ? 8 : 4;
@@ -39,7 +39,7 @@ static int walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const 
             break;
         }
         case 2: {
-            if (read_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
+            if (proto_read_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
                 snprintf(why, cap, "length-delimited field %u runs past the end", num);
                 return -1;
             }

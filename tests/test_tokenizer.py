@@ -3,12 +3,12 @@
 plus generated hard cases), from the .gz vocabulary and from Hugging Face
 vocab.json + merges.txt; truncation; and clean errors for bad vocabularies."""
 import gzip
-import json
 import os
 
 import pytest
 
 from conftest import ROOT, assert_clean_exit, run_tool
+from ref.hf_vocab import write_hf_vocab
 
 TOK = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
 CORPUS = os.path.join(TOK, "corpus.txt")
@@ -41,25 +41,8 @@ def test_identical_to_open_clip(variant):
     assert not bad, f"{len(bad)} differ, first: {lines[bad[0]]!r}\n ours {got[bad[0]]}\n want {want[bad[0]]}"
 
 
-def hf_files(tmp_path):
-    """vocab.json + merges.txt as Hugging Face ships them for CLIP, derived from the .gz."""
-    merges = gzip.open(BPE).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    vocab = [chr(c) for c in cs]
-    vocab += [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    (tmp_path / "vocab.json").write_text(json.dumps({v: i for i, v in enumerate(vocab)}), encoding="utf-8")
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    return tmp_path / "vocab.json", tmp_path / "merges.txt"
-
-
 def test_hugging_face_files_give_the_same_ids(tmp_path):
-    v, m = hf_files(tmp_path)
+    v, m = write_hf_vocab(BPE, str(tmp_path))
     p = run_tool("opt", "vclip-run", "tokenize", "--file", CORPUS, "--hf-vocab", v, "--hf-merges", m, check=True)
     got, want, lines = p.stdout.splitlines(), expected_lines(), corpus_lines()
     # the special tokens have other names in HF files, so texts spelling them out differ by design

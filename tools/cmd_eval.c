@@ -98,11 +98,7 @@ int cmd_eval(int argc, char **argv)
     Outputs outs = {0};
     int frames = 8, window = 1, threads = 0, json = 0, no_cache = 0, c;
     Evaluator ev;
-    memset(&ev, 0, sizeof ev);
-    sampling_defaults(&ev.sc);
-    ev.batch = 4;
-    ev.workers = 2;
-    ev.scale = 100.0;
+    evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "V:c:m:L:r:v:C:T:W:S:x:b:w:t:P:Q:M:p:d:D:Njh", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
@@ -146,15 +142,7 @@ int cmd_eval(int argc, char **argv)
     if (video_model_open(&ev.vm, visual, frames, window, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     ev.sc.frames = ev.vm.T;
     ev.sc.crop_size = ev.vm.size;
-    if (text_model) {
-        TokenizerSource src = {0};
-        ev.text.batch = 64;
-        if (!(ev.text.tok = tokenizer_open(&src, err, sizeof err)) || encoder_open(&ev.text, text_model, threads, err, sizeof err)) {
-            cli_error(TOOL, NULL, err);
-            goto done;
-        }
-        ev.has_text = 1;
-    }
+    if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (!no_cache) {
         char settings[256];
         snprintf(settings, sizeof settings, "frames=%d stride=%d views=%d crops=%d size=%d window=%d tfps=%g", ev.sc.frames,
@@ -211,7 +199,6 @@ int cmd_eval(int argc, char **argv)
 done:
     free(pdir);
     video_model_close(&ev.vm);
-    encoder_close(&ev.text);
-    clip_tokenizer_free(ev.text.tok);
+    evaluator_close_text(&ev);
     return rc;
 }

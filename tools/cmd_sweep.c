@@ -37,11 +37,7 @@ int cmd_sweep(int argc, char **argv)
     const char *zroot = NULL, *croot = NULL, *text_model = NULL, *plot = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
     Evaluator ev;
-    memset(&ev, 0, sizeof ev);
-    sampling_defaults(&ev.sc);
-    ev.batch = 4;
-    ev.workers = 2;
-    ev.scale = 100.0;
+    evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "a:f:R:z:Z:c:C:r:1:2:m:p:v:T:W:t:jh", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
@@ -79,12 +75,7 @@ int cmd_sweep(int argc, char **argv)
     double r[1001], zs[1001], cs[1001];
     Graph *ftg = onnx_load(ft, err, sizeof err);
     if (!ftg) { cli_error(TOOL, NULL, err); return 1; }
-    if (text_model) {
-        TokenizerSource src = {0};
-        ev.text.batch = 64;
-        if (!(ev.text.tok = tokenizer_open(&src, err, sizeof err)) || encoder_open(&ev.text, text_model, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-        ev.has_text = 1;
-    }
+    if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (!json) printf("%6s  %10s  %10s\n", "ratio", "zero-shot", "close-set");
     for (double x = a; x <= b + 1e-9 && n < 1001; x += step, n++) {
         Graph *g = onnx_load(clip, err, sizeof err);
@@ -125,7 +116,6 @@ int cmd_sweep(int argc, char **argv)
     rc = 0;
 done:
     graph_free(ftg);
-    encoder_close(&ev.text);
-    clip_tokenizer_free(ev.text.tok);
+    evaluator_close_text(&ev);
     return rc;
 }

@@ -117,3 +117,29 @@ done:
     return rc;
 }
 
+
+int evaluator_open_text(Evaluator *ev, const char *text_model, int threads, char *err, size_t cap)
+{
+    TokenizerSource src = {0};
+    ev->text.batch = 64;
+    if (!(ev->text.tok = tokenizer_open(&src, err, cap)) || encoder_open(&ev->text, text_model, threads, err, cap)) return -1;
+    ev->has_text = 1;
+    return 0;
+}
+
+void evaluator_close_text(Evaluator *ev)
+{
+    encoder_close(&ev->text);
+    clip_tokenizer_free(ev->text.tok);
+    ev->text.tok = NULL;
+    ev->has_text = 0;
+}
+
+void evaluator_init(Evaluator *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    sampling_defaults(&ev->sc);
+    ev->batch = 4;
+    ev->workers = 2;
+    ev->scale = 100.0;
+}

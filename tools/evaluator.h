@@ -20,6 +20,13 @@ typedef struct {
 typedef struct { ClassMetrics m; size_t skipped, decoded; } SplitResult;
 typedef struct { const char *pred, *scores, *confusion; } Outputs; /* optional files */
 
+/* Defaults: the paper's test views, batch 4, 2 decoders, logit scale 100. */
+void evaluator_init(Evaluator *ev);
+/* Opens ev->text with the bundled tokenizer (sets has_text).  0 or -1. */
+int evaluator_open_text(Evaluator *ev, const char *text_model, int threads, char *err, size_t cap);
+/* Closes what evaluator_open_text opened. */
+void evaluator_close_text(Evaluator *ev);
+
 /* Class features [C, D] from encode-text's .safetensors, or a class list
  * encoded with ev->text (28 templates); names get the class names. */
 Tensor *class_features_for(Evaluator *ev, const char *classes, StringList *names, char *err, size_t cap);
