@@ -35,7 +35,7 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h
 $(BUILD)/libvclip.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
-$(BIN)/vclipc: $(BUILD)/obj/tools/vclipc.o $(BUILD)/libvclip.a
+$(BIN)/vclipc: $(BUILD)/obj/tools/vclipc.o $(BUILD)/obj/tools/cli.o $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 

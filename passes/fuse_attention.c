@@ -75,12 +75,10 @@ static int concrete_dims(const Value *v, int64_t *dims)
     return 0;
 }
 
-/* Runs the chain on a tensor whose elements are their own indices. */
-static Tensor *probe(const Graph *g, const Value *src, Node **chain, int n)
+/* Runs the chain on a tensor of these dims whose elements are their own indices. */
+static Tensor *probe_dims(const Graph *g, int rank, const int64_t *dims, Node **chain, int n)
 {
-    int64_t dims[IR_MAX_RANK];
-    if (concrete_dims(src, dims)) return NULL;
-    Tensor *t = tensor_new(DT_F32, src->shape.rank, dims);
+    Tensor *t = tensor_new(DT_F32, rank, dims);
     int64_t numel = t ? tensor_numel(t) : 0;
     if (!t || numel > (1 << 24)) { tensor_free(t); return NULL; } /* f32 holds exact integers up to 2^24 */
     for (int64_t i = 0; i < numel; i++) ((float *)t->data)[i] = (float)i;
@@ -95,6 +93,12 @@ static Tensor *probe(const Graph *g, const Value *src, Node **chain, int n)
         t = rc ? NULL : outs[0];
     }
     return t;
+}
+
+static Tensor *probe(const Graph *g, const Value *src, Node **chain, int n)
+{
+    int64_t dims[IR_MAX_RANK];
+    return concrete_dims(src, dims) ? NULL : probe_dims(g, src->shape.rank, dims, chain, n);
 }
 
 typedef struct { int seq_first; int64_t offset, batch, len, channels; } Split;
@@ -298,20 +302,7 @@ static int fuse_one(Graph *g, const int *uses, Node *sm, ProbeCache *cache)
     int cached = -1;
     for (int i = 0; i < cache->n; i++) if (cache->e[i].key == key) { cached = cache->e[i].ok; out_seq_first = cache->e[i].s.seq_first; }
     if (cached < 0) {
-        Tensor *po = tensor_new(DT_F32, 4, odims);
-        if (!po) return -1;
-        for (int64_t i = 0, n_po = tensor_numel(po); i < n_po; i++) ((float *)po->data)[i] = (float)i;
-        Tensor *cur = po;
-        ExecOptions eo = {.reference_only = 1};
-        for (int i = 0; i < no && cur; i++) {
-            const Tensor *ins[16] = {cur};
-            Tensor *outs[8] = {0};
-            char err[IR_ERR_CAP];
-            for (int j = 1; j < co[i]->n_in && j < 16; j++) ins[j] = co[i]->in[j] ? co[i]->in[j]->konst : NULL;
-            int rc = exec_node(g, co[i], ins, outs, &eo, err, sizeof err);
-            tensor_free(cur);
-            cur = rc ? NULL : outs[0];
-        }
+        Tensor *cur = probe_dims(g, 4, odims, co, no);
         cached = check_merge(cur, odims, &out_seq_first);
         tensor_free(cur);
         if (cache->n < PROBE_CACHE) {

@@ -33,14 +33,6 @@ int encoder_open(Encoder *e, const char *model, int threads, char *err, size_t c
     return e->s ? 0 : -1;
 }
 
-void l2_normalize(float *v, int d)
-{
-    double s = 0;
-    for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
-    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-    for (int i = 0; i < d; i++) v[i] *= inv;
-}
-
 /* Unit-norm features of n texts into out[n * dim]. */
 int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err, size_t cap)
 {

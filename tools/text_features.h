@@ -5,6 +5,7 @@
 
 #include "../ir/ir.h"
 #include "../models/prompts.h"
+#include "../runtime/eval/video_features.h"
 #include "../runtime/exec.h"
 #include "commands.h"
 
@@ -18,7 +19,6 @@ typedef struct {
 
 int encoder_open(Encoder *e, const char *model, int threads, char *err, size_t cap);
 void encoder_close(Encoder *e);
-void l2_normalize(float *v, int d);
 /* Unit-norm features of n texts into out[n * dim]. */
 int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err, size_t cap);
 /* Class features [names->n * dim]: every template filled with each name, each

@@ -16,6 +16,7 @@
 #include "../passes/passes.h"
 #include "../runtime/exec.h"
 #include "../runtime/npy.h"
+#include "cli.h"
 #include "version.h"
 
 static const char *usage_main =
@@ -40,17 +41,7 @@ static const char *usage_main =
     "\n"
     "  vclipc COMMAND --help shows a command's options; vclipc --version.\n";
 
-/* Error text can quote names from an untrusted file: escape control bytes
- * so a hostile model cannot drive the user's terminal. */
-static void print_error(const char *prefix, const char *msg)
-{
-    fprintf(stderr, "vclipc: %s%s", prefix ? prefix : "", prefix ? ": " : "");
-    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) fprintf(stderr, "\\x%02x", *p);
-        else fputc(*p, stderr);
-    }
-    fputc('\n', stderr);
-}
+static void print_error(const char *prefix, const char *msg) { cli_error("vclipc", prefix, msg); }
 
 static int die(const char *msg)
 {
@@ -64,28 +55,12 @@ static int usage_error(const char *cmd, const char *msg)
     return 2;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static Graph *load(const char *path)
 {
     char err[1024];
     Graph *g = onnx_load(path, err, sizeof err);
     if (!g) print_error(NULL, err);
     return g;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static void json_str(FILE *f, const char *s)
@@ -107,7 +82,7 @@ static int cmd_inspect(int argc, char **argv)
     static const struct option opts[] = {{"batch", 1, 0, 'b'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int batch = 1, json = 0, c;
     while ((c = getopt_long(argc, argv, "b:jh", opts, NULL)) != -1) {
-        if (c == 'b') { if (parse_int(optarg, 1, 1 << 30, &batch)) return usage_error("inspect", "--batch needs a positive integer"); }
+        if (c == 'b') { if (cli_parse_int(optarg, 1, 1 << 30, &batch)) return usage_error("inspect", "--batch needs a positive integer"); }
         else if (c == 'j') json = 1;
         else if (c == 'h') { printf("usage: vclipc inspect MODEL.onnx [--batch N] [--json]\n"); return 0; }
         else return usage_error("inspect", "unknown option");
@@ -220,8 +195,8 @@ static int cmd_run(int argc, char **argv)
             if (n_out == 64 || parse_binding(optarg, &outs[n_out])) return usage_error("run", "--output needs NAME=FILE.npy");
             n_out++;
             break;
-        case 't': if (parse_int(optarg, 1, 1024, &threads)) return usage_error("run", "--threads needs a positive integer"); break;
-        case 'r': if (parse_int(optarg, 1, 1000000, &repeat)) return usage_error("run", "--repeat needs a positive integer"); break;
+        case 't': if (cli_parse_int(optarg, 1, 1024, &threads)) return usage_error("run", "--threads needs a positive integer"); break;
+        case 'r': if (cli_parse_int(optarg, 1, 1000000, &repeat)) return usage_error("run", "--repeat needs a positive integer"); break;
         case 'j': json = 1; break;
         case 'R': reference = 1; break;
         case 'F': no_fusion = 1; break;
@@ -241,12 +216,12 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind != argc - 1) return usage_error("run", "expects exactly one model file");
     char err[1024];
-    double t0 = now_ms();
+    double t0 = cli_now_ms();
     Graph *g = load(argv[optind]);
     if (!g) return 1;
     PassOptions popt = {.no_fusion = no_fusion};
     if (run_passes(g, default_pipeline, &popt, err, sizeof err)) { print_error(argv[optind], err); graph_free(g); return 1; }
-    double load_ms = now_ms() - t0;
+    double load_ms = cli_now_ms() - t0;
     Tensor **in_t = calloc((size_t)g->n_inputs + 1, sizeof(Tensor *));
     Tensor **out_t = calloc((size_t)g->n_outputs + 1, sizeof(Tensor *));
     double *times = calloc((size_t)repeat + 1, sizeof(double));
@@ -281,10 +256,10 @@ static int cmd_run(int argc, char **argv)
     int iters = repeat ? repeat + 1 : 1;
     for (int it = 0; it < iters; it++) {
         for (int k = 0; k < g->n_outputs; k++) { tensor_free(out_t[k]); out_t[k] = NULL; }
-        double a = now_ms();
+        double a = cli_now_ms();
         if (session_run(s, in_t, out_t, err, sizeof err)) { print_error(argv[optind], err); goto done; }
-        if (repeat && it > 0) times[it - 1] = now_ms() - a;
-        if (!repeat) times[0] = now_ms() - a;
+        if (repeat && it > 0) times[it - 1] = cli_now_ms() - a;
+        if (!repeat) times[0] = cli_now_ms() - a;
     }
     for (int i = 0; i < n_out; i++)
         for (int k = 0; k < g->n_outputs; k++)
@@ -371,8 +346,8 @@ static int cmd_compile(int argc, char **argv)
         case 'e': so.external_data = 1; break;
         case 'F': po.no_fusion = 1; break;
         case 'S': standard_ops = 1; break;
-        case 'T': if (parse_int(optarg, 1, 4096, &frames)) return usage_error("compile", "--frames needs a positive integer"); break;
-        case 'W': if (parse_int(optarg, 0, 64, &window)) return usage_error("compile", "--temporal-window is 0..64"); break;
+        case 'T': if (cli_parse_int(optarg, 1, 4096, &frames)) return usage_error("compile", "--frames needs a positive integer"); break;
+        case 'W': if (cli_parse_int(optarg, 0, 64, &window)) return usage_error("compile", "--temporal-window is 0..64"); break;
         case 'B':
             if (!strcmp(optarg, "zero")) boundary_mask = 0;
             else if (!strcmp(optarg, "mask")) boundary_mask = 1;

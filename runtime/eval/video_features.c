@@ -48,7 +48,7 @@ void video_model_close(VideoModel *m)
     memset(m, 0, sizeof *m);
 }
 
-static void unit(float *v, int d)
+void l2_normalize(float *v, int d)
 {
     double s = 0;
     for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
@@ -90,7 +90,7 @@ int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, i
                 size_t i = where[b.items[v]];
                 float *f = feat + i * per_video;
                 memcpy(f, (float *)outs[0]->data + (size_t)v * per_video, sizeof(float) * per_video);
-                for (int k = 0; k < V * T; k++) unit(f + (size_t)k * D, D);
+                for (int k = 0; k < V * T; k++) l2_normalize(f + (size_t)k * D, D);
                 feature_cache_put(cache, ds->items[i].path, f, per_video);
                 ok[i] = 1;
                 (*decoded)++;

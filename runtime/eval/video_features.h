@@ -27,6 +27,9 @@ void video_model_close(VideoModel *m);
 int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
                    const FeatureCache *cache, float *feat, char *ok, size_t *skipped, size_t *decoded, char *err, size_t cap);
 
+/* v /= |v| (zero vectors stay zero). */
+void l2_normalize(float *v, int d);
+
 /* scores[i][c] = sum over views of the mean over frames of scale * f . W_c */
 void video_scores(const float *feat, size_t n, int views, int T, int D, const float *W, int C, double scale, float *scores);
 

@@ -84,9 +84,17 @@ static void test_symbolic_reshape(void)
     (void)zero;
 }
 
+/* mkstemp/mkdtemp template under $TMPDIR (default /tmp) */
+static void temp_template(char *buf, size_t cap, const char *name)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/%s_XXXXXX", t && *t ? t : "/tmp", name);
+}
+
 static void test_npy_roundtrip(void)
 {
-    char path[] = "/tmp/vclip_npy_XXXXXX";
+    char path[512];
+    temp_template(path, sizeof path, "vclip_npy");
     int fd = mkstemp(path);
     close(fd);
     int64_t d[3] = {2, 1, 3};
@@ -107,9 +115,10 @@ static void test_npy_roundtrip(void)
 
 static void test_external_paths(void)
 {
-    char dir[] = "/tmp/vclip_ext_XXXXXX";
+    char dir[512];
+    temp_template(dir, sizeof dir, "vclip_ext");
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    char p[512], err[512];
+    char p[600], err[512];
     snprintf(p, sizeof p, "%s/w.bin", dir);
     FILE *f = fopen(p, "w");
     fputs("x", f);
