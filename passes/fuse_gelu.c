@@ -2,7 +2,6 @@
  * exporters as nested Muls in any order, with Div by sqrt 2 or Mul by its
  * inverse  ->  ai.vclip.Gelu(x). */
 #include <math.h>
-#include <stdio.h>
 #include "passes.h"
 #include "rewrite.h"
 
@@ -55,13 +54,5 @@ static Value *match(Node *root)
 
 int pass_fuse_gelu(Graph *g, char *err, size_t cap)
 {
-    int changed = 0, n = g->n_nodes;
-    for (int i = 0; i < n; i++) {
-        Node *root = g->nodes[i];
-        Value *x = root->op == OP_MUL && root->n_in == 2 ? match(root) : NULL;
-        if (!x || x->dtype != DT_F32) continue;
-        if (!replace_with_node(g, root->out[0], OP_GELU, root->name, 1, &x)) { snprintf(err, cap, "out of memory"); return -1; }
-        changed++;
-    }
-    return graph_topo_sort(g) ? (snprintf(err, cap, "fuse-gelu: cycle"), -1) : changed;
+    return fuse_mul_rooted_activation(g, OP_GELU, match, "fuse-gelu", err, cap);
 }

@@ -1,7 +1,6 @@
 /* fuse_quick_gelu.c — x * Sigmoid(1.702 * x)  ->  ai.vclip.QuickGelu(x)
  * (OpenAI CLIP's activation), in either operand order. */
 #include <math.h>
-#include <stdio.h>
 #include "passes.h"
 #include "rewrite.h"
 
@@ -20,13 +19,5 @@ static Value *match(Node *mul)
 
 int pass_fuse_quick_gelu(Graph *g, char *err, size_t cap)
 {
-    int changed = 0, n = g->n_nodes;
-    for (int i = 0; i < n; i++) {
-        Node *mul = g->nodes[i];
-        Value *x = mul->op == OP_MUL && mul->n_in == 2 ? match(mul) : NULL;
-        if (!x || x->dtype != DT_F32) continue;
-        if (!replace_with_node(g, mul->out[0], OP_QUICK_GELU, mul->name, 1, &x)) { snprintf(err, cap, "out of memory"); return -1; }
-        changed++;
-    }
-    return graph_topo_sort(g) ? (snprintf(err, cap, "fuse-quick-gelu: cycle"), -1) : changed;
+    return fuse_mul_rooted_activation(g, OP_QUICK_GELU, match, "fuse-quick-gelu", err, cap);
 }

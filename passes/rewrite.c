@@ -66,6 +66,19 @@ Node *replace_with_node(Graph *g, Value *like, int op, const char *name, int n_i
     return out->producer;
 }
 
+int fuse_mul_rooted_activation(Graph *g, int op, Value *(*match)(Node *mul), const char *pass, char *err, size_t cap)
+{
+    int changed = 0, n = g->n_nodes;
+    for (int i = 0; i < n; i++) {
+        Node *mul = g->nodes[i];
+        Value *x = mul->op == OP_MUL && mul->n_in == 2 ? match(mul) : NULL;
+        if (!x || x->dtype != DT_F32) continue;
+        if (!replace_with_node(g, mul->out[0], op, mul->name, 1, &x)) { snprintf(err, cap, "%s: out of memory", pass); return -1; }
+        changed++;
+    }
+    return graph_topo_sort(g) ? (snprintf(err, cap, "%s: cycle", pass), -1) : changed;
+}
+
 Value *scalar_const(Graph *g, const char *base, float v)
 {
     char *name = graph_unique_name(g, base);

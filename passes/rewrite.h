@@ -24,6 +24,10 @@ Node *new_node(Graph *g, int op, const char *base, int n_in, Value **in);
 Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in);
 /* ai.vclip.Attention as standard ops (lower_attention.c); its output or NULL. */
 Value *lower_attention(Graph *g, Node *n);
+/* Replaces every f32 binary Mul whose `match` finds the activation's input x
+ * with a one-input `op` node on x; returns how many (or -1 with err set,
+ * naming `pass`). */
+int fuse_mul_rooted_activation(Graph *g, int op, Value *(*match)(Node *mul), const char *pass, char *err, size_t cap);
 /* A scalar f32 constant value. */
 Value *scalar_const(Graph *g, const char *base, float v);
 

@@ -96,7 +96,8 @@ static void test_npy_roundtrip(void)
     char path[512];
     temp_template(path, sizeof path, "vclip_npy");
     int fd = mkstemp(path);
-    close(fd);
+    CHECK(fd >= 0, "mkstemp %s", path);
+    if (fd >= 0) close(fd);
     int64_t d[3] = {2, 1, 3};
     Tensor *t = tensor_new(DT_I64, 3, d);
     for (int i = 0; i < 6; i++) ((int64_t *)t->data)[i] = (int64_t)i * 1000000007LL - 3;
