@@ -267,6 +267,29 @@ Attr *node_add_attr(Node *n, const char *name, AttrType type)
     return a;
 }
 
+int node_copy_attrs(Node *dst, const Node *src)
+{
+    for (int i = 0; i < src->n_attrs; i++) {
+        const Attr *a = &src->attrs[i];
+        Attr *b = node_add_attr(dst, a->name, a->type);
+        if (!b) return -1;
+        b->i = a->i;
+        b->f = a->f;
+        b->n = a->n;
+        if (a->s && !(b->s = strdup(a->s))) return -1;
+        if (a->ints && a->n && !(b->ints = malloc(sizeof(int64_t) * (size_t)a->n))) return -1;
+        if (b->ints) memcpy(b->ints, a->ints, sizeof(int64_t) * (size_t)a->n);
+        if (a->floats && a->n && !(b->floats = malloc(sizeof(float) * (size_t)a->n))) return -1;
+        if (b->floats) memcpy(b->floats, a->floats, sizeof(float) * (size_t)a->n);
+        if (a->strings && a->n) {
+            if (!(b->strings = calloc((size_t)a->n, sizeof(char *)))) return -1;
+            for (int j = 0; j < a->n; j++) if (!(b->strings[j] = strdup(a->strings[j] ? a->strings[j] : ""))) return -1;
+        }
+        if (a->t && !(b->t = tensor_copy(a->t))) return -1;
+    }
+    return 0;
+}
+
 int *graph_use_counts(const Graph *g)
 {
     int *uses = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(int));

@@ -161,6 +161,8 @@ float node_attr_f(const Node *n, const char *name, float dflt);
 const char *node_attr_s(const Node *n, const char *name, const char *dflt);
 Attr *node_add_attr(Node *n, const char *name, AttrType type);
 void attr_clear(Attr *a);
+/* Appends deep copies of src's attributes to dst; -1 when out of memory. */
+int node_copy_attrs(Node *dst, const Node *src);
 
 /* Uses: for every value id, the number of node inputs that read it
  * (graph outputs count as one use). Caller frees. */

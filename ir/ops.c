@@ -7,7 +7,7 @@
 #include "ops.h"
 
 const OpInfo op_table[OP_COUNT] = {
-#define OP(id, dom, nm, pat, inf, ref, fast) [OP_##id] = {dom, nm, pat, inf},
+#define OP(id, dom, nm, pat, inf, ref, fast, grad) [OP_##id] = {dom, nm, pat, inf},
 #include "ops.def"
 #undef OP
 };

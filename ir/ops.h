@@ -12,7 +12,7 @@
 #include "ir.h"
 
 typedef enum {
-#define OP(id, dom, name, pat, inf, ref, fast) OP_##id,
+#define OP(id, dom, name, pat, inf, ref, fast, grad) OP_##id,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -74,11 +74,10 @@ int infer_broadcast_shapes(InferCtx *c, const Shape *a, const Shape *b, Shape *o
 /* Read int vector content of input i (known or data); -1 if not known. */
 int infer_get_ints(const InferCtx *c, int i, Dim *out, int cap);
 
-#define OP(id, dom, name, pat, inf, ref, fast) int inf(InferCtx *c);
+#define OP(id, dom, name, pat, inf, ref, fast, grad) int inf(InferCtx *c);
 #include "ops.def"
 #undef OP
 
-#endif
 
 /* Parameter decoders shared by inference and the kernels, so the two can never
  * disagree about what an attribute or a parameter input means. */
@@ -102,3 +101,5 @@ typedef struct {
     int causal, seq_first, boundary; /* boundary: 0 zero-filled, 1 masked */
 } AttentionParams;
 int op_attention_params(InferCtx *c, AttentionParams *p);
+
+#endif

@@ -90,3 +90,16 @@ Value *scalar_const(Graph *g, const char *base, float v)
     value_set_const(c, t);
     return c;
 }
+
+Value *int_vector_const(Graph *g, const char *base, int n, const int64_t *vals)
+{
+    int64_t d[1] = {n};
+    Tensor *t = tensor_new(DT_I64, 1, d);
+    char *name = graph_unique_name(g, base);
+    Value *v = (t && name) ? graph_new_value(g, name) : NULL;
+    free(name);
+    if (!v) { tensor_free(t); return NULL; }
+    if (n) memcpy(t->data, vals, sizeof(int64_t) * (size_t)n);
+    value_set_const(v, t);
+    return v;
+}

@@ -28,6 +28,8 @@ Value *lower_attention(Graph *g, Node *n);
  * with a one-input `op` node on x; returns how many (or -1 with err set,
  * naming `pass`). */
 int fuse_mul_rooted_activation(Graph *g, int op, Value *(*match)(Node *mul), const char *pass, char *err, size_t cap);
+/* An int64 vector constant (shapes, axes, slice bounds). */
+Value *int_vector_const(Graph *g, const char *base, int n, const int64_t *vals);
 /* A scalar f32 constant value. */
 Value *scalar_const(Graph *g, const char *base, float v);
 

@@ -12,19 +12,6 @@
 #include "passes.h"
 #include "rewrite.h"
 
-static Value *shape_const(Graph *g, const char *base, int n, const int64_t *vals)
-{
-    int64_t d[1] = {n};
-    Tensor *t = tensor_new(DT_I64, 1, d);
-    char *name = graph_unique_name(g, base);
-    Value *v = (t && name) ? graph_new_value(g, name) : NULL;
-    free(name);
-    if (!v) { tensor_free(t); return NULL; }
-    memcpy(t->data, vals, sizeof(int64_t) * (size_t)n);
-    value_set_const(v, t);
-    return v;
-}
-
 static void set_int(Node *n, const char *name, int64_t v)
 {
     for (int i = 0; i < n->n_attrs; i++)
@@ -58,7 +45,7 @@ int temporal_attention(Graph *g, const TemporalOptions *t, char *err, size_t cap
     video->dtype = DT_F32;
     video->shape = (Shape){5, {{1, batch}, dim_const(t->frames), img->shape.d[1], img->shape.d[2], img->shape.d[3]}};
     const int64_t fshape[4] = {-1, img->shape.d[1].n, img->shape.d[2].n, img->shape.d[3].n};
-    Value *in[2] = {video, shape_const(g, "video_to_frames", 4, fshape)};
+    Value *in[2] = {video, int_vector_const(g, "video_to_frames", 4, fshape)};
     Node *split = in[1] ? graph_add_node(g, OP_RESHAPE, "video_to_frames", 2, in, 1, &img) : NULL;
     if (!split) { snprintf(err, cap, "out of memory"); return -1; }
     img->is_input = 0;
@@ -72,7 +59,7 @@ int temporal_attention(Graph *g, const TemporalOptions *t, char *err, size_t cap
         }
     /* output: [batch*T, D] -> frame_embeddings [batch, T, D] */
     const int64_t oshape[3] = {-1, t->frames, feat->shape.d[1].n};
-    Value *oin[2] = {feat, shape_const(g, "frames_to_video", 3, oshape)};
+    Value *oin[2] = {feat, int_vector_const(g, "frames_to_video", 3, oshape)};
     Value *out = graph_new_value(g, "frame_embeddings");
     if (!oin[1] || !out || !graph_add_node(g, OP_RESHAPE, "frames_to_video", 2, oin, 1, &out)) { snprintf(err, cap, "out of memory"); return -1; }
     feat->is_output = 0;

@@ -271,7 +271,13 @@ int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, 
     }
     for (int i = 0; i < g->n_outputs; i++) {
         Tensor *t = s->slots[g->outputs[i]->id];
+        for (int j = 0; !t && j < i; j++) /* the same value listed twice: already handed out */
+            if (g->outputs[j] == g->outputs[i]) t = outputs[j];
         if (!t) { snprintf(err, cap, "output '%s' was not computed", g->outputs[i]->name); goto done; }
+        if (t != s->slots[g->outputs[i]->id]) {
+            if (!(outputs[i] = tensor_copy(t))) { snprintf(err, cap, "out of memory"); goto done; }
+            continue;
+        }
         outputs[i] = g->outputs[i]->konst || g->outputs[i]->is_input ? tensor_copy(t) : t;
         if (outputs[i] == t) s->slots[g->outputs[i]->id] = NULL;
     }

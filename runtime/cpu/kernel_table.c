@@ -6,13 +6,13 @@
 #include "kernels.h"
 
 const KernelFn ref_kernels[OP_COUNT] = {
-#define OP(id, dom, name, pat, inf, ref, fast) [OP_##id] = ref,
+#define OP(id, dom, name, pat, inf, ref, fast, grad) [OP_##id] = ref,
 #include "../../ir/ops.def"
 #undef OP
 };
 
 const KernelFn fast_kernels[OP_COUNT] = {
-#define OP(id, dom, name, pat, inf, ref, fast) [OP_##id] = fast,
+#define OP(id, dom, name, pat, inf, ref, fast, grad) [OP_##id] = fast,
 #include "../../ir/ops.def"
 #undef OP
 };

@@ -42,7 +42,7 @@ int siter_next(StridedIter *it); /* 1 while a row is available in off[] */
 void broadcast_strides(const Tensor *t, int rank, const int64_t *dims, int64_t *strides);
 void contiguous_strides(int rank, const int64_t *dims, int64_t *strides);
 
-#define OP(id, dom, name, pat, inf, ref, fast) int ref(KernelCtx *k);
+#define OP(id, dom, name, pat, inf, ref, fast, grad) int ref(KernelCtx *k);
 #include "../../ir/ops.def"
 #undef OP
 int fast_matmul(KernelCtx *k);
