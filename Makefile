@@ -13,10 +13,10 @@ LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz
 PYTHON   ?= python3
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c)
+LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
 TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run
-UNIT     := $(BUILD)/tests/test_kernels $(BUILD)/tests/test_ir $(BUILD)/tests/test_autodiff
+UNIT     := $(BUILD)/tests/test_kernels $(BUILD)/tests/test_ir $(BUILD)/tests/test_autodiff $(BUILD)/tests/test_train_step
 
 all: $(TOOLS)
 
@@ -54,7 +54,7 @@ unit: $(UNIT)
 # The sanitizer build: separate tree, same sources.
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	        all build-asan/tests/test_kernels build-asan/tests/test_ir build-asan/tests/test_autodiff
+	        all build-asan/tests/test_kernels build-asan/tests/test_ir build-asan/tests/test_autodiff build-asan/tests/test_train_step
 
 FUZZ_CC ?= clang
 fuzz: $(BUILD)/gen/onnx.pb-c.c

@@ -47,6 +47,19 @@ int temporal_attention(Graph *g, const TemporalOptions *t, char *err, size_t cap
  * graphs.  Returns the number of weights changed, or -1 with a message. */
 int patch_weights(Graph *clip, const Graph *finetuned, float r, char *err, size_t cap);
 
+/* Every symbolic input dim becomes n times its factor; the graph is
+ * re-inferred so all shapes are static.  Changes made, or -1. */
+int specialize_batch(Graph *g, int64_t n, char *err, size_t cap);
+
+/* Interpolated Weight Optimization (DESIGN.md §2): clones the part of the
+ * graph between params and `out`, with each parameter W replaced by
+ * InterpolateWeights(W0, W, alpha); W0 is a new constant holding W's current
+ * data (shared, not copied: the caller gives W a private copy to train).
+ * exact_gradient selects the chain rule's (1 - alpha) factor.  Returns the
+ * clone of `out`, or NULL with a message. */
+Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *alpha, Value *out, int exact_gradient,
+                           char *err, size_t cap);
+
 /* The default pipeline, in order; NULL-terminated. */
 extern const Pass default_pipeline[];
 

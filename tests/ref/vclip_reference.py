@@ -73,8 +73,8 @@ def temporal_self_attention(attn, x, B, T, window, boundary):
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
 
-@torch.no_grad()
-def vclip_visual(visual, video, window, boundary):
+def vclip_visual_forward(visual, video, window, boundary):
+    """The VCLIP forward with autograd (tests/ref/train_step_reference.py differentiates it)."""
     B, T = video.shape[:2]
     x = visual.conv1(video.reshape(B * T, *video.shape[2:]))
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
@@ -86,6 +86,9 @@ def vclip_visual(visual, video, window, boundary):
         x = x + blk.mlp(blk.ln_2(x))
     x = visual.ln_post(x[:, 0]) @ visual.proj
     return x.reshape(B, T, -1)
+
+
+vclip_visual = torch.no_grad()(vclip_visual_forward)
 
 
 def main():

@@ -1,0 +1,39 @@
+/* train_graph.h — the Open-VCLIP training graph, built from an image
+ * encoder's ONNX file: VCLIP's temporal attention, the frame-averaged
+ * classification loss against frozen class text features, the optional
+ * caption contrastive loss, IWR's interpolated second forward, and the
+ * backward from autodiff.  One graph, one session run per step. */
+#ifndef VCLIP_TRAIN_GRAPH_H
+#define VCLIP_TRAIN_GRAPH_H
+
+#include "../../ir/ir.h"
+
+typedef struct {
+    int64_t batch, frames, window;
+    int boundary_mask;
+    const Tensor *class_features; /* [classes, D]; rows L2-normalized by the caller */
+    float logit_scale;            /* initial log of the logit scale (trained) */
+    int iwr;                      /* add the interpolated forward */
+    float beta;                   /* its loss weight */
+    int exact_gradient;           /* chain rule's (1 - alpha) vs the released code's convention */
+    int captions;                 /* add the caption loss (input caption_features [batch, D]) */
+    float caption_weight;         /* lambda */
+} TrainGraphConfig;
+
+typedef struct {
+    Graph *g;
+    int n_params;
+    Value **params;               /* trainable: the encoder's f32 initializers, then logit_scale */
+    Value **grads;
+    /* inputs, in graph order: video, labels, then alpha (iwr), caption_features (captions) */
+    Value *video, *labels, *alpha, *caption_features;
+    /* outputs: loss (total), loss_ce (classification on θ), logits [batch, classes], then the gradients */
+    Value *loss, *loss_ce, *logits;
+} TrainGraph;
+
+/* Builds the graph; parameters get private, writable copies of their data.
+ * 0, or -1 with a message naming the file. */
+int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainGraph *tg, char *err, size_t cap);
+void train_graph_free(TrainGraph *tg);
+
+#endif

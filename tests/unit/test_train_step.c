@@ -1,0 +1,149 @@
+/* test_train_step.c — one Open-VCLIP training setup against PyTorch, the way
+ * llm.c checks GPT-2: tests/ref/train_step_reference.py wrote the inputs, the
+ * loss, every parameter's gradient (both IWR gradient conventions) and the
+ * parameters after three clipped AdamW steps; this test builds the same
+ * training graph from the exported ONNX file and compares each, tensor by
+ * tensor.
+ *
+ * Tolerances: the forward runs in float32 with a different summation order
+ * from PyTorch's, through two layers, a temporal attention over 3x17 keys and
+ * a softmax at scale 14.3; losses agree to ~1e-6 relative.  Gradients are
+ * compared per tensor relative to the tensor's largest element (|a - b| <=
+ * 1e-3 * max|b| + 1e-7): float32 rounding reaches ~1e-5 there, while any
+ * wrong rule or convention is off by O(1).  After three steps the parameters
+ * must agree to 2e-5 absolute: each step moves a parameter by ~lr = 1e-3, so
+ * a wrong update (decay on a bias, no bias correction, clipping by the wrong
+ * norm) is off by >= 1e-4. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "../../ir/ops.h"
+#include "../../runtime/exec.h"
+#include "../../runtime/safetensors.h"
+#include "../../runtime/train/optimizer.h"
+#include "../../runtime/train/train_graph.h"
+
+#define DIR VCLIP_DATA_DIR "/tests/fixtures/train_step/"
+static const char *REF = DIR "reference.safetensors";
+
+static Tensor *ref(const char *name)
+{
+    char err[512];
+    Tensor *t = safetensors_load(REF, name, NULL, NULL, err, sizeof err);
+    if (!t) fprintf(stderr, "%s\n", err);
+    return t;
+}
+
+static double worst_excess(const Tensor *got, const Tensor *want, double rel, double abs_tol)
+{
+    if (tensor_numel(got) != tensor_numel(want)) return INFINITY;
+    double scale = 0, worst = 0;
+    for (int64_t i = 0; i < tensor_numel(want); i++) scale = fmax(scale, fabs(tensor_get_f64(want, i)));
+    for (int64_t i = 0; i < tensor_numel(want); i++)
+        worst = fmax(worst, fabs(tensor_get_f64(got, i) - tensor_get_f64(want, i)) / (rel * scale + abs_tol));
+    return worst;
+}
+
+static int build(TrainGraph *tg, const Tensor *classes, int exact)
+{
+    TrainGraphConfig cfg = {.batch = 2, .frames = 8, .window = 1, .class_features = classes, .logit_scale = (float)log(1 / 0.07),
+                            .iwr = 1, .beta = 0.5f, .exact_gradient = exact, .captions = 1, .caption_weight = 4.0f};
+    char err[512];
+    int rc = train_graph_build(DIR "visual.onnx", &cfg, tg, err, sizeof err);
+    CHECK(rc == 0, "train_graph_build: %s", err);
+    return rc;
+}
+
+/* outs: loss, loss_ce, logits, grads... */
+static int run(TrainGraph *tg, Tensor *const *inputs, Tensor **outs)
+{
+    char err[512];
+    Session *s = session_new(tg->g, &(ExecOptions){0}, err, sizeof err);
+    int rc = s ? session_run(s, inputs, outs, err, sizeof err) : -1;
+    CHECK(rc == 0, "session: %s", err);
+    session_free(s);
+    return rc;
+}
+
+static void free_outs(Tensor **outs, int n) { for (int i = 0; i < n; i++) { tensor_free(outs[i]); outs[i] = NULL; } }
+
+static void check_grads(TrainGraph *tg, Tensor **outs, const char *prefix)
+{
+    int checked = 0;
+    for (int i = 0; i < tg->n_params; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "%s.%s", prefix, tg->params[i]->name);
+        Tensor *want = ref(name);
+        CHECK(want != NULL, "reference has no %s", name);
+        if (!want) continue;
+        double e = worst_excess(outs[3 + i], want, 1e-3, 1e-7);
+        CHECK(e <= 1, "%s: off by %.2fx the tolerance", name, e);
+        checked++;
+        tensor_free(want);
+    }
+    CHECK(checked == 33, "%s: compared %d parameter gradients, want 33 (32 initializers + logit_scale)", prefix, checked);
+}
+
+int main(void)
+{
+    Tensor *video = ref("video"), *labels = ref("labels"), *classes = ref("class_features"), *captions = ref("caption_features");
+    Tensor *losses = ref("loss"), *loss_ce = ref("loss_ce");
+    if (!video || !labels || !classes || !captions || !losses || !loss_ce) { CHECK(0, "reference file unreadable"); return TEST_SUMMARY(); }
+    Tensor *alpha = tensor_new(DT_F32, 0, NULL);
+    *(float *)alpha->data = 0.3f;
+    Tensor *inputs[4] = {video, labels, alpha, captions};
+    TrainGraph tg;
+    if (build(&tg, classes, 0)) return TEST_SUMMARY();
+    CHECK(tg.n_params == 33, "%d trainable parameters, want 33", tg.n_params);
+    int n_out = tg.g->n_outputs;
+    Tensor **outs = calloc((size_t)n_out, sizeof(Tensor *));
+    /* step 0: loss and every gradient (the released code's IWR convention) */
+    if (run(&tg, inputs, outs) == 0) {
+        double l = tensor_get_f64(outs[0], 0), want = tensor_get_f64(losses, 0), ce = tensor_get_f64(outs[1], 0);
+        CHECK(fabs(l - want) <= 1e-5 * fabs(want), "loss %.7f, PyTorch %.7f", l, want);
+        CHECK(fabs(ce - tensor_get_f64(loss_ce, 0)) <= 1e-5 * fabs(ce), "loss_ce %.7f, PyTorch %.7f", ce, tensor_get_f64(loss_ce, 0));
+        check_grads(&tg, outs, "grad");
+    }
+    free_outs(outs, n_out);
+    /* three clipped AdamW steps on the same batch */
+    Tensor **pdata = calloc((size_t)tg.n_params, sizeof(Tensor *));
+    const char **names = calloc((size_t)tg.n_params, sizeof(char *));
+    for (int i = 0; i < tg.n_params; i++) { pdata[i] = tg.params[i]->konst; names[i] = tg.params[i]->name; }
+    AdamW opt;
+    CHECK(adamw_init(&opt, &ADAMW_DEFAULTS, pdata, names, tg.n_params) == 0, "adamw_init");
+    for (int step = 0; step < 3; step++) {
+        if (run(&tg, inputs, outs)) break;
+        double l = tensor_get_f64(outs[0], 0), want = tensor_get_f64(losses, step);
+        CHECK(fabs(l - want) <= 2e-5 * fabs(want), "step %d: loss %.7f, PyTorch %.7f", step, l, want);
+        double norm = grad_global_norm(outs + 3, tg.n_params);
+        adamw_step(&opt, outs + 3, 1e-3, clip_scale(norm, 1.0));
+        free_outs(outs, n_out);
+    }
+    int compared = 0;
+    for (int i = 0; i < tg.n_params; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "param3.%s", tg.params[i]->name);
+        Tensor *want = ref(name);
+        if (!want) { CHECK(0, "reference has no %s", name); continue; }
+        double e = worst_excess(tg.params[i]->konst, want, 0, 2e-5);
+        CHECK(e <= 1, "%s after 3 steps: off by %.2fx the tolerance", name, e);
+        compared++;
+        tensor_free(want);
+    }
+    CHECK(compared == 33, "compared %d parameters after 3 steps", compared);
+    adamw_free(&opt);
+    free(pdata);
+    free(names);
+    train_graph_free(&tg);
+    /* the exact chain rule */
+    if (build(&tg, classes, 1) == 0) {
+        if (run(&tg, inputs, outs) == 0) check_grads(&tg, outs, "grad_exact");
+        free_outs(outs, tg.g->n_outputs);
+        train_graph_free(&tg);
+    }
+    free(outs);
+    Tensor *all[] = {video, labels, classes, captions, losses, loss_ce, alpha};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
+    return TEST_SUMMARY();
+}
