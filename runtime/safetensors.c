@@ -78,27 +78,65 @@ static DType from_st_dtype(const char *s)
     return DT_UNDEF;
 }
 
+/* Opens path and parses its JSON header (bounds checked); the caller closes *fp. */
+static json_t *read_header(const char *path, FILE **fp, long *fsize, uint64_t *hl, char *err, size_t cap)
+{
+    *fp = fopen(path, "rb");
+    if (!*fp) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return NULL; }
+    FILE *f = *fp;
+    unsigned char len8[8];
+    json_t *root = NULL;
+    fseek(f, 0, SEEK_END);
+    *fsize = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *hl = 0;
+    if (fread(len8, 1, 8, f) != 8) { snprintf(err, cap, "%s: not a safetensors file (too short)", path); return NULL; }
+    for (int i = 0; i < 8; i++) *hl |= (uint64_t)len8[i] << (8 * i);
+    if (*hl > (100u << 20) || (long)(8 + *hl) > *fsize) { snprintf(err, cap, "%s: bad header length %llu", path, (unsigned long long)*hl); return NULL; }
+    char *hdr = malloc(*hl + 1);
+    if (!hdr || fread(hdr, 1, *hl, f) != *hl) { free(hdr); snprintf(err, cap, "%s: cannot read the header", path); return NULL; }
+    json_error_t je;
+    root = json_loadb(hdr, *hl, 0, &je);
+    free(hdr);
+    if (!root || !json_is_object(root)) {
+        snprintf(err, cap, "%s: header is not a JSON object (%s)", path, root ? "" : je.text);
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+int safetensors_names(const char *path, char ***names, int *n, char *err, size_t cap)
+{
+    FILE *f = NULL;
+    long fsize;
+    uint64_t hl;
+    json_t *root = read_header(path, &f, &fsize, &hl, err, cap);
+    if (f) fclose(f);
+    *names = NULL;
+    *n = 0;
+    if (!root) return -1;
+    *names = calloc(json_object_size(root) + 1, sizeof(char *));
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (!strcmp(k, "__metadata__")) continue;
+        if (!*names || !((*names)[*n] = strdup(k))) { json_decref(root); snprintf(err, cap, "out of memory"); return -1; }
+        (*n)++;
+    }
+    json_decref(root);
+    return 0;
+}
+
 Tensor *safetensors_load(const char *path, const char *name, const char *meta_key, char **meta_value, char *err, size_t cap)
 {
     if (meta_value) *meta_value = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return NULL; }
-    unsigned char len8[8];
-    char *hdr = NULL;
-    json_t *root = NULL;
+    FILE *f = NULL;
+    long fsize;
+    uint64_t hl;
     Tensor *t = NULL;
-    fseek(f, 0, SEEK_END);
-    long fsize = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint64_t hl = 0;
-    if (fread(len8, 1, 8, f) != 8) { snprintf(err, cap, "%s: not a safetensors file (too short)", path); goto done; }
-    for (int i = 0; i < 8; i++) hl |= (uint64_t)len8[i] << (8 * i);
-    if (hl > (100u << 20) || (long)(8 + hl) > fsize) { snprintf(err, cap, "%s: bad header length %llu", path, (unsigned long long)hl); goto done; }
-    hdr = malloc(hl + 1);
-    if (!hdr || fread(hdr, 1, hl, f) != hl) { snprintf(err, cap, "%s: cannot read the header", path); goto done; }
-    json_error_t je;
-    root = json_loadb(hdr, hl, 0, &je);
-    if (!root || !json_is_object(root)) { snprintf(err, cap, "%s: header is not a JSON object (%s)", path, root ? "" : je.text); goto done; }
+    json_t *root = read_header(path, &f, &fsize, &hl, err, cap);
+    if (!root) goto done;
     json_t *md = json_object_get(root, "__metadata__"), *mv = md && meta_key ? json_object_get(md, meta_key) : NULL;
     if (meta_value && json_is_string(mv)) *meta_value = strdup(json_string_value(mv));
     json_t *e = json_object_get(root, name), *dt = json_object_get(e, "dtype"), *sh = json_object_get(e, "shape");
@@ -127,7 +165,6 @@ Tensor *safetensors_load(const char *path, const char *name, const char *meta_ke
 done:
     if (!t && meta_value) { free(*meta_value); *meta_value = NULL; }
     json_decref(root);
-    free(hdr);
-    fclose(f);
+    if (f) fclose(f);
     return t;
 }

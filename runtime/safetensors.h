@@ -17,4 +17,8 @@ int safetensors_save(const char *path, const NamedTensor *tensors, int n, const 
  * message naming the file. *meta_value (malloc'd) is NULL if absent. */
 Tensor *safetensors_load(const char *path, const char *name, const char *meta_key, char **meta_value, char *err, size_t cap);
 
+/* The tensor names of a file, in header order (caller frees each and the
+ * array).  0 or -1 with a message. */
+int safetensors_names(const char *path, char ***names, int *n, char *err, size_t cap);
+
 #endif

@@ -79,3 +79,9 @@ char *cli_read_file(const char *path, size_t *len, char *err, size_t cap)
     *len = n;
     return buf;
 }
+
+int cli_usage_error(const char *tool, const char *msg)
+{
+    fprintf(stderr, "%s: %s\n", tool, msg);
+    return 2;
+}

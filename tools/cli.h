@@ -9,6 +9,8 @@
 /* "TOOL: PREFIX: MSG\n" on stderr with control bytes shown as \xNN. */
 void cli_error(const char *tool, const char *prefix, const char *msg);
 int cli_parse_int(const char *s, int lo, int hi, int *out);
+/* "TOOL: MSG" on stderr; returns 2, the exit status of a usage error. */
+int cli_usage_error(const char *tool, const char *msg);
 double cli_now_ms(void);
 /* Path of a data file shipped in the source tree, given relative to the
  * repository root: looked up next to the binary (BIN/.., BIN/../..) and

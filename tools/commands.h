@@ -14,6 +14,9 @@ int cmd_metrics(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_retrieval(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_average(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
 
 /* Where the tokenizer comes from: a .gz, HF files, or (neither) the bundled
  * vocabulary, overridable with $VCLIP_BPE. */

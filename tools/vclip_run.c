@@ -24,8 +24,12 @@ static const char *usage =
     "                                   text<->video Recall@1/5/10, median and mean rank\n"
     "  sweep --clip A.onnx --finetuned B.onnx --ratios 0:1:0.1 ...\n"
     "                                   the patch-ratio curve, zero-shot vs close-set\n"
-    "\n"
-    "Not yet available: train, average, patch (planned).\n"
+    "  train --visual M --classes F --train-list L --root DIR [--captions F.jsonl]\n"
+    "                                   Open-VCLIP fine-tuning: IWR, SWA, patch, caption loss\n"
+    "  average A.safetensors B.safetensors ... -o OUT.safetensors\n"
+    "                                   uniform average of trained weights (offline SWA)\n"
+    "  patch --visual CLIP.onnx --weights W.safetensors --ratio R -o OUT.onnx\n"
+    "                                   R * CLIP + (1 - R) * trained, as an ONNX encoder\n"
     "vclip-run COMMAND --help shows a command's options; vclip-run --version.\n";
 
 int main(int argc, char **argv)
@@ -43,6 +47,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "retrieval")) return cmd_retrieval(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "average")) return cmd_average(argc - 1, argv + 1);
+    if (!strcmp(cmd, "patch")) return cmd_patch(argc - 1, argv + 1);
     fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

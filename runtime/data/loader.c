@@ -120,6 +120,7 @@ Loader *loader_start(const LoaderConfig *cfg, char *err, size_t cap)
             l->order[j] = t;
         }
     }
+    l->next_start = l->consumed = cfg->start < l->n ? cfg->start : l->n;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     for (int i = 0; i < cfg->workers; i++) {

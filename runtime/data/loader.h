@@ -18,6 +18,7 @@ typedef struct {
     int shuffle;            /* order of items: shuffled per (seed, epoch) */
     int replace_broken;     /* 1: an unreadable video is replaced by another; 0: skipped */
     double time_limit_s;    /* per file */
+    size_t start;           /* first sample position of the epoch (resuming mid-epoch); 0 normally */
 } LoaderConfig;
 
 typedef struct {

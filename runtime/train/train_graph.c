@@ -175,7 +175,11 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     if (b.failed) goto fail;
     /* Parameters get private, writable data; the file's (possibly mapped)
      * data stays behind as θ_CLIP in the interpolation's w0 views. */
+    tg->initial = calloc((size_t)tg->n_params, sizeof(Tensor *));
+    if (!tg->initial) { snprintf(err, cap, "out of memory"); goto fail; }
     for (int i = 0; i < tg->n_params; i++) {
+        Tensor *k = tg->params[i]->konst;
+        if (!(tg->initial[i] = tensor_view(k, k->rank, k->dims))) { snprintf(err, cap, "out of memory"); goto fail; }
         Tensor *own = tensor_copy(tg->params[i]->konst);
         if (!own) { snprintf(err, cap, "out of memory"); goto fail; }
         value_set_const(tg->params[i], own);
@@ -200,6 +204,8 @@ fail:
 
 void train_graph_free(TrainGraph *tg)
 {
+    for (int i = 0; tg->initial && i < tg->n_params; i++) tensor_free(tg->initial[i]);
+    free(tg->initial);
     graph_free(tg->g);
     free(tg->params);
     free(tg->grads);

@@ -25,6 +25,7 @@ typedef struct {
     int n_params;
     Value **params;               /* trainable: the encoder's f32 initializers, then logit_scale */
     Value **grads;
+    Tensor **initial;             /* θ_CLIP: views of each parameter's data as loaded (not copies) */
     /* inputs, in graph order: video, labels, then alpha (iwr), caption_features (captions) */
     Value *video, *labels, *alpha, *caption_features;
     /* outputs: loss (total), loss_ce (classification on θ), logits [batch, classes], then the gradients */

@@ -247,7 +247,7 @@ static void test_linear_algebra(void)
         Graph *g = new_graph();
         Value *a = param(g, "a", mm[k].ra, mm[k].a, 0, 1, 0), *b = param(g, "b", mm[k].rb, mm[k].b, 0, 1, 0);
         Node *n = node(g, OP_MATMUL, 2, (Value *[]){a, b}, 1);
-        char what[32];
+        char what[64];
         snprintf(what, sizeof what, "MatMul case %zu", k);
         fd_check(g, n->out[0], (Value *[]){a, b}, 2, what, 1e-3);
     }
@@ -261,7 +261,7 @@ static void test_linear_algebra(void)
             set_i(n, "transB", tb);
             set_f(n, "alpha", 0.7f);
             set_f(n, "beta", 1.3f);
-            char what[32];
+            char what[64];
             snprintf(what, sizeof what, "Gemm transA=%d transB=%d", ta, tb);
             fd_check(g, n->out[0], (Value *[]){a, b, c}, 3, what, 1e-3);
         }

@@ -1,0 +1,300 @@
+/* trainer.c — see trainer.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "trainer.h"
+#include "checkpoint.h"
+#include "../exec.h"
+
+void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs)
+{
+    memset(c, 0, sizeof *c);
+    c->graph.frames = 8;
+    c->graph.window = 1;
+    c->graph.batch = batch;
+    c->graph.logit_scale = 4.6052f; /* ln 100: CLIP's trained value */
+    c->graph.iwr = 1;
+    c->graph.beta = 0.5f;
+    c->graph.caption_weight = 4.0f;
+    c->epochs = epochs;
+    c->warmup_epochs = 2;
+    c->lr = 3.33e-6 * (double)batch / 64.0;
+    c->lr_start = c->lr_min = c->lr / 100.0;
+    c->clip_norm = 1.0;
+    c->adamw = ADAMW_DEFAULTS;
+    c->alpha_lo = 0.0;
+    c->alpha_hi = 0.6;
+    c->seed = 0;
+    c->swa_start = 2;
+    c->patch_ratio = 0.5;
+    c->max_bad_steps = 5;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Drops metric lines past `step` (a resumed run redoes them). */
+static int trim_metrics(const char *path, int64_t step, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char *tmp = malloc(strlen(path) + 6), line[4096];
+    if (!tmp) { fclose(f); snprintf(err, cap, "out of memory"); return -1; }
+    snprintf(tmp, strlen(path) + 6, "%s.trim", path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) { snprintf(err, cap, "%s: %s", tmp, strerror(errno)); fclose(f); free(tmp); return -1; }
+    while (fgets(line, sizeof line, f)) {
+        const char *s = strstr(line, "\"step\": ");
+        if (s && strtoll(s + 8, NULL, 10) > step) continue;
+        fputs(line, o);
+    }
+    fclose(f);
+    int bad = fflush(o) || fsync(fileno(o));
+    bad |= fclose(o);
+    if (bad || rename(tmp, path)) { snprintf(err, cap, "%s: %s", path, strerror(errno)); free(tmp); return -1; }
+    free(tmp);
+    return 0;
+}
+
+static void progress_line(const TrainerConfig *c, int64_t epoch, int64_t in_epoch, int64_t per_epoch, int64_t step,
+                          int64_t total, double loss, double lr, double clips_s, double eta, int tty)
+{
+    if (c->quiet) return;
+    int eta_s = (int)(eta + 0.5);
+    if (tty) {
+        int width = 24, fill = per_epoch ? (int)(width * in_epoch / per_epoch) : width;
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\repoch %lld/%lld [%s] %lld/%lld  loss %.4f  lr %.3g  %.1f clips/s  ETA %d:%02d:%02d ",
+                (long long)epoch + 1, (long long)c->epochs, bar, (long long)in_epoch, (long long)per_epoch, loss, lr, clips_s,
+                eta_s / 3600, eta_s / 60 % 60, eta_s % 60);
+    } else {
+        fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  %.1f clips/s  ETA %d:%02d:%02d\n", (long long)step,
+                (long long)total, (long long)epoch + 1, loss, lr, clips_s, eta_s / 3600, eta_s / 60 % 60, eta_s % 60);
+    }
+    fflush(stderr);
+}
+
+/* JSON has no NaN or Infinity: those become null. */
+static const char *json_number(double x, char buf[32])
+{
+    if (!isfinite(x)) return "null";
+    snprintf(buf, 32, "%.9g", x);
+    return buf;
+}
+
+typedef struct {
+    TrainGraph tg;
+    AdamW opt;
+    Tensor **swa, **data;
+    const char **names;
+    char *ckpt, *metrics, *weights;
+} Run;
+
+static void run_free(Run *r)
+{
+    for (int i = 0; r->swa && i < r->tg.n_params; i++) tensor_free(r->swa[i]);
+    free(r->swa);
+    free(r->data);
+    free(r->names);
+    adamw_free(&r->opt);
+    train_graph_free(&r->tg);
+    free(r->ckpt);
+    free(r->metrics);
+    free(r->weights);
+}
+
+static int save(Run *r, const TrainerConfig *c, const TrainState *st, char *err, size_t cap)
+{
+    CheckpointView v = {r->tg.n_params, r->names, r->data, &r->opt, c->swa_start >= 0 ? r->swa : NULL, st, c->config_json};
+    return checkpoint_save(r->ckpt, &v, err, cap);
+}
+
+/* weights.safetensors: SWA average (when kept), then the patch toward θ_CLIP. */
+static int write_weights(Run *r, const TrainerConfig *c, const TrainState *st, char *err, size_t cap)
+{
+    int n = r->tg.n_params, rc = -1;
+    Tensor **w = calloc((size_t)n, sizeof(Tensor *));
+    if (!w) { snprintf(err, cap, "out of memory"); return -1; }
+    for (int i = 0; i < n; i++) {
+        const Tensor *src = (c->swa_start >= 0 && st->swa_count > 0) ? r->swa[i] : r->data[i];
+        if (!(w[i] = tensor_copy(src))) { snprintf(err, cap, "out of memory"); goto done; }
+        float *x = w[i]->data;
+        const float *x0 = r->tg.initial[i]->data;
+        for (int64_t j = 0, m = tensor_numel(w[i]); j < m && c->patch_ratio > 0; j++)
+            x[j] = (float)(c->patch_ratio * x0[j] + (1 - c->patch_ratio) * x[j]);
+    }
+    CheckpointView v = {n, r->names, w, NULL, NULL, NULL, c->config_json};
+    rc = checkpoint_save(r->weights, &v, err, cap);
+done:
+    for (int i = 0; i < n; i++) tensor_free(w[i]);
+    free(w);
+    return rc;
+}
+
+int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, TrainResult *res, char *err, size_t cap)
+{
+    Run r = {0};
+    Session *sess = NULL;
+    Tensor *in[4] = {0}, **outs = NULL;
+    FILE *mf = NULL;
+    int rc = -1, tty = c->progress && isatty(2);
+    memset(res, 0, sizeof *res);
+    if (c->epochs < 1 || !src->batches_per_epoch) { snprintf(err, cap, "nothing to train: %lld epochs of %lld batches", (long long)c->epochs, (long long)src->batches_per_epoch); return -1; }
+    if (mkdir(c->out_dir, 0777) && errno != EEXIST) { snprintf(err, cap, "%s: %s", c->out_dir, strerror(errno)); return -1; }
+    r.ckpt = path_in(c->out_dir, "checkpoint.safetensors");
+    r.metrics = path_in(c->out_dir, "metrics.jsonl");
+    r.weights = path_in(c->out_dir, "weights.safetensors");
+    if (!r.ckpt || !r.metrics || !r.weights) { snprintf(err, cap, "out of memory"); goto done; }
+    if (train_graph_build(onnx, &c->graph, &r.tg, err, cap)) goto done;
+    int n = r.tg.n_params;
+    r.data = calloc((size_t)n, sizeof(Tensor *));
+    r.names = calloc((size_t)n, sizeof(char *));
+    r.swa = calloc((size_t)n, sizeof(Tensor *));
+    if (!r.data || !r.names || !r.swa) { snprintf(err, cap, "out of memory"); goto done; }
+    for (int i = 0; i < n; i++) {
+        r.data[i] = r.tg.params[i]->konst;
+        r.names[i] = r.tg.params[i]->name;
+        if (!(r.swa[i] = tensor_copy(r.data[i]))) { snprintf(err, cap, "out of memory"); goto done; }
+    }
+    if (adamw_init(&r.opt, &c->adamw, r.data, r.names, n)) { snprintf(err, cap, "out of memory"); goto done; }
+    TrainState st = {.rng = c->seed ^ 0x5EEDull};
+    if (c->init && !c->resume) {
+        CheckpointView v = {n, r.names, r.data, NULL, NULL, NULL, NULL};
+        if (checkpoint_load(c->init, &v, NULL, NULL, err, cap)) goto done;
+    }
+    if (c->resume) {
+        if (access(r.ckpt, F_OK)) { snprintf(err, cap, "--resume: there is no checkpoint to resume from (%s)", r.ckpt); goto done; }
+        CheckpointView v = {n, r.names, r.data, &r.opt, c->swa_start >= 0 ? r.swa : NULL, NULL, NULL};
+        if (checkpoint_load(r.ckpt, &v, &r.opt, &st, err, cap)) goto done;
+        if (trim_metrics(r.metrics, st.step, err, cap)) goto done;
+        if (!c->quiet) fprintf(stderr, "vclip-run train: resuming %s at step %lld (epoch %lld)\n", r.ckpt, (long long)st.step, (long long)st.epoch + 1);
+    } else if (!access(r.metrics, F_OK) && unlink(r.metrics)) {
+        snprintf(err, cap, "%s: %s", r.metrics, strerror(errno));
+        goto done;
+    }
+    mf = fopen(r.metrics, "a");
+    if (!mf) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
+    const TrainGraphConfig *gc = &c->graph;
+    const Value *vv = r.tg.video;
+    int64_t vd[5];
+    for (int i = 0; i < 5; i++) vd[i] = vv->shape.d[i].n;
+    in[0] = tensor_new(DT_F32, 5, vd);
+    in[1] = tensor_new(DT_I64, 1, &gc->batch);
+    int k = 2;
+    if (gc->iwr) in[k++] = tensor_new(DT_F32, 0, NULL);
+    if (gc->captions) in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->class_features->dims[1]});
+    outs = calloc((size_t)r.tg.g->n_outputs, sizeof(Tensor *));
+    sess = session_new(r.tg.g, &(ExecOptions){.threads = c->threads}, err, cap);
+    if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && !in[k - 1])) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
+    int64_t per = src->batches_per_epoch, total = per * c->epochs;
+    LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
+    int bad_run = 0;
+    double t0 = now_s();
+    int64_t steps_here = 0;
+    for (; st.epoch < c->epochs; st.epoch++, st.step_in_epoch = 0) {
+        if (src->begin_epoch(src, st.epoch, st.step_in_epoch, err, cap)) goto done;
+        for (;;) {
+            int got = src->next(src, in[0], in[1], gc->captions ? in[k - 1] : NULL, err, cap);
+            if (got < 0) goto done;
+            if (got == 0) break;
+            double alpha = c->alpha_lo + (c->alpha_hi - c->alpha_lo) * (double)(rng_next(&st.rng) >> 11) * (1.0 / 9007199254740992.0);
+            if (gc->iwr) *(float *)in[2]->data = (float)alpha;
+            if (session_run(sess, in, outs, err, cap)) goto done;
+            double loss = tensor_get_f64(outs[0], 0), ce = tensor_get_f64(outs[1], 0);
+            double norm = grad_global_norm(outs + 3, n), lr = lr_at(&sched, st.step);
+            int finite = isfinite(loss) && isfinite(norm);
+            if (finite) {
+                adamw_step(&r.opt, outs + 3, lr, clip_scale(norm, c->clip_norm));
+                bad_run = 0;
+            } else {
+                st.skipped++;
+                if (!c->quiet) fprintf(stderr, "%svclip-run train: step %lld: loss %g, gradient norm %g: not finite, step skipped\n",
+                                       tty ? "\n" : "", (long long)st.step + 1, loss, norm);
+                bad_run++;
+            }
+            st.step++;
+            st.step_in_epoch++;
+            steps_here++;
+            for (int i = 0; i < r.tg.g->n_outputs; i++) { tensor_free(outs[i]); outs[i] = NULL; }
+            double el = now_s() - t0, clips_s = steps_here * gc->batch / (el > 0 ? el : 1e-9);
+            double eta = (double)(total - st.step) * el / (double)steps_here;
+            char nl[32], nc[32], nn[32];
+            fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %s, \"loss_ce\": %s, \"lr\": %.9g, \"alpha\": %.9g, "
+                        "\"grad_norm\": %s, \"skipped\": %d, \"clips_per_s\": %.3f}\n",
+                    (long long)st.step, (long long)st.epoch + 1, json_number(loss, nl), json_number(ce, nc), lr,
+                    gc->iwr ? alpha : 0.0, json_number(norm, nn), !finite, clips_s);
+            if (fflush(mf)) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
+            res->last_loss = loss;
+            if (bad_run >= c->max_bad_steps) {
+                snprintf(err, cap, "the loss or gradients were not finite for %d steps in a row (step %lld); stopping. "
+                         "The last good checkpoint is %s", bad_run, (long long)st.step, r.ckpt);
+                goto done;
+            }
+            if (tty || st.step % (total >= 20 ? total / 20 : 1) == 0 || st.step == total)
+                progress_line(c, st.epoch, st.step_in_epoch, per, st.step, total, loss, lr, clips_s, eta, tty);
+            if (c->save_every > 0 && st.step % c->save_every == 0 && bad_run == 0 && save(&r, c, &st, err, cap)) goto done;
+        }
+        if (c->swa_start >= 0 && st.epoch >= c->swa_start) { /* running mean of the per-epoch weights */
+            double w = 1.0 / (double)(st.swa_count + 1);
+            for (int i = 0; i < n; i++) {
+                float *a = r.swa[i]->data;
+                const float *x = r.data[i]->data;
+                for (int64_t j = 0, m = tensor_numel(r.data[i]); j < m; j++) a[j] = (float)(a[j] + w * ((double)x[j] - a[j]));
+            }
+            st.swa_count++;
+        }
+        if (c->keep_epochs) {
+            char name[64];
+            snprintf(name, sizeof name, "epoch-%lld.safetensors", (long long)st.epoch + 1);
+            char *path = path_in(c->out_dir, name);
+            CheckpointView v = {n, r.names, r.data, NULL, NULL, NULL, c->config_json};
+            int bad = !path || checkpoint_save(path, &v, err, cap);
+            free(path);
+            if (bad) goto done;
+        }
+        TrainState next = st;
+        next.epoch++;
+        next.step_in_epoch = 0;
+        if (bad_run == 0 && save(&r, c, &next, err, cap)) goto done;
+    }
+    if (tty && !c->quiet) fputc('\n', stderr);
+    if (write_weights(&r, c, &st, err, cap)) goto done;
+    res->steps = st.step;
+    res->skipped = st.skipped;
+    res->seconds = now_s() - t0;
+    rc = 0;
+done:
+    if (mf) fclose(mf);
+    session_free(sess);
+    for (int i = 0; i < 4; i++) tensor_free(in[i]);
+    for (int i = 0; outs && i < r.tg.g->n_outputs; i++) tensor_free(outs[i]);
+    free(outs);
+    run_free(&r);
+    return rc;
+}

@@ -1,0 +1,147 @@
+"""`vclip-run train` end to end on the four real clips with a small CLIP
+(full vocabulary, 16-pixel images): resuming after a SIGKILL at a random step
+reproduces the uninterrupted run exactly (losses and final weights, CPU
+backend), non-finite losses stop the run with the last checkpoint intact,
+the final weights follow the SWA + patch definitions, and bad input gets a
+clear error.  The training step's numerics are checked against PyTorch in
+tests/unit/test_train_step.c."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from conftest import BUILDS, CACHE_DIR, ROOT, Fixture, assert_clean_exit, run_tool
+
+VIDEOS = os.path.join(ROOT, "tests", "fixtures", "videos")
+VISUAL = Fixture("openai_visual_fullvocab").model
+TEXT = Fixture("openai_text_fullvocab").model
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    (d / "train.csv").write_text("arm_wrestling.mp4,0\ncleaning_pool.mp4,1\napply_eye_makeup.avi,2\nflipping_pancake.mkv,3\n")
+    (d / "classes.txt").write_text("arm wrestling\ncleaning pool\napply eye makeup\nflipping pancake\n")
+    caps = [("arm_wrestling", "two men arm wrestling"), ("cleaning_pool.mp4", "a man cleans a pool"),
+            ("apply_eye_makeup", "a woman applies eye makeup"), ("flipping_pancake", "someone flips a pancake")]
+    (d / "caps.jsonl").write_text("".join(json.dumps({"video": v, "caption": c}) + "\n" for v, c in caps))
+    return d
+
+
+def train_args(d, out, *extra):
+    return ["train", "--visual", VISUAL, "--text-model", TEXT, "--classes", d / "classes.txt", "--captions", d / "caps.jsonl",
+            "--train-list", d / "train.csv", "--root", VIDEOS, "--batch", "2", "--epochs", "5", "--lr", "1e-3",
+            "--warmup-epochs", "1", "--swa-start", "2", "--save-every", "1", "--seed", "3", "--out", out, "--quiet", *extra]
+
+
+def losses(out):
+    by_step = {}
+    for line in open(os.path.join(out, "metrics.jsonl")):
+        m = json.loads(line)
+        by_step[m["step"]] = (m["loss"], m["alpha"], m["grad_norm"])  # null where not finite
+    return by_step
+
+
+def test_resume_after_kill_matches_uninterrupted(data, tmp_path):
+    run_tool("opt", "vclip-run", *train_args(data, tmp_path / "full"), check=True)
+    full = losses(tmp_path / "full")
+    assert sorted(full) == list(range(1, 11))
+    rng = random.Random(int(time.time()))
+    out = tmp_path / "killed"
+    for attempt in range(5):  # a run may finish before the kill lands; then try an earlier step
+        kill_at = rng.randint(2, 8)  # the first checkpoint follows step 1
+        p = subprocess.Popen([os.path.join(BUILDS["opt"], "vclip-run"), *map(str, train_args(data, out))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, VCLIP_CACHE_DIR=CACHE_DIR))
+        metrics = out / "metrics.jsonl"
+        while p.poll() is None:
+            if metrics.exists() and sum(1 for _ in open(metrics)) >= kill_at:
+                p.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.002)
+        p.wait()
+        if p.returncode == -signal.SIGKILL:
+            break
+    assert p.returncode == -signal.SIGKILL, "the training run always finished before it could be killed"
+    r = run_tool("opt", "vclip-run", *train_args(data, out, "--resume"), check=True)
+    resumed = losses(out)
+    assert resumed == full, f"killed after step {kill_at}: losses differ after resuming"
+    a, b = load_file(str(tmp_path / "full" / "weights.safetensors")), load_file(str(out / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert "Sanitizer" not in r.stderr
+
+
+def test_swa_patch_average_and_patch_tool(data, tmp_path):
+    """SWA is the mean of the per-epoch weights from --swa-start; weights.safetensors is
+    r * θ_CLIP + (1 - r) * SWA; `average` reproduces SWA offline and `patch` writes the
+    same patched weights into an ONNX encoder."""
+    import onnx
+    import onnx.numpy_helper
+    out = tmp_path / "run"
+    run_tool("opt", "vclip-run", *train_args(data, out, "--epochs", "3", "--patch-ratio", "0.25", "--keep-epochs"), check=True)
+    e2, e3 = load_file(str(out / "epoch-2.safetensors")), load_file(str(out / "epoch-3.safetensors"))
+    state, final = load_file(str(out / "checkpoint.safetensors")), load_file(str(out / "weights.safetensors"))
+    clip = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(VISUAL).graph.initializer}
+    trained = [k for k in final if k in clip]
+    assert len(trained) > 10 and "logit_scale" in final
+    for k in final:
+        swa = (e2[k].astype(np.float64) + e3[k]) / 2
+        assert np.allclose(state["swa/" + k], swa, atol=1e-6), k
+        if k in clip:
+            assert np.allclose(final[k], 0.25 * clip[k] + 0.75 * swa, atol=1e-6), k
+    assert any(not np.allclose(e2[k], e3[k]) for k in trained), "the epochs did not change the weights"
+    run_tool("opt", "vclip-run", "average", out / "epoch-2.safetensors", out / "epoch-3.safetensors", "-o", tmp_path / "avg.safetensors",
+             check=True)
+    avg = load_file(str(tmp_path / "avg.safetensors"))
+    assert avg.keys() == final.keys()
+    for k in avg:
+        assert np.allclose(avg[k], state["swa/" + k], atol=1e-6), k
+    run_tool("opt", "vclip-run", "patch", "--visual", VISUAL, "--weights", tmp_path / "avg.safetensors", "--ratio", "0.25",
+             "-o", tmp_path / "patched.onnx", check=True)
+    patched = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "patched.onnx")).graph.initializer}
+    for k in trained:
+        assert np.allclose(patched[k], final[k], atol=1e-6), k
+
+
+def test_non_finite_losses_stop_with_checkpoint_intact(data, tmp_path):
+    out = tmp_path / "nan"
+    p = run_tool("opt", "vclip-run", *train_args(data, out, "--lr", "1e30", "--clip-norm", "0", "--warmup-epochs", "0"))
+    assert_clean_exit(p)
+    assert "not finite" in p.stderr and "checkpoint.safetensors" in p.stderr, p.stderr
+    steps = losses(out)
+    skipped = [s for s, (l, _, g) in steps.items() if l is None or g is None]
+    assert len(skipped) == 5, steps
+    ck = load_file(str(out / "checkpoint.safetensors"))
+    assert all(np.isfinite(v).all() for k, v in ck.items() if not k.startswith("adamw")), "the checkpoint holds non-finite weights"
+
+
+@pytest.mark.parametrize("case", ["no_checkpoint", "bad_label", "missing_caption", "too_few", "width"])
+def test_bad_input_is_refused_clearly(data, tmp_path, case, variant):
+    args = train_args(data, tmp_path / "o")
+    if case == "no_checkpoint":
+        args += ["--resume"]
+        want = "checkpoint.safetensors"
+    elif case == "bad_label":
+        (tmp_path / "l.csv").write_text("arm_wrestling.mp4,0\ncleaning_pool.mp4,9\n")
+        args[args.index("--train-list") + 1] = tmp_path / "l.csv"
+        want = "label 9"
+    elif case == "missing_caption":
+        (tmp_path / "c.jsonl").write_text(json.dumps({"video": "arm_wrestling", "caption": "x"}) + "\n")
+        args[args.index("--captions") + 1] = tmp_path / "c.jsonl"
+        want = "no caption for"
+    elif case == "too_few":
+        args[args.index("--batch") + 1] = "8"
+        want = "fewer than one batch"
+    else:
+        args[args.index("--visual") + 1] = Fixture("openai_visual_op17").model
+        want = "does not match"
+    p = run_tool(variant, "vclip-run", *args)
+    assert_clean_exit(p)
+    assert want in p.stderr, p.stderr
