@@ -226,7 +226,7 @@ static int build_and_write(Exporter *ex, FILE *out, const OnnxSaveOptions *opt)
     if (!mp.opset_import) return ex->oom = 1, -1;
     for (int i = 0; i < g->n_opsets + g->n_nodes; i++) {
         const char *dom = i < g->n_opsets ? g->opsets[i].domain : op_table[g->nodes[i - g->n_opsets]->op].domain;
-        int64_t ver = i < g->n_opsets ? (*dom ? g->opsets[i].version : g->opset) : 1;
+        int64_t ver = i < g->n_opsets ? (*dom ? g->opsets[i].version : g->opset) : (*dom ? 1 : g->opset);
         int seen = 0;
         for (size_t k = 0; k < mp.n_opset_import; k++) if (strcmp(mp.opset_import[k]->domain, dom) == 0) seen = 1;
         if (seen) continue;

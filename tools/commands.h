@@ -17,6 +17,7 @@ int cmd_sweep(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_average(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 /* Where the tokenizer comes from: a .gz, HF files, or (neither) the bundled
  * vocabulary, overridable with $VCLIP_BPE. */

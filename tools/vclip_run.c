@@ -10,6 +10,8 @@ static const char *usage =
     "usage: vclip-run <command> [options]\n"
     "\n"
     "commands:\n"
+    "  demo [--out DIR]                 the whole method on a generated world of coloured shapes:\n"
+    "                                   pretrain a tiny CLIP, fine-tune VCLIP / Open-VCLIP, evaluate\n"
     "  tokenize [TEXT ...] [--file F]   CLIP token ids, one line of 77 per text\n"
     "  encode-text --text-model TEXT.onnx --classes FILE -o OUT.safetensors\n"
     "                                   class features from prompt ensembles (or --captions)\n"
@@ -50,6 +52,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "average")) return cmd_average(argc - 1, argv + 1);
     if (!strcmp(cmd, "patch")) return cmd_patch(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
     fprintf(stderr, "vclip-run: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -36,14 +36,20 @@ int feature_cache_open(FeatureCache *c, const char *model_path, const char *sett
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = fnv(h, buf, n);
     fclose(f);
     h = fnv(h, settings, strlen(settings));
-    const char *base = getenv("VCLIP_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char root[3000];
-    if (base && *base) snprintf(root, sizeof root, "%s", base);
-    else if (xdg && *xdg) snprintf(root, sizeof root, "%s/vclip", xdg);
-    else snprintf(root, sizeof root, "%s/.cache/vclip", home ? home : "/tmp");
-    snprintf(c->dir, sizeof c->dir, "%s/features/%016llx", root, (unsigned long long)h);
-    if (mkdirs(c->dir)) { snprintf(err, cap, "cannot create the feature cache %s: %s", c->dir, strerror(errno)); return -1; }
+    char sub[64];
+    snprintf(sub, sizeof sub, "features/%016llx", (unsigned long long)h);
+    if (vclip_cache_dir(sub, c->dir, sizeof c->dir, err, cap)) return -1;
     c->enabled = 1;
+    return 0;
+}
+
+int vclip_cache_dir(const char *sub, char *out, size_t cap, char *err, size_t ecap)
+{
+    const char *base = getenv("VCLIP_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (base && *base) snprintf(out, cap, "%s/%s", base, sub);
+    else if (xdg && *xdg) snprintf(out, cap, "%s/vclip/%s", xdg, sub);
+    else snprintf(out, cap, "%s/.cache/vclip/%s", home ? home : "/tmp", sub);
+    if (mkdirs(out)) { snprintf(err, ecap, "cannot create the cache folder %s: %s", out, strerror(errno)); return -1; }
     return 0;
 }
 

@@ -151,6 +151,12 @@ static int write_weights(Run *r, const TrainerConfig *c, const TrainState *st, c
     }
     CheckpointView v = {n, r->names, w, NULL, NULL, NULL, c->config_json};
     rc = checkpoint_save(r->weights, &v, err, cap);
+    if (!rc && c->swa_start >= 0 && st->swa_count > 0) { /* the SWA average unpatched, for other patch ratios */
+        char *swa = path_in(c->out_dir, "swa.safetensors");
+        CheckpointView sv = {n, r->names, r->swa, NULL, NULL, NULL, c->config_json};
+        rc = swa ? checkpoint_save(swa, &sv, err, cap) : -1;
+        free(swa);
+    }
 done:
     for (int i = 0; i < n; i++) tensor_free(w[i]);
     free(w);

@@ -1,0 +1,144 @@
+/* shape_world.c — see shape_world.h.  Everything is drawn with 4x4
+ * supersampled coverage so that sub-pixel motion is visible; all randomness
+ * (background, colour jitter, place, size) comes from the seed. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "shape_world.h"
+
+const char *const sw_colour_names[SW_COLOURS] = {"red", "green", "blue", "yellow", "purple", "orange"};
+const char *const sw_shape_names[SW_SHAPES] = {"circle", "square", "triangle"};
+const char *const sw_motion_names[SW_MOTIONS] = {"moving left", "moving right", "moving up", "moving down", "growing", "shrinking"};
+static const uint8_t rgb[SW_COLOURS][3] = {{220, 40, 40}, {40, 190, 60}, {50, 80, 230}, {230, 210, 40}, {150, 60, 200}, {240, 140, 30}};
+
+int sw_class_of(const SwItem *it) { return (it->colour * SW_SHAPES + it->shape) * SW_MOTIONS + it->motion; }
+
+SwItem sw_item_of_class(int cls)
+{
+    SwItem it = {cls / (SW_SHAPES * SW_MOTIONS), cls / SW_MOTIONS % SW_SHAPES, cls % SW_MOTIONS};
+    return it;
+}
+
+void sw_describe(const SwItem *it, char *out, size_t cap)
+{
+    if (it->motion < 0) snprintf(out, cap, "a %s %s", sw_colour_names[it->colour], sw_shape_names[it->shape]);
+    else snprintf(out, cap, "a %s %s %s", sw_colour_names[it->colour], sw_shape_names[it->shape], sw_motion_names[it->motion]);
+}
+
+typedef struct { uint64_t s; } Rng;
+static double uniform(Rng *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Is (x, y) inside the shape centred at (cx, cy) with radius r? */
+static int inside(int shape, double x, double y, double cx, double cy, double r)
+{
+    double dx = x - cx, dy = y - cy;
+    if (shape == 0) return dx * dx + dy * dy <= r * r;
+    if (shape == 1) return fabs(dx) <= 0.85 * r && fabs(dy) <= 0.85 * r;
+    if (dy < -r || dy > 0.8 * r) return 0; /* triangle, apex up */
+    return fabs(dx) <= (dy + r) / 1.8 * 1.1;
+}
+
+typedef struct { double bg[3], col[3]; } Look;
+
+static void draw_background(uint8_t *img, int S, const Look *lk, Rng *r)
+{
+    for (int i = 0; i < S * S; i++)
+        for (int c = 0; c < 3; c++) {
+            double v = lk->bg[c] + (uniform(r) - 0.5) * 16;
+            img[i * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+}
+
+/* Blends the shape over img with opacity a. */
+static void draw_shape(uint8_t *img, int S, int shape, double cx, double cy, double rad, const Look *lk, double a)
+{
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            int hits = 0;
+            for (int sy = 0; sy < 4; sy++)
+                for (int sx = 0; sx < 4; sx++) hits += inside(shape, x + (sx + 0.5) / 4, y + (sy + 0.5) / 4, cx, cy, rad);
+            if (!hits) continue;
+            double w = a * hits / 16.0;
+            uint8_t *p = img + (y * S + x) * 3;
+            for (int c = 0; c < 3; c++) p[c] = (uint8_t)(p[c] * (1 - w) + lk->col[c] * w + 0.5);
+        }
+}
+
+static void look(const SwItem *it, Rng *r, Look *lk)
+{
+    double shade = 30 + 40 * uniform(r);
+    for (int c = 0; c < 3; c++) {
+        lk->bg[c] = shade + (uniform(r) - 0.5) * 12;
+        double v = rgb[it->colour][c] + (uniform(r) - 0.5) * 30;
+        lk->col[c] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+}
+
+/* Per-frame displacement (dx, dy) and radius change of a motion. */
+static void motion_step(int motion, double *dx, double *dy, double *dr)
+{
+    *dx = motion == 0 ? -1 : motion == 1 ? 1 : 0;
+    *dy = motion == 2 ? -1 : motion == 3 ? 1 : 0;
+    *dr = motion == 4 ? 1 : motion == 5 ? -1 : 0;
+}
+
+/* A start (centre, radius) such that T frames of the motion stay inside. */
+static void place(int motion, int T, int S, double speed, double grow, Rng *r, double *cx, double *cy, double *rad)
+{
+    double dx, dy, dr;
+    motion_step(motion < 0 ? 0 : motion, &dx, &dy, &dr);
+    if (motion < 0) dx = dy = dr = 0;
+    double r0 = dr > 0 ? 3.0 + uniform(r) * 1.5 : dr < 0 ? 3.0 + grow * (T - 1) + uniform(r) * 1.5 : 3.5 + uniform(r) * 3;
+    double r1 = r0 + dr * grow * (T - 1), rmax = r0 > r1 ? r0 : r1, span = speed * (T - 1);
+    double lo_x = rmax + 1 + (dx < 0 ? span : 0), hi_x = S - rmax - 1 - (dx > 0 ? span : 0);
+    double lo_y = rmax + 1 + (dy < 0 ? span : 0), hi_y = S - rmax - 1 - (dy > 0 ? span : 0);
+    *cx = lo_x + (hi_x - lo_x) * uniform(r);
+    *cy = lo_y + (hi_y - lo_y) * uniform(r);
+    *rad = r0;
+}
+
+void sw_render_video(const SwItem *it, int T, int S, uint64_t seed, uint8_t *out)
+{
+    Rng r = {seed * 0x2545F4914F6CDD1Dull + 17};
+    Look lk;
+    look(it, &r, &lk);
+    double speed = S / 24.0, grow = S / 64.0, cx, cy, rad, dx, dy, dr;
+    place(it->motion, T, S, speed, grow, &r, &cx, &cy, &rad);
+    motion_step(it->motion, &dx, &dy, &dr);
+    for (int t = 0; t < T; t++) {
+        uint8_t *f = out + (size_t)t * S * S * 3;
+        draw_background(f, S, &lk, &r);
+        draw_shape(f, S, it->shape, cx + dx * speed * t, cy + dy * speed * t, rad + dr * grow * t, &lk, 1.0);
+    }
+}
+
+void sw_render_image(const SwItem *it, int S, uint64_t seed, uint8_t *out)
+{
+    Rng r = {seed * 0x9E3779B97F4A7C15ull + 5};
+    Look lk;
+    look(it, &r, &lk);
+    double speed = S / 24.0, grow = S / 64.0, cx, cy, rad, dx, dy, dr;
+    const int T = 4; /* the trail: three earlier positions, fading */
+    place(it->motion, T, S, speed, grow, &r, &cx, &cy, &rad);
+    draw_background(out, S, &lk, &r);
+    if (it->motion < 0) { draw_shape(out, S, it->shape, cx, cy, rad, &lk, 1.0); return; }
+    motion_step(it->motion, &dx, &dy, &dr);
+    double ex = cx + dx * speed * (T - 1), ey = cy + dy * speed * (T - 1), er = rad + dr * grow * (T - 1);
+    if (it->motion == 4) { /* growing: the earlier, smaller outlines show inside the shape, darker */
+        draw_shape(out, S, it->shape, ex, ey, er, &lk, 1.0);
+        Look dark = lk;
+        for (int c = 0; c < 3; c++) dark.col[c] = 0.45 * lk.col[c] + 0.55 * lk.bg[c];
+        for (int t = T - 2; t >= 0; t--) draw_shape(out, S, it->shape, cx, cy, rad + dr * grow * t, t % 2 ? &lk : &dark, 0.8);
+        return;
+    }
+    for (int t = 0; t < T - 1; t++) /* the earlier places (or larger sizes), fading in */
+        draw_shape(out, S, it->shape, cx + dx * speed * t, cy + dy * speed * t, rad + dr * grow * t, &lk, 0.2 + 0.15 * t);
+    draw_shape(out, S, it->shape, ex, ey, er, &lk, 1.0);
+}
