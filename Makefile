@@ -51,6 +51,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libvclip.a
 unit: $(UNIT)
 	@for t in $(UNIT); do echo "== $$t"; $$t || exit 1; done
 
+# bench/bench_train.py's C driver
+$(BUILD)/bench/train_step: $(BUILD)/obj/bench/train_step.o $(BUILD)/libvclip.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
 # The sanitizer build: separate tree, same sources.
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \

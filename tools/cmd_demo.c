@@ -23,6 +23,8 @@
 #include "../passes/passes.h"
 #include "../runtime/data/preprocess.h"
 #include "../runtime/data/shape_world.h"
+#include "../runtime/data/video_writer.h"
+#include "../runtime/safetensors.h"
 #include "../runtime/eval/feature_cache.h"
 #include "../runtime/exec.h"
 #include "../runtime/train/checkpoint.h"
@@ -46,6 +48,9 @@ static const char *usage =
     "  --out DIR     results.json, curve.svg, clip/, plain/, open_vclip/ (default demo-out)\n"
     "  --threads N   compute threads (default: all cores)\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
+    "  --epochs N --lr X   fine-tuning epochs (6) and peak learning rate (3e-4)\n"
+    "  --write-videos  also write the test videos (OUT/videos/{seen,unseen}/*.nut, lossless), their\n"
+    "                lists and class features, so `vclip-run eval` can reproduce the table\n"
     "  The pretrained CLIP is cached in $VCLIP_CACHE_DIR (or ~/.cache/vclip) after the first run.\n";
 
 typedef struct {
@@ -124,6 +129,46 @@ static int world_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *cap
     return 1;
 }
 
+/* The test videos as files, a list per split, and the class features in
+ * encode-text's format: OUT/videos/{seen,unseen}.csv, OUT/videos/classes_{seen,unseen}.safetensors. */
+static int write_split(const char *out, const char *split, const Video *v, size_t n, const float *cf, int64_t D, const StringList *names,
+                       size_t first_class, const Plan *p, char *err, size_t cap)
+{
+    char dir[4300], path[4400], list[4400];
+    snprintf(dir, sizeof dir, "%s/videos/%s", out, split);
+    snprintf(path, sizeof path, "%s/videos", out);
+    if ((mkdir(path, 0777) && errno != EEXIST) || (mkdir(dir, 0777) && errno != EEXIST)) { snprintf(err, cap, "%.1000s: %s", dir, strerror(errno)); return -1; }
+    snprintf(list, sizeof list, "%s/videos/%s.csv", out, split);
+    FILE *f = fopen(list, "w");
+    uint8_t *pix = malloc((size_t)p->frames * (size_t)p->clip.image * (size_t)p->clip.image * 3);
+    if (!f || !pix) { if (f) fclose(f); free(pix); snprintf(err, cap, "%.1000s: cannot write", list); return -1; }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%05zu.nut", dir, i);
+        sw_render_video(&v[i].it, p->frames, p->clip.image, v[i].seed, pix);
+        if (video_write_rgb(path, pix, p->frames, p->clip.image, p->clip.image, 30, err, cap)) { fclose(f); free(pix); return -1; }
+        fprintf(f, "%s/%05zu.nut,%d\n", split, i, v[i].label);
+    }
+    free(pix);
+    if (fclose(f)) { snprintf(err, cap, "%.1000s: %s", list, strerror(errno)); return -1; }
+    Tensor *t = tensor_new(DT_F32, 2, (int64_t[]){CLASSES_PER_SPLIT, D});
+    size_t jl = 16;
+    for (int c = 0; c < CLASSES_PER_SPLIT; c++) jl += strlen(names->items[first_class + (size_t)c]) + 4;
+    char *json = malloc(jl);
+    if (!t || !json) { tensor_free(t); free(json); snprintf(err, cap, "out of memory"); return -1; }
+    memcpy(t->data, cf, t->nbytes);
+    size_t at = 0;
+    json[at++] = '[';
+    for (int c = 0; c < CLASSES_PER_SPLIT; c++) at += (size_t)snprintf(json + at, jl - at, "%s\"%s\"", c ? ", " : "", names->items[first_class + (size_t)c]);
+    snprintf(json + at, jl - at, "]");
+    snprintf(path, sizeof path, "%s/videos/classes_%s.safetensors", out, split);
+    NamedTensor nt = {"class_features", t};
+    MetadataEntry md = {"classes", json};
+    int rc = safetensors_save(path, &nt, 1, &md, 1, err, cap);
+    tensor_free(t);
+    free(json);
+    return rc;
+}
+
 /* ---- evaluation: top-1 of frame-averaged cosine logits ---- */
 typedef struct { const char *clip_onnx; int threads, frames, S; } EvalEnv;
 
@@ -190,8 +235,24 @@ done:
     return rc;
 }
 
+/* dst = a copy of src, written to a temporary name and renamed. */
+static int copy_file(const char *src, const char *dst, char *err, size_t cap)
+{
+    char tmp[4400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    FILE *in = fopen(src, "rb"), *o = in ? fopen(tmp, "wb") : NULL;
+    char buf[1 << 16];
+    size_t n;
+    int bad = !o;
+    while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, o) != n;
+    if (in) fclose(in);
+    if (o && fclose(o)) bad = 1;
+    if (bad || rename(tmp, dst)) { snprintf(err, cap, "cannot copy %.1000s to %.1000s", src, dst); remove(tmp); return -1; }
+    return 0;
+}
+
 /* The pretrained CLIP: from the cache, or trained now and cached. */
-static int pretrained_clip(const Plan *p, int threads, int quiet, char *visual, char *text, size_t cap, char *err, size_t ecap)
+static int pretrained_clip(const Plan *p, int threads, int quiet, char *visual, char *text, size_t cap, double *logit_scale, char *err, size_t ecap)
 {
     char sub[128], dir[3000];
     uint64_t h = mix((uint64_t)p->pre_steps * 131 + (uint64_t)p->pre_batch) ^ mix((uint64_t)p->clip.width << 8 | (uint64_t)p->clip.layers);
@@ -199,8 +260,13 @@ static int pretrained_clip(const Plan *p, int threads, int quiet, char *visual, 
     if (vclip_cache_dir(sub, dir, sizeof dir, err, ecap)) return -1;
     snprintf(visual, cap, "%s/visual.onnx", dir);
     snprintf(text, cap, "%s/text.onnx", dir);
+    char scale_path[3100];
+    snprintf(scale_path, sizeof scale_path, "%s/logit_scale.txt", dir);
     struct stat st;
-    if (!stat(visual, &st) && !stat(text, &st)) {
+    FILE *sf = fopen(scale_path, "r");
+    int cached = sf && fscanf(sf, "%lf", logit_scale) == 1 && !stat(visual, &st) && !stat(text, &st);
+    if (sf) fclose(sf);
+    if (cached) {
         if (!quiet) fprintf(stderr, "[1/4] pretrained CLIP from the cache: %s\n", dir);
         return 0;
     }
@@ -216,11 +282,21 @@ static int pretrained_clip(const Plan *p, int threads, int quiet, char *visual, 
     PretrainConfig pc = {.clip = p->clip, .batch = p->pre_batch, .steps = p->pre_steps, .lr = p->pre_lr, .weight_decay = 0.1,
                          .seed = 1234, .threads = threads, .quiet = quiet, .fill = pre_fill, .ctx = &d};
     Graph *gv = NULL, *gt = NULL;
-    double loss;
-    int rc = clip_pretrain(&pc, &gv, &gt, &loss, err, ecap);
+    PretrainResult pr;
+    int rc = clip_pretrain(&pc, &gv, &gt, &pr, err, ecap);
     OnnxSaveOptions so = {.external_data = 0, .producer = "vclip-run demo"};
     if (!rc) rc = onnx_save(gv, visual, &so, err, ecap) || onnx_save(gt, text, &so, err, ecap) ? -1 : 0;
-    if (!rc && !quiet) fprintf(stderr, "      final contrastive loss %.4f (chance: ln %d = %.2f)\n", loss, p->pre_batch, log((double)p->pre_batch));
+    if (!rc) { /* the learned scale, which fine-tuning starts from; written last: it marks the cache entry complete */
+        char tmp[3200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", scale_path);
+        FILE *f = fopen(tmp, "w");
+        rc = !f || fprintf(f, "%.9g\n", pr.logit_scale) < 0 || fclose(f) || rename(tmp, scale_path) ? -1 : 0;
+        if (rc) snprintf(err, ecap, "%.1000s: cannot write", scale_path);
+        *logit_scale = pr.logit_scale;
+    }
+    if (!rc && !quiet)
+        fprintf(stderr, "      final contrastive loss %.4f (chance: ln %d = %.2f), logit scale %.1f, %.0f ms/step\n", pr.loss, p->pre_batch,
+                log((double)p->pre_batch), exp(pr.logit_scale), pr.ms_per_step);
     graph_free(gv);
     graph_free(gt);
     clip_tokenizer_free(d.tok);
@@ -245,8 +321,8 @@ static Video *make_videos(int c0, int c1, int per_class, uint64_t salt, size_t *
     return v;
 }
 
-static int finetune(const Plan *p, const char *clip_onnx, const Tensor *cf, const float *captions, int open_vclip, const char *out,
-                    int threads, int quiet, char *err, size_t cap)
+static int finetune(const Plan *p, const char *clip_onnx, const Tensor *cf, const float *captions, int open_vclip, double logit_scale,
+                    const char *out, int threads, int quiet, char *err, size_t cap)
 {
     size_t n;
     Video *v = make_videos(0, SEEN_COLOURS, p->train_per_class, 0x7A11, &n);
@@ -257,6 +333,7 @@ static int finetune(const Plan *p, const char *clip_onnx, const Tensor *cf, cons
     trainer_defaults(&tc, p->ft_batch, p->ft_epochs);
     tc.graph.frames = p->frames;
     tc.graph.class_features = cf;
+    tc.graph.logit_scale = (float)logit_scale;
     tc.graph.iwr = open_vclip;
     tc.graph.captions = open_vclip;
     tc.warmup_epochs = p->ft_epochs > 2 ? 1 : 0;
@@ -281,15 +358,23 @@ static int finetune(const Plan *p, const char *clip_onnx, const Tensor *cf, cons
 
 int cmd_demo(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quick", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quick", 0, 0, 'q'},
+                                         {"write-videos", 0, 0, 'w'}, {"epochs", 1, 0, 'e'}, {"lr", 1, 0, 'l'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int epochs = 0;
+    double lr = 0;
+    char *end;
     const char *out = "demo-out";
-    int threads = 0, quick = 0, c;
+    int threads = 0, quick = 0, write_videos = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 't': if (cli_parse_int(optarg, 1, 256, &threads)) return cli_usage_error(TOOL, "--threads needs 1..256"); break;
         case 'q': quick = 1; break;
+        case 'w': write_videos = 1; break;
+        case 'e': if (cli_parse_int(optarg, 1, 1000, &epochs)) return cli_usage_error(TOOL, "--epochs needs 1..1000"); break;
+        case 'l': lr = strtod(optarg, &end); if (*end || !(lr > 0)) return cli_usage_error(TOOL, "--lr needs a positive number"); break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error(TOOL, "unknown option (see --help)");
         }
@@ -297,13 +382,28 @@ int cmd_demo(int argc, char **argv)
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
     Plan p = {.clip = {.image = 32, .patch = 8, .width = 64, .layers = 2, .heads = 2, .context = 16, .vocab = 49408,
                        .text_width = 64, .text_layers = 2, .text_heads = 2, .embed = 32},
-              .frames = 8, .pre_batch = 64, .train_per_class = 8, .test_per_class = 4, .ft_batch = 8, .ft_epochs = 4,
-              .pre_steps = 1500, .pre_lr = 1e-3, .ft_lr = 1e-4};
+              .frames = 8, .pre_batch = 64, .train_per_class = 8, .test_per_class = 4, .ft_batch = 8, .ft_epochs = 6,
+              .pre_steps = 1500, .pre_lr = 1e-3, .ft_lr = 3e-4};
     if (quick) { p.pre_steps = 6; p.pre_batch = 16; p.train_per_class = 1; p.test_per_class = 1; p.ft_epochs = 2; }
-    char err[2048], visual[3100], text[3100];
+    if (epochs) p.ft_epochs = epochs;
+    if (lr > 0) p.ft_lr = lr;
+    char err[2048] = "", visual[4400], text[4400];
     double t0 = cli_now_ms();
     if (mkdir(out, 0777) && errno != EEXIST) { fprintf(stderr, "%s: %s: %s\n", TOOL, out, strerror(errno)); return 1; }
-    if (pretrained_clip(&p, threads, 0, visual, text, sizeof visual, err, sizeof err)) { cli_error(TOOL, NULL, err); return 1; }
+    double logit_scale = 0;
+    if (pretrained_clip(&p, threads, 0, visual, text, sizeof visual, &logit_scale, err, sizeof err)) { cli_error(TOOL, NULL, err); return 1; }
+    { /* OUT/clip/: the pretrained model next to the results */
+        char d[4200], v2[4300], t2[4300];
+        snprintf(d, sizeof d, "%s/clip", out);
+        snprintf(v2, sizeof v2, "%s/visual.onnx", d);
+        snprintf(t2, sizeof t2, "%s/text.onnx", d);
+        if ((mkdir(d, 0777) && errno != EEXIST) || copy_file(visual, v2, err, sizeof err) || copy_file(text, t2, err, sizeof err)) {
+            cli_error(TOOL, d, err[0] ? err : strerror(errno));
+            return 1;
+        }
+        snprintf(visual, sizeof visual, "%s", v2);
+        snprintf(text, sizeof text, "%s", t2);
+    }
     int rc = 1;
     Evaluator ev;
     evaluator_init(&ev);
@@ -342,14 +442,19 @@ int cmd_demo(int argc, char **argv)
     snprintf(w_ovc, sizeof w_ovc, "%s/weights.safetensors", ovc_dir);
     snprintf(w_swa, sizeof w_swa, "%s/swa.safetensors", ovc_dir);
     fprintf(stderr, "[2/4] fine-tuning VCLIP plainly on %d seen classes (%d videos each)\n", CLASSES_PER_SPLIT, p.train_per_class);
-    if (finetune(&p, visual, cf_seen, caption_feats, 0, plain_dir, threads, 0, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (finetune(&p, visual, cf_seen, caption_feats, 0, logit_scale, plain_dir, threads, 0, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     fprintf(stderr, "[3/4] fine-tuning Open-VCLIP (IWR + SWA + patch 0.5 + caption loss)\n");
-    if (finetune(&p, visual, cf_seen, caption_feats, 1, ovc_dir, threads, 0, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (finetune(&p, visual, cf_seen, caption_feats, 1, logit_scale, ovc_dir, threads, 0, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     fprintf(stderr, "[4/4] evaluating: close-set on held-out videos of the seen classes, zero-shot on the unseen colours\n");
     size_t n_seen, n_unseen;
     seen = make_videos(0, SEEN_COLOURS, p.test_per_class, 0x5EE4, &n_seen);
     unseen = make_videos(SEEN_COLOURS, SW_COLOURS, p.test_per_class, 0x0A5EE4, &n_unseen);
     if (!seen || !unseen) { cli_error(TOOL, NULL, "out of memory"); goto done; }
+    if (write_videos && (write_split(out, "seen", seen, n_seen, cf_seen->data, D, &names, 0, &p, err, sizeof err) ||
+                         write_split(out, "unseen", unseen, n_unseen, cf_unseen, D, &names, CLASSES_PER_SPLIT, &p, err, sizeof err))) {
+        cli_error(TOOL, NULL, err);
+        goto done;
+    }
     EvalEnv env = {visual, threads, p.frames, p.clip.image};
     struct { const char *key, *label, *weights; int window; double zs, cs; } rows[3] = {
         {"clip_frame_avg", "CLIP, frame-averaged", NULL, 0, 0, 0},

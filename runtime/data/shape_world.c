@@ -59,8 +59,13 @@ static void draw_background(uint8_t *img, int S, const Look *lk, Rng *r)
 /* Blends the shape over img with opacity a. */
 static void draw_shape(uint8_t *img, int S, int shape, double cx, double cy, double rad, const Look *lk, double a)
 {
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < S; x++) {
+    int x0 = (int)floor(cx - rad - 1), x1 = (int)ceil(cx + rad + 1), y0 = (int)floor(cy - rad - 1), y1 = (int)ceil(cy + rad + 1);
+    if (x0 < 0) x0 = 0;
+    if (y0 < 0) y0 = 0;
+    if (x1 > S) x1 = S;
+    if (y1 > S) y1 = S;
+    for (int y = y0; y < y1; y++) /* the bounding box: every shape fits in a circle of radius rad */
+        for (int x = x0; x < x1; x++) {
             int hits = 0;
             for (int sy = 0; sy < 4; sy++)
                 for (int sx = 0; sx < 4; sx++) hits += inside(shape, x + (sx + 0.5) / 4, y + (sy + 0.5) / 4, cx, cy, rad);

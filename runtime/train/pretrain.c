@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "pretrain.h"
 #include "optimizer.h"
@@ -24,7 +25,14 @@ static int copy_weights(Graph *dst, const Graph *src, char *err, size_t cap)
     return 0;
 }
 
-int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, double *final_loss, char *err, size_t cap)
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, PretrainResult *res, char *err, size_t cap)
 {
     *visual = *text = NULL;
     int rc = -1, n_params = 0;
@@ -80,6 +88,7 @@ int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, double 
     LrSchedule sched = {c->lr, c->lr / 100, c->lr / 100, c->steps / 10, c->steps};
     double l = NAN;
     int tty = !c->quiet && isatty(2);
+    double t0 = now_ms();
     for (int64_t step = 0; step < c->steps; step++) {
         if (c->fill(c->ctx, step, in[0], in[1], err, cap)) goto done;
         if (session_run(s, in, outs, err, cap)) goto done;
@@ -89,11 +98,13 @@ int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, double 
         adamw_step(&opt, outs + 1, lr_at(&sched, step), clip_scale(norm, 1.0));
         for (int i = 0; i < g->n_outputs; i++) { tensor_free(outs[i]); outs[i] = NULL; }
         if (!c->quiet && (tty || (step + 1) % (c->steps >= 10 ? c->steps / 10 : 1) == 0))
-            fprintf(stderr, tty ? "\r  pretraining CLIP: step %lld/%lld  loss %.4f " : "  pretraining CLIP: step %lld/%lld  loss %.4f\n",
-                    (long long)step + 1, (long long)c->steps, l);
+            fprintf(stderr, tty ? "\r  pretraining CLIP: step %lld/%lld  loss %.4f  %.0f ms/step " : "  pretraining CLIP: step %lld/%lld  loss %.4f  %.0f ms/step\n",
+                    (long long)step + 1, (long long)c->steps, l, (now_ms() - t0) / (double)(step + 1));
     }
     if (tty) fputc('\n', stderr);
-    *final_loss = l;
+    res->loss = l;
+    res->logit_scale = *(float *)ls->konst->data;
+    res->ms_per_step = (now_ms() - t0) / (double)(c->steps ? c->steps : 1);
     *visual = clip_visual_graph(&c->clip, 0, err, cap);
     *text = *visual ? clip_text_graph(&c->clip, 0, err, cap) : NULL;
     if (!*text || copy_weights(*visual, g, err, cap) || copy_weights(*text, g, err, cap)) goto done;

@@ -20,8 +20,11 @@ typedef struct {
     void *ctx;
 } PretrainConfig;
 
+typedef struct { double loss, logit_scale, ms_per_step; } PretrainResult;
+
 /* Trains from a seeded initialization; returns the two towers as stand-alone
- * graphs (symbolic batch) carrying the trained weights, and the last loss. */
-int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, double *final_loss, char *err, size_t cap);
+ * graphs (symbolic batch) carrying the trained weights, the last loss and the
+ * learned (log) logit scale. */
+int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, PretrainResult *res, char *err, size_t cap);
 
 #endif

@@ -354,6 +354,91 @@ static void test_views_share_data(void)
     tensor_free(shape);
 }
 
+/* Every output of node 0, fast against reference (for multi-output gradient ops). */
+static void compare_all_outputs(Graph *g, int n_out, const char *what)
+{
+    char err[512], msg[IR_ERR_CAP];
+    if (infer_graph(g, msg, sizeof msg)) { CHECK(0, "%s: infer: %s", what, msg); return; }
+    Node *n = g->nodes[0];
+    const Tensor *ins[16] = {0};
+    for (int i = 0; i < n->n_in; i++) ins[i] = n->in[i] ? n->in[i]->konst : NULL;
+    Tensor *fast[8] = {0}, *ref[8] = {0};
+    ExecOptions of = {0}, orf = {.reference_only = 1};
+    int rf = exec_node(g, n, ins, fast, &of, err, sizeof err);
+    CHECK(rf == 0, "%s: fast: %s", what, err);
+    int rr = exec_node(g, n, ins, ref, &orf, err, sizeof err);
+    CHECK(rr == 0, "%s: ref: %s", what, err);
+    for (int o = 0; !rf && !rr && o < n_out; o++) {
+        double d = max_rel_diff(fast[o], ref[o]);
+        CHECK(d < 1e-5, "%s: output %d: fast vs ref rel diff %g", what, o, d);
+    }
+    for (int o = 0; o < 8; o++) { tensor_free(fast[o]); tensor_free(ref[o]); }
+}
+
+/* A node with n_out outputs over constant inputs (NULL = absent). */
+static Graph *multi_out_node(int op, int n_in, Tensor **ins, int n_out)
+{
+    Graph *g = graph_new("t");
+    g->opset = 17;
+    Value *iv[8], *ov[8];
+    for (int i = 0; i < n_in; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "x%d", i);
+        iv[i] = ins[i] ? graph_new_value(g, nm) : NULL;
+        if (ins[i]) value_set_const(iv[i], tensor_copy(ins[i]));
+    }
+    for (int i = 0; i < n_out; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "y%d", i);
+        ov[i] = graph_new_value(g, nm);
+    }
+    graph_add_node(g, op, "n", n_in, iv, n_out, ov);
+    return g;
+}
+
+static void test_gradient_kernels(void)
+{
+    struct { int B, N, heads, d, packed, causal, mask, seq_first, frames, window, boundary; } cases[] = {
+        {2, 5, 2, 3, 0, 0, 0, 0, 0, 0, 0}, {3, 17, 2, 32, 1, 0, 0, 1, 0, 0, 0}, {2, 9, 3, 4, 0, 1, 0, 0, 0, 0, 0},
+        {2, 6, 2, 4, 0, 0, 1, 0, 0, 0, 0}, {16, 5, 2, 4, 1, 0, 0, 1, 8, 1, 0}, {16, 5, 2, 4, 1, 0, 0, 1, 8, 1, 1},
+        {6, 4, 1, 8, 0, 0, 0, 0, 3, 2, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int B = cases[c].B, N = cases[c].N, H = cases[c].heads, d = cases[c].d, C = H * d;
+        int64_t ch = cases[c].packed ? 3 * C + 5 : C + 3;
+        int64_t dims[3] = {cases[c].seq_first ? N : B, cases[c].seq_first ? B : N, ch}, md[2] = {N, N};
+        int64_t od[3] = {dims[0], dims[1], C};
+        Tensor *x = rand_tensor(3, dims), *y = rand_tensor(3, dims), *z = rand_tensor(3, dims), *m = rand_tensor(2, md), *dout = rand_tensor(3, od);
+        Tensor *ins[5] = {dout, x, cases[c].packed ? x : y, cases[c].packed ? x : z, m};
+        Graph *g = multi_out_node(OP_ATTENTION_GRAD, cases[c].mask ? 5 : 4, ins, 3);
+        set_attention_attrs(g->nodes[0], H, d, cases[c].packed ? 1 : 2, cases[c].packed ? 1 + C : 0, cases[c].packed ? 1 + 2 * C : 3,
+                            0.35f, cases[c].causal, cases[c].seq_first, cases[c].frames, cases[c].window, cases[c].boundary);
+        char what[64];
+        snprintf(what, sizeof what, "attention gradient case %zu", c);
+        compare_all_outputs(g, 3, what);
+        graph_free(g);
+        tensor_free(x); tensor_free(y); tensor_free(z); tensor_free(m); tensor_free(dout);
+    }
+    for (int patch = 0; patch < 2; patch++) { /* the GEMM path (patch embedding) and the fallback */
+        int64_t xd[4] = {3, 3, 32, 32}, wd[4] = {7, 3, 8, 8}, yd[4] = {3, 7, 4, 4};
+        int64_t xd2[4] = {2, 3, 9, 9}, wd2[4] = {5, 3, 3, 3}, yd2[4] = {2, 5, 9, 9};
+        Tensor *dy = rand_tensor(4, patch ? yd : yd2), *x = rand_tensor(4, patch ? xd : xd2), *w = rand_tensor(4, patch ? wd : wd2);
+        Tensor *ins[3] = {dy, x, w};
+        Graph *g = multi_out_node(OP_CONV_GRAD, 3, ins, 2);
+        Attr *a = node_add_attr(g->nodes[0], "kernel_shape", ATTR_INTS);
+        a->n = 2; a->ints = malloc(2 * sizeof(int64_t)); a->ints[0] = a->ints[1] = patch ? 8 : 3;
+        Attr *st = node_add_attr(g->nodes[0], "strides", ATTR_INTS);
+        st->n = 2; st->ints = malloc(2 * sizeof(int64_t)); st->ints[0] = st->ints[1] = patch ? 8 : 1;
+        if (!patch) {
+            Attr *pd = node_add_attr(g->nodes[0], "pads", ATTR_INTS);
+            pd->n = 4; pd->ints = malloc(4 * sizeof(int64_t)); for (int i = 0; i < 4; i++) pd->ints[i] = 1;
+        }
+        compare_all_outputs(g, 2, patch ? "conv gradient (patch embedding)" : "conv gradient (padded)");
+        graph_free(g);
+        tensor_free(dy); tensor_free(x); tensor_free(w);
+    }
+}
+
 int main(void)
 {
     exec_set_threads(2);
@@ -367,5 +452,6 @@ int main(void)
     test_attention_zero_boundary_by_hand();
     test_reference_conv_by_hand();
     test_views_share_data();
+    test_gradient_kernels();
     return TEST_SUMMARY();
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""CPU training step: vclip against PyTorch doing the same computation, in one
+run, as ratios (issue 7).
+
+The step: VCLIP ViT-B/32 (T = 8, temporal window 1, zero-filled boundary),
+batch 2 videos, frame-averaged logits against 400 fixed class features,
+cross-entropy, IWR on (a second forward at θ~ = αθ_CLIP + (1-α)θ, the
+released gradient convention), gradient clipping and AdamW.  PyTorch runs
+tests/ref/vclip_reference.py's VCLIP forward on the open_clip model the ONNX
+file was exported from (bench/make_models.py), fp32, the same thread count.
+Peak memory is each process's max RSS (PyTorch's includes ~300 MB of
+framework).  Writes bench/results/training.md.
+
+Usage: python3 bench/bench_train.py [--steps 3] [--threads 2]
+Needs bench/models/vit_b32_visual.onnx and torch + open_clip (tools/install-deps.sh --fixtures).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODEL = os.path.join(HERE, "models", "vit_b32_visual.onnx")
+
+TORCH_STEP = textwrap.dedent("""
+    import json, resource, sys, time
+    import torch, torch.nn.functional as F
+    sys.path.insert(0, {ref!r})
+    import open_clip
+    from vclip_reference import vclip_visual_forward
+    torch.set_num_threads({threads})
+    torch.manual_seed(0)
+    visual = open_clip.create_model("ViT-B-32-quickgelu", pretrained=None).visual.float()
+    B, T, C = {batch}, {frames}, 400
+    text = F.normalize(torch.randn(C, visual.proj.shape[1]), dim=-1)
+    video = torch.randn(B, T, 3, 224, 224)
+    labels = torch.arange(B) % C
+    names = [n for n, _ in visual.named_parameters()]
+    theta = dict(visual.named_parameters())
+    theta0 = {{n: p.detach().clone() for n, p in theta.items()}}
+    logit_scale = torch.nn.Parameter(torch.tensor(4.6052))
+    opt = torch.optim.AdamW(list(theta.values()) + [logit_scale], lr=1e-5)
+
+    def loss_at(params, scale):
+        saved = {{}}
+        for k, v in params.items():
+            mod, name = visual, k
+            while "." in name:
+                head, name = name.split(".", 1)
+                mod = getattr(mod, head)
+            saved[k] = (mod, name, mod._parameters[name])
+            mod._parameters[name] = v
+        try:
+            fe = vclip_visual_forward(visual, video, 1, "zero")
+        finally:
+            for mod, name, p in saved.values():
+                mod._parameters[name] = p
+        f = fe / fe.norm(dim=-1, keepdim=True)
+        return F.cross_entropy(scale.exp() * (f @ text.T).mean(1), labels)
+
+    times = []
+    for step in range({steps} + 1):
+        t0 = time.perf_counter()
+        alpha = 0.3
+        tilde = {{n: (alpha * theta0[n] + (1 - alpha) * theta[n].detach()).requires_grad_() for n in names}}
+        scale_t = (alpha * 4.6052 + (1 - alpha) * logit_scale.detach()).requires_grad_()
+        l1 = loss_at(theta, logit_scale)
+        l2 = loss_at(tilde, scale_t)
+        g1 = torch.autograd.grad(l1, [theta[n] for n in names] + [logit_scale])
+        g2 = torch.autograd.grad(l2, [tilde[n] for n in names] + [scale_t])
+        for p, a, b in zip([theta[n] for n in names] + [logit_scale], g1, g2):
+            p.grad = a + 0.5 * b
+        torch.nn.utils.clip_grad_norm_(list(theta.values()) + [logit_scale], 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step:
+            times.append((time.perf_counter() - t0) * 1e3)
+    print(json.dumps({{"ms_per_step": sum(times) / len(times), "best_ms": min(times),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "loss": float(l1)}}))
+""")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=8)
+    a = ap.parse_args()
+    if not os.path.exists(MODEL):
+        sys.exit(f"{MODEL} is missing: run python3 bench/make_models.py --only b32")
+    subprocess.run(["make", "-s", "build/bench/train_step"], cwd=ROOT, check=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
+    ours = json.loads(subprocess.run([os.path.join(ROOT, "build", "bench", "train_step"), MODEL, str(a.batch), str(a.frames),
+                                      str(a.steps), str(a.threads)], capture_output=True, text=True, check=True, env=env).stdout)
+    code = TORCH_STEP.format(ref=os.path.join(ROOT, "tests", "ref"), threads=a.threads, batch=a.batch, frames=a.frames, steps=a.steps)
+    torch_r = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1])
+    t_ratio = ours["ms_per_step"] / torch_r["ms_per_step"]
+    m_ratio = ours["peak_rss_mb"] / torch_r["peak_rss_mb"]
+    table = textwrap.dedent(f"""\
+        # CPU training step (issue 7)
+
+        VCLIP ViT-B/32 (random weights), T = {a.frames}, temporal window 1, batch {a.batch} videos, 400 classes,
+        IWR on (two forwards), clipping + AdamW; {a.threads} threads, fp32, mean of {a.steps} steps after a warm-up step.
+        Measured by `python3 bench/bench_train.py` in one run; ratios are vclip / PyTorch (lower is better).
+
+        | | vclip | PyTorch {torch_version()} | ratio |
+        | --- | --- | --- | --- |
+        | time per step | {ours['ms_per_step']:.0f} ms | {torch_r['ms_per_step']:.0f} ms | {t_ratio:.2f} |
+        | best step | {ours['best_ms']:.0f} ms | {torch_r['best_ms']:.0f} ms | {ours['best_ms'] / torch_r['best_ms']:.2f} |
+        | peak RSS | {ours['peak_rss_mb']:.0f} MB | {torch_r['peak_rss_mb']:.0f} MB | {m_ratio:.2f} |
+
+        vclip's graph: {ours['nodes']} nodes, {ours['params']} parameters (including logit_scale), built in {ours['build_ms']:.0f} ms.
+        """)
+    out = os.path.join(HERE, "results", "training.md")
+    with open(out, "w") as f:
+        f.write(table)
+    print(table)
+
+
+def torch_version():
+    import torch
+    return torch.__version__.split("+")[0]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+/* fast_grad.c — BLAS versions of the two heavy gradient ops.
+ *
+ * AttentionGrad: per (head, batch row) the softmax is recomputed as in
+ * fast_attention.c, then dP = dO V^T, dS = P * (dP - rowsum(P * dP)) * scale,
+ * dQ = dS K, dK = dS^T Q, dV = P^T dO, all by sgemm.  Neighbouring frames
+ * share keys, so batch rows of one head accumulate into the same dK/dV rows:
+ * the pool splits the work by head (disjoint channels), never by batch row.
+ *
+ * ConvGrad for patch embeddings (stride = kernel, no padding, one group):
+ * patches are rows of an im2col matrix, so dW = dY_rows^T X_cols and
+ * dX_cols = dY_rows W are two GEMMs; other convolutions use the reference.
+ * Both are checked against the reference kernels in tests/unit. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+#include "parallel.h"
+
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+float fast_softmax_row(const float *in, float *out, int64_t len); /* fast_math.c */
+
+typedef struct {
+    AttentionParams p;
+    const float *Q, *K, *V, *DO, *mask;
+    float *DQ, *DK, *DV;
+    int64_t B, N, M, Cq, Ck, Cv, Co;
+    int failed;
+} GradArgs;
+
+static void gather_rows(float *dst, const float *src, int64_t rows, int64_t d, int64_t (*row)(const GradArgs *, int64_t, int64_t, int64_t),
+                        const GradArgs *a, int64_t b, int64_t C, int64_t off)
+{
+    for (int64_t i = 0; i < rows; i++) memcpy(dst + i * d, src + row(a, b, i, C) + off, sizeof(float) * (size_t)d);
+}
+
+static int64_t qrow(const GradArgs *a, int64_t b, int64_t i, int64_t C) { return a->p.seq_first ? (i * a->B + b) * C : (b * a->N + i) * C; }
+static int64_t krow(const GradArgs *a, int64_t b, int64_t m, int64_t C) { return a->p.seq_first ? (m * a->B + b) * C : (b * a->M + m) * C; }
+
+static void heads(void *vctx, int64_t hb, int64_t he)
+{
+    GradArgs *a = vctx;
+    const AttentionParams *p = &a->p;
+    int64_t N = a->N, M = a->M, d = p->head_dim, S = (2 * p->window + 1) * M, src[2 * 64 + 1];
+    float *Qh = malloc(sizeof(float) * (size_t)(N * d)), *DOh = malloc(sizeof(float) * (size_t)(N * d));
+    float *Kh = malloc(sizeof(float) * (size_t)(S * d)), *Vh = malloc(sizeof(float) * (size_t)(S * d));
+    float *P = malloc(sizeof(float) * (size_t)(N * S)), *dP = malloc(sizeof(float) * (size_t)(N * S));
+    float *dQh = malloc(sizeof(float) * (size_t)(N * d)), *dKh = malloc(sizeof(float) * (size_t)(S * d)), *dVh = malloc(sizeof(float) * (size_t)(S * d));
+    if (!Qh || !DOh || !Kh || !Vh || !P || !dP || !dQh || !dKh || !dVh) { a->failed = 1; goto done; }
+    for (int64_t h = hb; h < he; h++)
+        for (int64_t b = 0; b < a->B; b++) {
+            int ns = attention_sources(p, b, src);
+            int64_t L = ns * M;
+            gather_rows(Qh, a->Q, N, d, qrow, a, b, a->Cq, p->q_off + h * d);
+            gather_rows(DOh, a->DO, N, d, qrow, a, b, a->Co, h * d);
+            for (int s = 0; s < ns; s++) {
+                if (src[s] < 0) {
+                    memset(Kh + s * M * d, 0, sizeof(float) * (size_t)(M * d));
+                    memset(Vh + s * M * d, 0, sizeof(float) * (size_t)(M * d));
+                    continue;
+                }
+                gather_rows(Kh + s * M * d, a->K, M, d, krow, a, src[s], a->Ck, p->k_off + h * d);
+                gather_rows(Vh + s * M * d, a->V, M, d, krow, a, src[s], a->Cv, p->v_off + h * d);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p->scale, Qh, (int)d, Kh, (int)d, 0.0f, P, (int)L);
+            for (int64_t i = 0; i < N; i++) {
+                float *r = P + i * L;
+                if (a->mask)
+                    for (int s = 0; s < ns; s++)
+                        for (int64_t m = 0; m < M; m++) r[s * M + m] += a->mask[i * M + m];
+                if (p->causal)
+                    for (int s = 0; s < ns; s++)
+                        for (int64_t m = i + 1; m < M; m++) r[s * M + m] = -INFINITY;
+                fast_softmax_row(r, r, L);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, 1.0f, DOh, (int)d, Vh, (int)d, 0.0f, dP, (int)L);
+            for (int64_t i = 0; i < N; i++) {
+                float *pr = P + i * L, *dr = dP + i * L;
+                double dot = 0;
+                for (int64_t j = 0; j < L; j++) dot += (double)pr[j] * dr[j];
+                float fd = (float)dot;
+                for (int64_t j = 0; j < L; j++) dr[j] = pr[j] * (dr[j] - fd) * p->scale;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)L, 1.0f, dP, (int)L, Kh, (int)d, 0.0f, dQh, (int)d);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L, (int)d, (int)N, 1.0f, dP, (int)L, Qh, (int)d, 0.0f, dKh, (int)d);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L, (int)d, (int)N, 1.0f, P, (int)L, DOh, (int)d, 0.0f, dVh, (int)d);
+            for (int64_t i = 0; i < N; i++) {
+                float *dst = a->DQ + qrow(a, b, i, a->Cq) + p->q_off + h * d;
+                for (int64_t j = 0; j < d; j++) dst[j] += dQh[i * d + j];
+            }
+            for (int s = 0; s < ns; s++) {
+                if (src[s] < 0) continue;
+                for (int64_t m = 0; m < M; m++) {
+                    float *dk = a->DK + krow(a, src[s], m, a->Ck) + p->k_off + h * d, *dv = a->DV + krow(a, src[s], m, a->Cv) + p->v_off + h * d;
+                    const float *gk = dKh + (s * M + m) * d, *gv = dVh + (s * M + m) * d;
+                    for (int64_t j = 0; j < d; j++) { dk[j] += gk[j]; dv[j] += gv[j]; }
+                }
+            }
+        }
+done:
+    free(Qh); free(DOh); free(Kh); free(Vh); free(P); free(dP); free(dQh); free(dKh); free(dVh);
+}
+
+int fast_attention_grad(KernelCtx *k)
+{
+    GradArgs a;
+    memset(&a, 0, sizeof a);
+    InferCtx shifted = *k->ic;
+    for (int i = 0; i < 3; i++) shifted.in[i] = k->ic->in[1 + i];
+    if (op_attention_params(&shifted, &a.p)) return ref_attention_grad(k);
+    const Tensor *dout = k->in[0], *q = k->in[1], *kk = k->in[2], *v = k->in[3], *mask = k->n_in > 4 ? k->in[4] : NULL;
+    int bi = a.p.seq_first ? 1 : 0, si = 1 - bi;
+    a.B = q->dims[bi]; a.N = q->dims[si]; a.M = kk->dims[si];
+    a.Cq = q->dims[2]; a.Ck = kk->dims[2]; a.Cv = v->dims[2]; a.Co = a.p.heads * a.p.head_dim;
+    if (kk->dims[bi] != a.B || v->dims[bi] != a.B || v->dims[si] != a.M || (a.p.frames && a.B % a.p.frames) || a.p.window > 64 ||
+        (mask && (mask->dims[0] != a.N || mask->dims[1] != a.M)) || k->n_out < 3 || !k->out[0] || !k->out[1] || !k->out[2])
+        return ref_attention_grad(k);
+    a.Q = q->data; a.K = kk->data; a.V = v->data; a.DO = dout->data; a.mask = mask ? mask->data : NULL;
+    a.DQ = k->out[0]->data; a.DK = k->out[1]->data; a.DV = k->out[2]->data;
+    for (int t = 0; t < 3; t++) memset(k->out[t]->data, 0, k->out[t]->nbytes);
+    int blas = parallel_threads() > 1 ? openblas_get_num_threads() : 1;
+    if (blas > 1) openblas_set_num_threads(1);
+    parallel_for(a.p.heads, 1, heads, &a);
+    if (blas > 1) openblas_set_num_threads(blas);
+    return a.failed ? kernel_fail(k, "out of memory") : 0;
+}
+
+int fast_conv_grad(KernelCtx *k)
+{
+    const Tensor *dy = k->in[0], *x = k->in[1], *w = k->in[2];
+    InferCtx shifted = *k->ic;
+    shifted.in[0] = k->ic->in[1];
+    shifted.in[1] = k->ic->in[2];
+    shifted.in[2] = NULL;
+    shifted.n_in = 2;
+    ConvParams p;
+    Shape out;
+    if (op_conv_params(&shifted, &p, &out) || p.nsp != 2 || p.group != 1 || x->rank != 4) return ref_conv_grad(k);
+    for (int i = 0; i < 2; i++)
+        if (p.stride[i] != p.k[i] || p.dil[i] != 1 || p.pad_lo[i] || p.pad_hi[i] || x->dims[2 + i] != dy->dims[2 + i] * p.k[i])
+            return ref_conv_grad(k);
+    int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], M = w->dims[0], kh = p.k[0], kw = p.k[1];
+    int64_t OH = dy->dims[2], OW = dy->dims[3], R = N * OH * OW, CK = C * kh * kw;
+    float *cols = malloc(sizeof(float) * (size_t)(R * CK)), *dyr = malloc(sizeof(float) * (size_t)(R * M));
+    if (!cols || !dyr) { free(cols); free(dyr); return kernel_fail(k, "out of memory"); }
+    const float *X = x->data, *DY = dy->data;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t r = (n * OH + oh) * OW + ow;
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t i = 0; i < kh; i++)
+                        memcpy(cols + r * CK + (c * kh + i) * kw, X + ((n * C + c) * H + oh * kh + i) * W + ow * kw, sizeof(float) * (size_t)kw);
+                for (int64_t m = 0; m < M; m++) dyr[r * M + m] = DY[((n * M + m) * OH + oh) * OW + ow];
+            }
+    if (k->n_out > 1 && k->out[1]) /* dW [M, CK] = dY_rows^T [M, R] . cols [R, CK] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)CK, (int)R, 1.0f, dyr, (int)M, cols, (int)CK, 0.0f,
+                    k->out[1]->data, (int)CK);
+    if (k->out[0]) { /* dX_cols [R, CK] = dY_rows [R, M] . W [M, CK], scattered back (patches do not overlap) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)CK, (int)M, 1.0f, dyr, (int)M, w->data, (int)CK, 0.0f, cols, (int)CK);
+        float *DX = k->out[0]->data;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int64_t r = (n * OH + oh) * OW + ow;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t i = 0; i < kh; i++)
+                            memcpy(DX + ((n * C + c) * H + oh * kh + i) * W + ow * kw, cols + r * CK + (c * kh + i) * kw, sizeof(float) * (size_t)kw);
+                }
+    }
+    free(cols);
+    free(dyr);
+    return 0;
+}

@@ -1,0 +1,61 @@
+"""`vclip-run demo --quick` end to end (issue 7's demo world, issue 8's
+end-to-end evaluation on it): results.json and curve.svg are written with
+the documented keys, and the table's numbers are reproduced by the general
+tools on the demo's videos written as files: `vclip-run eval` (decoding
+through FFmpeg) on the frame-averaged CLIP, and `vclip-run patch` + `eval` on
+both fine-tuned models."""
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import run_tool
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    p = run_tool("opt", "vclip-run", "demo", "--quick", "--write-videos", "--out", out, timeout=600)
+    assert p.returncode == 0, p.stderr
+    return out, p
+
+
+def test_results_and_curve(demo):
+    out, p = demo
+    r = json.load(open(out / "results.json"))
+    for key in ("clip_frame_avg", "finetune", "open_vclip"):
+        for metric in ("zero_shot_top1", "closed_set_top1"):
+            assert 0 <= r[key][metric] <= 100, (key, metric)
+    assert [c["ratio"] for c in r["curve"]] == [i / 10 for i in range(11)]
+    # r = 0.5 on the curve is the Open-VCLIP model (SWA patched at 0.5)
+    mid = r["curve"][5]
+    assert abs(mid["zero_shot_top1"] - r["open_vclip"]["zero_shot_top1"]) < 1e-9
+    assert abs(mid["closed_set_top1"] - r["open_vclip"]["closed_set_top1"]) < 1e-9
+    svg = ET.parse(out / "curve.svg").getroot()
+    assert svg.tag.endswith("svg")
+    assert "zero-shot top-1" in p.stdout and "Open-VCLIP" in p.stdout
+
+
+def eval_top1(out, visual, split, window):
+    args = ["eval", "--visual", visual, "--classes", out / "videos" / f"classes_{split}.safetensors", "--list",
+            out / "videos" / f"{split}.csv", "--root", out / "videos", "--frames", "8", "--stride", "1", "--views", "1",
+            "--temporal-window", str(window), "--no-cache", "--json"]
+    rep = json.loads(run_tool("opt", "vclip-run", *args, check=True).stdout)
+    assert rep["n_skipped"] == 0
+    return 100 * rep["top1"]
+
+
+@pytest.mark.parametrize("row", ["clip_frame_avg", "finetune", "open_vclip"])
+def test_eval_on_written_videos_reproduces_the_table(demo, row, tmp_path):
+    out, _ = demo
+    r = json.load(open(out / "results.json"))[row]
+    visual = out / "clip" / "visual.onnx"
+    if row != "clip_frame_avg":
+        weights = out / ("plain" if row == "finetune" else "open_vclip") / "weights.safetensors"
+        visual = tmp_path / "model.onnx"
+        run_tool("opt", "vclip-run", "patch", "--visual", out / "clip" / "visual.onnx", "--weights", weights, "--ratio", "0",
+                 "-o", visual, check=True)
+    window = 0 if row == "clip_frame_avg" else 1
+    assert abs(eval_top1(out, visual, "unseen", window) - r["zero_shot_top1"]) < 1e-6
+    assert abs(eval_top1(out, visual, "seen", window) - r["closed_set_top1"]) < 1e-6
