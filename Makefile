@@ -70,11 +70,9 @@ fuzz: $(BUILD)/gen/onnx.pb-c.c
 	$(FUZZ_CC) -std=c11 -O1 -g -D_GNU_SOURCE -DVCLIP_DATA_DIR='"$(CURDIR)"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	    tests/fuzz/fuzz_tokenizer.c build-fuzz/libvclip.a $(LDLIBS) -o build-fuzz/bin/fuzz_tokenizer
 
-# The bundled default: the tiny OpenAI-layout CLIP visual encoder.
-DEMO := tests/fixtures/openai_visual_op17
+# The bundled default: the demo world (docs/training.md), results in demo-out/.
 demo: all
-	$(BIN)/vclipc inspect $(DEMO)/model.onnx --batch 8
-	$(BIN)/vclipc run $(DEMO)/model.onnx --input image=$(DEMO)/input_image.npy --output image_features=/tmp/vclip-demo-features.npy --repeat 20
+	$(BIN)/vclip-run demo --out demo-out
 
 test: all $(UNIT) asan fuzz
 	@for t in $(UNIT) $(subst $(BUILD)/,build-asan/,$(UNIT)); do echo "== $$t"; $$t || exit 1; done

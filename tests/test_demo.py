@@ -59,3 +59,29 @@ def test_eval_on_written_videos_reproduces_the_table(demo, row, tmp_path):
     window = 0 if row == "clip_frame_avg" else 1
     assert abs(eval_top1(out, visual, "unseen", window) - r["zero_shot_top1"]) < 1e-6
     assert abs(eval_top1(out, visual, "seen", window) - r["closed_set_top1"]) < 1e-6
+
+
+@pytest.mark.parametrize("tower", ["visual", "text"])
+def test_pretrained_towers_match_onnx_runtime(demo, tower, tmp_path):
+    """The demo's CLIP (built as graphs by models/clip_builder.c, exported by us)
+    lowered to standard ops runs in ONNX Runtime to the same features as vclipc."""
+    import numpy as np
+    import onnxruntime as ort
+    out, _ = demo
+    model = out / "clip" / f"{tower}.onnx"
+    std = tmp_path / "std.onnx"
+    run_tool("opt", "vclipc", "compile", model, "-o", std, "--export-standard-ops", check=True)
+    rng = np.random.default_rng(5)
+    if tower == "visual":
+        x, name = rng.standard_normal((3, 3, 32, 32)).astype(np.float32), "image"
+    else:  # token ids with the EOT (the largest id) at different places
+        x, name = np.zeros((3, 16), np.int64), "text"
+        for i, n in enumerate((4, 9, 16)):
+            x[i, 0], x[i, 1:n - 1], x[i, n - 1] = 49406, rng.integers(300, 40000, n - 2), 49407
+    np.save(tmp_path / "x.npy", x)
+    outname = f"{'image' if tower == 'visual' else 'text'}_features"
+    run_tool("opt", "vclipc", "run", model, "--input", f"{name}={tmp_path / 'x.npy'}", "--output", f"{outname}={tmp_path / 'y.npy'}",
+             check=True)
+    got = np.load(tmp_path / "y.npy")
+    want = ort.InferenceSession(str(std), providers=["CPUExecutionProvider"]).run(None, {name: x})[0]
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())

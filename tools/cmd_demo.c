@@ -48,7 +48,7 @@ static const char *usage =
     "  --out DIR     results.json, curve.svg, clip/, plain/, open_vclip/ (default demo-out)\n"
     "  --threads N   compute threads (default: all cores)\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
-    "  --epochs N --lr X   fine-tuning epochs (6) and peak learning rate (3e-4)\n"
+    "  --epochs N --lr X   fine-tuning epochs (12) and peak learning rate (3e-4)\n"
     "  --write-videos  also write the test videos (OUT/videos/{seen,unseen}/*.nut, lossless), their\n"
     "                lists and class features, so `vclip-run eval` can reproduce the table\n"
     "  The pretrained CLIP is cached in $VCLIP_CACHE_DIR (or ~/.cache/vclip) after the first run.\n";
@@ -256,7 +256,8 @@ static int pretrained_clip(const Plan *p, int threads, int quiet, char *visual, 
 {
     char sub[128], dir[3000];
     uint64_t h = mix((uint64_t)p->pre_steps * 131 + (uint64_t)p->pre_batch) ^ mix((uint64_t)p->clip.width << 8 | (uint64_t)p->clip.layers);
-    snprintf(sub, sizeof sub, "demo/clip-v1-%016llx", (unsigned long long)h);
+    /* bump the version when the world or the pretraining changes */
+    snprintf(sub, sizeof sub, "demo/clip-v2-%016llx", (unsigned long long)h);
     if (vclip_cache_dir(sub, dir, sizeof dir, err, ecap)) return -1;
     snprintf(visual, cap, "%s/visual.onnx", dir);
     snprintf(text, cap, "%s/text.onnx", dir);
@@ -382,8 +383,8 @@ int cmd_demo(int argc, char **argv)
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
     Plan p = {.clip = {.image = 32, .patch = 8, .width = 64, .layers = 2, .heads = 2, .context = 16, .vocab = 49408,
                        .text_width = 64, .text_layers = 2, .text_heads = 2, .embed = 32},
-              .frames = 8, .pre_batch = 64, .train_per_class = 8, .test_per_class = 4, .ft_batch = 8, .ft_epochs = 6,
-              .pre_steps = 1500, .pre_lr = 1e-3, .ft_lr = 3e-4};
+              .frames = 8, .pre_batch = 64, .train_per_class = 8, .test_per_class = 8, .ft_batch = 8, .ft_epochs = 12,
+              .pre_steps = 4000, .pre_lr = 1e-3, .ft_lr = 3e-4};
     if (quick) { p.pre_steps = 6; p.pre_batch = 16; p.train_per_class = 1; p.test_per_class = 1; p.ft_epochs = 2; }
     if (epochs) p.ft_epochs = epochs;
     if (lr > 0) p.ft_lr = lr;

@@ -144,6 +144,6 @@ void sw_render_image(const SwItem *it, int S, uint64_t seed, uint8_t *out)
         return;
     }
     for (int t = 0; t < T - 1; t++) /* the earlier places (or larger sizes), fading in */
-        draw_shape(out, S, it->shape, cx + dx * speed * t, cy + dy * speed * t, rad + dr * grow * t, &lk, 0.2 + 0.15 * t);
+        draw_shape(out, S, it->shape, cx + dx * speed * t, cy + dy * speed * t, rad + dr * grow * t, &lk, 0.3 + 0.2 * t);
     draw_shape(out, S, it->shape, ex, ey, er, &lk, 1.0);
 }
