@@ -108,6 +108,16 @@ def test_swa_patch_average_and_patch_tool(data, tmp_path):
     patched = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "patched.onnx")).graph.initializer}
     for k in trained:
         assert np.allclose(patched[k], final[k], atol=1e-6), k
+    # the patch-ratio curve straight from the trained weights equals the one from an exported encoder
+    run_tool("opt", "vclip-run", "patch", "--visual", VISUAL, "--weights", out / "swa.safetensors", "--ratio", "0",
+             "-o", tmp_path / "swa.onnx", check=True)
+    curves = []
+    for source in (["--weights", out / "swa.safetensors"], ["--finetuned", tmp_path / "swa.onnx"]):
+        p = run_tool("opt", "vclip-run", "sweep", "--clip", VISUAL, *source, "--ratios", "0:1:0.5", "--text-model", TEXT,
+                     "--zero-shot-list", data / "train.csv", "--zero-shot-classes", data / "classes.txt", "--close-list",
+                     data / "train.csv", "--close-classes", data / "classes.txt", "--root", VIDEOS, "--json", check=True)
+        curves.append(json.loads(p.stdout))
+    assert curves[0] == curves[1] and len(curves[0]["ratios"]) == 3
 
 
 def test_non_finite_losses_stop_with_checkpoint_intact(data, tmp_path):
@@ -145,3 +155,16 @@ def test_bad_input_is_refused_clearly(data, tmp_path, case, variant):
     p = run_tool(variant, "vclip-run", *args)
     assert_clean_exit(p)
     assert want in p.stderr, p.stderr
+
+
+def test_visual_checkpoint_continues_from_its_weights(data, tmp_path):
+    """--visual CKPT.safetensors starts from the file's weights, on the encoder its config records."""
+    first = tmp_path / "first"
+    run_tool("opt", "vclip-run", *train_args(data, first, "--epochs", "2"), check=True)
+    args = train_args(data, tmp_path / "second", "--epochs", "1", "--plain", "--lr", "1e-12")
+    args[args.index("--visual") + 1] = first / "weights.safetensors"
+    run_tool("opt", "vclip-run", *args, check=True)
+    a, b = load_file(str(first / "weights.safetensors")), load_file(str(tmp_path / "second" / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.allclose(a[k], b[k], atol=1e-6), k

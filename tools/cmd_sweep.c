@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../onnx/onnx_io.h"
 #include "../passes/passes.h"
+#include "../runtime/train/checkpoint.h"
 #include "cli.h"
 #include "commands.h"
 #include "evaluator.h"
@@ -16,10 +17,12 @@
 #define TOOL "vclip-run sweep"
 
 static const char *usage =
-    "usage: vclip-run sweep --clip CLIP.onnx --finetuned FT.onnx --ratios A:B:STEP\n"
+    "usage: vclip-run sweep --clip CLIP.onnx (--finetuned FT.onnx | --weights W.safetensors) --ratios A:B:STEP\n"
     "                       --zero-shot-list L --zero-shot-classes C --close-list L --close-classes C\n"
     "                       --root DIR [--text-model TEXT.onnx] [--plot CURVE.svg] [--json]\n"
     "  --clip, --finetuned   two encoders of the same structure (image or video encoders)\n"
+    "  --weights W           instead of --finetuned: trained weights (vclip-run train's weights.safetensors,\n"
+    "                        swa.safetensors or a checkpoint) applied to --clip\n"
     "  --ratios 0:1:0.1      r from A to B by STEP; r = 1 is CLIP, r = 0 the fine-tuned model\n"
     "  --*-classes           encode-text .safetensors, or class lists with --text-model\n"
     "  --zero-shot-root, --close-root   when the two lists live under different folders\n"
@@ -32,8 +35,8 @@ int cmd_sweep(int argc, char **argv)
         {"zero-shot-classes", 1, 0, 'Z'}, {"close-list", 1, 0, 'c'}, {"close-classes", 1, 0, 'C'}, {"root", 1, 0, 'r'},
         {"zero-shot-root", 1, 0, '1'}, {"close-root", 1, 0, '2'}, {"text-model", 1, 0, 'm'}, {"plot", 1, 0, 'p'},
         {"views", 1, 0, 'v'}, {"frames", 1, 0, 'T'}, {"temporal-window", 1, 0, 'W'}, {"threads", 1, 0, 't'},
-        {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    const char *clip = NULL, *ft = NULL, *ratios = "0:1:0.1", *zl = NULL, *zc = NULL, *cl = NULL, *cc = NULL, *root = ".";
+        {"weights", 1, 0, 'w'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *clip = NULL, *ft = NULL, *weights = NULL, *ratios = "0:1:0.1", *zl = NULL, *zc = NULL, *cl = NULL, *cc = NULL, *root = ".";
     const char *zroot = NULL, *croot = NULL, *text_model = NULL, *plot = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
     Evaluator ev;
@@ -43,6 +46,7 @@ int cmd_sweep(int argc, char **argv)
         switch (c) {
         case 'a': clip = optarg; break;
         case 'f': ft = optarg; break;
+        case 'w': weights = optarg; break;
         case 'R': ratios = optarg; break;
         case 'z': zl = optarg; break;
         case 'Z': zc = optarg; break;
@@ -65,7 +69,10 @@ int cmd_sweep(int argc, char **argv)
     }
     double a, b, step;
     char extra;
-    if (optind != argc || !clip || !ft || !zl || !zc || !cl || !cc) { cli_error(TOOL, NULL, "needs --clip, --finetuned and both lists with their classes"); return 2; }
+    if (optind != argc || !clip || !ft == !weights || !zl || !zc || !cl || !cc) {
+        cli_error(TOOL, NULL, "needs --clip, one of --finetuned and --weights, and both lists with their classes");
+        return 2;
+    }
     if (sscanf(ratios, "%lf:%lf:%lf%c", &a, &b, &step, &extra) != 3 || step <= 0 || a < 0 || b > 1 || a > b || (b - a) / step > 1000) {
         cli_error(TOOL, NULL, "--ratios is A:B:STEP with 0 <= A <= B <= 1 and STEP > 0");
         return 2;
@@ -73,8 +80,12 @@ int cmd_sweep(int argc, char **argv)
     char err[1024];
     int rc = 1, n = 0;
     double r[1001], zs[1001], cs[1001];
-    Graph *ftg = onnx_load(ft, err, sizeof err);
+    Graph *ftg = onnx_load(ft ? ft : clip, err, sizeof err);
     if (!ftg) { cli_error(TOOL, NULL, err); return 1; }
+    int applied, unused;
+    if (weights && checkpoint_apply(ftg, weights, &applied, &unused, err, sizeof err)) { cli_error(TOOL, NULL, err); graph_free(ftg); return 1; }
+    if (weights && !applied) { fprintf(stderr, "%s: %s: none of its weights is a weight of %s\n", TOOL, weights, clip); graph_free(ftg); return 1; }
+    if (!ft) ft = weights;
     if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (!json) printf("%6s  %10s  %10s\n", "ratio", "zero-shot", "close-set");
     for (double x = a; x <= b + 1e-9 && n < 1001; x += step, n++) {

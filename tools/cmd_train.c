@@ -11,6 +11,8 @@
 #include "../onnx/onnx_io.h"
 #include "../runtime/data/loader.h"
 #include "../runtime/data/preprocess.h"
+#include "../runtime/safetensors.h"
+#include <jansson.h>
 #include "../runtime/train/trainer.h"
 #include "cli.h"
 #include "commands.h"
@@ -21,7 +23,9 @@
 
 static const char *usage =
     "usage: vclip-run train --visual VISUAL.onnx --classes CLASSES --train-list TRAIN.csv --root DIR [options]\n"
-    "  --visual M          the CLIP image encoder to fine-tune (ONNX; its weights are θ_CLIP)\n"
+    "  --visual M          the CLIP image encoder to fine-tune (ONNX; its weights are θ_CLIP), or a\n"
+    "                      checkpoint/weights file of an earlier run: its weights start this one, on\n"
+    "                      the encoder recorded in it\n"
     "  --init W            start from these weights (.safetensors: a checkpoint or weights file)\n"
     "  --classes F         class features (.safetensors from encode-text) or a class list with --text-model\n"
     "  --text-model T      text encoder for --classes lists and --captions\n"
@@ -121,6 +125,25 @@ fail:
     return NULL;
 }
 
+/* The ONNX encoder recorded in a checkpoint's config (malloc'd), or NULL with a message. */
+static char *checkpoint_visual(const char *path, char *err, size_t cap)
+{
+    char **names, *cfg = NULL, *visual = NULL;
+    int n;
+    if (safetensors_names(path, &names, &n, err, cap)) return NULL;
+    Tensor *t = n ? safetensors_load(path, names[0], "config", &cfg, err, cap) : NULL;
+    tensor_free(t);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    json_t *o = cfg ? json_loads(cfg, 0, NULL) : NULL;
+    const char *v = json_string_value(json_object_get(o, "visual"));
+    if (v) visual = strdup(v);
+    else snprintf(err, cap, "%s records no encoder: give the ONNX encoder with --visual and this file with --init", path);
+    json_decref(o);
+    free(cfg);
+    return visual;
+}
+
 static int parse_range(const char *s, double *lo, double *hi)
 {
     char *end;
@@ -193,13 +216,21 @@ int cmd_train(int argc, char **argv)
     if (!visual || !classes || !list || !root) return cli_usage_error(TOOL, "--visual, --classes, --train-list and --root are required");
     if (captions && !text_model) return cli_usage_error(TOOL, "--captions needs --text-model to encode them");
     char err[1024];
+    char *recorded = NULL;
+    size_t vl = strlen(visual);
+    if (vl > 12 && !strcmp(visual + vl - 12, ".safetensors")) { /* --visual CKPT */
+        if (init) return cli_usage_error(TOOL, "--visual is already a weights file: --init is not needed");
+        if (!(recorded = checkpoint_visual(visual, err, sizeof err))) { cli_error(TOOL, NULL, err); return 1; }
+        init = visual;
+        visual = recorded;
+    }
     int rc = 1;
     Evaluator ev;
     evaluator_init(&ev);
     StringList names = {0};
     Tensor *cf = NULL;
     FileSource fs = {0};
-    if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, text_model, err); return 1; }
+    if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, text_model, err); goto done; }
     if (!(cf = class_features_for(&ev, classes, &names, err, sizeof err))) { cli_error(TOOL, classes, err); goto done; }
     if (dataset_load_csv(list, root, &fs.ds, err, sizeof err)) { cli_error(TOOL, list, err); goto done; }
     for (size_t i = 0; i < fs.ds.n; i++)
@@ -285,5 +316,6 @@ done:
     tensor_free(cf);
     string_list_free(&names);
     if (ev.has_text) evaluator_close_text(&ev);
+    free(recorded);
     return rc;
 }

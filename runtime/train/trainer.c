@@ -57,7 +57,8 @@ static char *path_in(const char *dir, const char *name)
     return p;
 }
 
-/* Drops metric lines past `step` (a resumed run redoes them). */
+/* Drops metric lines past `step` (a resumed run redoes them) and a last line
+ * cut short by a kill. */
 static int trim_metrics(const char *path, int64_t step, char *err, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -69,7 +70,8 @@ static int trim_metrics(const char *path, int64_t step, char *err, size_t cap)
     if (!o) { snprintf(err, cap, "%s: %s", tmp, strerror(errno)); fclose(f); free(tmp); return -1; }
     while (fgets(line, sizeof line, f)) {
         const char *s = strstr(line, "\"step\": ");
-        if (s && strtoll(s + 8, NULL, 10) > step) continue;
+        size_t len = strlen(line);
+        if (!s || !len || line[len - 1] != '\n' || strtoll(s + 8, NULL, 10) > step) continue;
         fputs(line, o);
     }
     fclose(f);
