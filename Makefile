@@ -83,4 +83,4 @@ clean:
 
 .PHONY: all unit asan fuzz demo test clean
 .SECONDARY:
--include $(LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(RUN_OBJ:.o=.d) $(BUILD)/obj/tools/vclipc.d $(wildcard $(BUILD)/obj/tests/unit/*.d) $(wildcard $(BUILD)/obj/bench/*.d)
