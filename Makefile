@@ -9,14 +9,14 @@ BIN      ?= bin
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 OPT      ?= -O2
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(CURDIR)"'
-LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -lm
+LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -ldl -lm
 PYTHON   ?= python3
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c)
+LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c codegen/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
 TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run
-UNIT     := $(BUILD)/tests/test_kernels $(BUILD)/tests/test_ir $(BUILD)/tests/test_autodiff $(BUILD)/tests/test_train_step
+UNIT     := $(BUILD)/tests/test_kernels $(BUILD)/tests/test_ir $(BUILD)/tests/test_autodiff $(BUILD)/tests/test_train_step $(BUILD)/tests/test_codegen
 
 all: $(TOOLS)
 
@@ -59,7 +59,7 @@ $(BUILD)/bench/train_step: $(BUILD)/obj/bench/train_step.o $(BUILD)/libvclip.a
 # The sanitizer build: separate tree, same sources.
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	        all build-asan/tests/test_kernels build-asan/tests/test_ir build-asan/tests/test_autodiff build-asan/tests/test_train_step
+	        all build-asan/tests/test_kernels build-asan/tests/test_ir build-asan/tests/test_autodiff build-asan/tests/test_train_step build-asan/tests/test_codegen
 
 FUZZ_CC ?= clang
 fuzz: $(BUILD)/gen/onnx.pb-c.c

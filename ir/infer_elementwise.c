@@ -174,3 +174,18 @@ int infer_where(InferCtx *c)
     c->out[0]->n_known = n;
     return 0;
 }
+
+/* ai.vclip.FusedElementwise: f32 inputs, numpy broadcasting over all of them */
+int infer_fused_elementwise(InferCtx *c)
+{
+    if (need_inputs(c, 1)) return -1;
+    Shape s = c->in[0]->shape;
+    for (int i = 0; i < c->n_in; i++) {
+        if (c->in[i]->dtype != DT_F32) return infer_fail(c, "input %d is %s, not f32", i, dtype_name(c->in[i]->dtype));
+        Shape t = s; /* infer_broadcast_shapes must not write over its input */
+        if (i && infer_broadcast_shapes(c, &t, &c->in[i]->shape, &s)) return -1;
+    }
+    c->out[0]->dtype = DT_F32;
+    c->out[0]->shape = s;
+    return 0;
+}

@@ -103,6 +103,7 @@ typedef struct Value {
     int n_known;              /* < 0: content unknown */
     Dim known[IR_MAX_KNOWN];
     int is_input, is_output;
+    int trainable;            /* a parameter being trained: never folded or inlined */
     int id;
 } Value;
 

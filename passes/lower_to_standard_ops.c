@@ -4,11 +4,14 @@
  *   Gelu(x)      = (x * (Erf(x / sqrt 2) + 1)) * 0.5
  *   Linear(x, W, b) = MatMul(x, W) + b
  *   Attention: see lower_attention.c
+ *   FusedElementwise: its program, one standard op per instruction
  * Used by `vclipc compile --export-standard-ops`. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include "passes.h"
 #include "rewrite.h"
+#include "../codegen/program.h"
 
 static Value *bin(Graph *g, int op, const char *base, Value *a, Value *b)
 {
@@ -16,22 +19,68 @@ static Value *bin(Graph *g, int op, const char *base, Value *a, Value *b)
     return (a && b) ? append_node(g, op, base, 2, in) : NULL;
 }
 
+static Value *quick_gelu(Graph *g, const char *nm, Value *x)
+{
+    Value *t = bin(g, OP_MUL, nm, x, scalar_const(g, "quick_gelu_alpha", 1.702f));
+    Value *s = t ? append_node(g, OP_SIGMOID, nm, 1, &t) : NULL;
+    return bin(g, OP_MUL, nm, x, s);
+}
+
+static Value *gelu(Graph *g, const char *nm, Value *x)
+{
+    Value *d = bin(g, OP_DIV, nm, x, scalar_const(g, "gelu_sqrt2", (float)sqrt(2.0)));
+    Value *e = d ? append_node(g, OP_ERF, nm, 1, &d) : NULL;
+    Value *a = bin(g, OP_ADD, nm, e, scalar_const(g, "gelu_one", 1.0f));
+    return bin(g, OP_MUL, nm, bin(g, OP_MUL, nm, x, a), scalar_const(g, "gelu_half", 0.5f));
+}
+
+/* The IR op of a program opcode (QuickGelu and Gelu are expanded by the caller). */
+static int ir_op_of(int pr)
+{
+    for (int op = 0; op < OP_COUNT; op++)
+        if (program_op_of(op) == pr && !*op_table[op].domain) return op;
+    return -1;
+}
+
+static Value *fused(Graph *g, Node *n)
+{
+    Program p;
+    char err[IR_ERR_CAP];
+    if (program_from_node(n, &p, err, sizeof err)) return NULL;
+    int total = p.n_in + p.n_const + p.n_instr;
+    Value **reg = calloc((size_t)total, sizeof(Value *)), *out = NULL;
+    if (!reg) { program_free(&p); return NULL; }
+    for (int i = 0; i < p.n_in; i++) reg[i] = n->in[i];
+    for (int i = 0; i < p.n_const; i++) reg[p.n_in + i] = scalar_const(g, "fused_const", p.consts[i]);
+    for (int i = 0, base = p.n_in + p.n_const; i < p.n_instr; i++) {
+        const Instr *in = &p.code[i];
+        Value *a = reg[in->a], *b = in->b >= 0 ? reg[in->b] : NULL;
+        if (in->op == PR_QUICK_GELU) reg[base + i] = a ? quick_gelu(g, n->name, a) : NULL;
+        else if (in->op == PR_GELU) reg[base + i] = a ? gelu(g, n->name, a) : NULL;
+        else {
+            int op = ir_op_of(in->op);
+            reg[base + i] = op < 0 || !a ? NULL : b ? bin(g, op, n->name, a, b) : append_node(g, op, n->name, 1, &a);
+        }
+        if (!reg[base + i]) break;
+        out = reg[base + i];
+    }
+    if (out != reg[total - 1]) out = NULL;
+    free(reg);
+    program_free(&p);
+    return out;
+}
+
 static Value *lower(Graph *g, Node *n)
 {
     Value *x = n->in[0];
     const char *nm = n->name;
     switch (n->op) {
-    case OP_QUICK_GELU: {
-        Value *t = bin(g, OP_MUL, nm, x, scalar_const(g, "quick_gelu_alpha", 1.702f));
-        Value *s = t ? append_node(g, OP_SIGMOID, nm, 1, &t) : NULL;
-        return bin(g, OP_MUL, nm, x, s);
-    }
-    case OP_GELU: {
-        Value *d = bin(g, OP_DIV, nm, x, scalar_const(g, "gelu_sqrt2", (float)sqrt(2.0)));
-        Value *e = d ? append_node(g, OP_ERF, nm, 1, &d) : NULL;
-        Value *a = bin(g, OP_ADD, nm, e, scalar_const(g, "gelu_one", 1.0f));
-        return bin(g, OP_MUL, nm, bin(g, OP_MUL, nm, x, a), scalar_const(g, "gelu_half", 0.5f));
-    }
+    case OP_QUICK_GELU:
+        return quick_gelu(g, nm, x);
+    case OP_GELU:
+        return gelu(g, nm, x);
+    case OP_FUSED_ELEMENTWISE:
+        return fused(g, n);
     case OP_ATTENTION:
         return lower_attention(g, n);
     case OP_LINEAR: {

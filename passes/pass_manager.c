@@ -25,6 +25,11 @@ const Pass default_pipeline[] = {
     {NULL, NULL, NULL, 0},
 };
 
+const Pass kernel_pipeline[] = {
+    {"fuse-elementwise", "chains of elementwise ops -> ai.vclip.FusedElementwise (generated kernels)", pass_fuse_elementwise, 1},
+    {NULL, NULL, NULL, 0},
+};
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -55,21 +60,26 @@ int run_passes(Graph *g, const Pass *pipeline, const PassOptions *opt, char *err
 {
     PassOptions none = {0};
     if (!opt) opt = &none;
+    const Pass *const known[] = {default_pipeline, kernel_pipeline, pipeline};
     if (opt->dump_after && strcmp(opt->dump_after, "all") != 0) {
         int found = strcmp(opt->dump_after, "import") == 0;
-        for (const Pass *p = pipeline; p->name; p++) if (strcmp(p->name, opt->dump_after) == 0) found = 1;
+        for (int k = 0; k < 3; k++)
+            for (const Pass *p = known[k]; p->name; p++) if (strcmp(p->name, opt->dump_after) == 0) found = 1;
         if (!found) {
             size_t len = (size_t)snprintf(err, cap, "--dump-after: unknown pass '%s' (passes: import", opt->dump_after);
-            for (const Pass *p = pipeline; p->name && len < cap; p++) len += (size_t)snprintf(err + len, cap - len, ", %s", p->name);
+            for (int k = 0; k < 2; k++)
+                for (const Pass *p = known[k]; p->name && len < cap; p++) len += (size_t)snprintf(err + len, cap - len, ", %s", p->name);
             if (len < cap) snprintf(err + len, cap - len, ", all)");
             return -1;
         }
     }
     int want_all = opt->dump_after && strcmp(opt->dump_after, "all") == 0;
-    if ((want_all || (opt->dump_after && strcmp(opt->dump_after, "import") == 0)) && dump(g, opt, 0, "import", err, cap)) return -1;
-    if (opt->stats) fprintf(stderr, "%-24s %8s %8s %10s\n", "pass", "nodes", "changes", "ms");
-    if (opt->stats) fprintf(stderr, "%-24s %8d %8s %10s\n", "import", g->n_nodes, "-", "-");
-    int index = 1;
+    if (!opt->first_index) { /* the first pipeline of a compilation also shows the imported graph */
+        if ((want_all || (opt->dump_after && strcmp(opt->dump_after, "import") == 0)) && dump(g, opt, 0, "import", err, cap)) return -1;
+        if (opt->stats) fprintf(stderr, "%-24s %8s %8s %10s\n", "pass", "nodes", "changes", "ms");
+        if (opt->stats) fprintf(stderr, "%-24s %8d %8s %10s\n", "import", g->n_nodes, "-", "-");
+    }
+    int index = opt->first_index ? opt->first_index : 1;
     for (const Pass *p = pipeline; p->name; p++, index++) {
         if (p->fusion && opt->no_fusion) continue;
         double t0 = now_ms();
@@ -85,4 +95,11 @@ int run_passes(Graph *g, const Pass *pipeline, const PassOptions *opt, char *err
             return -1;
     }
     return 0;
+}
+
+int pipeline_length(const Pass *pipeline)
+{
+    int n = 0;
+    while (pipeline[n].name) n++;
+    return n;
 }

@@ -24,6 +24,7 @@ int pass_fuse_quick_gelu(Graph *g, char *err, size_t cap);
 int pass_fuse_linear(Graph *g, char *err, size_t cap);
 int pass_fuse_attention(Graph *g, char *err, size_t cap);
 int pass_lower_to_standard_ops(Graph *g, char *err, size_t cap);
+int pass_fuse_elementwise(Graph *g, char *err, size_t cap);
 
 typedef enum { DUMP_TEXT, DUMP_DOT, DUMP_ONNX } DumpFormat;
 
@@ -34,6 +35,7 @@ typedef struct {
     int verify;               /* run the verifier after each pass */
     int stats;                /* print node counts and time per pass to stderr */
     int no_fusion;            /* run the cleanup passes only */
+    int first_index;          /* a later pipeline of the same compilation: dumps continue from this number */
 } PassOptions;
 
 /* VCLIP: image encoder -> video encoder with temporal-window attention.
@@ -62,7 +64,12 @@ Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *
 
 /* The default pipeline, in order; NULL-terminated. */
 extern const Pass default_pipeline[];
+/* Kernel fusion for code generation, run after the default pipeline (and on
+ * training graphs after autodiff): elementwise chains -> generated kernels. */
+extern const Pass kernel_pipeline[];
 
 int run_passes(Graph *g, const Pass *pipeline, const PassOptions *opt, char *err, size_t cap);
+/* Passes in a pipeline (for numbering the next one's dumps). */
+int pipeline_length(const Pass *pipeline);
 
 #endif

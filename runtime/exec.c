@@ -64,8 +64,14 @@ int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **
         const Shape *s = &ic->out[i]->shape;
         int64_t dims[IR_MAX_RANK];
         if (!shape_is_const(s)) {
-            snprintf(err, cap, "node '%s' (%s): could not determine the shape of output '%s'", n->name,
-                     op_name(n->op), n->out[i]->name);
+            int at = snprintf(err, cap, "node '%s' (%s): could not determine the shape of output '%s' from inputs", n->name,
+                              op_name(n->op), n->out[i]->name);
+            for (int j = 0; j < n->n_in && at > 0 && (size_t)at < cap; j++) {
+                at += snprintf(err + at, cap - (size_t)at, " [");
+                for (int d = 0; ins[j] && d < ins[j]->rank && (size_t)at < cap; d++)
+                    at += snprintf(err + at, cap - (size_t)at, "%s%lld", d ? "," : "", (long long)ins[j]->dims[d]);
+                if ((size_t)at < cap) at += snprintf(err + at, cap - (size_t)at, "]");
+            }
             goto done;
         }
         for (int d = 0; d < s->rank; d++) dims[d] = s->d[d].n;

@@ -2,6 +2,8 @@
  * Each subcommand is a small function over the library; argument errors and
  * model errors exit with status 2 and 1 and a message naming the file. */
 #include <getopt.h>
+#include <sys/stat.h>
+#include <errno.h>
 #include <signal.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "../ir/verify.h"
 #include "../onnx/onnx_io.h"
 #include "../passes/passes.h"
+#include "../codegen/program.h"
 #include "../runtime/exec.h"
 #include "../runtime/npy.h"
 #include "cli.h"
@@ -33,7 +36,7 @@ static const char *usage_main =
     "      reference kernels\n"
     "  compile MODEL.onnx -o OUT.onnx [--dump-after NAME|all] [--dump-dir DIR]\n"
     "      [--dump-format text|dot|onnx] [--pass-stats] [--external-data]\n"
-    "      [--no-fusion] [--export-standard-ops]\n"
+    "      [--no-fusion] [--export-standard-ops] [--emit-kernels DIR]\n"
     "      [--frames T [--temporal-window 1|2|3] [--temporal-boundary zero|mask]]\n"
     "      run the graph passes and write the optimized model as ONNX\n"
     "  dump MODEL.onnx [--format text|dot]\n"
@@ -219,8 +222,13 @@ static int cmd_run(int argc, char **argv)
     double t0 = cli_now_ms();
     Graph *g = load(argv[optind]);
     if (!g) return 1;
-    PassOptions popt = {.no_fusion = no_fusion};
-    if (run_passes(g, default_pipeline, &popt, err, sizeof err)) { print_error(argv[optind], err); graph_free(g); return 1; }
+    PassOptions popt = {.no_fusion = no_fusion}, kopt = popt;
+    kopt.first_index = pipeline_length(default_pipeline) + 1;
+    if (run_passes(g, default_pipeline, &popt, err, sizeof err) || run_passes(g, kernel_pipeline, &kopt, err, sizeof err)) {
+        print_error(argv[optind], err);
+        graph_free(g);
+        return 1;
+    }
     double load_ms = cli_now_ms() - t0;
     Tensor **in_t = calloc((size_t)g->n_inputs + 1, sizeof(Tensor *));
     Tensor **out_t = calloc((size_t)g->n_outputs + 1, sizeof(Tensor *));
@@ -318,6 +326,36 @@ done:
 
 /* ---- compile ---------------------------------------------------------- */
 
+/* --emit-kernels: DIR/NN-NODE.c and .cu for every generated kernel. */
+static int emit_kernels(const Graph *g, const char *dir, char *err, size_t cap)
+{
+    if (mkdir(dir, 0777) && errno != EEXIST) { snprintf(err, cap, "%s", strerror(errno)); return -1; }
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op != OP_FUSED_ELEMENTWISE) continue;
+        Program p;
+        if (program_from_node(n, &p, err, cap)) return -1;
+        char *src[2] = {program_render_c(&p), program_render_cuda(&p)};
+        program_free(&p);
+        for (int d = 0; d < 2; d++) {
+            char path[4096], safe[128];
+            snprintf(safe, sizeof safe, "%s", n->name);
+            for (char *s = safe; *s; s++) if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_')) *s = '_';
+            snprintf(path, sizeof path, "%s/%02d-%s.%s", dir, k, safe, d ? "cu" : "c");
+            FILE *f = src[d] ? fopen(path, "w") : NULL;
+            int bad = !f || fputs(src[d], f) < 0;
+            if (f && fclose(f)) bad = 1;
+            if (bad) { snprintf(err, cap, "cannot write %.900s", path); free(src[0]); free(src[1]); return -1; }
+        }
+        free(src[0]);
+        free(src[1]);
+        k++;
+    }
+    fprintf(stderr, "vclipc: %d generated kernels written to %s\n", k, dir);
+    return 0;
+}
+
 static int cmd_compile(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", 1, 0, 'o'}, {"dump-after", 1, 0, 'a'}, {"dump-dir", 1, 0, 'd'},
@@ -325,15 +363,16 @@ static int cmd_compile(int argc, char **argv)
                                          {"external-data", 0, 0, 'e'}, {"no-fusion", 0, 0, 'F'},
                                          {"export-standard-ops", 0, 0, 'S'}, {"frames", 1, 0, 'T'},
                                          {"temporal-window", 1, 0, 'W'}, {"temporal-boundary", 1, 0, 'B'},
-                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    const char *out = NULL;
+                                         {"emit-kernels", 1, 0, 'K'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *out = NULL, *emit_dir = NULL;
     int standard_ops = 0, frames = 0, window = 1, boundary_mask = 0;
     PassOptions po = {.verify = 1};
     OnnxSaveOptions so = {.external_data = -1, .producer = "vclipc " VCLIP_VERSION};
     int c;
-    while ((c = getopt_long(argc, argv, "o:a:d:f:seFST:W:B:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:a:d:f:seFST:W:B:K:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
+        case 'K': emit_dir = optarg; break;
         case 'a': po.dump_after = optarg; break;
         case 'd': po.dump_dir = optarg; break;
         case 'f':
@@ -361,6 +400,7 @@ static int cmd_compile(int argc, char **argv)
                    "  --pass-stats            node counts and time per pass on stderr\n"
                    "  --external-data         store weights in OUT.onnx.data (automatic above 1 GiB)\n"
                    "  --no-fusion             run the cleanup passes only\n"
+                   "  --emit-kernels DIR      write every generated kernel's source (C and CUDA C) to DIR\n"
                    "  --export-standard-ops   expand our ai.vclip ops into standard ONNX ops, so any\n"
                    "                          ONNX runtime can run the result\n"
                    "  --frames T              VCLIP: input 'video' [B, T, 3, H, W], output\n"
@@ -371,6 +411,7 @@ static int cmd_compile(int argc, char **argv)
                    "                          values, as the released code does) or mask (left out)\n"
                    "passes, in order:\n");
             for (const Pass *p = default_pipeline; p->name; p++) printf("  %-32s %s\n", p->name, p->summary);
+            for (const Pass *p = kernel_pipeline; p->name; p++) printf("  %-32s %s\n", p->name, p->summary);
             return 0;
         }
         default: return usage_error("compile", "unknown option");
@@ -383,9 +424,13 @@ static int cmd_compile(int argc, char **argv)
     if (!g) return 1;
     int rc = 1;
     TemporalOptions to = {frames, window, boundary_mask};
+    PassOptions kpo = po;
+    kpo.first_index = pipeline_length(default_pipeline) + 1;
     if (frames && po.no_fusion) return usage_error("compile", "--frames needs the fusion passes (drop --no-fusion)");
     if (run_passes(g, default_pipeline, &po, err, sizeof err)) print_error(argv[optind], err);
     else if (frames && temporal_attention(g, &to, err, sizeof err) < 0) print_error(argv[optind], err);
+    else if (run_passes(g, kernel_pipeline, &kpo, err, sizeof err)) print_error(argv[optind], err);
+    else if (emit_dir && emit_kernels(g, emit_dir, err, sizeof err)) print_error(emit_dir, err);
     else if (standard_ops && pass_lower_to_standard_ops(g, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (onnx_save(g, out, &so, err, sizeof err)) die(err);
     else rc = 0;

@@ -125,6 +125,14 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     graph_add_output(g, tg->loss_ce);
     graph_add_output(g, logits);
     for (int i = 0; i < tg->n_params; i++) graph_add_output(g, tg->grads[i]);
+    /* forward and backward through the same kernel fusion; outputs may be
+     * replaced by fused nodes, so the handles are taken again */
+    for (int i = 0; i < tg->n_params; i++) tg->params[i]->trainable = 1;
+    if (run_passes(g, kernel_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%.300s: %s", onnx_path, msg); goto fail; }
+    tg->loss = g->outputs[0];
+    tg->loss_ce = g->outputs[1];
+    tg->logits = g->outputs[2];
+    for (int i = 0; i < tg->n_params; i++) tg->grads[i] = g->outputs[3 + i];
     for (int i = 0; i < n_init; i++) free(names[i]);
     free(names);
     return 0;

@@ -1,0 +1,112 @@
+/* jit_cpu.c — see jit_cpu.h.  Compilation runs the compiler as a child
+ * process (posix_spawn), writes to a temporary name and renames, so that
+ * concurrent processes sharing the cache never load a half-written object. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "jit_cpu.h"
+#include "program.h"
+#include "../runtime/eval/feature_cache.h"
+
+extern char **environ;
+
+#define FLAGS "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno"
+#define FLAGS_TEXT "-O3 -fPIC -shared -ffp-contract=off -fno-math-errno"
+#define MAX_KERNELS 4096
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { uint64_t key; FusedKernelFn fn; } table[MAX_KERNELS];
+static int n_table, broken;
+static char describe_buf[512];
+
+static const char *compiler(void)
+{
+    const char *cc = getenv("VCLIP_CC");
+    return cc && *cc ? cc : "cc";
+}
+
+static int debug_level(void)
+{
+    const char *e = getenv("VCLIP_DEBUG");
+    return e ? atoi(e) : 0;
+}
+
+/* Runs argv, stdout+stderr into log; the exit status, or -1 if it cannot start. */
+static int run(char *const *argv, const char *log)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc) { errno = rc; return -1; }
+    int st;
+    if (waitpid(pid, &st, 0) < 0) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void give_up(const char *why)
+{
+    if (!broken) fprintf(stderr, "vclip: cannot compile kernels with '%s' (%s); fused kernels run on the reference path\n", compiler(), why);
+    broken = 1;
+}
+
+static FusedKernelFn load(const char *so)
+{
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    return h ? (FusedKernelFn)(uintptr_t)dlsym(h, "vclip_fused") : NULL;
+}
+
+FusedKernelFn jit_cpu_fused(const char *source)
+{
+    uint64_t key = program_hash(FLAGS_TEXT, program_hash(compiler(), program_hash(source, 0)));
+    FusedKernelFn fn = NULL;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < n_table; i++) if (table[i].key == key) { fn = table[i].fn; goto done; }
+    if (broken) goto done;
+    char dir[4096], err[512], so[4300], src[4300], tmp[4400], log[4300];
+    if (vclip_cache_dir("kernels", dir, sizeof dir, err, sizeof err)) { give_up(err); goto done; }
+    snprintf(so, sizeof so, "%s/%016llx.so", dir, (unsigned long long)key);
+    snprintf(src, sizeof src, "%s/%016llx.c", dir, (unsigned long long)key);
+    snprintf(log, sizeof log, "%s/%016llx.log", dir, (unsigned long long)key);
+    snprintf(tmp, sizeof tmp, "%s/%016llx.so.%d.tmp", dir, (unsigned long long)key, (int)getpid());
+    if (debug_level() >= 2) fprintf(stderr, "vclip: kernel %016llx (VCLIP_DEBUG=2):\n%s", (unsigned long long)key, source);
+    if (access(so, R_OK) == 0 && (fn = load(so))) goto remember;
+    FILE *f = fopen(src, "w");
+    if (!f || fputs(source, f) < 0 || fclose(f)) { if (f) fclose(f); give_up("cannot write to the kernel cache"); goto done; }
+    char *argv[] = {(char *)compiler(), FLAGS, src, "-o", tmp, "-lm", NULL};
+    int st = run(argv, log);
+    if (st != 0) {
+        char why[600];
+        if (st > 0) snprintf(why, sizeof why, "exit status %d, see %.500s", st, log);
+        else snprintf(why, sizeof why, "%s", strerror(errno));
+        remove(tmp);
+        give_up(why);
+        goto done;
+    }
+    if (rename(tmp, so) || !(fn = load(so))) { remove(tmp); give_up(dlerror() ? dlerror() : "cannot load the compiled kernel"); goto done; }
+    if (debug_level() >= 1) fprintf(stderr, "vclip: compiled kernel %s\n", so);
+remember:
+    if (n_table < MAX_KERNELS) { table[n_table].key = key; table[n_table].fn = fn; n_table++; }
+done:
+    pthread_mutex_unlock(&mu);
+    return fn;
+}
+
+const char *jit_cpu_describe(void)
+{
+    char dir[4096], err[256];
+    if (vclip_cache_dir("kernels", dir, sizeof dir, err, sizeof err)) snprintf(dir, sizeof dir, "(no cache: %s)", err);
+    snprintf(describe_buf, sizeof describe_buf, "%s %s, cache %.400s", compiler(), FLAGS_TEXT, dir);
+    return describe_buf;
+}

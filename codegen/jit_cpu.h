@@ -1,0 +1,19 @@
+/* jit_cpu.h — C kernels compiled at run time: the system C compiler builds a
+ * shared object, dlopen loads it, and a disk cache keyed by source + compiler
+ * + flags keeps it for the next process ($VCLIP_CACHE_DIR/kernels). */
+#ifndef VCLIP_JIT_CPU_H
+#define VCLIP_JIT_CPU_H
+
+#include <stdint.h>
+
+typedef void (*FusedKernelFn)(int64_t begin, int64_t end, int rank, const int64_t *dims, const float *const *in,
+                              const int64_t *strides, float *out);
+
+/* The compiled `vclip_fused` of source, or NULL when no compiler works (said
+ * once on stderr; callers fall back to the reference kernels).  The compiler
+ * is $VCLIP_CC, else cc.  Thread-safe. */
+FusedKernelFn jit_cpu_fused(const char *source);
+/* Where kernels are cached, and the compiler command line in use. */
+const char *jit_cpu_describe(void);
+
+#endif

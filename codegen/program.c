@@ -1,0 +1,128 @@
+/* program.c — see program.h: the opcode table, decoding, the reference
+ * interpreter and hashing.  The renderers are in render_c.c and
+ * render_cuda.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "program.h"
+#include "../ir/ops.h"
+
+static const char *const names[PR_COUNT] = {
+#define X(id, name, arity) [id] = name,
+    PROGRAM_OPS(X)
+#undef X
+};
+static const int arities[PR_COUNT] = {
+#define X(id, name, arity) [id] = arity,
+    PROGRAM_OPS(X)
+#undef X
+};
+
+const char *program_op_name(int op) { return op >= 0 && op < PR_COUNT ? names[op] : "?"; }
+int program_op_arity(int op) { return op >= 0 && op < PR_COUNT ? arities[op] : 0; }
+
+int program_op_of(int ir_op)
+{
+    switch (ir_op) {
+    case OP_ADD: return PR_ADD;
+    case OP_SUB: return PR_SUB;
+    case OP_MUL: return PR_MUL;
+    case OP_DIV: return PR_DIV;
+    case OP_MAX: return PR_MAX;
+    case OP_MIN: return PR_MIN;
+    case OP_POW: return PR_POW;
+    case OP_NEG: return PR_NEG;
+    case OP_EXP: return PR_EXP;
+    case OP_LOG: return PR_LOG;
+    case OP_SQRT: return PR_SQRT;
+    case OP_RECIPROCAL: return PR_RECIP;
+    case OP_SIGMOID: return PR_SIGMOID;
+    case OP_TANH: return PR_TANH;
+    case OP_RELU: return PR_RELU;
+    case OP_ABS: return PR_ABS;
+    case OP_ERF: return PR_ERF;
+    case OP_QUICK_GELU: return PR_QUICK_GELU;
+    case OP_GELU: return PR_GELU;
+    default: return -1;
+    }
+}
+
+int program_from_node(const Node *n, Program *p, char *err, size_t cap)
+{
+    memset(p, 0, sizeof *p);
+    const Attr *code = node_attr(n, "program"), *k = node_attr(n, "constants");
+    if (!code || code->type != ATTR_INTS || code->n % 3 || code->n == 0) { snprintf(err, cap, "needs an ints attribute 'program' of opcode, a, b triples"); return -1; }
+    p->n_in = n->n_in;
+    p->n_const = k ? k->n : 0;
+    p->consts = k ? k->floats : NULL;
+    p->n_instr = code->n / 3;
+    p->code = malloc(sizeof(Instr) * (size_t)p->n_instr);
+    if (!p->code) { snprintf(err, cap, "out of memory"); return -1; }
+    for (int i = 0; i < p->n_instr; i++) {
+        Instr in = {(int)code->ints[3 * i], (int)code->ints[3 * i + 1], (int)code->ints[3 * i + 2]};
+        int avail = p->n_in + p->n_const + i, ar = program_op_arity(in.op);
+        if (in.op < 0 || in.op >= PR_COUNT || in.a < 0 || in.a >= avail || (ar == 2 ? (in.b < 0 || in.b >= avail) : in.b != -1)) {
+            snprintf(err, cap, "program instruction %d is malformed", i);
+            program_free(p);
+            return -1;
+        }
+        p->code[i] = in;
+    }
+    return 0;
+}
+
+void program_free(Program *p)
+{
+    free(p->code);
+    p->code = NULL;
+}
+
+static double apply(int op, double a, double b)
+{
+    switch (op) {
+    case PR_ADD: return a + b;
+    case PR_SUB: return a - b;
+    case PR_MUL: return a * b;
+    case PR_DIV: return a / b;
+    case PR_MAX: return a > b ? a : b;
+    case PR_MIN: return a < b ? a : b;
+    case PR_POW: return pow(a, b);
+    case PR_NEG: return -a;
+    case PR_EXP: return exp(a);
+    case PR_LOG: return log(a);
+    case PR_SQRT: return sqrt(a);
+    case PR_RECIP: return 1.0 / a;
+    case PR_SIGMOID: return 1.0 / (1.0 + exp(-a));
+    case PR_TANH: return tanh(a);
+    case PR_RELU: return a > 0 ? a : 0;
+    case PR_ABS: return fabs(a);
+    case PR_ERF: return erf(a);
+    case PR_QUICK_GELU: return a / (1.0 + exp(-1.702 * a));
+    case PR_GELU: return 0.5 * a * (1.0 + erf(a / sqrt(2.0)));
+    default: return NAN;
+    }
+}
+
+double program_eval(const Program *p, const double *inputs)
+{
+    double r[256];
+    int n = p->n_in + p->n_const;
+    if (n + p->n_instr > 256) return NAN;
+    for (int i = 0; i < p->n_in; i++) r[i] = inputs[i];
+    for (int i = 0; i < p->n_const; i++) r[p->n_in + i] = p->consts[i];
+    for (int i = 0; i < p->n_instr; i++) {
+        const Instr *in = &p->code[i];
+        r[n + i] = apply(in->op, r[in->a], in->b >= 0 ? r[in->b] : 0);
+        /* each step rounds to f32, as the unfused graph does between nodes */
+        r[n + i] = (float)r[n + i];
+    }
+    return r[n + p->n_instr - 1];
+}
+
+uint64_t program_hash(const char *s, uint64_t h)
+{
+    if (!h) h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}

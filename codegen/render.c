@@ -1,0 +1,125 @@
+/* render.c — the two dialects of a fused elementwise kernel.  The body (one
+ * f32 statement per instruction) is the same text in C and CUDA C; only the
+ * wrapper differs: a loop over a range of output elements for the CPU (the
+ * pool splits the range), one thread per element for the GPU.  Contiguous
+ * same-shape inputs take a flat path (strides == NULL) that compilers
+ * vectorize. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "program.h"
+
+typedef struct { char *s; size_t len, cap; int oom; } Buf;
+
+static void put(Buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->oom = 1; return; }
+        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *p = realloc(b->s, cap);
+        if (!p) { b->oom = 1; return; }
+        b->s = p;
+        b->cap = cap;
+    }
+}
+
+static void expr(Buf *b, int op, int a, int c)
+{
+    switch (op) {
+    case PR_ADD: put(b, "r%d + r%d", a, c); break;
+    case PR_SUB: put(b, "r%d - r%d", a, c); break;
+    case PR_MUL: put(b, "r%d * r%d", a, c); break;
+    case PR_DIV: put(b, "r%d / r%d", a, c); break;
+    case PR_MAX: put(b, "r%d > r%d ? r%d : r%d", a, c, a, c); break;
+    case PR_MIN: put(b, "r%d < r%d ? r%d : r%d", a, c, a, c); break;
+    case PR_POW: put(b, "powf(r%d, r%d)", a, c); break;
+    case PR_NEG: put(b, "-r%d", a); break;
+    case PR_EXP: put(b, "expf(r%d)", a); break;
+    case PR_LOG: put(b, "logf(r%d)", a); break;
+    case PR_SQRT: put(b, "sqrtf(r%d)", a); break;
+    case PR_RECIP: put(b, "1.0f / r%d", a); break;
+    case PR_SIGMOID: put(b, "1.0f / (1.0f + expf(-r%d))", a); break;
+    case PR_TANH: put(b, "tanhf(r%d)", a); break;
+    case PR_RELU: put(b, "r%d > 0.0f ? r%d : 0.0f", a, a); break;
+    case PR_ABS: put(b, "fabsf(r%d)", a); break;
+    case PR_ERF: put(b, "erff(r%d)", a); break;
+    case PR_QUICK_GELU: put(b, "r%d / (1.0f + expf(-1.702f * r%d))", a, a); break;
+    case PR_GELU: put(b, "0.5f * r%d * (1.0f + erff(r%d * 0.70710678118654752f))", a, a); break;
+    default: put(b, "0.0f"); break;
+    }
+}
+
+/* registers from the inputs at offsets off0.., the constants, the code; ends
+ * with "out[i] = rN;" */
+static void body(Buf *b, const Program *p, const char *indent)
+{
+    for (int k = 0; k < p->n_in; k++) put(b, "%sconst float r%d = in%d[off%d];\n", indent, k, k, k);
+    for (int k = 0; k < p->n_const; k++) put(b, "%sconst float r%d = %af;\n", indent, p->n_in + k, (double)p->consts[k]);
+    int base = p->n_in + p->n_const;
+    for (int i = 0; i < p->n_instr; i++) {
+        put(b, "%sconst float r%d = ", indent, base + i);
+        expr(b, p->code[i].op, p->code[i].a, p->code[i].b);
+        put(b, ";\n");
+    }
+    put(b, "%sout[i] = r%d;\n", indent, base + p->n_instr - 1);
+}
+
+static void header_comment(Buf *b, const Program *p)
+{
+    put(b, "/* vclip fused elementwise kernel: %d inputs, %d instructions:", p->n_in, p->n_instr);
+    for (int i = 0; i < p->n_instr; i++) put(b, " %s", program_op_name(p->code[i].op));
+    put(b, " */\n");
+}
+
+char *program_render_c(const Program *p)
+{
+    Buf b = {0};
+    header_comment(&b, p);
+    put(&b, "#include <math.h>\n#include <stdint.h>\n\n");
+    put(&b, "void vclip_fused(int64_t begin, int64_t end, int rank, const int64_t *dims, const float *const *in,\n"
+            "                 const int64_t *strides, float *out)\n{\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "    const float *in%d = in[%d];\n", k, k);
+    put(&b, "    if (!strides) {\n        for (int64_t i = begin; i < end; i++) {\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "            const int64_t off%d = i;\n", k);
+    body(&b, p, "            ");
+    put(&b, "        }\n        return;\n    }\n");
+    put(&b, "    int64_t idx[8], rem = begin;\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "    int64_t off%d = 0;\n", k);
+    put(&b, "    for (int d = rank - 1; d >= 0; d--) {\n        idx[d] = rem %% dims[d];\n        rem /= dims[d];\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "        off%d += idx[d] * strides[%d * rank + d];\n", k, k);
+    put(&b, "    }\n    for (int64_t i = begin; i < end; i++) {\n");
+    body(&b, p, "        ");
+    put(&b, "        for (int d = rank - 1; d >= 0; d--) {\n            idx[d]++;\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "            off%d += strides[%d * rank + d];\n", k, k);
+    put(&b, "            if (idx[d] < dims[d]) break;\n            idx[d] = 0;\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "            off%d -= strides[%d * rank + d] * dims[d];\n", k, k);
+    put(&b, "        }\n    }\n}\n");
+    if (b.oom) { free(b.s); return NULL; }
+    return b.s;
+}
+
+char *program_render_cuda(const Program *p)
+{
+    Buf b = {0};
+    header_comment(&b, p);
+    put(&b, "extern \"C\" __global__ void vclip_fused(long long n, int rank, const long long *dims, const float *const *in,\n"
+            "                                        const long long *strides, float *out)\n{\n");
+    put(&b, "    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n    if (i >= n) return;\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "    const float *in%d = in[%d];\n    long long off%d = i;\n", k, k, k);
+    put(&b, "    if (strides) {\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "        off%d = 0;\n", k);
+    put(&b, "        long long rem = i;\n        for (int d = rank - 1; d >= 0; d--) {\n"
+            "            const long long c = rem %% dims[d];\n            rem /= dims[d];\n");
+    for (int k = 0; k < p->n_in; k++) put(&b, "            off%d += c * strides[%d * rank + d];\n", k, k);
+    put(&b, "        }\n    }\n");
+    body(&b, p, "    ");
+    put(&b, "}\n");
+    if (b.oom) { free(b.s); return NULL; }
+    return b.s;
+}
