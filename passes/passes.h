@@ -62,6 +62,19 @@ int specialize_batch(Graph *g, int64_t n, char *err, size_t cap);
 Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *alpha, Value *out, int exact_gradient,
                            char *err, size_t cap);
 
+/* Memory planning (plan_memory.c): arena offsets for the intermediates,
+ * given each value's size in bytes (0: not a buffer).  Values that are graph
+ * outputs (or views of them), inputs and constants get PLAN_NONE. */
+#define PLAN_NONE ((size_t)-1)
+typedef struct {
+    size_t *offset;          /* per value id */
+    size_t arena_bytes;      /* the arena's size: the planned peak of activations */
+    size_t planned_bytes;    /* the sum of the planned buffers (no reuse) */
+    int n_planned;
+} MemoryPlan;
+int plan_memory(const Graph *g, const size_t *bytes, MemoryPlan *plan);
+void memory_plan_free(MemoryPlan *plan);
+
 /* The default pipeline, in order; NULL-terminated. */
 extern const Pass default_pipeline[];
 /* Kernel fusion for code generation, run after the default pipeline (and on

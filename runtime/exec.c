@@ -11,6 +11,7 @@
 #include "exec.h"
 #include "cpu/kernels.h"
 #include "cpu/parallel.h"
+#include "../passes/passes.h"
 
 /* OpenBLAS' own knob; declared here to avoid depending on its extra headers. */
 void openblas_set_num_threads(int);
@@ -83,7 +84,9 @@ int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **
             goto done;
         }
         int view = op_table[n->op].pattern == PAT_VIEW && i == 0 && !(opt && opt->reference_only);
-        outs[i] = view ? tensor_view(ins[0], s->rank, dims) : tensor_new(ic->out[i]->dtype, s->rank, dims);
+        void *mem = !view && opt && opt->alloc ? opt->alloc(opt->alloc_ctx, n->out[i], (size_t)numel * es) : NULL;
+        outs[i] = view ? tensor_view(ins[0], s->rank, dims)
+                       : mem ? tensor_borrow(ic->out[i]->dtype, s->rank, dims, mem) : tensor_new(ic->out[i]->dtype, s->rank, dims);
         if (!outs[i]) {
             snprintf(err, cap, "node '%s' (%s): cannot allocate output '%s'", n->name, op_name(n->op), n->out[i]->name);
             goto done;
@@ -115,7 +118,20 @@ struct Session {
     Tensor **slots;
     size_t *counted;    /* per value: bytes it adds to the live total (0 for views) */
     size_t live, peak;
+    size_t *bytes;      /* per value: its buffer's size in the last run (0: none) */
+    MemoryPlan plan;    /* from the last run's sizes; used while the input shapes stay */
+    char *arena;
+    int64_t *signature; /* the input dims the plan is for */
+    int sig_len, use_arena;
 };
+
+/* ExecOptions.alloc: the planned place, when the size is the planned one. */
+static void *arena_alloc(void *ctx, const Value *v, size_t bytes)
+{
+    Session *s = ctx;
+    if (!s->arena || v->id >= s->g->n_values || s->plan.offset[v->id] == PLAN_NONE || s->bytes[v->id] != bytes) return NULL;
+    return s->arena + s->plan.offset[v->id];
+}
 
 Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap)
 {
@@ -126,7 +142,10 @@ Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap)
     s->last_use = malloc(sizeof(int) * (size_t)(g->n_values ? g->n_values : 1));
     s->slots = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(Tensor *));
     s->counted = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(size_t));
-    if (!s->last_use || !s->slots || !s->counted) { session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
+    s->bytes = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(size_t));
+    const char *na = getenv("VCLIP_NO_ARENA");
+    s->use_arena = !(na && *na && strcmp(na, "0"));
+    if (!s->last_use || !s->slots || !s->counted || !s->bytes) { session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
     for (int i = 0; i < g->n_values; i++) s->last_use[i] = -1;
     for (int i = 0; i < g->n_nodes; i++)
         for (int j = 0; j < g->nodes[i]->n_in; j++)
@@ -147,10 +166,45 @@ void session_free(Session *s)
     free(s->last_use);
     free(s->slots);
     free(s->counted);
+    free(s->bytes);
+    memory_plan_free(&s->plan);
+    free(s->arena);
+    free(s->signature);
     free(s);
 }
 
 size_t session_peak_bytes(const Session *s) { return s->peak; }
+size_t session_arena_bytes(const Session *s) { return s->arena ? s->plan.arena_bytes : 0; }
+
+/* The input dims of this run, flattened with their ranks. */
+static int64_t *input_signature(const Graph *g, Tensor *const *inputs, int *len)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_inputs; i++) n += 1 + inputs[i]->rank;
+    int64_t *sig = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (!sig) return NULL;
+    n = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        sig[n++] = inputs[i]->rank;
+        for (int d = 0; d < inputs[i]->rank; d++) sig[n++] = inputs[i]->dims[d];
+    }
+    *len = n;
+    return sig;
+}
+
+/* After a run: plan the arena for this run's sizes unless it already is. */
+static void replan(Session *s, int64_t *sig, int len)
+{
+    if (s->arena && s->sig_len == len && !memcmp(s->signature, sig, sizeof(int64_t) * (size_t)len)) { free(sig); return; }
+    memory_plan_free(&s->plan);
+    free(s->arena);
+    free(s->signature);
+    s->arena = NULL;
+    s->signature = sig;
+    s->sig_len = len;
+    if (plan_memory(s->g, s->bytes, &s->plan) == 0 && s->plan.arena_bytes)
+        s->arena = aligned_alloc(64, (s->plan.arena_bytes + 63) / 64 * 64);
+}
 
 static int bind_input(Graph *g, Value *v, const Tensor *t, int64_t *symval, char *err, size_t cap)
 {
@@ -233,6 +287,11 @@ int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, 
     memset(s->counted, 0, sizeof(size_t) * (size_t)g->n_values);
     for (int i = 0; i < g->n_values; i++)
         if (g->values[i]->konst) s->slots[i] = g->values[i]->konst;
+    int sig_len = 0;
+    int64_t *sig = s->use_arena ? input_signature(g, inputs, &sig_len) : NULL;
+    ExecOptions eo = s->opt;
+    int planned = sig && s->arena && s->sig_len == sig_len && !memcmp(s->signature, sig, sizeof(int64_t) * (size_t)sig_len);
+    if (planned) { eo.alloc = arena_alloc; eo.alloc_ctx = s; }
     for (int i = 0; i < g->n_inputs; i++) {
         if (bind_input(g, g->inputs[i], inputs[i], symval, err, cap)) goto done;
         s->slots[g->inputs[i]->id] = tensor_view(inputs[i], inputs[i]->rank, inputs[i]->dims);
@@ -251,7 +310,7 @@ int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, 
             if (!ins[j]) { snprintf(err, cap, "node '%s': input '%s' has no value", n->name, n->in[j]->name); goto done; }
         }
         double t0 = profile ? now_ms() : 0;
-        if (exec_node(g, n, ins, outs, &s->opt, err, cap)) goto done;
+        if (exec_node(g, n, ins, outs, &eo, err, cap)) goto done;
         if (profile) {
             double dt = now_ms() - t0;
             prof_ms[n->op] += dt;
@@ -267,6 +326,7 @@ int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, 
             s->slots[n->out[j]->id] = outs[j];
             int is_view = outs[j] && n->n_in && ins[0] && outs[j]->data == ins[0]->data;
             s->counted[n->out[j]->id] = (outs[j] && !is_view) ? outs[j]->nbytes : 0;
+            s->bytes[n->out[j]->id] = s->counted[n->out[j]->id];
             s->live += s->counted[n->out[j]->id];
         }
         if (s->live > s->peak) s->peak = s->live;
@@ -288,11 +348,13 @@ int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, 
         if (outputs[i] == t) s->slots[g->outputs[i]->id] = NULL;
     }
     if (profile) print_profile(prof_ms, prof_count);
+    if (sig) { replan(s, sig, sig_len); sig = NULL; }
     rc = 0;
 done:
     for (int i = 0; i < g->n_values; i++)
         if (s->slots[i] && !g->values[i]->konst) tensor_free(s->slots[i]);
     memset(s->slots, 0, sizeof(Tensor *) * (size_t)g->n_values);
     free(symval);
+    free(sig);
     return rc;
 }

@@ -13,6 +13,9 @@ typedef struct {
     int threads;        /* BLAS threads; 0 = library default */
     int reference_only; /* use only the reference kernels (the oracle) */
     size_t max_tensor_bytes; /* refuse larger intermediates; 0 = 1/2 of RAM */
+    /* Output buffers from a caller's arena: memory for value v, or NULL to allocate. */
+    void *(*alloc)(void *ctx, const Value *v, size_t bytes);
+    void *alloc_ctx;
 } ExecOptions;
 
 /* Runs node n on ins (n->n_in entries, NULL for absent) into outs (n->n_out
@@ -27,6 +30,10 @@ void session_free(Session *s);
 int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
 /* Peak bytes of live intermediates in the last run. */
 size_t session_peak_bytes(const Session *s);
+/* The memory plan's arena (0 before the first run, or with VCLIP_NO_ARENA=1):
+ * after a run, intermediates of later runs with the same input shapes live at
+ * planned offsets in one buffer of this size (passes/plan_memory.c). */
+size_t session_arena_bytes(const Session *s);
 
 void exec_set_threads(int n);
 

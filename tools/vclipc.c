@@ -282,8 +282,8 @@ static int cmd_run(int argc, char **argv)
         printf("{\"model\": ");
         json_str(stdout, argv[optind]);
         printf(", \"threads\": %d, \"repeat\": %d, \"load_ms\": %.3f, \"min_ms\": %.3f, \"median_ms\": %.3f, "
-               "\"peak_activation_bytes\": %zu, \"outputs\": {",
-               threads, repeat, load_ms, mn, med, session_peak_bytes(s));
+               "\"peak_activation_bytes\": %zu, \"arena_bytes\": %zu, \"outputs\": {",
+               threads, repeat, load_ms, mn, med, session_peak_bytes(s), session_arena_bytes(s));
         for (int k = 0; k < g->n_outputs; k++) {
             printf("%s", k ? ", " : "");
             json_str(stdout, g->outputs[k]->name);
@@ -308,7 +308,7 @@ static int cmd_run(int argc, char **argv)
         if (repeat) printf("time: min %.3f ms, median %.3f ms over %d runs (load+compile %.1f ms, %s)\n", mn, med, repeat,
                            load_ms, th);
         else printf("time: %.3f ms (first run; use --repeat N for timings)\n", mn);
-        printf("peak activations: %.2f MB\n", session_peak_bytes(s) / 1e6);
+        printf("peak activations: %.2f MB (planned arena: %.2f MB)\n", session_peak_bytes(s) / 1e6, session_arena_bytes(s) / 1e6);
     }
     rc = 0;
 done:
