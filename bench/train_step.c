@@ -40,7 +40,7 @@ int main(int argc, char **argv)
         if (D == 1024) { fprintf(stderr, "%s\n", err); return 1; }
     }
     double t_build = now_ms() - t_start;
-    Session *sess = session_new(tg.g, &(ExecOptions){.threads = threads}, err, sizeof err);
+    Session *sess = session_new(tg.g, &(ExecOptions){.threads = threads, .outputs_in_arena = 1}, err, sizeof err);
     if (!sess) { fprintf(stderr, "%s\n", err); return 1; }
     const Value *vv = tg.video;
     int64_t vd[5];

@@ -63,8 +63,9 @@ Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *
                            char *err, size_t cap);
 
 /* Memory planning (plan_memory.c): arena offsets for the intermediates,
- * given each value's size in bytes (0: not a buffer).  Values that are graph
- * outputs (or views of them), inputs and constants get PLAN_NONE. */
+ * given each value's size in bytes (0: not a buffer).  Inputs and constants
+ * get PLAN_NONE, and so do graph outputs (or views of them) unless
+ * with_outputs, which plans them alive to the end of the graph. */
 #define PLAN_NONE ((size_t)-1)
 typedef struct {
     size_t *offset;          /* per value id */
@@ -72,7 +73,7 @@ typedef struct {
     size_t planned_bytes;    /* the sum of the planned buffers (no reuse) */
     int n_planned;
 } MemoryPlan;
-int plan_memory(const Graph *g, const size_t *bytes, MemoryPlan *plan);
+int plan_memory(const Graph *g, const size_t *bytes, int with_outputs, MemoryPlan *plan);
 void memory_plan_free(MemoryPlan *plan);
 
 /* The default pipeline, in order; NULL-terminated. */

@@ -35,7 +35,7 @@ static const Value *root_of(const Value *v)
     return v;
 }
 
-int plan_memory(const Graph *g, const size_t *bytes, MemoryPlan *plan)
+int plan_memory(const Graph *g, const size_t *bytes, int with_outputs, MemoryPlan *plan)
 {
     int nv = g->n_values, rc = -1;
     memset(plan, 0, sizeof *plan);
@@ -55,7 +55,11 @@ int plan_memory(const Graph *g, const size_t *bytes, MemoryPlan *plan)
         for (int j = 0; j < n->n_out; j++) /* an unread output still occupies its buffer while the node runs */
             if (n->out[j]) { int r = root_of(n->out[j])->id; if (i > last[r]) last[r] = i; }
     }
-    for (int i = 0; i < g->n_outputs; i++) excluded[root_of(g->outputs[i])->id] = 1; /* handed to the caller */
+    for (int i = 0; i < g->n_outputs; i++) { /* handed to the caller: kept off the arena, or alive to the end */
+        int r = root_of(g->outputs[i])->id;
+        if (with_outputs) last[r] = g->n_nodes;
+        else excluded[r] = 1;
+    }
     int m = 0;
     for (int i = 0; i < nv; i++) {
         const Value *v = g->values[i];

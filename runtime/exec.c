@@ -125,12 +125,45 @@ struct Session {
     int sig_len, use_arena;
 };
 
+static int debug_level(void);
+
 /* ExecOptions.alloc: the planned place, when the size is the planned one. */
 static void *arena_alloc(void *ctx, const Value *v, size_t bytes)
 {
     Session *s = ctx;
     if (!s->arena || v->id >= s->g->n_values || s->plan.offset[v->id] == PLAN_NONE || s->bytes[v->id] != bytes) return NULL;
     return s->arena + s->plan.offset[v->id];
+}
+
+static void replan(Session *s, int64_t *sig, int len);
+
+/* A graph whose shapes are all static (a training graph) is planned before
+ * its first run, so that its heap never grows to the unplanned peak. */
+static void static_plan(Session *s)
+{
+    const Graph *g = s->g;
+    if (!s->use_arena) return;
+    int len = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        if (g->inputs[i]->shape.rank < 0 || !shape_is_const(&g->inputs[i]->shape)) return;
+        len += 1 + g->inputs[i]->shape.rank;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i]->n_out; j++) {
+            const Value *v = g->nodes[i]->out[j];
+            if (!v) continue;
+            if (v->shape.rank < 0 || !shape_is_const(&v->shape)) return;
+            int view = op_table[g->nodes[i]->op].pattern == PAT_VIEW && j == 0 && !s->opt.reference_only;
+            s->bytes[v->id] = view ? 0 : (size_t)shape_numel(&v->shape) * dtype_size(v->dtype);
+        }
+    int64_t *sig = malloc(sizeof(int64_t) * (size_t)(len ? len : 1));
+    if (!sig) return;
+    len = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        sig[len++] = g->inputs[i]->shape.rank;
+        for (int d = 0; d < g->inputs[i]->shape.rank; d++) sig[len++] = g->inputs[i]->shape.d[d].n;
+    }
+    replan(s, sig, len);
 }
 
 Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap)
@@ -152,6 +185,7 @@ Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap)
             if (g->nodes[i]->in[j]) s->last_use[g->nodes[i]->in[j]->id] = i;
     for (int i = 0; i < g->n_outputs; i++) s->last_use[g->outputs[i]->id] = g->n_nodes;
     exec_set_threads(s->opt.threads);
+    static_plan(s);
     /* Keep freed activation buffers in the heap for the next node and the
      * next run: returning them to the OS costs a page fault per 4 KiB on
      * every reuse.  Peak memory is unchanged; it is just not given back. */
@@ -202,8 +236,13 @@ static void replan(Session *s, int64_t *sig, int len)
     s->arena = NULL;
     s->signature = sig;
     s->sig_len = len;
-    if (plan_memory(s->g, s->bytes, &s->plan) == 0 && s->plan.arena_bytes)
+    if (plan_memory(s->g, s->bytes, s->opt.outputs_in_arena, &s->plan) == 0 && s->plan.arena_bytes) {
         s->arena = aligned_alloc(64, (s->plan.arena_bytes + 63) / 64 * 64);
+        malloc_trim(0); /* the heap the unplanned run kept is not needed next to the arena */
+        if (debug_level() >= 1)
+            fprintf(stderr, "vclip: memory plan: %d buffers, arena %.1f MB (%.1f MB without reuse; live peak of the run %.1f MB)\n",
+                    s->plan.n_planned, s->plan.arena_bytes / 1e6, s->plan.planned_bytes / 1e6, s->peak / 1e6);
+    }
 }
 
 static int bind_input(Graph *g, Value *v, const Tensor *t, int64_t *symval, char *err, size_t cap)

@@ -16,6 +16,9 @@ typedef struct {
     /* Output buffers from a caller's arena: memory for value v, or NULL to allocate. */
     void *(*alloc)(void *ctx, const Value *v, size_t bytes);
     void *alloc_ctx;
+    /* Sessions: outputs live in the planned arena too and stay valid only
+     * until the next run (the trainer reads its gradients before that). */
+    int outputs_in_arena;
 } ExecOptions;
 
 /* Runs node n on ins (n->n_in entries, NULL for absent) into outs (n->n_out

@@ -80,7 +80,7 @@ int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, Pretrai
     AdamWConfig ac = ADAMW_DEFAULTS;
     ac.weight_decay = c->weight_decay;
     if (adamw_init(&opt, &ac, data, names, n_params)) { snprintf(err, cap, "out of memory"); goto done; }
-    s = session_new(g, &(ExecOptions){.threads = c->threads}, err, cap);
+    s = session_new(g, &(ExecOptions){.threads = c->threads, .outputs_in_arena = 1}, err, cap);
     in[0] = tensor_new(DT_F32, 4, (int64_t[]){B, 3, S, S});
     in[1] = tensor_new(DT_I64, 2, (int64_t[]){B, L});
     outs = calloc((size_t)g->n_outputs, sizeof(Tensor *));

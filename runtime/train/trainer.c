@@ -218,7 +218,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     if (gc->iwr) in[k++] = tensor_new(DT_F32, 0, NULL);
     if (gc->captions) in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->class_features->dims[1]});
     outs = calloc((size_t)r.tg.g->n_outputs, sizeof(Tensor *));
-    sess = session_new(r.tg.g, &(ExecOptions){.threads = c->threads}, err, cap);
+    sess = session_new(r.tg.g, &(ExecOptions){.threads = c->threads, .outputs_in_arena = 1}, err, cap);
     if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && !in[k - 1])) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};

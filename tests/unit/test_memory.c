@@ -19,10 +19,10 @@ static const Value *root_of(const Value *v)
 }
 
 /* Checks the plan of g for sizes `bytes` against lifetimes computed here. */
-static void check_plan(const Graph *g, const size_t *bytes, const char *what)
+static void check_plan(const Graph *g, const size_t *bytes, int with_outputs, const char *what)
 {
     MemoryPlan p;
-    CHECK(plan_memory(g, bytes, &p) == 0, "%s: plan failed", what);
+    CHECK(plan_memory(g, bytes, with_outputs, &p) == 0, "%s: plan failed", what);
     int nv = g->n_values, nn = g->n_nodes;
     int *first = malloc(sizeof(int) * (size_t)nv), *last = malloc(sizeof(int) * (size_t)nv);
     for (int i = 0; i < nv; i++) first[i] = last[i] = -1;
@@ -30,6 +30,11 @@ static void check_plan(const Graph *g, const size_t *bytes, const char *what)
         const Node *n = g->nodes[i];
         for (int j = 0; j < n->n_out; j++) if (n->out[j]) { int r = root_of(n->out[j])->id; if (first[r] < 0) first[r] = i; if (last[r] < i) last[r] = i; }
         for (int j = 0; j < n->n_in; j++) if (n->in[j]) { int r = root_of(n->in[j])->id; if (last[r] < i) last[r] = i; }
+    }
+    for (int i = 0; i < g->n_outputs; i++) { /* outputs: off the arena, or alive to the end */
+        int r = root_of(g->outputs[i])->id;
+        CHECK(with_outputs ? p.offset[r] != PLAN_NONE : p.offset[r] == PLAN_NONE, "%s: output '%s' planned wrongly", what, g->outputs[i]->name);
+        last[r] = nn;
     }
     int overlaps = 0;
     size_t lower = 0;
@@ -105,7 +110,8 @@ int main(void)
             for (int d = 0; d < v->shape.rank; d++) n *= dim_is_const(v->shape.d[d]) ? v->shape.d[d].n : 3 * v->shape.d[d].n;
             bytes[v->id] = (size_t)n * dtype_size(v->dtype);
         }
-    check_plan(g, bytes, "openai_visual_op17");
+    check_plan(g, bytes, 0, "openai_visual_op17");
+    check_plan(g, bytes, 1, "openai_visual_op17, outputs in the arena");
     for (int i = 0; i < 4; i++) tensor_free(y[i]);
     tensor_free(z);
     tensor_free(x3);
