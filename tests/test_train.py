@@ -168,3 +168,20 @@ def test_visual_checkpoint_continues_from_its_weights(data, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert np.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_failed_checkpoint_write_keeps_the_last_one(data, tmp_path):
+    """A checkpoint that cannot be written (file-size limit, as on a full disk) stops the run
+    with a clear message; the previous checkpoint is untouched and no temporary file is left."""
+    out = tmp_path / "run"
+    run_tool("opt", "vclip-run", *train_args(data, out, "--epochs", "2"), check=True)
+    ck = out / "checkpoint.safetensors"
+    before = ck.read_bytes()
+    limit_kb = len(before) // 1024 // 2
+    args = " ".join(f"'{a}'" for a in map(str, train_args(data, out, "--epochs", "3", "--resume")))
+    r = subprocess.run(["bash", "-c", f"ulimit -f {limit_kb}; exec {os.path.join(BUILDS['opt'], 'vclip-run')} {args}"],
+                       capture_output=True, text=True, env=dict(os.environ, VCLIP_CACHE_DIR=CACHE_DIR))
+    assert r.returncode == 1, r.stderr
+    assert "File too large" in r.stderr and "checkpoint" in r.stderr, r.stderr
+    assert ck.read_bytes() == before, "the last checkpoint must survive a failed write"
+    assert not [p.name for p in out.iterdir() if "tmp" in p.name], "temporary files must be removed"
