@@ -13,7 +13,7 @@ LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz
 PYTHON   ?= python3
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c codegen/*.c)
+LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/cuda/*.c codegen/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
 TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run
 UNIT     := $(BUILD)/tests/test_kernels $(BUILD)/tests/test_ir $(BUILD)/tests/test_autodiff $(BUILD)/tests/test_train_step $(BUILD)/tests/test_codegen $(BUILD)/tests/test_memory

@@ -16,7 +16,9 @@
 #include "../ir/verify.h"
 #include "../onnx/onnx_io.h"
 #include "../passes/passes.h"
+#include "../codegen/nvrtc.h"
 #include "../codegen/program.h"
+#include "../runtime/cuda/cuda_driver.h"
 #include "../runtime/exec.h"
 #include "../runtime/npy.h"
 #include "cli.h"
@@ -30,13 +32,13 @@ static const char *usage_main =
     "      inputs and outputs (dtypes, symbolic shapes), op histogram, parameters,\n"
     "      opsets and estimated FLOPs with every symbolic dim bound to N (default 1)\n"
     "  run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
-    "      [--threads N] [--repeat N] [--json] [--reference] [--no-fusion]\n"
+    "      [--threads N] [--repeat N] [--json] [--reference] [--no-fusion] [--target cpu|cuda]\n"
     "      run on the CPU; --repeat N times N iterations after one warm-up\n"
     "      (min/median, excluding load and compile); --reference uses only the\n"
     "      reference kernels\n"
     "  compile MODEL.onnx -o OUT.onnx [--dump-after NAME|all] [--dump-dir DIR]\n"
     "      [--dump-format text|dot|onnx] [--pass-stats] [--external-data]\n"
-    "      [--no-fusion] [--export-standard-ops] [--emit-kernels DIR]\n"
+    "      [--no-fusion] [--export-standard-ops] [--emit-kernels DIR] [--target cpu|cuda]\n"
     "      [--frames T [--temporal-window 1|2|3] [--temporal-boundary zero|mask]]\n"
     "      run the graph passes and write the optimized model as ONNX\n"
     "  dump MODEL.onnx [--format text|dot]\n"
@@ -184,28 +186,33 @@ static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"input", 1, 0, 'i'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'},
                                          {"repeat", 1, 0, 'r'}, {"json", 0, 0, 'j'}, {"reference", 0, 0, 'R'},
-                                         {"no-fusion", 0, 0, 'F'},
+                                         {"no-fusion", 0, 0, 'F'}, {"target", 1, 0, 'g'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     Binding ins[64], outs[64];
-    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, c, rc = 1;
-    while ((c = getopt_long(argc, argv, "i:o:t:r:jRFh", opts, NULL)) != -1) {
+    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, cuda = 0, c, rc = 1;
+    while ((c = getopt_long(argc, argv, "i:o:t:r:jRFg:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
-            if (n_in == 64 || parse_binding(optarg, &ins[n_in])) return usage_error("run", "--input needs NAME=FILE.npy");
+            if (n_in == 64 || parse_binding(optarg, &ins[n_in])) { rc = usage_error("run", "--input needs NAME=FILE.npy"); goto bad_args; }
             n_in++;
             break;
         case 'o':
-            if (n_out == 64 || parse_binding(optarg, &outs[n_out])) return usage_error("run", "--output needs NAME=FILE.npy");
+            if (n_out == 64 || parse_binding(optarg, &outs[n_out])) { rc = usage_error("run", "--output needs NAME=FILE.npy"); goto bad_args; }
             n_out++;
             break;
-        case 't': if (cli_parse_int(optarg, 1, 1024, &threads)) return usage_error("run", "--threads needs a positive integer"); break;
-        case 'r': if (cli_parse_int(optarg, 1, 1000000, &repeat)) return usage_error("run", "--repeat needs a positive integer"); break;
+        case 't': if (cli_parse_int(optarg, 1, 1024, &threads)) { rc = usage_error("run", "--threads needs a positive integer"); goto bad_args; } break;
+        case 'r': if (cli_parse_int(optarg, 1, 1000000, &repeat)) { rc = usage_error("run", "--repeat needs a positive integer"); goto bad_args; } break;
         case 'j': json = 1; break;
         case 'R': reference = 1; break;
         case 'F': no_fusion = 1; break;
+        case 'g':
+            if (!strcmp(optarg, "cuda")) cuda = 1;
+            else if (strcmp(optarg, "cpu")) { rc = usage_error("run", "--target is cpu or cuda"); goto bad_args; }
+            break;
         case 'h':
             printf("usage: vclipc run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
-                   "                  [--threads N] [--repeat N] [--json] [--reference]\n"
+                   "                  [--threads N] [--repeat N] [--json] [--reference] [--target cpu|cuda]\n"
+                   "  --target cuda  look for a CUDA device (the CUDA backend does not execute graphs yet)\n"
                    "  Inputs and outputs are .npy files (f32, f64, f16, i64, i32, i8, u8, bool).\n"
                    "  Outputs without --output are summarized on stdout.\n"
                    "  --repeat N   N timed iterations after one warm-up; reports min/median ms\n"
@@ -214,11 +221,19 @@ static int cmd_run(int argc, char **argv)
                    "  --reference  use only the reference kernels (the test oracle; slow)\n"
                    "  --no-fusion  run the cleanup passes only (no fused ops)\n");
             return 0;
-        default: return usage_error("run", "unknown option");
+        default: { rc = usage_error("run", "unknown option"); goto bad_args; }
         }
     }
-    if (optind != argc - 1) return usage_error("run", "expects exactly one model file");
+    if (optind != argc - 1) { rc = usage_error("run", "expects exactly one model file"); goto bad_args; }
     char err[1024];
+    if (cuda) {
+        CudaInfo ci;
+        char why[512];
+        if (cuda_probe(&ci, why, sizeof why)) fprintf(stderr, "vclipc run: --target cuda: %s\n", why);
+        else fprintf(stderr, "vclipc run: --target cuda: found %s, but the CUDA backend cannot execute graphs yet; use --target cpu\n", why);
+        rc = 1;
+        goto bad_args;
+    }
     double t0 = cli_now_ms();
     Graph *g = load(argv[optind]);
     if (!g) return 1;
@@ -322,6 +337,10 @@ done:
     free(times);
     graph_free(g);
     return rc;
+bad_args:
+    for (int i = 0; i < n_in; i++) { free(ins[i].name); free(ins[i].path); }
+    for (int i = 0; i < n_out; i++) { free(outs[i].name); free(outs[i].path); }
+    return rc;
 }
 
 /* ---- compile ---------------------------------------------------------- */
@@ -356,6 +375,43 @@ static int emit_kernels(const Graph *g, const char *dir, char *err, size_t cap)
     return 0;
 }
 
+/* --target cuda: every generated kernel through NVRTC, for the device's
+ * architecture when there is one, else for sm_80 and sm_90. */
+static int kernels_to_ptx(const Graph *g, const char *dir, char *err, size_t cap)
+{
+    char why[512], arch[2][32] = {"compute_80", "compute_90"};
+    int n_arch = 2, k = 0;
+    CudaInfo ci;
+    if (cuda_probe(&ci, why, sizeof why) == 0) { snprintf(arch[0], sizeof arch[0], "compute_%d%d", ci.major, ci.minor); n_arch = 1; }
+    if (!nvrtc_available(why, sizeof why)) { snprintf(err, cap, "--target cuda: %s", why); return -1; }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op != OP_FUSED_ELEMENTWISE) continue;
+        Program p;
+        if (program_from_node(n, &p, err, cap)) return -1;
+        char *src = program_render_cuda(&p);
+        program_free(&p);
+        for (int a = 0; a < n_arch; a++) {
+            char *ptx = src ? nvrtc_compile(src, arch[a], err, cap) : NULL;
+            if (!ptx) { free(src); return -1; }
+            if (dir) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s/%02d-%s.ptx", dir, k, arch[a]);
+                FILE *f = fopen(path, "w");
+                int bad = !f || fputs(ptx, f) < 0;
+                if (f && fclose(f)) bad = 1;
+                if (bad) { free(ptx); free(src); snprintf(err, cap, "cannot write %.900s", path); return -1; }
+            }
+            free(ptx);
+        }
+        free(src);
+        k++;
+    }
+    fprintf(stderr, "vclipc: %d generated kernels compiled to PTX for %s%s%s (%s)\n", k, arch[0], n_arch > 1 ? " and " : "",
+            n_arch > 1 ? arch[1] : "", why);
+    return 0;
+}
+
 static int cmd_compile(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", 1, 0, 'o'}, {"dump-after", 1, 0, 'a'}, {"dump-dir", 1, 0, 'd'},
@@ -363,16 +419,21 @@ static int cmd_compile(int argc, char **argv)
                                          {"external-data", 0, 0, 'e'}, {"no-fusion", 0, 0, 'F'},
                                          {"export-standard-ops", 0, 0, 'S'}, {"frames", 1, 0, 'T'},
                                          {"temporal-window", 1, 0, 'W'}, {"temporal-boundary", 1, 0, 'B'},
-                                         {"emit-kernels", 1, 0, 'K'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"emit-kernels", 1, 0, 'K'}, {"target", 1, 0, 'g'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *out = NULL, *emit_dir = NULL;
+    int cuda = 0;
     int standard_ops = 0, frames = 0, window = 1, boundary_mask = 0;
     PassOptions po = {.verify = 1};
     OnnxSaveOptions so = {.external_data = -1, .producer = "vclipc " VCLIP_VERSION};
     int c;
-    while ((c = getopt_long(argc, argv, "o:a:d:f:seFST:W:B:K:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:a:d:f:seFST:W:B:K:g:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'K': emit_dir = optarg; break;
+        case 'g':
+            if (!strcmp(optarg, "cuda")) cuda = 1;
+            else if (strcmp(optarg, "cpu")) return usage_error("compile", "--target is cpu or cuda");
+            break;
         case 'a': po.dump_after = optarg; break;
         case 'd': po.dump_dir = optarg; break;
         case 'f':
@@ -401,6 +462,9 @@ static int cmd_compile(int argc, char **argv)
                    "  --external-data         store weights in OUT.onnx.data (automatic above 1 GiB)\n"
                    "  --no-fusion             run the cleanup passes only\n"
                    "  --emit-kernels DIR      write every generated kernel's source (C and CUDA C) to DIR\n"
+                   "  --target cuda           also compile the generated kernels to PTX with NVRTC (for the\n"
+                   "                          device's architecture, else sm_80 and sm_90; .ptx files with\n"
+                   "                          --emit-kernels); cpu (default): C only, compiled when run\n"
                    "  --export-standard-ops   expand our ai.vclip ops into standard ONNX ops, so any\n"
                    "                          ONNX runtime can run the result\n"
                    "  --frames T              VCLIP: input 'video' [B, T, 3, H, W], output\n"
@@ -431,6 +495,7 @@ static int cmd_compile(int argc, char **argv)
     else if (frames && temporal_attention(g, &to, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (run_passes(g, kernel_pipeline, &kpo, err, sizeof err)) print_error(argv[optind], err);
     else if (emit_dir && emit_kernels(g, emit_dir, err, sizeof err)) print_error(emit_dir, err);
+    else if (cuda && kernels_to_ptx(g, emit_dir, err, sizeof err)) print_error(argv[optind], err);
     else if (standard_ops && pass_lower_to_standard_ops(g, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (onnx_save(g, out, &so, err, sizeof err)) die(err);
     else rc = 0;

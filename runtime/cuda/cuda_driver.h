@@ -1,0 +1,22 @@
+/* cuda_driver.h — finding a CUDA device through the driver API, loaded with
+ * dlopen (libcuda.so.1) so that one binary runs everywhere and says clearly
+ * what it found.  This is the first piece of the CUDA backend (issue 4):
+ * device discovery; allocation, launches and cuBLASLt come next. */
+#ifndef VCLIP_CUDA_DRIVER_H
+#define VCLIP_CUDA_DRIVER_H
+
+#include <stddef.h>
+
+typedef struct {
+    int count;                 /* devices */
+    char name[256];            /* device 0 */
+    int major, minor;          /* its compute capability */
+    size_t memory;             /* its memory in bytes */
+    int driver_version;        /* e.g. 13000 */
+} CudaInfo;
+
+/* 0 with info filled when a device exists; -1 with the reason otherwise
+ * ("libcuda.so.1 not found", "cuInit: no CUDA-capable device (100)", ...). */
+int cuda_probe(CudaInfo *info, char *why, size_t cap);
+
+#endif
