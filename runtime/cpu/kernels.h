@@ -57,6 +57,8 @@ int fast_linear(KernelCtx *k);
 int fast_attention(KernelCtx *k);
 int fast_attention_grad(KernelCtx *k);
 int fast_fused_elementwise(KernelCtx *k);
+int fast_activation_grad(KernelCtx *k);
+int fast_layernorm_grad(KernelCtx *k);
 int fast_conv_grad(KernelCtx *k);
 /* Key/value source rows for batch row b (-1: zero-filled); returns the count. */
 int attention_sources(const AttentionParams *p, int64_t b, int64_t *src);

@@ -419,6 +419,27 @@ static void test_gradient_kernels(void)
         graph_free(g);
         tensor_free(x); tensor_free(y); tensor_free(z); tensor_free(m); tensor_free(dout);
     }
+    for (int quick = 0; quick < 2; quick++) { /* activation gradients, odd size */
+        int64_t d[2] = {37, 19};
+        Tensor *dy = rand_tensor(2, d), *x = rand_tensor(2, d);
+        for (int64_t i = 0; i < tensor_numel(x); i++) ((float *)x->data)[i] *= 4;
+        Tensor *ins[2] = {dy, x};
+        Graph *g = multi_out_node(quick ? OP_QUICK_GELU_GRAD : OP_GELU_GRAD, 2, ins, 1);
+        compare_all_outputs(g, 1, quick ? "QuickGeluGrad" : "GeluGrad");
+        graph_free(g);
+        tensor_free(dy); tensor_free(x);
+    }
+    { /* LayerNormalizationGrad: dx, dscale, dbias over 33 rows of 70 */
+        int64_t d[3] = {3, 11, 70}, c[1] = {70};
+        Tensor *dy = rand_tensor(3, d), *x = rand_tensor(3, d), *sc = rand_tensor(1, c);
+        Tensor *ins[3] = {dy, x, sc};
+        Graph *g = multi_out_node(OP_LAYER_NORM_GRAD, 3, ins, 3);
+        node_add_attr(g->nodes[0], "axis", ATTR_INT)->i = -1;
+        node_add_attr(g->nodes[0], "epsilon", ATTR_FLOAT)->f = 1e-5f;
+        compare_all_outputs(g, 3, "LayerNormalizationGrad");
+        graph_free(g);
+        tensor_free(dy); tensor_free(x); tensor_free(sc);
+    }
     for (int patch = 0; patch < 2; patch++) { /* the GEMM path (patch embedding) and the fallback */
         int64_t xd[4] = {3, 3, 32, 32}, wd[4] = {7, 3, 8, 8}, yd[4] = {3, 7, 4, 4};
         int64_t xd2[4] = {2, 3, 9, 9}, wd2[4] = {5, 3, 3, 3}, yd2[4] = {2, 5, 9, 9};
