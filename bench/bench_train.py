@@ -30,7 +30,7 @@ TORCH_STEP = textwrap.dedent("""
     import torch, torch.nn.functional as F
     sys.path.insert(0, {ref!r})
     import open_clip
-    from vclip_reference import vclip_visual_forward
+    from train_step_reference import vclip_with
     torch.set_num_threads({threads})
     torch.manual_seed(0)
     visual = open_clip.create_model("ViT-B-32-quickgelu", pretrained=None).visual.float()
@@ -45,19 +45,7 @@ TORCH_STEP = textwrap.dedent("""
     opt = torch.optim.AdamW(list(theta.values()) + [logit_scale], lr=1e-5)
 
     def loss_at(params, scale):
-        saved = {{}}
-        for k, v in params.items():
-            mod, name = visual, k
-            while "." in name:
-                head, name = name.split(".", 1)
-                mod = getattr(mod, head)
-            saved[k] = (mod, name, mod._parameters[name])
-            mod._parameters[name] = v
-        try:
-            fe = vclip_visual_forward(visual, video, 1, "zero")
-        finally:
-            for mod, name, p in saved.values():
-                mod._parameters[name] = p
+        fe = vclip_with(visual, params, visual, video)
         f = fe / fe.norm(dim=-1, keepdim=True)
         return F.cross_entropy(scale.exp() * (f @ text.T).mean(1), labels)
 

@@ -16,6 +16,21 @@ void openblas_set_num_threads(int);
 
 float fast_softmax_row(const float *in, float *out, int64_t len); /* fast_math.c */
 
+void attention_softmax_rows(const AttentionParams *p, float *P, int64_t N, int64_t M, int ns, const float *mask)
+{
+    int64_t L = ns * M;
+    for (int64_t i = 0; i < N; i++) {
+        float *r = P + i * L;
+        if (mask)
+            for (int s = 0; s < ns; s++)
+                for (int64_t m = 0; m < M; m++) r[s * M + m] += mask[i * M + m];
+        if (p->causal)
+            for (int s = 0; s < ns; s++)
+                for (int64_t m = i + 1; m < M; m++) r[s * M + m] = -INFINITY;
+        fast_softmax_row(r, r, L);
+    }
+}
+
 typedef struct {
     AttentionParams p;
     const float *Q, *K, *V, *mask;
@@ -52,16 +67,7 @@ static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
                 memcpy(vd, a->V + vr + p->v_off + h * d, sizeof(float) * (size_t)d);
             }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p->scale, Qh, (int)d, Kh, (int)d, 0.0f, P, (int)L);
-        for (int64_t i = 0; i < N; i++) {
-            float *r = P + i * L;
-            if (a->mask)
-                for (int s = 0; s < ns; s++)
-                    for (int64_t m = 0; m < M; m++) r[s * M + m] += a->mask[i * M + m];
-            if (p->causal)
-                for (int s = 0; s < ns; s++)
-                    for (int64_t m = i + 1; m < M; m++) r[s * M + m] = -INFINITY;
-            fast_softmax_row(r, r, L);
-        }
+        attention_softmax_rows(p, P, N, M, ns, a->mask);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)L, 1.0f, P, (int)L, Vh, (int)d, 0.0f, Oh, (int)d);
         for (int64_t i = 0; i < N; i++) {
             int64_t row = p->seq_first ? (i * B + b) * a->Co : (b * N + i) * a->Co;

@@ -66,16 +66,7 @@ static void heads(void *vctx, int64_t hb, int64_t he)
                 gather_rows(Vh + s * M * d, a->V, M, d, krow, a, src[s], a->Cv, p->v_off + h * d);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p->scale, Qh, (int)d, Kh, (int)d, 0.0f, P, (int)L);
-            for (int64_t i = 0; i < N; i++) {
-                float *r = P + i * L;
-                if (a->mask)
-                    for (int s = 0; s < ns; s++)
-                        for (int64_t m = 0; m < M; m++) r[s * M + m] += a->mask[i * M + m];
-                if (p->causal)
-                    for (int s = 0; s < ns; s++)
-                        for (int64_t m = i + 1; m < M; m++) r[s * M + m] = -INFINITY;
-                fast_softmax_row(r, r, L);
-            }
+            attention_softmax_rows(p, P, N, M, ns, a->mask);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, 1.0f, DOh, (int)d, Vh, (int)d, 0.0f, dP, (int)L);
             for (int64_t i = 0; i < N; i++) {
                 float *pr = P + i * L, *dr = dP + i * L;
@@ -128,6 +119,25 @@ int fast_attention_grad(KernelCtx *k)
     return a.failed ? kernel_fail(k, "out of memory") : 0;
 }
 
+/* Non-overlapping patches of an image batch <-> rows of an im2col matrix. */
+typedef struct { int64_t N, C, H, W, kh, kw, OH, OW; } PatchShape;
+
+static void patches(const PatchShape *s, float *img, float *cols, int to_cols)
+{
+    int64_t CK = s->C * s->kh * s->kw;
+    for (int64_t n = 0; n < s->N; n++)
+        for (int64_t oh = 0; oh < s->OH; oh++)
+            for (int64_t ow = 0; ow < s->OW; ow++) {
+                int64_t r = (n * s->OH + oh) * s->OW + ow;
+                for (int64_t c = 0; c < s->C; c++)
+                    for (int64_t i = 0; i < s->kh; i++) {
+                        float *pi = img + ((n * s->C + c) * s->H + oh * s->kh + i) * s->W + ow * s->kw;
+                        float *pc = cols + r * CK + (c * s->kh + i) * s->kw;
+                        memcpy(to_cols ? pc : pi, to_cols ? pi : pc, sizeof(float) * (size_t)s->kw);
+                    }
+            }
+}
+
 int fast_conv_grad(KernelCtx *k)
 {
     const Tensor *dy = k->in[0], *x = k->in[1], *w = k->in[2];
@@ -146,30 +156,18 @@ int fast_conv_grad(KernelCtx *k)
     int64_t OH = dy->dims[2], OW = dy->dims[3], R = N * OH * OW, CK = C * kh * kw;
     float *cols = malloc(sizeof(float) * (size_t)(R * CK)), *dyr = malloc(sizeof(float) * (size_t)(R * M));
     if (!cols || !dyr) { free(cols); free(dyr); return kernel_fail(k, "out of memory"); }
-    const float *X = x->data, *DY = dy->data;
+    const float *DY = dy->data;
+    PatchShape ps = {N, C, H, W, kh, kw, OH, OW};
+    patches(&ps, x->data, cols, 1);
     for (int64_t n = 0; n < N; n++)
-        for (int64_t oh = 0; oh < OH; oh++)
-            for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t r = (n * OH + oh) * OW + ow;
-                for (int64_t c = 0; c < C; c++)
-                    for (int64_t i = 0; i < kh; i++)
-                        memcpy(cols + r * CK + (c * kh + i) * kw, X + ((n * C + c) * H + oh * kh + i) * W + ow * kw, sizeof(float) * (size_t)kw);
-                for (int64_t m = 0; m < M; m++) dyr[r * M + m] = DY[((n * M + m) * OH + oh) * OW + ow];
-            }
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t o = 0; o < OH * OW; o++) dyr[(n * OH * OW + o) * M + m] = DY[(n * M + m) * OH * OW + o];
     if (k->n_out > 1 && k->out[1]) /* dW [M, CK] = dY_rows^T [M, R] . cols [R, CK] */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)CK, (int)R, 1.0f, dyr, (int)M, cols, (int)CK, 0.0f,
                     k->out[1]->data, (int)CK);
     if (k->out[0]) { /* dX_cols [R, CK] = dY_rows [R, M] . W [M, CK], scattered back (patches do not overlap) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)CK, (int)M, 1.0f, dyr, (int)M, w->data, (int)CK, 0.0f, cols, (int)CK);
-        float *DX = k->out[0]->data;
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t oh = 0; oh < OH; oh++)
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    int64_t r = (n * OH + oh) * OW + ow;
-                    for (int64_t c = 0; c < C; c++)
-                        for (int64_t i = 0; i < kh; i++)
-                            memcpy(DX + ((n * C + c) * H + oh * kh + i) * W + ow * kw, cols + r * CK + (c * kh + i) * kw, sizeof(float) * (size_t)kw);
-                }
+        patches(&ps, k->out[0]->data, cols, 0);
     }
     free(cols);
     free(dyr);

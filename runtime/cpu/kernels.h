@@ -62,5 +62,7 @@ int fast_layernorm_grad(KernelCtx *k);
 int fast_conv_grad(KernelCtx *k);
 /* Key/value source rows for batch row b (-1: zero-filled); returns the count. */
 int attention_sources(const AttentionParams *p, int64_t b, int64_t *src);
+/* P [N, ns*M] scores -> probabilities: additive mask, causal mask, softmax per row. */
+void attention_softmax_rows(const AttentionParams *p, float *P, int64_t N, int64_t M, int ns, const float *mask);
 
 #endif

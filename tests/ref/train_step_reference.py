@@ -81,22 +81,28 @@ class Model(torch.nn.Module):
         self.logit_scale = torch.nn.Parameter(torch.tensor(LOGIT_SCALE, dtype=torch.float32))
 
 
-def loss_fn(model, params, video, labels, text, captions):
-    # the forward is a free function over the module: swap the parameters in for it
+def vclip_with(module, params, visual, video):
+    """VCLIP frame embeddings with `params` (dotted names under `module`) swapped in
+    for the module's own parameters: the forward is a free function over the module."""
     saved = {}
     for k, v in params.items():
-        mod, name = model, k
+        mod, name = module, k
         while "." in name:
             head, name = name.split(".", 1)
             mod = getattr(mod, head)
-        saved[k] = (mod, name, mod._parameters[name])
-        mod._parameters[name] = v
+        if name in mod._parameters:
+            saved[k] = (mod, name, mod._parameters[name])
+            mod._parameters[name] = v
     try:
-        fe = vclip_visual_forward(model.visual, video, 1, "zero")
-        scale = params["logit_scale"].exp()
+        return vclip_visual_forward(visual, video, 1, "zero")
     finally:
         for mod, name, p in saved.values():
             mod._parameters[name] = p
+
+
+def loss_fn(model, params, video, labels, text, captions):
+    fe = vclip_with(model, params, model.visual, video)
+    scale = params["logit_scale"].exp()
     f = fe / fe.norm(dim=-1, keepdim=True)
     logits = scale * (f @ text.T).mean(dim=1)
     ce = F.cross_entropy(logits, labels)
