@@ -137,6 +137,19 @@ static void *arena_alloc(void *ctx, const Value *v, size_t bytes)
 
 static void replan(Session *s, int64_t *sig, int len);
 
+/* VCLIP_DEBUG >= 1: the generated kernels a session will run. */
+static void list_kernels(const Graph *g)
+{
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        const Attr *a = n->op == OP_FUSED_ELEMENTWISE ? node_attr(n, "program") : NULL;
+        if (!a) continue;
+        fprintf(stderr, "vclip: kernel %d: %s (%d inputs, %d instructions)\n", k++, n->name, n->n_in, a->n / 3);
+    }
+    if (k) fprintf(stderr, "vclip: %d generated kernels (VCLIP_DEBUG=2 prints their sources)\n", k);
+}
+
 /* A graph whose shapes are all static (a training graph) is planned before
  * its first run, so that its heap never grows to the unplanned peak. */
 static void static_plan(Session *s)
@@ -186,6 +199,7 @@ Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap)
     for (int i = 0; i < g->n_outputs; i++) s->last_use[g->outputs[i]->id] = g->n_nodes;
     exec_set_threads(s->opt.threads);
     static_plan(s);
+    if (debug_level() >= 1) list_kernels(g);
     /* Keep freed activation buffers in the heap for the next node and the
      * next run: returning them to the OS costs a page fault per 4 KiB on
      * every reuse.  Peak memory is unchanged; it is just not given back. */
@@ -240,8 +254,8 @@ static void replan(Session *s, int64_t *sig, int len)
         s->arena = aligned_alloc(64, (s->plan.arena_bytes + 63) / 64 * 64);
         malloc_trim(0); /* the heap the unplanned run kept is not needed next to the arena */
         if (debug_level() >= 1)
-            fprintf(stderr, "vclip: memory plan: %d buffers, arena %.1f MB (%.1f MB without reuse; live peak of the run %.1f MB)\n",
-                    s->plan.n_planned, s->plan.arena_bytes / 1e6, s->plan.planned_bytes / 1e6, s->peak / 1e6);
+            fprintf(stderr, "vclip: memory plan: %d buffers, arena %.1f MB (%.1f MB without reuse)%s\n", s->plan.n_planned,
+                    s->plan.arena_bytes / 1e6, s->plan.planned_bytes / 1e6, s->peak ? ", from the sizes of a first run" : ", from static shapes");
     }
 }
 
