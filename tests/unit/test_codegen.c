@@ -11,7 +11,9 @@
  *    kernel of a real training graph for sm_80 and sm_90 (reported and
  *    skipped where libnvrtc is absent);
  *  - without a working compiler the fused op falls back to the interpreter. */
+#include <ftw.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -272,13 +274,20 @@ static void test_fallback_without_compiler(void)
     graph_free(g);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
 int main(void)
 {
-    char dir[] = "/tmp/vclip-codegen-XXXXXX", *tmp = getenv("TMPDIR"), path[4096];
+    char *tmp = getenv("TMPDIR"), path[4096];
     snprintf(path, sizeof path, "%s/vclip-codegen-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     char *made = mkdtemp(path);
     CHECK(made != NULL, "mkdtemp %s", path);
-    setenv("VCLIP_CACHE_DIR", made ? made : dir, 1); /* never the user's kernel cache */
+    if (!made) return TEST_SUMMARY();
+    setenv("VCLIP_CACHE_DIR", made, 1); /* never the user's kernel cache; removed at the end */
     exec_set_threads(2);
     test_each_opcode();
     test_random_programs();
@@ -287,5 +296,6 @@ int main(void)
     test_nvrtc();
     test_fallback_without_compiler();
     for (int i = 0; i < n_sources; i++) free(sources[i]);
+    nftw(made, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_SUMMARY();
 }
