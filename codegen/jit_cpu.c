@@ -103,6 +103,38 @@ done:
     return fn;
 }
 
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+FusedKernelFn jit_cpu_program(const Program *p)
+{
+    static struct { uint64_t key; FusedKernelFn fn; } programs[MAX_KERNELS];
+    static int n_programs;
+    uint64_t key = hash_bytes(&p->n_in, sizeof p->n_in, 1469598103934665603ull);
+    key = hash_bytes(p->code, sizeof(Instr) * (size_t)p->n_instr, key);
+    if (p->n_const) key = hash_bytes(p->consts, sizeof(float) * (size_t)p->n_const, key);
+    key = program_hash(compiler(), key);
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < n_programs; i++)
+        if (programs[i].key == key) { FusedKernelFn fn = programs[i].fn; pthread_mutex_unlock(&mu); return fn; }
+    pthread_mutex_unlock(&mu);
+    char *src = program_render_c(p);
+    FusedKernelFn fn = src ? jit_cpu_fused(src) : NULL;
+    free(src);
+    pthread_mutex_lock(&mu);
+    if (n_programs < MAX_KERNELS) { /* failures too: the compiler stays broken for the process */
+        programs[n_programs].key = key;
+        programs[n_programs].fn = fn;
+        n_programs++;
+    }
+    pthread_mutex_unlock(&mu);
+    return fn;
+}
+
 const char *jit_cpu_describe(void)
 {
     char dir[4096], err[256];

@@ -13,6 +13,11 @@ typedef void (*FusedKernelFn)(int64_t begin, int64_t end, int rank, const int64_
  * once on stderr; callers fall back to the reference kernels).  The compiler
  * is $VCLIP_CC, else cc.  Thread-safe. */
 FusedKernelFn jit_cpu_fused(const char *source);
+/* The same for a program: looked up by a hash of its code and constants, so
+ * the C source is rendered (and hashed) only the first time a process meets
+ * the program, not on every run of the node. */
+struct Program;
+FusedKernelFn jit_cpu_program(const struct Program *p);
 /* Where kernels are cached, and the compiler command line in use. */
 const char *jit_cpu_describe(void);
 

@@ -37,7 +37,7 @@ typedef enum {
 
 typedef struct { int op, a, b; } Instr;
 
-typedef struct {
+typedef struct Program {
     int n_in, n_const, n_instr;
     const float *consts;
     Instr *code;            /* n_instr entries (owned) */

@@ -67,11 +67,7 @@ static int run(KernelCtx *k, int fast)
     strides_of(k, strides, &contiguous);
     Job j = {&p, NULL, rank, y->dims, strides, NULL, in, y->data};
     int64_t n = tensor_numel(y);
-    if (fast) {
-        char *src = program_render_c(&p);
-        j.fn = src ? jit_cpu_fused(src) : NULL;
-        free(src);
-    }
+    if (fast) j.fn = jit_cpu_program(&p);
     if (j.fn) {
         j.call_strides = contiguous ? NULL : strides;
         parallel_for(n, 1 << 14, jit_range, &j);

@@ -10,19 +10,8 @@
 #include "../../runtime/cuda/cuda_driver.h"
 #include "../../runtime/cuda/cuda_fused.h"
 
-static uint64_t rng = 0xC0DA5EEDull;
-static double urand(void)
-{
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (double)(rng >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static Tensor *rand_tensor(int rank, const int64_t *dims, double lo, double hi)
-{
-    Tensor *t = tensor_new(DT_F32, rank, dims);
-    for (int64_t i = 0; i < tensor_numel(t); i++) ((float *)t->data)[i] = (float)(lo + (hi - lo) * urand());
-    return t;
-}
+#define TEST_RNG_SEED 0xC0DA5EEDull
+#include "rand.h"
 
 /* The interpreter over broadcast inputs, element by element. */
 static void expected(const Program *p, Tensor *const *ins, Tensor *out)
