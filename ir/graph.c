@@ -1,6 +1,7 @@
 /* graph.c — building and editing graphs: values, nodes, attributes, uses. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include "ir.h"
@@ -154,6 +155,18 @@ static int append_value(Value ***arr, int *n, Value *v)
 
 int graph_add_input(Graph *g, Value *v) { v->is_input = 1; return append_value(&g->inputs, &g->n_inputs, v); }
 int graph_add_output(Graph *g, Value *v) { v->is_output = 1; return append_value(&g->outputs, &g->n_outputs, v); }
+
+void graph_release_pages(const Graph *g, const Tensor *t)
+{
+    uintptr_t lo = (uintptr_t)t->data, hi = lo + t->nbytes, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < g->n_maps; i++) {
+        uintptr_t base = (uintptr_t)g->maps[i].addr;
+        if (lo < base || hi > base + g->maps[i].len) continue;
+        uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); /* read-only file pages: a later read maps them again */
+        return;
+    }
+}
 
 int graph_add_mapping(Graph *g, void *addr, size_t len)
 {

@@ -128,19 +128,57 @@ int infer_conv(InferCtx *c)
     return op_conv_params(c, &p, &c->out[0]->shape);
 }
 
-/* ai.vclip.Linear(X [..., K], W [K, N], B [N]?) = X @ W + B */
+int op_linear_params(InferCtx *c, LinearParams *p)
+{
+    const Node *n = c->node;
+    const ValueInfo *w = c->in[1];
+    const char *act = node_attr_s(n, "activation", "");
+    p->act = !*act ? LINEAR_ACT_NONE : !strcmp(act, "quick_gelu") ? LINEAR_ACT_QUICK_GELU : !strcmp(act, "gelu") ? LINEAR_ACT_GELU : -1;
+    if (p->act < 0) return infer_fail(c, "unknown activation '%s' (expected quick_gelu or gelu)", act);
+    p->has_bias = c->n_in > 2 && c->in[2];
+    p->has_residual = c->n_in > 3 && c->in[3];
+    p->packed = w->shape.rank == 3;
+    if (w->shape.rank != 2 && w->shape.rank != 3) return infer_fail(c, "W must be [K, N] or packed [panels, K, %d]", LINEAR_PANEL);
+    if (!shape_is_const(&w->shape)) { p->K = p->N = -1; return 0; }
+    if (p->packed) {
+        p->K = w->shape.d[1].n;
+        p->N = node_attr_i(n, "packed_n", -1);
+        if (w->shape.d[2].n != LINEAR_PANEL || p->N < 0 || (p->N + LINEAR_PANEL - 1) / LINEAR_PANEL != w->shape.d[0].n)
+            return infer_fail(c, "packed W [%lld, %lld, %lld] does not hold packed_n = %lld columns in panels of %d",
+                              (long long)w->shape.d[0].n, (long long)w->shape.d[1].n, (long long)w->shape.d[2].n,
+                              (long long)p->N, LINEAR_PANEL);
+    } else {
+        p->K = w->shape.d[0].n;
+        p->N = w->shape.d[1].n;
+    }
+    return 0;
+}
+
+/* ai.vclip.Linear: see LinearParams in ops.h */
 int infer_linear_op(InferCtx *c)
 {
     if (c->n_in < 2 || !c->in[0] || !c->in[1]) return infer_fail(c, "expects X and W");
+    if (c->n_in > 4) return infer_fail(c, "expects at most X, W, B and a residual");
     const ValueInfo *x = c->in[0], *w = c->in[1], *b = c->n_in > 2 ? c->in[2] : NULL;
     if (x->dtype != w->dtype || (b && b->dtype != x->dtype)) return infer_fail(c, "input dtypes differ");
-    if (w->shape.rank != 2 || (b && b->shape.rank != 1)) return infer_fail(c, "W must be 2-D and B 1-D");
+    LinearParams p;
+    if (op_linear_params(c, &p)) return -1;
+    if (b && b->shape.rank != 1) return infer_fail(c, "B must be 1-D");
     ValueInfo *o = c->out[0];
     o->dtype = x->dtype;
-    if (x->shape.rank < 1) { o->shape.rank = -1; return 0; }
-    if (check_dim(c, x->shape.d[x->shape.rank - 1], w->shape.d[0], "inner dimension")) return -1;
-    if (b && check_dim(c, b->shape.d[0], w->shape.d[1], "bias length")) return -1;
+    if (x->shape.rank < 1 || p.K < 0) { o->shape.rank = -1; return 0; }
+    Dim k = dim_const(p.K), nn = dim_const(p.N);
+    if (!p.packed) { k = w->shape.d[0]; nn = w->shape.d[1]; }
+    if (check_dim(c, x->shape.d[x->shape.rank - 1], k, "inner dimension")) return -1;
+    if (b && check_dim(c, b->shape.d[0], nn, "bias length")) return -1;
     o->shape = x->shape;
-    o->shape.d[o->shape.rank - 1] = w->shape.d[1];
+    o->shape.d[o->shape.rank - 1] = nn;
+    if (p.has_residual) {
+        const ValueInfo *r = c->in[3];
+        if (r->dtype != x->dtype) return infer_fail(c, "residual dtype differs");
+        if (r->shape.rank >= 0 && r->shape.rank != o->shape.rank) return infer_fail(c, "residual must have the output's shape");
+        for (int d = 0; r->shape.rank >= 0 && d < r->shape.rank; d++)
+            if (check_dim(c, r->shape.d[d], o->shape.d[d], "residual dimension")) return -1;
+    }
     return 0;
 }

@@ -152,6 +152,9 @@ void graph_remove_dead(Graph *g);  /* drop nodes marked with op < 0 */
  * is one (passes append new nodes and call this).  -1 on a cycle. */
 int graph_topo_sort(Graph *g);
 int graph_add_mapping(Graph *g, void *addr, size_t len);
+/* A tensor borrowed from one of the graph's mapped files is no longer
+ * needed in memory: its pages leave the resident set (no-op otherwise). */
+void graph_release_pages(const Graph *g, const Tensor *t);
 /* A fresh name used by no value and no live node, derived from base. */
 char *graph_unique_name(const Graph *g, const char *base);
 

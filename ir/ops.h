@@ -95,6 +95,20 @@ typedef struct {
     int64_t pad_lo[IR_MAX_RANK], pad_hi[IR_MAX_RANK];
 } ConvParams;
 int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
+/* ai.vclip.Linear(X [..., K], W, B [N]?, R?) = act(X @ W + B) + R.
+ * W is [K, N], or packed for the CPU GEMM (passes/pack_linear_weights.c):
+ * [ceil(N / LINEAR_PANEL), K, LINEAR_PANEL] with attribute packed_n = N,
+ * element (k, n) at [n / LINEAR_PANEL, k, n % LINEAR_PANEL], zero past N.
+ * activation: "" (none), "quick_gelu" or "gelu"; R has the output's shape. */
+#define LINEAR_PANEL 32
+enum { LINEAR_ACT_NONE, LINEAR_ACT_QUICK_GELU, LINEAR_ACT_GELU };
+typedef struct {
+    int64_t K, N;
+    int packed, act, has_bias, has_residual;
+} LinearParams;
+/* From the weight's shape and the attributes; -1 (message in c) when invalid. */
+int op_linear_params(InferCtx *c, LinearParams *p);
+
 typedef struct {
     int64_t heads, head_dim, q_off, k_off, v_off, frames, window;
     float scale;

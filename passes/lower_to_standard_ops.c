@@ -2,13 +2,14 @@
  * ops, so that any ONNX runtime can execute (and check) a compiled graph:
  *   QuickGelu(x) = x * Sigmoid(x * 1.702)
  *   Gelu(x)      = (x * (Erf(x / sqrt 2) + 1)) * 0.5
- *   Linear(x, W, b) = MatMul(x, W) + b
+ *   Linear(x, W, b, r) = act(MatMul(x, W) + b) + r, a packed W unpacked
  *   Attention: see lower_attention.c
  *   FusedElementwise: its program, one standard op per instruction
  * Used by `vclipc compile --export-standard-ops`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "passes.h"
 #include "rewrite.h"
 #include "../codegen/program.h"
@@ -70,6 +71,36 @@ static Value *fused(Graph *g, Node *n)
     return out;
 }
 
+/* A packed Linear weight [panels, K, 32] back to [K, N] (ir/ops.h). */
+static Value *unpacked_weight(Graph *g, const Value *w, int64_t N)
+{
+    const Tensor *t = w->konst;
+    if (!t) return NULL;
+    int64_t K = t->dims[1], d[2] = {K, N};
+    Tensor *u = tensor_new(DT_F32, 2, d);
+    char *name = u ? graph_unique_name(g, w->name) : NULL;
+    Value *v = name ? graph_new_value(g, name) : NULL;
+    free(name);
+    if (!v) { tensor_free(u); return NULL; }
+    const float *src = t->data;
+    float *dst = u->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t n = 0; n < N; n++) dst[k * N + n] = src[((n / LINEAR_PANEL) * K + k) * LINEAR_PANEL + n % LINEAR_PANEL];
+    value_set_const(v, u);
+    return v;
+}
+
+static Value *lower_linear(Graph *g, Node *n)
+{
+    const char *nm = n->name, *act = node_attr_s(n, "activation", "");
+    Value *w = n->in[1]->shape.rank == 3 ? unpacked_weight(g, n->in[1], node_attr_i(n, "packed_n", 0)) : n->in[1];
+    Value *y = bin(g, OP_MATMUL, nm, n->in[0], w);
+    if (n->n_in > 2 && n->in[2]) y = bin(g, OP_ADD, nm, y, n->in[2]);
+    if (y && !strcmp(act, "quick_gelu")) y = quick_gelu(g, nm, y);
+    else if (y && !strcmp(act, "gelu")) y = gelu(g, nm, y);
+    return n->n_in > 3 && n->in[3] ? bin(g, OP_ADD, nm, y, n->in[3]) : y;
+}
+
 static Value *lower(Graph *g, Node *n)
 {
     Value *x = n->in[0];
@@ -83,10 +114,8 @@ static Value *lower(Graph *g, Node *n)
         return fused(g, n);
     case OP_ATTENTION:
         return lower_attention(g, n);
-    case OP_LINEAR: {
-        Value *mm = bin(g, OP_MATMUL, nm, x, n->in[1]);
-        return (n->n_in > 2 && n->in[2]) ? bin(g, OP_ADD, nm, mm, n->in[2]) : mm;
-    }
+    case OP_LINEAR:
+        return lower_linear(g, n);
     default:
         return NULL;
     }

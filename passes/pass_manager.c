@@ -26,6 +26,8 @@ const Pass default_pipeline[] = {
 };
 
 const Pass kernel_pipeline[] = {
+    {"fuse-linear-epilogue", "Linear + QuickGelu/Gelu + residual Add -> one Linear with a GEMM epilogue", pass_fuse_linear_epilogue, 1},
+    {"pack-linear-weights", "constant Linear/Gemm weights -> column panels for the CPU GEMM", pass_pack_linear_weights, 1},
     {"fuse-elementwise", "chains of elementwise ops -> ai.vclip.FusedElementwise (generated kernels)", pass_fuse_elementwise, 1},
     {NULL, NULL, NULL, 0},
 };

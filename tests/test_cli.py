@@ -92,9 +92,10 @@ def test_dump_after_all(fmt, ext, tmp_path):
         lines = last.read_text().splitlines()
         node_lines = [l for l in lines if " = " in l]
         assert len(node_lines) == len(onnx.load(str(tmp_path / "o.onnx")).graph.node)
-        # one line per node: outputs with shapes, op, inputs with shapes, node name
+        # one line per node: outputs with shapes, op, inputs with shapes, attributes, node name
+        # (the weight is packed into 32-column panels by the last pass)
         assert any(re.match(r"\s+%\S+: f32\[batch,\d+,64\] = ai\.vclip\.Linear\(%\S+: f32\[batch,\d+,64\], "
-                            r"\$%\S+: f32\[64,64\], \$%\S+: f32\[64\]\)  # \S+", l)
+                            r"\$%\S+: f32\[2,64,32\], \$%\S+: f32\[64\]\) \{packed_n=64\}  # \S+", l)
                    for l in node_lines), "\n".join(node_lines[:20])
     elif fmt == "dot":
         txt = last.read_text()

@@ -1,4 +1,5 @@
-/* fast_attention.c — ai.vclip.Attention with BLAS: for each (batch row,
+/* fast_attention.c — ai.vclip.Attention: the online-softmax template kernel
+ * (flash_attention.c) where it fits, else BLAS: for each (batch row,
  * head) gather Q [N, d] and the concatenated key/value blocks [S*M, d]
  * (zeros for zero-filled frames), S = scale * Q K^T by sgemm, softmax rows
  * with the vectorized exp, O = P V by sgemm; the pairs are spread over the
@@ -8,7 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "attention.h"
 #include "parallel.h"
 
 int openblas_get_num_threads(void);
@@ -30,14 +31,6 @@ void attention_softmax_rows(const AttentionParams *p, float *P, int64_t N, int64
         fast_softmax_row(r, r, L);
     }
 }
-
-typedef struct {
-    AttentionParams p;
-    const float *Q, *K, *V, *mask;
-    float *O;
-    int64_t B, N, M, Cq, Ck, Cv, Co;
-    int failed;
-} AttnArgs;
 
 /* (batch row, head) pairs [pb, pe) with their own buffers */
 static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
@@ -104,6 +97,10 @@ int fast_attention(KernelCtx *k)
     a.V = v->data;
     a.mask = mask ? mask->data : NULL;
     a.O = k->out[0]->data;
+    if (flash_attention_fits(&a)) {
+        parallel_for(a.B * a.p.heads, 1, flash_attention_pairs, &a);
+        return a.failed ? kernel_fail(k, "out of memory") : 0;
+    }
     /* BLAS inside the workers must not fan out again: one thread each */
     int blas = parallel_threads() > 1 ? openblas_get_num_threads() : 1;
     if (blas > 1) openblas_set_num_threads(1);

@@ -1,8 +1,11 @@
 /* fast_blas.c — MatMul, Gemm and Conv through BLAS sgemm (multi-threaded by
- * the BLAS library).  Checked against ref_linear.c in tests/unit. */
+ * the BLAS library); the patch-embedding Conv (stride = kernel, no padding)
+ * through gemm_f32.c where the CPU has AVX-512.  Checked against
+ * ref_linear.c in tests/unit. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include "gemm_f32.h"
 #include "kernels.h"
 
 static int f32_only(KernelCtx *k)
@@ -76,6 +79,46 @@ int fast_gemm(KernelCtx *k)
     return 0;
 }
 
+/* ViT's patch embedding: every input pixel in exactly one patch.  The
+ * patches go straight into the GEMM's column panels (B = im2col [C*KH*KW,
+ * N*OH*OW]), W [M, C*KH*KW] is A, and the result is scattered to NCHW with
+ * the bias. */
+static int patch_conv(KernelCtx *k, const ConvParams *p)
+{
+    const Tensor *x = k->in[0], *w = k->in[1], *bias = k->n_in > 2 ? k->in[2] : NULL;
+    Tensor *y = k->out[0];
+    int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], M = w->dims[0];
+    int64_t KH = p->k[0], KW = p->k[1], OH = y->dims[2], OW = y->dims[3], P = OH * OW, K = C * KH * KW, NP = N * P;
+    float *panels = aligned_alloc(64, sizeof(float) * (size_t)(gemm_packed_floats(K, NP) + 16));
+    float *c = malloc(sizeof(float) * (size_t)(M * NP + 1));
+    if (!panels || !c) { free(panels); free(c); return kernel_fail(k, "out of memory for the patch matrix"); }
+    const float *X = x->data;
+    for (int64_t q = 0; q * LINEAR_PANEL < NP; q++) {
+        int64_t at[LINEAR_PANEL];
+        for (int j = 0; j < LINEAR_PANEL; j++) {
+            int64_t col = q * LINEAR_PANEL + j, n = col / P, oh = col % P / OW, ow = col % OW;
+            at[j] = col < NP ? (n * C * H + oh * KH) * W + ow * KW : -1;
+        }
+        float *d = panels + q * K * LINEAR_PANEL;
+        for (int64_t ch = 0; ch < C; ch++)
+            for (int64_t kh = 0; kh < KH; kh++)
+                for (int64_t kw = 0; kw < KW; kw++, d += LINEAR_PANEL)
+                    for (int j = 0; j < LINEAR_PANEL; j++) d[j] = at[j] < 0 ? 0.0f : X[at[j] + (ch * H + kh) * W + kw];
+    }
+    PackedB pb = {.panels = panels, .K = K, .N = NP};
+    int rc = gemm_f32(M, w->data, K, &pb, c, NP, NULL);
+    free(panels);
+    if (rc) { free(c); return kernel_fail(k, "out of memory"); }
+    float *Y = y->data;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t m = 0; m < M; m++) {
+            float b = bias ? (float)tensor_get_f64(bias, m) : 0.0f;
+            for (int64_t q = 0; q < P; q++) Y[(n * M + m) * P + q] = c[m * NP + n * P + q] + b;
+        }
+    free(c);
+    return 0;
+}
+
 int fast_conv(KernelCtx *k)
 {
     int r = f32_only(k);
@@ -86,6 +129,10 @@ int fast_conv(KernelCtx *k)
     Shape out;
     if (op_conv_params(k->ic, &p, &out)) return -1;
     if (p.nsp != 2) return ref_conv(k);
+    if (p.group == 1 && p.stride[0] == p.k[0] && p.stride[1] == p.k[1] && p.dil[0] == 1 && p.dil[1] == 1 && !p.pad_lo[0] &&
+        !p.pad_lo[1] && !p.pad_hi[0] && !p.pad_hi[1] && w->dtype == DT_F32 && (!bias || bias->dtype == DT_F32) &&
+        gemm_f32_available())
+        return patch_conv(k, &p);
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
     int64_t M = w->dims[0], G = p.group, cg = C / G, mg = M / G, OH = y->dims[2], OW = y->dims[3];
     int64_t KH = p.k[0], KW = p.k[1], K = cg * KH * KW, P = OH * OW;
@@ -121,22 +168,5 @@ int fast_conv(KernelCtx *k)
                 }
         }
     free(col);
-    return 0;
-}
-
-/* Linear: bias rows written first, then one GEMM accumulating into them */
-int fast_linear(KernelCtx *k)
-{
-    const Tensor *x = k->in[0], *w = k->in[1], *b = k->n_in > 2 ? k->in[2] : NULL;
-    if (x->dtype != DT_F32 || w->dtype != DT_F32 || (b && b->dtype != DT_F32)) return ref_linear(k);
-    int64_t K = w->dims[0], N = w->dims[1], rows = K ? tensor_numel(x) / K : tensor_numel(k->out[0]) / (N ? N : 1);
-    float *Y = k->out[0]->data;
-    for (int64_t r = 0; r < rows; r++) {
-        if (b) memcpy(Y + r * N, b->data, sizeof(float) * (size_t)N);
-        else memset(Y + r * N, 0, sizeof(float) * (size_t)N);
-    }
-    if (rows && N && K)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)N, (int)K, 1.0f, x->data, (int)K,
-                    w->data, (int)N, 1.0f, Y, (int)N);
     return 0;
 }

@@ -28,19 +28,24 @@ int ref_gelu(KernelCtx *k)
     return 0;
 }
 
-/* X [..., K] @ W [K, N] + B [N] */
+/* act(X [..., K] @ W + B [N]) + R, W plain or packed (ops.h) */
 int ref_linear(KernelCtx *k)
 {
     if (f32_only(k)) return -1;
-    const Tensor *x = k->in[0], *w = k->in[1], *b = k->n_in > 2 ? k->in[2] : NULL;
-    int64_t K = w->dims[0], N = w->dims[1], rows = K ? tensor_numel(x) / K : 0;
-    const float *X = x->data, *W = w->data, *B = b ? b->data : NULL;
+    LinearParams p;
+    if (op_linear_params(k->ic, &p)) return -1;
+    const Tensor *x = k->in[0], *w = k->in[1], *b = p.has_bias ? k->in[2] : NULL, *res = p.has_residual ? k->in[3] : NULL;
+    int64_t K = p.K, N = p.N, rows = tensor_numel(k->out[0]) / (N ? N : 1);
+    const float *X = x->data, *W = w->data, *B = b ? b->data : NULL, *R = res ? res->data : NULL;
     float *Y = k->out[0]->data;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t n = 0; n < N; n++) {
             double s = B ? B[n] : 0;
-            for (int64_t t = 0; t < K; t++) s += (double)X[r * K + t] * W[t * N + n];
-            Y[r * N + n] = (float)s;
+            for (int64_t t = 0; t < K; t++)
+                s += (double)X[r * K + t] * (p.packed ? W[((n / LINEAR_PANEL) * K + t) * LINEAR_PANEL + n % LINEAR_PANEL] : W[t * N + n]);
+            if (p.act == LINEAR_ACT_QUICK_GELU) s = s / (1.0 + exp(-1.702 * s));
+            else if (p.act == LINEAR_ACT_GELU) s = 0.5 * s * (1.0 + erf(s / sqrt(2.0)));
+            Y[r * N + n] = (float)(s + (R ? R[r * N + n] : 0.0));
         }
     return 0;
 }

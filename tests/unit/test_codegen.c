@@ -206,6 +206,92 @@ static void test_fusion_pass(void)
     graph_free(g);
 }
 
+static Value *const_value(Graph *g, const char *name, int rank, const int64_t *dims)
+{
+    Value *v = graph_new_value(g, name);
+    value_set_const(v, rand_tensor(rank, dims, -1, 1));
+    return v;
+}
+
+static int count_op(const Graph *g, int op)
+{
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) k += g->nodes[i]->op == op;
+    return k;
+}
+
+/* A transformer MLP block and a projection: Linear -> QuickGelu -> Linear ->
+ * residual Add -> Gemm(transB) -> Linear over a trainable weight.  After
+ * fuse-linear-epilogue and pack-linear-weights: four Linears, the first with
+ * the activation, the second with the residual, the Gemm's weight packed
+ * from its transpose, the trainable weight untouched; the answers equal the
+ * reference kernels' on the original graph, and so do those of the
+ * graph lowered back to standard ops. */
+static void test_linear_epilogue_pass(void)
+{
+    Graph *g = graph_new("mlp");
+    g->opset = 17;
+    int64_t xd[2] = {6, 40}, w1[2] = {40, 70}, b1[1] = {70}, w2[2] = {70, 40}, b2[1] = {40}, w3[2] = {24, 40}, b3[1] = {24};
+    int64_t w4[2] = {24, 8};
+    Value *x = graph_new_value(g, "x");
+    x->dtype = DT_F32;
+    x->shape.rank = 2;
+    x->shape.d[0] = dim_const(6);
+    x->shape.d[1] = dim_const(40);
+    graph_add_input(g, x);
+    Value *W4 = const_value(g, "w4", 2, w4);
+    W4->trainable = 1;
+    Value *v[6];
+    const char *names[6] = {"l1", "a", "l2", "y", "z", "out"};
+    for (int i = 0; i < 6; i++) v[i] = graph_new_value(g, names[i]);
+    graph_add_node(g, OP_LINEAR, "fc1", 3, (Value *[]){x, const_value(g, "w1", 2, w1), const_value(g, "b1", 1, b1)}, 1, &v[0]);
+    graph_add_node(g, OP_QUICK_GELU, "act", 1, &v[0], 1, &v[1]);
+    graph_add_node(g, OP_LINEAR, "fc2", 3, (Value *[]){v[1], const_value(g, "w2", 2, w2), const_value(g, "b2", 1, b2)}, 1, &v[2]);
+    graph_add_node(g, OP_ADD, "residual", 2, (Value *[]){x, v[2]}, 1, &v[3]);
+    Node *gemm = graph_add_node(g, OP_GEMM, "proj", 3, (Value *[]){v[3], const_value(g, "w3", 2, w3), const_value(g, "b3", 1, b3)}, 1, &v[4]);
+    node_add_attr(gemm, "transB", ATTR_INT)->i = 1;
+    graph_add_node(g, OP_LINEAR, "head", 2, (Value *[]){v[4], W4}, 1, &v[5]);
+    graph_add_output(g, v[5]);
+    char err[512];
+    CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
+    Tensor *in = rand_tensor(2, xd, -2, 2), *before = NULL, *after = NULL, *lowered = NULL;
+    Session *s = session_new(g, &(ExecOptions){.reference_only = 1}, err, sizeof err);
+    CHECK(s && session_run(s, &in, &before, err, sizeof err) == 0, "%s", err);
+    session_free(s);
+    int fused = pass_fuse_linear_epilogue(g, err, sizeof err), packed = pass_pack_linear_weights(g, err, sizeof err);
+    CHECK(fused == 2 && packed == 3, "fused %d epilogues (want 2), packed %d weights (want 3): %s", fused, packed, err);
+    CHECK(count_op(g, OP_LINEAR) == 4 && count_op(g, OP_QUICK_GELU) + count_op(g, OP_ADD) + count_op(g, OP_GEMM) == 0,
+          "want four Linears and nothing else, got %d nodes", g->n_nodes);
+    int with_act = 0, with_residual = 0, plain_weights = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        with_act += !strcmp(node_attr_s(n, "activation", ""), "quick_gelu");
+        with_residual += n->n_in == 4 && n->in[3] == x;
+        plain_weights += n->in[1]->shape.rank == 2;
+        if (n->in[1]->shape.rank == 2) CHECK(n->in[1] == W4, "only the trainable weight stays unpacked");
+    }
+    CHECK(with_act == 1 && with_residual == 1 && plain_weights == 1, "act %d residual %d plain %d", with_act, with_residual,
+          plain_weights);
+    for (int i = 0; i < g->n_values; i++)
+        CHECK(!g->values[i]->konst || g->values[i]->konst->rank != 2 || g->values[i] == W4,
+              "unpacked weight '%s' still held", g->values[i]->name);
+    s = session_new(g, &(ExecOptions){0}, err, sizeof err);
+    CHECK(s && session_run(s, &in, &after, err, sizeof err) == 0, "%s", err);
+    session_free(s);
+    CHECK(rel_diff(after, before) < 1e-5, "fused and packed: rel diff %g", rel_diff(after, before));
+    CHECK(pass_lower_to_standard_ops(g, err, sizeof err) >= 0, "%s", err);
+    CHECK(count_op(g, OP_LINEAR) == 0, "lowered");
+    s = session_new(g, &(ExecOptions){.reference_only = 1}, err, sizeof err);
+    CHECK(s && session_run(s, &in, &lowered, err, sizeof err) == 0, "%s", err);
+    session_free(s);
+    CHECK(rel_diff(lowered, before) < 1e-5, "lowered to standard ops: rel diff %g", rel_diff(lowered, before));
+    tensor_free(in);
+    tensor_free(before);
+    tensor_free(after);
+    tensor_free(lowered);
+    graph_free(g);
+}
+
 /* Every kernel of a real training graph (forward and backward fused). */
 static void collect_training_kernels(void)
 {
@@ -281,6 +367,7 @@ int main(void)
     test_each_opcode();
     test_random_programs();
     test_fusion_pass();
+    test_linear_epilogue_pass();
     collect_training_kernels();
     test_nvrtc();
     test_fallback_without_compiler();

@@ -1,0 +1,94 @@
+/* fuse_linear_epilogue.c — kernel fusion around the GEMM: a Linear whose
+ * only reader is QuickGelu or Gelu takes the activation as an attribute,
+ * and a Linear whose only reader is an Add with a same-shaped operand (the
+ * transformer's residual) takes that operand as its residual input.  The
+ * GEMM then applies bias, activation and residual to each tile while it is
+ * in registers (runtime/cpu/gemm_f32.c) instead of three more passes over
+ * memory.  Run after autodiff: the backward keeps its own readers, so a
+ * training graph fuses only where the forward value is not needed again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "passes.h"
+#include "rewrite.h"
+
+static int same_shape(const Shape *a, const Shape *b)
+{
+    if (a->rank < 0 || a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->d[i].n != b->d[i].n || a->d[i].sym != b->d[i].sym || a->d[i].sym == DIM_UNKNOWN) return 0;
+    return 1;
+}
+
+/* The one node reading v (NULL if none, several, or v is a graph output). */
+static Node *sole_reader(Graph *g, const Value *v, const int *uses)
+{
+    if (v->is_output || uses[v->id] != 1) return NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i]->n_in; j++)
+            if (g->nodes[i]->in[j] == v) return g->nodes[i];
+    return NULL;
+}
+
+/* A copy of Linear `lin` (its inputs, attributes) with `residual` as input 3
+ * and `act` set, standing in for `replaced`. */
+static int refuse(Graph *g, Node *lin, const char *act, Value *residual, Node *replaced)
+{
+    Value *in[4] = {lin->in[0], lin->in[1], lin->n_in > 2 ? lin->in[2] : NULL, residual};
+    Node *n = new_node(g, OP_LINEAR, replaced->name, residual ? 4 : 3, in);
+    if (!n) return -1;
+    for (int a = 0; a < lin->n_attrs; a++) {
+        const Attr *src = &lin->attrs[a];
+        if (!strcmp(src->name, "activation")) continue;
+        Attr *d = node_add_attr(n, src->name, src->type);
+        if (!d || src->type != ATTR_INT) return -1; /* Linear's only other attribute is packed_n */
+        d->i = src->i;
+    }
+    if (act) {
+        Attr *d = node_add_attr(n, "activation", ATTR_STRING);
+        if (!d || !(d->s = strdup(act))) return -1;
+    }
+    char msg[IR_ERR_CAP];
+    if (infer_node(g, n, msg, sizeof msg)) return -1;
+    graph_replace_uses(g, replaced->out[0], n->out[0]);
+    lin->op = replaced->op = -1;
+    return 0;
+}
+
+static int sweep(Graph *g, int residual, int *changed)
+{
+    int *uses = graph_use_counts(g);
+    if (!uses) return -1;
+    int n = g->n_nodes;
+    for (int i = 0; i < n; i++) {
+        Node *lin = g->nodes[i];
+        if (lin->op != OP_LINEAR || lin->n_in > 3 || lin->out[0]->dtype != DT_F32) continue;
+        Node *r = sole_reader(g, lin->out[0], uses);
+        if (!r || r->op < 0) continue;
+        const char *act = node_attr_s(lin, "activation", "");
+        if (!residual && !*act && (r->op == OP_QUICK_GELU || r->op == OP_GELU)) {
+            if (refuse(g, lin, r->op == OP_GELU ? "gelu" : "quick_gelu", NULL, r)) goto oom;
+            (*changed)++;
+        } else if (residual && r->op == OP_ADD && r->n_in == 2) {
+            Value *other = r->in[0] == lin->out[0] ? r->in[1] : r->in[0];
+            if (other == lin->out[0] || other->dtype != DT_F32 || !same_shape(&other->shape, &lin->out[0]->shape) ||
+                !same_shape(&r->out[0]->shape, &lin->out[0]->shape))
+                continue;
+            if (refuse(g, lin, *act ? act : NULL, other, r)) goto oom;
+            (*changed)++;
+        }
+    }
+    free(uses);
+    graph_remove_dead(g);
+    return 0;
+oom:
+    free(uses);
+    return -1;
+}
+
+int pass_fuse_linear_epilogue(Graph *g, char *err, size_t cap)
+{
+    int changed = 0;
+    if (sweep(g, 0, &changed) || sweep(g, 1, &changed)) { snprintf(err, cap, "fuse-linear-epilogue: out of memory"); return -1; }
+    return graph_topo_sort(g) ? (snprintf(err, cap, "fuse-linear-epilogue: cycle"), -1) : changed;
+}

@@ -1,0 +1,66 @@
+/* fast_linear.c — ai.vclip.Linear, act(X @ W + B) + R: on gemm_f32.c with
+ * its fused epilogue where the CPU has AVX-512 (a plain W is packed per
+ * call, a packed one is used in place), else BLAS (per panel for a packed W)
+ * followed by the epilogue in scalar code.  Checked against ref_linear. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gemm_f32.h"
+#include "kernels.h"
+
+/* What the GEMM leaves out when BLAS computed X @ W: bias, activation, residual. */
+static void scalar_epilogue(const LinearParams *p, float *Y, int64_t rows, const float *B, const float *R)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t n = 0; n < p->N; n++) {
+            float v = Y[r * p->N + n] + (B ? B[n] : 0.0f);
+            if (p->act == LINEAR_ACT_QUICK_GELU) v = v / (1.0f + expf(-1.702f * v));
+            else if (p->act == LINEAR_ACT_GELU) v = 0.5f * v * (1.0f + erff(v * 0.70710678f));
+            Y[r * p->N + n] = v + (R ? R[r * p->N + n] : 0.0f);
+        }
+}
+
+static int blas_linear(const LinearParams *p, const float *X, const float *W, float *Y, int64_t rows)
+{
+    if (p->K == 0) memset(Y, 0, sizeof(float) * (size_t)(rows * p->N));
+    else if (!p->packed)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p->N, (int)p->K, 1.0f, X, (int)p->K, W,
+                    (int)p->N, 0.0f, Y, (int)p->N);
+    else
+        for (int64_t q = 0; q * LINEAR_PANEL < p->N; q++) {
+            int64_t cols = p->N - q * LINEAR_PANEL < LINEAR_PANEL ? p->N - q * LINEAR_PANEL : LINEAR_PANEL;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)p->K, 1.0f, X, (int)p->K,
+                        W + q * p->K * LINEAR_PANEL, LINEAR_PANEL, 0.0f, Y + q * LINEAR_PANEL, (int)p->N);
+        }
+    return 0;
+}
+
+int fast_linear(KernelCtx *k)
+{
+    LinearParams p;
+    if (op_linear_params(k->ic, &p)) return -1;
+    for (int i = 0; i < k->n_in; i++)
+        if (k->in[i] && k->in[i]->dtype != DT_F32) return ref_linear(k);
+    const float *X = k->in[0]->data, *W = k->in[1]->data;
+    const float *B = p.has_bias ? k->in[2]->data : NULL, *R = p.has_residual ? k->in[3]->data : NULL;
+    float *Y = k->out[0]->data;
+    int64_t rows = tensor_numel(k->out[0]) / (p.N ? p.N : 1);
+    if (rows == 0 || p.N == 0) return 0;
+    if (!gemm_f32_available()) {
+        blas_linear(&p, X, W, Y, rows);
+        scalar_epilogue(&p, Y, rows, B, R);
+        return 0;
+    }
+    PackedB pb = {.panels = W, .K = p.K, .N = p.N};
+    if (!p.packed) {
+        pb.owned = aligned_alloc(64, sizeof(float) * (size_t)(gemm_packed_floats(p.K, p.N) + 16));
+        if (!pb.owned) return kernel_fail(k, "out of memory packing W [%lld, %lld]", (long long)p.K, (long long)p.N);
+        gemm_pack_b(W, p.K, p.N, 0, pb.owned);
+        pb.panels = pb.owned;
+    }
+    GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
+    int rc = gemm_f32(rows, X, p.K, &pb, Y, p.N, &ep);
+    free(pb.owned);
+    return rc ? kernel_fail(k, "out of memory") : 0;
+}

@@ -1,0 +1,168 @@
+/* flash_attention.c — the attention template kernel for the CPU: online
+ * softmax over blocks of 16 keys (flash-attention style), AVX-512, one
+ * (batch row, head) pair at a time and four query rows per pass.  Scores
+ * never exist as a full [N, L] matrix: each block's scores update a running
+ * max, a running sum and the output rows held in registers.  Keys are read
+ * once per head into a transposed [d, L] panel so a block's 16 scores come
+ * from d broadcast FMAs; values are read in place.  Zero-filled frames
+ * (boundary 0) are keys with score 0 and no value; masked frames are absent.
+ * Selected at run time when the CPU has AVX-512; fast_attention.c (BLAS) runs
+ * everything else.  Checked against ref_attention.c in tests/unit. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "attention.h"
+#include "parallel.h"
+
+#if defined(__x86_64__)
+#include "avx512_math.h"
+
+#define ROWS 4   /* query rows per pass */
+#define BLOCK 16 /* keys per block: one vector of scores */
+
+typedef struct {
+    int64_t L, Lp;     /* keys, padded to a whole block */
+    const float *kt;   /* [d, Lp] keys, transposed, zero past L */
+    const float **val; /* [Lp] value rows (NULL: zero-filled frame) */
+    int64_t M;         /* keys per source frame (mask and causal positions) */
+} KeySet;
+
+/* Output rows i0 .. i0+nrows-1 of one head.  bias: ROWS rows of Lp
+ * additive terms (mask, causal, padding), bias_stride apart (0: one row
+ * for all).  NV = d / 16, a constant in each instance. */
+AVX512 static inline __attribute__((always_inline)) void flash_rows(const KeySet *ks, const float *const *qrow,
+                                                                   float *const *orow, int nrows, float scale,
+                                                                   const float *bias, int64_t bias_stride, const int NV)
+{
+    const int64_t Lp = ks->Lp, d = 16 * NV;
+    __m512 o[ROWS][8];
+    float qs[ROWS][128] __attribute__((aligned(64)));
+    float mx[ROWS], sum[ROWS], pr[ROWS][BLOCK] __attribute__((aligned(64)));
+    #pragma GCC unroll 8
+    for (int r = 0; r < ROWS; r++) {
+        #pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) o[r][v] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < d; c++) qs[r][c] = r < nrows ? qrow[r][c] * scale : 0.0f;
+        mx[r] = -INFINITY;
+        sum[r] = 0.0f;
+    }
+    for (int64_t kb = 0; kb < Lp; kb += BLOCK) {
+        __m512 s[ROWS];
+        #pragma GCC unroll 8
+        for (int r = 0; r < ROWS; r++) s[r] = _mm512_loadu_ps(bias + r * bias_stride + kb);
+        for (int64_t c = 0; c < d; c++) {
+            __m512 k = _mm512_load_ps(ks->kt + c * Lp + kb);
+            #pragma GCC unroll 8
+            for (int r = 0; r < ROWS; r++) s[r] = _mm512_fmadd_ps(_mm512_set1_ps(qs[r][c]), k, s[r]);
+        }
+        int nk = ks->L - kb < BLOCK ? (int)(ks->L - kb) : BLOCK;
+        #pragma GCC unroll 8
+        for (int r = 0; r < nrows; r++) {
+            float m = fmaxf(mx[r], _mm512_reduce_max_ps(s[r]));
+            if (m == -INFINITY) continue; /* every key so far masked */
+            float alpha = expf(mx[r] - m);
+            __m512 p = exp16(_mm512_sub_ps(s[r], _mm512_set1_ps(m)));
+            mx[r] = m;
+            sum[r] = sum[r] * alpha + _mm512_reduce_add_ps(p);
+            _mm512_store_ps(pr[r], p);
+            #pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) o[r][v] = _mm512_mul_ps(o[r][v], _mm512_set1_ps(alpha));
+            for (int j = 0; j < nk; j++) {
+                const float *vr = ks->val[kb + j];
+                if (!vr) continue;
+                __m512 pj = _mm512_set1_ps(pr[r][j]);
+                #pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) o[r][v] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * v), o[r][v]);
+            }
+        }
+    }
+    #pragma GCC unroll 8
+    for (int r = 0; r < nrows; r++) {
+        __m512 inv = _mm512_set1_ps(1.0f / sum[r]);
+        #pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(orow[r] + 16 * v, _mm512_mul_ps(o[r][v], inv));
+    }
+}
+
+AVX512 static void flash_rows_nv(const KeySet *ks, const float *const *qrow, float *const *orow, int nrows, float scale,
+                                 const float *bias, int64_t bias_stride, int NV)
+{
+    switch (NV) {
+    case 1: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 1); break;
+    case 2: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 2); break;
+    case 4: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 4); break;
+    default: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 8); break;
+    }
+}
+
+/* Additive terms of query row i over the keys: padding past L, then the
+ * mask and causal positions of each source frame. */
+static void bias_row(const AttnArgs *a, const KeySet *ks, int64_t i, float *row)
+{
+    int64_t m = 0;
+    for (int64_t j = 0; j < ks->Lp; j++) {
+        float v = j < ks->L ? 0.0f : -INFINITY;
+        if (j < ks->L && a->mask) v += a->mask[i * ks->M + m];
+        if (j < ks->L && a->p.causal && m > i) v = -INFINITY;
+        row[j] = v;
+        if (++m == ks->M) m = 0;
+    }
+}
+
+int flash_attention_fits(const AttnArgs *a)
+{
+    int64_t d = a->p.head_dim;
+    return (d == 16 || d == 32 || d == 64 || d == 128) && __builtin_cpu_supports("avx512f");
+}
+
+void flash_attention_pairs(void *args, int64_t pb, int64_t pe)
+{
+    AttnArgs *a = args;
+    const AttentionParams *p = &a->p;
+    int64_t B = a->B, N = a->N, M = a->M, d = p->head_dim, H = p->heads, src[2 * 64 + 1];
+    int64_t Lmax = (2 * p->window + 1) * M, Lp = (Lmax + BLOCK - 1) / BLOCK * BLOCK;
+    float *kt = aligned_alloc(64, sizeof(float) * (size_t)(d * Lp));
+    float *bias = malloc(sizeof(float) * (size_t)(ROWS * Lp));
+    const float **val = malloc(sizeof(*val) * (size_t)Lp);
+    if (!kt || !bias || !val) { a->failed = 1; goto done; }
+    for (int64_t pair = pb; pair < pe; pair++) {
+        int64_t b = pair / H, h = pair % H;
+        int ns = attention_sources(p, b, src);
+        KeySet ks = {.L = ns * M, .kt = kt, .val = val, .M = M};
+        ks.Lp = (ks.L + BLOCK - 1) / BLOCK * BLOCK;
+        for (int64_t j = 0; j < ks.Lp; j++) {
+            int64_t s = j / M, m = j % M;
+            const float *kr = NULL;
+            val[j] = NULL;
+            if (j < ks.L && src[s] >= 0) {
+                int64_t krow = p->seq_first ? m * B + src[s] : src[s] * M + m;
+                kr = a->K + krow * a->Ck + p->k_off + h * d;
+                val[j] = a->V + krow * a->Cv + p->v_off + h * d;
+            }
+            for (int64_t c = 0; c < d; c++) kt[c * ks.Lp + j] = kr ? kr[c] : 0.0f;
+        }
+        int per_row = a->mask || p->causal;
+        if (!per_row) bias_row(a, &ks, 0, bias);
+        for (int64_t i0 = 0; i0 < N; i0 += ROWS) {
+            int nrows = N - i0 < ROWS ? (int)(N - i0) : ROWS;
+            const float *qrow[ROWS];
+            float *orow[ROWS];
+            for (int r = 0; r < ROWS; r++) {
+                int64_t i = i0 + (r < nrows ? r : 0);
+                qrow[r] = a->Q + (p->seq_first ? i * B + b : b * N + i) * a->Cq + p->q_off + h * d;
+                orow[r] = a->O + (p->seq_first ? i * B + b : b * N + i) * a->Co + h * d;
+                if (per_row) bias_row(a, &ks, i, bias + r * ks.Lp);
+            }
+            flash_rows_nv(&ks, qrow, orow, nrows, p->scale, bias, per_row ? ks.Lp : 0, (int)(d / 16));
+        }
+    }
+done:
+    free(kt);
+    free(bias);
+    free(val);
+}
+
+#else /* not x86-64: the BLAS kernel runs everything */
+int flash_attention_fits(const AttnArgs *a) { (void)a; return 0; }
+void flash_attention_pairs(void *args, int64_t pb, int64_t pe) { (void)args; (void)pb; (void)pe; }
+#endif
