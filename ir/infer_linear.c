@@ -137,16 +137,20 @@ int op_linear_params(InferCtx *c, LinearParams *p)
     if (p->act < 0) return infer_fail(c, "unknown activation '%s' (expected quick_gelu or gelu)", act);
     p->has_bias = c->n_in > 2 && c->in[2];
     p->has_residual = c->n_in > 3 && c->in[3];
-    p->packed = w->shape.rank == 3;
-    if (w->shape.rank != 2 && w->shape.rank != 3) return infer_fail(c, "W must be [K, N] or packed [panels, K, %d]", LINEAR_PANEL);
+    p->packed = w->shape.rank == 3 || w->shape.rank == 4 ? w->shape.rank : 0;
+    if (w->shape.rank < 2 || w->shape.rank > 4)
+        return infer_fail(c, "W must be [K, N] or packed ([panels, K, %d] f32, [panels, K/2, %d, 2] bf16)", LINEAR_PANEL, LINEAR_PANEL);
+    if ((p->packed == 4) != (w->dtype == DT_BF16)) return infer_fail(c, "a bf16 W must be packed in k pairs, and only a bf16 W");
     if (!shape_is_const(&w->shape)) { p->K = p->N = -1; return 0; }
     if (p->packed) {
-        p->K = w->shape.d[1].n;
+        p->K = p->packed == 3 ? w->shape.d[1].n : node_attr_i(n, "packed_k", -1);
         p->N = node_attr_i(n, "packed_n", -1);
-        if (w->shape.d[2].n != LINEAR_PANEL || p->N < 0 || (p->N + LINEAR_PANEL - 1) / LINEAR_PANEL != w->shape.d[0].n)
-            return infer_fail(c, "packed W [%lld, %lld, %lld] does not hold packed_n = %lld columns in panels of %d",
+        int64_t rows = p->packed == 3 ? p->K : (p->K + 1) / 2;
+        if (p->N < 0 || p->K < 0 || w->shape.d[2].n != LINEAR_PANEL || (p->packed == 4 && w->shape.d[3].n != 2) ||
+            w->shape.d[1].n != rows || (p->N + LINEAR_PANEL - 1) / LINEAR_PANEL != w->shape.d[0].n)
+            return infer_fail(c, "packed W [%lld, %lld, %lld%s] does not hold packed_n = %lld columns (packed_k = %lld) in panels of %d",
                               (long long)w->shape.d[0].n, (long long)w->shape.d[1].n, (long long)w->shape.d[2].n,
-                              (long long)p->N, LINEAR_PANEL);
+                              p->packed == 4 ? ", 2" : "", (long long)p->N, (long long)p->K, LINEAR_PANEL);
     } else {
         p->K = w->shape.d[0].n;
         p->N = w->shape.d[1].n;
@@ -160,7 +164,8 @@ int infer_linear_op(InferCtx *c)
     if (c->n_in < 2 || !c->in[0] || !c->in[1]) return infer_fail(c, "expects X and W");
     if (c->n_in > 4) return infer_fail(c, "expects at most X, W, B and a residual");
     const ValueInfo *x = c->in[0], *w = c->in[1], *b = c->n_in > 2 ? c->in[2] : NULL;
-    if (x->dtype != w->dtype || (b && b->dtype != x->dtype)) return infer_fail(c, "input dtypes differ");
+    if ((x->dtype != w->dtype && !(x->dtype == DT_F32 && w->dtype == DT_BF16)) || (b && b->dtype != x->dtype))
+        return infer_fail(c, "input dtypes differ");
     LinearParams p;
     if (op_linear_params(c, &p)) return -1;
     if (b && b->shape.rank != 1) return infer_fail(c, "B must be 1-D");

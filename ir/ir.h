@@ -74,6 +74,9 @@ int64_t dims_numel_checked(int rank, const int64_t *dims);
 double tensor_get_f64(const Tensor *t, int64_t i);  /* any dtype */
 int64_t tensor_get_i64(const Tensor *t, int64_t i); /* any dtype */
 void tensor_set_f64(Tensor *t, int64_t i, double v);
+/* bf16 <-> f32, rounding to nearest even (NaN stays NaN). */
+uint16_t float_to_bf16(float f);
+float bf16_to_float(uint16_t h);
 
 typedef enum {
     ATTR_INT, ATTR_FLOAT, ATTR_STRING, ATTR_INTS, ATTR_FLOATS, ATTR_TENSOR, ATTR_STRINGS

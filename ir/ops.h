@@ -97,14 +97,19 @@ typedef struct {
 int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
 /* ai.vclip.Linear(X [..., K], W, B [N]?, R?) = act(X @ W + B) + R.
  * W is [K, N], or packed for the CPU GEMM (passes/pack_linear_weights.c):
- * [ceil(N / LINEAR_PANEL), K, LINEAR_PANEL] with attribute packed_n = N,
- * element (k, n) at [n / LINEAR_PANEL, k, n % LINEAR_PANEL], zero past N.
+ *   f32:  [ceil(N / LINEAR_PANEL), K, LINEAR_PANEL], attribute packed_n = N,
+ *         element (k, n) at [n / LINEAR_PANEL, k, n % LINEAR_PANEL];
+ *   bf16: [ceil(N / LINEAR_PANEL), ceil(K / 2), LINEAR_PANEL, 2], attributes
+ *         packed_n = N and packed_k = K, element (k, n) at
+ *         [n / LINEAR_PANEL, k / 2, n % LINEAR_PANEL, k % 2]; X is then
+ *         rounded to bf16 too and the products summed in f32;
+ *   zero past N (and K).
  * activation: "" (none), "quick_gelu" or "gelu"; R has the output's shape. */
 #define LINEAR_PANEL 32
 enum { LINEAR_ACT_NONE, LINEAR_ACT_QUICK_GELU, LINEAR_ACT_GELU };
 typedef struct {
     int64_t K, N;
-    int packed, act, has_bias, has_residual;
+    int packed, act, has_bias, has_residual;  /* packed: 0, or the layout's rank (3 f32, 4 bf16) */
 } LinearParams;
 /* From the weight's shape and the attributes; -1 (message in c) when invalid. */
 int op_linear_params(InferCtx *c, LinearParams *p);

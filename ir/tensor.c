@@ -129,7 +129,7 @@ static uint16_t float_to_half(float f)
     return (uint16_t)h;
 }
 
-static float bf16_to_float(uint16_t b)
+float bf16_to_float(uint16_t b)
 {
     uint32_t bits = (uint32_t)b << 16;
     float f;
@@ -137,7 +137,7 @@ static float bf16_to_float(uint16_t b)
     return f;
 }
 
-static uint16_t float_to_bf16(float f)
+uint16_t float_to_bf16(float f)
 {
     uint32_t x;
     memcpy(&x, &f, 4);

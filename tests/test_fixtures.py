@@ -171,3 +171,36 @@ def test_fused_ops_in_our_domain(name, tmp_path):
     got = vclipc_run("opt", str(out), feeds, tmp_path, fx.expected)
     for k, p in fx.expected.items():
         assert rel_err(got[k], np.load(p)) < TOL
+
+
+BF16_TOL = 2e-2  # bf16 keeps 8 bits of mantissa: weights and GEMM inputs rounded, sums in f32
+
+
+@pytest.mark.parametrize("name", ["openai_visual_op17", "hf_text_op17"])
+def test_bf16_precision(name, tmp_path):
+    """--precision bf16 stays within BF16_TOL of ONNX Runtime's f32 answer and
+    is not the f32 answer (the bf16 kernels really ran); a CPU without
+    AVX512-BF16 gets a clear refusal instead."""
+    fx = Fixture(name)
+    feeds = {k: np.load(v) for k, v in fx.inputs.items()}
+    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    args += [a for k in fx.expected for a in ("--output", f"{k}={tmp_path / (k + '.npy')}")]
+    p = run_tool("opt", "vclipc", *args, "--precision", "bf16")
+    if p.returncode:
+        assert "AVX512-BF16" in p.stderr, p.stderr
+        pytest.skip("this CPU has no AVX512-BF16")
+    (tmp_path / "f32").mkdir()
+    f32 = vclipc_run("opt", fx.model, feeds, tmp_path / "f32", fx.expected)
+    for k, ref in fx.expected.items():
+        got, want = np.load(tmp_path / (k + ".npy")), np.load(ref)
+        assert rel_err(got, want) < BF16_TOL, (k, rel_err(got, want))
+        assert rel_err(got, want) > 10 * rel_err(f32[k], want), "bf16 output as exact as f32: the bf16 path did not run"
+
+
+def test_bf16_precision_bad_usage(tmp_path):
+    fx = Fixture("openai_visual_op17")
+    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    p = run_tool("opt", "vclipc", *args, "--precision", "fp8")
+    assert p.returncode == 2 and "--precision is fp32 or bf16" in p.stderr, p.stderr
+    p = run_tool("opt", "vclipc", *args, "--precision", "bf16", "--reference")
+    assert p.returncode == 2 and "drop --no-fusion and --reference" in p.stderr, p.stderr

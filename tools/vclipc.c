@@ -20,6 +20,7 @@
 #include "../codegen/program.h"
 #include "../runtime/cuda/cuda_driver.h"
 #include "../runtime/exec.h"
+#include "../runtime/cpu/gemm.h"
 #include "../runtime/npy.h"
 #include "cli.h"
 #include "version.h"
@@ -186,11 +187,11 @@ static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"input", 1, 0, 'i'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'},
                                          {"repeat", 1, 0, 'r'}, {"json", 0, 0, 'j'}, {"reference", 0, 0, 'R'},
-                                         {"no-fusion", 0, 0, 'F'}, {"target", 1, 0, 'g'},
+                                         {"no-fusion", 0, 0, 'F'}, {"target", 1, 0, 'g'}, {"precision", 1, 0, 'p'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     Binding ins[64], outs[64];
-    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, cuda = 0, c, rc = 1;
-    while ((c = getopt_long(argc, argv, "i:o:t:r:jRFg:h", opts, NULL)) != -1) {
+    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, cuda = 0, bf16 = 0, c, rc = 1;
+    while ((c = getopt_long(argc, argv, "i:o:t:r:jRFg:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
             if (n_in == 64 || parse_binding(optarg, &ins[n_in])) { rc = usage_error("run", "--input needs NAME=FILE.npy"); goto bad_args; }
@@ -209,10 +210,17 @@ static int cmd_run(int argc, char **argv)
             if (!strcmp(optarg, "cuda")) cuda = 1;
             else if (strcmp(optarg, "cpu")) { rc = usage_error("run", "--target is cpu or cuda"); goto bad_args; }
             break;
+        case 'p':
+            if (!strcmp(optarg, "bf16")) bf16 = 1;
+            else if (strcmp(optarg, "fp32")) { rc = usage_error("run", "--precision is fp32 or bf16"); goto bad_args; }
+            break;
         case 'h':
             printf("usage: vclipc run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
                    "                  [--threads N] [--repeat N] [--json] [--reference] [--target cpu|cuda]\n"
+                   "                  [--precision fp32|bf16]\n"
                    "  --target cuda  look for a CUDA device (the CUDA backend does not execute graphs yet)\n"
+                   "  --precision bf16  Linear weights and their inputs in bf16, sums in f32 (needs a CPU\n"
+                   "                 with AVX512-BF16); everything else stays f32.  Default fp32.\n"
                    "  Inputs and outputs are .npy files (f32, f64, f16, i64, i32, i8, u8, bool).\n"
                    "  Outputs without --output are summarized on stdout.\n"
                    "  --repeat N   N timed iterations after one warm-up; reports min/median ms\n"
@@ -234,12 +242,19 @@ static int cmd_run(int argc, char **argv)
         rc = 1;
         goto bad_args;
     }
+    if (bf16 && (no_fusion || reference)) { rc = usage_error("run", "--precision bf16 runs on the fused, packed kernels (drop --no-fusion and --reference)"); goto bad_args; }
+    if (bf16 && !gemm_available(DT_BF16)) {
+        fprintf(stderr, "vclipc run: --precision bf16: this CPU has no AVX512-BF16; use --precision fp32\n");
+        rc = 1;
+        goto bad_args;
+    }
     double t0 = cli_now_ms();
     Graph *g = load(argv[optind]);
     if (!g) return 1;
     PassOptions popt = {.no_fusion = no_fusion}, kopt = popt;
     kopt.first_index = pipeline_length(default_pipeline) + 1;
-    if (run_passes(g, default_pipeline, &popt, err, sizeof err) || run_passes(g, kernel_pipeline, &kopt, err, sizeof err)) {
+    if (run_passes(g, default_pipeline, &popt, err, sizeof err) || run_passes(g, kernel_pipeline, &kopt, err, sizeof err) ||
+        (bf16 && pass_cast_linear_weights_bf16(g, err, sizeof err) < 0)) {
         print_error(argv[optind], err);
         graph_free(g);
         return 1;

@@ -11,6 +11,7 @@
 #include <math.h>
 
 #define AVX512 __attribute__((target("avx512f,fma")))
+#define AVX512_BF16 __attribute__((target("avx512f,avx512bf16,fma")))
 
 /* e^x; -inf gives exactly 0 */
 AVX512 static inline __m512 exp16(__m512 x)

@@ -1,11 +1,11 @@
 /* fast_blas.c — MatMul, Gemm and Conv through BLAS sgemm (multi-threaded by
  * the BLAS library); the patch-embedding Conv (stride = kernel, no padding)
- * through gemm_f32.c where the CPU has AVX-512.  Checked against
+ * through gemm.c where the CPU has AVX-512.  Checked against
  * ref_linear.c in tests/unit. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
-#include "gemm_f32.h"
+#include "gemm.h"
 #include "kernels.h"
 
 static int f32_only(KernelCtx *k)
@@ -105,8 +105,8 @@ static int patch_conv(KernelCtx *k, const ConvParams *p)
                 for (int64_t kw = 0; kw < KW; kw++, d += LINEAR_PANEL)
                     for (int j = 0; j < LINEAR_PANEL; j++) d[j] = at[j] < 0 ? 0.0f : X[at[j] + (ch * H + kh) * W + kw];
     }
-    PackedB pb = {.panels = panels, .K = K, .N = NP};
-    int rc = gemm_f32(M, w->data, K, &pb, c, NP, NULL);
+    PackedB pb = {.dtype = DT_F32, .panels = panels, .K = K, .N = NP};
+    int rc = gemm(M, w->data, K, &pb, c, NP, NULL);
     free(panels);
     if (rc) { free(c); return kernel_fail(k, "out of memory"); }
     float *Y = y->data;
@@ -131,7 +131,7 @@ int fast_conv(KernelCtx *k)
     if (p.nsp != 2) return ref_conv(k);
     if (p.group == 1 && p.stride[0] == p.k[0] && p.stride[1] == p.k[1] && p.dil[0] == 1 && p.dil[1] == 1 && !p.pad_lo[0] &&
         !p.pad_lo[1] && !p.pad_hi[0] && !p.pad_hi[1] && w->dtype == DT_F32 && (!bias || bias->dtype == DT_F32) &&
-        gemm_f32_available())
+        gemm_available(DT_F32))
         return patch_conv(k, &p);
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
     int64_t M = w->dims[0], G = p.group, cg = C / G, mg = M / G, OH = y->dims[2], OW = y->dims[3];

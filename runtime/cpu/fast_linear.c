@@ -1,12 +1,13 @@
-/* fast_linear.c — ai.vclip.Linear, act(X @ W + B) + R: on gemm_f32.c with
- * its fused epilogue where the CPU has AVX-512 (a plain W is packed per
- * call, a packed one is used in place), else BLAS (per panel for a packed W)
- * followed by the epilogue in scalar code.  Checked against ref_linear. */
+/* fast_linear.c — ai.vclip.Linear, act(X @ W + B) + R: on gemm.c with its
+ * fused epilogue where the CPU has AVX-512 (a plain W is packed per call, a
+ * packed one is used in place; bf16 panels need AVX512-BF16), else BLAS (per
+ * panel for a packed f32 W) followed by the epilogue in scalar code, or the
+ * reference kernel for bf16.  Checked against ref_linear. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "gemm_f32.h"
+#include "gemm.h"
 #include "kernels.h"
 
 /* What the GEMM leaves out when BLAS computed X @ W: bias, activation, residual. */
@@ -41,26 +42,28 @@ int fast_linear(KernelCtx *k)
     LinearParams p;
     if (op_linear_params(k->ic, &p)) return -1;
     for (int i = 0; i < k->n_in; i++)
-        if (k->in[i] && k->in[i]->dtype != DT_F32) return ref_linear(k);
+        if (k->in[i] && k->in[i]->dtype != DT_F32 && !(i == 1 && k->in[i]->dtype == DT_BF16 && p.packed)) return ref_linear(k);
+    if (k->in[1]->dtype == DT_BF16 && !gemm_available(DT_BF16)) return ref_linear(k);
     const float *X = k->in[0]->data, *W = k->in[1]->data;
     const float *B = p.has_bias ? k->in[2]->data : NULL, *R = p.has_residual ? k->in[3]->data : NULL;
     float *Y = k->out[0]->data;
     int64_t rows = tensor_numel(k->out[0]) / (p.N ? p.N : 1);
     if (rows == 0 || p.N == 0) return 0;
-    if (!gemm_f32_available()) {
+    if (!gemm_available(DT_F32)) {
         blas_linear(&p, X, W, Y, rows);
         scalar_epilogue(&p, Y, rows, B, R);
         return 0;
     }
-    PackedB pb = {.panels = W, .K = p.K, .N = p.N};
+    PackedB pb = {.dtype = k->in[1]->dtype, .panels = W, .K = p.K, .N = p.N};
+    float *owned = NULL;
     if (!p.packed) {
-        pb.owned = aligned_alloc(64, sizeof(float) * (size_t)(gemm_packed_floats(p.K, p.N) + 16));
-        if (!pb.owned) return kernel_fail(k, "out of memory packing W [%lld, %lld]", (long long)p.K, (long long)p.N);
-        gemm_pack_b(W, p.K, p.N, 0, pb.owned);
-        pb.panels = pb.owned;
+        owned = aligned_alloc(64, sizeof(float) * (size_t)(gemm_packed_floats(p.K, p.N) + 16));
+        if (!owned) return kernel_fail(k, "out of memory packing W [%lld, %lld]", (long long)p.K, (long long)p.N);
+        gemm_pack_b(W, p.K, p.N, 0, owned);
+        pb.panels = owned;
     }
     GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
-    int rc = gemm_f32(rows, X, p.K, &pb, Y, p.N, &ep);
-    free(pb.owned);
+    int rc = gemm(rows, X, p.K, &pb, Y, p.N, &ep);
+    free(owned);
     return rc ? kernel_fail(k, "out of memory") : 0;
 }

@@ -37,12 +37,19 @@ int ref_linear(KernelCtx *k)
     const Tensor *x = k->in[0], *w = k->in[1], *b = p.has_bias ? k->in[2] : NULL, *res = p.has_residual ? k->in[3] : NULL;
     int64_t K = p.K, N = p.N, rows = tensor_numel(k->out[0]) / (N ? N : 1);
     const float *X = x->data, *W = w->data, *B = b ? b->data : NULL, *R = res ? res->data : NULL;
+    const uint16_t *W16 = w->data;
+    int64_t K2 = (K + 1) / 2;
     float *Y = k->out[0]->data;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t n = 0; n < N; n++) {
             double s = B ? B[n] : 0;
-            for (int64_t t = 0; t < K; t++)
-                s += (double)X[r * K + t] * (p.packed ? W[((n / LINEAR_PANEL) * K + t) * LINEAR_PANEL + n % LINEAR_PANEL] : W[t * N + n]);
+            for (int64_t t = 0; t < K; t++) {
+                int64_t q = n / LINEAR_PANEL, j = n % LINEAR_PANEL;
+                if (p.packed == 4) /* bf16 weights: X rounded to bf16 as well */
+                    s += (double)bf16_to_float(float_to_bf16(X[r * K + t])) * bf16_to_float(W16[((q * K2 + t / 2) * LINEAR_PANEL + j) * 2 + t % 2]);
+                else
+                    s += (double)X[r * K + t] * (p.packed ? W[(q * K + t) * LINEAR_PANEL + j] : W[t * N + n]);
+            }
             if (p.act == LINEAR_ACT_QUICK_GELU) s = s / (1.0 + exp(-1.702 * s));
             else if (p.act == LINEAR_ACT_GELU) s = 0.5 * s * (1.0 + erf(s / sqrt(2.0)));
             Y[r * N + n] = (float)(s + (R ? R[r * N + n] : 0.0));

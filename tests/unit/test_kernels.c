@@ -222,9 +222,22 @@ static Tensor *packed_by_definition(const Tensor *w)
     return p;
 }
 
+/* W [K, N] in Linear's bf16 layout: k pairs interleaved, rounded to nearest even. */
+static Tensor *bf16_packed_by_definition(const Tensor *w)
+{
+    int64_t K = w->dims[0], N = w->dims[1], K2 = (K + 1) / 2, d[4] = {(N + LINEAR_PANEL - 1) / LINEAR_PANEL, K2, LINEAR_PANEL, 2};
+    Tensor *p = tensor_new(DT_BF16, 4, d);
+    uint16_t *v = p->data;
+    for (int64_t i = 0; i < tensor_numel(p); i++) v[i] = 0;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t n = 0; n < N; n++)
+            v[(((n / LINEAR_PANEL) * K2 + k / 2) * LINEAR_PANEL + n % LINEAR_PANEL) * 2 + k % 2] = float_to_bf16(((float *)w->data)[k * N + n]);
+    return p;
+}
+
 /* Linear's GEMM with its epilogue: odd sizes around the micro-tile (8 x 32)
- * and the depth block (768), every activation, residual or not, plain or
- * packed weights; packed and plain give the reference's answer too. */
+ * and the depth block (768), every activation, residual or not, plain,
+ * packed f32 or packed bf16 weights (odd K: a half-empty last k pair). */
 static void test_linear_epilogue(void)
 {
     struct { int64_t rows, K, N; } shapes[] = {{1, 1, 1}, {5, 7, 33}, {8, 32, 32}, {9, 33, 65}, {37, 13, 70}, {3, 800, 40}, {17, 0, 5}};
@@ -232,21 +245,23 @@ static void test_linear_epilogue(void)
     int cases = 0;
     for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
         for (int act = 0; act < 3; act++)
-            for (int variant = 0; variant < 4; variant++) {
-                int residual = variant & 1, packed = variant >> 1;
+            for (int variant = 0; variant < 6; variant++) {
+                int residual = variant & 1, packed = variant >> 1; /* 1 f32, 2 bf16 */
                 int64_t xd[2] = {shapes[sh].rows, shapes[sh].K}, wd[2] = {shapes[sh].K, shapes[sh].N}, bd[1] = {shapes[sh].N};
                 int64_t yd[2] = {shapes[sh].rows, shapes[sh].N};
                 Tensor *w = rand_tensor(2, wd);
-                Tensor *ins[4] = {rand_tensor(2, xd), packed ? packed_by_definition(w) : tensor_copy(w), rand_tensor(1, bd),
-                                  rand_tensor(2, yd)};
+                Tensor *ins[4] = {rand_tensor(2, xd),
+                                  packed == 2 ? bf16_packed_by_definition(w) : packed ? packed_by_definition(w) : tensor_copy(w),
+                                  rand_tensor(1, bd), rand_tensor(2, yd)};
                 for (int64_t i = 0; i < tensor_numel(ins[0]); i++) ((float *)ins[0]->data)[i] *= 2.0f; /* reach GELU's tails */
                 Graph *g = one_node(OP_LINEAR, residual ? 4 : 3, ins);
                 if (*acts[act]) node_add_attr(g->nodes[0], "activation", ATTR_STRING)->s = strdup(acts[act]);
                 if (packed) node_add_attr(g->nodes[0], "packed_n", ATTR_INT)->i = shapes[sh].N;
+                if (packed == 2) node_add_attr(g->nodes[0], "packed_k", ATTR_INT)->i = shapes[sh].K;
                 char what[96];
                 snprintf(what, sizeof what, "linear %lldx%lldx%lld act '%s'%s%s", (long long)shapes[sh].rows,
                          (long long)shapes[sh].K, (long long)shapes[sh].N, acts[act], residual ? " +residual" : "",
-                         packed ? " packed" : "");
+                         packed == 2 ? " bf16" : packed ? " packed" : "");
                 /* f32 sums of K products: absolute error grows with K */
                 compare_fast_ref_tol(g, what, 2e-5, 2e-6 + 2e-7 * (double)shapes[sh].K);
                 graph_free(g);
@@ -254,7 +269,7 @@ static void test_linear_epilogue(void)
                 for (int i = 0; i < 4; i++) tensor_free(ins[i]);
                 cases++;
             }
-    CHECK(cases == 7 * 3 * 4, "ran %d linear cases", cases);
+    CHECK(cases == 7 * 3 * 6, "ran %d linear cases", cases);
     /* the layout check: a packed weight whose packed_n disagrees is refused */
     int64_t xd[2] = {2, 3}, wd[3] = {1, 3, LINEAR_PANEL};
     Tensor *ins[2] = {rand_tensor(2, xd), rand_tensor(3, wd)};

@@ -1,0 +1,252 @@
+/* gemm.c — the AVX-512 GEMM behind Linear, Gemm and the patch embedding
+ * Conv (gemm.h).  An 8x32 micro-kernel (16 accumulators, B rows loaded, A
+ * broadcast; FMA for f32 weights, VDPBF16PS on k pairs for bf16 ones) over A
+ * packed per block of 96 rows and 768 deep, B pre-packed in panels of 32
+ * columns.  Work is cut into (row block, column
+ * range) units that the thread pool takes dynamically, so both cores stay
+ * busy at batch 1 and the GEMM never competes with BLAS's own spinning
+ * threads.  Checked against ref_linear.c (double accumulation) in
+ * tests/unit/test_kernels.c. */
+#include <stdlib.h>
+#include <string.h>
+#include "gemm.h"
+#include "parallel.h"
+
+#define MR 8       /* rows per micro-tile */
+#define NR 32      /* columns per micro-tile and per B panel: two vectors */
+#define MC 96      /* rows per A block */
+#define KC 768     /* depth per A block */
+
+_Static_assert(NR == LINEAR_PANEL, "the micro-kernel's width is the packed weight's panel");
+
+int64_t gemm_packed_floats(int64_t K, int64_t N) { return (N + NR - 1) / NR * K * NR; }
+
+void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *panels)
+{
+    for (int64_t q = 0; q < (N + NR - 1) / NR; q++)
+        for (int64_t k = 0; k < K; k++) {
+            float *d = panels + (q * K + k) * NR;
+            for (int64_t j = 0; j < NR; j++) {
+                int64_t n = q * NR + j;
+                d[j] = n >= N ? 0.0f : transposed ? B[n * K + k] : B[k * N + n];
+            }
+        }
+}
+
+#if defined(__x86_64__)
+#include "avx512_math.h"
+
+int gemm_available(DType dtype)
+{
+    if (dtype == DT_BF16) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return dtype == DT_F32 && __builtin_cpu_supports("avx512f");
+}
+
+/* A rows [mc, kc] -> micro-panels of MR rows, k-major, zero rows past mc */
+static void pack_a(const float *A, int64_t lda, int64_t mc, int64_t kc, float *Ap)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+        float *d = Ap + i0 * kc;
+        int64_t mr = mc - i0 < MR ? mc - i0 : MR;
+        for (int64_t k = 0; k < kc; k++) {
+            for (int64_t i = 0; i < mr; i++) d[k * MR + i] = A[(i0 + i) * lda + k];
+            for (int64_t i = mr; i < MR; i++) d[k * MR + i] = 0.0f;
+        }
+    }
+}
+
+/* bf16: A rows [mc, kc] -> micro-panels of MR rows by k pairs, each pair
+ * two bf16 in one 32-bit word (low half: the even k), zero past kc and mc.
+ * Rows are rounded 32 values at a time, then interleaved. */
+AVX512_BF16 static void pack_a_bf16(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
+{
+    int64_t kp = (kc + 1) / 2;
+    uint32_t row[KC / 2] __attribute__((aligned(64)));
+    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+        uint32_t *d = Ap + i0 * kp;
+        for (int64_t i = 0; i < MR; i++) {
+            if (i0 + i >= mc) {
+                for (int64_t p = 0; p < kp; p++) d[p * MR + i] = 0;
+                continue;
+            }
+            const float *src = A + (i0 + i) * lda;
+            for (int64_t k = 0; k < kc; k += 32) {
+                int64_t left = kc - k;
+                __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+                __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+                __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + k + 16), _mm512_maskz_loadu_ps(m0, src + k));
+                _mm512_store_si512(row + k / 2, (__m512i)v);
+            }
+            for (int64_t p = 0; p < kp; p++) d[p * MR + i] = row[p];
+        }
+    }
+}
+
+typedef struct {
+    int64_t row, col;      /* of the tile's first element in C */
+    int mr, nr;            /* valid rows and columns */
+    int accumulate, last;  /* add to C (a later depth block); apply the epilogue */
+} Tile;
+
+AVX512 static inline __m512 epilogue16(__m512 c, const GemmEpilogue *ep, int64_t row, int64_t col, __mmask16 m)
+{
+    if (ep->bias) c = _mm512_add_ps(c, _mm512_maskz_loadu_ps(m, ep->bias + col));
+    if (ep->act == LINEAR_ACT_QUICK_GELU) c = quick_gelu16(c);
+    else if (ep->act == LINEAR_ACT_GELU) c = gelu16(c);
+    if (ep->residual) c = _mm512_add_ps(c, _mm512_maskz_loadu_ps(m, ep->residual + row * ep->ldr + col));
+    return c;
+}
+
+/* Accumulators -> C: adds what C holds (a later depth block), applies the
+ * epilogue after the last one, stores the valid rows and columns. */
+AVX512 static inline void store_tile(__m512 c[MR][2], float *C, int64_t ldc, const Tile *t, const GemmEpilogue *ep)
+{
+    __mmask16 m0 = t->nr >= 16 ? 0xffff : (__mmask16)((1u << t->nr) - 1);
+    __mmask16 m1 = t->nr >= 32 ? 0xffff : t->nr <= 16 ? 0 : (__mmask16)((1u << (t->nr - 16)) - 1);
+#pragma GCC unroll 8
+    for (int i = 0; i < t->mr; i++) {
+        float *r = C + (t->row + i) * ldc + t->col;
+        if (t->accumulate) {
+            c[i][0] = _mm512_add_ps(c[i][0], _mm512_maskz_loadu_ps(m0, r));
+            c[i][1] = _mm512_add_ps(c[i][1], _mm512_maskz_loadu_ps(m1, r + 16));
+        }
+        if (t->last) {
+            c[i][0] = epilogue16(c[i][0], ep, t->row + i, t->col, m0);
+            c[i][1] = epilogue16(c[i][1], ep, t->row + i, t->col + 16, m1);
+        }
+        _mm512_mask_storeu_ps(r, m0, c[i][0]);
+        _mm512_mask_storeu_ps(r + 16, m1, c[i][1]);
+    }
+}
+
+AVX512 static void micro_kernel(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, const Tile *t,
+                                const GemmEpilogue *ep)
+{
+    __m512 c[MR][2];
+    /* unrolled so that the 16 accumulators stay in registers at -O2 */
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(Bp + k * NR), b1 = _mm512_loadu_ps(Bp + k * NR + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512 a = _mm512_set1_ps(Ap[k * MR + i]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    store_tile(c, C, ldc, t, ep);
+}
+
+/* bf16: kp k pairs; each B row pair is 32 columns x 2 = two vectors */
+AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const uint16_t *Bp, float *C, int64_t ldc,
+                                          const Tile *t, const GemmEpilogue *ep)
+{
+    __m512 c[MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kp; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR), b1 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR + NR);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[p * MR + i]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+        }
+    }
+    store_tile(c, C, ldc, t, ep);
+}
+
+/* K == 0: C = epilogue(0) */
+AVX512 static void epilogue_only(int64_t M, float *C, int64_t ldc, int64_t N, const GemmEpilogue *ep)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j += 16) {
+            __mmask16 m = N - j >= 16 ? 0xffff : (__mmask16)((1u << (N - j)) - 1);
+            _mm512_mask_storeu_ps(C + i * ldc + j, m, epilogue16(_mm512_setzero_ps(), ep, i, j, m));
+        }
+}
+
+typedef struct {
+    int64_t M, lda, ldc, row_blocks, col_chunks, panels_per_chunk;
+    const float *A;
+    const PackedB *B;
+    float *C;
+    const GemmEpilogue *ep;
+    int failed;
+} GemmJob;
+
+/* One depth block of one (row block, column range) unit. */
+AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
+                                   uint32_t *Ap)
+{
+    const PackedB *B = j->B;
+    int64_t kp = (kc + 1) / 2, K2 = (B->K + 1) / 2;
+    pack_a_bf16(j->A + i0 * j->lda + k0, j->lda, mc, kc, Ap);
+    for (int64_t q = p0; q < p1; q++) {
+        const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
+        int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
+        for (int64_t ii = 0; ii < mc; ii += MR) {
+            Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
+                      .accumulate = k0 > 0, .last = k0 + kc == B->K};
+            micro_kernel_bf16(kp, Ap + ii * kp, Bp, j->C, j->ldc, &t, j->ep);
+        }
+    }
+}
+
+AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
+                             float *Ap)
+{
+    const PackedB *B = j->B;
+    pack_a(j->A + i0 * j->lda + k0, j->lda, mc, kc, Ap);
+    for (int64_t q = p0; q < p1; q++) {
+        const float *Bp = (const float *)B->panels + (q * B->K + k0) * NR;
+        int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
+        for (int64_t ii = 0; ii < mc; ii += MR) {
+            Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
+                      .accumulate = k0 > 0, .last = k0 + kc == B->K};
+            micro_kernel(kc, Ap + ii * kc, Bp, j->C, j->ldc, &t, j->ep);
+        }
+    }
+}
+
+static void gemm_units(void *ctx, int64_t ub, int64_t ue)
+{
+    GemmJob *j = ctx;
+    int64_t K = j->B->K, np = (j->B->N + NR - 1) / NR;
+    float *Ap = aligned_alloc(64, sizeof(float) * MC * KC); /* bf16 uses half */
+    if (!Ap) { j->failed = 1; return; }
+    for (int64_t u = ub; u < ue; u++) {
+        int64_t i0 = (u / j->col_chunks) * MC, mc = j->M - i0 < MC ? j->M - i0 : MC;
+        int64_t p0 = (u % j->col_chunks) * j->panels_per_chunk, p1 = p0 + j->panels_per_chunk < np ? p0 + j->panels_per_chunk : np;
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            int64_t kc = K - k0 < KC ? K - k0 : KC;
+            if (j->B->dtype == DT_BF16) block_bf16(j, i0, mc, k0, kc, p0, p1, (uint32_t *)Ap);
+            else block_f32(j, i0, mc, k0, kc, p0, p1, Ap);
+        }
+    }
+    free(Ap);
+}
+
+int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
+{
+    static const GemmEpilogue none = {0};
+    if (!ep) ep = &none;
+    if (!gemm_available(B->dtype)) return -1;
+    if (M == 0 || B->N == 0) return 0;
+    if (B->K == 0) { epilogue_only(M, C, ldc, B->N, ep); return 0; }
+    int64_t np = (B->N + NR - 1) / NR, rb = (M + MC - 1) / MC, want = 4 * parallel_threads();
+    int64_t cc = rb >= want ? 1 : (want + rb - 1) / rb;
+    if (cc > np) cc = np;
+    GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .row_blocks = rb, .A = A, .B = B, .C = C, .ep = ep};
+    j.panels_per_chunk = (np + cc - 1) / cc;
+    j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
+    parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
+    return j.failed ? -1 : 0;
+}
+
+#else /* not x86-64: callers use BLAS */
+int gemm_available(DType dtype) { (void)dtype; return 0; }
+int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
+{ (void)M; (void)A; (void)lda; (void)B; (void)C; (void)ldc; (void)ep; return -1; }
+#endif

@@ -1,0 +1,37 @@
+/* gemm.h — our GEMM for weights: C = epilogue(A · B) with A f32, B packed
+ * into column panels (constant weights once, by passes/pack_linear_weights.c),
+ * the epilogue (bias, activation, residual) applied while the tile is still
+ * in registers.  B is f32, or bf16 (A is then rounded to bf16 as it is
+ * packed and products are summed in f32).  AVX-512 only (bf16: AVX512-BF16);
+ * gemm_available() says whether this CPU runs a kind (else callers use BLAS). */
+#ifndef VCLIP_GEMM_H
+#define VCLIP_GEMM_H
+
+#include <stdint.h>
+#include "../../ir/ops.h"
+
+/* f32: ceil(N / LINEAR_PANEL) panels of [K, LINEAR_PANEL];
+ * bf16: panels of [ceil(K / 2), LINEAR_PANEL, 2] (k pairs interleaved);
+ * zero past N and K: the packed layouts of ai.vclip.Linear's weight (ir/ops.h). */
+typedef struct {
+    DType dtype;       /* DT_F32 or DT_BF16 */
+    const void *panels;
+    int64_t K, N;
+} PackedB;
+
+typedef struct {
+    const float *bias;     /* [N] or NULL */
+    int act;               /* LINEAR_ACT_* */
+    const float *residual; /* [M, ldr] added last, or NULL */
+    int64_t ldr;
+} GemmEpilogue;
+
+int gemm_available(DType dtype);
+/* Packs f32 B [K, N] row-major, or [N, K] when transposed (a Gemm's transB),
+ * into f32 panels of gemm_packed_floats(K, N) floats. */
+int64_t gemm_packed_floats(int64_t K, int64_t N);
+void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *panels);
+/* C [M, ldc] = epilogue(A [M, lda] · B) on the thread pool; -1 when out of memory. */
+int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep);
+
+#endif
