@@ -33,7 +33,7 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libvclip.a: $(LIB_OBJ)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^  # afresh: an archive keeps members whose source is gone
 
 $(BIN)/vclipc: $(BUILD)/obj/tools/vclipc.o $(BUILD)/obj/tools/cli.o $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)

@@ -86,7 +86,7 @@ def run_ours(model, feeds, threads, repeat, out, extra=()):
     return json.loads(o), rss
 
 
-def bench(label, model, kind, batch, threads, repeat, tmp, ort_model=None):
+def bench(label, model, kind, batch, threads, repeat, tmp, ort_model=None, extra=()):
     feeds = inputs_for(kind, batch, tmp)
     ort_out = os.path.join(tmp, "ort.npy")
     our_out = os.path.join(tmp, "ours.npy")
@@ -94,11 +94,11 @@ def bench(label, model, kind, batch, threads, repeat, tmp, ort_model=None):
                                json.dumps(feeds)])
     ort = json.loads(o)
     outname = {"visual": "image_features", "text": "text_features", "video": "frame_embeddings"}[kind]
-    ours, our_rss = run_ours(model, feeds, threads, repeat, f"{outname}={our_out}")
+    ours, our_rss = run_ours(model, feeds, threads, repeat, f"{outname}={our_out}", extra)
     a, b = np.load(our_out), np.load(ort_out)
     err = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6))
     unfused = None
-    if kind != "video":
+    if kind != "video" and not extra:
         unfused, _ = run_ours(model, feeds, threads, repeat, f"{outname}={our_out}", ["--no-fusion"])
     row = {"label": label, "batch": batch, "ours_ms": ours["median_ms"], "ort_ms": ort["median_ms"],
            "unfused_ms": unfused["median_ms"] if unfused else None, "ratio": ort["median_ms"] / ours["median_ms"],
@@ -126,6 +126,10 @@ def main():
             if not os.path.exists(path):
                 raise SystemExit(f"{path} missing: run python3 bench/make_models.py first")
             rows.append(bench(label, path, kind, batch, a.threads, a.repeat if "L/14" not in label else 3, tmp))
+        # the bf16 path against ORT's f32 (ORT has no bf16 CPU kernels): its speed and its error
+        for label, f, kind in (("ViT-B/32 visual, vclipc bf16", "vit_b32_visual.onnx", "visual"),
+                               ("ViT-B/32 text, vclipc bf16", "vit_b32_text.onnx", "text")):
+            rows.append(bench(label, os.path.join(MODELS, f), kind, 8, a.threads, a.repeat, tmp, extra=("--precision", "bf16")))
         # VCLIP: the ViT-B/32 visual encoder made temporal (T = 8, window 1)
         vclip, vclip_std = os.path.join(tmp, "vclip.onnx"), os.path.join(tmp, "vclip_std.onnx")
         src = os.path.join(MODELS, "vit_b32_visual.onnx")
@@ -144,7 +148,9 @@ def main():
         f"ONNX Runtime {onnxruntime.__version__}, random-weight exports from `bench/make_models.py` "
         "(open_clip OpenAI layout, TorchScript exporter, opset 17). Time is the median of "
         f"{a.repeat} runs after a warm-up (3 for ViT-L/14), excluding load. Ratio = ORT time / vclipc time "
-        "(above 1: vclipc is faster). Error: max |vclipc - ORT| / max |ORT|. Peak RSS of each whole process "
+        "(above 1: vclipc is faster). Error: max |vclipc - ORT| / max |ORT|; for the bf16 rows (`vclipc run "
+        "--precision bf16`: Linear weights and their inputs in bf16, sums in f32) this is the bf16 path's error "
+        "against f32, and ORT runs f32. Peak RSS of each whole process "
         "(ORT's includes the Python interpreter and NumPy, about 60 MB). Timings on this shared 2-core machine move by "
         "10-20% between runs (ORT's own ViT-B/32 batch-8 median has read 357-428 ms on the same day): compare ratios "
         "within one run.",

@@ -2,6 +2,7 @@
  * either Add order  ->  ai.vclip.Linear(x, W, b): one GEMM that starts from
  * the bias instead of a GEMM and a pass over its output. */
 #include <stdio.h>
+#include <stdlib.h>
 #include "passes.h"
 #include "rewrite.h"
 

@@ -1,7 +1,8 @@
 /* fuse_linear_epilogue.c — kernel fusion around the GEMM: a Linear whose
  * only reader is QuickGelu or Gelu takes the activation as an attribute,
  * and a Linear whose only reader is an Add with a same-shaped operand (the
- * transformer's residual) takes that operand as its residual input.  The
+ * transformer's residual), directly or through a Reshape of its rows, takes
+ * that operand (viewed as its rows) as its residual input.  The
  * GEMM then applies bias, activation and residual to each tile while it is
  * in registers (runtime/cpu/gemm_f32.c) instead of three more passes over
  * memory.  Run after autodiff: the backward keeps its own readers, so a
@@ -31,28 +32,28 @@ static Node *sole_reader(Graph *g, const Value *v, const int *uses)
 }
 
 /* A copy of Linear `lin` (its inputs, attributes) with `residual` as input 3
- * and `act` set, standing in for `replaced`. */
-static int refuse(Graph *g, Node *lin, const char *act, Value *residual, Node *replaced)
+ * and `act` set, standing in for `replaced` (NULL when out of memory). */
+static Node *refuse(Graph *g, Node *lin, const char *act, Value *residual, Node *replaced)
 {
     Value *in[4] = {lin->in[0], lin->in[1], lin->n_in > 2 ? lin->in[2] : NULL, residual};
     Node *n = new_node(g, OP_LINEAR, replaced->name, residual ? 4 : 3, in);
-    if (!n) return -1;
+    if (!n) return NULL;
     for (int a = 0; a < lin->n_attrs; a++) {
         const Attr *src = &lin->attrs[a];
         if (!strcmp(src->name, "activation")) continue;
         Attr *d = node_add_attr(n, src->name, src->type);
-        if (!d || src->type != ATTR_INT) return -1; /* Linear's only other attribute is packed_n */
+        if (!d || src->type != ATTR_INT) return NULL; /* Linear's other attributes are packed_n, packed_k */
         d->i = src->i;
     }
     if (act) {
         Attr *d = node_add_attr(n, "activation", ATTR_STRING);
-        if (!d || !(d->s = strdup(act))) return -1;
+        if (!d || !(d->s = strdup(act))) return NULL;
     }
     char msg[IR_ERR_CAP];
-    if (infer_node(g, n, msg, sizeof msg)) return -1;
+    if (infer_node(g, n, msg, sizeof msg)) return NULL;
     graph_replace_uses(g, replaced->out[0], n->out[0]);
     lin->op = replaced->op = -1;
-    return 0;
+    return n;
 }
 
 static int sweep(Graph *g, int residual, int *changed)
@@ -67,14 +68,33 @@ static int sweep(Graph *g, int residual, int *changed)
         if (!r || r->op < 0) continue;
         const char *act = node_attr_s(lin, "activation", "");
         if (!residual && !*act && (r->op == OP_QUICK_GELU || r->op == OP_GELU)) {
-            if (refuse(g, lin, r->op == OP_GELU ? "gelu" : "quick_gelu", NULL, r)) goto oom;
+            if (!refuse(g, lin, r->op == OP_GELU ? "gelu" : "quick_gelu", NULL, r)) goto oom;
+            (*changed)++;
+        } else if (residual && r->op == OP_RESHAPE && r->out[0]->shape.rank >= 1 && lin->out[0]->shape.rank == 2) {
+            /* lin [R, N] -> Reshape [..., N] -> Add: the residual is read through a view */
+            Node *add = sole_reader(g, r->out[0], uses);
+            const Shape *ls = &lin->out[0]->shape, *rs = &r->out[0]->shape;
+            if (!add || add->op != OP_ADD || add->n_in != 2 || !dim_is_const(ls->d[1]) ||
+                rs->d[rs->rank - 1].n != ls->d[1].n || !dim_is_const(rs->d[rs->rank - 1]))
+                continue;
+            Value *other = add->in[0] == r->out[0] ? add->in[1] : add->in[0];
+            if (other == r->out[0] || other->dtype != DT_F32 || !same_shape(&other->shape, rs) || !same_shape(&add->out[0]->shape, rs))
+                continue;
+            Value *target = int_vector_const(g, "residual_rows", 2, (int64_t[]){-1, ls->d[1].n});
+            Value *rows = target ? append_node(g, OP_RESHAPE, add->name, 2, (Value *[]){other, target}) : NULL;
+            Node *fused = rows ? refuse(g, lin, *act ? act : NULL, rows, r) : NULL;
+            /* the Reshape now follows the fused Linear; the Add is gone */
+            Value *back = fused ? append_node(g, OP_RESHAPE, r->name, 2, (Value *[]){fused->out[0], r->in[1]}) : NULL;
+            if (!back) goto oom;
+            graph_replace_uses(g, add->out[0], back);
+            add->op = -1;
             (*changed)++;
         } else if (residual && r->op == OP_ADD && r->n_in == 2) {
             Value *other = r->in[0] == lin->out[0] ? r->in[1] : r->in[0];
             if (other == lin->out[0] || other->dtype != DT_F32 || !same_shape(&other->shape, &lin->out[0]->shape) ||
                 !same_shape(&r->out[0]->shape, &lin->out[0]->shape))
                 continue;
-            if (refuse(g, lin, *act ? act : NULL, other, r)) goto oom;
+            if (!refuse(g, lin, *act ? act : NULL, other, r)) goto oom;
             (*changed)++;
         }
     }

@@ -22,10 +22,12 @@ const Pass default_pipeline[] = {
     {"fuse-linear", "MatMul + bias -> ai.vclip.Linear", pass_fuse_linear, 1},
     {"fuse-attention", "multi-head attention (any exporter's layout) -> ai.vclip.Attention", pass_fuse_attention, 1},
     {"eliminate-dead-code-after-fusion", "drop what the fusions left unused", pass_eliminate_dead_code, 1},
+    {"sink-attention-transposes", "sequence-first attention blocks kept batch-first: their two Transposes go", pass_sink_attention_transposes, 1},
     {NULL, NULL, NULL, 0},
 };
 
 const Pass kernel_pipeline[] = {
+    {"linear-from-gemm", "Gemm over a constant weight -> ai.vclip.Linear", pass_linear_from_gemm, 1},
     {"fuse-linear-epilogue", "Linear + QuickGelu/Gelu + residual Add -> one Linear with a GEMM epilogue", pass_fuse_linear_epilogue, 1},
     {"pack-linear-weights", "constant Linear/Gemm weights -> column panels for the CPU GEMM", pass_pack_linear_weights, 1},
     {"fuse-elementwise", "chains of elementwise ops -> ai.vclip.FusedElementwise (generated kernels)", pass_fuse_elementwise, 1},

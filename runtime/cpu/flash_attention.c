@@ -27,14 +27,16 @@ typedef struct {
     int64_t M;         /* keys per source frame (mask and causal positions) */
 } KeySet;
 
-/* Output rows i0 .. i0+nrows-1 of one head.  bias: ROWS rows of Lp
- * additive terms (mask, causal, padding), bias_stride apart (0: one row
- * for all).  NV = d / 16, a constant in each instance. */
+/* Output rows i0 .. i0+nrows-1 of one head over the keys before key_end
+ * (a whole number of blocks).  bias: ROWS rows of Lp additive terms (mask,
+ * causal, padding), bias_stride apart (0: one row for all).  NV = d / 16, a
+ * constant in each instance. */
 AVX512 static inline __attribute__((always_inline)) void flash_rows(const KeySet *ks, const float *const *qrow,
                                                                    float *const *orow, int nrows, float scale,
-                                                                   const float *bias, int64_t bias_stride, const int NV)
+                                                                   const float *bias, int64_t bias_stride, int64_t key_end,
+                                                                   const int NV)
 {
-    const int64_t Lp = ks->Lp, d = 16 * NV;
+    const int64_t d = 16 * NV;
     __m512 o[ROWS][8];
     float qs[ROWS][128] __attribute__((aligned(64)));
     float mx[ROWS], sum[ROWS], pr[ROWS][BLOCK] __attribute__((aligned(64)));
@@ -46,20 +48,24 @@ AVX512 static inline __attribute__((always_inline)) void flash_rows(const KeySet
         mx[r] = -INFINITY;
         sum[r] = 0.0f;
     }
-    for (int64_t kb = 0; kb < Lp; kb += BLOCK) {
+    for (int64_t kb = 0; kb < key_end; kb += BLOCK) {
         __m512 s[ROWS];
         #pragma GCC unroll 8
         for (int r = 0; r < ROWS; r++) s[r] = _mm512_loadu_ps(bias + r * bias_stride + kb);
         for (int64_t c = 0; c < d; c++) {
-            __m512 k = _mm512_load_ps(ks->kt + c * Lp + kb);
+            __m512 k = _mm512_load_ps(ks->kt + c * ks->Lp + kb);
             #pragma GCC unroll 8
             for (int r = 0; r < ROWS; r++) s[r] = _mm512_fmadd_ps(_mm512_set1_ps(qs[r][c]), k, s[r]);
         }
         int nk = ks->L - kb < BLOCK ? (int)(ks->L - kb) : BLOCK;
+        /* online softmax: new running max, rescale what the rows hold */
         #pragma GCC unroll 8
-        for (int r = 0; r < nrows; r++) {
-            float m = fmaxf(mx[r], _mm512_reduce_max_ps(s[r]));
-            if (m == -INFINITY) continue; /* every key so far masked */
+        for (int r = 0; r < ROWS; r++) {
+            float m = r < nrows ? fmaxf(mx[r], _mm512_reduce_max_ps(s[r])) : -INFINITY;
+            if (m == -INFINITY) { /* every key so far masked (or a padding row) */
+                _mm512_store_ps(pr[r], _mm512_setzero_ps());
+                continue;
+            }
             float alpha = expf(mx[r] - m);
             __m512 p = exp16(_mm512_sub_ps(s[r], _mm512_set1_ps(m)));
             mx[r] = m;
@@ -67,12 +73,19 @@ AVX512 static inline __attribute__((always_inline)) void flash_rows(const KeySet
             _mm512_store_ps(pr[r], p);
             #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) o[r][v] = _mm512_mul_ps(o[r][v], _mm512_set1_ps(alpha));
-            for (int j = 0; j < nk; j++) {
-                const float *vr = ks->val[kb + j];
-                if (!vr) continue;
+        }
+        /* each value row is loaded once for all the rows */
+        for (int j = 0; j < nk; j++) {
+            const float *vr = ks->val[kb + j];
+            if (!vr) continue;
+            __m512 vv[8];
+            #pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) vv[v] = _mm512_loadu_ps(vr + 16 * v);
+            #pragma GCC unroll 8
+            for (int r = 0; r < ROWS; r++) {
                 __m512 pj = _mm512_set1_ps(pr[r][j]);
                 #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) o[r][v] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * v), o[r][v]);
+                for (int v = 0; v < NV; v++) o[r][v] = _mm512_fmadd_ps(pj, vv[v], o[r][v]);
             }
         }
     }
@@ -85,13 +98,13 @@ AVX512 static inline __attribute__((always_inline)) void flash_rows(const KeySet
 }
 
 AVX512 static void flash_rows_nv(const KeySet *ks, const float *const *qrow, float *const *orow, int nrows, float scale,
-                                 const float *bias, int64_t bias_stride, int NV)
+                                 const float *bias, int64_t bias_stride, int64_t key_end, int NV)
 {
     switch (NV) {
-    case 1: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 1); break;
-    case 2: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 2); break;
-    case 4: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 4); break;
-    default: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, 8); break;
+    case 1: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, key_end, 1); break;
+    case 2: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, key_end, 2); break;
+    case 4: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, key_end, 4); break;
+    default: flash_rows(ks, qrow, orow, nrows, scale, bias, bias_stride, key_end, 8); break;
     }
 }
 
@@ -153,7 +166,10 @@ void flash_attention_pairs(void *args, int64_t pb, int64_t pe)
                 orow[r] = a->O + (p->seq_first ? i * B + b : b * N + i) * a->Co + h * d;
                 if (per_row) bias_row(a, &ks, i, bias + r * ks.Lp);
             }
-            flash_rows_nv(&ks, qrow, orow, nrows, p->scale, bias, per_row ? ks.Lp : 0, (int)(d / 16));
+            /* causal over one source: blocks wholly after the last row's position are all masked */
+            int64_t key_end = ks.Lp;
+            if (p->causal && ns == 1 && (i0 + nrows + BLOCK - 1) / BLOCK * BLOCK < key_end) key_end = (i0 + nrows + BLOCK - 1) / BLOCK * BLOCK;
+            flash_rows_nv(&ks, qrow, orow, nrows, p->scale, bias, per_row ? ks.Lp : 0, key_end, (int)(d / 16));
         }
     }
 done:

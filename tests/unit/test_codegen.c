@@ -222,7 +222,7 @@ static int count_op(const Graph *g, int op)
 
 /* A transformer MLP block and a projection: Linear -> QuickGelu -> Linear ->
  * residual Add -> Gemm(transB) -> Linear over a trainable weight.  After
- * fuse-linear-epilogue and pack-linear-weights: four Linears, the first with
+ * linear-from-gemm, fuse-linear-epilogue and pack-linear-weights: four Linears, the first with
  * the activation, the second with the residual, the Gemm's weight packed
  * from its transpose, the trainable weight untouched; the answers equal the
  * reference kernels' on the original graph, and so do those of the
@@ -258,8 +258,10 @@ static void test_linear_epilogue_pass(void)
     Session *s = session_new(g, &(ExecOptions){.reference_only = 1}, err, sizeof err);
     CHECK(s && session_run(s, &in, &before, err, sizeof err) == 0, "%s", err);
     session_free(s);
-    int fused = pass_fuse_linear_epilogue(g, err, sizeof err), packed = pass_pack_linear_weights(g, err, sizeof err);
-    CHECK(fused == 2 && packed == 3, "fused %d epilogues (want 2), packed %d weights (want 3): %s", fused, packed, err);
+    int gemms = pass_linear_from_gemm(g, err, sizeof err), fused = pass_fuse_linear_epilogue(g, err, sizeof err);
+    int packed = pass_pack_linear_weights(g, err, sizeof err);
+    CHECK(gemms == 1 && fused == 2 && packed == 3, "%d Gemms made Linear (want 1), fused %d epilogues (want 2), packed %d weights (want 3): %s",
+          gemms, fused, packed, err);
     CHECK(count_op(g, OP_LINEAR) == 4 && count_op(g, OP_QUICK_GELU) + count_op(g, OP_ADD) + count_op(g, OP_GEMM) == 0,
           "want four Linears and nothing else, got %d nodes", g->n_nodes);
     int with_act = 0, with_residual = 0, plain_weights = 0;
