@@ -75,6 +75,12 @@ static void header_comment(Buf *b, const Program *p)
     put(b, "/* vclip fused elementwise kernel: %d inputs, %d instructions:", p->n_in, p->n_instr);
     for (int i = 0; i < p->n_instr; i++) put(b, " %s", program_op_name(p->code[i].op));
     put(b, " */\n");
+    /* the program itself, exactly, for whoever reads the source (and the CUDA emulator of the tests) */
+    put(b, "/* program: %d %d %d |", p->n_in, p->n_const, p->n_instr);
+    for (int k = 0; k < p->n_const; k++) put(b, " %a", (double)p->consts[k]);
+    put(b, " |");
+    for (int i = 0; i < p->n_instr; i++) put(b, " %d %d %d", p->code[i].op, p->code[i].a, p->code[i].b);
+    put(b, " */\n");
 }
 
 char *program_render_c(const Program *p)

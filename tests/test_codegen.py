@@ -64,6 +64,6 @@ def test_target_cuda_without_a_device_fails_cleanly(chain, tmp_path, variant):
     np.save(tmp_path / "x.npy", x)
     p = run_tool(variant, "vclipc", "run", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--target", "cuda")
     assert_clean_exit(p)
-    assert "--target cuda" in p.stderr and ("no CUDA" in p.stderr or "cannot execute graphs yet" in p.stderr), p.stderr
+    assert "--target cuda" in p.stderr and "no CUDA" in p.stderr, p.stderr
     p = run_tool(variant, "vclipc", "run", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--target", "tpu")
     assert p.returncode == 2 and "--target is cpu or cuda" in p.stderr

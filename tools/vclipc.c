@@ -21,6 +21,7 @@
 #include "../runtime/cuda/cuda_driver.h"
 #include "../runtime/exec.h"
 #include "../runtime/cpu/gemm.h"
+#include "../runtime/cuda/cuda_exec.h"
 #include "../runtime/npy.h"
 #include "cli.h"
 #include "version.h"
@@ -183,6 +184,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static size_t cuda_arena(const CudaSession *cs)
+{
+    CudaStats st;
+    cuda_session_stats(cs, &st);
+    return st.arena_bytes;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"input", 1, 0, 'i'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'},
@@ -218,9 +226,10 @@ static int cmd_run(int argc, char **argv)
             printf("usage: vclipc run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
                    "                  [--threads N] [--repeat N] [--json] [--reference] [--target cpu|cuda]\n"
                    "                  [--precision fp32|bf16]\n"
-                   "  --target cuda  look for a CUDA device (the CUDA backend does not execute graphs yet)\n"
-                   "  --precision bf16  Linear weights and their inputs in bf16, sums in f32 (needs a CPU\n"
-                   "                 with AVX512-BF16); everything else stays f32.  Default fp32.\n"
+                   "  --target cuda  run on CUDA device 0 (cuBLASLt GEMMs, generated and template kernels,\n"
+                   "                 CUDA graphs for repeated runs); fails cleanly where there is none\n"
+                   "  --precision bf16  Linear weights and their inputs in bf16, sums in f32 (on the CPU:\n"
+                   "                 needs AVX512-BF16; on CUDA: tensor-core GEMMs); the rest stays f32.  Default fp32.\n"
                    "  Inputs and outputs are .npy files (f32, f64, f16, i64, i32, i8, u8, bool).\n"
                    "  Outputs without --output are summarized on stdout.\n"
                    "  --repeat N   N timed iterations after one warm-up; reports min/median ms\n"
@@ -234,16 +243,9 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind != argc - 1) { rc = usage_error("run", "expects exactly one model file"); goto bad_args; }
     char err[1024];
-    if (cuda) {
-        CudaInfo ci;
-        char why[512];
-        if (cuda_probe(&ci, why, sizeof why)) fprintf(stderr, "vclipc run: --target cuda: %s\n", why);
-        else fprintf(stderr, "vclipc run: --target cuda: found %s, but the CUDA backend cannot execute graphs yet; use --target cpu\n", why);
-        rc = 1;
-        goto bad_args;
-    }
+    if (cuda && reference) { rc = usage_error("run", "--reference runs the CPU's reference kernels (drop --target cuda)"); goto bad_args; }
     if (bf16 && (no_fusion || reference)) { rc = usage_error("run", "--precision bf16 runs on the fused, packed kernels (drop --no-fusion and --reference)"); goto bad_args; }
-    if (bf16 && !gemm_available(DT_BF16)) {
+    if (bf16 && !cuda && !gemm_available(DT_BF16)) {
         fprintf(stderr, "vclipc run: --precision bf16: this CPU has no AVX512-BF16; use --precision fp32\n");
         rc = 1;
         goto bad_args;
@@ -254,7 +256,7 @@ static int cmd_run(int argc, char **argv)
     PassOptions popt = {.no_fusion = no_fusion}, kopt = popt;
     kopt.first_index = pipeline_length(default_pipeline) + 1;
     if (run_passes(g, default_pipeline, &popt, err, sizeof err) || run_passes(g, kernel_pipeline, &kopt, err, sizeof err) ||
-        (bf16 && pass_cast_linear_weights_bf16(g, err, sizeof err) < 0)) {
+        (bf16 && !cuda && pass_cast_linear_weights_bf16(g, err, sizeof err) < 0)) {
         print_error(argv[optind], err);
         graph_free(g);
         return 1;
@@ -264,6 +266,7 @@ static int cmd_run(int argc, char **argv)
     Tensor **out_t = calloc((size_t)g->n_outputs + 1, sizeof(Tensor *));
     double *times = calloc((size_t)repeat + 1, sizeof(double));
     Session *s = NULL;
+    CudaSession *cs = NULL;
     for (int i = 0; i < n_in; i++) {
         int found = 0;
         for (int k = 0; k < g->n_inputs; k++) if (strcmp(g->inputs[k]->name, ins[i].name) == 0) found = 1;
@@ -288,14 +291,25 @@ static int cmd_run(int argc, char **argv)
             goto done;
         }
     }
-    ExecOptions eo = {.threads = threads, .reference_only = reference};
-    s = session_new(g, &eo, err, sizeof err);
-    if (!s) { die(err); goto done; }
+    if (cuda) {
+        CudaOptions co = {.compute = bf16 ? GEMM_COMPUTE_BF16 : GEMM_COMPUTE_F32};
+        if (!(cs = cuda_session_new(g, &co, err, sizeof err))) {
+            fprintf(stderr, "vclipc run: --target cuda: %s\n", err);
+            goto done;
+        }
+    } else {
+        ExecOptions eo = {.threads = threads, .reference_only = reference};
+        s = session_new(g, &eo, err, sizeof err);
+        if (!s) { die(err); goto done; }
+    }
     int iters = repeat ? repeat + 1 : 1;
     for (int it = 0; it < iters; it++) {
         for (int k = 0; k < g->n_outputs; k++) { tensor_free(out_t[k]); out_t[k] = NULL; }
         double a = cli_now_ms();
-        if (session_run(s, in_t, out_t, err, sizeof err)) { print_error(argv[optind], err); goto done; }
+        if (cs ? cuda_session_run(cs, in_t, out_t, err, sizeof err) : session_run(s, in_t, out_t, err, sizeof err)) {
+            print_error(argv[optind], err);
+            goto done;
+        }
         if (repeat && it > 0) times[it - 1] = cli_now_ms() - a;
         if (!repeat) times[0] = cli_now_ms() - a;
     }
@@ -313,7 +327,7 @@ static int cmd_run(int argc, char **argv)
         json_str(stdout, argv[optind]);
         printf(", \"threads\": %d, \"repeat\": %d, \"load_ms\": %.3f, \"min_ms\": %.3f, \"median_ms\": %.3f, "
                "\"peak_activation_bytes\": %zu, \"arena_bytes\": %zu, \"outputs\": {",
-               threads, repeat, load_ms, mn, med, session_peak_bytes(s), session_arena_bytes(s));
+               threads, repeat, load_ms, mn, med, s ? session_peak_bytes(s) : 0, s ? session_arena_bytes(s) : cuda_arena(cs));
         for (int k = 0; k < g->n_outputs; k++) {
             printf("%s", k ? ", " : "");
             json_str(stdout, g->outputs[k]->name);
@@ -338,11 +352,20 @@ static int cmd_run(int argc, char **argv)
         if (repeat) printf("time: min %.3f ms, median %.3f ms over %d runs (load+compile %.1f ms, %s)\n", mn, med, repeat,
                            load_ms, th);
         else printf("time: %.3f ms (first run; use --repeat N for timings)\n", mn);
-        printf("peak activations: %.2f MB (planned arena: %.2f MB)\n", session_peak_bytes(s) / 1e6, session_arena_bytes(s) / 1e6);
+        if (s) printf("peak activations: %.2f MB (planned arena: %.2f MB)\n", session_peak_bytes(s) / 1e6, session_arena_bytes(s) / 1e6);
+        else {
+            CudaStats st;
+            cuda_session_stats(cs, &st);
+            printf("device: %d nodes on the GPU, %d on the host; arena %.2f MB, weights %.1f MB; %d runs replayed a CUDA graph%s%s\n",
+                   st.device_nodes, st.host_nodes, st.arena_bytes / 1e6, st.weight_bytes / 1e6, st.graph_replays,
+                   st.graph_note[0] ? " (" : "", st.graph_note[0] ? st.graph_note : "");
+            if (st.graph_note[0]) printf(")\n");
+        }
     }
     rc = 0;
 done:
     session_free(s);
+    cuda_session_free(cs);
     for (int k = 0; k < g->n_inputs; k++) tensor_free(in_t[k]);
     for (int k = 0; k < g->n_outputs; k++) tensor_free(out_t[k]);
     for (int i = 0; i < n_in; i++) { free(ins[i].name); free(ins[i].path); }

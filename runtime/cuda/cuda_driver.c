@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include "cuda_api.h"
 #include "cuda_driver.h"
 
 typedef int (*InitFn)(unsigned);
@@ -16,8 +17,6 @@ typedef int (*MemFn)(size_t *, int);
 typedef int (*VersionFn)(int *);
 typedef int (*ErrFn)(int, const char **);
 
-#define CU_ATTR_CC_MAJOR 75
-#define CU_ATTR_CC_MINOR 76
 
 int cuda_probe(CudaInfo *info, char *why, size_t cap)
 {
@@ -44,8 +43,8 @@ int cuda_probe(CudaInfo *info, char *why, size_t cap)
     }
     if (count(&info->count) || info->count < 1) { snprintf(why, cap, "no CUDA device (the driver reports none)"); return -1; }
     int dev;
-    if (get(&dev, 0) || name(info->name, sizeof info->name, dev) || attr(&info->major, CU_ATTR_CC_MAJOR, dev) ||
-        attr(&info->minor, CU_ATTR_CC_MINOR, dev) || mem(&info->memory, dev)) {
+    if (get(&dev, 0) || name(info->name, sizeof info->name, dev) || attr(&info->major, VCLIP_CU_ATTR_CC_MAJOR, dev) ||
+        attr(&info->minor, VCLIP_CU_ATTR_CC_MINOR, dev) || mem(&info->memory, dev)) {
         snprintf(why, cap, "cannot query CUDA device 0");
         return -1;
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
+#include "../../codegen/cuda_templates.h"
 #include "../../codegen/nvrtc.h"
 #include "../../codegen/program.h"
 #include "../../ir/ops.h"
@@ -333,6 +334,18 @@ static void test_nvrtc(void)
             free(ptx);
         }
     printf("%s: %d CUDA kernels compiled for sm_80 and sm_90 (%d PTX)\n", why, n_sources, ok);
+    /* the template kernels (attention, layernorm, softmax, copies) */
+    for (int a = 0; a < 2; a++) {
+        char *ptx = nvrtc_compile(cuda_templates_source(), arch[a], err, sizeof err);
+        CHECK(ptx != NULL, "template kernels for %s: %s", arch[a], err);
+        for (int k = 0; ptx && k < cuda_template_kernel_count; k++) {
+            char entry[96];
+            snprintf(entry, sizeof entry, ".entry %s(", cuda_template_kernels[k]);
+            CHECK(strstr(ptx, entry) != NULL, "template kernel %s missing from the %s PTX", cuda_template_kernels[k], arch[a]);
+        }
+        free(ptx);
+    }
+    printf("%s: %d template kernels compiled for sm_80 and sm_90\n", why, cuda_template_kernel_count);
 }
 
 /* Last: breaks the process's compiler on purpose. */

@@ -1,14 +1,52 @@
-/* test_cuda.c — generated kernels executed on a CUDA device against the
- * program interpreter (the same oracle the CPU kernels answer to): every
- * opcode and random programs, flat and broadcast.  Without a device it says
- * why and passes nothing (tests/gpu/run.sh runs it where there is one). */
+/* test_cuda.c — the CUDA backend on a real device, against the oracles the
+ * CPU answers to: generated kernels against the program interpreter (every
+ * opcode, random programs, flat and broadcast); the template kernels
+ * (layernorm, softmax, attention in all its layouts and windows, copies,
+ * activation + residual) against the reference kernels; cuBLASLt GEMMs in
+ * f32 and bf16 against a double-precision loop; whole CLIP exports through
+ * the CUDA session against the CPU session.  Everywhere: our declarations of
+ * CUDA's constants and structs against the toolkit's headers, where they
+ * are installed.  Without a device the device part says why and passes
+ * nothing (tests/gpu/run.sh runs it where there is one). */
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
 #include "../../codegen/program.h"
 #include "../../runtime/cuda/cuda_driver.h"
 #include "../../runtime/cuda/cuda_fused.h"
+#include "../../runtime/cuda/cuda_ops.h"
+#include "../../runtime/cuda/cuda_exec.h"
+#include "../../runtime/cuda/cublaslt.h"
+#include "../../ir/ops.h"
+#include "../../runtime/exec.h"
+#include "../../runtime/npy.h"
+#include "../../passes/passes.h"
+#include "../../onnx/onnx_io.h"
+
+#ifdef VCLIP_HAVE_CUDA_HEADERS
+#include <cuda.h>
+#include <cublasLt.h>
+_Static_assert((int)VCLIP_CU_STREAM_NON_BLOCKING == (int)CU_STREAM_NON_BLOCKING, "cuda.h");
+_Static_assert((int)VCLIP_CU_CAPTURE_THREAD_LOCAL == (int)CU_STREAM_CAPTURE_MODE_THREAD_LOCAL, "cuda.h");
+_Static_assert((int)VCLIP_CU_ATTR_CC_MAJOR == (int)CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "cuda.h");
+_Static_assert((int)VCLIP_CU_ATTR_CC_MINOR == (int)CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "cuda.h");
+_Static_assert(sizeof(CuPtr) == sizeof(CUdeviceptr), "cuda.h");
+_Static_assert((int)LT_R_32F == (int)CUDA_R_32F && (int)LT_COMPUTE_32F == (int)CUBLAS_COMPUTE_32F, "cublasLt.h");
+_Static_assert((int)LT_COMPUTE_32F_FAST_16F == (int)CUBLAS_COMPUTE_32F_FAST_16F && (int)LT_COMPUTE_32F_FAST_16BF == (int)CUBLAS_COMPUTE_32F_FAST_16BF, "cublasLt.h");
+_Static_assert((int)LT_OP_N == (int)CUBLAS_OP_N && (int)LT_OP_T == (int)CUBLAS_OP_T, "cublasLt.h");
+_Static_assert((int)LT_DESC_TRANSA == (int)CUBLASLT_MATMUL_DESC_TRANSA && (int)LT_DESC_TRANSB == (int)CUBLASLT_MATMUL_DESC_TRANSB, "cublasLt.h");
+_Static_assert((int)LT_DESC_EPILOGUE == (int)CUBLASLT_MATMUL_DESC_EPILOGUE && (int)LT_DESC_BIAS_POINTER == (int)CUBLASLT_MATMUL_DESC_BIAS_POINTER, "cublasLt.h");
+_Static_assert((int)LT_EPILOGUE_DEFAULT == (int)CUBLASLT_EPILOGUE_DEFAULT && (int)LT_EPILOGUE_BIAS == (int)CUBLASLT_EPILOGUE_BIAS, "cublasLt.h");
+_Static_assert((int)LT_PREF_MAX_WORKSPACE_BYTES == (int)CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, "cublasLt.h");
+_Static_assert(sizeof(LtAlgo) == sizeof(cublasLtMatmulAlgo_t) && sizeof(LtHeuristic) == sizeof(cublasLtMatmulHeuristicResult_t), "cublasLt.h");
+_Static_assert(offsetof(LtHeuristic, state) == offsetof(cublasLtMatmulHeuristicResult_t, state), "cublasLt.h");
+#define HEADERS_CHECKED 1
+#else
+#define HEADERS_CHECKED 0
+#endif
 
 #define TEST_RNG_SEED 0xC0DA5EEDull
 #include "rand.h"
@@ -55,8 +93,229 @@ static void check_program(const int64_t *code, int n_instr, int n_in, Tensor *co
     free(p.code);
 }
 
+/* ---- template kernels and GEMMs against the reference kernels ---------- */
+
+static CuPtr up(const Tensor *t)
+{
+    const CudaApi *cu = cuda_api(NULL, 0);
+    CuPtr p = 0;
+    if (!t) return 0;
+    if (cu->mem_alloc(&p, t->nbytes ? t->nbytes : 4) || (t->nbytes && cu->h2d(p, t->data, t->nbytes))) return 0;
+    return p;
+}
+
+static void down_and_free(Tensor *t, CuPtr p)
+{
+    const CudaApi *cu = cuda_api(NULL, 0);
+    cu->ctx_sync();
+    if (t->nbytes) cu->d2h(t->data, p, t->nbytes);
+    cu->mem_free(p);
+}
+
+static double worst(const Tensor *got, const Tensor *want)
+{
+    double w = 0, scale = 1e-6;
+    for (int64_t i = 0; i < tensor_numel(want); i++) scale = fmax(scale, fabs(((float *)want->data)[i]));
+    for (int64_t i = 0; i < tensor_numel(want); i++) w = fmax(w, fabs(((float *)got->data)[i] - ((float *)want->data)[i]) / scale);
+    return w;
+}
+
+/* The reference kernel's answer for a one-node graph over ins. */
+static Tensor *reference(int op, int n_in, Tensor **ins, void (*attrs)(Node *, const void *), const void *ctx)
+{
+    Graph *g = graph_new("ref");
+    g->opset = 17;
+    Value *iv[8], *ov = graph_new_value(g, "y");
+    for (int i = 0; i < n_in; i++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "x%d", i);
+        iv[i] = ins[i] ? graph_new_value(g, nm) : NULL;
+        if (ins[i]) value_set_const(iv[i], tensor_copy(ins[i]));
+    }
+    Node *n = graph_add_node(g, op, "n", n_in, iv, 1, &ov);
+    if (attrs) attrs(n, ctx);
+    Tensor *outs[8] = {0};
+    char err[512];
+    const Tensor *ci[8];
+    for (int i = 0; i < n_in; i++) ci[i] = ins[i];
+    CHECK(exec_node(g, n, ci, outs, &(ExecOptions){.reference_only = 1}, err, sizeof err) == 0, "reference: %s", err);
+    graph_free(g);
+    return outs[0];
+}
+
+static void test_layernorm_softmax(void)
+{
+    char err[1024];
+    int64_t xd[2] = {37, 129}, cd[1] = {129};
+    Tensor *x = rand_tensor(2, xd, -3, 3), *gm = rand_tensor(1, cd, 0.5, 1.5), *bt = rand_tensor(1, cd, -1, 1);
+    Tensor *ins[3] = {x, gm, bt}, *want = reference(OP_LAYER_NORM, 3, ins, NULL, NULL), *got = tensor_new(DT_F32, 2, xd);
+    CuPtr dx = up(x), dg = up(gm), db = up(bt), dy = up(got);
+    CHECK(cuda_layernorm(dx, dg, db, dy, 37, 129, 1e-5f, NULL, err, sizeof err) == 0, "layernorm: %s", err);
+    down_and_free(got, dy);
+    CHECK(worst(got, want) < 1e-5, "layernorm vs reference: %g", worst(got, want));
+    tensor_free(want);
+    want = reference(OP_SOFTMAX, 1, ins, NULL, NULL);
+    dy = up(got);
+    CHECK(cuda_softmax(dx, dy, 37, 129, NULL, err, sizeof err) == 0, "softmax: %s", err);
+    down_and_free(got, dy);
+    CHECK(worst(got, want) < 1e-5, "softmax vs reference: %g", worst(got, want));
+    const CudaApi *cu = cuda_api(err, sizeof err);
+    cu->mem_free(dx); cu->mem_free(dg); cu->mem_free(db);
+    tensor_free(want); tensor_free(got); tensor_free(x); tensor_free(gm); tensor_free(bt);
+}
+
+typedef struct { int heads, d, q_off, k_off, v_off, causal, seq_first, frames, window, boundary; } AttnCase;
+
+static void attention_attrs(Node *n, const void *ctx)
+{
+    const AttnCase *c = ctx;
+    node_add_attr(n, "num_heads", ATTR_INT)->i = c->heads;
+    node_add_attr(n, "head_dim", ATTR_INT)->i = c->d;
+    node_add_attr(n, "q_offset", ATTR_INT)->i = c->q_off;
+    node_add_attr(n, "k_offset", ATTR_INT)->i = c->k_off;
+    node_add_attr(n, "v_offset", ATTR_INT)->i = c->v_off;
+    node_add_attr(n, "scale", ATTR_FLOAT)->f = 0.35f;
+    node_add_attr(n, "causal", ATTR_INT)->i = c->causal;
+    node_add_attr(n, "seq_first", ATTR_INT)->i = c->seq_first;
+    node_add_attr(n, "frames", ATTR_INT)->i = c->frames;
+    node_add_attr(n, "window", ATTR_INT)->i = c->window;
+    node_add_attr(n, "boundary", ATTR_INT)->i = c->boundary;
+}
+
+static void test_attention(void)
+{
+    struct { int B, N, heads, d, packed, causal, mask, seq_first, frames, window, boundary; } cases[] = {
+        {3, 50, 2, 64, 1, 0, 0, 1, 0, 0, 0},  {2, 77, 2, 64, 1, 1, 0, 1, 0, 0, 0}, {2, 19, 3, 16, 0, 0, 1, 0, 0, 0, 0},
+        {16, 17, 2, 64, 1, 0, 0, 1, 8, 1, 0}, {16, 17, 2, 64, 1, 0, 0, 1, 8, 1, 1}, {6, 4, 1, 8, 0, 0, 0, 0, 3, 2, 0},
+        {2, 9, 1, 100, 0, 1, 1, 0, 0, 0, 0},
+    };
+    char err[1024];
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int B = cases[c].B, N = cases[c].N, H = cases[c].heads, d = cases[c].d, C = H * d, packed = cases[c].packed;
+        int64_t ch = packed ? 3 * C + 5 : C + 3, dims[3] = {cases[c].seq_first ? N : B, cases[c].seq_first ? B : N, ch}, md[2] = {N, N};
+        int64_t od[3] = {dims[0], dims[1], C};
+        Tensor *x = rand_tensor(3, dims, -1, 1), *y = rand_tensor(3, dims, -1, 1), *z = rand_tensor(3, dims, -1, 1), *m = rand_tensor(2, md, -1, 1);
+        AttnCase ac = {H, d, packed ? 1 : 2, packed ? 1 + C : 0, packed ? 1 + 2 * C : 3, cases[c].causal, cases[c].seq_first,
+                       cases[c].frames, cases[c].window, cases[c].boundary};
+        Tensor *ins[4] = {x, packed ? x : y, packed ? x : z, cases[c].mask ? m : NULL};
+        Tensor *want = reference(OP_ATTENTION, cases[c].mask ? 4 : 3, ins, attention_attrs, &ac), *got = tensor_new(DT_F32, 3, od);
+        CudaAttnArgs a = {.B = B, .N = N, .M = N, .Cq = ch, .Ck = ch, .Cv = ch, .Co = C, .heads = H, .head_dim = d, .q_off = ac.q_off,
+                          .k_off = ac.k_off, .v_off = ac.v_off, .frames = ac.frames, .window = ac.window, .scale = 0.35f,
+                          .causal = ac.causal, .seq_first = ac.seq_first, .boundary = ac.boundary, .has_mask = cases[c].mask};
+        CuPtr dq = up(ins[0]), dk = up(ins[1]), dv = up(ins[2]), dm = cases[c].mask ? up(m) : 0, dout = up(got);
+        CHECK(cuda_attention(dq, dk, dv, dm, dout, &a, NULL, err, sizeof err) == 0, "attention case %zu: %s", c, err);
+        down_and_free(got, dout);
+        CHECK(worst(got, want) < 1e-5, "attention case %zu vs reference: %g", c, worst(got, want));
+        const CudaApi *cu = cuda_api(err, sizeof err);
+        cu->mem_free(dq); cu->mem_free(dk); cu->mem_free(dv); if (dm) cu->mem_free(dm);
+        tensor_free(want); tensor_free(got); tensor_free(x); tensor_free(y); tensor_free(z); tensor_free(m);
+    }
+}
+
+static void test_copy_and_activation(void)
+{
+    char err[1024];
+    const CudaApi *cu = cuda_api(err, sizeof err);
+    int64_t xd[3] = {3, 5, 7};
+    Tensor *x = rand_tensor(3, xd, -3, 3), *r = rand_tensor(3, xd, -1, 1), *y = tensor_new(DT_F32, 3, xd);
+    /* a transpose (2, 0, 1): out [7, 3, 5] */
+    int64_t params[9] = {7, 3, 5, 1, 35, 7, 15, 5, 1};
+    Tensor pt = {.dtype = DT_I64, .rank = 1, .dims = {9}, .data = params, .nbytes = sizeof params};
+    CuPtr dx = up(x), dy = up(y), dp = up(&pt), dr = up(r);
+    CHECK(cuda_copy(dx, dy, 105, 3, 0, 0, dp, NULL, err, sizeof err) == 0, "copy: %s", err);
+    down_and_free(y, dy);
+    int bad = 0;
+    for (int a = 0; a < 7; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 5; c++) bad += ((float *)y->data)[(a * 3 + b) * 5 + c] != ((float *)x->data)[(b * 5 + c) * 7 + a];
+    CHECK(bad == 0, "copy as a transpose: %d elements wrong", bad);
+    for (int act = 0; act < 3; act++) {
+        dy = up(y);
+        CHECK(cuda_act_residual(dx, dr, dy, 105, act, NULL, err, sizeof err) == 0, "act %d: %s", act, err);
+        down_and_free(y, dy);
+        double w = 0;
+        for (int i = 0; i < 105; i++) {
+            double v = ((float *)x->data)[i];
+            if (act == LINEAR_ACT_QUICK_GELU) v = v / (1 + exp(-1.702 * v));
+            if (act == LINEAR_ACT_GELU) v = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+            w = fmax(w, fabs(((float *)y->data)[i] - (v + ((float *)r->data)[i])));
+        }
+        CHECK(w < 1e-5, "activation %d + residual: off by %g", act, w);
+    }
+    cu->mem_free(dx); cu->mem_free(dp); cu->mem_free(dr);
+    tensor_free(x); tensor_free(r); tensor_free(y);
+}
+
+static void test_cublaslt(void)
+{
+    char err[1024];
+    if (!cublaslt_available(err, sizeof err)) { CHECK(0, "cuBLASLt: %s", err); return; }
+    const CudaApi *cu = cuda_api(err, sizeof err);
+    int64_t M = 37, K = 65, N = 70, ad[2] = {M, K}, wd[2] = {K, N}, wtd[2] = {N, K}, bd[1] = {N}, cd[2] = {M, N};
+    for (int variant = 0; variant < 6; variant++) {
+        int transposed = variant & 1, bf16 = variant >= 4, with_c = variant >= 2;
+        Tensor *a = rand_tensor(2, ad, -1, 1), *w = rand_tensor(2, transposed ? wtd : wd, -1, 1), *b = rand_tensor(1, bd, -1, 1);
+        Tensor *c = rand_tensor(2, cd, -1, 1), *d = tensor_new(DT_F32, 2, cd), *want = tensor_new(DT_F32, 2, cd);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = ((float *)b->data)[j] + (with_c ? ((float *)c->data)[i * N + j] : 0);
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)((float *)a->data)[i * K + k] * ((float *)w->data)[transposed ? j * K + k : k * N + j];
+                ((float *)want->data)[i * N + j] = (float)s;
+            }
+        LtGemm g = {.M = M, .N = N, .K = K, .A = up(a), .W = up(w), .bias = up(b), .C = with_c ? up(c) : 0, .D = up(d),
+                    .w_transposed = transposed, .compute = bf16 ? GEMM_COMPUTE_BF16 : GEMM_COMPUTE_F32};
+        CHECK(cublaslt_gemm(&g, NULL, err, sizeof err) == 0, "GEMM variant %d: %s", variant, err);
+        down_and_free(d, g.D);
+        double tol = bf16 ? 2e-2 : 1e-5;
+        CHECK(worst(d, want) < tol, "GEMM variant %d (%s%s%s): %g", variant, transposed ? "W^T" : "W", with_c ? ", + C" : "",
+              bf16 ? ", bf16" : "", worst(d, want));
+        cu->mem_free(g.A); cu->mem_free(g.W); cu->mem_free(g.bias); if (g.C) cu->mem_free(g.C);
+        tensor_free(a); tensor_free(w); tensor_free(b); tensor_free(c); tensor_free(d); tensor_free(want);
+    }
+}
+
+/* Whole exports through the CUDA session against the CPU session, repeated
+ * (eager, planned, recorded as a CUDA graph, replayed). */
+static void test_sessions(void)
+{
+    const char *fx[][2] = {{"openai_visual_op17", "input_image.npy"}, {"openai_text_op17", "input_text.npy"},
+                           {"hf_visual_op17", "input_pixel_values.npy"}, {"hf_text_op17", "input_input_ids.npy"}};
+    for (size_t f = 0; f < sizeof fx / sizeof *fx; f++) {
+        char path[1024], err[1024];
+        snprintf(path, sizeof path, VCLIP_DATA_DIR "/tests/fixtures/%s/model.onnx", fx[f][0]);
+        Graph *g = onnx_load(path, err, sizeof err);
+        PassOptions po = {0};
+        CHECK(g && !run_passes(g, default_pipeline, &po, err, sizeof err) && !run_passes(g, kernel_pipeline, &po, err, sizeof err), "%s: %s", path, err);
+        snprintf(path, sizeof path, VCLIP_DATA_DIR "/tests/fixtures/%s/%s", fx[f][0], fx[f][1]);
+        Tensor *in = npy_load(path, err, sizeof err);
+        Session *cpu = g ? session_new(g, &(ExecOptions){0}, err, sizeof err) : NULL;
+        CudaSession *cs = g ? cuda_session_new(g, NULL, err, sizeof err) : NULL;
+        CHECK(in && cpu && cs, "%s: %s", fx[f][0], err);
+        for (int run = 0; in && cpu && cs && run < 4; run++) {
+            Tensor *want = NULL, *got = NULL;
+            CHECK(session_run(cpu, &in, &want, err, sizeof err) == 0, "%s: cpu: %s", fx[f][0], err);
+            CHECK(cuda_session_run(cs, &in, &got, err, sizeof err) == 0, "%s run %d: %s", fx[f][0], run, err);
+            CHECK(got && want && worst(got, want) < 1e-3, "%s run %d: device vs CPU %g", fx[f][0], run, got && want ? worst(got, want) : -1.0);
+            tensor_free(want);
+            tensor_free(got);
+        }
+        CudaStats st;
+        if (cs) {
+            cuda_session_stats(cs, &st);
+            printf("%s: %d nodes on the device, %d on the host, arena %.1f MB, %d graph replays %s\n", fx[f][0], st.device_nodes,
+                   st.host_nodes, st.arena_bytes / 1e6, st.graph_replays, st.graph_note);
+        }
+        cuda_session_free(cs);
+        session_free(cpu);
+        tensor_free(in);
+        graph_free(g);
+    }
+}
+
 int main(void)
 {
+    printf("CUDA header checks: %s\n", HEADERS_CHECKED ? "our constants and structs match cuda.h and cublasLt.h" : "skipped (no toolkit headers)");
     CudaInfo info;
     char why[512];
     if (cuda_probe(&info, why, sizeof why)) {
@@ -94,5 +353,10 @@ int main(void)
         check_program(code, m, 3, ins, consts, 1, full, 3, what);
         for (int k = 0; k < 3; k++) tensor_free(ins[k]);
     }
+    test_layernorm_softmax();
+    test_attention();
+    test_copy_and_activation();
+    test_cublaslt();
+    test_sessions();
     return TEST_SUMMARY();
 }

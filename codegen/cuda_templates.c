@@ -1,0 +1,170 @@
+/* cuda_templates.c — see cuda_templates.h.  Semantics follow the CPU
+ * reference kernels (runtime/cpu/ref_*.c); tests/unit/test_cuda.c checks
+ * each against them on a device. */
+#include "cuda_templates.h"
+
+#define STR(...) #__VA_ARGS__
+#define XSTR(...) STR(__VA_ARGS__)
+
+static const char source[] =
+    "/* vclip template kernels */\n"
+    "struct AttnArgs { " XSTR(CUDA_ATTN_FIELDS) " };\n"
+    "#define INFINITY __int_as_float(0x7f800000)\n"
+    STR(
+__device__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* every thread of the block gets the total; red: 32 floats of shared memory */
+__device__ float block_reduce(float v, float *red, int is_max)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    v = is_max ? warp_max(v) : warp_sum(v);
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float t = lane < warps ? red[lane] : (is_max ? -INFINITY : 0.0f);
+    return is_max ? warp_max(t) : warp_sum(t);
+}
+
+/* LayerNormalization over the last axis: a block per row */
+extern "C" __global__ void vclip_layernorm(const float *x, const float *gamma, const float *beta, float *y, long long rows,
+                                           int cols, float eps)
+{
+    __shared__ float red[32];
+    const long long r = blockIdx.x;
+    if (r >= rows) return;
+    const float *xr = x + r * cols;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += xr[c];
+    const float mean = block_reduce(s, red, 0) / cols;
+    float v = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) { const float d = xr[c] - mean; v += d * d; }
+    const float inv = rsqrtf(block_reduce(v, red, 0) / cols + eps);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+        y[r * cols + c] = (xr[c] - mean) * inv * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+}
+
+/* Softmax over the last axis: a block per row */
+extern "C" __global__ void vclip_softmax(const float *x, float *y, long long rows, int cols)
+{
+    __shared__ float red[32];
+    const long long r = blockIdx.x;
+    if (r >= rows) return;
+    const float *xr = x + r * cols;
+    float m = -INFINITY;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, xr[c]);
+    m = block_reduce(m, red, 1);
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += expf(xr[c] - m);
+    const float inv = 1.0f / block_reduce(s, red, 0);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) y[r * cols + c] = expf(xr[c] - m) * inv;
+}
+
+/* The frames a batch row's keys come from (runtime/cpu/attention_sources.c):
+ * itself, or t+1..t+w, t-1..t-w, t; -1 for a zero-filled frame. */
+__device__ int attention_sources(const AttnArgs &a, long long b, long long *src)
+{
+    if (!a.frames || !a.window) { src[0] = b; return 1; }
+    const long long t = b % a.frames, base = b - t;
+    int n = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        const long long from = pass == 2 ? 0 : 1, to = pass == 2 ? 0 : a.window;
+        for (long long o = from; o <= to; o++) {
+            const long long f = pass == 0 ? t + o : pass == 1 ? t - o : t;
+            if (f >= 0 && f < a.frames) src[n++] = base + f;
+            else if (a.boundary == 0) src[n++] = -1;
+        }
+    }
+    return n;
+}
+
+/* ai.vclip.Attention, online softmax: grid (N, B * heads), one warp per
+ * query row, head_dim <= 256 (8 values per lane) */
+extern "C" __global__ void vclip_attention(const float *Q, const float *K, const float *V, const float *mask, float *O, AttnArgs a)
+{
+    const int lane = threadIdx.x & 31;
+    const long long i = blockIdx.x, b = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
+    const int d = (int)a.head_dim;
+    if (i >= a.N || d > 256) return;
+    float q[8], o[8];
+    const long long qrow = a.seq_first ? i * a.B + b : b * a.N + i;
+    for (int t = 0; t < 8; t++) {
+        const int c = lane + 32 * t;
+        q[t] = c < d ? Q[qrow * a.Cq + a.q_off + h * d + c] * a.scale : 0.0f;
+        o[t] = 0.0f;
+    }
+    long long src[129];
+    const int ns = attention_sources(a, b, src);
+    float mx = -INFINITY, sum = 0.0f;
+    for (int s = 0; s < ns; s++)
+        for (long long m = 0; m < a.M; m++) {
+            const long long kv = src[s] < 0 ? -1 : (a.seq_first ? m * a.B + src[s] : src[s] * a.M + m);
+            float score = 0.0f;
+            if (kv >= 0) {
+                float part = 0.0f;
+                for (int t = 0; t < 8; t++) {
+                    const int c = lane + 32 * t;
+                    if (c < d) part += q[t] * K[kv * a.Ck + a.k_off + h * d + c];
+                }
+                score = warp_sum(part);
+            }
+            if (a.has_mask) score += mask[i * a.M + m];
+            if (a.causal && m > i) continue;
+            if (score == -INFINITY) continue;
+            const float mn = fmaxf(mx, score), alpha = expf(mx - mn), p = expf(score - mn);
+            sum = sum * alpha + p;
+            for (int t = 0; t < 8; t++) {
+                const int c = lane + 32 * t;
+                o[t] = o[t] * alpha + (kv >= 0 && c < d ? p * V[kv * a.Cv + a.v_off + h * d + c] : 0.0f);
+            }
+            mx = mn;
+        }
+    for (int t = 0; t < 8; t++) {
+        const int c = lane + 32 * t;
+        if (c < d) O[qrow * a.Co + h * d + c] = o[t] / sum;
+    }
+}
+
+/* A strided copy over an index space c (dims): out[out_base + sum c_d *
+ * out_stride_d] = in[in_base + sum c_d * in_stride_d]; p = dims[rank],
+ * in_strides[rank], out_strides[rank] */
+extern "C" __global__ void vclip_copy(const float *in, float *out, long long n, int rank, long long in_base, long long out_base,
+                                      const long long *p)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    long long rem = i, src = in_base, dst = out_base;
+    for (int d = rank - 1; d >= 0; d--) {
+        const long long c = rem % p[d];
+        rem /= p[d];
+        src += c * p[rank + d];
+        dst += c * p[2 * rank + d];
+    }
+    out[dst] = in[src];
+}
+
+/* y = act(x) + r after a GEMM (act 1: QuickGELU, 2: erf GELU; r may be null) */
+extern "C" __global__ void vclip_act_residual(const float *x, const float *r, float *y, long long n, int act)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = x[i];
+    if (act == 1) v = v / (1.0f + expf(-1.702f * v));
+    else if (act == 2) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    y[i] = v + (r ? r[i] : 0.0f);
+}
+);
+
+const char *cuda_templates_source(void) { return source; }
+
+const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual"};
+const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

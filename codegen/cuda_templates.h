@@ -1,0 +1,27 @@
+/* cuda_templates.h — the hand-written CUDA kernels of the CUDA backend, next
+ * to the generated elementwise ones: layernorm and softmax (a block per row,
+ * warp-shuffle reductions), attention (online softmax, flash-attention
+ * style: one warp per query row walks the keys of its temporal window once,
+ * keeping a running max, sum and output), a strided copy (Transpose,
+ * Concat, the patch im2col and its way back to NCHW), and the
+ * activation + residual step after a cuBLASLt GEMM.  One CUDA C source,
+ * compiled by NVRTC (every test run compiles it for sm_80 and sm_90). */
+#ifndef VCLIP_CUDA_TEMPLATES_H
+#define VCLIP_CUDA_TEMPLATES_H
+
+/* ai.vclip.Attention's parameters, passed by value: the same fields, in
+ * the same order, in the host struct and in the kernel's. */
+#define CUDA_ATTN_FIELDS                                                                                   \
+    long long B, N, M, Cq, Ck, Cv, Co, heads, head_dim, q_off, k_off, v_off, frames, window;               \
+    float scale;                                                                                           \
+    int causal, seq_first, boundary, has_mask;
+typedef struct { CUDA_ATTN_FIELDS } CudaAttnArgs;
+
+#define CUDA_COPY_MAX_RANK 8
+
+/* The source (a static string) and its kernel names. */
+const char *cuda_templates_source(void);
+extern const char *const cuda_template_kernels[];
+extern const int cuda_template_kernel_count;
+
+#endif

@@ -1,0 +1,45 @@
+/* cublaslt.h — the GEMMs of the CUDA backend through cuBLASLt, loaded with
+ * dlopen (libcublasLt.so): row-major D [M, N] = A [M, K] · W + bias [N]
+ * (+ C, the residual, when given), W stored [K, N] or [N, K] (transposed).
+ * Storage is f32; compute is f32, or bf16 / f16 inputs with f32 sums on the
+ * tensor cores (cuBLASLt's FAST_16BF / FAST_16F compute types).  The bias is
+ * cuBLASLt's own epilogue; activations that it does not compute exactly
+ * (QuickGELU, erf GELU) are the caller's. */
+#ifndef VCLIP_CUBLASLT_H
+#define VCLIP_CUBLASLT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cuda_api.h"
+
+/* cuBLASLt's values and structs as we declare them (cublasLt.h, cublas_api.h,
+ * library_types.h; checked against them by tests/unit/test_cuda.c). */
+enum {
+    LT_R_32F = 0,
+    LT_COMPUTE_32F = 68, LT_COMPUTE_32F_FAST_16F = 74, LT_COMPUTE_32F_FAST_16BF = 75,
+    LT_OP_N = 0, LT_OP_T = 1,
+    LT_DESC_TRANSA = 3, LT_DESC_TRANSB = 4, LT_DESC_EPILOGUE = 7, LT_DESC_BIAS_POINTER = 8,
+    LT_EPILOGUE_DEFAULT = 1, LT_EPILOGUE_BIAS = 4,
+    LT_PREF_MAX_WORKSPACE_BYTES = 1,
+};
+typedef struct { uint64_t data[8]; } LtAlgo;
+typedef struct { LtAlgo algo; size_t workspace; int state; float waves; int reserved[4]; } LtHeuristic;
+
+typedef enum { GEMM_COMPUTE_F32, GEMM_COMPUTE_BF16, GEMM_COMPUTE_F16 } GemmCompute;
+
+typedef struct {
+    int64_t M, N, K;
+    CuPtr A, W, bias, C, D; /* bias, C: 0 for none */
+    int w_transposed;       /* W is [N, K] */
+    GemmCompute compute;
+} LtGemm;
+
+/* 1 when libcublasLt loads (its version in why), else 0 and the reason. */
+int cublaslt_available(char *why, size_t cap);
+/* Queues the GEMM on stream; 0, or -1 with cuBLASLt's status. */
+int cublaslt_gemm(const LtGemm *g, CuStream stream, char *err, size_t cap);
+
+/* Tests only: GEMMs computed by `gemm` (a host emulation) instead. */
+void cublaslt_emulate(int (*gemm)(const LtGemm *g, CuStream stream, char *err, size_t cap));
+
+#endif

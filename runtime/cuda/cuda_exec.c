@@ -1,0 +1,903 @@
+/* cuda_exec.c — see cuda_exec.h.  A value lives on the host, on the device,
+ * or both (Slot); a node runs where its kind says (classify) and pulls its
+ * inputs across first.  Device buffers come from cuMemAlloc in an eager run
+ * (freed when it ends) and from the planned arena afterwards; weights and
+ * the per-node parameter blocks live for the session. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cuda_exec.h"
+#include "cuda_fused.h"
+#include "cuda_ops.h"
+#include "../cpu/kernels.h"
+#include "../exec.h"
+#include "../../codegen/program.h"
+#include "../../passes/passes.h"
+
+typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV } Kind;
+
+typedef struct {
+    Tensor *host;   /* host copy (owned unless it is the value's constant) */
+    CuPtr dev;      /* device copy, 0 when none */
+    int rank;       /* shape, known once the value exists */
+    int64_t dims[IR_MAX_RANK];
+} Slot;
+
+typedef struct {
+    CuPtr params;   /* parameter block (fused kernels, gathers), for the session */
+    CuPtr temp;     /* the patch Conv's im2col and GEMM result */
+    size_t temp_bytes;
+    int params_ready;           /* uploaded for the current input shapes */
+    void *staging;              /* host bytes a captured upload reads from */
+    size_t staging_bytes;
+} NodeState;
+
+typedef struct { CuPtr ptr; size_t bytes; int bf16; } Weight;
+
+struct CudaSession {
+    Graph *g;
+    CudaOptions opt;
+    const CudaApi *cu;
+    CuStream stream;
+    Slot *slots;
+    int *last_use;
+    Kind *kind;             /* per node, from the last run */
+    Weight *weights;        /* per value: its device copy as a constant */
+    NodeState *nodes;
+    size_t *bytes;          /* per value: device bytes in the last run (0: none, or a view) */
+    MemoryPlan plan;
+    CuPtr arena;
+    int64_t *sig;
+    int sig_len, planned_runs, capturable;
+    CuGraphExec graph;
+    Slot *out_shape;        /* per graph output: its shape in the recorded run */
+    CuPtr *input_dev;       /* per graph input: its device copy, for the current shapes */
+    int capturing;          /* recording a CUDA graph: nothing may be allocated */
+    CuPtr *eager;           /* this run's cuMemAlloc'd buffers */
+    int n_eager, cap_eager;
+    CudaStats stats;
+};
+
+#define PARAMS_BYTES (CUDA_FUSED_SCRATCH > 8 * 3 * CUDA_COPY_MAX_RANK * 8 ? CUDA_FUSED_SCRATCH : 8 * 3 * CUDA_COPY_MAX_RANK * 8)
+
+static size_t numel_of(int rank, const int64_t *dims)
+{
+    size_t n = 1;
+    for (int d = 0; d < rank; d++) n *= (size_t)dims[d];
+    return n;
+}
+
+/* ---- device memory ---------------------------------------------------- */
+
+static CuPtr eager_alloc(CudaSession *s, size_t bytes)
+{
+    CuPtr p = 0;
+    if (s->n_eager == s->cap_eager) {
+        int cap = s->cap_eager ? 2 * s->cap_eager : 64;
+        CuPtr *e = realloc(s->eager, sizeof *e * (size_t)cap);
+        if (!e) return 0;
+        s->eager = e;
+        s->cap_eager = cap;
+    }
+    if (s->cu->mem_alloc(&p, bytes ? bytes : 4)) return 0;
+    s->eager[s->n_eager++] = p;
+    return p;
+}
+
+/* A device buffer for value v: its planned place, or a new allocation. */
+static CuPtr value_buffer(CudaSession *s, const Value *v, size_t bytes, int planned)
+{
+    if (planned && s->arena && s->plan.offset[v->id] != PLAN_NONE && s->bytes[v->id] == bytes) return s->arena + s->plan.offset[v->id];
+    if (s->capturing) return 0; /* a recorded graph must not use this run's allocations */
+    s->bytes[v->id] = bytes;
+    return eager_alloc(s, bytes);
+}
+
+static void free_eager(CudaSession *s)
+{
+    for (int i = 0; i < s->n_eager; i++) s->cu->mem_free(s->eager[i]);
+    s->n_eager = 0;
+}
+
+/* ---- where a node runs ------------------------------------------------ */
+
+static const Tensor *konst_f32(const Value *v) { return v && v->konst && v->dtype == DT_F32 ? v->konst : NULL; }
+
+static int f32_inputs(const Node *n)
+{
+    for (int i = 0; i < n->n_in; i++) if (n->in[i] && n->in[i]->dtype != DT_F32) return 0;
+    return n->n_out >= 1 && n->out[0]->dtype == DT_F32;
+}
+
+static Kind classify(const CudaSession *s, const Node *n)
+{
+    const Slot *x = n->n_in && n->in[0] ? &s->slots[n->in[0]->id] : NULL;
+    if (n->op == OP_SHAPE) return K_SHAPE;
+    if (op_table[n->op].pattern == PAT_VIEW) return K_VIEW;
+    if (n->op == OP_GATHER && n->n_in == 2 && n->in[0]->dtype == DT_F32 && n->in[1]->konst && tensor_numel(n->in[1]->konst) <= 8 &&
+        n->in[1]->konst->rank <= 1 && x && x->rank <= CUDA_COPY_MAX_RANK)
+        return K_GATHER; /* a few rows picked by constant indices (the class token) */
+    if (!f32_inputs(n)) return K_HOST;
+    for (int j = 1; j < n->n_out; j++) if (n->out[j]) return K_HOST;
+    switch (n->op) {
+    case OP_LINEAR: return konst_f32(n->in[1]) || (n->in[1]->konst && n->in[1]->dtype == DT_BF16) ? K_LINEAR : K_HOST;
+    case OP_MATMUL: {
+        const Tensor *b = konst_f32(n->in[1]);
+        return b && b->rank == 2 && x && x->rank >= 2 ? K_MATMUL : K_HOST;
+    }
+    case OP_FUSED_ELEMENTWISE: return n->n_in <= 64 ? K_FUSED : K_HOST;
+    case OP_LAYER_NORM: return n->n_in >= 2 && konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2])) ? K_LAYERNORM : K_HOST;
+    case OP_SOFTMAX: return K_SOFTMAX;
+    case OP_ATTENTION: return K_ATTENTION;
+    case OP_TRANSPOSE: return x && x->rank <= CUDA_COPY_MAX_RANK ? K_TRANSPOSE : K_HOST;
+    case OP_CONCAT: return x && x->rank <= CUDA_COPY_MAX_RANK && n->n_in <= 8 ? K_CONCAT : K_HOST;
+    case OP_CONV: return konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2])) ? K_CONV : K_HOST;
+    default: break;
+    }
+    int pr = program_op_of(n->op);
+    return pr >= 0 && n->n_in == program_op_arity(pr) && x && x->rank <= 8 ? K_ELEMWISE : K_HOST;
+}
+
+/* ---- moving values ------------------------------------------------------ */
+
+static int need_host(CudaSession *s, const Value *v, char *err, size_t cap)
+{
+    Slot *sl = &s->slots[v->id];
+    if (sl->host) return 0;
+    if (!sl->dev) { snprintf(err, cap, "value '%s' has no data", v->name); return -1; }
+    Tensor *t = tensor_new(v->dtype, sl->rank, sl->dims);
+    if (!t) { snprintf(err, cap, "out of memory"); return -1; }
+    if (s->cu->stream_sync(s->stream) || (t->nbytes && s->cu->d2h(t->data, sl->dev, t->nbytes))) {
+        tensor_free(t);
+        snprintf(err, cap, "value '%s': copy from the device failed", v->name);
+        return -1;
+    }
+    sl->host = t;
+    return 0;
+}
+
+/* Host bytes as a device copy.  While capturing, the copy is recorded and
+ * replayed later, so it must read from bytes that stay: the node's staging. */
+static int upload(CudaSession *s, NodeState *ns, const Tensor *t, CuPtr dst, int capturing, char *err, size_t cap)
+{
+    const void *src = t->data;
+    if (capturing) {
+        if (ns->staging_bytes < t->nbytes) {
+            void *p = realloc(ns->staging, t->nbytes);
+            if (!p) { snprintf(err, cap, "out of memory"); return -1; }
+            ns->staging = p;
+            ns->staging_bytes = t->nbytes;
+        }
+        memcpy(ns->staging, t->data, t->nbytes);
+        src = ns->staging;
+    }
+    if (t->nbytes && s->cu->h2d_async(dst, src, t->nbytes, s->stream)) { snprintf(err, cap, "copy to the device failed"); return -1; }
+    return 0;
+}
+
+/* A constant on the device, once per session; a packed Linear weight is
+ * unpacked to [K, N] on the way (bf16 to f32: the GEMM then runs bf16). */
+static CuPtr weight(CudaSession *s, const Node *n, int input, char *err, size_t cap)
+{
+    const Value *v = n->in[input];
+    Weight *w = &s->weights[v->id];
+    if (w->ptr) return w->ptr;
+    const Tensor *t = v->konst;
+    Tensor *unpacked = NULL;
+    if (n->op == OP_LINEAR && input == 1 && t->rank >= 3) {
+        int64_t N = node_attr_i(n, "packed_n", 0), K = t->rank == 3 ? t->dims[1] : node_attr_i(n, "packed_k", 0), K2 = (K + 1) / 2;
+        int64_t d[2] = {K, N};
+        if (!(unpacked = tensor_new(DT_F32, 2, d))) { snprintf(err, cap, "out of memory"); return 0; }
+        float *dst = unpacked->data;
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t c = 0; c < N; c++) {
+                int64_t q = c / LINEAR_PANEL, j = c % LINEAR_PANEL;
+                dst[k * N + c] = t->rank == 3 ? ((const float *)t->data)[(q * K + k) * LINEAR_PANEL + j]
+                                              : bf16_to_float(((const uint16_t *)t->data)[((q * K2 + k / 2) * LINEAR_PANEL + j) * 2 + k % 2]);
+            }
+        w->bf16 = t->rank == 4;
+        t = unpacked;
+    }
+    if (s->cu->mem_alloc(&w->ptr, t->nbytes ? t->nbytes : 4) || (t->nbytes && s->cu->h2d(w->ptr, t->data, t->nbytes))) {
+        snprintf(err, cap, "weight '%s': device allocation or copy failed", v->name);
+        w->ptr = 0;
+    } else {
+        w->bytes = t->nbytes;
+        s->stats.weight_bytes += t->nbytes;
+    }
+    tensor_free(unpacked);
+    return w->ptr;
+}
+
+/* Input j of node i on the device. */
+static CuPtr need_dev(CudaSession *s, int i, int j, int planned, int capturing, char *err, size_t cap)
+{
+    const Node *n = s->g->nodes[i];
+    const Value *v = n->in[j];
+    if (!v) return 0;
+    Slot *sl = &s->slots[v->id];
+    if (sl->dev) return sl->dev;
+    if (v->konst) return weight(s, n, j, err, cap);
+    if (!sl->host) { snprintf(err, cap, "node '%s': input '%s' has no value", n->name, v->name); return 0; }
+    CuPtr d = value_buffer(s, v, sl->host->nbytes, planned);
+    if (!d) { snprintf(err, cap, "device allocation failed for '%s'", v->name); return 0; }
+    if (upload(s, &s->nodes[i], sl->host, d, capturing, err, cap)) return 0;
+    sl->dev = d;
+    return d;
+}
+
+/* ---- shapes ------------------------------------------------------------- */
+
+/* Output shapes of node n from its inputs' slots (run as exec_node does).
+ * ic and vi are the caller's (vi: 24 entries); ic->out[k] has the shapes. */
+static int infer(CudaSession *s, const Node *n, InferCtx *ic, ValueInfo *vi, Tensor *heads, char *err, size_t cap)
+{
+    memset(ic, 0, sizeof *ic);
+    memset(vi, 0, sizeof *vi * 24);
+    ic->node = n;
+    ic->opset = s->g->opset;
+    ic->n_in = n->n_in;
+    ic->n_out = n->n_out;
+    for (int i = 0; i < n->n_in && i < 16; i++) {
+        if (!n->in[i]) continue;
+        const Slot *sl = &s->slots[n->in[i]->id];
+        const Tensor *t = sl->host ? sl->host : n->in[i]->konst;
+        if (!t) { /* device only: its shape is enough (device values are f32) */
+            heads[i] = (Tensor){.dtype = n->in[i]->dtype, .rank = sl->rank};
+            memcpy(heads[i].dims, sl->dims, sizeof sl->dims);
+            t = &heads[i];
+        }
+        value_info_from_tensor(&vi[i], t);
+        ic->in[i] = &vi[i];
+    }
+    for (int i = 0; i < n->n_out && i < 8; i++) {
+        vi[16 + i].shape.rank = -1;
+        vi[16 + i].n_known = -1;
+        ic->out[i] = &vi[16 + i];
+    }
+    if (op_table[n->op].infer(ic) || !shape_is_const(&ic->out[0]->shape)) {
+        snprintf(err, cap, "node '%s' (%s): %s", n->name, op_name(n->op), ic->err[0] ? ic->err : "output shape unknown");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- device kernels ------------------------------------------------------ */
+
+typedef struct {
+    CudaSession *s;
+    int i, planned, capturing;
+    const Node *n;
+    InferCtx *ic;
+    CuPtr out;
+    const Slot *x;  /* input 0 */
+    char *err;
+    size_t cap;
+} Launch;
+
+static int params_once(Launch *L, const void *host, size_t bytes)
+{
+    NodeState *ns = &L->s->nodes[L->i];
+    if (!ns->params && L->s->cu->mem_alloc(&ns->params, PARAMS_BYTES)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
+    if (ns->params_ready) return 0;
+    if (bytes > PARAMS_BYTES || L->s->cu->h2d(ns->params, host, bytes)) { snprintf(L->err, L->cap, "parameter upload failed"); return -1; }
+    ns->params_ready = L->planned; /* an eager run's shapes may not be the next run's */
+    return 0;
+}
+
+static int run_gemm(Launch *L, CuPtr a, int64_t M, int64_t K, int64_t N, CuPtr w, int w_t, CuPtr bias, CuPtr c, CuPtr d, int bf16)
+{
+    LtGemm g = {.M = M, .N = N, .K = K, .A = a, .W = w, .bias = bias, .C = c, .D = d, .w_transposed = w_t,
+                .compute = bf16 ? GEMM_COMPUTE_BF16 : L->s->opt.compute};
+    return cublaslt_gemm(&g, L->s->stream, L->err, L->cap);
+}
+
+static int launch_linear(Launch *L)
+{
+    CudaSession *s = L->s;
+    const Node *n = L->n;
+    LinearParams p;
+    if (op_linear_params(L->ic, &p)) { snprintf(L->err, L->cap, "%s", L->ic->err); return -1; }
+    CuPtr x = need_dev(s, L->i, 0, L->planned, L->capturing, L->err, L->cap), w = need_dev(s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr b = p.has_bias ? need_dev(s, L->i, 2, L->planned, L->capturing, L->err, L->cap) : 0;
+    CuPtr r = p.has_residual ? need_dev(s, L->i, 3, L->planned, L->capturing, L->err, L->cap) : 0;
+    if (!x || !w || (p.has_bias && !b) || (p.has_residual && !r)) return -1;
+    int64_t rows = (int64_t)(numel_of(L->x->rank, L->x->dims) / (size_t)(p.K ? p.K : 1));
+    int bf16 = s->weights[n->in[1]->id].bf16;
+    if (run_gemm(L, x, rows, p.K, p.N, w, 0, b, p.act == LINEAR_ACT_NONE ? r : 0, L->out, bf16)) return -1;
+    if (p.act != LINEAR_ACT_NONE) return cuda_act_residual(L->out, r, L->out, rows * p.N, p.act, s->stream, L->err, L->cap);
+    return 0;
+}
+
+static int launch_matmul(Launch *L)
+{
+    const Tensor *b = L->n->in[1]->konst;
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), w = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    if (!x || !w) return -1;
+    int64_t K = b->dims[0], N = b->dims[1], rows = (int64_t)(numel_of(L->x->rank, L->x->dims) / (size_t)(K ? K : 1));
+    return run_gemm(L, x, rows, K, N, w, 0, 0, 0, L->out, 0);
+}
+
+static int launch_program(Launch *L, const Program *p)
+{
+    CuPtr in[64];
+    const int64_t *dims[64];
+    int ranks[64];
+    for (int k = 0; k < L->n->n_in; k++) {
+        if (!(in[k] = need_dev(L->s, L->i, k, L->planned, L->capturing, L->err, L->cap))) return -1;
+        const Slot *sl = &L->s->slots[L->n->in[k]->id];
+        const Tensor *t = L->n->in[k]->konst;
+        dims[k] = t ? t->dims : sl->dims;
+        ranks[k] = t ? t->rank : sl->rank;
+    }
+    NodeState *ns = &L->s->nodes[L->i];
+    if (!ns->params && L->s->cu->mem_alloc(&ns->params, PARAMS_BYTES)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
+    const Shape *o = &L->ic->out[0]->shape;
+    int64_t od[IR_MAX_RANK];
+    for (int d = 0; d < o->rank; d++) od[d] = o->d[d].n;
+    int rc = cuda_fused_launch(p, in, dims, ranks, L->n->n_in, L->out, o->rank, od, L->s->stream, ns->params, !ns->params_ready, L->err, L->cap);
+    if (!rc) ns->params_ready = L->planned;
+    return rc;
+}
+
+static int launch_fused(Launch *L)
+{
+    Program p;
+    if (program_from_node(L->n, &p, L->err, L->cap)) return -1;
+    int rc = launch_program(L, &p);
+    program_free(&p);
+    return rc;
+}
+
+static int launch_elemwise(Launch *L)
+{
+    Instr code = {program_op_of(L->n->op), 0, L->n->n_in == 2 ? 1 : -1};
+    Program p = {.n_in = L->n->n_in, .n_instr = 1, .code = &code};
+    return launch_program(L, &p);
+}
+
+static int launch_layernorm(Launch *L)
+{
+    int64_t axis = node_attr_i(L->n, "axis", -1), rank = L->x->rank;
+    if (axis < 0) axis += rank;
+    size_t cols = 1;
+    for (int64_t d = axis; d < rank; d++) cols *= (size_t)L->x->dims[d];
+    const Tensor *g = L->n->in[1]->konst, *b = L->n->n_in > 2 && L->n->in[2] ? L->n->in[2]->konst : NULL;
+    if (axis < 0 || axis >= rank || (size_t)tensor_numel(g) != cols || (b && (size_t)tensor_numel(b) != cols)) {
+        snprintf(L->err, L->cap, "node '%s': layernorm parameters do not match the normalized size", L->n->name);
+        return -1;
+    }
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), gp = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr bp = b ? need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap) : 0;
+    if (!x || !gp || (b && !bp)) return -1;
+    return cuda_layernorm(x, gp, bp, L->out, (int64_t)(numel_of((int)rank, L->x->dims) / cols), (int)cols,
+                          node_attr_f(L->n, "epsilon", 1e-5f), L->s->stream, L->err, L->cap);
+}
+
+static int launch_softmax(Launch *L)
+{
+    int64_t rank = L->x->rank, axis = node_attr_i(L->n, "axis", L->ic->opset >= 13 ? -1 : 1);
+    if (axis < 0) axis += rank;
+    size_t cols = 1;
+    if (L->ic->opset >= 13 && axis != rank - 1) return 1; /* not the last axis: the host runs it */
+    for (int64_t d = axis; d < rank; d++) cols *= (size_t)L->x->dims[d];
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!x) return -1;
+    return cuda_softmax(x, L->out, (int64_t)(numel_of((int)rank, L->x->dims) / cols), (int)cols, L->s->stream, L->err, L->cap);
+}
+
+static int launch_attention(Launch *L)
+{
+    AttentionParams p;
+    if (op_attention_params(L->ic, &p)) { snprintf(L->err, L->cap, "node '%s': %s", L->n->name, L->ic->err); return -1; }
+    const Slot *k = &L->s->slots[L->n->in[1]->id];
+    int bi = p.seq_first ? 1 : 0, si = 1 - bi;
+    CudaAttnArgs a = {.B = L->x->dims[bi], .N = L->x->dims[si], .M = k->dims[si], .Cq = L->x->dims[2], .Ck = k->dims[2],
+                      .Cv = L->s->slots[L->n->in[2]->id].dims[2], .Co = p.heads * p.head_dim, .heads = p.heads,
+                      .head_dim = p.head_dim, .q_off = p.q_off, .k_off = p.k_off, .v_off = p.v_off, .frames = p.frames,
+                      .window = p.window, .scale = p.scale, .causal = p.causal, .seq_first = p.seq_first, .boundary = p.boundary,
+                      .has_mask = L->n->n_in > 3 && L->n->in[3] != NULL};
+    if (p.head_dim > 256 || (a.frames && a.B % a.frames)) return 1;
+    CuPtr q = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), kk = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr v = need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap);
+    CuPtr m = a.has_mask ? need_dev(L->s, L->i, 3, L->planned, L->capturing, L->err, L->cap) : 0;
+    if (!q || !kk || !v || (a.has_mask && !m)) return -1;
+    return cuda_attention(q, kk, v, m, L->out, &a, L->s->stream, L->err, L->cap);
+}
+
+/* contiguous strides of dims */
+static void strides_of(int rank, const int64_t *dims, int64_t *st)
+{
+    int64_t s = 1;
+    for (int d = rank - 1; d >= 0; d--) { st[d] = s; s *= dims[d]; }
+}
+
+static int launch_transpose(Launch *L)
+{
+    int perm[IR_MAX_RANK], rank = L->x->rank;
+    if (op_transpose_perm(L->ic, rank, perm)) { snprintf(L->err, L->cap, "%s", L->ic->err); return -1; }
+    int64_t params[3 * CUDA_COPY_MAX_RANK], in_st[IR_MAX_RANK], od[IR_MAX_RANK];
+    strides_of(rank, L->x->dims, in_st);
+    for (int d = 0; d < rank; d++) { od[d] = L->x->dims[perm[d]]; params[d] = od[d]; params[rank + d] = in_st[perm[d]]; }
+    strides_of(rank, od, params + 2 * rank);
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!x || params_once(L, params, sizeof(int64_t) * (size_t)(3 * rank))) return -1;
+    return cuda_copy(x, L->out, (int64_t)numel_of(rank, L->x->dims), rank, 0, 0, L->s->nodes[L->i].params, L->s->stream, L->err, L->cap);
+}
+
+/* each input copied into its slab of the output */
+static int launch_concat(Launch *L)
+{
+    const Node *n = L->n;
+    int rank = L->x->rank;
+    int64_t axis = node_attr_i(n, "axis", 0);
+    if (axis < 0) axis += rank;
+    const Shape *os = &L->ic->out[0]->shape;
+    int64_t od[IR_MAX_RANK], out_st[IR_MAX_RANK], params[8 * 3 * CUDA_COPY_MAX_RANK], at = 0;
+    for (int d = 0; d < rank; d++) od[d] = os->d[d].n;
+    strides_of(rank, od, out_st);
+    CuPtr in[8];
+    for (int k = 0; k < n->n_in; k++) {
+        const Slot *sl = &L->s->slots[n->in[k]->id];
+        const Tensor *t = n->in[k]->konst;
+        const int64_t *d = t ? t->dims : sl->dims;
+        int64_t *p = params + k * 3 * rank;
+        for (int j = 0; j < rank; j++) p[j] = d[j];
+        strides_of(rank, d, p + rank);
+        memcpy(p + 2 * rank, out_st, sizeof(int64_t) * (size_t)rank);
+        if (!(in[k] = need_dev(L->s, L->i, k, L->planned, L->capturing, L->err, L->cap))) return -1;
+    }
+    if (params_once(L, params, sizeof(int64_t) * (size_t)(n->n_in * 3 * rank))) return -1;
+    for (int k = 0; k < n->n_in; k++) {
+        const int64_t *p = params + k * 3 * rank;
+        int64_t cnt = (int64_t)numel_of(rank, p);
+        if (cnt && cuda_copy(in[k], L->out, cnt, rank, 0, at * out_st[axis], L->s->nodes[L->i].params + sizeof(int64_t) * (size_t)(k * 3 * rank),
+                             L->s->stream, L->err, L->cap))
+            return -1;
+        at += p[axis];
+    }
+    return 0;
+}
+
+/* Gather over constant indices: one strided copy per index */
+static int launch_gather(Launch *L)
+{
+    const Tensor *idx = L->n->in[1]->konst;
+    int rank = L->x->rank;
+    int64_t axis = node_attr_i(L->n, "axis", 0), ni = tensor_numel(idx), in_st[IR_MAX_RANK], params[3 * CUDA_COPY_MAX_RANK];
+    if (axis < 0) axis += rank;
+    strides_of(rank, L->x->dims, in_st);
+    /* index space: the input's dims with the axis taken out (size 1), output strides of a [.., ni, ..] block */
+    int64_t od[IR_MAX_RANK], out_st[IR_MAX_RANK];
+    for (int d = 0; d < rank; d++) od[d] = d == axis ? ni : L->x->dims[d];
+    strides_of(rank, od, out_st);
+    for (int d = 0; d < rank; d++) {
+        params[d] = d == axis ? 1 : L->x->dims[d];
+        params[rank + d] = in_st[d];
+        params[2 * rank + d] = out_st[d];
+    }
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!x || params_once(L, params, sizeof(int64_t) * (size_t)(3 * rank))) return -1;
+    int64_t cnt = (int64_t)numel_of(rank, params);
+    for (int64_t k = 0; k < ni; k++) {
+        int64_t j = tensor_get_i64(idx, k);
+        if (j < 0) j += L->x->dims[axis];
+        if (j < 0 || j >= L->x->dims[axis]) { snprintf(L->err, L->cap, "node '%s': index %lld out of range", L->n->name, (long long)j); return -1; }
+        if (cnt && cuda_copy(x, L->out, cnt, rank, j * in_st[axis], k * out_st[axis], L->s->nodes[L->i].params, L->s->stream, L->err, L->cap))
+            return -1;
+    }
+    return 0;
+}
+
+/* the patch embedding: im2col by a gather, the GEMM with its bias, a gather back to NCHW */
+static int launch_conv(Launch *L)
+{
+    ConvParams p;
+    Shape os;
+    if (op_conv_params(L->ic, &p, &os)) { snprintf(L->err, L->cap, "%s", L->ic->err); return -1; }
+    if (p.nsp != 2 || p.group != 1 || p.stride[0] != p.k[0] || p.stride[1] != p.k[1] || p.dil[0] != 1 || p.dil[1] != 1 || p.pad_lo[0] ||
+        p.pad_lo[1] || p.pad_hi[0] || p.pad_hi[1])
+        return 1;
+    const int64_t *xd = L->x->dims;
+    int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], KH = p.k[0], KW = p.k[1], OH = os.d[2].n, OW = os.d[3].n;
+    int64_t M = L->n->in[1]->konst->dims[0], K = C * KH * KW, P = OH * OW, NP = N * P;
+    int64_t params[27] = {N, OH, OW, C, KH, KW, C * H * W, KH * W, KW, H * W, W, 1, /* im2col: [N, OH, OW, C, KH, KW] */
+                          OH * OW * K, OW * K, K, KH * KW, KW, 1,                  /* into rows of K */
+                          N, M, P, P * M, 1, M, M * P, P, 1};                      /* rows [NP, M] -> NCHW */
+    NodeState *ns = &L->s->nodes[L->i];
+    size_t need = sizeof(float) * (size_t)(NP * K + NP * M);
+    if (ns->temp_bytes < need) {
+        if (ns->temp) L->s->cu->mem_free(ns->temp);
+        ns->temp = 0;
+        ns->temp_bytes = 0;
+        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
+        ns->temp_bytes = need;
+    }
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), w = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr b = L->n->n_in > 2 && L->n->in[2] ? need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap) : 0;
+    if (!x || !w || (L->n->n_in > 2 && L->n->in[2] && !b) || params_once(L, params, sizeof params)) return -1;
+    CuPtr col = ns->temp, rows = ns->temp + sizeof(float) * (size_t)(NP * K);
+    if (cuda_copy(x, col, NP * K, 6, 0, 0, ns->params, L->s->stream, L->err, L->cap)) return -1;
+    if (run_gemm(L, col, NP, K, M, w, 1, b, 0, rows, 0)) return -1;
+    return cuda_copy(rows, L->out, N * M * P, 3, 0, 0, ns->params + 18 * sizeof(int64_t), L->s->stream, L->err, L->cap);
+}
+
+/* ---- the run -------------------------------------------------------------- */
+
+static void drop_host(CudaSession *s, const Value *v)
+{
+    Slot *sl = &s->slots[v->id];
+    if (sl->host && sl->host != v->konst) tensor_free(sl->host);
+    sl->host = NULL;
+}
+
+static int run_host(CudaSession *s, int i, char *err, size_t cap)
+{
+    const Node *n = s->g->nodes[i];
+    const Tensor *ins[16] = {0};
+    Tensor *outs[8] = {0};
+    for (int j = 0; j < n->n_in && j < 16; j++) {
+        if (!n->in[j]) continue;
+        if (need_host(s, n->in[j], err, cap)) return -1;
+        ins[j] = s->slots[n->in[j]->id].host;
+    }
+    ExecOptions eo = {0};
+    if (exec_node(s->g, n, ins, outs, &eo, err, cap)) return -1;
+    for (int j = 0; j < n->n_out; j++) {
+        if (!n->out[j]) { tensor_free(outs[j]); continue; }
+        Slot *sl = &s->slots[n->out[j]->id];
+        sl->host = outs[j];
+        sl->rank = outs[j]->rank;
+        memcpy(sl->dims, outs[j]->dims, sizeof sl->dims);
+    }
+    return 0;
+}
+
+/* Shape needs only its input's dims, wherever the data is. */
+static int run_shape(CudaSession *s, int i, char *err, size_t cap)
+{
+    const Node *n = s->g->nodes[i];
+    const Slot *x = &s->slots[n->in[0]->id];
+    const Tensor *t = x->host ? x->host : n->in[0]->konst;
+    Tensor head = {.dtype = n->in[0]->dtype, .rank = t ? t->rank : x->rank};
+    memcpy(head.dims, t ? t->dims : x->dims, sizeof head.dims);
+    const Tensor *ins[16] = {&head};
+    Tensor *outs[8] = {0};
+    ExecOptions eo = {0};
+    if (exec_node(s->g, n, ins, outs, &eo, err, cap)) return -1;
+    Slot *o = &s->slots[n->out[0]->id];
+    o->host = outs[0];
+    o->rank = outs[0]->rank;
+    memcpy(o->dims, outs[0]->dims, sizeof o->dims);
+    return 0;
+}
+
+/* A view wherever its input is: a host view of the host copy, the same
+ * device bytes for the device copy (or both). */
+static int run_view(CudaSession *s, int i, char *err, size_t cap)
+{
+    const Node *n = s->g->nodes[i];
+    const Slot *x = &s->slots[n->in[0]->id];
+    if (x->host && run_host(s, i, err, cap)) return -1;
+    if (!x->dev) return 0;
+    InferCtx *ic = calloc(1, sizeof *ic);
+    ValueInfo *vi = calloc(24, sizeof *vi);
+    Tensor heads[16];
+    int rc = -1;
+    if (!ic || !vi) snprintf(err, cap, "out of memory");
+    else if (!infer(s, n, ic, vi, heads, err, cap)) {
+        Slot *o = &s->slots[n->out[0]->id];
+        o->rank = ic->out[0]->shape.rank;
+        for (int d = 0; d < o->rank; d++) o->dims[d] = ic->out[0]->shape.d[d].n;
+        o->dev = x->dev;
+        rc = 0;
+    }
+    free(ic);
+    free(vi);
+    return rc;
+}
+
+static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)
+{
+    const Node *n = s->g->nodes[i];
+    InferCtx *ic = calloc(1, sizeof *ic);
+    ValueInfo *vi = calloc(24, sizeof *vi);
+    Tensor heads[16];
+    int rc = -1;
+    if (!ic || !vi) { snprintf(err, cap, "out of memory"); goto done; }
+    if (infer(s, n, ic, vi, heads, err, cap)) goto done;
+    const Shape *os = &ic->out[0]->shape;
+    Slot *o = &s->slots[n->out[0]->id];
+    o->rank = os->rank;
+    for (int d = 0; d < os->rank; d++) o->dims[d] = os->d[d].n;
+    size_t bytes = sizeof(float) * numel_of(o->rank, o->dims);
+    Launch L = {s, i, planned, capturing, n, ic, value_buffer(s, n->out[0], bytes, planned), &s->slots[n->in[0]->id], err, cap};
+    if (!L.out) { snprintf(err, cap, "node '%s': device allocation failed (%zu bytes)", n->name, bytes); goto done; }
+    switch (s->kind[i]) {
+    case K_LINEAR: rc = launch_linear(&L); break;
+    case K_MATMUL: rc = launch_matmul(&L); break;
+    case K_FUSED: rc = launch_fused(&L); break;
+    case K_ELEMWISE: rc = launch_elemwise(&L); break;
+    case K_LAYERNORM: rc = launch_layernorm(&L); break;
+    case K_SOFTMAX: rc = launch_softmax(&L); break;
+    case K_ATTENTION: rc = launch_attention(&L); break;
+    case K_TRANSPOSE: rc = launch_transpose(&L); break;
+    case K_CONCAT: rc = launch_concat(&L); break;
+    case K_GATHER: rc = launch_gather(&L); break;
+    case K_CONV: rc = launch_conv(&L); break;
+    default: snprintf(err, cap, "node '%s': no device kernel", n->name); break;
+    }
+    if (rc == 0) o->dev = L.out;
+    else if (rc > 0) rc = 1; /* this instance needs the host */
+    else if (!strstr(err, n->name)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", err);
+        snprintf(err, cap, "node '%s' (%s) on the device: %s", n->name, op_name(n->op), msg);
+    }
+done:
+    free(ic);
+    free(vi);
+    return rc;
+}
+
+static int64_t *signature(const Graph *g, Tensor *const *inputs, int *len)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_inputs; i++) n += 1 + inputs[i]->rank;
+    int64_t *sig = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (!sig) return NULL;
+    n = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        sig[n++] = inputs[i]->rank;
+        for (int d = 0; d < inputs[i]->rank; d++) sig[n++] = inputs[i]->dims[d];
+    }
+    *len = n;
+    return sig;
+}
+
+/* The value whose device bytes v's are (views alias their input). */
+static const Value *view_root(const Value *v)
+{
+    while (v->producer && op_table[v->producer->op].pattern == PAT_VIEW && v->producer->n_in && v->producer->in[0])
+        v = v->producer->in[0];
+    return v;
+}
+
+/* Whether a run can be recorded once and replayed: no node on the host may
+ * read anything that depends on the inputs' values (their shapes are fixed
+ * while the plan holds). */
+static void decide_capture(CudaSession *s)
+{
+    const Graph *g = s->g;
+    char *dynamic = calloc((size_t)(g->n_values ? g->n_values : 1), 1);
+    s->capturable = 0;
+    if (!dynamic) return;
+    for (int i = 0; i < g->n_inputs; i++) dynamic[g->inputs[i]->id] = 1;
+    const char *blocker = NULL;
+    for (int i = 0; i < g->n_nodes && !blocker; i++) {
+        const Node *n = g->nodes[i];
+        int dyn = 0;
+        for (int j = 0; j < n->n_in; j++) if (n->in[j] && dynamic[n->in[j]->id]) dyn = 1;
+        if (n->op == OP_SHAPE) dyn = 0;
+        else if (dyn && s->kind[i] == K_HOST) blocker = n->name;
+        for (int j = 0; j < n->n_out; j++) if (n->out[j]) dynamic[n->out[j]->id] = (char)dyn;
+    }
+    for (int i = 0; i < g->n_outputs && !blocker; i++) {
+        const Value *v = view_root(g->outputs[i]);
+        if (!s->arena || s->plan.offset[v->id] == PLAN_NONE || !s->bytes[v->id]) blocker = g->outputs[i]->name;
+    }
+    if (s->opt.no_graphs) snprintf(s->stats.graph_note, sizeof s->stats.graph_note, "CUDA graphs turned off");
+    else if (blocker) snprintf(s->stats.graph_note, sizeof s->stats.graph_note, "not captured: '%.180s' is computed on the host from the inputs' values", blocker);
+    else { s->capturable = 1; s->stats.graph_note[0] = 0; }
+    free(dynamic);
+}
+
+static void forget_plan(CudaSession *s)
+{
+    if (s->graph) s->cu->graph_exec_destroy(s->graph);
+    s->graph = NULL;
+    if (s->arena) s->cu->mem_free(s->arena);
+    s->arena = 0;
+    memory_plan_free(&s->plan);
+    free(s->sig);
+    s->sig = NULL;
+    s->planned_runs = 0;
+    for (int i = 0; i < s->g->n_nodes; i++) s->nodes[i].params_ready = 0;
+    for (int i = 0; i < s->g->n_inputs; i++) {
+        if (s->input_dev[i]) s->cu->mem_free(s->input_dev[i]);
+        s->input_dev[i] = 0;
+    }
+}
+
+static int outputs_to_host(CudaSession *s, Tensor **outputs, char *err, size_t cap)
+{
+    const Graph *g = s->g;
+    if (s->cu->stream_sync(s->stream)) { snprintf(err, cap, "the device failed while running the graph"); return -1; }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const Value *v = g->outputs[i];
+        if (need_host(s, v, err, cap)) return -1;
+        if (!(outputs[i] = tensor_copy(s->slots[v->id].host))) { snprintf(err, cap, "out of memory"); return -1; }
+    }
+    return 0;
+}
+
+static void clear_slots(CudaSession *s)
+{
+    for (int v = 0; v < s->g->n_values; v++) {
+        drop_host(s, s->g->values[v]);
+        memset(&s->slots[v], 0, sizeof s->slots[v]);
+    }
+}
+
+int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap)
+{
+    Graph *g = s->g;
+    int len = 0, rc = -1, capturing = 0;
+    int64_t *sig = signature(g, inputs, &len);
+    if (!sig) { snprintf(err, cap, "out of memory"); return -1; }
+    int planned = s->arena && s->sig_len == len && !memcmp(s->sig, sig, sizeof(int64_t) * (size_t)len);
+    if (!planned) {
+        forget_plan(s);
+        memset(s->bytes, 0, sizeof(size_t) * (size_t)(g->n_values ? g->n_values : 1));
+    }
+    for (int i = 0; i < g->n_inputs; i++)
+        if (inputs[i]->dtype != g->inputs[i]->dtype) {
+            snprintf(err, cap, "input '%s': expected dtype %s, got %s", g->inputs[i]->name, dtype_name(g->inputs[i]->dtype),
+                     dtype_name(inputs[i]->dtype));
+            free(sig);
+            return -1;
+        }
+    clear_slots(s);
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v]->konst) {
+            Slot *sl = &s->slots[v];
+            sl->host = g->values[v]->konst;
+            sl->rank = sl->host->rank;
+            memcpy(sl->dims, sl->host->dims, sizeof sl->dims);
+        }
+    for (int i = 0; i < g->n_inputs; i++) {
+        Slot *sl = &s->slots[g->inputs[i]->id];
+        if (!(sl->host = tensor_copy(inputs[i]))) { snprintf(err, cap, "out of memory"); goto done; }
+        sl->rank = inputs[i]->rank;
+        memcpy(sl->dims, inputs[i]->dims, sizeof sl->dims);
+    }
+    /* the inputs go to the device as they come (a recorded graph reads them there) */
+    for (int i = 0; i < g->n_inputs; i++) {
+        Slot *sl = &s->slots[g->inputs[i]->id];
+        if (!s->input_dev[i] && s->cu->mem_alloc(&s->input_dev[i], inputs[i]->nbytes ? inputs[i]->nbytes : 4)) {
+            s->input_dev[i] = 0;
+            snprintf(err, cap, "input '%s': device allocation failed", g->inputs[i]->name);
+            goto done;
+        }
+        if (inputs[i]->nbytes && s->cu->h2d(s->input_dev[i], inputs[i]->data, inputs[i]->nbytes)) {
+            snprintf(err, cap, "input '%s': copy to the device failed", g->inputs[i]->name);
+            goto done;
+        }
+        sl->dev = s->input_dev[i];
+    }
+    if (planned && s->graph) { /* replay: one launch */
+        if (s->cu->graph_launch(s->graph, s->stream)) { snprintf(err, cap, "CUDA graph launch failed"); goto done; }
+        for (int i = 0; i < g->n_outputs; i++) { /* where the recording left the outputs */
+            Slot *sl = &s->slots[g->outputs[i]->id];
+            drop_host(s, g->outputs[i]);
+            sl->dev = s->arena + s->plan.offset[view_root(g->outputs[i])->id];
+            sl->rank = s->out_shape[i].rank;
+            memcpy(sl->dims, s->out_shape[i].dims, sizeof sl->dims);
+        }
+        rc = outputs_to_host(s, outputs, err, cap);
+        if (!rc) s->stats.graph_replays++;
+        goto done;
+    }
+    if (planned && s->planned_runs >= 1 && s->capturable) {
+        if (s->cu->begin_capture(s->stream, VCLIP_CU_CAPTURE_THREAD_LOCAL)) snprintf(s->stats.graph_note, sizeof s->stats.graph_note, "stream capture refused");
+        else capturing = s->capturing = 1;
+    }
+    s->stats.device_nodes = s->stats.host_nodes = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        s->kind[i] = classify(s, n);
+        int r = s->kind[i] == K_HOST    ? 1
+                : s->kind[i] == K_SHAPE ? run_shape(s, i, err, cap)
+                : s->kind[i] == K_VIEW  ? run_view(s, i, err, cap)
+                                        : run_device(s, i, planned, capturing, err, cap);
+        if (r > 0) { /* the host, after all (while recording: only nodes that do not read the inputs' values) */
+            s->kind[i] = K_HOST;
+            r = run_host(s, i, err, cap);
+        }
+        if (r) goto done;
+        if (s->kind[i] == K_HOST || s->kind[i] == K_SHAPE) s->stats.host_nodes++;
+        else if (s->kind[i] != K_VIEW) s->stats.device_nodes++;
+    }
+    if (capturing) {
+        CuGraph graph = NULL;
+        capturing = s->capturing = 0;
+        if (s->cu->end_capture(s->stream, &graph) || s->cu->graph_instantiate(&s->graph, graph, 0)) {
+            snprintf(err, cap, "recording the CUDA graph failed");
+            if (graph) s->cu->graph_destroy(graph);
+            s->graph = NULL;
+            goto done;
+        }
+        s->cu->graph_destroy(graph);
+        if (s->cu->graph_launch(s->graph, s->stream)) { snprintf(err, cap, "CUDA graph launch failed"); goto done; }
+        s->stats.graph_replays++;
+    }
+    for (int i = 0; i < g->n_outputs; i++) s->out_shape[i] = s->slots[g->outputs[i]->id];
+    if (outputs_to_host(s, outputs, err, cap)) goto done;
+    if (!planned) { /* plan the arena from this run's sizes */
+        s->sig = sig;
+        s->sig_len = len;
+        sig = NULL;
+        if (plan_memory(g, s->bytes, 1, &s->plan) == 0 && s->plan.arena_bytes && !s->cu->mem_alloc(&s->arena, s->plan.arena_bytes))
+            s->stats.arena_bytes = s->plan.arena_bytes;
+        else { s->arena = 0; memory_plan_free(&s->plan); }
+        decide_capture(s);
+    } else s->planned_runs++;
+    rc = 0;
+done:
+    if (capturing) { /* abandon a broken recording */
+        CuGraph graph = NULL;
+        s->capturing = 0;
+        s->cu->end_capture(s->stream, &graph);
+        if (graph) s->cu->graph_destroy(graph);
+    }
+    if (rc) { s->cu->stream_sync(s->stream); forget_plan(s); }
+    else s->cu->stream_sync(s->stream);
+    free_eager(s);
+    clear_slots(s);
+    free(sig);
+    return rc;
+}
+
+CudaSession *cuda_session_new(Graph *g, const CudaOptions *opt, char *err, size_t cap)
+{
+    const CudaApi *cu = cuda_api(err, cap);
+    if (!cu) return NULL;
+    char why[256];
+    if (!cublaslt_available(why, sizeof why)) { snprintf(err, cap, "%s", why); return NULL; }
+    CudaSession *s = calloc(1, sizeof *s);
+    size_t nv = (size_t)(g->n_values ? g->n_values : 1), nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    if (!s) { snprintf(err, cap, "out of memory"); return NULL; }
+    s->g = g;
+    s->cu = cu;
+    if (opt) s->opt = *opt;
+    s->slots = calloc(nv, sizeof *s->slots);
+    s->weights = calloc(nv, sizeof *s->weights);
+    s->bytes = calloc(nv, sizeof *s->bytes);
+    s->kind = calloc(nn, sizeof *s->kind);
+    s->nodes = calloc(nn, sizeof *s->nodes);
+    s->out_shape = calloc((size_t)(g->n_outputs ? g->n_outputs : 1), sizeof *s->out_shape);
+    s->input_dev = calloc((size_t)(g->n_inputs ? g->n_inputs : 1), sizeof *s->input_dev);
+    if (!s->slots || !s->weights || !s->bytes || !s->kind || !s->nodes || !s->out_shape || !s->input_dev) { cuda_session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
+    if (cu->stream_create(&s->stream, VCLIP_CU_STREAM_NON_BLOCKING)) { cuda_session_free(s); snprintf(err, cap, "cannot create a CUDA stream"); return NULL; }
+    return s;
+}
+
+void cuda_session_free(CudaSession *s)
+{
+    if (!s) return;
+    if (s->cu) {
+        if (s->stream) s->cu->stream_sync(s->stream);
+        if (s->nodes && s->input_dev) forget_plan(s);
+        free_eager(s);
+        for (int v = 0; s->weights && v < s->g->n_values; v++) if (s->weights[v].ptr) s->cu->mem_free(s->weights[v].ptr);
+        for (int i = 0; s->nodes && i < s->g->n_nodes; i++) {
+            if (s->nodes[i].params) s->cu->mem_free(s->nodes[i].params);
+            if (s->nodes[i].temp) s->cu->mem_free(s->nodes[i].temp);
+            free(s->nodes[i].staging);
+        }
+        if (s->stream) s->cu->stream_destroy(s->stream);
+    }
+    if (s->slots) clear_slots(s);
+    free(s->slots);
+    free(s->weights);
+    free(s->bytes);
+    free(s->kind);
+    free(s->nodes);
+    free(s->out_shape);
+    free(s->input_dev);
+    free(s->eager);
+    free(s->sig);
+    free(s);
+}
+
+void cuda_session_stats(const CudaSession *s, CudaStats *st) { *st = s->stats; }

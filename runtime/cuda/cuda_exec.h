@@ -1,0 +1,47 @@
+/* cuda_exec.h — running a whole graph on a CUDA device.
+ *
+ * The graph is the one the CPU runs (after the default and kernel
+ * pipelines).  Each node runs on the device when there is a CUDA kernel for
+ * it (Linear and MatMul over weights through cuBLASLt, generated
+ * elementwise kernels, layernorm, softmax, attention, Transpose, the patch
+ * Conv, views), otherwise on the host with the CPU kernels (shape
+ * arithmetic, embedding lookups, Concat, ...), values moving between the
+ * two as the next reader needs them.  Weights go to the device once.
+ *
+ * The first run with new input shapes allocates as it goes and records
+ * every device buffer's size; the memory plan (passes/plan_memory.c) then
+ * places them in one device arena, used by every later run with those
+ * shapes.  The second such run records the work on the stream as a CUDA
+ * Graph when nothing on the host depends on the inputs' values, and later
+ * runs replay it (one launch for the whole network). */
+#ifndef VCLIP_CUDA_EXEC_H
+#define VCLIP_CUDA_EXEC_H
+
+#include <stddef.h>
+#include "cublaslt.h"
+#include "../../ir/ir.h"
+
+typedef struct {
+    GemmCompute compute; /* f32, or bf16/f16 tensor-core GEMMs with f32 sums */
+    int no_graphs;       /* never capture CUDA graphs */
+} CudaOptions;
+
+typedef struct CudaSession CudaSession;
+
+/* NULL with the reason (no driver or device, out of memory). */
+CudaSession *cuda_session_new(Graph *g, const CudaOptions *opt, char *err, size_t cap);
+void cuda_session_free(CudaSession *s);
+/* inputs[i] matches g->inputs[i]; outputs[i] receives g->outputs[i] as host
+ * tensors the caller frees.  0, or -1 with a message naming the node. */
+int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
+
+typedef struct {
+    int device_nodes, host_nodes; /* where the last run ran each node */
+    size_t arena_bytes;           /* the planned device arena (0 before a second run) */
+    size_t weight_bytes;          /* weights held on the device */
+    int graph_replays;            /* runs served by a CUDA graph */
+    char graph_note[256];         /* why runs are not captured, if they are not */
+} CudaStats;
+void cuda_session_stats(const CudaSession *s, CudaStats *st);
+
+#endif

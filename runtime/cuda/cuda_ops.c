@@ -1,0 +1,51 @@
+/* cuda_ops.c — see cuda_ops.h. */
+#include <stdio.h>
+#include "cuda_ops.h"
+
+static int launch(const char *name, unsigned gx, unsigned gy, unsigned block, CuStream s, void **args, char *err, size_t cap)
+{
+    const CudaApi *cu = cuda_api(err, cap);
+    CuFunction fn = cu ? cuda_kernel(cuda_templates_source(), name, err, cap) : NULL;
+    if (!fn) return -1;
+    if (!gx || !gy) return 0;
+    if (cu->launch(fn, gx, gy, 1, block, 1, 1, 0, s, args, NULL)) { snprintf(err, cap, "%s: launch failed", name); return -1; }
+    return 0;
+}
+
+static unsigned blocks_for(int64_t n, unsigned block) { return (unsigned)((n + block - 1) / block); }
+
+int cuda_layernorm(CuPtr x, CuPtr gamma, CuPtr beta, CuPtr y, int64_t rows, int cols, float eps, CuStream s, char *err, size_t cap)
+{
+    long long r = rows;
+    void *args[] = {&x, &gamma, &beta, &y, &r, &cols, &eps};
+    return launch("vclip_layernorm", (unsigned)rows, 1, 256, s, args, err, cap);
+}
+
+int cuda_softmax(CuPtr x, CuPtr y, int64_t rows, int cols, CuStream s, char *err, size_t cap)
+{
+    long long r = rows;
+    void *args[] = {&x, &y, &r, &cols};
+    return launch("vclip_softmax", (unsigned)rows, 1, 256, s, args, err, cap);
+}
+
+int cuda_attention(CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr o, const CudaAttnArgs *a, CuStream s, char *err, size_t cap)
+{
+    CudaAttnArgs copy = *a;
+    void *args[] = {&q, &k, &v, &mask, &o, &copy};
+    return launch("vclip_attention", (unsigned)a->N, (unsigned)(a->B * a->heads), 32, s, args, err, cap);
+}
+
+int cuda_copy(CuPtr in, CuPtr out, int64_t n, int rank, int64_t in_base, int64_t out_base, CuPtr params, CuStream s, char *err,
+              size_t cap)
+{
+    long long nn = n, ib = in_base, ob = out_base;
+    void *args[] = {&in, &out, &nn, &rank, &ib, &ob, &params};
+    return launch("vclip_copy", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}
+
+int cuda_act_residual(CuPtr x, CuPtr r, CuPtr y, int64_t n, int act, CuStream s, char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&x, &r, &y, &nn, &act};
+    return launch("vclip_act_residual", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}

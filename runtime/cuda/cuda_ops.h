@@ -1,0 +1,23 @@
+/* cuda_ops.h — launching the template kernels (codegen/cuda_templates.c) on
+ * device buffers, queued on a stream: what the graph executor (cuda_exec.c)
+ * and the device tests call.  Each returns 0, or -1 with the reason. */
+#ifndef VCLIP_CUDA_OPS_H
+#define VCLIP_CUDA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cuda_api.h"
+#include "../../codegen/cuda_templates.h"
+
+int cuda_layernorm(CuPtr x, CuPtr gamma, CuPtr beta, CuPtr y, int64_t rows, int cols, float eps, CuStream s, char *err, size_t cap);
+int cuda_softmax(CuPtr x, CuPtr y, int64_t rows, int cols, CuStream s, char *err, size_t cap);
+int cuda_attention(CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr o, const CudaAttnArgs *a, CuStream s, char *err, size_t cap);
+/* out[out_base + sum c_d * out_strides[d]] = in[in_base + sum c_d * in_strides[d]]
+ * over the n indices c of dims; params: a device copy of dims, in_strides
+ * and out_strides (3 * rank int64) */
+int cuda_copy(CuPtr in, CuPtr out, int64_t n, int rank, int64_t in_base, int64_t out_base, CuPtr params, CuStream s, char *err,
+              size_t cap);
+/* y = act(x) + r (act: LINEAR_ACT_*; r may be 0) */
+int cuda_act_residual(CuPtr x, CuPtr r, CuPtr y, int64_t n, int act, CuStream s, char *err, size_t cap);
+
+#endif
