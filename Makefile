@@ -55,6 +55,11 @@ $(BUILD)/obj/tests/unit/test_cuda.o: CFLAGS += $(if $(CUDA_INCLUDE),-isystem $(C
 unit: $(UNIT)
 	@for t in $(UNIT); do echo "== $$t"; $$t || exit 1; done
 
+# bench/bench_gpu.py's C driver
+$(BUILD)/bench/gpu_infer: $(BUILD)/obj/bench/gpu_infer.o $(BUILD)/libvclip.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
 # bench/bench_train.py's C driver
 $(BUILD)/bench/train_step: $(BUILD)/obj/bench/train_step.o $(BUILD)/libvclip.a
 	@mkdir -p $(dir $@)
