@@ -23,7 +23,7 @@ extern char **environ;
 #define MAX_KERNELS 4096
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct { uint64_t key; FusedKernelFn fn; } table[MAX_KERNELS];
+static struct { uint64_t key; void *fn; } table[MAX_KERNELS];
 static int n_table, broken;
 static char describe_buf[512];
 
@@ -61,16 +61,21 @@ static void give_up(const char *why)
     broken = 1;
 }
 
-static FusedKernelFn load(const char *so)
+static void *load(const char *so, const char *symbol)
 {
     void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    return h ? (FusedKernelFn)(uintptr_t)dlsym(h, "vclip_fused") : NULL;
+    return h ? dlsym(h, symbol) : NULL;
 }
 
 FusedKernelFn jit_cpu_fused(const char *source)
 {
-    uint64_t key = program_hash(FLAGS_TEXT, program_hash(compiler(), program_hash(source, 0)));
-    FusedKernelFn fn = NULL;
+    return (FusedKernelFn)(uintptr_t)jit_cpu_symbol(source, "vclip_fused");
+}
+
+void *jit_cpu_symbol(const char *source, const char *symbol)
+{
+    uint64_t key = program_hash(symbol, program_hash(FLAGS_TEXT, program_hash(compiler(), program_hash(source, 0))));
+    void *fn = NULL;
     pthread_mutex_lock(&mu);
     for (int i = 0; i < n_table; i++) if (table[i].key == key) { fn = table[i].fn; goto done; }
     if (broken) goto done;
@@ -81,7 +86,7 @@ FusedKernelFn jit_cpu_fused(const char *source)
     snprintf(log, sizeof log, "%s/%016llx.log", dir, (unsigned long long)key);
     snprintf(tmp, sizeof tmp, "%s/%016llx.so.%d.tmp", dir, (unsigned long long)key, (int)getpid());
     if (debug_level() >= 2) fprintf(stderr, "vclip: kernel %016llx (VCLIP_DEBUG=2):\n%s", (unsigned long long)key, source);
-    if (access(so, R_OK) == 0 && (fn = load(so))) goto remember;
+    if (access(so, R_OK) == 0 && (fn = load(so, symbol))) goto remember;
     FILE *f = fopen(src, "w");
     if (!f || fputs(source, f) < 0 || fclose(f)) { if (f) fclose(f); give_up("cannot write to the kernel cache"); goto done; }
     char *argv[] = {(char *)compiler(), FLAGS, src, "-o", tmp, "-lm", NULL};
@@ -94,7 +99,7 @@ FusedKernelFn jit_cpu_fused(const char *source)
         give_up(why);
         goto done;
     }
-    if (rename(tmp, so) || !(fn = load(so))) { remove(tmp); give_up(dlerror() ? dlerror() : "cannot load the compiled kernel"); goto done; }
+    if (rename(tmp, so) || !(fn = load(so, symbol))) { remove(tmp); give_up(dlerror() ? dlerror() : "cannot load the compiled kernel"); goto done; }
     if (debug_level() >= 1) fprintf(stderr, "vclip: compiled kernel %s\n", so);
 remember:
     if (n_table < MAX_KERNELS) { table[n_table].key = key; table[n_table].fn = fn; n_table++; }
@@ -130,6 +135,36 @@ FusedKernelFn jit_cpu_program(const Program *p)
         programs[n_programs].key = key;
         programs[n_programs].fn = fn;
         n_programs++;
+    }
+    pthread_mutex_unlock(&mu);
+    return fn;
+}
+
+ReduceKernelFn jit_cpu_reduce(const Program *pro, const Program *epi, int reduce)
+{
+    static struct { uint64_t key; ReduceKernelFn fn; } kernels[MAX_KERNELS];
+    static int n_kernels;
+    uint64_t key = hash_bytes(&reduce, sizeof reduce, 1469598103934665603ull);
+    for (int q = 0; q < 2; q++) {
+        const Program *p = q ? epi : pro;
+        key = hash_bytes(&p->n_in, sizeof p->n_in, key);
+        key = hash_bytes(&p->n_instr, sizeof p->n_instr, key);
+        if (p->n_instr) key = hash_bytes(p->code, sizeof(Instr) * (size_t)p->n_instr, key);
+        if (p->n_const) key = hash_bytes(p->consts, sizeof(float) * (size_t)p->n_const, key);
+    }
+    key = program_hash(compiler(), key);
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < n_kernels; i++)
+        if (kernels[i].key == key) { ReduceKernelFn fn = kernels[i].fn; pthread_mutex_unlock(&mu); return fn; }
+    pthread_mutex_unlock(&mu);
+    char *src = program_render_c_reduce(pro, epi, reduce);
+    ReduceKernelFn fn = src ? (ReduceKernelFn)(uintptr_t)jit_cpu_symbol(src, "vclip_reduce") : NULL;
+    free(src);
+    pthread_mutex_lock(&mu);
+    if (n_kernels < MAX_KERNELS) {
+        kernels[n_kernels].key = key;
+        kernels[n_kernels].fn = fn;
+        n_kernels++;
     }
     pthread_mutex_unlock(&mu);
     return fn;

@@ -18,6 +18,12 @@ FusedKernelFn jit_cpu_fused(const char *source);
  * the program, not on every run of the node. */
 struct Program;
 FusedKernelFn jit_cpu_program(const struct Program *p);
+/* Any symbol of a C source compiled the same way (NULL as above). */
+void *jit_cpu_symbol(const char *source, const char *symbol);
+/* The compiled `vclip_reduce` of a fused reduction (program.h), looked up by
+ * a hash of its programs like jit_cpu_program. */
+typedef void (*ReduceKernelFn)(int64_t row_begin, int64_t row_end, int64_t K, const float *const *in, const int64_t *rs, float *out);
+ReduceKernelFn jit_cpu_reduce(const struct Program *pro, const struct Program *epi, int reduce);
 /* Where kernels are cached, and the compiler command line in use. */
 const char *jit_cpu_describe(void);
 

@@ -50,10 +50,21 @@ int program_op_of(int ir_op)
 
 int program_from_node(const Node *n, Program *p, char *err, size_t cap)
 {
+    if (!node_attr(n, "program")) { snprintf(err, cap, "needs an ints attribute 'program' of opcode, a, b triples"); return -1; }
+    return program_from_attrs(n, "program", "constants", n->n_in, p, err, cap);
+}
+
+int program_from_attrs(const Node *n, const char *code_attr, const char *const_attr, int n_in, Program *p, char *err, size_t cap)
+{
     memset(p, 0, sizeof *p);
-    const Attr *code = node_attr(n, "program"), *k = node_attr(n, "constants");
-    if (!code || code->type != ATTR_INTS || code->n % 3 || code->n == 0) { snprintf(err, cap, "needs an ints attribute 'program' of opcode, a, b triples"); return -1; }
-    p->n_in = n->n_in;
+    const Attr *code = node_attr(n, code_attr), *k = node_attr(n, const_attr);
+    p->n_in = n_in;
+    if (!code) {
+        if (n_in != 1 || k) { snprintf(err, cap, "no '%s': only one input and no constants make an identity", code_attr); return -1; }
+        return 0;
+    }
+    if (code->type != ATTR_INTS || code->n % 3 || code->n == 0) { snprintf(err, cap, "needs an ints attribute '%s' of opcode, a, b triples", code_attr); return -1; }
+    if (k && k->type != ATTR_FLOATS) { snprintf(err, cap, "'%s' must be floats", const_attr); return -1; }
     p->n_const = k ? k->n : 0;
     p->consts = k ? k->floats : NULL;
     p->n_instr = code->n / 3;

@@ -64,6 +64,22 @@ double program_eval(const Program *p, const double *inputs);
  * with one thread per element.  Both are pure functions of the program. */
 char *program_render_c(const Program *p);
 char *program_render_cuda(const Program *p);
+/* Fused reductions (ai.vclip.FusedReduce): a prologue program over the
+ * inputs at each element of a row, the row reduced, an epilogue program
+ * over the result (register 0).  A program without instructions (n_in 1,
+ * no constants) is the identity. */
+typedef enum { REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_COUNT } ReduceOp;
+/* The program in attributes code_attr / const_attr of n over n_in
+ * registers; an absent code attribute is the identity. */
+int program_from_attrs(const Node *n, const char *code_attr, const char *const_attr, int n_in, Program *p, char *err, size_t cap);
+/* C:    void vclip_reduce(int64_t row_begin, int64_t row_end, int64_t K,
+ *                         const float *const *in, const int64_t *rs, float *out)
+ *       element k of row r of input i: in[i][r * rs[i] + (rs[i] ? k : 0)]
+ *       (rs[i] = K: a full input, 0: a scalar);
+ * CUDA: the same over one block per row (rows, K, in, rs, out). */
+char *program_render_c_reduce(const Program *pro, const Program *epi, int reduce);
+char *program_render_cuda_reduce(const Program *pro, const Program *epi, int reduce);
+
 /* FNV-1a of a string: the cache key of sources. */
 uint64_t program_hash(const char *s, uint64_t h);
 

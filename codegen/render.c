@@ -29,28 +29,31 @@ static void put(Buf *b, const char *fmt, ...)
     }
 }
 
+static const char *reg = "r"; /* register prefix: "r" for elementwise and prologues, "e" for epilogues */
+
 static void expr(Buf *b, int op, int a, int c)
 {
+    const char *R = reg;
     switch (op) {
-    case PR_ADD: put(b, "r%d + r%d", a, c); break;
-    case PR_SUB: put(b, "r%d - r%d", a, c); break;
-    case PR_MUL: put(b, "r%d * r%d", a, c); break;
-    case PR_DIV: put(b, "r%d / r%d", a, c); break;
-    case PR_MAX: put(b, "r%d > r%d ? r%d : r%d", a, c, a, c); break;
-    case PR_MIN: put(b, "r%d < r%d ? r%d : r%d", a, c, a, c); break;
-    case PR_POW: put(b, "powf(r%d, r%d)", a, c); break;
-    case PR_NEG: put(b, "-r%d", a); break;
-    case PR_EXP: put(b, "expf(r%d)", a); break;
-    case PR_LOG: put(b, "logf(r%d)", a); break;
-    case PR_SQRT: put(b, "sqrtf(r%d)", a); break;
-    case PR_RECIP: put(b, "1.0f / r%d", a); break;
-    case PR_SIGMOID: put(b, "1.0f / (1.0f + expf(-r%d))", a); break;
-    case PR_TANH: put(b, "tanhf(r%d)", a); break;
-    case PR_RELU: put(b, "r%d > 0.0f ? r%d : 0.0f", a, a); break;
-    case PR_ABS: put(b, "fabsf(r%d)", a); break;
-    case PR_ERF: put(b, "erff(r%d)", a); break;
-    case PR_QUICK_GELU: put(b, "r%d / (1.0f + expf(-1.702f * r%d))", a, a); break;
-    case PR_GELU: put(b, "0.5f * r%d * (1.0f + erff(r%d * 0.70710678118654752f))", a, a); break;
+    case PR_ADD: put(b, "%s%d + %s%d", R, a, R, c); break;
+    case PR_SUB: put(b, "%s%d - %s%d", R, a, R, c); break;
+    case PR_MUL: put(b, "%s%d * %s%d", R, a, R, c); break;
+    case PR_DIV: put(b, "%s%d / %s%d", R, a, R, c); break;
+    case PR_MAX: put(b, "%s%d > %s%d ? %s%d : %s%d", R, a, R, c, R, a, R, c); break;
+    case PR_MIN: put(b, "%s%d < %s%d ? %s%d : %s%d", R, a, R, c, R, a, R, c); break;
+    case PR_POW: put(b, "powf(%s%d, %s%d)", R, a, R, c); break;
+    case PR_NEG: put(b, "-%s%d", R, a); break;
+    case PR_EXP: put(b, "expf(%s%d)", R, a); break;
+    case PR_LOG: put(b, "logf(%s%d)", R, a); break;
+    case PR_SQRT: put(b, "sqrtf(%s%d)", R, a); break;
+    case PR_RECIP: put(b, "1.0f / %s%d", R, a); break;
+    case PR_SIGMOID: put(b, "1.0f / (1.0f + expf(-%s%d))", R, a); break;
+    case PR_TANH: put(b, "tanhf(%s%d)", R, a); break;
+    case PR_RELU: put(b, "%s%d > 0.0f ? %s%d : 0.0f", R, a, R, a); break;
+    case PR_ABS: put(b, "fabsf(%s%d)", R, a); break;
+    case PR_ERF: put(b, "erff(%s%d)", R, a); break;
+    case PR_QUICK_GELU: put(b, "%s%d / (1.0f + expf(-1.702f * %s%d))", R, a, R, a); break;
+    case PR_GELU: put(b, "0.5f * %s%d * (1.0f + erff(%s%d * 0.70710678118654752f))", R, a, R, a); break;
     default: put(b, "0.0f"); break;
     }
 }
@@ -125,6 +128,87 @@ char *program_render_cuda(const Program *p)
     for (int k = 0; k < p->n_in; k++) put(&b, "            off%d += c * strides[%d * rank + d];\n", k, k);
     put(&b, "        }\n    }\n");
     body(&b, p, "    ");
+    put(&b, "}\n");
+    if (b.oom) { free(b.s); return NULL; }
+    return b.s;
+}
+
+/* ---- reductions --------------------------------------------------------- */
+
+/* Registers of a program from `src` values (prefix reg), its code; the result in `dst`. */
+static void straight_line(Buf *b, const Program *p, const char *indent, const char *dst)
+{
+    for (int k = 0; k < p->n_const; k++) put(b, "%sconst float %s%d = %af;\n", indent, reg, p->n_in + k, (double)p->consts[k]);
+    int base = p->n_in + p->n_const;
+    for (int i = 0; i < p->n_instr; i++) {
+        put(b, "%sconst float %s%d = ", indent, reg, base + i);
+        expr(b, p->code[i].op, p->code[i].a, p->code[i].b);
+        put(b, ";\n");
+    }
+    put(b, "%s%s = %s%d;\n", indent, dst, reg, p->n_instr ? base + p->n_instr - 1 : 0);
+}
+
+static void reduce_comment(Buf *b, const Program *pro, const Program *epi, int reduce)
+{
+    static const char *names[] = {"sum", "mean", "max"};
+    put(b, "/* vclip fused reduction: %s over the last axis; prologue:", names[reduce]);
+    for (int i = 0; i < pro->n_instr; i++) put(b, " %s", program_op_name(pro->code[i].op));
+    put(b, "; epilogue:");
+    for (int i = 0; i < epi->n_instr; i++) put(b, " %s", program_op_name(epi->code[i].op));
+    put(b, " */\n");
+}
+
+static void reduce_row(Buf *b, const Program *pro, int reduce, const char *indent, const char *k_loop)
+{
+    put(b, "%sfloat acc = %s;\n", indent, reduce == REDUCE_MAX ? "-INFINITY" : "0.0f");
+    put(b, "%sfor (%s) {\n", indent, k_loop);
+    char in2[64];
+    snprintf(in2, sizeof in2, "%s    ", indent);
+    for (int k = 0; k < pro->n_in; k++) put(b, "%sconst float r%d = in%d[row * rs[%d] + (rs[%d] ? k : 0)];\n", in2, k, k, k, k);
+    reg = "r";
+    straight_line(b, pro, in2, "const float v");
+    if (reduce == REDUCE_MAX) put(b, "%sacc = v > acc ? v : acc;\n", in2);
+    else put(b, "%sacc += v;\n", in2);
+    put(b, "%s}\n", indent);
+}
+
+char *program_render_c_reduce(const Program *pro, const Program *epi, int reduce)
+{
+    Buf b = {0};
+    reduce_comment(&b, pro, epi, reduce);
+    put(&b, "#include <math.h>\n#include <stdint.h>\n\n");
+    put(&b, "void vclip_reduce(int64_t row_begin, int64_t row_end, int64_t K, const float *const *in, const int64_t *rs, float *out)\n{\n");
+    for (int k = 0; k < pro->n_in; k++) put(&b, "    const float *in%d = in[%d];\n", k, k);
+    put(&b, "    for (int64_t row = row_begin; row < row_end; row++) {\n");
+    reduce_row(&b, pro, reduce, "        ", "int64_t k = 0; k < K; k++");
+    put(&b, "        const float e0 = %s;\n", reduce == REDUCE_MEAN ? "acc / (float)K" : "acc");
+    reg = "e";
+    straight_line(&b, epi, "        ", "out[row]");
+    reg = "r";
+    put(&b, "    }\n}\n");
+    if (b.oom) { free(b.s); return NULL; }
+    return b.s;
+}
+
+char *program_render_cuda_reduce(const Program *pro, const Program *epi, int reduce)
+{
+    Buf b = {0};
+    reduce_comment(&b, pro, epi, reduce);
+    put(&b, "#define INFINITY __int_as_float(0x7f800000)\n");
+    put(&b, "extern \"C\" __global__ void vclip_reduce(long long rows, long long K, const float *const *in, const long long *rs, float *out)\n{\n");
+    put(&b, "    __shared__ float part[32];\n    const long long row = blockIdx.x;\n    if (row >= rows) return;\n");
+    for (int k = 0; k < pro->n_in; k++) put(&b, "    const float *in%d = in[%d];\n", k, k);
+    reduce_row(&b, pro, reduce, "    ", "long long k = threadIdx.x; k < K; k += blockDim.x");
+    const char *comb = reduce == REDUCE_MAX ? "fmaxf(acc, o)" : "acc + o";
+    put(&b, "    for (int off = 16; off > 0; off >>= 1) { const float o = __shfl_xor_sync(0xffffffffu, acc, off); acc = %s; }\n", comb);
+    put(&b, "    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;\n    __syncthreads();\n    if (threadIdx.x >= 32) return;\n");
+    put(&b, "    acc = threadIdx.x < (blockDim.x + 31) / 32 ? part[threadIdx.x] : %s;\n", reduce == REDUCE_MAX ? "-INFINITY" : "0.0f");
+    put(&b, "    for (int off = 16; off > 0; off >>= 1) { const float o = __shfl_xor_sync(0xffffffffu, acc, off); acc = %s; }\n", comb);
+    put(&b, "    if (threadIdx.x) return;\n");
+    put(&b, "    const float e0 = %s;\n", reduce == REDUCE_MEAN ? "acc / (float)K" : "acc");
+    reg = "e";
+    straight_line(&b, epi, "    ", "out[row]");
+    reg = "r";
     put(&b, "}\n");
     if (b.oom) { free(b.s); return NULL; }
     return b.s;

@@ -189,3 +189,31 @@ int infer_fused_elementwise(InferCtx *c)
     c->out[0]->shape = s;
     return 0;
 }
+
+/* ai.vclip.FusedReduce: inputs of one shape (or single elements), reduced
+ * over the last axis; attributes reduce = sum|mean|max, keepdims */
+int infer_fused_reduce(InferCtx *c)
+{
+    if (need_inputs(c, 1)) return -1;
+    const char *r = node_attr_s(c->node, "reduce", "");
+    if (strcmp(r, "sum") && strcmp(r, "mean") && strcmp(r, "max")) return infer_fail(c, "reduce must be sum, mean or max, not '%s'", r);
+    Shape s = {.rank = -1};
+    for (int i = 0; i < c->n_in; i++) {
+        const ValueInfo *x = c->in[i];
+        if (x->dtype != DT_F32) return infer_fail(c, "input %d is %s, not f32", i, dtype_name(x->dtype));
+        if (x->shape.rank < 0) { c->out[0]->dtype = DT_F32; c->out[0]->shape.rank = -1; return 0; }
+        if (x->shape.rank >= 0 && shape_is_const(&x->shape) && shape_numel(&x->shape) == 1) continue; /* a single element */
+        if (s.rank < 0) { s = x->shape; continue; }
+        if (x->shape.rank != s.rank) return infer_fail(c, "inputs must share one shape (or hold one element)");
+        for (int d = 0; d < s.rank; d++)
+            if (dim_is_const(x->shape.d[d]) && dim_is_const(s.d[d]) && x->shape.d[d].n != s.d[d].n)
+                return infer_fail(c, "input %d: dimension %d is %lld, not %lld", i, d, (long long)x->shape.d[d].n, (long long)s.d[d].n);
+    }
+    c->out[0]->dtype = DT_F32;
+    if (s.rank < 0) s = c->in[0]->shape; /* every input a single element */
+    if (s.rank < 1) return infer_fail(c, "needs inputs of rank 1 or more");
+    if (node_attr_i(c->node, "keepdims", 1)) s.d[s.rank - 1] = dim_const(1);
+    else s.rank--;
+    c->out[0]->shape = s;
+    return 0;
+}

@@ -5,6 +5,7 @@
  *   Linear(x, W, b, r) = act(MatMul(x, W) + b) + r, a packed W unpacked
  *   Attention: see lower_attention.c
  *   FusedElementwise: its program, one standard op per instruction
+ *   FusedReduce: prologue ops, ReduceSum/Mean/Max over the last axis, epilogue ops
  * Used by `vclipc compile --export-standard-ops`. */
 #include <math.h>
 #include <stdio.h>
@@ -43,32 +44,67 @@ static int ir_op_of(int pr)
     return -1;
 }
 
-static Value *fused(Graph *g, Node *n)
+/* A program's instructions as standard ops over `in`; the identity gives in[0]. */
+static Value *lower_program(Graph *g, const char *name, const Program *p, Value **in)
 {
-    Program p;
-    char err[IR_ERR_CAP];
-    if (program_from_node(n, &p, err, sizeof err)) return NULL;
-    int total = p.n_in + p.n_const + p.n_instr;
+    if (!p->n_instr) return in[0];
+    int total = p->n_in + p->n_const + p->n_instr;
     Value **reg = calloc((size_t)total, sizeof(Value *)), *out = NULL;
-    if (!reg) { program_free(&p); return NULL; }
-    for (int i = 0; i < p.n_in; i++) reg[i] = n->in[i];
-    for (int i = 0; i < p.n_const; i++) reg[p.n_in + i] = scalar_const(g, "fused_const", p.consts[i]);
-    for (int i = 0, base = p.n_in + p.n_const; i < p.n_instr; i++) {
-        const Instr *in = &p.code[i];
-        Value *a = reg[in->a], *b = in->b >= 0 ? reg[in->b] : NULL;
-        if (in->op == PR_QUICK_GELU) reg[base + i] = a ? quick_gelu(g, n->name, a) : NULL;
-        else if (in->op == PR_GELU) reg[base + i] = a ? gelu(g, n->name, a) : NULL;
+    if (!reg) return NULL;
+    for (int i = 0; i < p->n_in; i++) reg[i] = in[i];
+    for (int i = 0; i < p->n_const; i++) reg[p->n_in + i] = scalar_const(g, "fused_const", p->consts[i]);
+    for (int i = 0, base = p->n_in + p->n_const; i < p->n_instr; i++) {
+        const Instr *ins = &p->code[i];
+        Value *a = reg[ins->a], *b = ins->b >= 0 ? reg[ins->b] : NULL;
+        if (ins->op == PR_QUICK_GELU) reg[base + i] = a ? quick_gelu(g, name, a) : NULL;
+        else if (ins->op == PR_GELU) reg[base + i] = a ? gelu(g, name, a) : NULL;
         else {
-            int op = ir_op_of(in->op);
-            reg[base + i] = op < 0 || !a ? NULL : b ? bin(g, op, n->name, a, b) : append_node(g, op, n->name, 1, &a);
+            int op = ir_op_of(ins->op);
+            reg[base + i] = op < 0 || !a ? NULL : b ? bin(g, op, name, a, b) : append_node(g, op, name, 1, &a);
         }
         if (!reg[base + i]) break;
         out = reg[base + i];
     }
     if (out != reg[total - 1]) out = NULL;
     free(reg);
+    return out;
+}
+
+static Value *fused(Graph *g, Node *n)
+{
+    Program p;
+    char err[IR_ERR_CAP];
+    if (program_from_node(n, &p, err, sizeof err)) return NULL;
+    Value *out = lower_program(g, n->name, &p, n->in);
     program_free(&p);
     return out;
+}
+
+/* prologue ops, the ONNX reduction over the last axis (axes as an input or
+ * an attribute, as the graph's opset has it), epilogue ops */
+static Value *fused_reduce(Graph *g, Node *n)
+{
+    Program pro, epi;
+    char err[IR_ERR_CAP];
+    if (program_from_attrs(n, "program", "constants", n->n_in, &pro, err, sizeof err)) return NULL;
+    if (program_from_attrs(n, "epilogue", "epilogue_constants", 1, &epi, err, sizeof err)) { program_free(&pro); return NULL; }
+    const char *r = node_attr_s(n, "reduce", "sum");
+    int op = !strcmp(r, "sum") ? OP_REDUCE_SUM : !strcmp(r, "mean") ? OP_REDUCE_MEAN : OP_REDUCE_MAX;
+    int axes_input = op == OP_REDUCE_SUM ? g->opset >= 13 : g->opset >= 18;
+    Value *x = lower_program(g, n->name, &pro, n->in), *y = NULL;
+    if (x) {
+        int64_t last = -1;
+        Value *in[2] = {x, axes_input ? int_vector_const(g, "reduce_axes", 1, &last) : NULL};
+        Node *red = (!axes_input || in[1]) ? new_node(g, op, n->name, axes_input ? 2 : 1, in) : NULL;
+        Attr *k = red ? node_add_attr(red, "keepdims", ATTR_INT) : NULL;
+        if (k) k->i = node_attr_i(n, "keepdims", 1); /* before the next add moves the array */
+        Attr *ax = k && !axes_input ? node_add_attr(red, "axes", ATTR_INTS) : NULL;
+        if (ax && (ax->ints = malloc(sizeof(int64_t)))) { ax->n = 1; ax->ints[0] = -1; }
+        if (k && (axes_input || (ax && ax->ints)) && infer_node(g, red, err, sizeof err) == 0) y = lower_program(g, n->name, &epi, red->out);
+    }
+    program_free(&pro);
+    program_free(&epi);
+    return y;
 }
 
 /* A packed Linear weight [panels, K, 32] back to [K, N] (ir/ops.h). */
@@ -112,6 +148,8 @@ static Value *lower(Graph *g, Node *n)
         return gelu(g, nm, x);
     case OP_FUSED_ELEMENTWISE:
         return fused(g, n);
+    case OP_FUSED_REDUCE:
+        return fused_reduce(g, n);
     case OP_ATTENTION:
         return lower_attention(g, n);
     case OP_LINEAR:

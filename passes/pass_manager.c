@@ -31,6 +31,7 @@ const Pass kernel_pipeline[] = {
     {"fuse-linear-epilogue", "Linear + QuickGelu/Gelu + residual Add -> one Linear with a GEMM epilogue", pass_fuse_linear_epilogue, 1},
     {"pack-linear-weights", "constant Linear/Gemm weights -> column panels for the CPU GEMM", pass_pack_linear_weights, 1},
     {"fuse-elementwise", "chains of elementwise ops -> ai.vclip.FusedElementwise (generated kernels)", pass_fuse_elementwise, 1},
+    {"fuse-reduce", "last-axis reductions with their elementwise prologue and epilogue -> ai.vclip.FusedReduce", pass_fuse_reduce, 1},
     {NULL, NULL, NULL, 0},
 };
 

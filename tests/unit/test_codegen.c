@@ -23,6 +23,7 @@
 #include "../../codegen/program.h"
 #include "../../ir/ops.h"
 #include "../../passes/passes.h"
+#include "../../passes/rewrite.h"
 #include "../../runtime/exec.h"
 #include "../../runtime/safetensors.h"
 #include "../../runtime/train/train_graph.h"
@@ -32,6 +33,8 @@
 
 static char *sources[4096];
 static int n_sources;
+static char *reduce_sources[256]; /* fused reductions' CUDA kernels */
+static int n_reduce_sources;
 
 static void keep_cuda(const Program *p)
 {
@@ -295,6 +298,107 @@ static void test_linear_epilogue_pass(void)
     graph_free(g);
 }
 
+static Value *reduce_node(Graph *g, int op, Value *x, const char *name, int keepdims)
+{
+    Value *y = graph_new_value(g, name);
+    int64_t last = -1;
+    Value *in[2] = {x, op == OP_REDUCE_SUM ? int_vector_const(g, "axes", 1, &last) : NULL};
+    Node *n = graph_add_node(g, op, name, op == OP_REDUCE_SUM ? 2 : 1, in, 1, &y);
+    node_add_attr(n, "keepdims", ATTR_INT)->i = keepdims;
+    if (op != OP_REDUCE_SUM) {
+        Attr *a = node_add_attr(n, "axes", ATTR_INTS);
+        a->n = 1;
+        a->ints = malloc(sizeof(int64_t));
+        a->ints[0] = -1;
+    }
+    return y;
+}
+
+static Value *unary(Graph *g, int op, Value *x, const char *name)
+{
+    Value *y = graph_new_value(g, name);
+    graph_add_node(g, op, name, 1, &x, 1, &y);
+    return y;
+}
+
+static Value *binary(Graph *g, int op, Value *a, Value *b, const char *name)
+{
+    Value *y = graph_new_value(g, name);
+    graph_add_node(g, op, name, 2, (Value *[]){a, b}, 1, &y);
+    return y;
+}
+
+/* Reductions with their prologue and epilogue: a norm (x*y -> ReduceSum ->
+ * Sqrt), a log-mean-exp over a chain (ReduceMean of exp(x*s + y) -> Log),
+ * a max with only an epilogue (ReduceMax -> Neg -> Exp, keepdims 0), and a
+ * ReduceSum over the first axis, which stays.  After fuse-elementwise and
+ * fuse-reduce: three FusedReduce nodes and the one ReduceSum; the fast
+ * (compiled) kernels, the reference interpreter and the graph lowered back
+ * to standard ops all give the unfused graph's answers (rows of odd length,
+ * 33, and of 1). */
+static void test_fused_reduce(void)
+{
+    int64_t shapes[2][3] = {{4, 7, 33}, {3, 5, 1}};
+    for (int sh = 0; sh < 2; sh++) {
+        Graph *g = graph_new("reduce");
+        g->opset = 17;
+        Value *x = graph_new_value(g, "x"), *y = graph_new_value(g, "y"), *s2 = graph_new_value(g, "s");
+        value_set_const(x, rand_tensor(3, shapes[sh], -1.5, 1.5));
+        value_set_const(y, rand_tensor(3, shapes[sh], -1.5, 1.5));
+        Tensor *st = tensor_new(DT_F32, 0, NULL);
+        *(float *)st->data = 0.75f;
+        value_set_const(s2, st);
+        Value *norm = unary(g, OP_SQRT, reduce_node(g, OP_REDUCE_SUM, binary(g, OP_MUL, x, y, "xy"), "ss", 1), "norm");
+        Value *chain = unary(g, OP_EXP, binary(g, OP_ADD, binary(g, OP_MUL, x, s2, "xs"), y, "xsy"), "e");
+        Value *lme = unary(g, OP_LOG, reduce_node(g, OP_REDUCE_MEAN, chain, "me", 1), "lme");
+        Value *mx = unary(g, OP_EXP, unary(g, OP_NEG, reduce_node(g, OP_REDUCE_MAX, x, "mx", 0), "neg"), "emx");
+        Value *axis0 = graph_new_value(g, "col");
+        Node *c0 = graph_add_node(g, OP_REDUCE_SUM, "col", 2, (Value *[]){binary(g, OP_MUL, x, x, "xx"), int_vector_const(g, "ax0", 1, (int64_t[]){0})}, 1, &axis0);
+        node_add_attr(c0, "keepdims", ATTR_INT)->i = 1;
+        Value *outs[4] = {norm, lme, mx, axis0};
+        for (int i = 0; i < 4; i++) graph_add_output(g, outs[i]);
+        char err[512];
+        CHECK(infer_graph(g, err, sizeof err) == 0, "infer: %s", err);
+        Tensor *before[4] = {0}, *fast[4] = {0}, *ref[4] = {0}, *lowered[4] = {0};
+        Session *ss = session_new(g, &(ExecOptions){.reference_only = 1}, err, sizeof err);
+        CHECK(ss && session_run(ss, NULL, before, err, sizeof err) == 0, "%s", err);
+        session_free(ss);
+        int fe = pass_fuse_elementwise(g, err, sizeof err), fr = pass_fuse_reduce(g, err, sizeof err);
+        CHECK(fe >= 1 && fr == 3, "fuse-elementwise %d, fuse-reduce %d (want 3): %s", fe, fr, err);
+        int n_fr = 0, n_rs = 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            n_fr += g->nodes[i]->op == OP_FUSED_REDUCE;
+            n_rs += g->nodes[i]->op == OP_REDUCE_SUM;
+            if (g->nodes[i]->op != OP_FUSED_REDUCE) continue;
+            Program pro, epi;
+            CHECK(program_from_attrs(g->nodes[i], "program", "constants", g->nodes[i]->n_in, &pro, err, sizeof err) == 0 &&
+                  program_from_attrs(g->nodes[i], "epilogue", "epilogue_constants", 1, &epi, err, sizeof err) == 0, "%s", err);
+            const char *r = node_attr_s(g->nodes[i], "reduce", "");
+            if (n_reduce_sources < 256)
+                reduce_sources[n_reduce_sources++] = program_render_cuda_reduce(&pro, &epi, !strcmp(r, "sum") ? REDUCE_SUM : !strcmp(r, "mean") ? REDUCE_MEAN : REDUCE_MAX);
+            program_free(&pro);
+            program_free(&epi);
+        }
+        CHECK(n_fr == 3 && n_rs == 1, "want 3 FusedReduce and the first-axis ReduceSum, got %d and %d", n_fr, n_rs);
+        for (int pass = 0; pass < 2; pass++) {
+            ss = session_new(g, &(ExecOptions){.reference_only = pass}, err, sizeof err);
+            CHECK(ss && session_run(ss, NULL, pass ? ref : fast, err, sizeof err) == 0, "%s", err);
+            session_free(ss);
+        }
+        CHECK(pass_lower_to_standard_ops(g, err, sizeof err) >= 0, "lower: %s", err);
+        ss = session_new(g, &(ExecOptions){.reference_only = 1}, err, sizeof err);
+        CHECK(ss && session_run(ss, NULL, lowered, err, sizeof err) == 0, "%s", err);
+        session_free(ss);
+        for (int i = 0; i < 4; i++) {
+            CHECK(rel_diff(fast[i], before[i]) < 1e-5 && rel_diff(ref[i], before[i]) < 1e-6 && rel_diff(lowered[i], before[i]) < 1e-6,
+                  "rows of %lld, output %d: compiled %g, reference %g, lowered %g", (long long)shapes[sh][2], i,
+                  rel_diff(fast[i], before[i]), rel_diff(ref[i], before[i]), rel_diff(lowered[i], before[i]));
+            tensor_free(before[i]); tensor_free(fast[i]); tensor_free(ref[i]); tensor_free(lowered[i]);
+        }
+        graph_free(g);
+    }
+}
+
 /* Every kernel of a real training graph (forward and backward fused). */
 static void collect_training_kernels(void)
 {
@@ -346,6 +450,15 @@ static void test_nvrtc(void)
         free(ptx);
     }
     printf("%s: %d template kernels compiled for sm_80 and sm_90\n", why, cuda_template_kernel_count);
+    ok = 0;
+    for (int i = 0; i < n_reduce_sources; i++)
+        for (int a = 0; a < 2; a++) {
+            char *ptx = reduce_sources[i] ? nvrtc_compile(reduce_sources[i], arch[a], err, sizeof err) : NULL;
+            CHECK(ptx && strstr(ptx, ".entry vclip_reduce"), "reduction kernel %d for %s: %s", i, arch[a], ptx ? "no entry point" : err);
+            ok += ptx != NULL;
+            free(ptx);
+        }
+    printf("%s: %d fused reduction kernels compiled for sm_80 and sm_90 (%d PTX)\n", why, n_reduce_sources, ok);
 }
 
 /* Last: breaks the process's compiler on purpose. */
@@ -383,10 +496,12 @@ int main(void)
     test_random_programs();
     test_fusion_pass();
     test_linear_epilogue_pass();
+    test_fused_reduce();
     collect_training_kernels();
     test_nvrtc();
     test_fallback_without_compiler();
     for (int i = 0; i < n_sources; i++) free(sources[i]);
+    for (int i = 0; i < n_reduce_sources; i++) free(reduce_sources[i]);
     nftw(made, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_SUMMARY();
 }
