@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "passes.h"
+#include "rewrite.h"
 #include "../ir/ops.h"
 
 static Value *bf16_copy(Graph *g, const Value *w)
@@ -13,18 +14,14 @@ static Value *bf16_copy(Graph *g, const Value *w)
     const Tensor *t = w->konst;
     int64_t P = t->dims[0], K = t->dims[1], K2 = (K + 1) / 2, d[4] = {P, K2, LINEAR_PANEL, 2};
     Tensor *b = tensor_new(DT_BF16, 4, d);
-    char *name = b ? graph_unique_name(g, w->name) : NULL;
-    Value *v = name ? graph_new_value(g, name) : NULL;
-    free(name);
-    if (!v) { tensor_free(b); return NULL; }
+    if (!b) return NULL;
     const float *src = t->data;
     uint16_t *dst = b->data;
     for (int64_t q = 0; q < P; q++)
         for (int64_t k = 0; k < 2 * K2; k++)
             for (int64_t j = 0; j < LINEAR_PANEL; j++)
                 dst[((q * K2 + k / 2) * LINEAR_PANEL + j) * 2 + k % 2] = k < K ? float_to_bf16(src[(q * K + k) * LINEAR_PANEL + j]) : 0;
-    value_set_const(v, b);
-    return v;
+    return new_const(g, w->name, "_bf16", b);
 }
 
 int pass_cast_linear_weights_bf16(Graph *g, char *err, size_t cap)

@@ -27,18 +27,12 @@ static Value *transposed(Graph *g, const Value *w)
 {
     int64_t N = w->konst->dims[0], K = w->konst->dims[1], d[2] = {K, N};
     Tensor *t = tensor_new(DT_F32, 2, d);
-    char base[256];
-    snprintf(base, sizeof base, "%.200s_t", w->name);
-    char *name = t ? graph_unique_name(g, base) : NULL;
-    Value *v = name ? graph_new_value(g, name) : NULL;
-    free(name);
-    if (!v) { tensor_free(t); return NULL; }
+    if (!t) return NULL;
     const float *src = w->konst->data;
     float *dst = t->data;
     for (int64_t k = 0; k < K; k++)
         for (int64_t n = 0; n < N; n++) dst[k * N + n] = src[n * K + k];
-    value_set_const(v, t);
-    return v;
+    return new_const(g, w->name, "_t", t);
 }
 
 int pass_linear_from_gemm(Graph *g, char *err, size_t cap)

@@ -114,16 +114,12 @@ static Value *unpacked_weight(Graph *g, const Value *w, int64_t N)
     if (!t) return NULL;
     int64_t K = t->dims[1], d[2] = {K, N};
     Tensor *u = tensor_new(DT_F32, 2, d);
-    char *name = u ? graph_unique_name(g, w->name) : NULL;
-    Value *v = name ? graph_new_value(g, name) : NULL;
-    free(name);
-    if (!v) { tensor_free(u); return NULL; }
+    if (!u) return NULL;
     const float *src = t->data;
     float *dst = u->data;
     for (int64_t k = 0; k < K; k++)
         for (int64_t n = 0; n < N; n++) dst[k * N + n] = src[((n / LINEAR_PANEL) * K + k) * LINEAR_PANEL + n % LINEAR_PANEL];
-    value_set_const(v, u);
-    return v;
+    return new_const(g, w->name, "", u);
 }
 
 static Value *lower_linear(Graph *g, Node *n)

@@ -34,12 +34,7 @@ static Value *packed_copy(Graph *g, const Value *w)
     int64_t K = t->dims[0], N = t->dims[1];
     int64_t d[3] = {(N + LINEAR_PANEL - 1) / LINEAR_PANEL, K, LINEAR_PANEL};
     Tensor *p = tensor_new(DT_F32, 3, d);
-    char base[256];
-    snprintf(base, sizeof base, "%.200s_packed", w->name);
-    char *name = p ? graph_unique_name(g, base) : NULL;
-    Value *v = name ? graph_new_value(g, name) : NULL;
-    free(name);
-    if (!v) { tensor_free(p); return NULL; }
+    if (!p) return NULL;
     const float *src = t->data;
     float *dst = p->data;
     for (int64_t q = 0; q < d[0]; q++)
@@ -48,8 +43,7 @@ static Value *packed_copy(Graph *g, const Value *w)
                 int64_t n = q * LINEAR_PANEL + j;
                 dst[(q * K + k) * LINEAR_PANEL + j] = n >= N ? 0.0f : src[k * N + n];
             }
-    value_set_const(v, p);
-    return v;
+    return new_const(g, w->name, "_packed", p);
 }
 
 int pass_pack_linear_weights(Graph *g, char *err, size_t cap)

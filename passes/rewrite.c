@@ -103,3 +103,15 @@ Value *int_vector_const(Graph *g, const char *base, int n, const int64_t *vals)
     value_set_const(v, t);
     return v;
 }
+
+Value *new_const(Graph *g, const char *base, const char *suffix, Tensor *t)
+{
+    char nm[256];
+    snprintf(nm, sizeof nm, "%.200s%s", base, suffix);
+    char *name = t ? graph_unique_name(g, nm) : NULL;
+    Value *v = name ? graph_new_value(g, name) : NULL;
+    free(name);
+    if (!v) { tensor_free(t); return NULL; }
+    value_set_const(v, t);
+    return v;
+}

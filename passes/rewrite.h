@@ -30,6 +30,9 @@ Value *lower_attention(Graph *g, Node *n);
 int fuse_mul_rooted_activation(Graph *g, int op, Value *(*match)(Node *mul), const char *pass, char *err, size_t cap);
 /* An int64 vector constant (shapes, axes, slice bounds). */
 Value *int_vector_const(Graph *g, const char *base, int n, const int64_t *vals);
+/* A constant value named after base + suffix, holding t (taken; freed
+ * when the value cannot be made).  NULL when t is NULL or out of memory. */
+Value *new_const(Graph *g, const char *base, const char *suffix, Tensor *t);
 /* A scalar f32 constant value. */
 Value *scalar_const(Graph *g, const char *base, float v);
 

@@ -225,7 +225,7 @@ size_t session_peak_bytes(const Session *s) { return s->peak; }
 size_t session_arena_bytes(const Session *s) { return s->arena ? s->plan.arena_bytes : 0; }
 
 /* The input dims of this run, flattened with their ranks. */
-static int64_t *input_signature(const Graph *g, Tensor *const *inputs, int *len)
+int64_t *exec_input_signature(const Graph *g, Tensor *const *inputs, int *len)
 {
     int n = 0;
     for (int i = 0; i < g->n_inputs; i++) n += 1 + inputs[i]->rank;
@@ -341,7 +341,7 @@ int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, 
     for (int i = 0; i < g->n_values; i++)
         if (g->values[i]->konst) s->slots[i] = g->values[i]->konst;
     int sig_len = 0;
-    int64_t *sig = s->use_arena ? input_signature(g, inputs, &sig_len) : NULL;
+    int64_t *sig = s->use_arena ? exec_input_signature(g, inputs, &sig_len) : NULL;
     ExecOptions eo = s->opt;
     int planned = sig && s->arena && s->sig_len == sig_len && !memcmp(s->signature, sig, sizeof(int64_t) * (size_t)sig_len);
     if (planned) { eo.alloc = arena_alloc; eo.alloc_ctx = s; }

@@ -39,5 +39,8 @@ size_t session_peak_bytes(const Session *s);
 size_t session_arena_bytes(const Session *s);
 
 void exec_set_threads(int n);
+/* The inputs' ranks and dims in one array (*len entries, malloc'd): what a
+ * memory plan is valid for. */
+int64_t *exec_input_signature(const Graph *g, Tensor *const *inputs, int *len);
 
 #endif

@@ -640,20 +640,6 @@ done:
     return rc;
 }
 
-static int64_t *signature(const Graph *g, Tensor *const *inputs, int *len)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_inputs; i++) n += 1 + inputs[i]->rank;
-    int64_t *sig = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-    if (!sig) return NULL;
-    n = 0;
-    for (int i = 0; i < g->n_inputs; i++) {
-        sig[n++] = inputs[i]->rank;
-        for (int d = 0; d < inputs[i]->rank; d++) sig[n++] = inputs[i]->dims[d];
-    }
-    *len = n;
-    return sig;
-}
 
 /* The value whose device bytes v's are (views alias their input). */
 static const Value *view_root(const Value *v)
@@ -733,7 +719,7 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
 {
     Graph *g = s->g;
     int len = 0, rc = -1, capturing = 0;
-    int64_t *sig = signature(g, inputs, &len);
+    int64_t *sig = exec_input_signature(g, inputs, &len);
     if (!sig) { snprintf(err, cap, "out of memory"); return -1; }
     int planned = s->arena && s->sig_len == len && !memcmp(s->sig, sig, sizeof(int64_t) * (size_t)len);
     if (!planned) {
