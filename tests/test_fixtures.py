@@ -201,6 +201,8 @@ def test_bf16_precision_bad_usage(tmp_path):
     fx = Fixture("openai_visual_op17")
     args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
     p = run_tool("opt", "vclipc", *args, "--precision", "fp8")
-    assert p.returncode == 2 and "--precision is fp32 or bf16" in p.stderr, p.stderr
+    assert p.returncode == 2 and "--precision is fp32, bf16 or fp16" in p.stderr, p.stderr
+    p = run_tool("opt", "vclipc", *args, "--precision", "fp16")
+    assert p.returncode == 2 and "is for --target cuda" in p.stderr, p.stderr
     p = run_tool("opt", "vclipc", *args, "--precision", "bf16", "--reference")
     assert p.returncode == 2 and "drop --no-fusion and --reference" in p.stderr, p.stderr

@@ -198,7 +198,7 @@ static int cmd_run(int argc, char **argv)
                                          {"no-fusion", 0, 0, 'F'}, {"target", 1, 0, 'g'}, {"precision", 1, 0, 'p'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     Binding ins[64], outs[64];
-    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, cuda = 0, bf16 = 0, c, rc = 1;
+    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, cuda = 0, bf16 = 0, fp16 = 0, c, rc = 1;
     while ((c = getopt_long(argc, argv, "i:o:t:r:jRFg:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
@@ -220,21 +220,23 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'p':
             if (!strcmp(optarg, "bf16")) bf16 = 1;
-            else if (strcmp(optarg, "fp32")) { rc = usage_error("run", "--precision is fp32 or bf16"); goto bad_args; }
+            else if (!strcmp(optarg, "fp16")) fp16 = 1;
+            else if (strcmp(optarg, "fp32")) { rc = usage_error("run", "--precision is fp32, bf16 or fp16 (fp16: --target cuda)"); goto bad_args; }
             break;
         case 'h':
             printf("usage: vclipc run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
                    "                  [--threads N] [--repeat N] [--json] [--reference] [--target cpu|cuda]\n"
-                   "                  [--precision fp32|bf16]\n"
+                   "                  [--precision fp32|bf16|fp16]\n"
                    "  --target cuda  run on CUDA device 0 (cuBLASLt GEMMs, generated and template kernels,\n"
                    "                 CUDA graphs for repeated runs); fails cleanly where there is none\n"
                    "  --precision bf16  Linear weights and their inputs in bf16, sums in f32 (on the CPU:\n"
                    "                 needs AVX512-BF16; on CUDA: tensor-core GEMMs); the rest stays f32.  Default fp32.\n"
+                   "  --precision fp16  the same with fp16 inputs (CUDA only)\n"
                    "  Inputs and outputs are .npy files (f32, f64, f16, i64, i32, i8, u8, bool).\n"
                    "  Outputs without --output are summarized on stdout.\n"
                    "  --repeat N   N timed iterations after one warm-up; reports min/median ms\n"
                    "  --json       print the report as one JSON object (min_ms, median_ms, ...)\n"
-                   "  --threads N  BLAS threads (default: the library's)\n"
+                   "  --threads N  CPU threads (default: every core)\n"
                    "  --reference  use only the reference kernels (the test oracle; slow)\n"
                    "  --no-fusion  run the cleanup passes only (no fused ops)\n");
             return 0;
@@ -243,6 +245,7 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind != argc - 1) { rc = usage_error("run", "expects exactly one model file"); goto bad_args; }
     char err[1024];
+    if (fp16 && !cuda) { rc = usage_error("run", "--precision fp16 is for --target cuda (the CPU has bf16)"); goto bad_args; }
     if (cuda && reference) { rc = usage_error("run", "--reference runs the CPU's reference kernels (drop --target cuda)"); goto bad_args; }
     if (bf16 && (no_fusion || reference)) { rc = usage_error("run", "--precision bf16 runs on the fused, packed kernels (drop --no-fusion and --reference)"); goto bad_args; }
     if (bf16 && !cuda && !gemm_available(DT_BF16)) {
@@ -292,7 +295,7 @@ static int cmd_run(int argc, char **argv)
         }
     }
     if (cuda) {
-        CudaOptions co = {.compute = bf16 ? GEMM_COMPUTE_BF16 : GEMM_COMPUTE_F32};
+        CudaOptions co = {.compute = bf16 ? GEMM_COMPUTE_BF16 : fp16 ? GEMM_COMPUTE_F16 : GEMM_COMPUTE_F32};
         if (!(cs = cuda_session_new(g, &co, err, sizeof err))) {
             fprintf(stderr, "vclipc run: --target cuda: %s\n", err);
             goto done;
