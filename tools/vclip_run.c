@@ -1,6 +1,7 @@
 /* vclip-run — the training and evaluation driver: dispatches to one file per
  * command (cmd_*.c).  Training, evaluation and the video commands arrive with
  * their issues; until then --help says exactly what exists. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
     /* Past a file-size limit (a full disk behaves alike), let write() fail so
      * the atomic writers clean up and report, instead of dying on SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);
+    /* large buffers in their own mappings while weights are laid out: see vclipc.c */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     if (argc < 2) { fputs(usage, stderr); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage, stdout); return 0; }

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <math.h>
 #include <stdio.h>
@@ -571,6 +572,12 @@ int main(int argc, char **argv)
     /* Past a file-size limit, let write() fail with EFBIG so the atomic
      * writers can clean up and report, instead of dying on SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);
+    /* Weights are copied while the passes lay them out (transposed, packed):
+     * a fixed threshold keeps every large buffer in its own mapping, so the
+     * copy it replaces goes back to the system at once (glibc's moving
+     * threshold would keep freed weights in the heap).  Sessions raise it
+     * again for activations (runtime/exec.c). */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     if (argc < 2) { fputs(usage_main, stderr); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }
