@@ -119,23 +119,34 @@ AVX512 static inline void store_tile(__m512 c[MR][2], float *C, int64_t ldc, con
     }
 }
 
-AVX512 static void micro_kernel(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, const Tile *t,
-                                const GemmEpilogue *ep)
+/* R rows of the 8-row micro-panel (R < 8 only for the last tile of a block:
+ * no FMAs spent on padding rows) */
+AVX512 static inline __attribute__((always_inline)) void tile_rows(int64_t kc, const float *Ap, const float *Bp, float *C,
+                                                                  int64_t ldc, const Tile *t, const GemmEpilogue *ep, const int R)
 {
     __m512 c[MR][2];
-    /* unrolled so that the 16 accumulators stay in registers at -O2 */
+    /* unrolled so that the accumulators stay in registers at -O2 */
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(Bp + k * NR), b1 = _mm512_loadu_ps(Bp + k * NR + 16);
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < R; i++) {
             __m512 a = _mm512_set1_ps(Ap[k * MR + i]);
             c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
             c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
     store_tile(c, C, ldc, t, ep);
+}
+
+AVX512 static void micro_kernel(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, const Tile *t,
+                                const GemmEpilogue *ep)
+{
+    if (t->mr > 4) tile_rows(kc, Ap, Bp, C, ldc, t, ep, 8);
+    else if (t->mr > 2) tile_rows(kc, Ap, Bp, C, ldc, t, ep, 4);
+    else if (t->mr > 1) tile_rows(kc, Ap, Bp, C, ldc, t, ep, 2);
+    else tile_rows(kc, Ap, Bp, C, ldc, t, ep, 1);
 }
 
 /* bf16: kp k pairs; each B row pair is 32 columns x 2 = two vectors */
@@ -168,21 +179,45 @@ AVX512 static void epilogue_only(int64_t M, float *C, int64_t ldc, int64_t N, co
 }
 
 typedef struct {
-    int64_t M, lda, ldc, row_blocks, col_chunks, panels_per_chunk;
+    int64_t M, lda, ldc, row_blocks, k_blocks, col_chunks, panels_per_chunk;
     const float *A;
+    void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
     const PackedB *B;
     float *C;
     const GemmEpilogue *ep;
-    int failed;
 } GemmJob;
 
+/* Where row block i0's depth block k0 is packed: each row block holds its K
+ * (or K/2 pairs for bf16) in order, micro-panels of MR rows per depth block. */
+static size_t apack_at(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0)
+{
+    int64_t mcp = (mc + MR - 1) / MR * MR;
+    return j->B->dtype == DT_BF16 ? (size_t)(i0 * ((j->B->K + 1) / 2) + k0 / 2 * mcp) : (size_t)(i0 * j->B->K + k0 * mcp);
+}
+
+AVX512_BF16 static void pack_piece_bf16(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc)
+{
+    pack_a_bf16(j->A + i0 * j->lda + k0, j->lda, mc, kc, (uint32_t *)j->Apack + apack_at(j, i0, mc, k0));
+}
+
+/* (row block, depth block) pieces of A into Apack */
+static void pack_pieces(void *ctx, int64_t b, int64_t e)
+{
+    const GemmJob *j = ctx;
+    for (int64_t u = b; u < e; u++) {
+        int64_t i0 = (u / j->k_blocks) * MC, mc = j->M - i0 < MC ? j->M - i0 : MC;
+        int64_t k0 = (u % j->k_blocks) * KC, kc = j->B->K - k0 < KC ? j->B->K - k0 : KC;
+        if (j->B->dtype == DT_BF16) pack_piece_bf16(j, i0, mc, k0, kc);
+        else pack_a(j->A + i0 * j->lda + k0, j->lda, mc, kc, (float *)j->Apack + apack_at(j, i0, mc, k0));
+    }
+}
+
 /* One depth block of one (row block, column range) unit. */
-AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
-                                   uint32_t *Ap)
+AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
     const PackedB *B = j->B;
     int64_t kp = (kc + 1) / 2, K2 = (B->K + 1) / 2;
-    pack_a_bf16(j->A + i0 * j->lda + k0, j->lda, mc, kc, Ap);
+    const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
     for (int64_t q = p0; q < p1; q++) {
         const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
@@ -194,11 +229,10 @@ AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int
     }
 }
 
-AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
-                             float *Ap)
+AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
     const PackedB *B = j->B;
-    pack_a(j->A + i0 * j->lda + k0, j->lda, mc, kc, Ap);
+    const float *Ap = (const float *)j->Apack + apack_at(j, i0, mc, k0);
     for (int64_t q = p0; q < p1; q++) {
         const float *Bp = (const float *)B->panels + (q * B->K + k0) * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
@@ -212,20 +246,17 @@ AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k
 
 static void gemm_units(void *ctx, int64_t ub, int64_t ue)
 {
-    GemmJob *j = ctx;
+    const GemmJob *j = ctx;
     int64_t K = j->B->K, np = (j->B->N + NR - 1) / NR;
-    float *Ap = aligned_alloc(64, sizeof(float) * MC * KC); /* bf16 uses half */
-    if (!Ap) { j->failed = 1; return; }
     for (int64_t u = ub; u < ue; u++) {
         int64_t i0 = (u / j->col_chunks) * MC, mc = j->M - i0 < MC ? j->M - i0 : MC;
         int64_t p0 = (u % j->col_chunks) * j->panels_per_chunk, p1 = p0 + j->panels_per_chunk < np ? p0 + j->panels_per_chunk : np;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
-            if (j->B->dtype == DT_BF16) block_bf16(j, i0, mc, k0, kc, p0, p1, (uint32_t *)Ap);
-            else block_f32(j, i0, mc, k0, kc, p0, p1, Ap);
+            if (j->B->dtype == DT_BF16) block_bf16(j, i0, mc, k0, kc, p0, p1);
+            else block_f32(j, i0, mc, k0, kc, p0, p1);
         }
     }
-    free(Ap);
 }
 
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
@@ -238,11 +269,16 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
     int64_t np = (B->N + NR - 1) / NR, rb = (M + MC - 1) / MC, want = 4 * parallel_threads();
     int64_t cc = rb >= want ? 1 : (want + rb - 1) / rb;
     if (cc > np) cc = np;
-    GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .row_blocks = rb, .A = A, .B = B, .C = C, .ep = ep};
+    GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .row_blocks = rb, .k_blocks = (B->K + KC - 1) / KC, .A = A, .B = B, .C = C, .ep = ep};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
+    /* A packed once for every column range (rows rounded up to MR, zero-padded) */
+    size_t words = (size_t)((M + MR - 1) / MR * MR + MC) * (size_t)B->K;
+    if (!(j.Apack = aligned_alloc(64, (words * sizeof(float) + 63) / 64 * 64))) return -1;
+    parallel_for(rb * j.k_blocks, 1, pack_pieces, &j);
     parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
-    return j.failed ? -1 : 0;
+    free(j.Apack);
+    return 0;
 }
 
 #else /* not x86-64: callers use BLAS */
