@@ -21,16 +21,25 @@ _Static_assert(NR == LINEAR_PANEL, "the micro-kernel's width is the packed weigh
 
 int64_t gemm_packed_floats(int64_t K, int64_t N) { return (N + NR - 1) / NR * K * NR; }
 
-void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *panels)
+typedef struct { const float *B; int64_t K, N; int transposed; float *panels; } PackJob;
+
+static void pack_panels(void *ctx, int64_t qb, int64_t qe)
 {
-    for (int64_t q = 0; q < (N + NR - 1) / NR; q++)
-        for (int64_t k = 0; k < K; k++) {
-            float *d = panels + (q * K + k) * NR;
+    const PackJob *p = ctx;
+    for (int64_t q = qb; q < qe; q++)
+        for (int64_t k = 0; k < p->K; k++) {
+            float *d = p->panels + (q * p->K + k) * NR;
             for (int64_t j = 0; j < NR; j++) {
                 int64_t n = q * NR + j;
-                d[j] = n >= N ? 0.0f : transposed ? B[n * K + k] : B[k * N + n];
+                d[j] = n >= p->N ? 0.0f : p->transposed ? p->B[n * p->K + k] : p->B[k * p->N + n];
             }
         }
+}
+
+void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *panels)
+{
+    PackJob p = {B, K, N, transposed, panels};
+    parallel_for((N + NR - 1) / NR, 4, pack_panels, &p); /* weights being trained are packed on every call */
 }
 
 #if defined(__x86_64__)
