@@ -80,6 +80,11 @@ int program_from_attrs(const Node *n, const char *code_attr, const char *const_a
 char *program_render_c_reduce(const Program *pro, const Program *epi, int reduce);
 char *program_render_cuda_reduce(const Program *pro, const Program *epi, int reduce);
 
+/* The C and CUDA C sources (malloc'd; pass NULL for one not wanted) of a
+ * generated-kernel node (FusedElementwise, FusedReduce): 1, or 0 for any
+ * other node, or -1 with a message. */
+int program_node_sources(const Node *n, char **c_source, char **cuda_source, char *err, size_t cap);
+
 /* FNV-1a of a string: the cache key of sources. */
 uint64_t program_hash(const char *s, uint64_t h);
 

@@ -394,11 +394,10 @@ static int emit_kernels(const Graph *g, const char *dir, char *err, size_t cap)
     int k = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const Node *n = g->nodes[i];
-        if (n->op != OP_FUSED_ELEMENTWISE) continue;
-        Program p;
-        if (program_from_node(n, &p, err, cap)) return -1;
-        char *src[2] = {program_render_c(&p), program_render_cuda(&p)};
-        program_free(&p);
+        char *src[2];
+        int r = program_node_sources(n, &src[0], &src[1], err, cap);
+        if (r < 0) return -1;
+        if (!r) continue;
         for (int d = 0; d < 2; d++) {
             char path[4096], safe[128];
             snprintf(safe, sizeof safe, "%s", n->name);
@@ -427,12 +426,10 @@ static int kernels_to_ptx(const Graph *g, const char *dir, char *err, size_t cap
     if (cuda_probe(&ci, why, sizeof why) == 0) { snprintf(arch[0], sizeof arch[0], "compute_%d%d", ci.major, ci.minor); n_arch = 1; }
     if (!nvrtc_available(why, sizeof why)) { snprintf(err, cap, "--target cuda: %s", why); return -1; }
     for (int i = 0; i < g->n_nodes; i++) {
-        const Node *n = g->nodes[i];
-        if (n->op != OP_FUSED_ELEMENTWISE) continue;
-        Program p;
-        if (program_from_node(n, &p, err, cap)) return -1;
-        char *src = program_render_cuda(&p);
-        program_free(&p);
+        char *src;
+        int r = program_node_sources(g->nodes[i], NULL, &src, err, cap);
+        if (r < 0) return -1;
+        if (!r) continue;
         for (int a = 0; a < n_arch; a++) {
             char *ptx = src ? nvrtc_compile(src, arch[a], err, cap) : NULL;
             if (!ptx) { free(src); return -1; }
