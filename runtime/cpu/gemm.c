@@ -52,12 +52,41 @@ int gemm_available(DType dtype)
 }
 
 /* A rows [mc, kc] -> micro-panels of MR rows, k-major, zero rows past mc */
-static void pack_a(const float *A, int64_t lda, int64_t mc, int64_t kc, float *Ap)
+/* 8 rows x 16 k of A -> 16 groups of the 8 rows' values (k-major): an 8x16
+ * transpose in registers (unpack pairs, shuffle quads, 128-bit lanes out). */
+AVX512 static inline void transpose_8x16(const float *A, int64_t lda, float *d)
+{
+    __m512 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_ps(A + i * lda);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);     /* per lane: a0 b0 a1 b1 */
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); /* per lane: a2 b2 a3 b3 */
+    }
+    for (int h = 0; h < 2; h++) { /* rows 0-3, then 4-7 */
+        const __m512 *q = t + 4 * h;
+        u[4 * h + 0] = _mm512_shuffle_ps(q[0], q[2], 0x44); /* k = 4l:   rows 4h .. 4h+3 */
+        u[4 * h + 1] = _mm512_shuffle_ps(q[0], q[2], 0xEE); /* k = 4l+1 */
+        u[4 * h + 2] = _mm512_shuffle_ps(q[1], q[3], 0x44); /* k = 4l+2 */
+        u[4 * h + 3] = _mm512_shuffle_ps(q[1], q[3], 0xEE); /* k = 4l+3 */
+    }
+#define LANE(v, l) ((l) == 0 ? _mm512_extractf32x4_ps(v, 0) : (l) == 1 ? _mm512_extractf32x4_ps(v, 1) : (l) == 2 ? _mm512_extractf32x4_ps(v, 2) : _mm512_extractf32x4_ps(v, 3))
+    for (int l = 0; l < 4; l++)
+        for (int j = 0; j < 4; j++) {
+            _mm_storeu_ps(d + (4 * l + j) * MR, LANE(u[j], l));
+            _mm_storeu_ps(d + (4 * l + j) * MR + 4, LANE(u[4 + j], l));
+        }
+#undef LANE
+}
+
+/* A rows [mc, kc] -> micro-panels of MR rows, k-major, zero rows past mc */
+AVX512 static void pack_a(const float *A, int64_t lda, int64_t mc, int64_t kc, float *Ap)
 {
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
         float *d = Ap + i0 * kc;
-        int64_t mr = mc - i0 < MR ? mc - i0 : MR;
-        for (int64_t k = 0; k < kc; k++) {
+        int64_t mr = mc - i0 < MR ? mc - i0 : MR, k = 0;
+        if (mr == MR)
+            for (; k + 16 <= kc; k += 16) transpose_8x16(A + i0 * lda + k, lda, d + k * MR);
+        for (; k < kc; k++) {
             for (int64_t i = 0; i < mr; i++) d[k * MR + i] = A[(i0 + i) * lda + k];
             for (int64_t i = mr; i < MR; i++) d[k * MR + i] = 0.0f;
         }
