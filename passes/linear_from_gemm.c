@@ -1,5 +1,6 @@
 /* linear_from_gemm.c — the kernel pipeline's first step: a Gemm over a
- * constant weight (alpha = beta = 1, no transA, a 1-D or no C) becomes an
+ * constant weight (alpha = beta = 1, no transA, a 1-D or no C), or a MatMul
+ * over one without a bias (CLIP's final projections), becomes an
  * ai.vclip.Linear, so that it gets the GEMM epilogue and packed weights
  * like every other projection (nn.MultiheadAttention's out_proj exports as
  * Gemm with transB).  transB takes a transposed copy of the weight; weights
@@ -9,6 +10,13 @@
 #include <stdlib.h>
 #include "passes.h"
 #include "rewrite.h"
+
+static int matmul_is_linear(const Node *n)
+{
+    const Value *w = n->n_in == 2 ? n->in[1] : NULL;
+    return n->op == OP_MATMUL && n->in[0] && n->in[0]->shape.rank >= 2 && n->in[0]->dtype == DT_F32 && w && w->konst &&
+           !w->producer && !w->trainable && !w->is_input && w->dtype == DT_F32 && w->konst->rank == 2;
+}
 
 static int gemm_is_linear(const Node *n)
 {
@@ -41,8 +49,8 @@ int pass_linear_from_gemm(Graph *g, char *err, size_t cap)
     if (!uses) { snprintf(err, cap, "linear-from-gemm: out of memory"); return -1; }
     for (int i = 0; i < n; i++) {
         Node *gemm = g->nodes[i];
-        if (!gemm_is_linear(gemm)) continue;
-        Value *w = node_attr_i(gemm, "transB", 0) ? transposed(g, gemm->in[1]) : gemm->in[1];
+        if (!gemm_is_linear(gemm) && !matmul_is_linear(gemm)) continue;
+        Value *w = gemm->op == OP_GEMM && node_attr_i(gemm, "transB", 0) ? transposed(g, gemm->in[1]) : gemm->in[1];
         Value *in[3] = {gemm->in[0], w, gemm->n_in > 2 ? gemm->in[2] : NULL};
         if (!w || !replace_with_node(g, gemm->out[0], OP_LINEAR, gemm->name, in[2] ? 3 : 2, in)) {
             free(uses);

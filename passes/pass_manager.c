@@ -27,7 +27,7 @@ const Pass default_pipeline[] = {
 };
 
 const Pass kernel_pipeline[] = {
-    {"linear-from-gemm", "Gemm over a constant weight -> ai.vclip.Linear", pass_linear_from_gemm, 1},
+    {"linear-from-gemm", "Gemm or MatMul over a constant weight -> ai.vclip.Linear", pass_linear_from_gemm, 1},
     {"fuse-linear-epilogue", "Linear + QuickGelu/Gelu + residual Add -> one Linear with a GEMM epilogue", pass_fuse_linear_epilogue, 1},
     {"pack-linear-weights", "constant Linear/Gemm weights -> column panels for the CPU GEMM", pass_pack_linear_weights, 1},
     {"fuse-elementwise", "chains of elementwise ops -> ai.vclip.FusedElementwise (generated kernels)", pass_fuse_elementwise, 1},

@@ -26,19 +26,8 @@ int fast_matmul(KernelCtx *k)
     if (ny == 0) return 0;
     if (kk == 0) { memset(y->data, 0, y->nbytes); return 0; }
     if (br <= 2) {
-        /* weights: fold every batch dim of A into M, one GEMM; ours where it
-         * runs (B packed on the way), so that OpenBLAS's threads are not left
-         * spinning against the pool after it */
+        /* weights: fold every batch dim of A into M, one GEMM */
         int64_t rows = tensor_numel(a) / kk;
-        if (br == 2 && gemm_available(DT_F32)) {
-            float *panels = aligned_alloc(64, sizeof(float) * (size_t)(gemm_packed_floats(kk, n) + 16));
-            if (!panels) return kernel_fail(k, "out of memory packing B [%lld, %lld]", (long long)kk, (long long)n);
-            gemm_pack_b(b->data, kk, n, 0, panels);
-            PackedB pb = {.dtype = DT_F32, .panels = panels, .K = kk, .N = n};
-            int rc = gemm(rows, a->data, kk, &pb, y->data, n, NULL);
-            free(panels);
-            return rc ? kernel_fail(k, "out of memory") : 0;
-        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n, (int)kk, 1.0f,
                     a->data, (int)kk, b->data, (int)n, 0.0f, y->data, (int)n);
         return 0;
