@@ -37,12 +37,13 @@ static Value *packed_copy(Graph *g, const Value *w)
     if (!p) return NULL;
     const float *src = t->data;
     float *dst = p->data;
-    for (int64_t q = 0; q < d[0]; q++)
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t j = 0; j < LINEAR_PANEL; j++) {
-                int64_t n = q * LINEAR_PANEL + j;
-                dst[(q * K + k) * LINEAR_PANEL + j] = n >= N ? 0.0f : src[k * N + n];
-            }
+    for (int64_t q = 0; q < d[0]; q++) /* the destination in order, a panel's row at a time */
+        for (int64_t k = 0; k < K; k++) {
+            int64_t n0 = q * LINEAR_PANEL, cols = N - n0 < LINEAR_PANEL ? N - n0 : LINEAR_PANEL;
+            float *row = dst + (q * K + k) * LINEAR_PANEL;
+            memcpy(row, src + k * N + n0, sizeof(float) * (size_t)cols);
+            for (int64_t j = cols; j < LINEAR_PANEL; j++) row[j] = 0.0f;
+        }
     return new_const(g, w->name, "_packed", p);
 }
 
