@@ -136,3 +136,41 @@ def test_failed_write_leaves_no_partial_output(tmp_path):
     assert "File too large" in r.stderr, r.stderr
     assert out.read_bytes() == b"previous contents", "the old file must survive a failed write"
     assert [p.name for p in tmp_path.iterdir()] == ["out.onnx"], "temporary files must be removed"
+
+
+def vclip_model(node, inits, x_shape, y_shape, path):
+    """A one-node model in our own domain (as `vclipc compile` writes them)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)
+    g = helper.make_graph([node], "g", [x], [y], [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.vclip", 1)])
+    onnx.save(m, path)
+
+
+HOSTILE_VCLIP_OPS = {
+    # packed weight [panels, K, 32] that cannot hold packed_n columns
+    "packed_too_small": (helper.make_node("Linear", ["x", "w"], ["y"], name="lin", domain="ai.vclip", packed_n=100),
+                         {"w": np.zeros((2, 8, 32), np.float32)}, [3, 8], [3, 100], "packed_n"),
+    "unknown_activation": (helper.make_node("Linear", ["x", "w"], ["y"], name="lin", domain="ai.vclip", activation="swish"),
+                           {"w": np.zeros((8, 4), np.float32)}, [3, 8], [3, 4], "unknown activation 'swish'"),
+    "residual_wrong_shape": (helper.make_node("Linear", ["x", "w", "", "r"], ["y"], name="lin", domain="ai.vclip"),
+                             {"w": np.zeros((8, 4), np.float32), "r": np.zeros((3, 5), np.float32)}, [3, 8], [3, 4],
+                             "residual"),
+    "reduce_register_out_of_range": (helper.make_node("FusedReduce", ["x"], ["y"], name="red", domain="ai.vclip", reduce="sum",
+                                                      program=[0, 0, 9]), {}, [3, 8], [3, 1], "malformed"),
+    "reduce_unknown_kind": (helper.make_node("FusedReduce", ["x"], ["y"], name="red", domain="ai.vclip", reduce="median"),
+                            {}, [3, 8], [3, 1], "reduce must be sum, mean or max"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_VCLIP_OPS))
+def test_hostile_vclip_ops_are_refused(case, variant, tmp_path):
+    """Our own fused forms read from a file get the same checks as standard
+    ops: a clean error naming the node, never a crash or a wrong answer."""
+    node, inits, xs, ys, message = HOSTILE_VCLIP_OPS[case]
+    model, x = tmp_path / "m.onnx", tmp_path / "x.npy"
+    vclip_model(node, inits, xs, ys, model)
+    np.save(x, np.ones(xs, np.float32))
+    p = run_tool(variant, "vclipc", "run", model, "--input", f"x={x}")
+    assert_clean_exit(p)
+    assert p.returncode == 1 and message in p.stderr and node.name in p.stderr, p.stderr

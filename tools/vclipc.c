@@ -256,14 +256,15 @@ static int cmd_run(int argc, char **argv)
     }
     double t0 = cli_now_ms();
     Graph *g = load(argv[optind]);
-    if (!g) return 1;
+    if (!g) { rc = 1; goto bad_args; }
     PassOptions popt = {.no_fusion = no_fusion}, kopt = popt;
     kopt.first_index = pipeline_length(default_pipeline) + 1;
     if (run_passes(g, default_pipeline, &popt, err, sizeof err) || run_passes(g, kernel_pipeline, &kopt, err, sizeof err) ||
         (bf16 && !cuda && pass_cast_linear_weights_bf16(g, err, sizeof err) < 0)) {
         print_error(argv[optind], err);
         graph_free(g);
-        return 1;
+        rc = 1;
+        goto bad_args; /* frees the --input/--output bindings */
     }
     double load_ms = cli_now_ms() - t0;
     Tensor **in_t = calloc((size_t)g->n_inputs + 1, sizeof(Tensor *));
