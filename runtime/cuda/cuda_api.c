@@ -49,8 +49,6 @@ static int load(void)
     SYM(d2h, "cuMemcpyDtoH_v2");
     SYM(h2d_async, "cuMemcpyHtoDAsync_v2");
     SYM(d2h_async, "cuMemcpyDtoHAsync_v2");
-    SYM(d2d_async, "cuMemcpyDtoDAsync_v2");
-    SYM(memset_async, "cuMemsetD8Async");
     SYM(module_load, "cuModuleLoadData");
     SYM(module_unload, "cuModuleUnload");
     SYM(get_function, "cuModuleGetFunction");

@@ -26,8 +26,6 @@ typedef struct {
     int (*d2h)(void *, CuPtr, size_t);
     int (*h2d_async)(CuPtr, const void *, size_t, CuStream);
     int (*d2h_async)(void *, CuPtr, size_t, CuStream);
-    int (*d2d_async)(CuPtr, CuPtr, size_t, CuStream);
-    int (*memset_async)(CuPtr, unsigned char, size_t, CuStream);
     int (*module_load)(CuModule *, const void *);
     int (*module_unload)(CuModule);
     int (*get_function)(CuFunction *, CuModule, const char *);

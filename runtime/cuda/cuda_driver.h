@@ -1,7 +1,7 @@
 /* cuda_driver.h — finding a CUDA device through the driver API, loaded with
  * dlopen (libcuda.so.1) so that one binary runs everywhere and says clearly
- * what it found.  This is the first piece of the CUDA backend (issue 4):
- * device discovery; allocation, launches and cuBLASLt come next. */
+ * what it found.  The rest of the driver API the backend uses is in
+ * cuda_api.h. */
 #ifndef VCLIP_CUDA_DRIVER_H
 #define VCLIP_CUDA_DRIVER_H
 

@@ -80,8 +80,6 @@ static int emu_h2d_async(CuPtr d, const void *s, size_t n, CuStream st)
     return emu_h2d(d, s, n);
 }
 static int emu_d2h_async(void *d, CuPtr s, size_t n, CuStream st) { (void)st; return emu.recording ? 900 : emu_d2h(d, s, n); }
-static int emu_d2d_async(CuPtr d, CuPtr s, size_t n, CuStream st) { (void)st; return emu_h2d(d, (const void *)(uintptr_t)s, n); }
-static int emu_memset_async(CuPtr d, unsigned char v, size_t n, CuStream st) { (void)st; memset((void *)(uintptr_t)d, v, n); return 0; }
 static int emu_module_load(CuModule *m, const void *ptx) { (void)ptx; *m = NULL; return 0; }
 static int emu_module_unload(CuModule m) { (void)m; return 0; }
 static int emu_get_function(CuFunction *f, CuModule m, const char *n) { (void)f; (void)m; (void)n; return 500; }
@@ -337,7 +335,7 @@ static int emu_gemm(const LtGemm *g, CuStream s, char *err, size_t cap)
 static const CudaApi emu_api = {
     .major = 9, .minor = 0, .device = "emulated device",
     .mem_alloc = emu_alloc, .mem_free = emu_free, .h2d = emu_h2d, .d2h = emu_d2h, .h2d_async = emu_h2d_async,
-    .d2h_async = emu_d2h_async, .d2d_async = emu_d2d_async, .memset_async = emu_memset_async, .module_load = emu_module_load,
+    .d2h_async = emu_d2h_async, .module_load = emu_module_load,
     .module_unload = emu_module_unload, .get_function = emu_get_function, .launch = emu_launch, .ctx_sync = emu_ctx_sync,
     .stream_create = emu_stream_create, .stream_destroy = emu_stream_destroy, .stream_sync = emu_stream_sync,
     .begin_capture = emu_begin_capture, .end_capture = emu_end_capture, .graph_instantiate = emu_graph_instantiate,
