@@ -137,17 +137,29 @@ static void *arena_alloc(void *ctx, const Value *v, size_t bytes)
 
 static void replan(Session *s, int64_t *sig, int len);
 
-/* VCLIP_DEBUG >= 1: the generated kernels a session will run. */
+/* VCLIP_DEBUG >= 1: the generated kernels a session will run, and the GEMMs
+ * that carry a fused epilogue or packed weights. */
 static void list_kernels(const Graph *g)
 {
-    int k = 0;
+    int k = 0, gemms = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const Node *n = g->nodes[i];
-        const Attr *a = n->op == OP_FUSED_ELEMENTWISE ? node_attr(n, "program") : NULL;
-        if (!a) continue;
-        fprintf(stderr, "vclip: kernel %d: %s (%d inputs, %d instructions)\n", k++, n->name, n->n_in, a->n / 3);
+        if (n->op == OP_FUSED_ELEMENTWISE || n->op == OP_FUSED_REDUCE) {
+            const Attr *a = node_attr(n, "program"), *e = node_attr(n, "epilogue");
+            fprintf(stderr, "vclip: kernel %d: %s (%s, %d inputs, %d + %d instructions)\n", k++, n->name, op_name(n->op), n->n_in,
+                    a ? a->n / 3 : 0, e ? e->n / 3 : 0);
+        } else if (n->op == OP_LINEAR && n->n_in > 1 && n->in[1]) {
+            const char *act = node_attr_s(n, "activation", "");
+            int packed = n->in[1]->shape.rank >= 3, residual = n->n_in > 3 && n->in[3];
+            if (!packed && !*act && !residual) continue;
+            fprintf(stderr, "vclip: gemm %s: %s weights%s%s%s\n", n->name, !packed ? "plain" : n->in[1]->dtype == DT_BF16 ? "bf16 packed" : "packed",
+                    n->n_in > 2 && n->in[2] ? ", bias" : "", *act ? ", " : "", act);
+            if (residual) fprintf(stderr, "vclip:   + residual %s\n", n->in[3]->name);
+            gemms++;
+        }
     }
     if (k) fprintf(stderr, "vclip: %d generated kernels (VCLIP_DEBUG=2 prints their sources)\n", k);
+    if (gemms) fprintf(stderr, "vclip: %d GEMMs with packed weights or a fused epilogue\n", gemms);
 }
 
 /* A graph whose shapes are all static (a training graph) is planned before

@@ -67,3 +67,21 @@ def test_target_cuda_without_a_device_fails_cleanly(chain, tmp_path, variant):
     assert "--target cuda" in p.stderr and "no CUDA" in p.stderr, p.stderr
     p = run_tool(variant, "vclipc", "run", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--target", "tpu")
     assert p.returncode == 2 and "--target is cpu or cuda" in p.stderr
+
+
+def test_debug_levels_say_what_runs(chain, tmp_path):
+    """VCLIP_DEBUG=1 lists the generated kernels and the GEMMs with packed
+    weights or a fused epilogue; 2 adds the kernels' sources; 3 the per-op
+    times."""
+    from conftest import Fixture
+    d, _, _ = chain
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 7), np.float32))
+    p = run_tool("opt", "vclipc", "run", d / "chain.onnx", "--input", f"x={x}", env_extra={"VCLIP_DEBUG": "2"}, check=True)
+    assert "vclip: 1 generated kernels" in p.stderr and "void vclip_fused" in p.stderr, p.stderr
+    fx = Fixture("openai_visual_op17")
+    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    p = run_tool("opt", "vclipc", *args, env_extra={"VCLIP_DEBUG": "1"}, check=True)
+    assert "packed weights, bias, quick_gelu" in p.stderr and "+ residual" in p.stderr, p.stderr
+    p = run_tool("opt", "vclipc", *args, "--repeat", "2", env_extra={"VCLIP_DEBUG": "3"}, check=True)
+    assert "per-op time" in p.stderr and "Linear" in p.stderr and "Attention" in p.stderr, p.stderr
