@@ -115,59 +115,60 @@ static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
     return h;
 }
 
-FusedKernelFn jit_cpu_program(const Program *p)
+/* Compiled kernels by a hash of the programs they were rendered from, so a
+ * program met again is neither rendered nor hashed as source.  Failures are
+ * kept too: the compiler stays broken for the process. */
+static struct { uint64_t key; void *fn; } memo[2 * MAX_KERNELS];
+static int n_memo;
+
+static uint64_t hash_program(const Program *p, uint64_t h)
 {
-    static struct { uint64_t key; FusedKernelFn fn; } programs[MAX_KERNELS];
-    static int n_programs;
-    uint64_t key = hash_bytes(&p->n_in, sizeof p->n_in, 1469598103934665603ull);
-    key = hash_bytes(p->code, sizeof(Instr) * (size_t)p->n_instr, key);
-    if (p->n_const) key = hash_bytes(p->consts, sizeof(float) * (size_t)p->n_const, key);
-    key = program_hash(compiler(), key);
+    h = hash_bytes(&p->n_in, sizeof p->n_in, h);
+    h = hash_bytes(&p->n_instr, sizeof p->n_instr, h);
+    if (p->n_instr) h = hash_bytes(p->code, sizeof(Instr) * (size_t)p->n_instr, h);
+    if (p->n_const) h = hash_bytes(p->consts, sizeof(float) * (size_t)p->n_const, h);
+    return h;
+}
+
+static int memo_find(uint64_t key, void **fn)
+{
     pthread_mutex_lock(&mu);
-    for (int i = 0; i < n_programs; i++)
-        if (programs[i].key == key) { FusedKernelFn fn = programs[i].fn; pthread_mutex_unlock(&mu); return fn; }
+    int found = 0;
+    for (int i = 0; i < n_memo && !found; i++)
+        if (memo[i].key == key) { *fn = memo[i].fn; found = 1; }
     pthread_mutex_unlock(&mu);
-    char *src = program_render_c(p);
-    FusedKernelFn fn = src ? jit_cpu_fused(src) : NULL;
-    free(src);
+    return found;
+}
+
+static void *memo_compile(uint64_t key, char *source, const char *symbol)
+{
+    void *fn = source ? jit_cpu_symbol(source, symbol) : NULL;
+    free(source);
     pthread_mutex_lock(&mu);
-    if (n_programs < MAX_KERNELS) { /* failures too: the compiler stays broken for the process */
-        programs[n_programs].key = key;
-        programs[n_programs].fn = fn;
-        n_programs++;
+    if (n_memo < 2 * MAX_KERNELS) {
+        memo[n_memo].key = key;
+        memo[n_memo].fn = fn;
+        n_memo++;
     }
     pthread_mutex_unlock(&mu);
     return fn;
 }
 
+FusedKernelFn jit_cpu_program(const Program *p)
+{
+    uint64_t key = program_hash(compiler(), hash_program(p, program_hash("vclip_fused", 0)));
+    void *fn;
+    if (!memo_find(key, &fn)) fn = memo_compile(key, program_render_c(p), "vclip_fused");
+    return (FusedKernelFn)(uintptr_t)fn;
+}
+
 ReduceKernelFn jit_cpu_reduce(const Program *pro, const Program *epi, int reduce)
 {
-    static struct { uint64_t key; ReduceKernelFn fn; } kernels[MAX_KERNELS];
-    static int n_kernels;
-    uint64_t key = hash_bytes(&reduce, sizeof reduce, 1469598103934665603ull);
-    for (int q = 0; q < 2; q++) {
-        const Program *p = q ? epi : pro;
-        key = hash_bytes(&p->n_in, sizeof p->n_in, key);
-        key = hash_bytes(&p->n_instr, sizeof p->n_instr, key);
-        if (p->n_instr) key = hash_bytes(p->code, sizeof(Instr) * (size_t)p->n_instr, key);
-        if (p->n_const) key = hash_bytes(p->consts, sizeof(float) * (size_t)p->n_const, key);
-    }
-    key = program_hash(compiler(), key);
-    pthread_mutex_lock(&mu);
-    for (int i = 0; i < n_kernels; i++)
-        if (kernels[i].key == key) { ReduceKernelFn fn = kernels[i].fn; pthread_mutex_unlock(&mu); return fn; }
-    pthread_mutex_unlock(&mu);
-    char *src = program_render_c_reduce(pro, epi, reduce);
-    ReduceKernelFn fn = src ? (ReduceKernelFn)(uintptr_t)jit_cpu_symbol(src, "vclip_reduce") : NULL;
-    free(src);
-    pthread_mutex_lock(&mu);
-    if (n_kernels < MAX_KERNELS) {
-        kernels[n_kernels].key = key;
-        kernels[n_kernels].fn = fn;
-        n_kernels++;
-    }
-    pthread_mutex_unlock(&mu);
-    return fn;
+    uint64_t key = hash_bytes(&reduce, sizeof reduce, program_hash("vclip_reduce", 0));
+    key = program_hash(compiler(), hash_program(epi, hash_program(pro, key)));
+    void *fn;
+    if (!memo_find(key, &fn)) fn = memo_compile(key, program_render_c_reduce(pro, epi, reduce), "vclip_reduce");
+    return (ReduceKernelFn)(uintptr_t)fn;
 }
 
 const char *jit_cpu_describe(void)

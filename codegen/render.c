@@ -29,11 +29,9 @@ static void put(Buf *b, const char *fmt, ...)
     }
 }
 
-static const char *reg = "r"; /* register prefix: "r" for elementwise and prologues, "e" for epilogues */
-
-static void expr(Buf *b, int op, int a, int c)
+/* R: the register prefix ("r" for elementwise kernels and prologues, "e" for epilogues) */
+static void expr(Buf *b, const char *R, int op, int a, int c)
 {
-    const char *R = reg;
     switch (op) {
     case PR_ADD: put(b, "%s%d + %s%d", R, a, R, c); break;
     case PR_SUB: put(b, "%s%d - %s%d", R, a, R, c); break;
@@ -67,7 +65,7 @@ static void body(Buf *b, const Program *p, const char *indent)
     int base = p->n_in + p->n_const;
     for (int i = 0; i < p->n_instr; i++) {
         put(b, "%sconst float r%d = ", indent, base + i);
-        expr(b, p->code[i].op, p->code[i].a, p->code[i].b);
+        expr(b, "r", p->code[i].op, p->code[i].a, p->code[i].b);
         put(b, ";\n");
     }
     put(b, "%sout[i] = r%d;\n", indent, base + p->n_instr - 1);
@@ -135,14 +133,15 @@ char *program_render_cuda(const Program *p)
 
 /* ---- reductions --------------------------------------------------------- */
 
-/* Registers of a program from `src` values (prefix reg), its code; the result in `dst`. */
-static void straight_line(Buf *b, const Program *p, const char *indent, const char *dst)
+/* A program's constants and code over registers named with `reg` (its
+ * inputs already defined); the result assigned to `dst`. */
+static void straight_line(Buf *b, const char *reg, const Program *p, const char *indent, const char *dst)
 {
     for (int k = 0; k < p->n_const; k++) put(b, "%sconst float %s%d = %af;\n", indent, reg, p->n_in + k, (double)p->consts[k]);
     int base = p->n_in + p->n_const;
     for (int i = 0; i < p->n_instr; i++) {
         put(b, "%sconst float %s%d = ", indent, reg, base + i);
-        expr(b, p->code[i].op, p->code[i].a, p->code[i].b);
+        expr(b, reg, p->code[i].op, p->code[i].a, p->code[i].b);
         put(b, ";\n");
     }
     put(b, "%s%s = %s%d;\n", indent, dst, reg, p->n_instr ? base + p->n_instr - 1 : 0);
@@ -165,8 +164,7 @@ static void reduce_row(Buf *b, const Program *pro, int reduce, const char *inden
     char in2[64];
     snprintf(in2, sizeof in2, "%s    ", indent);
     for (int k = 0; k < pro->n_in; k++) put(b, "%sconst float r%d = in%d[row * rs[%d] + (rs[%d] ? k : 0)];\n", in2, k, k, k, k);
-    reg = "r";
-    straight_line(b, pro, in2, "const float v");
+    straight_line(b, "r", pro, in2, "const float v");
     if (reduce == REDUCE_MAX) put(b, "%sacc = v > acc ? v : acc;\n", in2);
     else put(b, "%sacc += v;\n", in2);
     put(b, "%s}\n", indent);
@@ -182,9 +180,7 @@ char *program_render_c_reduce(const Program *pro, const Program *epi, int reduce
     put(&b, "    for (int64_t row = row_begin; row < row_end; row++) {\n");
     reduce_row(&b, pro, reduce, "        ", "int64_t k = 0; k < K; k++");
     put(&b, "        const float e0 = %s;\n", reduce == REDUCE_MEAN ? "acc / (float)K" : "acc");
-    reg = "e";
-    straight_line(&b, epi, "        ", "out[row]");
-    reg = "r";
+    straight_line(&b, "e", epi, "        ", "out[row]");
     put(&b, "    }\n}\n");
     if (b.oom) { free(b.s); return NULL; }
     return b.s;
@@ -206,9 +202,7 @@ char *program_render_cuda_reduce(const Program *pro, const Program *epi, int red
     put(&b, "    for (int off = 16; off > 0; off >>= 1) { const float o = __shfl_xor_sync(0xffffffffu, acc, off); acc = %s; }\n", comb);
     put(&b, "    if (threadIdx.x) return;\n");
     put(&b, "    const float e0 = %s;\n", reduce == REDUCE_MEAN ? "acc / (float)K" : "acc");
-    reg = "e";
-    straight_line(&b, epi, "    ", "out[row]");
-    reg = "r";
+    straight_line(&b, "e", epi, "    ", "out[row]");
     put(&b, "}\n");
     if (b.oom) { free(b.s); return NULL; }
     return b.s;

@@ -29,16 +29,11 @@ static size_t default_limit(void)
     return (size_t)pages * (size_t)psz / 2;
 }
 
-int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **outs,
-              const ExecOptions *opt, char *err, size_t cap)
+int exec_infer(const Graph *g, const Node *n, const Tensor *const *ins, InferCtx *ic, ValueInfo *vi, char *err, size_t cap)
 {
-    InferCtx *ic = calloc(1, sizeof *ic);
-    ValueInfo *vi = calloc(16 + 8, sizeof *vi);
-    KernelCtx kc;
-    int rc = -1;
-    if (!ic || !vi) { snprintf(err, cap, "out of memory"); goto done; }
-    if (n->n_in > 16 || n->n_out > 8) { snprintf(err, cap, "node '%s': too many inputs/outputs", n->name); goto done; }
-    memset(&kc, 0, sizeof kc);
+    if (n->n_in > 16 || n->n_out > 8) { snprintf(err, cap, "node '%s': too many inputs/outputs", n->name); return -1; }
+    memset(ic, 0, sizeof *ic);
+    memset(vi, 0, sizeof *vi * (16 + 8));
     ic->node = n;
     ic->opset = g->opset;
     ic->n_in = n->n_in;
@@ -47,34 +42,48 @@ int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **
         if (!ins[i]) continue;
         value_info_from_tensor(&vi[i], ins[i]);
         ic->in[i] = &vi[i];
-        kc.in[i] = ins[i];
     }
     for (int i = 0; i < n->n_out; i++) {
         vi[16 + i].shape.rank = -1;
         vi[16 + i].n_known = -1;
         ic->out[i] = &vi[16 + i];
-        outs[i] = NULL;
     }
     if (op_table[n->op].infer(ic)) {
         snprintf(err, cap, "node '%s' (%s): %s", n->name, op_name(n->op), ic->err);
-        goto done;
+        return -1;
     }
+    for (int i = 0; i < n->n_out; i++) {
+        if (!n->out[i] || shape_is_const(&ic->out[i]->shape)) continue;
+        int at = snprintf(err, cap, "node '%s' (%s): could not determine the shape of output '%s' from inputs", n->name,
+                          op_name(n->op), n->out[i]->name);
+        for (int j = 0; j < n->n_in && at > 0 && (size_t)at < cap; j++) {
+            at += snprintf(err + at, cap - (size_t)at, " [");
+            for (int d = 0; ins[j] && d < ins[j]->rank && (size_t)at < cap; d++)
+                at += snprintf(err + at, cap - (size_t)at, "%s%lld", d ? "," : "", (long long)ins[j]->dims[d]);
+            if ((size_t)at < cap) at += snprintf(err + at, cap - (size_t)at, "]");
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **outs,
+              const ExecOptions *opt, char *err, size_t cap)
+{
+    InferCtx *ic = calloc(1, sizeof *ic);
+    ValueInfo *vi = calloc(16 + 8, sizeof *vi);
+    KernelCtx kc;
+    int rc = -1;
+    for (int i = 0; i < n->n_out && i < 8; i++) outs[i] = NULL;
+    if (!ic || !vi) { snprintf(err, cap, "out of memory"); goto done; }
+    if (exec_infer(g, n, ins, ic, vi, err, cap)) goto done;
+    memset(&kc, 0, sizeof kc);
+    for (int i = 0; i < n->n_in; i++) kc.in[i] = ins[i];
     size_t limit = opt && opt->max_tensor_bytes ? opt->max_tensor_bytes : default_limit();
     for (int i = 0; i < n->n_out; i++) {
         if (!n->out[i]) continue;
         const Shape *s = &ic->out[i]->shape;
         int64_t dims[IR_MAX_RANK];
-        if (!shape_is_const(s)) {
-            int at = snprintf(err, cap, "node '%s' (%s): could not determine the shape of output '%s' from inputs", n->name,
-                              op_name(n->op), n->out[i]->name);
-            for (int j = 0; j < n->n_in && at > 0 && (size_t)at < cap; j++) {
-                at += snprintf(err + at, cap - (size_t)at, " [");
-                for (int d = 0; ins[j] && d < ins[j]->rank && (size_t)at < cap; d++)
-                    at += snprintf(err + at, cap - (size_t)at, "%s%lld", d ? "," : "", (long long)ins[j]->dims[d]);
-                if ((size_t)at < cap) at += snprintf(err + at, cap - (size_t)at, "]");
-            }
-            goto done;
-        }
         for (int d = 0; d < s->rank; d++) dims[d] = s->d[d].n;
         int64_t numel = dims_numel_checked(s->rank, dims);
         size_t es = dtype_size(ic->out[i]->dtype);
@@ -105,7 +114,7 @@ int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **
     rc = 0;
 done:
     if (rc)
-        for (int i = 0; i < n->n_out; i++) { tensor_free(outs[i]); outs[i] = NULL; }
+        for (int i = 0; i < n->n_out && i < 8; i++) { tensor_free(outs[i]); outs[i] = NULL; }
     free(ic);
     free(vi);
     return rc;

@@ -8,6 +8,7 @@
 #define VCLIP_EXEC_H
 
 #include "../ir/ir.h"
+#include "../ir/ops.h"
 
 typedef struct {
     int threads;        /* BLAS threads; 0 = library default */
@@ -25,6 +26,11 @@ typedef struct {
  * entries, allocated here). 0, or -1 with a message naming the node. */
 int exec_node(const Graph *g, const Node *n, const Tensor *const *ins, Tensor **outs,
               const ExecOptions *opt, char *err, size_t cap);
+
+/* The output shapes of node n on concrete inputs (the shape rules of
+ * ir/infer_*.c): ic->out[k] once it returns 0.  vi: 24 entries the caller
+ * provides (16 inputs, 8 outputs).  -1 with a message naming the node. */
+int exec_infer(const Graph *g, const Node *n, const Tensor *const *ins, InferCtx *ic, ValueInfo *vi, char *err, size_t cap);
 
 typedef struct Session Session;
 Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap);

@@ -232,34 +232,18 @@ static CuPtr need_dev(CudaSession *s, int i, int j, int planned, int capturing, 
  * ic and vi are the caller's (vi: 24 entries); ic->out[k] has the shapes. */
 static int infer(CudaSession *s, const Node *n, InferCtx *ic, ValueInfo *vi, Tensor *heads, char *err, size_t cap)
 {
-    memset(ic, 0, sizeof *ic);
-    memset(vi, 0, sizeof *vi * 24);
-    ic->node = n;
-    ic->opset = s->g->opset;
-    ic->n_in = n->n_in;
-    ic->n_out = n->n_out;
+    const Tensor *ins[16] = {0};
     for (int i = 0; i < n->n_in && i < 16; i++) {
         if (!n->in[i]) continue;
         const Slot *sl = &s->slots[n->in[i]->id];
-        const Tensor *t = sl->host ? sl->host : n->in[i]->konst;
-        if (!t) { /* device only: its shape is enough (device values are f32) */
+        ins[i] = sl->host ? sl->host : n->in[i]->konst;
+        if (!ins[i]) { /* device only: its shape is enough (device values are f32) */
             heads[i] = (Tensor){.dtype = n->in[i]->dtype, .rank = sl->rank};
             memcpy(heads[i].dims, sl->dims, sizeof sl->dims);
-            t = &heads[i];
+            ins[i] = &heads[i];
         }
-        value_info_from_tensor(&vi[i], t);
-        ic->in[i] = &vi[i];
     }
-    for (int i = 0; i < n->n_out && i < 8; i++) {
-        vi[16 + i].shape.rank = -1;
-        vi[16 + i].n_known = -1;
-        ic->out[i] = &vi[16 + i];
-    }
-    if (op_table[n->op].infer(ic) || !shape_is_const(&ic->out[0]->shape)) {
-        snprintf(err, cap, "node '%s' (%s): %s", n->name, op_name(n->op), ic->err[0] ? ic->err : "output shape unknown");
-        return -1;
-    }
-    return 0;
+    return exec_infer(s->g, n, ins, ic, vi, err, cap);
 }
 
 /* ---- device kernels ------------------------------------------------------ */
