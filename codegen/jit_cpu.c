@@ -127,6 +127,8 @@ static uint64_t hash_program(const Program *p, uint64_t h)
     h = hash_bytes(&p->n_instr, sizeof p->n_instr, h);
     if (p->n_instr) h = hash_bytes(p->code, sizeof(Instr) * (size_t)p->n_instr, h);
     if (p->n_const) h = hash_bytes(p->consts, sizeof(float) * (size_t)p->n_const, h);
+    /* the same code over views is another kernel (its loads and signature differ) */
+    if (p->load_pieces) h = hash_bytes(p->load_pieces, sizeof(int) * (size_t)p->n_in, hash_bytes("views", 5, h));
     return h;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "program.h"
+#include "../ir/loads.h"
 #include "../ir/ops.h"
 
 static const char *const names[PR_COUNT] = {
@@ -50,8 +51,23 @@ int program_op_of(int ir_op)
 
 int program_from_node(const Node *n, Program *p, char *err, size_t cap)
 {
+    memset(p, 0, sizeof *p);
     if (!node_attr(n, "program")) { snprintf(err, cap, "needs an ints attribute 'program' of opcode, a, b triples"); return -1; }
-    return program_from_attrs(n, "program", "constants", n->n_in, p, err, cap);
+    if (!node_attr(n, "loads")) return program_from_attrs(n, "program", "constants", n->n_in, p, err, cap);
+    LoadPlan lp;
+    if (loads_decode(n, &lp, err, cap)) return -1;
+    int rc = program_from_attrs(n, "program", "constants", lp.n_loads, p, err, cap);
+    if (!rc && !(p->load_pieces = malloc(sizeof(int) * (size_t)lp.n_loads))) {
+        program_free(p);
+        snprintf(err, cap, "out of memory");
+        rc = -1;
+    }
+    if (!rc) {
+        for (int l = 0; l < lp.n_loads; l++) p->load_pieces[l] = lp.loads[l].n_pieces;
+        p->n_pieces = lp.n_pieces;
+    }
+    loads_free(&lp);
+    return rc;
 }
 
 int program_from_attrs(const Node *n, const char *code_attr, const char *const_attr, int n_in, Program *p, char *err, size_t cap)
@@ -86,7 +102,9 @@ int program_from_attrs(const Node *n, const char *code_attr, const char *const_a
 void program_free(Program *p)
 {
     free(p->code);
+    free(p->load_pieces);
     p->code = NULL;
+    p->load_pieces = NULL;
 }
 
 static double apply(int op, double a, double b)
@@ -129,6 +147,30 @@ double program_eval(const Program *p, const double *inputs)
         r[n + i] = (float)r[n + i];
     }
     return r[n + p->n_instr - 1];
+}
+
+void program_load_registers(const Program *p, int rank, const int64_t *idx, int64_t flat, const float *const *in,
+                            const int64_t *params, double *x)
+{
+    if (!params) {
+        for (int k = 0; k < p->n_in; k++) x[k] = in[k][flat];
+        return;
+    }
+    const int64_t *base = params + (size_t)p->n_pieces * (size_t)rank, *cat = base + p->n_pieces;
+    for (int k = 0, q = 0; k < p->n_in; k++) {
+        int np = p->load_pieces ? p->load_pieces[k] : 1, pick = q;
+        if (np > 1) { /* the first piece whose end lies past the index */
+            int64_t at = idx[cat[0]];
+            int j = 0;
+            while (j < np - 1 && at >= cat[1 + j]) j++;
+            pick += j;
+            cat += np;
+        }
+        int64_t off = p->load_pieces ? base[pick] : 0;
+        for (int d = 0; d < rank; d++) off += idx[d] * params[(size_t)pick * (size_t)rank + (size_t)d];
+        x[k] = in[pick][off];
+        q += np;
+    }
 }
 
 uint64_t program_hash(const char *s, uint64_t h)

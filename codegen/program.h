@@ -41,6 +41,11 @@ typedef struct Program {
     int n_in, n_const, n_instr;
     const float *consts;
     Instr *code;            /* n_instr entries (owned) */
+    /* Registers read through views (ir/loads.h): how many pieces each
+     * input register concatenates (n_in entries, owned), n_pieces in all;
+     * NULL when register k is input k, broadcast. */
+    int *load_pieces;
+    int n_pieces;
 } Program;
 
 const char *program_op_name(int op);
@@ -55,13 +60,22 @@ void program_free(Program *p);
 
 /* One output element in double precision from the inputs' elements. */
 double program_eval(const Program *p, const double *inputs);
+/* The input registers at output element idx[rank] (flat index `flat`), as
+ * the rendered kernels read them: from `in` (one pointer per input, or per
+ * piece of a view program) through `params` (the kernel's strides argument:
+ * NULL for contiguous same-shape inputs). */
+void program_load_registers(const Program *p, int rank, const int64_t *idx, int64_t flat, const float *const *in,
+                            const int64_t *params, double *x);
 
 /* Source text of the kernel (malloc'd, NUL-terminated).  The C kernel is
  *   void vclip_fused(int64_t begin, int64_t end, int rank, const int64_t *dims,
  *                    const float *const *in, const int64_t *strides, float *out)
  * over flat output indices [begin, end) with per-input element strides
- * (strides[k * rank + d], 0 on broadcast dims); the CUDA kernel is the same
- * with one thread per element.  Both are pure functions of the program. */
+ * (strides[k * rank + d], 0 on broadcast dims; NULL: every input is
+ * contiguous and of the output's shape); the CUDA kernel is the same with
+ * one thread per element.  A program with views reads one pointer per
+ * piece from `in`, and `strides` is the parameter block of
+ * loads_params (ir/loads.h).  Both are pure functions of the program. */
 char *program_render_c(const Program *p);
 char *program_render_cuda(const Program *p);
 /* Fused reductions (ai.vclip.FusedReduce): a prologue program over the

@@ -3,7 +3,8 @@
  * wrapper differs: a loop over a range of output elements for the CPU (the
  * pool splits the range), one thread per element for the GPU.  Contiguous
  * same-shape inputs take a flat path (strides == NULL) that compilers
- * vectorize. */
+ * vectorize; views (ir/loads.h) always take the strided one, an offset per
+ * piece, a Concat choosing among its pieces by the index along its axis. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,11 +57,31 @@ static void expr(Buf *b, const char *R, int op, int a, int c)
     }
 }
 
-/* registers from the inputs at offsets off0.., the constants, the code; ends
- * with "out[i] = rN;" */
+/* Streams read: one per input, or one per piece of a view program. */
+static int streams(const Program *p) { return p->load_pieces ? p->n_pieces : p->n_in; }
+
+/* The input registers: stream k at off<k>; a Concat register picks its
+ * piece by the index along its axis (ax<c>, boundaries bd<c>_<j>, hoisted). */
+static void load_registers(Buf *b, const Program *p, const char *indent)
+{
+    if (!p->load_pieces) {
+        for (int k = 0; k < p->n_in; k++) put(b, "%sconst float r%d = in%d[off%d];\n", indent, k, k, k);
+        return;
+    }
+    for (int k = 0, q = 0, c = 0; k < p->n_in; q += p->load_pieces[k], k++) {
+        put(b, "%sconst float r%d = ", indent, k);
+        if (p->load_pieces[k] > 1) {
+            for (int j = 0; j < p->load_pieces[k] - 1; j++) put(b, "idx[ax%d] < bd%d_%d ? in%d[off%d] : ", c, c, j, q + j, q + j);
+            c++;
+        }
+        put(b, "in%d[off%d];\n", q + p->load_pieces[k] - 1, q + p->load_pieces[k] - 1);
+    }
+}
+
+/* the constants, the code; ends with "out[i] = rN;" */
 static void body(Buf *b, const Program *p, const char *indent)
 {
-    for (int k = 0; k < p->n_in; k++) put(b, "%sconst float r%d = in%d[off%d];\n", indent, k, k, k);
+    load_registers(b, p, indent);
     for (int k = 0; k < p->n_const; k++) put(b, "%sconst float r%d = %af;\n", indent, p->n_in + k, (double)p->consts[k]);
     int base = p->n_in + p->n_const;
     for (int i = 0; i < p->n_instr; i++) {
@@ -71,41 +92,63 @@ static void body(Buf *b, const Program *p, const char *indent)
     put(b, "%sout[i] = r%d;\n", indent, base + p->n_instr - 1);
 }
 
+/* A view program's parameters past the strides: each stream's base offset,
+ * each Concat's axis and boundaries (ir/loads.h), as named constants. */
+static void view_params(Buf *b, const Program *p, const char *T)
+{
+    put(b, "    const %s *base = strides + %d * rank, *cat = base + %d;\n", T, p->n_pieces, p->n_pieces);
+    for (int k = 0, c = 0, at = 0; k < p->n_in; k++) {
+        if (p->load_pieces[k] < 2) continue;
+        put(b, "    const int ax%d = (int)cat[%d];\n", c, at++);
+        for (int j = 0; j < p->load_pieces[k] - 1; j++) put(b, "    const %s bd%d_%d = cat[%d];\n", T, c, j, at++);
+        c++;
+    }
+}
+
 static void header_comment(Buf *b, const Program *p)
 {
     put(b, "/* vclip fused elementwise kernel: %d inputs, %d instructions:", p->n_in, p->n_instr);
     for (int i = 0; i < p->n_instr; i++) put(b, " %s", program_op_name(p->code[i].op));
+    if (p->load_pieces) put(b, "; read through views of %d pieces", p->n_pieces);
     put(b, " */\n");
     /* the program itself, exactly, for whoever reads the source (and the CUDA emulator of the tests) */
     put(b, "/* program: %d %d %d |", p->n_in, p->n_const, p->n_instr);
     for (int k = 0; k < p->n_const; k++) put(b, " %a", (double)p->consts[k]);
     put(b, " |");
     for (int i = 0; i < p->n_instr; i++) put(b, " %d %d %d", p->code[i].op, p->code[i].a, p->code[i].b);
+    if (p->load_pieces) {
+        put(b, " | pieces");
+        for (int k = 0; k < p->n_in; k++) put(b, " %d", p->load_pieces[k]);
+    }
     put(b, " */\n");
 }
 
 char *program_render_c(const Program *p)
 {
     Buf b = {0};
+    int S = streams(p);
     header_comment(&b, p);
     put(&b, "#include <math.h>\n#include <stdint.h>\n\n");
     put(&b, "void vclip_fused(int64_t begin, int64_t end, int rank, const int64_t *dims, const float *const *in,\n"
             "                 const int64_t *strides, float *out)\n{\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "    const float *in%d = in[%d];\n", k, k);
-    put(&b, "    if (!strides) {\n        for (int64_t i = begin; i < end; i++) {\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "            const int64_t off%d = i;\n", k);
-    body(&b, p, "            ");
-    put(&b, "        }\n        return;\n    }\n");
+    for (int k = 0; k < S; k++) put(&b, "    const float *in%d = in[%d];\n", k, k);
+    if (p->load_pieces) view_params(&b, p, "int64_t");
+    else {
+        put(&b, "    if (!strides) {\n        for (int64_t i = begin; i < end; i++) {\n");
+        for (int k = 0; k < S; k++) put(&b, "            const int64_t off%d = i;\n", k);
+        body(&b, p, "            ");
+        put(&b, "        }\n        return;\n    }\n");
+    }
     put(&b, "    int64_t idx[8], rem = begin;\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "    int64_t off%d = 0;\n", k);
+    for (int k = 0; k < S; k++) put(&b, p->load_pieces ? "    int64_t off%d = base[%d];\n" : "    int64_t off%d = 0;\n", k, k);
     put(&b, "    for (int d = rank - 1; d >= 0; d--) {\n        idx[d] = rem %% dims[d];\n        rem /= dims[d];\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "        off%d += idx[d] * strides[%d * rank + d];\n", k, k);
+    for (int k = 0; k < S; k++) put(&b, "        off%d += idx[d] * strides[%d * rank + d];\n", k, k);
     put(&b, "    }\n    for (int64_t i = begin; i < end; i++) {\n");
     body(&b, p, "        ");
     put(&b, "        for (int d = rank - 1; d >= 0; d--) {\n            idx[d]++;\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "            off%d += strides[%d * rank + d];\n", k, k);
+    for (int k = 0; k < S; k++) put(&b, "            off%d += strides[%d * rank + d];\n", k, k);
     put(&b, "            if (idx[d] < dims[d]) break;\n            idx[d] = 0;\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "            off%d -= strides[%d * rank + d] * dims[d];\n", k, k);
+    for (int k = 0; k < S; k++) put(&b, "            off%d -= strides[%d * rank + d] * dims[d];\n", k, k);
     put(&b, "        }\n    }\n}\n");
     if (b.oom) { free(b.s); return NULL; }
     return b.s;
@@ -114,16 +157,21 @@ char *program_render_c(const Program *p)
 char *program_render_cuda(const Program *p)
 {
     Buf b = {0};
+    int S = streams(p);
     header_comment(&b, p);
     put(&b, "extern \"C\" __global__ void vclip_fused(long long n, int rank, const long long *dims, const float *const *in,\n"
             "                                        const long long *strides, float *out)\n{\n");
     put(&b, "    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n    if (i >= n) return;\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "    const float *in%d = in[%d];\n    long long off%d = i;\n", k, k, k);
-    put(&b, "    if (strides) {\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "        off%d = 0;\n", k);
+    for (int k = 0; k < S; k++) put(&b, "    const float *in%d = in[%d];\n    long long off%d = i;\n", k, k, k);
+    if (p->load_pieces) {
+        view_params(&b, p, "long long");
+        put(&b, "    long long idx[8];\n    {\n");
+    } else put(&b, "    if (strides) {\n");
+    for (int k = 0; k < S; k++) put(&b, p->load_pieces ? "        off%d = base[%d];\n" : "        off%d = 0;\n", k, k);
     put(&b, "        long long rem = i;\n        for (int d = rank - 1; d >= 0; d--) {\n"
             "            const long long c = rem %% dims[d];\n            rem /= dims[d];\n");
-    for (int k = 0; k < p->n_in; k++) put(&b, "            off%d += c * strides[%d * rank + d];\n", k, k);
+    if (p->load_pieces) put(&b, "            idx[d] = c;\n");
+    for (int k = 0; k < S; k++) put(&b, "            off%d += c * strides[%d * rank + d];\n", k, k);
     put(&b, "        }\n    }\n");
     body(&b, p, "    ");
     put(&b, "}\n");

@@ -2,6 +2,7 @@
  * comparison, Where and Cast, including the propagation of known integer
  * content through the small arithmetic that shape subgraphs do. */
 #include <string.h>
+#include "loads.h"
 #include "ops.h"
 
 static int need_inputs(InferCtx *c, int n)
@@ -175,16 +176,22 @@ int infer_where(InferCtx *c)
     return 0;
 }
 
-/* ai.vclip.FusedElementwise: f32 inputs, numpy broadcasting over all of them */
+/* ai.vclip.FusedElementwise: its registers (ir/loads.h: the f32 inputs, or
+ * views of them) broadcast together */
 int infer_fused_elementwise(InferCtx *c)
 {
     if (need_inputs(c, 1)) return -1;
-    Shape s = c->in[0]->shape;
-    for (int i = 0; i < c->n_in; i++) {
-        if (c->in[i]->dtype != DT_F32) return infer_fail(c, "input %d is %s, not f32", i, dtype_name(c->in[i]->dtype));
+    LoadPlan lp;
+    Shape regs[64];
+    if (loads_decode(c->node, &lp, c->err, sizeof c->err)) return -1;
+    int rc = lp.n_loads > 64 ? infer_fail(c, "more than 64 registers") : loads_shapes(&lp, c->node, c->opset, c->in, regs, c->err, sizeof c->err);
+    Shape s = regs[0];
+    for (int i = 1; !rc && i < lp.n_loads; i++) {
         Shape t = s; /* infer_broadcast_shapes must not write over its input */
-        if (i && infer_broadcast_shapes(c, &t, &c->in[i]->shape, &s)) return -1;
+        rc = infer_broadcast_shapes(c, &t, &regs[i], &s);
     }
+    loads_free(&lp);
+    if (rc) return -1;
     c->out[0]->dtype = DT_F32;
     c->out[0]->shape = s;
     return 0;

@@ -91,12 +91,13 @@ static int fuse_one(Graph *g, Node *r, const int *uses, char *err, size_t cap)
 {
     Value *x = r->in[0];
     Node *pro = x->producer && uses[x->id] == 1 && !x->is_output ? x->producer : NULL;
-    if (pro && !(pro->op == OP_FUSED_ELEMENTWISE || elementwise(pro))) pro = NULL;
+    /* a prologue reads its inputs row by row: one that reads through views does not fit */
+    if (pro && !((pro->op == OP_FUSED_ELEMENTWISE && !node_attr(pro, "loads")) || elementwise(pro))) pro = NULL;
     for (int i = 0; pro && i < pro->n_in; i++)
         if (!pro->in[i] || !fits(pro->in[i], x)) pro = NULL;
     if (pro && pro->n_in > 64) pro = NULL;
     Node *epi = sole_reader(g, r->out[0], uses);
-    if (epi && !((epi->op == OP_FUSED_ELEMENTWISE && epi->n_in == 1) || (elementwise(epi) && epi->n_in == 1))) epi = NULL;
+    if (epi && !((epi->op == OP_FUSED_ELEMENTWISE && epi->n_in == 1 && !node_attr(epi, "loads")) || (elementwise(epi) && epi->n_in == 1))) epi = NULL;
     if (!pro && !epi) return 0;
     Value **in = pro ? pro->in : &x;
     Node *f = new_node(g, OP_FUSED_REDUCE, r->name, pro ? pro->n_in : 1, in);

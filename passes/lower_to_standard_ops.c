@@ -4,7 +4,8 @@
  *   Gelu(x)      = (x * (Erf(x / sqrt 2) + 1)) * 0.5
  *   Linear(x, W, b, r) = act(MatMul(x, W) + b) + r, a packed W unpacked
  *   Attention: see lower_attention.c
- *   FusedElementwise: its program, one standard op per instruction
+ *   FusedElementwise: its views (Transpose, Slice, Concat...) and its
+ *                     program, one standard op per instruction
  *   FusedReduce: prologue ops, ReduceSum/Mean/Max over the last axis, epilogue ops
  * Used by `vclipc compile --export-standard-ops`. */
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "passes.h"
 #include "rewrite.h"
 #include "../codegen/program.h"
+#include "../ir/loads.h"
 
 static Value *bin(Graph *g, int op, const char *base, Value *a, Value *b)
 {
@@ -70,12 +72,63 @@ static Value *lower_program(Graph *g, const char *name, const Program *p, Value 
     return out;
 }
 
+/* One view step (ir/loads.h) as its op, on x. */
+static Value *view_step(Graph *g, Node *n, const ViewStep *st, Value *x)
+{
+    Value *in[1 + VIEW_MAX_OPERANDS] = {x};
+    for (int o = 0; o < st->n_operands; o++) in[1 + o] = st->operand[o] >= 0 ? n->in[st->operand[o]] : NULL;
+    Node *q = new_node(g, view_op_of_code(st->code), n->name, 1 + st->n_operands, in);
+    int is_list;
+    const char *an = view_attr_name(st->code, &is_list);
+    if (q && an && st->n_attr >= 0) {
+        Attr *a = node_add_attr(q, an, is_list ? ATTR_INTS : ATTR_INT);
+        if (!a) return NULL;
+        if (is_list) {
+            if (!(a->ints = malloc(sizeof(int64_t) * (size_t)(st->n_attr ? st->n_attr : 1)))) return NULL;
+            memcpy(a->ints, st->attr, sizeof(int64_t) * (size_t)st->n_attr);
+            a->n = st->n_attr;
+        } else a->i = st->n_attr ? st->attr[0] : 0;
+    }
+    char err[IR_ERR_CAP];
+    return q && infer_node(g, q, err, sizeof err) == 0 ? q->out[0] : NULL;
+}
+
+/* The registers of a FusedElementwise: its inputs, or the views it reads
+ * them through, each view op and Concat written out. */
+static int lower_loads(Graph *g, Node *n, Value **reg)
+{
+    LoadPlan lp;
+    char err[IR_ERR_CAP];
+    if (loads_decode(n, &lp, err, sizeof err)) return -1;
+    int rc = lp.n_loads > 64 ? -1 : 0;
+    for (int l = 0; !rc && l < lp.n_loads; l++) {
+        const ViewLoad *ld = &lp.loads[l];
+        Value *pieces[64];
+        for (int p = 0; !rc && p < ld->n_pieces; p++) {
+            const ViewPiece *pc = &lp.pieces[ld->first_piece + p];
+            Value *x = n->in[pc->input];
+            for (int s = 0; x && s < pc->n_steps; s++) x = view_step(g, n, &lp.steps[pc->first_step + s], x);
+            if (!(pieces[p] = x)) rc = -1;
+        }
+        if (rc || ld->n_pieces == 1) { reg[l] = pieces[0]; continue; }
+        Node *c = new_node(g, OP_CONCAT, n->name, ld->n_pieces, pieces);
+        Attr *a = c ? node_add_attr(c, "axis", ATTR_INT) : NULL;
+        if (!a) { rc = -1; break; }
+        a->i = ld->axis;
+        if (infer_node(g, c, err, sizeof err)) rc = -1;
+        reg[l] = c->out[0];
+    }
+    loads_free(&lp);
+    return rc;
+}
+
 static Value *fused(Graph *g, Node *n)
 {
     Program p;
+    Value *reg[64], *out = NULL;
     char err[IR_ERR_CAP];
     if (program_from_node(n, &p, err, sizeof err)) return NULL;
-    Value *out = lower_program(g, n->name, &p, n->in);
+    if (!lower_loads(g, n, reg)) out = lower_program(g, n->name, &p, reg);
     program_free(&p);
     return out;
 }

@@ -12,6 +12,7 @@
 #include "../cpu/kernels.h"
 #include "../exec.h"
 #include "../../codegen/program.h"
+#include "../../ir/loads.h"
 #include "../../passes/passes.h"
 
 typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV } Kind;
@@ -28,6 +29,7 @@ typedef struct {
     CuPtr temp;     /* the patch Conv's im2col and GEMM result */
     size_t temp_bytes;
     int params_ready;           /* uploaded for the current input shapes */
+    uint64_t params_hash;       /* of what was uploaded */
     void *staging;              /* host bytes a captured upload reads from */
     size_t staging_bytes;
 } NodeState;
@@ -117,6 +119,8 @@ static Kind classify(const CudaSession *s, const Node *n)
     if (n->op == OP_GATHER && n->n_in == 2 && n->in[0]->dtype == DT_F32 && n->in[1]->konst && tensor_numel(n->in[1]->konst) <= 8 &&
         n->in[1]->konst->rank <= 1 && x && x->rank <= CUDA_COPY_MAX_RANK)
         return K_GATHER; /* a few rows picked by constant indices (the class token) */
+    /* a kernel reading through views takes the views' operands (shapes, indices) from the host */
+    if (n->op == OP_FUSED_ELEMENTWISE && node_attr(n, "loads")) return n->n_in <= 64 && n->out[0]->dtype == DT_F32 ? K_FUSED : K_HOST;
     if (!f32_inputs(n)) return K_HOST;
     for (int j = 1; j < n->n_out; j++) if (n->out[j]) return K_HOST;
     switch (n->op) {
@@ -230,19 +234,27 @@ static CuPtr need_dev(CudaSession *s, int i, int j, int planned, int capturing, 
 
 /* Output shapes of node n from its inputs' slots (run as exec_node does).
  * ic and vi are the caller's (vi: 24 entries); ic->out[k] has the shapes. */
-static int infer(CudaSession *s, const Node *n, InferCtx *ic, ValueInfo *vi, Tensor *heads, char *err, size_t cap)
+/* A node's inputs as host tensors: the host copy or constant, or, for a
+ * value only on the device, a head with its shape (device values are f32,
+ * and their shape is all the host needs of them). */
+static void input_tensors(CudaSession *s, const Node *n, const Tensor **ins, Tensor *heads)
 {
-    const Tensor *ins[16] = {0};
     for (int i = 0; i < n->n_in && i < 16; i++) {
         if (!n->in[i]) continue;
         const Slot *sl = &s->slots[n->in[i]->id];
         ins[i] = sl->host ? sl->host : n->in[i]->konst;
-        if (!ins[i]) { /* device only: its shape is enough (device values are f32) */
+        if (!ins[i]) {
             heads[i] = (Tensor){.dtype = n->in[i]->dtype, .rank = sl->rank};
             memcpy(heads[i].dims, sl->dims, sizeof sl->dims);
             ins[i] = &heads[i];
         }
     }
+}
+
+static int infer(CudaSession *s, const Node *n, InferCtx *ic, ValueInfo *vi, Tensor *heads, char *err, size_t cap)
+{
+    const Tensor *ins[16] = {0};
+    input_tensors(s, n, ins, heads);
     return exec_infer(s->g, n, ins, ic, vi, err, cap);
 }
 
@@ -302,25 +314,52 @@ static int launch_matmul(Launch *L)
     return run_gemm(L, x, rows, K, N, w, 0, 0, 0, L->out, 0);
 }
 
+/* A plain program reads its inputs broadcast; a view program (ir/loads.h)
+ * reads its pieces through the parameters loads_params computes from the
+ * inputs' shapes and the views' operands (host values). */
 static int launch_program(Launch *L, const Program *p)
 {
-    CuPtr in[64];
-    const int64_t *dims[64];
-    int ranks[64];
-    for (int k = 0; k < L->n->n_in; k++) {
-        if (!(in[k] = need_dev(L->s, L->i, k, L->planned, L->capturing, L->err, L->cap))) return -1;
-        const Slot *sl = &L->s->slots[L->n->in[k]->id];
-        const Tensor *t = L->n->in[k]->konst;
-        dims[k] = t ? t->dims : sl->dims;
-        ranks[k] = t ? t->rank : sl->rank;
+    const Node *n = L->n;
+    const Shape *o = &L->ic->out[0]->shape;
+    int64_t od[IR_MAX_RANK], params[CUDA_FUSED_MAX_PARAMS];
+    for (int d = 0; d < o->rank; d++) od[d] = o->d[d].n;
+    CuPtr streams[64];
+    size_t n_params = 0;
+    if (p->load_pieces) {
+        LoadPlan lp;
+        const Tensor *ins[16] = {0};
+        Tensor heads[16];
+        input_tensors(L->s, n, ins, heads);
+        if (loads_decode(n, &lp, L->err, L->cap)) return -1;
+        int rc = loads_param_count(&lp, o->rank) > CUDA_FUSED_MAX_PARAMS || lp.n_pieces > 64 ? -1 : 0;
+        if (rc) snprintf(L->err, L->cap, "too many views for one kernel");
+        if (!rc) rc = loads_params(&lp, n, L->s->g->opset, ins, o->rank, od, params, L->err, L->cap);
+        for (int q = 0; !rc && q < lp.n_pieces; q++)
+            if (!(streams[q] = need_dev(L->s, L->i, lp.pieces[q].input, L->planned, L->capturing, L->err, L->cap))) rc = -1;
+        n_params = loads_param_count(&lp, o->rank);
+        loads_free(&lp);
+        if (rc) return -1;
+    } else {
+        const int64_t *dims[64];
+        int ranks[64];
+        for (int k = 0; k < n->n_in; k++) {
+            if (!(streams[k] = need_dev(L->s, L->i, k, L->planned, L->capturing, L->err, L->cap))) return -1;
+            const Slot *sl = &L->s->slots[n->in[k]->id];
+            const Tensor *t = n->in[k]->konst;
+            dims[k] = t ? t->dims : sl->dims;
+            ranks[k] = t ? t->rank : sl->rank;
+        }
+        n_params = cuda_fused_broadcast_params(n->n_in, dims, ranks, o->rank, od, params);
     }
     NodeState *ns = &L->s->nodes[L->i];
     if (!ns->params && L->s->cu->mem_alloc(&ns->params, PARAMS_BYTES)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
-    const Shape *o = &L->ic->out[0]->shape;
-    int64_t od[IR_MAX_RANK];
-    for (int d = 0; d < o->rank; d++) od[d] = o->d[d].n;
-    int rc = cuda_fused_launch(p, in, dims, ranks, L->n->n_in, L->out, o->rank, od, L->s->stream, ns->params, !ns->params_ready, L->err, L->cap);
-    if (!rc) ns->params_ready = L->planned;
+    /* uploaded again when a view's operands changed (those come from values, not only from shapes) */
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n_params; i++) h = (h ^ (uint64_t)params[i]) * 1099511628211ull;
+    int upload = !ns->params_ready || h != ns->params_hash;
+    int rc = cuda_fused_launch(p, streams, n_params ? params : NULL, n_params, L->out, o->rank, od, L->s->stream, ns->params, upload,
+                               L->err, L->cap);
+    if (!rc) { ns->params_ready = L->planned; ns->params_hash = h; }
     return rc;
 }
 
@@ -648,8 +687,11 @@ static void decide_capture(CudaSession *s)
         const Node *n = g->nodes[i];
         int dyn = 0;
         for (int j = 0; j < n->n_in; j++) if (n->in[j] && dynamic[n->in[j]->id]) dyn = 1;
+        int host_reads = s->kind[i] == K_HOST;
+        if (s->kind[i] == K_FUSED) /* a view's operands are read on the host */
+            for (int j = 0; j < n->n_in; j++) host_reads |= n->in[j] && n->in[j]->dtype != DT_F32 && dynamic[n->in[j]->id];
         if (n->op == OP_SHAPE) dyn = 0;
-        else if (dyn && s->kind[i] == K_HOST) blocker = n->name;
+        else if (dyn && host_reads) blocker = n->name;
         for (int j = 0; j < n->n_out; j++) if (n->out[j]) dynamic[n->out[j]->id] = (char)dyn;
     }
     for (int i = 0; i < g->n_outputs && !blocker; i++) {

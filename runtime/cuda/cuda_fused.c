@@ -6,36 +6,48 @@
 #include "cuda_api.h"
 #include "cuda_fused.h"
 
-int cuda_fused_launch(const Program *p, const CuPtr *in, const int64_t *const *in_dims, const int *in_rank, int n_in,
-                      CuPtr out, int rank, const int64_t *dims, CuStream stream, CuPtr scratch, int upload, char *err, size_t cap)
+size_t cuda_fused_broadcast_params(int n_in, const int64_t *const *in_dims, const int *in_rank, int rank, const int64_t *dims,
+                                   int64_t *params)
 {
-    const CudaApi *cu = cuda_api(err, cap);
-    if (!cu) return -1;
-    if (n_in > 64 || rank > 8) { snprintf(err, cap, "a fused kernel takes at most 64 inputs of rank 8"); return -1; }
-    char *src = program_render_cuda(p);
-    CuFunction fn = src ? cuda_kernel(src, "vclip_fused", err, cap) : NULL;
-    free(src);
-    if (!fn) return -1;
-    /* scratch (CUDA_FUSED_SCRATCH bytes): input pointers, dims, broadcast strides */
-    int64_t host[64 + 8 + 64 * 8];
     int flat = 1;
-    memcpy(host, in, sizeof(CuPtr) * (size_t)n_in);
-    memcpy(host + 64, dims, sizeof(int64_t) * (size_t)rank);
     for (int k = 0; k < n_in; k++) {
         if (in_rank[k] != rank || memcmp(in_dims[k], dims, sizeof(int64_t) * (size_t)rank)) flat = 0;
         int64_t s = 1;
         for (int d = rank - 1; d >= 0; d--) {
             int td = d - (rank - in_rank[k]);
             int64_t dim = td >= 0 ? in_dims[k][td] : 1;
-            host[72 + k * rank + d] = dim == 1 ? 0 : s;
+            params[k * rank + d] = dim == 1 ? 0 : s;
             s *= dim;
         }
     }
-    if (upload && cu->h2d(scratch, host, sizeof host)) { snprintf(err, cap, "copy to the device failed"); return -1; }
+    return flat ? 0 : (size_t)n_in * (size_t)rank;
+}
+
+int cuda_fused_launch(const Program *p, const CuPtr *streams, const int64_t *params, size_t n_params, CuPtr out, int rank,
+                      const int64_t *dims, CuStream stream, CuPtr scratch, int upload, char *err, size_t cap)
+{
+    const CudaApi *cu = cuda_api(err, cap);
+    if (!cu) return -1;
+    int n_streams = p->load_pieces ? p->n_pieces : p->n_in;
+    if (n_streams > 64 || rank > 8 || n_params > CUDA_FUSED_MAX_PARAMS) {
+        snprintf(err, cap, "a fused kernel reads at most 64 streams of rank 8");
+        return -1;
+    }
+    char *src = program_render_cuda(p);
+    CuFunction fn = src ? cuda_kernel(src, "vclip_fused", err, cap) : NULL;
+    free(src);
+    if (!fn) return -1;
+    /* scratch: stream pointers, dims, parameters */
+    int64_t host[64 + 8 + CUDA_FUSED_MAX_PARAMS];
+    memcpy(host, streams, sizeof(CuPtr) * (size_t)n_streams);
+    memcpy(host + 64, dims, sizeof(int64_t) * (size_t)rank);
+    if (params) memcpy(host + 72, params, sizeof(int64_t) * n_params);
+    size_t bytes = sizeof(int64_t) * (72 + n_params);
+    if (upload && cu->h2d(scratch, host, bytes)) { snprintf(err, cap, "copy to the device failed"); return -1; }
     long long n = 1;
     for (int d = 0; d < rank; d++) n *= dims[d];
-    CuPtr d_in = scratch, d_dims = scratch + 64 * 8, d_strides = flat ? 0 : scratch + 72 * 8;
-    void *args[] = {&n, &rank, &d_dims, &d_in, &d_strides, &out};
+    CuPtr d_in = scratch, d_dims = scratch + 64 * 8, d_params = params ? scratch + 72 * 8 : 0;
+    void *args[] = {&n, &rank, &d_dims, &d_in, &d_params, &out};
     unsigned threads = 256, blocks = (unsigned)((n + threads - 1) / threads);
     if (n && cu->launch(fn, blocks, 1, 1, threads, 1, 1, 0, stream, args, NULL)) { snprintf(err, cap, "kernel launch failed"); return -1; }
     return 0;
@@ -45,10 +57,11 @@ int cuda_run_fused(const Program *p, const Tensor *const *ins, int n_in, Tensor 
 {
     const CudaApi *cu = cuda_api(err, cap);
     if (!cu) return -1;
-    if (n_in > 64) { snprintf(err, cap, "more than 64 inputs"); return -1; }
+    if (n_in > 64 || p->load_pieces) { snprintf(err, cap, "more than 64 inputs, or views"); return -1; }
     int rc = -1, ranks[64];
     CuPtr d_in[64] = {0}, d_out = 0, scratch = 0;
     const int64_t *dims[64];
+    int64_t params[64 * 8];
     for (int k = 0; k < n_in; k++) {
         dims[k] = ins[k]->dims;
         ranks[k] = ins[k]->rank;
@@ -61,7 +74,8 @@ int cuda_run_fused(const Program *p, const Tensor *const *ins, int n_in, Tensor 
         snprintf(err, cap, "device allocation failed");
         goto done;
     }
-    if (cuda_fused_launch(p, d_in, dims, ranks, n_in, d_out, out->rank, out->dims, NULL, scratch, 1, err, cap)) goto done;
+    size_t np = cuda_fused_broadcast_params(n_in, dims, ranks, out->rank, out->dims, params);
+    if (cuda_fused_launch(p, d_in, np ? params : NULL, np, d_out, out->rank, out->dims, NULL, scratch, 1, err, cap)) goto done;
     if (cu->ctx_sync()) { snprintf(err, cap, "the kernel failed on the device"); goto done; }
     if (out->nbytes && cu->d2h(out->data, d_out, out->nbytes)) { snprintf(err, cap, "copy back failed"); goto done; }
     rc = 0;

@@ -29,6 +29,7 @@ typedef struct {
     Program prog;
     float consts[64];
     Instr code[256];
+    int pieces[64];
 } EmuFn;
 
 typedef struct {
@@ -125,17 +126,14 @@ static void emu_fused(const unsigned char *a)
     memcpy(&out, a + 40, 8);
     const int64_t *d = (const int64_t *)(uintptr_t)dims, *st = (const int64_t *)(uintptr_t)strides;
     const CuPtr *in = (const CuPtr *)(uintptr_t)inptrs;
+    const float *streams[64];
+    for (int k = 0; k < (fn->prog.load_pieces ? fn->prog.n_pieces : fn->prog.n_in); k++) streams[k] = F(in[k]);
     for (long long i = 0; i < n; i++) {
         double x[64];
-        for (int k = 0; k < fn->prog.n_in; k++) {
-            long long off = i;
-            if (st) {
-                long long rem = i;
-                off = 0;
-                for (int q = rank - 1; q >= 0; q--) { off += rem % d[q] * st[k * rank + q]; rem /= d[q]; }
-            }
-            x[k] = F(in[k])[off];
-        }
+        int64_t idx[8];
+        long long rem = i;
+        for (int q = rank - 1; q >= 0; q--) { idx[q] = rem % d[q]; rem /= d[q]; }
+        program_load_registers(&fn->prog, rank, idx, i, streams, st, x);
         F(out)[i] = (float)program_eval(&fn->prog, x);
     }
 }
@@ -304,6 +302,15 @@ static CuFunction emu_lookup(const char *source, const char *name)
     for (int i = 0; i < fn->prog.n_instr; i++) {
         sscanf(at, "%d %d %d%n", &fn->code[i].op, &fn->code[i].a, &fn->code[i].b, &used);
         at += used;
+    }
+    if (!strncmp(at, " | pieces", 9)) { /* a view program: pieces per register */
+        at += 9;
+        fn->prog.load_pieces = fn->pieces;
+        for (int k = 0; k < fn->prog.n_in; k++) {
+            sscanf(at, "%d%n", &fn->pieces[k], &used);
+            at += used;
+            fn->prog.n_pieces += fn->pieces[k];
+        }
     }
     fn->prog.consts = fn->consts;
     fn->prog.code = fn->code;
