@@ -7,6 +7,10 @@
  *    standard ops agree, on the flat (same-shape) and strided paths;
  *  - the fusion pass: a graph runs to the same outputs fused and unfused, and
  *    a value used outside a chain is not swallowed by it;
+ *  - views: random chains of Transpose, Slice, Reshape, Squeeze, Unsqueeze,
+ *    Gather, Expand, Flatten (and Concats of them) read inside a kernel give
+ *    the unfused graph's reference answer, compiled, interpreted and lowered;
+ *    malformed "loads" attributes are refused;
  *  - NVRTC compiles the CUDA rendering of every program above and of every
  *    kernel of a real training graph for sm_80 and sm_90 (reported and
  *    skipped where libnvrtc is absent);
@@ -21,6 +25,7 @@
 #include "../../codegen/cuda_templates.h"
 #include "../../codegen/nvrtc.h"
 #include "../../codegen/program.h"
+#include "../../ir/loads.h"
 #include "../../ir/ops.h"
 #include "../../passes/passes.h"
 #include "../../passes/rewrite.h"
@@ -399,6 +404,218 @@ static void test_fused_reduce(void)
     }
 }
 
+/* ---- views: injective ops read through inside a kernel (ir/loads.h) ---- */
+
+static int irand(int lo, int hi) { return lo + (int)(urand() * (hi - lo + 1)); }
+
+static Value *vconst(Graph *g, const char *base, Tensor *t)
+{
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s%d", base, g->n_values);
+    Value *v = graph_new_value(g, nm);
+    value_set_const(v, t);
+    return v;
+}
+
+static Value *ivec(Graph *g, int n, const int64_t *vals)
+{
+    int64_t d[1] = {n};
+    Tensor *t = tensor_new(DT_I64, 1, d);
+    memcpy(t->data, vals, sizeof(int64_t) * (size_t)n);
+    return vconst(g, "i", t);
+}
+
+static Value *op_node(Graph *g, int op, int n_in, Value **in, const char *attr, int n_attr, const int64_t *vals)
+{
+    char nm[64];
+    snprintf(nm, sizeof nm, "n%d", g->n_nodes);
+    Value *out = graph_new_value(g, nm);
+    Node *n = graph_add_node(g, op, nm, n_in, in, 1, &out);
+    if (attr) {
+        Attr *a = node_add_attr(n, attr, n_attr < 0 ? ATTR_INT : ATTR_INTS);
+        if (n_attr < 0) a->i = vals[0];
+        else { a->n = n_attr; a->ints = malloc(sizeof(int64_t) * (size_t)(n_attr + 1)); memcpy(a->ints, vals, sizeof(int64_t) * (size_t)n_attr); }
+    }
+    char err[512];
+    CHECK(infer_node(g, n, err, sizeof err) == 0, "%s: %s", op_name(op), err);
+    return out;
+}
+
+/* A random chain of 1-4 view ops on x; the first may be a Reshape. */
+static Value *random_views(Graph *g, Value *x)
+{
+    int steps = irand(1, 4);
+    for (int s = 0; s < steps; s++) {
+        const Shape *sh = &x->shape;
+        int r = sh->rank, kind = irand(0, 6);
+        int64_t d[IR_MAX_RANK];
+        for (int i = 0; i < r; i++) d[i] = sh->d[i].n;
+        if (kind == 0 && s == 0 && r >= 2) { /* Reshape: merge two neighbours */
+            int a = irand(0, r - 2);
+            int64_t t[IR_MAX_RANK];
+            int k = 0;
+            for (int i = 0; i < r; i++) t[k++] = i == a ? d[i] * d[i + 1] : d[i + (i > a)];
+            k = r - 1;
+            t[0] = a == 0 ? -1 : t[0];
+            x = op_node(g, OP_RESHAPE, 2, (Value *[]){x, ivec(g, k, t)}, NULL, 0, NULL);
+        } else if (kind <= 1 && r >= 2) { /* Transpose */
+            int64_t perm[IR_MAX_RANK];
+            for (int i = 0; i < r; i++) perm[i] = i;
+            for (int i = r - 1; i > 0; i--) { int j = irand(0, i); int64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
+            x = op_node(g, OP_TRANSPOSE, 1, &x, "perm", r, perm);
+        } else if (kind == 2) { /* Slice with a step, maybe negative */
+            int a = irand(0, r - 1);
+            int64_t step = irand(1, 2) * (irand(0, 1) ? 1 : -1), n = d[a];
+            int64_t st = step > 0 ? irand(0, (int)n - 1) : irand(0, (int)n - 1) - n, en = step > 0 ? n + 5 : -n - 5, ax = a;
+            x = op_node(g, OP_SLICE, 5, (Value *[]){x, ivec(g, 1, &st), ivec(g, 1, &en), ivec(g, 1, &ax), ivec(g, 1, &step)}, NULL, 0, NULL);
+        } else if (kind == 3 && r < 5) { /* Unsqueeze */
+            int64_t a = irand(0, r) - (irand(0, 1) ? r + 1 : 0);
+            x = op_node(g, OP_UNSQUEEZE, 2, (Value *[]){x, ivec(g, 1, &a)}, NULL, 0, NULL);
+        } else if (kind == 4) { /* Squeeze a dim of one, or Gather one index */
+            int a = -1;
+            for (int i = 0; i < r; i++) if (d[i] == 1) a = i;
+            if (a >= 0 && r >= 2) {
+                int64_t ax = a;
+                x = op_node(g, OP_SQUEEZE, 2, (Value *[]){x, ivec(g, 1, &ax)}, NULL, 0, NULL);
+            } else if (r >= 2) {
+                int64_t ax = irand(0, r - 1);
+                Tensor *ix = tensor_new(DT_I64, 0, NULL);
+                *(int64_t *)ix->data = irand(0, (int)d[ax] - 1) - (irand(0, 1) ? d[ax] : 0);
+                x = op_node(g, OP_GATHER, 2, (Value *[]){x, vconst(g, "ix", ix)}, "axis", -1, &ax);
+            }
+        } else if (kind == 5) { /* Expand a dim of one, or a new leading dim */
+            int a = -1;
+            for (int i = 0; i < r; i++) if (d[i] == 1) a = i;
+            int64_t t[IR_MAX_RANK + 1];
+            int k = 0;
+            if (a < 0) t[k++] = 2;
+            for (int i = 0; i < r; i++) t[k++] = i == a ? 3 : d[i];
+            x = op_node(g, OP_EXPAND, 2, (Value *[]){x, ivec(g, k, t)}, NULL, 0, NULL);
+        } else if (r >= 2) { /* Flatten */
+            int64_t ax = irand(0, r);
+            x = op_node(g, OP_FLATTEN, 1, &x, "axis", -1, &ax);
+        }
+    }
+    return x;
+}
+
+/* Random view chains (and Concats of them) feeding x * z + z on odd shapes:
+ * the fused graph (compiled and interpreted) and the graph lowered back to
+ * standard ops give what the unfused graph's reference kernels give. */
+static void test_views(void)
+{
+    int with_loads = 0, concats = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        Graph *g = graph_new("views");
+        g->opset = 17;
+        int r = irand(1, 4);
+        int64_t d[IR_MAX_RANK];
+        for (int i = 0; i < r; i++) d[i] = irand(1, 5);
+        Value *x = random_views(g, vconst(g, "x", rand_tensor(r, d, -2, 2)));
+        if (x->shape.rank >= 1 && trial % 3 == 0) { /* Concat with a second chain along a random axis */
+            int rk = x->shape.rank, ax = irand(0, rk - 1);
+            int64_t e[IR_MAX_RANK];
+            for (int i = 0; i < rk; i++) e[i] = x->shape.d[i].n;
+            e[ax] = irand(1, 3);
+            Value *w = trial % 2 ? random_views(g, op_node(g, OP_TRANSPOSE, 1, (Value *[]){vconst(g, "w", rand_tensor(rk, e, -2, 2))}, NULL, 0, NULL))
+                                 : vconst(g, "w", rand_tensor(rk, e, -2, 2));
+            if (w->shape.rank == rk) {
+                int ok = 1;
+                for (int i = 0; i < rk; i++) ok &= i == ax || w->shape.d[i].n == x->shape.d[i].n;
+                int64_t axis = ax - (irand(0, 1) ? rk : 0);
+                if (ok) { x = op_node(g, OP_CONCAT, 2, (Value *[]){irand(0, 1) ? x : w, x == w ? w : w}, "axis", -1, &axis); concats++; }
+            }
+        }
+        int rk = x->shape.rank;
+        int64_t zd[IR_MAX_RANK];
+        for (int i = 0; i < rk; i++) zd[i] = irand(0, 2) ? x->shape.d[i].n : 1;
+        Value *z = vconst(g, "z", rand_tensor(rk, zd, -2, 2));
+        Value *m = op_node(g, OP_MUL, 2, (Value *[]){x, z}, NULL, 0, NULL);
+        Value *y = op_node(g, OP_ADD, 2, (Value *[]){m, z}, NULL, 0, NULL);
+        graph_add_output(g, y);
+        char err[512];
+        CHECK(pass_eliminate_dead_code(g, err, sizeof err) >= 0, "%s", err); /* a second chain no Concat took */
+        Tensor *want = run_graph(g, 1);
+        int views = count_op(g, OP_TRANSPOSE) + count_op(g, OP_SLICE) + count_op(g, OP_CONCAT) + count_op(g, OP_GATHER) +
+                    count_op(g, OP_EXPAND) + count_op(g, OP_SQUEEZE) + count_op(g, OP_UNSQUEEZE);
+        CHECK(pass_fuse_elementwise(g, err, sizeof err) >= 1, "trial %d: %s", trial, err);
+        const Node *f = NULL;
+        for (int i = 0; i < g->n_nodes; i++) if (g->nodes[i]->op == OP_FUSED_ELEMENTWISE) f = g->nodes[i];
+        CHECK(f != NULL, "trial %d: no kernel", trial);
+        if (f && node_attr(f, "loads")) {
+            with_loads++;
+            Program p;
+            if (program_from_node(f, &p, err, sizeof err) == 0) { keep_cuda(&p); program_free(&p); }
+        } else CHECK(views == 0, "trial %d: %d view ops and no views in the kernel", trial, views);
+        Tensor *fast = run_graph(g, 0), *ref = run_graph(g, 1);
+        CHECK(pass_lower_to_standard_ops(g, err, sizeof err) >= 0, "trial %d: lower: %s", trial, err);
+        Tensor *low = run_graph(g, 1);
+        CHECK(rel_diff(fast, want) < 1e-6 && rel_diff(ref, want) < 1e-6 && rel_diff(low, want) < 1e-6,
+              "trial %d: compiled %g, interpreted %g, lowered %g", trial, rel_diff(fast, want), rel_diff(ref, want), rel_diff(low, want));
+        tensor_free(want); tensor_free(fast); tensor_free(ref); tensor_free(low);
+        graph_free(g);
+    }
+    CHECK(with_loads >= 40 && concats >= 10, "only %d kernels read through views, %d with a Concat", with_loads, concats);
+    printf("views: %d random kernels read through views, %d of them with a Concat\n", with_loads, concats);
+}
+
+/* The same code read plainly and through views is two kernels: the JIT
+ * memo must not hand one out for the other. */
+static void test_view_and_plain_kernels_differ(void)
+{
+    int64_t d[2] = {3, 4};
+    Tensor *a = rand_tensor(2, d, -1, 1), *b = rand_tensor(2, d, -1, 1);
+    int64_t code[3] = {PR_ADD, 0, 1};
+    Tensor *ins[2] = {a, b};
+    Graph *plain = fused_graph(2, ins, code, 3, NULL, 0);
+    Tensor *p1 = run_graph(plain, 0);
+    Graph *g = graph_new("transposed");
+    g->opset = 17;
+    Value *x = vconst(g, "a", tensor_copy(a)), *y = vconst(g, "b", tensor_copy(b));
+    int64_t perm[2] = {1, 0};
+    Value *t = op_node(g, OP_TRANSPOSE, 1, &x, "perm", 2, perm), *u = op_node(g, OP_TRANSPOSE, 1, &y, "perm", 2, perm);
+    graph_add_output(g, op_node(g, OP_ADD, 2, (Value *[]){t, u}, NULL, 0, NULL));
+    char err[512];
+    Tensor *want = run_graph(g, 1);
+    CHECK(pass_fuse_elementwise(g, err, sizeof err) == 1 && g->n_nodes == 1 && node_attr(g->nodes[0], "loads"), "one kernel with views");
+    Tensor *got = run_graph(g, 0);
+    CHECK(rel_diff(got, want) < 1e-6, "the view kernel after the plain one: %g", rel_diff(got, want));
+    tensor_free(p1); tensor_free(want); tensor_free(got); tensor_free(a); tensor_free(b);
+    graph_free(plain);
+    graph_free(g);
+}
+
+/* Hostile "loads" attributes are refused with the node named, never read past. */
+static void test_malformed_loads(void)
+{
+    static const int64_t bad[][12] = {
+        {1, 1, -1, 5, 0},                 /* input index past the inputs */
+        {1, 1, -1, 0, 1, 99, 0, -1},      /* unknown step code */
+        {1, 1, -1, 0, 1, VIEW_TRANSPOSE, 0, 7, 0}, /* attribute past the end */
+        {1, 2, 0, 0, 0},                  /* a Concat missing its second piece */
+        {2, 1, -1, 0, 0},                 /* a second load missing */
+        {1, 1, -1, 0, 0, 4},              /* trailing values */
+        {1, 1, -1, 0, 1, VIEW_GATHER, 1, 0, 1, 0}, /* Gather whose index is the f32 input itself */
+        {1, 1, -1, 0, 1, VIEW_RESHAPE, 1, -1, -1}, /* Reshape without a shape */
+    };
+    static const int lens[] = {5, 8, 9, 5, 5, 6, 10, 9};
+    for (int c = 0; c < (int)(sizeof lens / sizeof *lens); c++) {
+        int64_t d[2] = {3, 4}, code[3] = {PR_NEG, 0, -1};
+        Tensor *a = rand_tensor(2, d, -1, 1);
+        Graph *g = fused_graph(1, &a, code, 3, NULL, 0);
+        Node *n = g->nodes[0];
+        Attr *la = node_add_attr(n, "loads", ATTR_INTS);
+        la->n = lens[c];
+        la->ints = malloc(sizeof(int64_t) * (size_t)lens[c]);
+        memcpy(la->ints, bad[c], sizeof(int64_t) * (size_t)lens[c]);
+        char err[512] = "";
+        int rc = infer_node(g, n, err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "fused"), "case %d: accepted, or the node is not named: '%s'", c, err);
+        graph_free(g);
+        tensor_free(a);
+    }
+}
+
 /* Every kernel of a real training graph (forward and backward fused). */
 static void collect_training_kernels(void)
 {
@@ -497,6 +714,9 @@ int main(void)
     test_fusion_pass();
     test_linear_epilogue_pass();
     test_fused_reduce();
+    test_views();
+    test_view_and_plain_kernels_differ();
+    test_malformed_loads();
     collect_training_kernels();
     test_nvrtc();
     test_fallback_without_compiler();
