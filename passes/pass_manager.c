@@ -30,7 +30,8 @@ const Pass kernel_pipeline[] = {
     {"linear-from-gemm", "Gemm or MatMul over a constant weight -> ai.vclip.Linear", pass_linear_from_gemm, 1},
     {"fuse-linear-epilogue", "Linear + QuickGelu/Gelu + residual Add -> one Linear with a GEMM epilogue", pass_fuse_linear_epilogue, 1},
     {"pack-linear-weights", "constant Linear/Gemm weights -> column panels for the CPU GEMM", pass_pack_linear_weights, 1},
-    {"fuse-elementwise", "chains of elementwise ops -> ai.vclip.FusedElementwise (generated kernels)", pass_fuse_elementwise, 1},
+    {"shape-before-transpose", "Shape(Transpose(x)) -> Shape(x) gathered by the permutation", pass_shape_before_transpose, 1},
+    {"fuse-elementwise", "elementwise chains, and the views they read -> ai.vclip.FusedElementwise (generated kernels)", pass_fuse_elementwise, 1},
     {"fuse-reduce", "last-axis reductions with their elementwise prologue and epilogue -> ai.vclip.FusedReduce", pass_fuse_reduce, 1},
     {NULL, NULL, NULL, 0},
 };

@@ -44,6 +44,22 @@ CASES = {
          numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32), "pos"),
          i64("zero", 0), i64("ax0", [0]), i64("one", [1]), i64("width", [6]), i64("flat", [0, 6, -1])],
         {"Transpose", "Expand", "Reshape"}),  # the shape vector's Concat stays
+    # OpenAI's export of the same reads the batch size off the transposed tensor (shape-before-transpose)
+    "clip_embedding_openai": (
+        [helper.make_node("Reshape", ["x", "flat"], ["xr"]),
+         helper.make_node("Transpose", ["xr"], ["xt"], perm=[0, 2, 1]),
+         helper.make_node("Shape", ["xt"], ["sx"]),
+         helper.make_node("Gather", ["sx", "zero"], ["b"], axis=0),
+         helper.make_node("Unsqueeze", ["b", "ax0"], ["b1"]),
+         helper.make_node("Concat", ["b1", "one", "width"], ["cls_shape"], axis=0),
+         helper.make_node("Expand", ["cls", "cls_shape"], ["cls_b"]),
+         helper.make_node("Concat", ["cls_b", "xt"], ["tok"], axis=1),
+         helper.make_node("Add", ["tok", "pos"], ["y"])],
+        [("x", ["batch", 6, 3, 5])], {"x": (3, 6, 3, 5)}, ["batch", 16, 6],
+        [numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(1, 1, 6), "cls"),
+         numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32), "pos"),
+         i64("zero", 0), i64("ax0", [0]), i64("one", [1]), i64("width", [6]), i64("flat", [0, 6, -1])],
+        {"Transpose", "Expand"}),  # the Reshape (a free view) is measured, so stays
     # steps, negative starts and a reversed axis
     "slice": (
         [helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["s"]),
@@ -111,7 +127,7 @@ def test_compiles_to_a_kernel_that_reads_through_views(case, tmp_path):
     fused = [n for n in onnx.load(str(tmp_path / "c.onnx")).graph.node if n.op_type == "FusedElementwise"]
     assert fused and any(a.name == "loads" for a in fused[-1].attribute), ops
     assert not gone & set(ops), ops
-    assert ops.count("Concat") == (1 if name == "clip_embedding" else 0), ops
+    assert ops.count("Concat") == (1 if name.startswith("clip_embedding") else 0), ops
 
 
 @pytest.mark.parametrize("mode", ["kernel", "reference"])
