@@ -61,7 +61,7 @@ static void expr(Buf *b, const char *R, int op, int a, int c)
 static int streams(const Program *p) { return p->load_pieces ? p->n_pieces : p->n_in; }
 
 /* The input registers: stream k at off<k>; a Concat register picks its
- * piece by the index along its axis (ax<c>, boundaries bd<c>_<j>, hoisted). */
+ * piece by the index along its axis (at<c>; boundaries bd<c>_<j>, hoisted). */
 static void load_registers(Buf *b, const Program *p, const char *indent)
 {
     if (!p->load_pieces) {
@@ -71,7 +71,7 @@ static void load_registers(Buf *b, const Program *p, const char *indent)
     for (int k = 0, q = 0, c = 0; k < p->n_in; q += p->load_pieces[k], k++) {
         put(b, "%sconst float r%d = ", indent, k);
         if (p->load_pieces[k] > 1) {
-            for (int j = 0; j < p->load_pieces[k] - 1; j++) put(b, "idx[ax%d] < bd%d_%d ? in%d[off%d] : ", c, c, j, q + j, q + j);
+            for (int j = 0; j < p->load_pieces[k] - 1; j++) put(b, "at%d < bd%d_%d ? in%d[off%d] : ", c, c, j, q + j, q + j);
             c++;
         }
         put(b, "in%d[off%d];\n", q + p->load_pieces[k] - 1, q + p->load_pieces[k] - 1);
@@ -123,6 +123,22 @@ static void header_comment(Buf *b, const Program *p)
     put(b, " */\n");
 }
 
+/* Each Concat's index along its axis, at<c>, from the element's index
+ * (`last`: the index along the last axis, when that differs from idx[]). */
+static void concat_positions(Buf *b, const Program *p, const char *indent, const char *last)
+{
+    for (int k = 0, c = 0; p->load_pieces && k < p->n_in; k++) {
+        if (p->load_pieces[k] < 2) continue;
+        if (last) put(b, "%sconst int64_t at%d = ax%d == rank - 1 ? %s : idx[ax%d];\n", indent, c, c, last, c);
+        else put(b, "%sconst long long at%d = idx[ax%d];\n", indent, c, c);
+        c++;
+    }
+}
+
+/* The CPU kernel walks its range a row (of the last axis) at a time: the
+ * inner loop over a row has a fixed stride per stream, which compilers
+ * vectorize (0 and 1 being the common strides), and the outer index moves
+ * once per row. */
 char *program_render_c(const Program *p)
 {
     Buf b = {0};
@@ -139,16 +155,26 @@ char *program_render_c(const Program *p)
         body(&b, p, "            ");
         put(&b, "        }\n        return;\n    }\n");
     }
-    put(&b, "    int64_t idx[8], rem = begin;\n");
-    for (int k = 0; k < S; k++) put(&b, p->load_pieces ? "    int64_t off%d = base[%d];\n" : "    int64_t off%d = 0;\n", k, k);
-    put(&b, "    for (int d = rank - 1; d >= 0; d--) {\n        idx[d] = rem %% dims[d];\n        rem /= dims[d];\n");
-    for (int k = 0; k < S; k++) put(&b, "        off%d += idx[d] * strides[%d * rank + d];\n", k, k);
-    put(&b, "    }\n    for (int64_t i = begin; i < end; i++) {\n");
-    body(&b, p, "        ");
-    put(&b, "        for (int d = rank - 1; d >= 0; d--) {\n            idx[d]++;\n");
-    for (int k = 0; k < S; k++) put(&b, "            off%d += strides[%d * rank + d];\n", k, k);
+    put(&b, "    const int last = rank - 1;\n    const int64_t inner = rank ? dims[last] : 1;\n");
+    put(&b, "    int64_t idx[8], rem = begin, col = 0;\n");
+    for (int k = 0; k < S; k++) {
+        put(&b, p->load_pieces ? "    int64_t ro%d = base[%d];\n" : "    int64_t ro%d = 0;\n", k, k);
+        put(&b, "    const int64_t ls%d = rank ? strides[%d * rank + last] : 0;\n", k, k);
+    }
+    put(&b, "    for (int d = last; d >= 0; d--) {\n        idx[d] = rem %% dims[d];\n        rem /= dims[d];\n"
+            "        if (d == last) { col = idx[d]; continue; }\n");
+    for (int k = 0; k < S; k++) put(&b, "        ro%d += idx[d] * strides[%d * rank + d];\n", k, k);
+    put(&b, "    }\n    for (int64_t i0 = begin; i0 < end;) {\n");
+    put(&b, "        const int64_t n = inner - col < end - i0 ? inner - col : end - i0;\n");
+    put(&b, "        for (int64_t j = 0; j < n; j++) {\n            const int64_t i = i0 + j, c = col + j;\n");
+    for (int k = 0; k < S; k++) put(&b, "            const int64_t off%d = ro%d + c * ls%d;\n", k, k, k);
+    concat_positions(&b, p, "            ", "c");
+    body(&b, p, "            ");
+    put(&b, "        }\n        i0 += n;\n        col = 0;\n");
+    put(&b, "        for (int d = last - 1; d >= 0; d--) {\n            idx[d]++;\n");
+    for (int k = 0; k < S; k++) put(&b, "            ro%d += strides[%d * rank + d];\n", k, k);
     put(&b, "            if (idx[d] < dims[d]) break;\n            idx[d] = 0;\n");
-    for (int k = 0; k < S; k++) put(&b, "            off%d -= strides[%d * rank + d] * dims[d];\n", k, k);
+    for (int k = 0; k < S; k++) put(&b, "            ro%d -= strides[%d * rank + d] * dims[d];\n", k, k);
     put(&b, "        }\n    }\n}\n");
     if (b.oom) { free(b.s); return NULL; }
     return b.s;
@@ -173,6 +199,7 @@ char *program_render_cuda(const Program *p)
     if (p->load_pieces) put(&b, "            idx[d] = c;\n");
     for (int k = 0; k < S; k++) put(&b, "            off%d += c * strides[%d * rank + d];\n", k, k);
     put(&b, "        }\n    }\n");
+    concat_positions(&b, p, "    ", NULL);
     body(&b, p, "    ");
     put(&b, "}\n");
     if (b.oom) { free(b.s); return NULL; }
