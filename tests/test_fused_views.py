@@ -26,40 +26,30 @@ def model(nodes, inputs, output_shape, inits=(), opset=17):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
+def clip_embedding(measured):
+    """The CLIP patch-embedding assembly: Reshape -> Transpose, a class token
+    Expanded to the batch size read off `measured`, Concat, + positions."""
+    embed = [helper.make_node("Reshape", ["x", "flat"], ["xr"]), helper.make_node("Transpose", ["xr"], ["xt"], perm=[0, 2, 1])]
+    batch = [helper.make_node("Shape", [measured], ["sx"]),
+             helper.make_node("Gather", ["sx", "zero"], ["b"], axis=0),
+             helper.make_node("Unsqueeze", ["b", "ax0"], ["b1"]),
+             helper.make_node("Concat", ["b1", "one", "width"], ["cls_shape"], axis=0),
+             helper.make_node("Expand", ["cls", "cls_shape"], ["cls_b"])]
+    return ((embed + batch if measured == "xt" else batch + embed) +
+            [helper.make_node("Concat", ["cls_b", "xt"], ["tok"], axis=1), helper.make_node("Add", ["tok", "pos"], ["y"])],
+            [("x", ["batch", 6, 3, 5])], {"x": (3, 6, 3, 5)}, ["batch", 16, 6],
+            [numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(1, 1, 6), "cls"),
+             numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32), "pos"),
+             i64("zero", 0), i64("ax0", [0]), i64("one", [1]), i64("width", [6]), i64("flat", [0, 6, -1])],
+            # the shape vector's Concat stays; a measured Reshape (a free view) stays too
+            {"Transpose", "Expand"} | ({"Reshape"} if measured == "x" else set()))
+
+
 # name -> (nodes, inputs [(name, symbolic shape)], concrete shapes, output shape, initializers, view ops that must vanish)
 CASES = {
-    # the CLIP patch-embedding assembly: Reshape -> Transpose, a class token Expanded to the batch, Concat, + positions
-    "clip_embedding": (
-        [helper.make_node("Shape", ["x"], ["sx"]),
-         helper.make_node("Gather", ["sx", "zero"], ["b"], axis=0),
-         helper.make_node("Unsqueeze", ["b", "ax0"], ["b1"]),
-         helper.make_node("Concat", ["b1", "one", "width"], ["cls_shape"], axis=0),
-         helper.make_node("Expand", ["cls", "cls_shape"], ["cls_b"]),
-         helper.make_node("Reshape", ["x", "flat"], ["xr"]),
-         helper.make_node("Transpose", ["xr"], ["xt"], perm=[0, 2, 1]),
-         helper.make_node("Concat", ["cls_b", "xt"], ["tok"], axis=1),
-         helper.make_node("Add", ["tok", "pos"], ["y"])],
-        [("x", ["batch", 6, 3, 5])], {"x": (3, 6, 3, 5)}, ["batch", 16, 6],
-        [numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(1, 1, 6), "cls"),
-         numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32), "pos"),
-         i64("zero", 0), i64("ax0", [0]), i64("one", [1]), i64("width", [6]), i64("flat", [0, 6, -1])],
-        {"Transpose", "Expand", "Reshape"}),  # the shape vector's Concat stays
-    # OpenAI's export of the same reads the batch size off the transposed tensor (shape-before-transpose)
-    "clip_embedding_openai": (
-        [helper.make_node("Reshape", ["x", "flat"], ["xr"]),
-         helper.make_node("Transpose", ["xr"], ["xt"], perm=[0, 2, 1]),
-         helper.make_node("Shape", ["xt"], ["sx"]),
-         helper.make_node("Gather", ["sx", "zero"], ["b"], axis=0),
-         helper.make_node("Unsqueeze", ["b", "ax0"], ["b1"]),
-         helper.make_node("Concat", ["b1", "one", "width"], ["cls_shape"], axis=0),
-         helper.make_node("Expand", ["cls", "cls_shape"], ["cls_b"]),
-         helper.make_node("Concat", ["cls_b", "xt"], ["tok"], axis=1),
-         helper.make_node("Add", ["tok", "pos"], ["y"])],
-        [("x", ["batch", 6, 3, 5])], {"x": (3, 6, 3, 5)}, ["batch", 16, 6],
-        [numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(1, 1, 6), "cls"),
-         numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32), "pos"),
-         i64("zero", 0), i64("ax0", [0]), i64("one", [1]), i64("width", [6]), i64("flat", [0, 6, -1])],
-        {"Transpose", "Expand"}),  # the Reshape (a free view) is measured, so stays
+    "clip_embedding": clip_embedding("x"),
+    # OpenAI's export reads the batch size off the transposed tensor (shape-before-transpose)
+    "clip_embedding_openai": clip_embedding("xt"),
     # steps, negative starts and a reversed axis
     "slice": (
         [helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["s"]),
