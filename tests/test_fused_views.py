@@ -137,3 +137,15 @@ def test_standard_ops_export_matches_ort(case, tmp_path):
     run_tool("opt", "vclipc", "compile", d / "m.onnx", "-o", tmp_path / "s.onnx", "--export-standard-ops", check=True)
     got = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     assert np.abs(got - want).max() < 1e-5
+
+
+def test_compiled_model_reloads_and_runs(case, tmp_path):
+    """The compiled model (ai.vclip ops, views in their "loads" attribute)
+    written as ONNX, read back and run, still gives ORT's answer."""
+    _, d, feeds, want, _ = case
+    run_tool("opt", "vclipc", "compile", d / "m.onnx", "-o", tmp_path / "c.onnx", check=True)
+    args = ["run", tmp_path / "c.onnx", "--output", f"y={tmp_path / 'y.npy'}"]
+    args += [x for k in feeds for x in ("--input", f"{k}={d / (k + '.npy')}")]
+    run_tool("opt", "vclipc", *args, check=True)
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
