@@ -585,6 +585,26 @@ static void test_view_and_plain_kernels_differ(void)
     graph_free(g);
 }
 
+/* A chain over more inputs than an executor passes to one node (16) is
+ * left unfused rather than made into a kernel nothing can run. */
+static void test_wide_chain(void)
+{
+    Graph *g = graph_new("wide");
+    g->opset = 17;
+    int64_t d[2] = {3, 5};
+    Value *acc = vconst(g, "x", rand_tensor(2, d, -1, 1));
+    for (int i = 0; i < 20; i++) acc = op_node(g, OP_ADD, 2, (Value *[]){acc, vconst(g, "x", rand_tensor(2, d, -1, 1))}, NULL, 0, NULL);
+    graph_add_output(g, acc);
+    char err[512];
+    Tensor *want = run_graph(g, 1);
+    CHECK(pass_fuse_elementwise(g, err, sizeof err) >= 0, "%s", err);
+    for (int i = 0; i < g->n_nodes; i++) CHECK(g->nodes[i]->n_in <= 16, "node '%s' has %d inputs", g->nodes[i]->name, g->nodes[i]->n_in);
+    Tensor *got = run_graph(g, 0);
+    CHECK(rel_diff(got, want) < 1e-6, "wide chain: %g", rel_diff(got, want));
+    tensor_free(want); tensor_free(got);
+    graph_free(g);
+}
+
 /* Hostile "loads" attributes are refused with the node named, never read past. */
 static void test_malformed_loads(void)
 {
@@ -717,6 +737,7 @@ int main(void)
     test_views();
     test_view_and_plain_kernels_differ();
     test_malformed_loads();
+    test_wide_chain();
     collect_training_kernels();
     test_nvrtc();
     test_fallback_without_compiler();
