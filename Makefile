@@ -8,7 +8,8 @@ BUILD    ?= build
 BIN      ?= bin
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 OPT      ?= -O2
-CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(CURDIR)"'
+DATA_DIR ?= $(CURDIR)
+CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(DATA_DIR)"'
 LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -ldl -lm
 PYTHON   ?= python3
 

@@ -1,23 +1,49 @@
 #!/usr/bin/env bash
-# tests/gpu/run.sh — the one script a session lent a GPU runs: builds, reports
-# the device, runs the CUDA tests (kernels against the interpreter and the
+# tests/gpu/run.sh — the one script a session lent a GPU runs: reports the
+# device, runs the CUDA tests (kernels against the interpreter and the
 # reference kernels, cuBLASLt, whole exports through the CUDA session), every
 # fixture through `vclipc run --target cuda` against ONNX Runtime's answers,
 # and the GPU benchmark against PyTorch.  Results go under $OUT.
+# The device image lacks our build dependencies: run tests/gpu/bundle.sh here
+# first and carry gpu-bundle.tar.xz; without it this script builds in place.
 # Usage (on the device machine): OUT=/some/dir tests/gpu/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 export VCLIP_CACHE_DIR="$OUT/cache"
-{ nvidia-smi || echo "nvidia-smi unavailable"; } > "$OUT/nvidia-smi.txt" 2>&1
-make -j"$(nproc)" all build/tests/test_cuda build/tests/test_cuda_exec build/tests/test_codegen build/bench/gpu_infer \
-    > "$OUT/build.log" 2>&1 || { echo "build failed, see $OUT/build.log"; exit 1; }
+# CUDA's libraries (we dlopen them by name): the driver's, the toolkit's, or
+# the ones the image's Python wheels carry
+extra=$(python3 - <<'PY' 2>/dev/null
+import glob, os
+try:
+    import nvidia
+    roots = [p for p in nvidia.__path__]
+except Exception:
+    roots = []
+print(":".join(d for r in roots for d in sorted(glob.glob(os.path.join(r, "*", "lib")))))
+PY
+)
+for d in /usr/local/nvidia/lib64 /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    [ -d "$d" ] && extra="$extra:$d"
+done
+export LD_LIBRARY_PATH="${extra#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+{ nvidia-smi || echo "nvidia-smi unavailable"; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; } > "$OUT/nvidia-smi.txt" 2>&1
+if [ -f gpu-bundle.tar.xz ]; then
+    tar -xJf gpu-bundle.tar.xz && mkdir -p bin build/tests build/bench &&
+        cp gpu-bundle/bin/* bin/ && cp gpu-bundle/build/tests/* build/tests/ && cp gpu-bundle/build/bench/* build/bench/ ||
+        { echo "could not unpack gpu-bundle.tar.xz"; exit 1; }
+    echo "binaries from gpu-bundle.tar.xz (tests/gpu/bundle.sh)" > "$OUT/build.log"
+else
+    make -j"$(nproc)" all build/tests/test_cuda build/tests/test_cuda_exec build/tests/test_codegen build/bench/gpu_infer \
+        > "$OUT/build.log" 2>&1 || { echo "build failed, see $OUT/build.log"; tail -5 "$OUT/build.log"; exit 1; }
+fi
 status=0
 ./build/tests/test_cuda > "$OUT/test_cuda.txt" 2>&1 || status=1
 ./build/tests/test_cuda_exec > "$OUT/test_cuda_exec.txt" 2>&1 || status=1
 ./build/tests/test_codegen > "$OUT/test_codegen.txt" 2>&1 || status=1
 python3 tests/gpu/check_fixtures.py > "$OUT/fixtures.txt" 2>&1 || status=1
 timeout 300 python3 bench/bench_gpu.py --out "$OUT/gpu_inference.md" > "$OUT/bench_gpu.txt" 2>&1 || status=1
+rm -rf "$OUT/cache" # only 8 files come back from $OUT
 tail -n 3 "$OUT"/test_cuda.txt "$OUT"/test_cuda_exec.txt "$OUT"/test_codegen.txt "$OUT"/fixtures.txt "$OUT"/bench_gpu.txt
 exit $status

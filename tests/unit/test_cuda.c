@@ -76,7 +76,7 @@ static void expected(const Program *p, Tensor *const *ins, Tensor *out)
 static void check_program(const int64_t *code, int n_instr, int n_in, Tensor *const *ins, const float *consts, int n_consts,
                           const int64_t *out_dims, int out_rank, const char *what)
 {
-    Program p = {n_in, n_consts, n_instr, consts, malloc(sizeof(Instr) * (size_t)n_instr)};
+    Program p = {.n_in = n_in, .n_const = n_consts, .n_instr = n_instr, .consts = consts, .code = malloc(sizeof(Instr) * (size_t)n_instr)};
     for (int i = 0; i < n_instr; i++) p.code[i] = (Instr){(int)code[3 * i], (int)code[3 * i + 1], (int)code[3 * i + 2]};
     Tensor *got = tensor_new(DT_F32, out_rank, out_dims), *want = tensor_new(DT_F32, out_rank, out_dims);
     char err[2048];
