@@ -155,8 +155,8 @@ static void list_kernels(const Graph *g)
         const Node *n = g->nodes[i];
         if (n->op == OP_FUSED_ELEMENTWISE || n->op == OP_FUSED_REDUCE) {
             const Attr *a = node_attr(n, "program"), *e = node_attr(n, "epilogue");
-            fprintf(stderr, "vclip: kernel %d: %s (%s, %d inputs, %d + %d instructions)\n", k++, n->name, op_name(n->op), n->n_in,
-                    a ? a->n / 3 : 0, e ? e->n / 3 : 0);
+            fprintf(stderr, "vclip: kernel %d: %s (%s, %d inputs, %d + %d instructions%s)\n", k++, n->name, op_name(n->op), n->n_in,
+                    a ? a->n / 3 : 0, e ? e->n / 3 : 0, node_attr(n, "loads") ? ", read through views" : "");
         } else if (n->op == OP_LINEAR && n->n_in > 1 && n->in[1]) {
             const char *act = node_attr_s(n, "activation", "");
             int packed = n->in[1]->shape.rank >= 3, residual = n->n_in > 3 && n->in[3];

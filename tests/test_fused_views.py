@@ -149,3 +149,10 @@ def test_compiled_model_reloads_and_runs(case, tmp_path):
     run_tool("opt", "vclipc", *args, check=True)
     got = np.load(tmp_path / "y.npy")
     assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+
+
+def test_debug_listing_says_the_kernel_reads_through_views(case, tmp_path):
+    _, d, feeds, _, _ = case
+    args = ["run", d / "m.onnx"] + [x for k in feeds for x in ("--input", f"{k}={d / (k + '.npy')}")]
+    p = run_tool("opt", "vclipc", *args, env_extra={"VCLIP_DEBUG": "1"}, check=True)
+    assert "FusedElementwise" in p.stderr and "read through views" in p.stderr, p.stderr
