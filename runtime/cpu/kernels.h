@@ -58,6 +58,7 @@ int fast_attention(KernelCtx *k);
 int fast_attention_grad(KernelCtx *k);
 int fast_fused_elementwise(KernelCtx *k);
 int fast_fused_reduce(KernelCtx *k);
+int fast_reduce(KernelCtx *k);
 int fast_activation_grad(KernelCtx *k);
 int fast_layernorm_grad(KernelCtx *k);
 int fast_conv_grad(KernelCtx *k);

@@ -390,6 +390,41 @@ static void test_softmax_layernorm(void)
     }
 }
 
+/* ReduceSum (axes an input) and ReduceMean (axes an attribute) over
+ * leading, trailing, middle and all axes, keepdims or not; rows long
+ * enough to cross the fast kernel's column blocks. */
+static void test_reductions(void)
+{
+    int64_t shapes[4][3] = {{37, 19, 1}, {3, 5, 7}, {2, 1, 33}, {5, 3, 1031}};
+    int64_t axes[6][3] = {{0}, {0, 1}, {-1}, {1, 2}, {1}, {0, 1, 2}};
+    int n_axes[6] = {1, 2, 1, 2, 1, 3};
+    for (int sh = 0; sh < 4; sh++)
+        for (int a = 0; a < 6; a++)
+            for (int variant = 0; variant < 4; variant++) {
+                int mean = variant & 1, keep = variant >> 1;
+                Tensor *x = rand_tensor(3, shapes[sh]);
+                int64_t na = n_axes[a];
+                Tensor *ax = tensor_new(DT_I64, 1, &na);
+                memcpy(ax->data, axes[a], sizeof(int64_t) * (size_t)na);
+                Tensor *ins[2] = {x, ax};
+                Graph *g = one_node(mean ? OP_REDUCE_MEAN : OP_REDUCE_SUM, mean ? 1 : 2, ins);
+                node_add_attr(g->nodes[0], "keepdims", ATTR_INT)->i = keep;
+                if (mean) {
+                    Attr *at = node_add_attr(g->nodes[0], "axes", ATTR_INTS);
+                    at->n = (int)na;
+                    at->ints = malloc(sizeof(int64_t) * (size_t)na);
+                    memcpy(at->ints, axes[a], sizeof(int64_t) * (size_t)na);
+                }
+                char what[96];
+                snprintf(what, sizeof what, "%s over axes set %d of [%lld,%lld,%lld], keepdims %d", mean ? "ReduceMean" : "ReduceSum", a,
+                         (long long)shapes[sh][0], (long long)shapes[sh][1], (long long)shapes[sh][2], keep);
+                compare_fast_ref_tol(g, what, 1e-6, 1e-7);
+                graph_free(g);
+                tensor_free(x);
+                tensor_free(ax);
+            }
+}
+
 static void test_reference_conv_by_hand(void)
 {
     /* 1x1x3x3 input, 1x1x2x2 kernel of ones, stride 1: sums of 2x2 windows */
@@ -552,6 +587,7 @@ int main(void)
     test_conv();
     test_exp_family();
     test_softmax_layernorm();
+    test_reductions();
     test_fused_ops();
     test_linear_epilogue();
     test_attention();
