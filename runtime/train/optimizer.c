@@ -1,10 +1,12 @@
 /* optimizer.c — see optimizer.h.  The update is PyTorch's AdamW, term for
  * term (decoupled decay first, bias-corrected moments), so that a reference
- * run in PyTorch is an oracle for it. */
+ * run in PyTorch is an oracle for it.  Both the update and the gradient norm
+ * run on the thread pool and give the same bits for any thread count. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "optimizer.h"
+#include "../cpu/parallel.h"
 
 double lr_at(const LrSchedule *s, int64_t step)
 {
@@ -58,12 +60,36 @@ void adamw_free(AdamW *o)
     memset(o, 0, sizeof *o);
 }
 
+/* The norm's sum in fixed blocks, summed in order afterwards: the same
+ * answer for any thread count (runs resume bit-exactly). */
+#define NORM_BLOCK 65536
+typedef struct { const float *g; int64_t n; double part[256]; } NormJob;
+
+static void norm_blocks(void *ctx, int64_t b0, int64_t b1)
+{
+    NormJob *j = ctx;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t end = (b + 1) * NORM_BLOCK < j->n ? (b + 1) * NORM_BLOCK : j->n;
+        double s = 0;
+        for (int64_t i = b * NORM_BLOCK; i < end; i++) s += (double)j->g[i] * j->g[i];
+        j->part[b] = s;
+    }
+}
+
 double grad_global_norm(Tensor *const *grads, int n)
 {
     double s = 0;
+    NormJob j;
     for (int i = 0; i < n; i++) {
         const float *g = grads[i]->data;
-        for (int64_t j = 0, m = tensor_numel(grads[i]); j < m; j++) s += (double)g[j] * g[j];
+        int64_t m = tensor_numel(grads[i]);
+        for (int64_t at = 0; at < m; at += 256 * NORM_BLOCK) { /* 256 blocks at a time */
+            j.g = g + at;
+            j.n = m - at < 256 * NORM_BLOCK ? m - at : 256 * NORM_BLOCK;
+            int64_t blocks = (j.n + NORM_BLOCK - 1) / NORM_BLOCK;
+            parallel_for(blocks, 1, norm_blocks, &j);
+            for (int64_t b = 0; b < blocks; b++) s += j.part[b];
+        }
     }
     return sqrt(s);
 }
@@ -75,23 +101,37 @@ double clip_scale(double norm, double max_norm)
     return c < 1 ? c : 1;
 }
 
+typedef struct {
+    const AdamWConfig *c;
+    float *p, *m, *v;
+    const float *g;
+    double grad_scale, step_size, bc2_sqrt;
+    float decay;
+} AdamJob;
+
+/* Each element on its own, in the same arithmetic whatever the split. */
+static void adam_range(void *ctx, int64_t b, int64_t e)
+{
+    const AdamJob *a = ctx;
+    const AdamWConfig *c = a->c;
+    for (int64_t j = b; j < e; j++) {
+        float gj = (float)(a->g[j] * a->grad_scale);
+        a->p[j] *= a->decay;
+        a->m[j] = (float)(c->beta1 * a->m[j] + (1 - c->beta1) * gj);
+        a->v[j] = (float)(c->beta2 * a->v[j] + (1 - c->beta2) * (double)gj * gj);
+        double denom = sqrt((double)a->v[j]) / a->bc2_sqrt + c->eps;
+        a->p[j] = (float)(a->p[j] - a->step_size * a->m[j] / denom);
+    }
+}
+
 void adamw_step(AdamW *o, Tensor *const *grads, double lr, double grad_scale)
 {
     o->step++;
     const AdamWConfig *c = &o->cfg;
     double bc1 = 1 - pow(c->beta1, (double)o->step), bc2 = 1 - pow(c->beta2, (double)o->step);
-    double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
     for (int i = 0; i < o->n; i++) {
-        float *p = o->params[i]->data, *m = o->m[i]->data, *v = o->v[i]->data;
-        const float *g = grads[i]->data;
-        float decay = o->decay[i] ? (float)(1 - lr * c->weight_decay) : 1.0f;
-        for (int64_t j = 0, n = tensor_numel(o->params[i]); j < n; j++) {
-            float gj = (float)(g[j] * grad_scale);
-            p[j] *= decay;
-            m[j] = (float)(c->beta1 * m[j] + (1 - c->beta1) * gj);
-            v[j] = (float)(c->beta2 * v[j] + (1 - c->beta2) * (double)gj * gj);
-            double denom = sqrt((double)v[j]) / bc2_sqrt + c->eps;
-            p[j] = (float)(p[j] - step_size * m[j] / denom);
-        }
+        AdamJob a = {c, o->params[i]->data, o->m[i]->data, o->v[i]->data, grads[i]->data, grad_scale, lr / bc1, sqrt(bc2),
+                     o->decay[i] ? (float)(1 - lr * c->weight_decay) : 1.0f};
+        parallel_for(tensor_numel(o->params[i]), 1 << 14, adam_range, &a);
     }
 }
