@@ -585,6 +585,50 @@ static void test_view_and_plain_kernels_differ(void)
     graph_free(g);
 }
 
+/* Random "loads" attributes (small numbers, so that many decode) over two
+ * f32 inputs and an int operand: whatever decodes and infers must run, on
+ * both kernels, without reading out of bounds (the ASan build runs this). */
+static void test_random_loads(void)
+{
+    int decoded = 0, ran = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        int64_t d[3] = {2, 3, 2}, code[3] = {PR_ADD, 0, 1}; /* its own transpose's shape */
+        Tensor *ins[2] = {rand_tensor(3, d, -1, 1), rand_tensor(3, d, -1, 1)};
+        Graph *g = fused_graph(2, ins, code, 3, NULL, 0);
+        Node *n = g->nodes[0];
+        int64_t shape[3] = {2, 3, 2}; /* a third input: an int operand (a shape, axes or an index) */
+        Value *op = ivec(g, irand(1, 3), shape);
+        Value **in = realloc(n->in, sizeof(Value *) * 3);
+        in[2] = op;
+        n->in = in;
+        n->n_in = 3;
+        Attr *la = node_add_attr(n, "loads", ATTR_INTS);
+        int len = trial % 4 ? 12 : irand(5, 24);
+        la->ints = malloc(sizeof(int64_t) * (size_t)len);
+        la->n = len;
+        /* a valid skeleton (two loads of one piece each), then random edits */
+        int64_t base[24] = {2, 1, -1, 0, 1, VIEW_TRANSPOSE, 0, -1, 1, -1, 1, 0};
+        for (int i = 0; i < len; i++) la->ints[i] = i < 12 ? base[i] : irand(-2, 9);
+        for (int e = irand(0, 3); e > 0; e--) la->ints[irand(0, len - 1)] = irand(-2, 9);
+        char err[512];
+        if (infer_node(g, n, err, sizeof err) == 0) {
+            decoded++;
+            for (int ref = 0; ref < 2; ref++) {
+                Session *s = session_new(g, &(ExecOptions){.reference_only = ref}, err, sizeof err);
+                Tensor *out = NULL;
+                ran += s && session_run(s, NULL, &out, err, sizeof err) == 0;
+                tensor_free(out);
+                session_free(s);
+            }
+        }
+        graph_free(g);
+        tensor_free(ins[0]);
+        tensor_free(ins[1]);
+    }
+    CHECK(decoded > 0, "no random loads attribute decoded");
+    printf("random loads: %d of 400 decoded and inferred, %d runs completed\n", decoded, ran);
+}
+
 /* A chain over more inputs than an executor passes to one node (16) is
  * left unfused rather than made into a kernel nothing can run. */
 static void test_wide_chain(void)
@@ -738,6 +782,7 @@ int main(void)
     test_view_and_plain_kernels_differ();
     test_malformed_loads();
     test_wide_chain();
+    test_random_loads();
     collect_training_kernels();
     test_nvrtc();
     test_fallback_without_compiler();
