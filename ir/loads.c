@@ -95,7 +95,8 @@ int loads_decode(const Node *n, LoadPlan *lp, char *err, size_t cap)
                 for (int o = 0; o < st->n_operands; o++) NEXT(st->operand[o], -1, n->n_in - 1, "operand index");
                 NEXT(st->n_attr, -1, IR_MAX_RANK, "attribute length");
                 int is_list;
-                view_attr_name(st->code, &is_list);
+                const char *name = view_attr_name(st->code, &is_list);
+                if (st->n_attr >= 0 && !name) { loads_free(lp); return bad(err, cap, n, "an attribute on a step that takes none"); }
                 if (st->n_attr > 1 && !is_list) { loads_free(lp); return bad(err, cap, n, "a one-int attribute with several values"); }
                 if (st->n_attr > 0 && at + st->n_attr > len) { loads_free(lp); return bad(err, cap, n, "attribute past the end"); }
                 st->attr = v + at;

@@ -661,8 +661,9 @@ static void test_malformed_loads(void)
         {1, 1, -1, 0, 0, 4},              /* trailing values */
         {1, 1, -1, 0, 1, VIEW_GATHER, 1, 0, 1, 0}, /* Gather whose index is the f32 input itself */
         {1, 1, -1, 0, 1, VIEW_RESHAPE, 1, -1, -1}, /* Reshape without a shape */
+        {1, 1, -1, 0, 1, VIEW_SLICE, 0, 1, 3},     /* an attribute on a step that takes none */
     };
-    static const int lens[] = {5, 8, 9, 5, 5, 6, 10, 9};
+    static const int lens[] = {5, 8, 9, 5, 5, 6, 10, 9, 9};
     for (int c = 0; c < (int)(sizeof lens / sizeof *lens); c++) {
         int64_t d[2] = {3, 4}, code[3] = {PR_NEG, 0, -1};
         Tensor *a = rand_tensor(2, d, -1, 1);
