@@ -3,8 +3,8 @@
  * (batch row, head) pair at a time and four query rows per pass.  Scores
  * never exist as a full [N, L] matrix: each block's scores update a running
  * max, a running sum and the output rows held in registers.  Keys are read
- * once per head into a transposed [d, L] panel so a block's 16 scores come
- * from d broadcast FMAs; values are read in place.  Zero-filled frames
+ * once per head into a transposed [d, L] panel (16 x 16 register transposes)
+ * so a block's 16 scores come from d broadcast FMAs; values are read in place.  Zero-filled frames
  * (boundary 0) are keys with score 0 and no value; masked frames are absent.
  * Selected at run time when the CPU has AVX-512; fast_attention.c (BLAS) runs
  * everything else.  Checked against ref_attention.c in tests/unit. */
@@ -108,6 +108,32 @@ AVX512 static void flash_rows_nv(const KeySet *ks, const float *const *qrow, flo
     }
 }
 
+/* 16 rows of 16 floats -> out[c * ld + r] (row r, column c): a transpose in
+ * registers (32-bit pairs, 64-bit pairs, then 128-bit lanes). */
+AVX512 static inline void transpose_16x16(const float *const *rows, float *out, int64_t ld)
+{
+    __m512 u[4][4];
+    for (int g = 0; g < 4; g++) {
+        __m512 r0 = _mm512_loadu_ps(rows[4 * g]), r1 = _mm512_loadu_ps(rows[4 * g + 1]);
+        __m512 r2 = _mm512_loadu_ps(rows[4 * g + 2]), r3 = _mm512_loadu_ps(rows[4 * g + 3]);
+        __m512d a = _mm512_castps_pd(_mm512_unpacklo_ps(r0, r1)), b = _mm512_castps_pd(_mm512_unpackhi_ps(r0, r1));
+        __m512d c = _mm512_castps_pd(_mm512_unpacklo_ps(r2, r3)), e = _mm512_castps_pd(_mm512_unpackhi_ps(r2, r3));
+        /* u[g][k], lane l: column 4l + k of rows 4g .. 4g+3 */
+        u[g][0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[g][1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[g][2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+        u[g][3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[0][k], u[1][k], 0x44), v1 = _mm512_shuffle_f32x4(u[0][k], u[1][k], 0xEE);
+        __m512 v2 = _mm512_shuffle_f32x4(u[2][k], u[3][k], 0x44), v3 = _mm512_shuffle_f32x4(u[2][k], u[3][k], 0xEE);
+        _mm512_storeu_ps(out + (0 + k) * ld, _mm512_shuffle_f32x4(v0, v2, 0x88));
+        _mm512_storeu_ps(out + (4 + k) * ld, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+        _mm512_storeu_ps(out + (8 + k) * ld, _mm512_shuffle_f32x4(v1, v3, 0x88));
+        _mm512_storeu_ps(out + (12 + k) * ld, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+    }
+}
+
 /* Additive terms of query row i over the keys: padding past L, then the
  * mask and causal positions of each source frame. */
 static void bias_row(const AttnArgs *a, const KeySet *ks, int64_t i, float *row)
@@ -128,8 +154,9 @@ int flash_attention_fits(const AttnArgs *a)
     return (d == 16 || d == 32 || d == 64 || d == 128) && __builtin_cpu_supports("avx512f");
 }
 
-void flash_attention_pairs(void *args, int64_t pb, int64_t pe)
+AVX512 void flash_attention_pairs(void *args, int64_t pb, int64_t pe)
 {
+    static const float zeros[16] __attribute__((aligned(64)));
     AttnArgs *a = args;
     const AttentionParams *p = &a->p;
     int64_t B = a->B, N = a->N, M = a->M, d = p->head_dim, H = p->heads, src[2 * 64 + 1];
@@ -143,16 +170,23 @@ void flash_attention_pairs(void *args, int64_t pb, int64_t pe)
         int ns = attention_sources(p, b, src);
         KeySet ks = {.L = ns * M, .kt = kt, .val = val, .M = M};
         ks.Lp = (ks.L + BLOCK - 1) / BLOCK * BLOCK;
-        for (int64_t j = 0; j < ks.Lp; j++) {
-            int64_t s = j / M, m = j % M;
-            const float *kr = NULL;
-            val[j] = NULL;
-            if (j < ks.L && src[s] >= 0) {
-                int64_t krow = p->seq_first ? m * B + src[s] : src[s] * M + m;
-                kr = a->K + krow * a->Ck + p->k_off + h * d;
-                val[j] = a->V + krow * a->Cv + p->v_off + h * d;
+        for (int64_t j0 = 0; j0 < ks.Lp; j0 += BLOCK) { /* keys transposed 16 x 16 at a time; absent keys read zeros */
+            const float *krow[BLOCK];
+            for (int64_t j = j0; j < j0 + BLOCK; j++) {
+                int64_t s = j / M, m = j % M;
+                krow[j - j0] = zeros;
+                val[j] = NULL;
+                if (j < ks.L && src[s] >= 0) {
+                    int64_t row = p->seq_first ? m * B + src[s] : src[s] * M + m;
+                    krow[j - j0] = a->K + row * a->Ck + p->k_off + h * d;
+                    val[j] = a->V + row * a->Cv + p->v_off + h * d;
+                }
             }
-            for (int64_t c = 0; c < d; c++) kt[c * ks.Lp + j] = kr ? kr[c] : 0.0f;
+            for (int64_t c0 = 0; c0 < d; c0 += 16) {
+                const float *rows[BLOCK];
+                for (int r = 0; r < BLOCK; r++) rows[r] = krow[r] == zeros ? zeros : krow[r] + c0;
+                transpose_16x16(rows, kt + c0 * ks.Lp + j0, ks.Lp);
+            }
         }
         int per_row = a->mask || p->causal;
         if (!per_row) bias_row(a, &ks, 0, bias);
