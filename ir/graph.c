@@ -308,7 +308,7 @@ int *graph_use_counts(const Graph *g)
     int *uses = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(int));
     if (!uses) return NULL;
     for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i]->n_in; j++)
+        for (int j = 0; g->nodes[i]->op >= 0 && j < g->nodes[i]->n_in; j++)
             if (g->nodes[i]->in[j]) uses[g->nodes[i]->in[j]->id]++;
     for (int i = 0; i < g->n_outputs; i++) uses[g->outputs[i]->id]++;
     return uses;

@@ -171,8 +171,9 @@ void attr_clear(Attr *a);
 /* Appends deep copies of src's attributes to dst; -1 when out of memory. */
 int node_copy_attrs(Node *dst, const Node *src);
 
-/* Uses: for every value id, the number of node inputs that read it
- * (graph outputs count as one use). Caller frees. */
+/* Uses: for every value id, the number of inputs of live nodes (op >= 0:
+ * a node a pass has just removed reads nothing) that read it; graph
+ * outputs count as one use. Caller frees. */
 int *graph_use_counts(const Graph *g);
 /* Replace every use of `from` (node inputs and graph outputs) with `to`. */
 void graph_replace_uses(Graph *g, Value *from, Value *to);

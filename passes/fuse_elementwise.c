@@ -316,22 +316,10 @@ done:
     return rc;
 }
 
-/* Uses by live nodes and graph outputs (fused-away nodes no longer count). */
-static int *live_use_counts(const Graph *g)
-{
-    int *uses = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(int));
-    if (!uses) return NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; g->nodes[i]->op >= 0 && j < g->nodes[i]->n_in; j++)
-            if (g->nodes[i]->in[j]) uses[g->nodes[i]->in[j]->id]++;
-    for (int i = 0; i < g->n_outputs; i++) uses[g->outputs[i]->id]++;
-    return uses;
-}
-
 int pass_fuse_elementwise(Graph *g, char *err, size_t cap)
 {
     int n = g->n_nodes, changed = 0, rc = 0;
-    int *uses = live_use_counts(g);
+    int *uses = graph_use_counts(g);
     char *taken = calloc((size_t)n + 1, 1);
     Node **grp = malloc(sizeof(Node *) * (size_t)(n + 1));
     int *idx = malloc(sizeof(int) * (size_t)(n + 1));
@@ -372,7 +360,7 @@ int pass_fuse_elementwise(Graph *g, char *err, size_t cap)
         if (done_one) {
             changed++;
             free(uses);
-            if (!(uses = live_use_counts(g))) { snprintf(err, cap, "out of memory"); rc = -1; goto done; }
+            if (!(uses = graph_use_counts(g))) { snprintf(err, cap, "out of memory"); rc = -1; goto done; }
         }
     }
 done:

@@ -706,20 +706,28 @@ static void collect_training_kernels(void)
     tensor_free(cf);
 }
 
+/* Every source for both architectures; each PTX must hold `entry`. */
+static void compile_all(char *const *srcs, int n, const char *entry, const char *what, const char *why)
+{
+    const char *arch[2] = {"compute_80", "compute_90"};
+    char err[4096];
+    int ok = 0;
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < 2; a++) {
+            char *ptx = srcs[i] ? nvrtc_compile(srcs[i], arch[a], err, sizeof err) : NULL;
+            CHECK(ptx && strstr(ptx, entry), "%s %d for %s: %s", what, i, arch[a], ptx ? "no entry point" : err);
+            ok += ptx != NULL;
+            free(ptx);
+        }
+    printf("%s: %d %ss compiled for sm_80 and sm_90 (%d PTX)\n", why, n, what, ok);
+}
+
 static void test_nvrtc(void)
 {
     char why[256], err[4096];
     if (!nvrtc_available(why, sizeof why)) { printf("SKIP: NVRTC compile checks: %s\n", why); return; }
     const char *arch[2] = {"compute_80", "compute_90"};
-    int ok = 0;
-    for (int i = 0; i < n_sources; i++)
-        for (int a = 0; a < 2; a++) {
-            char *ptx = sources[i] ? nvrtc_compile(sources[i], arch[a], err, sizeof err) : NULL;
-            CHECK(ptx && strstr(ptx, ".entry vclip_fused"), "kernel %d for %s: %s", i, arch[a], ptx ? "no entry point" : err);
-            ok += ptx != NULL;
-            free(ptx);
-        }
-    printf("%s: %d CUDA kernels compiled for sm_80 and sm_90 (%d PTX)\n", why, n_sources, ok);
+    compile_all(sources, n_sources, ".entry vclip_fused", "CUDA kernel", why);
     /* the template kernels (attention, layernorm, softmax, copies) */
     for (int a = 0; a < 2; a++) {
         char *ptx = nvrtc_compile(cuda_templates_source(), arch[a], err, sizeof err);
@@ -732,15 +740,7 @@ static void test_nvrtc(void)
         free(ptx);
     }
     printf("%s: %d template kernels compiled for sm_80 and sm_90\n", why, cuda_template_kernel_count);
-    ok = 0;
-    for (int i = 0; i < n_reduce_sources; i++)
-        for (int a = 0; a < 2; a++) {
-            char *ptx = reduce_sources[i] ? nvrtc_compile(reduce_sources[i], arch[a], err, sizeof err) : NULL;
-            CHECK(ptx && strstr(ptx, ".entry vclip_reduce"), "reduction kernel %d for %s: %s", i, arch[a], ptx ? "no entry point" : err);
-            ok += ptx != NULL;
-            free(ptx);
-        }
-    printf("%s: %d fused reduction kernels compiled for sm_80 and sm_90 (%d PTX)\n", why, n_reduce_sources, ok);
+    compile_all(reduce_sources, n_reduce_sources, ".entry vclip_reduce", "fused reduction kernel", why);
 }
 
 /* Last: breaks the process's compiler on purpose. */

@@ -127,7 +127,7 @@ static Tensor *reference(int op, int n_in, Tensor **ins, void (*attrs)(Node *, c
     g->opset = 17;
     Value *iv[8], *ov = graph_new_value(g, "y");
     for (int i = 0; i < n_in; i++) {
-        char nm[8];
+        char nm[16];
         snprintf(nm, sizeof nm, "x%d", i);
         iv[i] = ins[i] ? graph_new_value(g, nm) : NULL;
         if (ins[i]) value_set_const(iv[i], tensor_copy(ins[i]));
