@@ -11,7 +11,8 @@ OPT      ?= -O2
 DATA_DIR ?= $(CURDIR)
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(DATA_DIR)"'
 LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -ldl -lm
-PYTHON   ?= python3
+# The tests' Python: the venv tools/install-deps.sh fills (override with PYTHON=...).
+PYTHON   ?= $(CURDIR)/.venv/bin/python
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c
 LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/cuda/*.c codegen/*.c)
@@ -85,6 +86,7 @@ demo: all
 	$(BIN)/vclip-run demo --out demo-out
 
 test: all $(UNIT) asan fuzz
+	@test -x "$(PYTHON)" || { echo "make test: no $(PYTHON): run tools/install-deps.sh first (it makes the tests' venv)"; exit 1; }
 	@for t in $(UNIT) $(subst $(BUILD)/,build-asan/,$(UNIT)); do echo "== $$t"; $$t || exit 1; done
 	$(PYTHON) -m pytest -q tests
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # install-deps.sh — everything building and testing vclip needs, in one step
-# (README and .ci/run both call it).  With --fixtures, also the heavy tools
-# that only regenerate test fixtures and benchmark models (torch,
-# transformers, open_clip); CI never installs those.
+# (README and .ci/run both call it).  Debian packages go to the system; the
+# Python packages the tests use go to a virtual environment in .venv (made
+# here if missing), which the Makefile's test target runs from, so that no
+# package installed by hand elsewhere can hide a missing line below.  With
+# --fixtures, also the heavy tools that only regenerate test fixtures and
+# benchmark models (torch, transformers, open_clip); CI never installs those.
 set -euo pipefail
 
 APT_PACKAGES=(
@@ -15,8 +18,9 @@ APT_PACKAGES=(
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
     libpng-dev                              # contact sheets
     ffmpeg                                  # the tests make their own test videos with it
+    python3 python3-venv                    # the tests' virtual environment (.venv)
 )
-PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av)
+PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow)
 FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)
 
 SUDO=""
@@ -31,9 +35,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-PY=${PYTHON:-python3}
+# The venv sits in the checkout; VCLIP_VENV moves it.  A broken or foreign
+# one (a copied tree) is rebuilt rather than trusted.
+VENV=${VCLIP_VENV:-"$(cd "$(dirname "$0")/.." && pwd)/.venv"}
+if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    rm -rf "$VENV"
+    ${PYTHON:-python3} -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
 $PY -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
 if [ "${1:-}" = "--fixtures" ]; then
     $PY -m pip install -q --disable-pip-version-check "${FIXTURE_PACKAGES[@]}"
 fi
-echo "install-deps: done"
+echo "install-deps: done (Python packages in $VENV)"
