@@ -18,7 +18,9 @@ GEN      := $(BUILD)/gen/onnx.pb-c.c
 LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/cuda/*.c codegen/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
 TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run
-UNIT     := $(BUILD)/tests/test_kernels $(BUILD)/tests/test_ir $(BUILD)/tests/test_autodiff $(BUILD)/tests/test_train_step $(BUILD)/tests/test_codegen $(BUILD)/tests/test_memory $(BUILD)/tests/test_cuda $(BUILD)/tests/test_cuda_exec
+# Every tests/unit/test_*.c is a unit test program.
+UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT     := $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
 
 all: $(TOOLS)
 
@@ -70,7 +72,7 @@ $(BUILD)/bench/train_step: $(BUILD)/obj/bench/train_step.o $(BUILD)/libvclip.a
 # The sanitizer build: separate tree, same sources.
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	        all build-asan/tests/test_kernels build-asan/tests/test_ir build-asan/tests/test_autodiff build-asan/tests/test_train_step build-asan/tests/test_codegen build-asan/tests/test_memory build-asan/tests/test_cuda build-asan/tests/test_cuda_exec
+	        all $(addprefix build-asan/tests/,$(UNIT_NAMES))
 
 FUZZ_CC ?= clang
 fuzz: $(BUILD)/gen/onnx.pb-c.c

@@ -13,7 +13,7 @@
 #include "../models/clip_builder.h"
 #include "../passes/passes.h"
 #include "../runtime/cuda/cuda_exec.h"
-#include "../runtime/exec.h"
+#include "../runtime/cpu/session.h"
 
 static double now_ms(void)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include "../runtime/exec.h"
+#include "../runtime/cpu/session.h"
 #include "../runtime/train/optimizer.h"
 #include "../runtime/train/train_graph.h"
 

@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "program.h"
+#include "render.h"
+#include "../ir/ops.h"
 
 typedef struct { char *s; size_t len, cap; int oom; } Buf;
 
@@ -281,4 +282,33 @@ char *program_render_cuda_reduce(const Program *pro, const Program *epi, int red
     put(&b, "}\n");
     if (b.oom) { free(b.s); return NULL; }
     return b.s;
+}
+
+int program_node_sources(const Node *n, char **c_source, char **cuda_source, char *err, size_t cap)
+{
+    Program p, e;
+    if (c_source) *c_source = NULL;
+    if (cuda_source) *cuda_source = NULL;
+    if (n->op == OP_FUSED_ELEMENTWISE) {
+        if (program_from_node(n, &p, err, cap)) return -1;
+        if (c_source) *c_source = program_render_c(&p);
+        if (cuda_source) *cuda_source = program_render_cuda(&p);
+        program_free(&p);
+    } else if (n->op == OP_FUSED_REDUCE) {
+        if (program_from_attrs(n, "program", "constants", n->n_in, &p, err, cap)) return -1;
+        if (program_from_attrs(n, "epilogue", "epilogue_constants", 1, &e, err, cap)) { program_free(&p); return -1; }
+        const char *r = node_attr_s(n, "reduce", "sum");
+        int red = !strcmp(r, "sum") ? REDUCE_SUM : !strcmp(r, "mean") ? REDUCE_MEAN : REDUCE_MAX;
+        if (c_source) *c_source = program_render_c_reduce(&p, &e, red);
+        if (cuda_source) *cuda_source = program_render_cuda_reduce(&p, &e, red);
+        program_free(&p);
+        program_free(&e);
+    } else return 0;
+    if ((c_source && !*c_source) || (cuda_source && !*cuda_source)) {
+        if (c_source) { free(*c_source); *c_source = NULL; }
+        if (cuda_source) { free(*cuda_source); *cuda_source = NULL; }
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    return 1;
 }

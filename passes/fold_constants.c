@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include "passes.h"
 #include "../ir/ops.h"
-#include "../runtime/exec.h"
+#include "../runtime/cpu/exec_node.h"
 
 #define FOLD_LIMIT ((size_t)64 << 20)
 

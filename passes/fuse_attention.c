@@ -19,7 +19,7 @@
 #include <string.h>
 #include "passes.h"
 #include "rewrite.h"
-#include "../runtime/exec.h"
+#include "../runtime/cpu/exec_node.h"
 
 #define MAX_CHAIN 24
 #define PROBE_BATCH 2

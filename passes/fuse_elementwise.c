@@ -17,7 +17,7 @@
 #include <string.h>
 #include "passes.h"
 #include "rewrite.h"
-#include "../codegen/program.h"
+#include "../ir/program.h"
 #include "../ir/loads.h"
 
 #define MAX_KERNEL_INPUTS 16 /* what the executors pass to a node */

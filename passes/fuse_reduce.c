@@ -11,7 +11,7 @@
 #include <string.h>
 #include "passes.h"
 #include "rewrite.h"
-#include "../codegen/program.h"
+#include "../ir/program.h"
 
 static Node *sole_reader(Graph *g, const Value *v, const int *uses)
 {

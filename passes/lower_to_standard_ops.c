@@ -14,7 +14,7 @@
 #include <string.h>
 #include "passes.h"
 #include "rewrite.h"
-#include "../codegen/program.h"
+#include "../ir/program.h"
 #include "../ir/loads.h"
 
 static Value *bin(Graph *g, int op, const char *base, Value *a, Value *b)

@@ -4,11 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include "passes.h"
 #include "../ir/print.h"
 #include "../ir/verify.h"
-#include "../onnx/onnx_io.h"
+#include "../ir/base.h"
 
 const Pass default_pipeline[] = {
     {"fold-constants", "evaluate constant nodes and known shape computations", pass_fold_constants, 0},
@@ -36,13 +35,6 @@ const Pass kernel_pipeline[] = {
     {NULL, NULL, NULL, 0},
 };
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static int dump(Graph *g, const PassOptions *opt, int index, const char *name, char *err, size_t cap)
 {
     const char *dir = opt->dump_dir ? opt->dump_dir : ".";
@@ -51,8 +43,8 @@ static int dump(Graph *g, const PassOptions *opt, int index, const char *name, c
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) { snprintf(err, cap, "%s: %s", dir, strerror(errno)); return -1; }
     snprintf(path, sizeof path, "%s/%02d-%s.%s", dir, index, name, ext[opt->dump_format]);
     if (opt->dump_format == DUMP_ONNX) {
-        OnnxSaveOptions so = {.external_data = -1};
-        return onnx_save(g, path, &so, err, cap);
+        if (!opt->write_onnx) { snprintf(err, cap, "ONNX dumps need a writer (PassOptions.write_onnx)"); return -1; }
+        return opt->write_onnx(g, path, err, cap);
     }
     FILE *f = fopen(path, "w");
     if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return -1; }

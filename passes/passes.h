@@ -43,6 +43,9 @@ typedef struct {
     int stats;                /* print node counts and time per pass to stderr */
     int no_fusion;            /* run the cleanup passes only */
     int first_index;          /* a later pipeline of the same compilation: dumps continue from this number */
+    /* DUMP_ONNX writes through this (passes/ sits below onnx/; the compile
+     * API, runtime/model.c, passes its ONNX writer). */
+    int (*write_onnx)(const Graph *g, const char *path, char *err, size_t cap);
 } PassOptions;
 
 /* VCLIP: image encoder -> video encoder with temporal-window attention.
@@ -68,20 +71,6 @@ int specialize_batch(Graph *g, int64_t n, char *err, size_t cap);
  * clone of `out`, or NULL with a message. */
 Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *alpha, Value *out, int exact_gradient,
                            char *err, size_t cap);
-
-/* Memory planning (plan_memory.c): arena offsets for the intermediates,
- * given each value's size in bytes (0: not a buffer).  Inputs and constants
- * get PLAN_NONE, and so do graph outputs (or views of them) unless
- * with_outputs, which plans them alive to the end of the graph. */
-#define PLAN_NONE ((size_t)-1)
-typedef struct {
-    size_t *offset;          /* per value id */
-    size_t arena_bytes;      /* the arena's size: the planned peak of activations */
-    size_t planned_bytes;    /* the sum of the planned buffers (no reuse) */
-    int n_planned;
-} MemoryPlan;
-int plan_memory(const Graph *g, const size_t *bytes, int with_outputs, MemoryPlan *plan);
-void memory_plan_free(MemoryPlan *plan);
 
 /* The default pipeline, in order; NULL-terminated. */
 extern const Pass default_pipeline[];

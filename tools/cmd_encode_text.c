@@ -14,7 +14,7 @@
 #include "../models/prompts.h"
 #include "../onnx/onnx_io.h"
 #include "../passes/passes.h"
-#include "../runtime/exec.h"
+#include "../runtime/cpu/session.h"
 #include "../runtime/safetensors.h"
 #include "cli.h"
 #include "commands.h"

@@ -6,7 +6,7 @@
 #include "../ir/ir.h"
 #include "../models/prompts.h"
 #include "../runtime/eval/video_features.h"
-#include "../runtime/exec.h"
+#include "../runtime/cpu/session.h"
 #include "commands.h"
 
 typedef struct {

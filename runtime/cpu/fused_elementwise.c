@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include "kernels.h"
 #include "parallel.h"
-#include "../../codegen/jit_cpu.h"
-#include "../../codegen/program.h"
+#include "jit_cpu.h"
+#include "../../ir/program.h"
 #include "../../ir/loads.h"
 
 typedef struct {

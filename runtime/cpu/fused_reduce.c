@@ -9,8 +9,8 @@
 #include <string.h>
 #include "kernels.h"
 #include "parallel.h"
-#include "../../codegen/jit_cpu.h"
-#include "../../codegen/program.h"
+#include "jit_cpu.h"
+#include "../../ir/program.h"
 
 typedef struct {
     Program pro, epi;

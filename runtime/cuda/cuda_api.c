@@ -7,7 +7,7 @@
 #include <string.h>
 #include "cuda_api.h"
 #include "cuda_driver.h"
-#include "../../codegen/nvrtc.h"
+#include "nvrtc.h"
 
 static CudaApi api;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

@@ -15,7 +15,7 @@ typedef unsigned long long CuPtr;
 typedef void *CuModule, *CuFunction, *CuStream, *CuGraph, *CuGraphExec;
 
 /* cuda.h's values (checked against it by tests/unit/test_cuda.c) */
-enum { VCLIP_CU_STREAM_NON_BLOCKING = 1, VCLIP_CU_CAPTURE_THREAD_LOCAL = 1, VCLIP_CU_ATTR_CC_MAJOR = 75, VCLIP_CU_ATTR_CC_MINOR = 76 };
+enum { VCLIP_CU_STREAM_NON_BLOCKING = 1, VCLIP_CU_CAPTURE_THREAD_LOCAL = 1 };
 
 typedef struct {
     int major, minor;        /* compute capability of device 0 */

@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include "cuda_api.h"
 #include "cuda_driver.h"
 
 typedef int (*InitFn)(unsigned);

@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 
+/* Device attributes we query (cuda.h's values, checked by test_cuda). */
+enum { VCLIP_CU_ATTR_CC_MAJOR = 75, VCLIP_CU_ATTR_CC_MINOR = 76 };
+
 typedef struct {
     int count;                 /* devices */
     char name[256];            /* device 0 */

@@ -10,10 +10,10 @@
 #include "cuda_fused.h"
 #include "cuda_ops.h"
 #include "../cpu/kernels.h"
-#include "../exec.h"
-#include "../../codegen/program.h"
+#include "../cpu/exec_node.h"
+#include "../cpu/memory_plan.h"
+#include "../../ir/program.h"
 #include "../../ir/loads.h"
-#include "../../passes/passes.h"
 
 typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV } Kind;
 

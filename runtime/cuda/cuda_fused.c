@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cuda_api.h"
 #include "cuda_fused.h"
+#include "../../codegen/render.h"
 
 size_t cuda_fused_broadcast_params(int n_in, const int64_t *const *in_dims, const int *in_rank, int rank, const int64_t *dims,
                                    int64_t *params)

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cuda_api.h"
-#include "../../codegen/program.h"
+#include "../../ir/program.h"
 #include "../../ir/ir.h"
 
 /* The longest parameter block a launch takes: strides and base offsets of

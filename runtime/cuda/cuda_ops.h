@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cuda_api.h"
-#include "../../codegen/cuda_templates.h"
+#include "cuda_templates.h"
 
 int cuda_layernorm(CuPtr x, CuPtr gamma, CuPtr beta, CuPtr y, int64_t rows, int cols, float eps, CuStream s, char *err, size_t cap);
 int cuda_softmax(CuPtr x, CuPtr y, int64_t rows, int cols, CuStream s, char *err, size_t cap);

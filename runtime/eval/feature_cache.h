@@ -20,8 +20,4 @@ int feature_cache_get(const FeatureCache *c, const char *video, float *out, size
 /* Writes atomically; failures only cost a later recomputation. */
 void feature_cache_put(const FeatureCache *c, const char *video, const float *feat, size_t count);
 
-/* CACHE/sub, created: CACHE is $VCLIP_CACHE_DIR, $XDG_CACHE_HOME/vclip or
- * ~/.cache/vclip.  0 or -1 with a message. */
-int vclip_cache_dir(const char *sub, char *out, size_t cap, char *err, size_t ecap);
-
 #endif

@@ -5,7 +5,7 @@
 
 #include "../../ir/ir.h"
 #include "../data/loader.h"
-#include "../exec.h"
+#include "../cpu/session.h"
 #include "feature_cache.h"
 
 typedef struct {

@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include "pretrain.h"
 #include "optimizer.h"
-#include "../exec.h"
+#include "../cpu/session.h"
 #include "../../passes/autodiff.h"
 
 /* Copies the trained weights into a stand-alone tower by name. */

@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include "trainer.h"
 #include "checkpoint.h"
-#include "../exec.h"
+#include "../cpu/session.h"
 
 void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs)
 {

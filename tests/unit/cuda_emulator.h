@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../codegen/cuda_templates.h"
-#include "../../codegen/program.h"
+#include "../../runtime/cuda/cuda_templates.h"
+#include "../../ir/program.h"
 #include "../../runtime/cpu/kernels.h"
 #include "../../runtime/cuda/cublaslt.h"
 #include "../../runtime/cuda/cuda_api.h"

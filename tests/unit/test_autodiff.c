@@ -14,7 +14,7 @@
 #include "../../ir/ops.h"
 #include "../../passes/autodiff.h"
 #include "../../passes/passes.h"
-#include "../../runtime/exec.h"
+#include "../../runtime/cpu/session.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static double urand(void)

@@ -22,14 +22,14 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
-#include "../../codegen/cuda_templates.h"
-#include "../../codegen/nvrtc.h"
-#include "../../codegen/program.h"
+#include "../../runtime/cuda/cuda_templates.h"
+#include "../../runtime/cuda/nvrtc.h"
+#include "../../codegen/render.h"
 #include "../../ir/loads.h"
 #include "../../ir/ops.h"
 #include "../../passes/passes.h"
 #include "../../passes/rewrite.h"
-#include "../../runtime/exec.h"
+#include "../../runtime/cpu/session.h"
 #include "../../runtime/safetensors.h"
 #include "../../runtime/train/train_graph.h"
 

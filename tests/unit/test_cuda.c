@@ -14,14 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
-#include "../../codegen/program.h"
+#include "../../ir/program.h"
 #include "../../runtime/cuda/cuda_driver.h"
 #include "../../runtime/cuda/cuda_fused.h"
 #include "../../runtime/cuda/cuda_ops.h"
 #include "../../runtime/cuda/cuda_exec.h"
 #include "../../runtime/cuda/cublaslt.h"
 #include "../../ir/ops.h"
-#include "../../runtime/exec.h"
+#include "../../runtime/cpu/session.h"
 #include "../../runtime/npy.h"
 #include "../../passes/passes.h"
 #include "../../onnx/onnx_io.h"

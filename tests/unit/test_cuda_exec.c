@@ -17,7 +17,7 @@
 #include "../../onnx/onnx_io.h"
 #include "../../passes/passes.h"
 #include "../../runtime/cuda/cuda_exec.h"
-#include "../../runtime/exec.h"
+#include "../../runtime/cpu/session.h"
 #include "../../runtime/npy.h"
 
 static double rel_diff(const Tensor *a, const Tensor *b)

@@ -5,7 +5,7 @@
 #include <string.h>
 #include "check.h"
 #include "../../ir/ops.h"
-#include "../../runtime/exec.h"
+#include "../../runtime/cpu/session.h"
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void)

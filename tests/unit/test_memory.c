@@ -9,7 +9,8 @@
 #include "../../ir/ops.h"
 #include "../../onnx/onnx_io.h"
 #include "../../passes/passes.h"
-#include "../../runtime/exec.h"
+#include "../../runtime/cpu/memory_plan.h"
+#include "../../runtime/cpu/session.h"
 
 static const Value *root_of(const Value *v)
 {

@@ -19,7 +19,7 @@
 #include <string.h>
 #include "check.h"
 #include "../../ir/ops.h"
-#include "../../runtime/exec.h"
+#include "../../runtime/cpu/session.h"
 #include "../../runtime/safetensors.h"
 #include "../../runtime/train/optimizer.h"
 #include "../../runtime/train/train_graph.h"

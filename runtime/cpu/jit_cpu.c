@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "jit_cpu.h"
-#include "program.h"
-#include "../runtime/eval/feature_cache.h"
+#include "../../codegen/render.h"
+#include "../../ir/base.h"
 
 extern char **environ;
 
@@ -74,7 +74,7 @@ FusedKernelFn jit_cpu_fused(const char *source)
 
 void *jit_cpu_symbol(const char *source, const char *symbol)
 {
-    uint64_t key = program_hash(symbol, program_hash(FLAGS_TEXT, program_hash(compiler(), program_hash(source, 0))));
+    uint64_t key = fnv1a_str(fnv1a_str(fnv1a_str(fnv1a_str(FNV_OFFSET, source), compiler()), FLAGS_TEXT), symbol);
     void *fn = NULL;
     pthread_mutex_lock(&mu);
     for (int i = 0; i < n_table; i++) if (table[i].key == key) { fn = table[i].fn; goto done; }
@@ -87,8 +87,7 @@ void *jit_cpu_symbol(const char *source, const char *symbol)
     snprintf(tmp, sizeof tmp, "%s/%016llx.so.%d.tmp", dir, (unsigned long long)key, (int)getpid());
     if (debug_level() >= 2) fprintf(stderr, "vclip: kernel %016llx (VCLIP_DEBUG=2):\n%s", (unsigned long long)key, source);
     if (access(so, R_OK) == 0 && (fn = load(so, symbol))) goto remember;
-    FILE *f = fopen(src, "w");
-    if (!f || fputs(source, f) < 0 || fclose(f)) { if (f) fclose(f); give_up("cannot write to the kernel cache"); goto done; }
+    if (atomic_write(src, source, strlen(source), err, sizeof err)) { give_up(err); goto done; }
     char *argv[] = {(char *)compiler(), FLAGS, src, "-o", tmp, "-lm", NULL};
     int st = run(argv, log);
     if (st != 0) {
@@ -108,13 +107,6 @@ done:
     return fn;
 }
 
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 /* Compiled kernels by a hash of the programs they were rendered from, so a
  * program met again is neither rendered nor hashed as source.  Failures are
  * kept too: the compiler stays broken for the process. */
@@ -123,12 +115,12 @@ static int n_memo;
 
 static uint64_t hash_program(const Program *p, uint64_t h)
 {
-    h = hash_bytes(&p->n_in, sizeof p->n_in, h);
-    h = hash_bytes(&p->n_instr, sizeof p->n_instr, h);
-    if (p->n_instr) h = hash_bytes(p->code, sizeof(Instr) * (size_t)p->n_instr, h);
-    if (p->n_const) h = hash_bytes(p->consts, sizeof(float) * (size_t)p->n_const, h);
+    h = fnv1a(h, &p->n_in, sizeof p->n_in);
+    h = fnv1a(h, &p->n_instr, sizeof p->n_instr);
+    if (p->n_instr) h = fnv1a(h, p->code, sizeof(Instr) * (size_t)p->n_instr);
+    if (p->n_const) h = fnv1a(h, p->consts, sizeof(float) * (size_t)p->n_const);
     /* the same code over views is another kernel (its loads and signature differ) */
-    if (p->load_pieces) h = hash_bytes(p->load_pieces, sizeof(int) * (size_t)p->n_in, hash_bytes("views", 5, h));
+    if (p->load_pieces) h = fnv1a(fnv1a(h, "views", 5), p->load_pieces, sizeof(int) * (size_t)p->n_in);
     return h;
 }
 
@@ -158,7 +150,7 @@ static void *memo_compile(uint64_t key, char *source, const char *symbol)
 
 FusedKernelFn jit_cpu_program(const Program *p)
 {
-    uint64_t key = program_hash(compiler(), hash_program(p, program_hash("vclip_fused", 0)));
+    uint64_t key = fnv1a_str(hash_program(p, fnv1a_str(FNV_OFFSET, "vclip_fused")), compiler());
     void *fn;
     if (!memo_find(key, &fn)) fn = memo_compile(key, program_render_c(p), "vclip_fused");
     return (FusedKernelFn)(uintptr_t)fn;
@@ -166,8 +158,8 @@ FusedKernelFn jit_cpu_program(const Program *p)
 
 ReduceKernelFn jit_cpu_reduce(const Program *pro, const Program *epi, int reduce)
 {
-    uint64_t key = hash_bytes(&reduce, sizeof reduce, program_hash("vclip_reduce", 0));
-    key = program_hash(compiler(), hash_program(epi, hash_program(pro, key)));
+    uint64_t key = fnv1a(fnv1a_str(FNV_OFFSET, "vclip_reduce"), &reduce, sizeof reduce);
+    key = fnv1a_str(hash_program(epi, hash_program(pro, key)), compiler());
     void *fn;
     if (!memo_find(key, &fn)) fn = memo_compile(key, program_render_c_reduce(pro, epi, reduce), "vclip_reduce");
     return (ReduceKernelFn)(uintptr_t)fn;

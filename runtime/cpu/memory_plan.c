@@ -1,4 +1,4 @@
-/* plan_memory.c — liveness-based buffer reuse: every intermediate gets an
+/* memory_plan.c — liveness-based buffer reuse: every intermediate gets an
  * offset in one arena, and two values share bytes only when their lifetimes
  * (from the producing node to the last reader, views included) do not
  * overlap.  Placement is greedy by size (largest first, lowest gap that fits
@@ -7,8 +7,8 @@
  * and reuses the arena while the input shapes stay the same. */
 #include <stdlib.h>
 #include <string.h>
-#include "passes.h"
-#include "../ir/ops.h"
+#include "memory_plan.h"
+#include "../../ir/ops.h"
 
 #define ALIGN 64
 
@@ -98,4 +98,19 @@ void memory_plan_free(MemoryPlan *plan)
 {
     free(plan->offset);
     memset(plan, 0, sizeof *plan);
+}
+
+int64_t *exec_input_signature(const Graph *g, Tensor *const *inputs, int *len)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_inputs; i++) n += 1 + inputs[i]->rank;
+    int64_t *sig = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (!sig) return NULL;
+    n = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        sig[n++] = inputs[i]->rank;
+        for (int d = 0; d < inputs[i]->rank; d++) sig[n++] = inputs[i]->dims[d];
+    }
+    *len = n;
+    return sig;
 }

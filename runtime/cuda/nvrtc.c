@@ -7,8 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "nvrtc.h"
-#include "program.h"
-#include "../runtime/eval/feature_cache.h"
+#include "../../ir/base.h"
 
 typedef struct _nvrtcProgram *nvrtcProgram;
 typedef int (*CreateFn)(nvrtcProgram *, const char *, const char *, int, const char *const *, const char *const *);
@@ -82,9 +81,9 @@ char *nvrtc_compile(const char *source, const char *arch, char *err, size_t cap)
 {
     char why[256];
     if (!nvrtc_available(why, sizeof why)) { snprintf(err, cap, "%s", why); return NULL; }
-    char dir[4096], path[4300], tmp[4400], opt[64];
+    char dir[4096], path[4300], opt[64];
     snprintf(opt, sizeof opt, "--gpu-architecture=%s", arch);
-    uint64_t key = program_hash(opt, program_hash(why, program_hash(source, 0)));
+    uint64_t key = fnv1a_str(fnv1a_str(fnv1a_str(FNV_OFFSET, source), why), opt);
     int cached = vclip_cache_dir("kernels", dir, sizeof dir, err, cap) == 0;
     if (cached) {
         snprintf(path, sizeof path, "%s/%016llx.ptx", dir, (unsigned long long)key);
@@ -111,12 +110,7 @@ char *nvrtc_compile(const char *source, const char *arch, char *err, size_t cap)
         else ptx[n] = 0;
     }
     nv.destroy(&prog);
-    if (ptx && cached) { /* best effort: a failed write only costs a recompilation */
-        snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-        FILE *f = fopen(tmp, "wb");
-        int bad = !f || fputs(ptx, f) < 0;
-        if (f && fclose(f)) bad = 1;
-        if (bad || rename(tmp, path)) remove(tmp);
-    }
+    char werr[64];
+    if (ptx && cached) atomic_write(path, ptx, strlen(ptx), werr, sizeof werr); /* best effort: a failure costs a recompilation */
     return ptx;
 }

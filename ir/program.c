@@ -1,13 +1,12 @@
-/* program.c — see program.h: the opcode table, decoding, the reference
- * interpreter and hashing.  The renderers are in render_c.c and
- * render_cuda.c. */
+/* program.c — see program.h: the opcode table, decoding and the reference
+ * interpreter.  The renderers are in codegen/render.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "program.h"
-#include "../ir/loads.h"
-#include "../ir/ops.h"
+#include "loads.h"
+#include "ops.h"
 
 static const char *const names[PR_COUNT] = {
 #define X(id, name, arity) [id] = name,
@@ -171,40 +170,4 @@ void program_load_registers(const Program *p, int rank, const int64_t *idx, int6
         x[k] = in[pick][off];
         q += np;
     }
-}
-
-uint64_t program_hash(const char *s, uint64_t h)
-{
-    if (!h) h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-int program_node_sources(const Node *n, char **c_source, char **cuda_source, char *err, size_t cap)
-{
-    Program p, e;
-    if (c_source) *c_source = NULL;
-    if (cuda_source) *cuda_source = NULL;
-    if (n->op == OP_FUSED_ELEMENTWISE) {
-        if (program_from_node(n, &p, err, cap)) return -1;
-        if (c_source) *c_source = program_render_c(&p);
-        if (cuda_source) *cuda_source = program_render_cuda(&p);
-        program_free(&p);
-    } else if (n->op == OP_FUSED_REDUCE) {
-        if (program_from_attrs(n, "program", "constants", n->n_in, &p, err, cap)) return -1;
-        if (program_from_attrs(n, "epilogue", "epilogue_constants", 1, &e, err, cap)) { program_free(&p); return -1; }
-        const char *r = node_attr_s(n, "reduce", "sum");
-        int red = !strcmp(r, "sum") ? REDUCE_SUM : !strcmp(r, "mean") ? REDUCE_MEAN : REDUCE_MAX;
-        if (c_source) *c_source = program_render_c_reduce(&p, &e, red);
-        if (cuda_source) *cuda_source = program_render_cuda_reduce(&p, &e, red);
-        program_free(&p);
-        program_free(&e);
-    } else return 0;
-    if ((c_source && !*c_source) || (cuda_source && !*cuda_source)) {
-        if (c_source) { free(*c_source); *c_source = NULL; }
-        if (cuda_source) { free(*cuda_source); *cuda_source = NULL; }
-        snprintf(err, cap, "out of memory");
-        return -1;
-    }
-    return 1;
 }

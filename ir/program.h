@@ -1,6 +1,7 @@
 /* program.h — the description of a fused elementwise kernel, the one thing
- * both renderers (C for the CPU, CUDA C for NVRTC) and the reference
- * interpreter read.
+ * both renderers (codegen/render.h: C for the CPU, CUDA C for NVRTC), the
+ * fusion passes and the reference interpreter read.  It is part of the IR:
+ * a FusedElementwise node carries its program in its attributes.
  *
  * A program computes one f32 output element from the elements of its inputs
  * (numpy broadcasting) with straight-line code over registers:
@@ -15,7 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "../ir/ir.h"
+#include "ir.h"
 
 #define PROGRAM_OPS(X)                       \
     X(PR_ADD, "add", 2) X(PR_SUB, "sub", 2)  \
@@ -67,17 +68,6 @@ double program_eval(const Program *p, const double *inputs);
 void program_load_registers(const Program *p, int rank, const int64_t *idx, int64_t flat, const float *const *in,
                             const int64_t *params, double *x);
 
-/* Source text of the kernel (malloc'd, NUL-terminated).  The C kernel is
- *   void vclip_fused(int64_t begin, int64_t end, int rank, const int64_t *dims,
- *                    const float *const *in, const int64_t *strides, float *out)
- * over flat output indices [begin, end) with per-input element strides
- * (strides[k * rank + d], 0 on broadcast dims; NULL: every input is
- * contiguous and of the output's shape); the CUDA kernel is the same with
- * one thread per element.  A program with views reads one pointer per
- * piece from `in`, and `strides` is the parameter block of
- * loads_params (ir/loads.h).  Both are pure functions of the program. */
-char *program_render_c(const Program *p);
-char *program_render_cuda(const Program *p);
 /* Fused reductions (ai.vclip.FusedReduce): a prologue program over the
  * inputs at each element of a row, the row reduced, an epilogue program
  * over the result (register 0).  A program without instructions (n_in 1,
@@ -86,20 +76,5 @@ typedef enum { REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_COUNT } ReduceOp;
 /* The program in attributes code_attr / const_attr of n over n_in
  * registers; an absent code attribute is the identity. */
 int program_from_attrs(const Node *n, const char *code_attr, const char *const_attr, int n_in, Program *p, char *err, size_t cap);
-/* C:    void vclip_reduce(int64_t row_begin, int64_t row_end, int64_t K,
- *                         const float *const *in, const int64_t *rs, float *out)
- *       element k of row r of input i: in[i][r * rs[i] + (rs[i] ? k : 0)]
- *       (rs[i] = K: a full input, 0: a scalar);
- * CUDA: the same over one block per row (rows, K, in, rs, out). */
-char *program_render_c_reduce(const Program *pro, const Program *epi, int reduce);
-char *program_render_cuda_reduce(const Program *pro, const Program *epi, int reduce);
-
-/* The C and CUDA C sources (malloc'd; pass NULL for one not wanted) of a
- * generated-kernel node (FusedElementwise, FusedReduce): 1, or 0 for any
- * other node, or -1 with a message. */
-int program_node_sources(const Node *n, char **c_source, char **cuda_source, char *err, size_t cap);
-
-/* FNV-1a of a string: the cache key of sources. */
-uint64_t program_hash(const char *s, uint64_t h);
 
 #endif
