@@ -6,17 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include "../runtime/cpu/session.h"
 #include "../runtime/train/optimizer.h"
 #include "../runtime/train/train_graph.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#include "../ir/base.h"
 
 int main(int argc, char **argv)
 {

@@ -3,13 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "name_map.h"
+#include "base.h"
 
-static size_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ull; }
-    return (size_t)h;
-}
+static size_t hash(const char *s) { return (size_t)fnv1a_str(FNV_OFFSET, s); }
 
 static int rehash(NameMap *m, size_t cap)
 {

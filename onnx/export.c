@@ -16,6 +16,7 @@
 #include "onnx.pb-c.h"
 #include "onnx_io.h"
 #include "../ir/ops.h"
+#include "../ir/base.h"
 
 #define EXTERNAL_THRESHOLD ((size_t)1 << 30)
 #define EXTERNAL_ALIGN 4096
@@ -290,50 +291,34 @@ static int build_and_write(Exporter *ex, FILE *out, const OnnxSaveOptions *opt)
     return 0;
 }
 
-static int finish_file(FILE *f)
-{
-    int ok = fflush(f) == 0;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    return ok ? 0 : -1;
-}
-
 int onnx_save(const Graph *g, const char *path, const OnnxSaveOptions *opt, char *err, size_t cap)
 {
     Exporter ex = {.g = g, .err = err, .cap = cap};
-    char tmp[4096], ext_path[4096], ext_tmp[4096], msg[IR_ERR_CAP] = "";
+    char ext_path[4096], msg[IR_ERR_CAP] = "";
     ex.err = msg;
     ex.cap = sizeof msg;
     size_t total = 0;
     for (int i = 0; i < g->n_values; i++) if (g->values[i]->konst) total += g->values[i]->konst->nbytes;
     int mode = opt ? opt->external_data : -1;
     int use_ext = mode == 1 || (mode < 0 && total > EXTERNAL_THRESHOLD);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     snprintf(ext_path, sizeof ext_path, "%s.data", path);
-    snprintf(ext_tmp, sizeof ext_tmp, "%s.data.tmp.%d", path, (int)getpid());
     char *base = strdup(ext_path);
     ex.ext_name = base ? basename(base) : "model.data";
-    FILE *out = fopen(tmp, "wb");
-    int rc = -1;
-    if (!out) { snprintf(err, cap, "%s: %s", path, strerror(errno)); free(base); return -1; }
-    if (use_ext && !(ex.ext = fopen(ext_tmp, "wb"))) {
-        snprintf(err, cap, "%s: %s", ext_path, strerror(errno));
-        fclose(out);
-        unlink(tmp);
-        free(base);
-        return -1;
+    AtomicFile out, ext;
+    if (atomic_open(&out, path, "wb", err, cap)) { free(base); return -1; }
+    if (use_ext) {
+        if (atomic_open(&ext, ext_path, "wb", err, cap)) { atomic_abort(&out); free(base); return -1; }
+        ex.ext = ext.f;
     }
-    int built = build_and_write(&ex, out, opt);
-    int closed = finish_file(out);
-    int ext_closed = ex.ext ? finish_file(ex.ext) : 0;
-    if (built || closed || ext_closed) {
+    int rc = -1;
+    /* the data file first: the model never names data that is not complete */
+    if (build_and_write(&ex, out.f, opt)) {
         snprintf(err, cap, "%s: %s", path, ex.oom ? "out of memory" : *msg ? msg : strerror(errno));
-    } else if (ex.ext && rename(ext_tmp, ext_path) != 0) {
-        snprintf(err, cap, "%s: %s", ext_path, strerror(errno));
-    } else if (rename(tmp, path) != 0) {
-        snprintf(err, cap, "%s: %s", path, strerror(errno));
-    } else rc = 0;
-    if (rc) { unlink(tmp); if (ex.ext) unlink(ext_tmp); }
+        atomic_abort(&out);
+        if (use_ext) atomic_abort(&ext);
+    } else if (use_ext && atomic_commit(&ext, err, cap)) {
+        atomic_abort(&out);
+    } else rc = atomic_commit(&out, err, cap);
     arena_free(&ex.a);
     free(base);
     return rc;

@@ -20,6 +20,7 @@
 #include "passes.h"
 #include "rewrite.h"
 #include "../runtime/cpu/exec_node.h"
+#include "../ir/base.h"
 
 #define MAX_CHAIN 24
 #define PROBE_BATCH 2
@@ -109,29 +110,22 @@ typedef struct { int seq_first; int64_t offset, batch, len, channels; } Split;
 typedef struct { uint64_t key; int ok; Split s; int64_t dims[4]; } ProbeEntry;
 typedef struct { ProbeEntry e[PROBE_CACHE]; int n; } ProbeCache;
 
-static uint64_t mix(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ull; }
-    return h;
-}
-
 static uint64_t chain_key(const Value *src, Node **chain, int n, int transposed)
 {
-    uint64_t h = 1469598103934665603ull;
-    h = mix(h, &transposed, sizeof transposed);
-    h = mix(h, &src->shape, sizeof src->shape);
+    uint64_t h = FNV_OFFSET;
+    h = fnv1a(h, &transposed, sizeof transposed);
+    h = fnv1a(h, &src->shape, sizeof src->shape);
     for (int i = 0; i < n; i++) {
         const Node *c = chain[i];
-        h = mix(h, &c->op, sizeof c->op);
+        h = fnv1a(h, &c->op, sizeof c->op);
         for (int a = 0; a < c->n_attrs; a++) {
             const Attr *at = &c->attrs[a];
-            h = mix(h, at->name, strlen(at->name));
-            h = mix(h, &at->i, sizeof at->i);
-            if (at->type == ATTR_INTS && at->n) h = mix(h, at->ints, sizeof(int64_t) * (size_t)at->n);
+            h = fnv1a(h, at->name, strlen(at->name));
+            h = fnv1a(h, &at->i, sizeof at->i);
+            if (at->type == ATTR_INTS && at->n) h = fnv1a(h, at->ints, sizeof(int64_t) * (size_t)at->n);
         }
         for (int j = 1; j < c->n_in; j++)
-            if (c->in[j] && c->in[j]->konst) h = mix(h, c->in[j]->konst->data, c->in[j]->konst->nbytes);
+            if (c->in[j] && c->in[j]->konst) h = fnv1a(h, c->in[j]->konst->data, c->in[j]->konst->nbytes);
     }
     return h;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "npy.h"
+#include "../ir/base.h"
 
 static const struct { const char *descr; DType t; } descrs[] = {
     {"<f4", DT_F32}, {"<f8", DT_F64}, {"<f2", DT_F16}, {"<i8", DT_I64}, {"<i4", DT_I32},
@@ -110,20 +111,14 @@ int npy_save(const char *path, const Tensor *t, char *err, size_t cap)
     memset(hdr + n, ' ', (size_t)pad);
     hdr[n + pad] = '\n';
     int hlen = n + pad + 1;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return -1; }
+    AtomicFile af;
+    if (atomic_open(&af, path, "wb", err, cap)) return -1;
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)hlen, f) == (size_t)hlen &&
-             (t->nbytes == 0 || fwrite(t->data, 1, t->nbytes, f) == t->nbytes);
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, cap, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
+    if (fwrite(pre, 1, 10, af.f) != 10 || fwrite(hdr, 1, (size_t)hlen, af.f) != (size_t)hlen ||
+        (t->nbytes && fwrite(t->data, 1, t->nbytes, af.f) != t->nbytes)) {
+        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
+        atomic_abort(&af);
         return -1;
     }
-    return 0;
+    return atomic_commit(&af, err, cap);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "safetensors.h"
+#include "../ir/base.h"
 
 static const char *st_dtype(DType t)
 {
@@ -48,10 +49,9 @@ int safetensors_save(const char *path, const NamedTensor *tensors, int n, const 
     json_decref(hdr);
     if (!js) { snprintf(err, cap, "%s: out of memory", path); return -1; }
     size_t jl = strlen(js), padded = (jl + 7) & ~(size_t)7;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); free(js); return -1; }
+    AtomicFile af;
+    if (atomic_open(&af, path, "wb", err, cap)) { free(js); return -1; }
+    FILE *f = af.f;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(js, 1, jl, f) == jl;
@@ -59,15 +59,12 @@ int safetensors_save(const char *path, const NamedTensor *tensors, int n, const 
     for (int i = 0; ok && i < n; i++)
         ok = !tensors[i].tensor->nbytes || fwrite(tensors[i].tensor->data, 1, tensors[i].tensor->nbytes, f) == tensors[i].tensor->nbytes;
     free(js);
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, cap, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
+    if (!ok) {
+        snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
+        atomic_abort(&af);
         return -1;
     }
-    return 0;
+    return atomic_commit(&af, err, cap);
 }
 
 static DType from_st_dtype(const char *s)

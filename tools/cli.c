@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -26,13 +25,6 @@ int cli_parse_int(const char *s, int lo, int hi, int *out)
     if (!*s || *end || errno || v < lo || v > hi) return -1;
     *out = (int)v;
     return 0;
-}
-
-double cli_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 char *cli_data_path(const char *relative)

@@ -238,17 +238,18 @@ done:
 /* dst = a copy of src, written to a temporary name and renamed. */
 static int copy_file(const char *src, const char *dst, char *err, size_t cap)
 {
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    FILE *in = fopen(src, "rb"), *o = in ? fopen(tmp, "wb") : NULL;
+    FILE *in = fopen(src, "rb");
+    if (!in) { snprintf(err, cap, "%.1000s: %s", src, strerror(errno)); return -1; }
+    AtomicFile af;
+    if (atomic_open(&af, dst, "wb", err, cap)) { fclose(in); return -1; }
     char buf[1 << 16];
     size_t n;
-    int bad = !o;
-    while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, o) != n;
-    if (in) fclose(in);
-    if (o && fclose(o)) bad = 1;
-    if (bad || rename(tmp, dst)) { snprintf(err, cap, "cannot copy %.1000s to %.1000s", src, dst); remove(tmp); return -1; }
-    return 0;
+    int bad = 0;
+    while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, af.f) != n;
+    bad |= ferror(in);
+    fclose(in);
+    if (bad) { snprintf(err, cap, "cannot copy %.1000s to %.1000s", src, dst); atomic_abort(&af); return -1; }
+    return atomic_commit(&af, err, cap);
 }
 
 /* The pretrained CLIP: from the cache, or trained now and cached. */
@@ -288,11 +289,9 @@ static int pretrained_clip(const Plan *p, int threads, int quiet, char *visual, 
     OnnxSaveOptions so = {.external_data = 0, .producer = "vclip-run demo"};
     if (!rc) rc = onnx_save(gv, visual, &so, err, ecap) || onnx_save(gt, text, &so, err, ecap) ? -1 : 0;
     if (!rc) { /* the learned scale, which fine-tuning starts from; written last: it marks the cache entry complete */
-        char tmp[3200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", scale_path);
-        FILE *f = fopen(tmp, "w");
-        rc = !f || fprintf(f, "%.9g\n", pr.logit_scale) < 0 || fclose(f) || rename(tmp, scale_path) ? -1 : 0;
-        if (rc) snprintf(err, ecap, "%.1000s: cannot write", scale_path);
+        char line[64];
+        int len = snprintf(line, sizeof line, "%.9g\n", pr.logit_scale);
+        rc = atomic_write(scale_path, line, (size_t)len, err, ecap);
         *logit_scale = pr.logit_scale;
     }
     if (!rc && !quiet)
@@ -389,7 +388,7 @@ int cmd_demo(int argc, char **argv)
     if (epochs) p.ft_epochs = epochs;
     if (lr > 0) p.ft_lr = lr;
     char err[2048] = "", visual[4400], text[4400];
-    double t0 = cli_now_ms();
+    double t0 = now_ms();
     if (mkdir(out, 0777) && errno != EEXIST) { fprintf(stderr, "%s: %s: %s\n", TOOL, out, strerror(errno)); return 1; }
     double logit_scale = 0;
     if (pretrained_clip(&p, threads, 0, visual, text, sizeof visual, &logit_scale, err, sizeof err)) { cli_error(TOOL, NULL, err); return 1; }
@@ -498,10 +497,9 @@ int cmd_demo(int argc, char **argv)
         goto done;
     }
     snprintf(path, sizeof path, "%s/results.json", out);
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) { fprintf(stderr, "%s: %s: %s\n", TOOL, tmp, strerror(errno)); goto done; }
+    AtomicFile af;
+    if (atomic_open(&af, path, "w", err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    FILE *f = af.f;
     fprintf(f, "{\n");
     for (int r = 0; r < 3; r++)
         fprintf(f, "  \"%s\": {\"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f},\n", rows[r].key, rows[r].zs, rows[r].cs);
@@ -509,9 +507,9 @@ int cmd_demo(int argc, char **argv)
     for (int i = 0; i < NR; i++)
         fprintf(f, "%s{\"ratio\": %.1f, \"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", i ? ", " : "", ratio[i], zs[i], cs[i]);
     fprintf(f, "],\n  \"chance_top1\": %.4f, \"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, \"seconds\": %.1f\n}\n",
-            chance, CLASSES_PER_SPLIT, n_seen, quick ? "true" : "false", (cli_now_ms() - t0) / 1000);
-    if (fclose(f) || rename(tmp, path)) { fprintf(stderr, "%s: %s: %s\n", TOOL, path, strerror(errno)); goto done; }
-    printf("\nwrote %s/results.json and %s/curve.svg in %.0f s\n", out, out, (cli_now_ms() - t0) / 1000);
+            chance, CLASSES_PER_SPLIT, n_seen, quick ? "true" : "false", (now_ms() - t0) / 1000);
+    if (atomic_commit(&af, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    printf("\nwrote %s/results.json and %s/curve.svg in %.0f s\n", out, out, (now_ms() - t0) / 1000);
     rc = 0;
 done:
     free(seen);

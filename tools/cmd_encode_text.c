@@ -81,7 +81,7 @@ int cmd_encode_text(int argc, char **argv)
     StringList names = {0}, tmpl = {0}, caps = {0}, vids = {0};
     float *cls_feat = NULL, *cap_feat = NULL;
     int rc = 1;
-    double t0 = cli_now_ms();
+    double t0 = now_ms();
     if (!(e.tok = tokenizer_open(&src, err, sizeof err))) goto fail;
     if (classes) {
         if (prompts_load_classes(classes, &names, err, sizeof err)) goto fail;
@@ -127,7 +127,7 @@ int cmd_encode_text(int argc, char **argv)
         if (wr) goto fail;
     }
     fprintf(stderr, "encode-text: %zu classes x %zu templates, %zu captions, D=%d, %.0f ms -> %s\n", names.n, tmpl.n,
-            caps.n, e.dim, cli_now_ms() - t0, out);
+            caps.n, e.dim, now_ms() - t0, out);
     rc = 0;
     goto done;
 oom:

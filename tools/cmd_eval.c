@@ -149,11 +149,11 @@ int cmd_eval(int argc, char **argv)
                  ev.sc.stride, ev.sc.views, ev.sc.crops, ev.sc.crop_size, window, ev.sc.target_fps);
         if (feature_cache_open(&ev.cache, visual, settings, err, sizeof err)) { cli_error(TOOL, "warning (running without a cache)", err); }
     }
-    double t0 = cli_now_ms();
+    double t0 = now_ms();
     if (!protocol) {
         SplitResult r = {0};
         if (eval_split(&ev, list, root, classes, &outs, &r, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-        double sec = (cli_now_ms() - t0) / 1e3;
+        double sec = (now_ms() - t0) / 1e3;
         if (json)
             printf("{\"top1\": %.6f, \"top5\": %.6f, \"mean_class_accuracy\": %.6f, \"n_videos\": %zu, \"n_skipped\": %zu, "
                    "\"decoded\": %zu, \"views\": %d, \"frames\": %d, \"input_size\": %d, \"seconds\": %.2f}\n",

@@ -10,6 +10,7 @@
 #include "../runtime/data/loader.h"
 #include "cli.h"
 #include "commands.h"
+#include "../ir/base.h"
 
 #define TOOL "vclip-run load"
 
@@ -73,24 +74,24 @@ int cmd_load(int argc, char **argv)
     Dataset ds;
     if (dataset_load_csv(argv[optind], root, &ds, err, sizeof err)) { cli_error(TOOL, NULL, err); return 1; }
     lc.ds = &ds;
-    double t0 = cli_now_ms();
+    double t0 = now_ms();
     Loader *l = loader_start(&lc, err, sizeof err);
     if (!l) { cli_error(TOOL, NULL, err); dataset_free(&ds); return 1; }
     Batch b;
     int r, batches = 0;
     long videos = 0;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = FNV_OFFSET;
     while ((r = loader_next(l, &b)) == 1) {
         batches++;
         videos += b.n;
         if (digest) {
             size_t bytes = (size_t)b.n * b.clips * b.frames * b.crop * b.crop * 3;
-            for (size_t i = 0; i < bytes; i++) { h ^= b.pixels[i]; h *= 1099511628211ull; }
-            for (int i = 0; i < b.n; i++) { h ^= (uint64_t)b.labels[i] + 0x9E37; h *= 1099511628211ull; }
+            h = fnv1a(h, b.pixels, bytes);
+            for (int i = 0; i < b.n; i++) h = fnv1a_u64(h, (uint64_t)b.labels[i] + 0x9E37);
         }
         batch_free(&b);
     }
-    double sec = (cli_now_ms() - t0) / 1e3;
+    double sec = (now_ms() - t0) / 1e3;
     size_t skipped = loader_skipped(l), replaced = loader_replaced(l);
     loader_stop(l);
     struct rusage ru;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "png_sheet.h"
+#include "../ir/base.h"
 
 static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 static const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
@@ -29,13 +30,13 @@ int png_contact_sheet(const char *path, const float *clips, int rows, int cols, 
                         img[((size_t)(oy + y) * W + ox + x) * 3 + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
                     }
         }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    png_structp png = fp ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    AtomicFile af;
+    if (atomic_open(&af, path, "wb", err, cap)) { free(img); return -1; }
+    FILE *fp = af.f;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     int rc = -1;
-    if (!fp || !png || !info) { snprintf(err, cap, "%s: %s", path, fp ? "out of memory" : strerror(errno)); goto done; }
+    if (!png || !info) { snprintf(err, cap, "%s: out of memory", path); goto done; }
     if (setjmp(png_jmpbuf(png))) { snprintf(err, cap, "%s: PNG write failed", path); goto done; }
     png_init_io(png, fp);
     png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
@@ -46,9 +47,8 @@ int png_contact_sheet(const char *path, const float *clips, int rows, int cols, 
     rc = 0;
 done:
     if (png) png_destroy_write_struct(&png, info ? &info : NULL);
-    if (fp && fclose(fp) != 0 && rc == 0) { snprintf(err, cap, "%s: %s", path, strerror(errno)); rc = -1; }
-    if (rc == 0 && rename(tmp, path) != 0) { snprintf(err, cap, "%s: %s", path, strerror(errno)); rc = -1; }
-    if (rc) unlink(tmp);
+    if (rc == 0) rc = atomic_commit(&af, err, cap);
+    else atomic_abort(&af);
     free(img);
     return rc;
 }

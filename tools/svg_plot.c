@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "svg_plot.h"
+#include "../ir/base.h"
 
 static void esc(FILE *f, const char *s)
 {
@@ -30,10 +31,9 @@ int svg_curve(const char *path, const double *x, const double *y, const char *co
     const double W = 640, H = 480, L = 70, R = 20, T = 40, B = 60;
 #define SX(v) (L + ((v) - x0) / (x1 - x0) * (W - L - R))
 #define SY(v) (H - B - ((v) - y0) / (y1 - y0) * (H - T - B))
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return -1; }
+    AtomicFile af;
+    if (atomic_open(&af, path, "w", err, cap)) return -1;
+    FILE *f = af.f;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", W / 2);
     esc(f, title);
@@ -62,6 +62,5 @@ int svg_curve(const char *path, const double *x, const double *y, const char *co
     fprintf(f, "</svg>\n");
 #undef SX
 #undef SY
-    if (fclose(f) != 0 || rename(tmp, path) != 0) { snprintf(err, cap, "%s: %s", path, strerror(errno)); unlink(tmp); return -1; }
-    return 0;
+    return atomic_commit(&af, err, cap);
 }

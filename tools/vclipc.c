@@ -20,9 +20,7 @@
 #include "../runtime/cuda/nvrtc.h"
 #include "../codegen/render.h"
 #include "../runtime/cuda/cuda_driver.h"
-#include "../runtime/cpu/session.h"
-#include "../runtime/cpu/gemm.h"
-#include "../runtime/cuda/cuda_exec.h"
+#include "../runtime/model.h"
 #include "../runtime/npy.h"
 #include "cli.h"
 #include "version.h"
@@ -185,13 +183,6 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static size_t cuda_arena(const CudaSession *cs)
-{
-    CudaStats st;
-    cuda_session_stats(cs, &st);
-    return st.arena_bytes;
-}
-
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"input", 1, 0, 'i'}, {"output", 1, 0, 'o'}, {"threads", 1, 0, 't'},
@@ -199,7 +190,8 @@ static int cmd_run(int argc, char **argv)
                                          {"no-fusion", 0, 0, 'F'}, {"target", 1, 0, 'g'}, {"precision", 1, 0, 'p'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     Binding ins[64], outs[64];
-    int n_in = 0, n_out = 0, threads = 0, repeat = 0, json = 0, reference = 0, no_fusion = 0, cuda = 0, bf16 = 0, fp16 = 0, c, rc = 1;
+    int n_in = 0, n_out = 0, repeat = 0, json = 0, c, rc = 1;
+    CompileOptions co = {0};
     while ((c = getopt_long(argc, argv, "i:o:t:r:jRFg:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
@@ -210,19 +202,14 @@ static int cmd_run(int argc, char **argv)
             if (n_out == 64 || parse_binding(optarg, &outs[n_out])) { rc = usage_error("run", "--output needs NAME=FILE.npy"); goto bad_args; }
             n_out++;
             break;
-        case 't': if (cli_parse_int(optarg, 1, 1024, &threads)) { rc = usage_error("run", "--threads needs a positive integer"); goto bad_args; } break;
+        case 't': if (cli_parse_int(optarg, 1, 1024, &co.threads)) { rc = usage_error("run", "--threads needs a positive integer"); goto bad_args; } break;
         case 'r': if (cli_parse_int(optarg, 1, 1000000, &repeat)) { rc = usage_error("run", "--repeat needs a positive integer"); goto bad_args; } break;
         case 'j': json = 1; break;
-        case 'R': reference = 1; break;
-        case 'F': no_fusion = 1; break;
-        case 'g':
-            if (!strcmp(optarg, "cuda")) cuda = 1;
-            else if (strcmp(optarg, "cpu")) { rc = usage_error("run", "--target is cpu or cuda"); goto bad_args; }
-            break;
+        case 'R': co.reference_only = 1; break;
+        case 'F': co.no_fusion = 1; break;
+        case 'g': if (target_parse(optarg, &co.target)) { rc = usage_error("run", "--target is cpu or cuda"); goto bad_args; } break;
         case 'p':
-            if (!strcmp(optarg, "bf16")) bf16 = 1;
-            else if (!strcmp(optarg, "fp16")) fp16 = 1;
-            else if (strcmp(optarg, "fp32")) { rc = usage_error("run", "--precision is fp32, bf16 or fp16 (fp16: --target cuda)"); goto bad_args; }
+            if (precision_parse(optarg, &co.precision)) { rc = usage_error("run", "--precision is fp32, bf16 or fp16 (fp16: --target cuda)"); goto bad_args; }
             break;
         case 'h':
             printf("usage: vclipc run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
@@ -246,42 +233,23 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind != argc - 1) { rc = usage_error("run", "expects exactly one model file"); goto bad_args; }
     char err[1024];
-    if (fp16 && !cuda) { rc = usage_error("run", "--precision fp16 is for --target cuda (the CPU has bf16)"); goto bad_args; }
-    if (cuda && reference) { rc = usage_error("run", "--reference runs the CPU's reference kernels (drop --target cuda)"); goto bad_args; }
-    if (bf16 && (no_fusion || reference)) { rc = usage_error("run", "--precision bf16 runs on the fused, packed kernels (drop --no-fusion and --reference)"); goto bad_args; }
-    if (bf16 && !cuda && !gemm_available(DT_BF16)) {
-        fprintf(stderr, "vclipc run: --precision bf16: this CPU has no AVX512-BF16; use --precision fp32\n");
-        rc = 1;
-        goto bad_args;
-    }
-    double t0 = cli_now_ms();
-    Graph *g = load(argv[optind]);
-    if (!g) { rc = 1; goto bad_args; }
-    PassOptions popt = {.no_fusion = no_fusion}, kopt = popt;
-    kopt.first_index = pipeline_length(default_pipeline) + 1;
-    if (run_passes(g, default_pipeline, &popt, err, sizeof err) || run_passes(g, kernel_pipeline, &kopt, err, sizeof err) ||
-        (bf16 && !cuda && pass_cast_linear_weights_bf16(g, err, sizeof err) < 0)) {
-        print_error(argv[optind], err);
-        graph_free(g);
+    if (compile_check(&co, err, sizeof err)) { rc = usage_error("run", err); goto bad_args; }
+    double t0 = now_ms();
+    Model *m = vclip_compile(argv[optind], &co, err, sizeof err);
+    if (!m) {
+        cli_error("vclipc run", NULL, err);
         rc = 1;
         goto bad_args; /* frees the --input/--output bindings */
     }
-    double load_ms = cli_now_ms() - t0;
+    double load_ms = now_ms() - t0;
+    const Graph *g = model_graph(m);
     Tensor **in_t = calloc((size_t)g->n_inputs + 1, sizeof(Tensor *));
     Tensor **out_t = calloc((size_t)g->n_outputs + 1, sizeof(Tensor *));
     double *times = calloc((size_t)repeat + 1, sizeof(double));
-    Session *s = NULL;
-    CudaSession *cs = NULL;
-    for (int i = 0; i < n_in; i++) {
-        int found = 0;
-        for (int k = 0; k < g->n_inputs; k++) if (strcmp(g->inputs[k]->name, ins[i].name) == 0) found = 1;
-        if (!found) { fprintf(stderr, "vclipc: %s: the model has no input named '%s'\n", argv[optind], ins[i].name); goto done; }
-    }
-    for (int i = 0; i < n_out; i++) {
-        int found = 0;
-        for (int k = 0; k < g->n_outputs; k++) if (strcmp(g->outputs[k]->name, outs[i].name) == 0) found = 1;
-        if (!found) { fprintf(stderr, "vclipc: %s: the model has no output named '%s'\n", argv[optind], outs[i].name); goto done; }
-    }
+    for (int i = 0; i < n_in; i++)
+        if (model_input_index(m, ins[i].name) < 0) { fprintf(stderr, "vclipc: %s: the model has no input named '%s'\n", argv[optind], ins[i].name); goto done; }
+    for (int i = 0; i < n_out; i++)
+        if (model_output_index(m, outs[i].name) < 0) { fprintf(stderr, "vclipc: %s: the model has no output named '%s'\n", argv[optind], outs[i].name); goto done; }
     for (int k = 0; k < g->n_inputs; k++) {
         for (int i = 0; i < n_in; i++)
             if (strcmp(g->inputs[k]->name, ins[i].name) == 0) {
@@ -296,43 +264,33 @@ static int cmd_run(int argc, char **argv)
             goto done;
         }
     }
-    if (cuda) {
-        CudaOptions co = {.compute = bf16 ? GEMM_COMPUTE_BF16 : fp16 ? GEMM_COMPUTE_F16 : GEMM_COMPUTE_F32};
-        if (!(cs = cuda_session_new(g, &co, err, sizeof err))) {
-            fprintf(stderr, "vclipc run: --target cuda: %s\n", err);
-            goto done;
-        }
-    } else {
-        ExecOptions eo = {.threads = threads, .reference_only = reference};
-        s = session_new(g, &eo, err, sizeof err);
-        if (!s) { die(err); goto done; }
-    }
     int iters = repeat ? repeat + 1 : 1;
     for (int it = 0; it < iters; it++) {
         for (int k = 0; k < g->n_outputs; k++) { tensor_free(out_t[k]); out_t[k] = NULL; }
-        double a = cli_now_ms();
-        if (cs ? cuda_session_run(cs, in_t, out_t, err, sizeof err) : session_run(s, in_t, out_t, err, sizeof err)) {
+        double a = now_ms();
+        if (model_run(m, in_t, out_t, err, sizeof err)) {
             print_error(argv[optind], err);
             goto done;
         }
-        if (repeat && it > 0) times[it - 1] = cli_now_ms() - a;
-        if (!repeat) times[0] = cli_now_ms() - a;
+        if (repeat && it > 0) times[it - 1] = now_ms() - a;
+        if (!repeat) times[0] = now_ms() - a;
     }
-    for (int i = 0; i < n_out; i++)
-        for (int k = 0; k < g->n_outputs; k++)
-            if (strcmp(g->outputs[k]->name, outs[i].name) == 0 && npy_save(outs[i].path, out_t[k], err, sizeof err)) {
-                die(err);
-                goto done;
-            }
+    for (int i = 0; i < n_out; i++) {
+        int k = model_output_index(m, outs[i].name);
+        if (npy_save(outs[i].path, out_t[k], err, sizeof err)) { die(err); goto done; }
+    }
     int nt = repeat ? repeat : 1;
     qsort(times, (size_t)nt, sizeof(double), cmp_double);
     double mn = times[0], med = nt % 2 ? times[nt / 2] : 0.5 * (times[nt / 2 - 1] + times[nt / 2]);
+    ModelStats st;
+    model_stats(m, &st);
     if (json) {
         printf("{\"model\": ");
         json_str(stdout, argv[optind]);
-        printf(", \"threads\": %d, \"repeat\": %d, \"load_ms\": %.3f, \"min_ms\": %.3f, \"median_ms\": %.3f, "
-               "\"peak_activation_bytes\": %zu, \"arena_bytes\": %zu, \"outputs\": {",
-               threads, repeat, load_ms, mn, med, s ? session_peak_bytes(s) : 0, s ? session_arena_bytes(s) : cuda_arena(cs));
+        printf(", \"target\": \"%s\", \"threads\": %d, \"repeat\": %d, \"load_ms\": %.3f, \"min_ms\": %.3f, \"median_ms\": %.3f, "
+               "\"peak_activation_bytes\": %zu, \"arena_bytes\": %zu, \"generated_kernels\": %d, \"host_nodes\": %d, \"outputs\": {",
+               target_name(co.target), co.threads, repeat, load_ms, mn, med, st.backend.peak_bytes, st.backend.arena_bytes,
+               st.generated_kernels, st.backend.host_nodes);
         for (int k = 0; k < g->n_outputs; k++) {
             printf("%s", k ? ", " : "");
             json_str(stdout, g->outputs[k]->name);
@@ -352,25 +310,20 @@ static int cmd_run(int argc, char **argv)
             printf("]  mean %.6g  max|x| %.6g\n", n ? sum / (double)n : 0.0, amax);
         }
         char th[32];
-        if (threads) snprintf(th, sizeof th, "%d threads", threads);
+        if (co.threads) snprintf(th, sizeof th, "%d threads", co.threads);
         else snprintf(th, sizeof th, "default threads");
         if (repeat) printf("time: min %.3f ms, median %.3f ms over %d runs (load+compile %.1f ms, %s)\n", mn, med, repeat,
                            load_ms, th);
         else printf("time: %.3f ms (first run; use --repeat N for timings)\n", mn);
-        if (s) printf("peak activations: %.2f MB (planned arena: %.2f MB)\n", session_peak_bytes(s) / 1e6, session_arena_bytes(s) / 1e6);
-        else {
-            CudaStats st;
-            cuda_session_stats(cs, &st);
-            printf("device: %d nodes on the GPU, %d on the host; arena %.2f MB, weights %.1f MB; %d runs replayed a CUDA graph%s%s\n",
-                   st.device_nodes, st.host_nodes, st.arena_bytes / 1e6, st.weight_bytes / 1e6, st.graph_replays,
-                   st.graph_note[0] ? " (" : "", st.graph_note[0] ? st.graph_note : "");
-            if (st.graph_note[0]) printf(")\n");
-        }
+        const BackendStats *b = &st.backend;
+        if (co.target == TARGET_CPU) printf("peak activations: %.2f MB (planned arena: %.2f MB)\n", b->peak_bytes / 1e6, b->arena_bytes / 1e6);
+        else
+            printf("device: %d nodes on the GPU, %d on the host; arena %.2f MB, weights %.1f MB; %d runs replayed a CUDA graph%s%s%s\n",
+                   b->device_nodes, b->host_nodes, b->arena_bytes / 1e6, b->weight_bytes / 1e6, b->graph_replays,
+                   b->note[0] ? " (" : "", b->note, b->note[0] ? ")" : "");
     }
     rc = 0;
 done:
-    session_free(s);
-    cuda_session_free(cs);
     for (int k = 0; k < g->n_inputs; k++) tensor_free(in_t[k]);
     for (int k = 0; k < g->n_outputs; k++) tensor_free(out_t[k]);
     for (int i = 0; i < n_in; i++) { free(ins[i].name); free(ins[i].path); }
@@ -378,7 +331,7 @@ done:
     free(in_t);
     free(out_t);
     free(times);
-    graph_free(g);
+    model_free(m);
     return rc;
 bad_args:
     for (int i = 0; i < n_in; i++) { free(ins[i].name); free(ins[i].path); }
@@ -461,36 +414,32 @@ static int cmd_compile(int argc, char **argv)
                                          {"temporal-window", 1, 0, 'W'}, {"temporal-boundary", 1, 0, 'B'},
                                          {"emit-kernels", 1, 0, 'K'}, {"target", 1, 0, 'g'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *out = NULL, *emit_dir = NULL;
-    int cuda = 0;
-    int standard_ops = 0, frames = 0, window = 1, boundary_mask = 0;
-    PassOptions po = {.verify = 1};
+    int standard_ops = 0, frames = 0;
+    CompileOptions co = {.verify = 1, .window = 1};
     OnnxSaveOptions so = {.external_data = -1, .producer = "vclipc " VCLIP_VERSION};
     int c;
     while ((c = getopt_long(argc, argv, "o:a:d:f:seFST:W:B:K:g:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'K': emit_dir = optarg; break;
-        case 'g':
-            if (!strcmp(optarg, "cuda")) cuda = 1;
-            else if (strcmp(optarg, "cpu")) return usage_error("compile", "--target is cpu or cuda");
-            break;
-        case 'a': po.dump_after = optarg; break;
-        case 'd': po.dump_dir = optarg; break;
+        case 'g': if (target_parse(optarg, &co.target)) return usage_error("compile", "--target is cpu or cuda"); break;
+        case 'a': co.dump_after = optarg; break;
+        case 'd': co.dump_dir = optarg; break;
         case 'f':
-            if (strcmp(optarg, "text") == 0) po.dump_format = DUMP_TEXT;
-            else if (strcmp(optarg, "dot") == 0) po.dump_format = DUMP_DOT;
-            else if (strcmp(optarg, "onnx") == 0) po.dump_format = DUMP_ONNX;
+            if (strcmp(optarg, "text") == 0) co.dump_format = DUMP_TEXT;
+            else if (strcmp(optarg, "dot") == 0) co.dump_format = DUMP_DOT;
+            else if (strcmp(optarg, "onnx") == 0) co.dump_format = DUMP_ONNX;
             else return usage_error("compile", "--dump-format is text, dot or onnx");
             break;
-        case 's': po.stats = 1; break;
+        case 's': co.pass_stats = 1; break;
         case 'e': so.external_data = 1; break;
-        case 'F': po.no_fusion = 1; break;
+        case 'F': co.no_fusion = 1; break;
         case 'S': standard_ops = 1; break;
         case 'T': if (cli_parse_int(optarg, 1, 4096, &frames)) return usage_error("compile", "--frames needs a positive integer"); break;
-        case 'W': if (cli_parse_int(optarg, 0, 64, &window)) return usage_error("compile", "--temporal-window is 0..64"); break;
+        case 'W': if (cli_parse_int(optarg, 0, 64, &co.window)) return usage_error("compile", "--temporal-window is 0..64"); break;
         case 'B':
-            if (!strcmp(optarg, "zero")) boundary_mask = 0;
-            else if (!strcmp(optarg, "mask")) boundary_mask = 1;
+            if (!strcmp(optarg, "zero")) co.boundary_mask = 0;
+            else if (!strcmp(optarg, "mask")) co.boundary_mask = 1;
             else return usage_error("compile", "--temporal-boundary is zero or mask");
             break;
         case 'h': {
@@ -524,18 +473,14 @@ static int cmd_compile(int argc, char **argv)
     if (optind != argc - 1) return usage_error("compile", "expects exactly one model file");
     if (!out) return usage_error("compile", "missing -o OUT.onnx");
     char err[1024];
+    co.frames = frames;
+    if (compile_check(&co, err, sizeof err)) return usage_error("compile", err);
     Graph *g = load(argv[optind]);
     if (!g) return 1;
     int rc = 1;
-    TemporalOptions to = {frames, window, boundary_mask};
-    PassOptions kpo = po;
-    kpo.first_index = pipeline_length(default_pipeline) + 1;
-    if (frames && po.no_fusion) return usage_error("compile", "--frames needs the fusion passes (drop --no-fusion)");
-    if (run_passes(g, default_pipeline, &po, err, sizeof err)) print_error(argv[optind], err);
-    else if (frames && temporal_attention(g, &to, err, sizeof err) < 0) print_error(argv[optind], err);
-    else if (run_passes(g, kernel_pipeline, &kpo, err, sizeof err)) print_error(argv[optind], err);
+    if (compile_graph(g, &co, err, sizeof err)) print_error(argv[optind], err);
     else if (emit_dir && emit_kernels(g, emit_dir, err, sizeof err)) print_error(emit_dir, err);
-    else if (cuda && kernels_to_ptx(g, emit_dir, err, sizeof err)) print_error(argv[optind], err);
+    else if (co.target == TARGET_CUDA && kernels_to_ptx(g, emit_dir, err, sizeof err)) print_error(argv[optind], err);
     else if (standard_ops && pass_lower_to_standard_ops(g, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (onnx_save(g, out, &so, err, sizeof err)) die(err);
     else rc = 0;

@@ -14,6 +14,7 @@
 #include "../cpu/memory_plan.h"
 #include "../../ir/program.h"
 #include "../../ir/loads.h"
+#include "../../ir/base.h"
 
 typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV } Kind;
 
@@ -354,8 +355,8 @@ static int launch_program(Launch *L, const Program *p)
     NodeState *ns = &L->s->nodes[L->i];
     if (!ns->params && L->s->cu->mem_alloc(&ns->params, PARAMS_BYTES)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
     /* uploaded again when a view's operands changed (those come from values, not only from shapes) */
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n_params; i++) h = (h ^ (uint64_t)params[i]) * 1099511628211ull;
+    uint64_t h = FNV_OFFSET;
+    for (size_t i = 0; i < n_params; i++) h = fnv1a_u64(h, (uint64_t)params[i]);
     int upload = !ns->params_ready || h != ns->params_hash;
     int rc = cuda_fused_launch(p, streams, n_params ? params : NULL, n_params, L->out, o->rank, od, L->s->stream, ns->params, upload,
                                L->err, L->cap);

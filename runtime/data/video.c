@@ -22,8 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "video.h"
+#include "../../ir/base.h"
 
 typedef struct {
     AVFormatContext *fmt;
@@ -33,17 +33,10 @@ typedef struct {
     int timed_out;
 } Decoder;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int interrupt_cb(void *opaque)
 {
     Decoder *d = opaque;
-    if (now_s() > d->deadline) { d->timed_out = 1; return 1; }
+    if ((now_ms() / 1e3) > d->deadline) { d->timed_out = 1; return 1; }
     return 0;
 }
 
@@ -74,7 +67,7 @@ static int decoder_open(Decoder *d, const char *path, double time_limit_s, Video
     pthread_once(&once, quiet_ffmpeg);
     memset(d, 0, sizeof *d);
     char msg[256];
-    d->deadline = now_s() + (time_limit_s > 0 ? time_limit_s : 1e9);
+    d->deadline = (now_ms() / 1e3) + (time_limit_s > 0 ? time_limit_s : 1e9);
     d->fmt = avformat_alloc_context();
     if (!d->fmt) { snprintf(err, cap, "%s: out of memory", path); return -1; }
     d->fmt->interrupt_callback = (AVIOInterruptCB){interrupt_cb, d};

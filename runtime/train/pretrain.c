@@ -3,12 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "pretrain.h"
 #include "optimizer.h"
 #include "../cpu/session.h"
 #include "../../passes/autodiff.h"
+#include "../../ir/base.h"
 
 /* Copies the trained weights into a stand-alone tower by name. */
 static int copy_weights(Graph *dst, const Graph *src, char *err, size_t cap)
@@ -23,13 +23,6 @@ static int copy_weights(Graph *dst, const Graph *src, char *err, size_t cap)
         value_set_const(v, t);
     }
     return 0;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, PretrainResult *res, char *err, size_t cap)

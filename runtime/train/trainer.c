@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include "trainer.h"
 #include "checkpoint.h"
 #include "../cpu/session.h"
+#include "../../ir/base.h"
 
 void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs)
 {
@@ -34,13 +34,6 @@ void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs)
     c->max_bad_steps = 5;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t rng_next(uint64_t *s) /* splitmix64 */
 {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -63,23 +56,17 @@ static int trim_metrics(const char *path, int64_t step, char *err, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
-    char *tmp = malloc(strlen(path) + 6), line[4096];
-    if (!tmp) { fclose(f); snprintf(err, cap, "out of memory"); return -1; }
-    snprintf(tmp, strlen(path) + 6, "%s.trim", path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) { snprintf(err, cap, "%s: %s", tmp, strerror(errno)); fclose(f); free(tmp); return -1; }
+    char line[4096];
+    AtomicFile af;
+    if (atomic_open(&af, path, "w", err, cap)) { fclose(f); return -1; }
     while (fgets(line, sizeof line, f)) {
         const char *s = strstr(line, "\"step\": ");
         size_t len = strlen(line);
         if (!s || !len || line[len - 1] != '\n' || strtoll(s + 8, NULL, 10) > step) continue;
-        fputs(line, o);
+        fputs(line, af.f);
     }
     fclose(f);
-    int bad = fflush(o) || fsync(fileno(o));
-    bad |= fclose(o);
-    if (bad || rename(tmp, path)) { snprintf(err, cap, "%s: %s", path, strerror(errno)); free(tmp); return -1; }
-    free(tmp);
-    return 0;
+    return atomic_commit(&af, err, cap);
 }
 
 static void progress_line(const TrainerConfig *c, int64_t epoch, int64_t in_epoch, int64_t per_epoch, int64_t step,
@@ -223,7 +210,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
     int bad_run = 0;
-    double t0 = now_s();
+    double t0 = (now_ms() / 1e3);
     int64_t steps_here = 0;
     for (; st.epoch < c->epochs; st.epoch++, st.step_in_epoch = 0) {
         if (src->begin_epoch(src, st.epoch, st.step_in_epoch, err, cap)) goto done;
@@ -250,7 +237,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             st.step_in_epoch++;
             steps_here++;
             for (int i = 0; i < r.tg.g->n_outputs; i++) { tensor_free(outs[i]); outs[i] = NULL; }
-            double el = now_s() - t0, clips_s = steps_here * gc->batch / (el > 0 ? el : 1e-9);
+            double el = (now_ms() / 1e3) - t0, clips_s = steps_here * gc->batch / (el > 0 ? el : 1e-9);
             double eta = (double)(total - st.step) * el / (double)steps_here;
             char nl[32], nc[32], nn[32];
             fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %s, \"loss_ce\": %s, \"lr\": %.9g, \"alpha\": %.9g, "
@@ -295,7 +282,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     if (write_weights(&r, c, &st, err, cap)) goto done;
     res->steps = st.step;
     res->skipped = st.skipped;
-    res->seconds = now_s() - t0;
+    res->seconds = (now_ms() / 1e3) - t0;
     rc = 0;
 done:
     if (mf) fclose(mf);

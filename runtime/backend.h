@@ -1,0 +1,67 @@
+/* backend.h — what a backend is: a table of functions that makes a session
+ * from an optimized graph, runs it on host tensors, reports what it did,
+ * and moves raw buffers to and from its memory.  The CPU backend
+ * (backend_cpu.c over runtime/cpu/) and the CUDA backend (backend_cuda.c
+ * over runtime/cuda/) are the two tables; the compile API (model.h) picks
+ * one by target, and nothing above it names a backend's own functions.
+ * Adding a backend: a folder runtime/NAME/ with its session, a file
+ * runtime/backend_NAME.c with its table, a row in backend_for(). */
+#ifndef VCLIP_BACKEND_H
+#define VCLIP_BACKEND_H
+
+#include <stddef.h>
+#include "../ir/ir.h"
+
+typedef enum { TARGET_CPU, TARGET_CUDA } Target;
+typedef enum { PRECISION_FP32, PRECISION_BF16, PRECISION_FP16 } Precision;
+
+/* "cpu"/"cuda" and "fp32"/"bf16"/"fp16": 0, or -1 for anything else. */
+int target_parse(const char *s, Target *t);
+int precision_parse(const char *s, Precision *p);
+const char *target_name(Target t);
+const char *precision_name(Precision p);
+
+typedef struct {
+    int threads;          /* CPU threads; 0 = every core */
+    Precision precision;  /* GEMM inputs; sums stay f32 */
+    int reference_only;   /* CPU: the reference kernels only (the test oracle) */
+    int outputs_in_arena; /* outputs stay valid only until the next run (the trainer reads them first) */
+    int no_graphs;        /* CUDA: never capture CUDA graphs */
+} BackendOptions;
+
+typedef struct {
+    size_t peak_bytes;      /* CPU: live intermediates at their peak in the last run */
+    size_t arena_bytes;     /* the planned arena (0 before a run with the same shapes again) */
+    size_t weight_bytes;    /* weights held in the backend's own memory (0 on the CPU) */
+    int device_nodes;       /* CUDA: nodes the last run ran on the device */
+    int host_nodes;         /* CUDA: nodes that fell back to the host's kernels */
+    int graph_replays;      /* CUDA: runs served by a captured CUDA graph */
+    char note[256];         /* CUDA: why runs are not captured, if they are not */
+} BackendStats;
+
+typedef struct Backend {
+    const char *name;
+    /* 0 when it can run here, else -1 and the reason. */
+    int (*available)(char *why, size_t cap);
+    /* A session over g (which must outlive it); NULL with the reason. */
+    void *(*session_new)(Graph *g, const BackendOptions *opt, char *err, size_t cap);
+    /* inputs[i] matches g->inputs[i]; outputs[i] receives g->outputs[i] as a
+     * host tensor the caller frees (unless outputs_in_arena).  0, or -1
+     * with a message naming the node. */
+    int (*run)(void *session, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
+    void (*stats)(const void *session, BackendStats *st);
+    void (*session_free)(void *session);
+    /* Raw buffers in the backend's memory (handles: host pointers on the
+     * CPU, device addresses on CUDA), for data that stays there between
+     * runs.  0, or -1 with the reason. */
+    int (*buffer_alloc)(size_t bytes, unsigned long long *handle, char *err, size_t cap);
+    int (*buffer_write)(unsigned long long handle, const void *src, size_t bytes, char *err, size_t cap);
+    int (*buffer_read)(void *dst, unsigned long long handle, size_t bytes, char *err, size_t cap);
+    void (*buffer_free)(unsigned long long handle);
+} Backend;
+
+extern const Backend cpu_backend;
+extern const Backend cuda_backend;
+const Backend *backend_for(Target t);
+
+#endif

@@ -1,0 +1,78 @@
+/* backend_cpu.c — the CPU backend's table (backend.h) over the CPU session
+ * (runtime/cpu/session.h): host memory, our kernels and the JIT. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend.h"
+#include "cpu/gemm.h"
+#include "cpu/session.h"
+
+static int cpu_available(char *why, size_t cap)
+{
+    (void)why;
+    (void)cap;
+    return 0;
+}
+
+static void *cpu_session_new(Graph *g, const BackendOptions *o, char *err, size_t cap)
+{
+    if (o->precision == PRECISION_FP16) { snprintf(err, cap, "--precision fp16 is for --target cuda (the CPU has bf16)"); return NULL; }
+    if (o->precision == PRECISION_BF16 && !gemm_available(DT_BF16)) {
+        snprintf(err, cap, "--precision bf16: this CPU has no AVX512-BF16; use --precision fp32");
+        return NULL;
+    }
+    ExecOptions eo = {.threads = o->threads, .reference_only = o->reference_only, .outputs_in_arena = o->outputs_in_arena};
+    return session_new(g, &eo, err, cap);
+}
+
+static int cpu_run(void *s, Tensor *const *in, Tensor **out, char *err, size_t cap) { return session_run(s, in, out, err, cap); }
+
+static void cpu_stats(const void *s, BackendStats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->peak_bytes = session_peak_bytes(s);
+    st->arena_bytes = session_arena_bytes(s);
+}
+
+static void cpu_session_free(void *s) { session_free(s); }
+
+static int cpu_buffer_alloc(size_t bytes, unsigned long long *h, char *err, size_t cap)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) { snprintf(err, cap, "out of memory (%zu bytes)", bytes); return -1; }
+    *h = (unsigned long long)(uintptr_t)p;
+    return 0;
+}
+
+static int cpu_buffer_write(unsigned long long h, const void *src, size_t bytes, char *err, size_t cap)
+{
+    (void)err;
+    (void)cap;
+    memcpy((void *)(uintptr_t)h, src, bytes);
+    return 0;
+}
+
+static int cpu_buffer_read(void *dst, unsigned long long h, size_t bytes, char *err, size_t cap)
+{
+    (void)err;
+    (void)cap;
+    memcpy(dst, (const void *)(uintptr_t)h, bytes);
+    return 0;
+}
+
+static void cpu_buffer_free(unsigned long long h) { free((void *)(uintptr_t)h); }
+
+const Backend cpu_backend = {
+    .name = "cpu",
+    .available = cpu_available,
+    .session_new = cpu_session_new,
+    .run = cpu_run,
+    .stats = cpu_stats,
+    .session_free = cpu_session_free,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_write = cpu_buffer_write,
+    .buffer_read = cpu_buffer_read,
+    .buffer_free = cpu_buffer_free,
+};

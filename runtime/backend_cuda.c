@@ -1,0 +1,87 @@
+/* backend_cuda.c — the CUDA backend's table (backend.h) over the CUDA
+ * session (runtime/cuda/cuda_exec.h): device 0, cuBLASLt GEMMs, NVRTC
+ * kernels, CUDA graphs.  Where there is no driver or device, available()
+ * and session_new() say so. */
+#include <stdio.h>
+#include <string.h>
+#include "backend.h"
+#include "cuda/cuda_api.h"
+#include "cuda/cuda_exec.h"
+
+static int cuda_available(char *why, size_t cap) { return cuda_api(why, cap) ? 0 : -1; }
+
+static void *cuda_backend_session_new(Graph *g, const BackendOptions *o, char *err, size_t cap)
+{
+    if (o->reference_only) { snprintf(err, cap, "--reference runs the CPU's reference kernels (use --target cpu)"); return NULL; }
+    CudaOptions co = {.compute = o->precision == PRECISION_BF16 ? GEMM_COMPUTE_BF16
+                                 : o->precision == PRECISION_FP16 ? GEMM_COMPUTE_F16
+                                                                  : GEMM_COMPUTE_F32,
+                      .no_graphs = o->no_graphs};
+    return cuda_session_new(g, &co, err, cap);
+}
+
+static int cuda_backend_run(void *s, Tensor *const *in, Tensor **out, char *err, size_t cap)
+{
+    return cuda_session_run(s, in, out, err, cap);
+}
+
+static void cuda_backend_stats(const void *s, BackendStats *st)
+{
+    CudaStats cs;
+    cuda_session_stats(s, &cs);
+    memset(st, 0, sizeof *st);
+    st->arena_bytes = cs.arena_bytes;
+    st->weight_bytes = cs.weight_bytes;
+    st->device_nodes = cs.device_nodes;
+    st->host_nodes = cs.host_nodes;
+    st->graph_replays = cs.graph_replays;
+    snprintf(st->note, sizeof st->note, "%s", cs.graph_note);
+}
+
+static void cuda_backend_session_free(void *s) { cuda_session_free(s); }
+
+static int cuda_buffer_alloc(size_t bytes, unsigned long long *h, char *err, size_t cap)
+{
+    const CudaApi *cu = cuda_api(err, cap);
+    CuPtr p = 0;
+    if (!cu) return -1;
+    if (cu->mem_alloc(&p, bytes ? bytes : 1)) { snprintf(err, cap, "device allocation of %zu bytes failed", bytes); return -1; }
+    *h = p;
+    return 0;
+}
+
+static int cuda_buffer_write(unsigned long long h, const void *src, size_t bytes, char *err, size_t cap)
+{
+    const CudaApi *cu = cuda_api(err, cap);
+    if (!cu) return -1;
+    if (cu->h2d(h, src, bytes)) { snprintf(err, cap, "copy of %zu bytes to the device failed", bytes); return -1; }
+    return 0;
+}
+
+static int cuda_buffer_read(void *dst, unsigned long long h, size_t bytes, char *err, size_t cap)
+{
+    const CudaApi *cu = cuda_api(err, cap);
+    if (!cu) return -1;
+    if (cu->d2h(dst, h, bytes)) { snprintf(err, cap, "copy of %zu bytes from the device failed", bytes); return -1; }
+    return 0;
+}
+
+static void cuda_buffer_free(unsigned long long h)
+{
+    char err[8];
+    const CudaApi *cu = cuda_api(err, sizeof err);
+    if (cu && h) cu->mem_free(h);
+}
+
+const Backend cuda_backend = {
+    .name = "cuda",
+    .available = cuda_available,
+    .session_new = cuda_backend_session_new,
+    .run = cuda_backend_run,
+    .stats = cuda_backend_stats,
+    .session_free = cuda_backend_session_free,
+    .buffer_alloc = cuda_buffer_alloc,
+    .buffer_write = cuda_buffer_write,
+    .buffer_read = cuda_buffer_read,
+    .buffer_free = cuda_buffer_free,
+};
