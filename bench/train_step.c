@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include "../runtime/cpu/session.h"
+#include "../runtime/model.h"
 #include "../runtime/train/optimizer.h"
 #include "../runtime/train/train_graph.h"
 #include "../ir/base.h"
@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         if (D == 1024) { fprintf(stderr, "%s\n", err); return 1; }
     }
     double t_build = now_ms() - t_start;
-    Session *sess = session_new(tg.g, &(ExecOptions){.threads = threads, .outputs_in_arena = 1}, err, sizeof err);
+    Model *sess = model_new(tg.g, 0, &(CompileOptions){.threads = threads, .outputs_in_arena = 1}, err, sizeof err);
     if (!sess) { fprintf(stderr, "%s\n", err); return 1; }
     const Value *vv = tg.video;
     int64_t vd[5];
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     double best = 1e30, total = 0, loss = 0;
     for (int st = 0; st <= steps; st++) { /* step 0 warms up */
         double t0 = now_ms();
-        if (session_run(sess, in, outs, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+        if (model_run(sess, in, outs, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
         loss = tensor_get_f64(outs[0], 0);
         double norm = grad_global_norm(outs + 3, tg.n_params);
         adamw_step(&opt, outs + 3, 1e-5, clip_scale(norm, 1.0));

@@ -96,3 +96,27 @@ int atomic_write(const char *path, const void *data, size_t n, char *err, size_t
     }
     return atomic_commit(&af, err, cap);
 }
+
+char *read_file(const char *path, size_t *len, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return NULL; }
+    size_t n = 0, c = 1 << 16;
+    char *buf = malloc(c);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, c - n - 1, f)) > 0) {
+        n += r;
+        if (c - n < 4096) {
+            char *nb = realloc(buf, c * 2);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            c *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) { snprintf(err, cap, "%s: %s", path, buf ? "read error" : "out of memory"); free(buf); return NULL; }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}

@@ -42,4 +42,8 @@ void atomic_abort(AtomicFile *af);
 /* The whole of data[n] as path's new contents.  0, or -1 with a message. */
 int atomic_write(const char *path, const void *data, size_t n, char *err, size_t cap);
 
+/* A whole file in memory, NUL-terminated (*len bytes before the NUL; len may
+ * be NULL).  NULL with a message naming the file. */
+char *read_file(const char *path, size_t *len, char *err, size_t cap);
+
 #endif

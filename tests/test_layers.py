@@ -153,3 +153,34 @@ def test_checker_catches_circles(tmp_path):
     (tmp_path / "runtime" / "cuda" / "c.h").write_text('#include "../../passes/p.h"\n')
     folder_cycle, _ = circles(include_edges(str(tmp_path)))
     assert folder_cycle is not None and "passes" in folder_cycle
+
+
+# One place decides the pipeline: outside passes/ (which defines them), the
+# sessions (which define themselves) and the tests, only the compile API
+# runs pass pipelines or makes sessions.
+PIPELINE_CALLS = re.compile(r"\b(run_passes|temporal_attention|session_new|cuda_session_new)\s*\(")
+PIPELINE_OWNERS = ("runtime/model.c", "runtime/backend_cpu.c", "runtime/backend_cuda.c",
+                   "runtime/cpu/session.c", "runtime/cuda/cuda_exec.c")
+
+
+def pipeline_callers(root=ROOT):
+    found = []
+    for src in sources(root):
+        if not src.endswith(".c") or src.startswith(("passes/", "tests/")) or src in PIPELINE_OWNERS:
+            continue
+        with open(os.path.join(root, src), errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if PIPELINE_CALLS.search(line) and not line.lstrip().startswith(("*", "/*", "//")):
+                    found.append(f"{src}:{n}: {line.strip()}")
+    return found
+
+
+def test_one_compile_path():
+    found = pipeline_callers()
+    assert not found, "pipelines or sessions put together outside runtime/model.c:\n  " + "\n  ".join(found)
+
+
+def test_one_compile_path_checker_can_fail(tmp_path):
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "x.c").write_text("int f(Graph *g) { return run_passes(g, 0, 0, 0, 0); }\n")
+    assert len(pipeline_callers(str(tmp_path))) == 1

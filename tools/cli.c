@@ -48,32 +48,15 @@ char *cli_data_path(const char *relative)
     return NULL;
 }
 
-char *cli_read_file(const char *path, size_t *len, char *err, size_t cap)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, cap, "%s: %s", path, strerror(errno)); return NULL; }
-    size_t n = 0, c = 1 << 16;
-    char *buf = malloc(c);
-    size_t r;
-    while (buf && (r = fread(buf + n, 1, c - n - 1, f)) > 0) {
-        n += r;
-        if (c - n < 4096) {
-            char *nb = realloc(buf, c * 2);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            c *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) { snprintf(err, cap, "%s: %s", path, buf ? "read error" : "out of memory"); free(buf); return NULL; }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 int cli_usage_error(const char *tool, const char *msg)
 {
     fprintf(stderr, "%s: %s\n", tool, msg);
     return 2;
+}
+
+int cli_compile_option(int code, const char *arg, CompileOptions *co, char *err, size_t cap)
+{
+    if (code == CLI_OPT_TARGET && target_parse(arg, &co->target)) { snprintf(err, cap, "--target is cpu or cuda"); return -1; }
+    if (code == CLI_OPT_PRECISION && precision_parse(arg, &co->precision)) { snprintf(err, cap, "--precision is fp32, bf16 or fp16"); return -1; }
+    return compile_check(co, err, cap);
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include "../ir/base.h"
+#include "../runtime/model.h"
 
 /* "TOOL: PREFIX: MSG\n" on stderr with control bytes shown as \xNN. */
 void cli_error(const char *tool, const char *prefix, const char *msg);
@@ -16,7 +17,17 @@ int cli_usage_error(const char *tool, const char *msg);
  * repository root: looked up next to the binary (BIN/.., BIN/../..) and
  * in the source folder it was built from.  malloc'd, NULL if not found. */
 char *cli_data_path(const char *relative);
-/* Whole file into memory, NUL-terminated; NULL with a message. */
-char *cli_read_file(const char *path, size_t *len, char *err, size_t cap);
+
+/* --target and --precision, which every command that runs a model takes:
+ * put CLI_COMPILE_OPTIONS in the getopt_long table, pass the two codes to
+ * cli_compile_option, and print CLI_COMPILE_HELP in --help. */
+enum { CLI_OPT_TARGET = 0x100, CLI_OPT_PRECISION };
+#define CLI_COMPILE_OPTIONS {"target", 1, 0, CLI_OPT_TARGET}, {"precision", 1, 0, CLI_OPT_PRECISION}
+#define CLI_COMPILE_HELP                                                                                  \
+    "  --target cpu|cuda   where the model runs (default cpu; cuda: device 0, a clear error without one)\n" \
+    "  --precision fp32|bf16|fp16   GEMM inputs, sums in f32 (default fp32; bf16 on the CPU needs\n"      \
+    "                      AVX512-BF16; fp16 is for cuda)\n"
+/* 0, or -1 with a usage message in err. */
+int cli_compile_option(int code, const char *arg, CompileOptions *co, char *err, size_t cap);
 
 #endif

@@ -34,7 +34,7 @@
 #include "commands.h"
 #include "evaluator.h"
 #include "svg_plot.h"
-#include "text_features.h"
+#include "../runtime/eval/text_features.h"
 
 #define TOOL "vclip-run demo"
 #define SEEN_COLOURS 3 /* red, green, blue; the other three are unseen */
@@ -47,6 +47,7 @@ static const char *usage =
     "  evaluates zero-shot on unseen colours and close-set on the seen ones.\n"
     "  --out DIR     results.json, curve.svg, clip/, plain/, open_vclip/ (default demo-out)\n"
     "  --threads N   compute threads (default: all cores)\n"
+    "  --target cpu  where it runs (cuda: not supported yet, said at once); --precision fp32\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
     "  --epochs N --lr X   fine-tuning epochs (12) and peak learning rate (3e-4)\n"
     "  --write-videos  also write the test videos (OUT/videos/{seen,unseen}/*.nut, lossless), their\n"
@@ -177,7 +178,7 @@ static int top1(const EvalEnv *e, const char *weights, double r, int window, con
                 double *out, char *err, size_t cap)
 {
     int rc = -1, applied, unused;
-    Session *s = NULL;
+    Model *s = NULL;
     Tensor *in = NULL;
     char msg[IR_ERR_CAP];
     Graph *g = onnx_load(e->clip_onnx, err, cap), *t = NULL;
@@ -186,10 +187,9 @@ static int top1(const EvalEnv *e, const char *weights, double r, int window, con
         if (!(t = onnx_load(e->clip_onnx, err, cap)) || checkpoint_apply(t, weights, &applied, &unused, err, cap)) goto done;
         if (patch_weights(g, t, (float)r, msg, sizeof msg) < 0) { snprintf(err, cap, "%s", msg); goto done; }
     }
-    PassOptions po = {0};
-    TemporalOptions to = {.frames = e->frames, .window = window};
-    if (run_passes(g, default_pipeline, &po, msg, sizeof msg) || temporal_attention(g, &to, msg, sizeof msg) < 0) { snprintf(err, cap, "%s", msg); goto done; }
-    if (!(s = session_new(g, &(ExecOptions){.threads = e->threads}, err, cap))) goto done;
+    s = vclip_compile_graph(g, e->clip_onnx, &(CompileOptions){.threads = e->threads, .frames = e->frames, .window = window}, err, cap);
+    g = NULL; /* the model's now */
+    if (!s) goto done;
     const int B = 16;
     size_t clip = (size_t)e->frames * 3 * (size_t)e->S * (size_t)e->S, correct = 0;
     uint8_t *pix = malloc(clip);
@@ -205,7 +205,7 @@ static int top1(const EvalEnv *e, const char *weights, double r, int window, con
             normalize_clip(pix, e->frames, e->S, (float *)in->data + i * clip);
         }
         Tensor *o = NULL;
-        if (session_run(s, &in, &o, err, cap)) { free(pix); goto done; }
+        if (model_run(s, &in, &o, err, cap)) { free(pix); goto done; }
         const float *f = o->data;
         for (size_t i = 0; i < b; i++) {
             double best = -INFINITY;
@@ -229,7 +229,7 @@ static int top1(const EvalEnv *e, const char *weights, double r, int window, con
     rc = 0;
 done:
     tensor_free(in);
-    session_free(s);
+    model_free(s);
     graph_free(g);
     graph_free(t);
     return rc;
@@ -360,8 +360,10 @@ int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {{"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quick", 0, 0, 'q'},
                                          {"write-videos", 0, 0, 'w'}, {"epochs", 1, 0, 'e'}, {"lr", 1, 0, 'l'},
-                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int epochs = 0;
+    CompileOptions co = {0};
+    char cerr[256];
     double lr = 0;
     char *end;
     const char *out = "demo-out";
@@ -373,6 +375,10 @@ int cmd_demo(int argc, char **argv)
         case 't': if (cli_parse_int(optarg, 1, 256, &threads)) return cli_usage_error(TOOL, "--threads needs 1..256"); break;
         case 'q': quick = 1; break;
         case 'w': write_videos = 1; break;
+        case CLI_OPT_TARGET:
+        case CLI_OPT_PRECISION:
+            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) return cli_usage_error(TOOL, cerr);
+            break;
         case 'e': if (cli_parse_int(optarg, 1, 1000, &epochs)) return cli_usage_error(TOOL, "--epochs needs 1..1000"); break;
         case 'l': lr = strtod(optarg, &end); if (*end || !(lr > 0)) return cli_usage_error(TOOL, "--lr needs a positive number"); break;
         case 'h': fputs(usage, stdout); return 0;
@@ -380,6 +386,10 @@ int cmd_demo(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
+    char err[2048] = "", visual[4400], text[4400];
+    if (trainer_check_target(co.target, err, sizeof err)) { cli_error(TOOL, NULL, err); return 1; }
+    if (co.precision != PRECISION_FP32) { cli_error(TOOL, NULL, "--precision: the demo trains in fp32 for now"); return 1; }
+    co.threads = threads;
     Plan p = {.clip = {.image = 32, .patch = 8, .width = 64, .layers = 2, .heads = 2, .context = 16, .vocab = 49408,
                        .text_width = 64, .text_layers = 2, .text_heads = 2, .embed = 32},
               .frames = 8, .pre_batch = 64, .train_per_class = 8, .test_per_class = 8, .ft_batch = 8, .ft_epochs = 12,
@@ -387,7 +397,6 @@ int cmd_demo(int argc, char **argv)
     if (quick) { p.pre_steps = 6; p.pre_batch = 16; p.train_per_class = 1; p.test_per_class = 1; p.ft_epochs = 2; }
     if (epochs) p.ft_epochs = epochs;
     if (lr > 0) p.ft_lr = lr;
-    char err[2048] = "", visual[4400], text[4400];
     double t0 = now_ms();
     if (mkdir(out, 0777) && errno != EEXIST) { fprintf(stderr, "%s: %s: %s\n", TOOL, out, strerror(errno)); return 1; }
     double logit_scale = 0;
@@ -411,7 +420,7 @@ int cmd_demo(int argc, char **argv)
     Tensor *cf_all = NULL, *cf_seen = NULL;
     float *caption_feats = NULL;
     Video *seen = NULL, *unseen = NULL;
-    if (evaluator_open_text(&ev, text, threads, err, sizeof err)) { cli_error(TOOL, text, err); goto done; }
+    if (evaluator_open_text(&ev, text, &co, err, sizeof err)) { cli_error(TOOL, text, err); goto done; }
     /* class features of all 108 classes with the 28 templates; captions are the plain descriptions */
     names.items = calloc(SW_CLASSES, sizeof(char *));
     descs.items = calloc(CLASSES_PER_SPLIT, sizeof(char *));

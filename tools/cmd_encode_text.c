@@ -18,7 +18,7 @@
 #include "../runtime/safetensors.h"
 #include "cli.h"
 #include "commands.h"
-#include "text_features.h"
+#include "../runtime/eval/text_features.h"
 
 #define TOOL "vclip-run encode-text"
 
@@ -33,6 +33,7 @@ static const char *usage =
     "  --no-normalize      keep class names as given (default: CamelCase and '_' -> words)\n"
     "  --batch N           texts per forward pass (default 64)\n"
     "  --threads N         BLAS threads\n"
+    CLI_COMPILE_HELP
     "  --vocab GZ | --hf-vocab JSON --hf-merges TXT   tokenizer vocabulary\n"
     "Output tensors: class_features [C, D], caption_features [N, D]; f32, unit L2 norm.\n";
 
@@ -50,10 +51,12 @@ int cmd_encode_text(int argc, char **argv)
     static const struct option opts[] = {
         {"text-model", 1, 0, 'm'}, {"classes", 1, 0, 'c'}, {"captions", 1, 0, 'p'}, {"templates", 1, 0, 't'},
         {"no-normalize", 0, 0, 'N'}, {"batch", 1, 0, 'b'}, {"threads", 1, 0, 'T'}, {"output", 1, 0, 'o'},
-        {"vocab", 1, 0, 'v'}, {"hf-vocab", 1, 0, 'j'}, {"hf-merges", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"vocab", 1, 0, 'v'}, {"hf-vocab", 1, 0, 'j'}, {"hf-merges", 1, 0, 'k'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *model = NULL, *classes = NULL, *captions = NULL, *templates = NULL, *out = NULL;
     TokenizerSource src = {0};
     int normalize = 1, batch = 64, threads = 0, c;
+    CompileOptions co = {0};
+    char cerr[256];
     while ((c = getopt_long(argc, argv, "m:c:p:t:Nb:T:o:v:j:k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
@@ -67,6 +70,10 @@ int cmd_encode_text(int argc, char **argv)
         case 'v': src.gz = optarg; break;
         case 'j': src.hf_vocab = optarg; break;
         case 'k': src.hf_merges = optarg; break;
+        case CLI_OPT_TARGET:
+        case CLI_OPT_PRECISION:
+            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -94,7 +101,8 @@ int cmd_encode_text(int argc, char **argv)
         }
     }
     if (captions && load_captions(captions, &caps, &vids, err, sizeof err)) goto fail;
-    if (encoder_open(&e, model, threads, err, sizeof err)) goto fail;
+    co.threads = threads;
+    if (encoder_open(&e, model, &co, err, sizeof err)) goto fail;
     size_t D = (size_t)e.dim;
     if (classes) {
         if (!(cls_feat = malloc(sizeof(float) * (names.n ? names.n : 1) * D))) goto oom;

@@ -20,7 +20,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "evaluator.h"
-#include "text_features.h"
+#include "../runtime/eval/text_features.h"
 
 #define TOOL "vclip-run eval"
 
@@ -41,6 +41,7 @@ static const char *usage =
     "  --views N --crops 1|3 --stride S   test views per video (3, 1), sampling stride (16)\n"
     "  --logit-scale X     default 100 (CLIP's)\n"
     "  --batch N --workers N --threads N   videos per forward pass (4), decoders (2), BLAS threads\n"
+    CLI_COMPILE_HELP
     "  --no-cache          do not read or write the feature cache ($VCLIP_CACHE_DIR)\n"
     "  --predictions F.csv --scores F.npy --confusion F.csv   outputs (single list)\n"
     "  --json              one JSON object: top1, top5, mean_class_accuracy, n_videos, n_skipped\n"
@@ -92,11 +93,13 @@ int cmd_eval(int argc, char **argv)
         {"stride", 1, 0, 'S'}, {"logit-scale", 1, 0, 'x'}, {"batch", 1, 0, 'b'}, {"workers", 1, 0, 'w'},
         {"threads", 1, 0, 't'}, {"predictions", 1, 0, 'P'}, {"scores", 1, 0, 'Q'}, {"confusion", 1, 0, 'M'},
         {"protocol", 1, 0, 'p'}, {"dataset", 1, 0, 'd'}, {"protocols", 1, 0, 'D'}, {"no-cache", 0, 0, 'N'},
-        {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", 0, 0, 'j'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *classes = NULL, *text_model = NULL, *list = NULL, *root = ".", *protocol = NULL, *dataset = NULL;
     const char *protocols_dir = NULL;
     Outputs outs = {0};
     int frames = 8, window = 1, threads = 0, json = 0, no_cache = 0, c;
+    CompileOptions co = {0};
+    char cerr[256];
     Evaluator ev;
     evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "V:c:m:L:r:v:C:T:W:S:x:b:w:t:P:Q:M:p:d:D:Njh", opts, NULL)) != -1) {
@@ -124,6 +127,10 @@ int cmd_eval(int argc, char **argv)
         case 'D': protocols_dir = optarg; break;
         case 'N': no_cache = 1; break;
         case 'j': json = 1; break;
+        case CLI_OPT_TARGET:
+        case CLI_OPT_PRECISION:
+            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -139,14 +146,16 @@ int cmd_eval(int argc, char **argv)
     if (n_splits < 0) { cli_error(TOOL, NULL, "use --protocol ep1|ep2|ep3 with --dataset ucf101|hmdb51, or --protocol k600 with --dataset k600"); return 2; }
     char err[1024], *pdir = NULL;
     int rc = 1;
-    if (video_model_open(&ev.vm, visual, frames, window, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    co.threads = threads;
+    if (video_model_open(&ev.vm, visual, frames, window, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     ev.sc.frames = ev.vm.T;
     ev.sc.crop_size = ev.vm.size;
-    if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (!no_cache) {
         char settings[256];
-        snprintf(settings, sizeof settings, "frames=%d stride=%d views=%d crops=%d size=%d window=%d tfps=%g", ev.sc.frames,
-                 ev.sc.stride, ev.sc.views, ev.sc.crops, ev.sc.crop_size, window, ev.sc.target_fps);
+        snprintf(settings, sizeof settings, "frames=%d stride=%d views=%d crops=%d size=%d window=%d tfps=%g target=%s precision=%s", ev.sc.frames,
+                 ev.sc.stride, ev.sc.views, ev.sc.crops, ev.sc.crop_size, window, ev.sc.target_fps, target_name(co.target),
+                 precision_name(co.precision));
         if (feature_cache_open(&ev.cache, visual, settings, err, sizeof err)) { cli_error(TOOL, "warning (running without a cache)", err); }
     }
     double t0 = now_ms();

@@ -29,7 +29,7 @@ int cmd_probe(int argc, char **argv)
     if (optind != argc - 1) { cli_error(TOOL, NULL, "expects one LIST.csv"); return 2; }
     char err[1024];
     size_t len;
-    char *buf = cli_read_file(argv[optind], &len, err, sizeof err);
+    char *buf = read_file(argv[optind], &len, err, sizeof err);
     if (!buf) { cli_error(TOOL, NULL, err); return 1; }
     int total = 0, bad = 0, lineno = 0;
     for (char *line = buf; line && *line;) {

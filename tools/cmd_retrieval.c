@@ -12,7 +12,7 @@
 #include "../runtime/npy.h"
 #include "cli.h"
 #include "commands.h"
-#include "text_features.h"
+#include "../runtime/eval/text_features.h"
 
 #define TOOL "vclip-run retrieval"
 
@@ -24,6 +24,7 @@ static const char *usage =
     "  --views N --stride S --frames T --temporal-window W   as in eval\n"
     "  --similarity S.npy --owners O.npy   f32 [captions, videos] and each caption's video index\n"
     "  --save-similarity S.npy             write the caption x video similarity matrix\n"
+    CLI_COMPILE_HELP
     "  --json              text_to_video / video_to_text: r1, r5, r10, median_rank, mean_rank\n"
     "Ranks are 1-based; ties put the lower index first.  Unreadable videos are left out with\n"
     "their captions and counted (n_skipped).\n";
@@ -77,9 +78,11 @@ int cmd_retrieval(int argc, char **argv)
         {"visual", 1, 0, 'V'}, {"text-model", 1, 0, 'm'}, {"captions", 1, 0, 'c'}, {"root", 1, 0, 'r'}, {"views", 1, 0, 'v'},
         {"stride", 1, 0, 'S'}, {"frames", 1, 0, 'T'}, {"temporal-window", 1, 0, 'W'}, {"similarity", 1, 0, 's'},
         {"owners", 1, 0, 'o'}, {"save-similarity", 1, 0, 'w'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *text_model = NULL, *captions = NULL, *root = ".", *sim_in = NULL, *owners = NULL, *sim_out = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
+    CompileOptions co = {0};
+    char cerr[256];
     SamplingConfig sc;
     sampling_defaults(&sc);
     while ((c = getopt_long(argc, argv, "V:m:c:r:v:S:T:W:s:o:w:t:jh", opts, NULL)) != -1) {
@@ -98,6 +101,10 @@ int cmd_retrieval(int argc, char **argv)
         case 'w': sim_out = optarg; break;
         case 't': bad = cli_parse_int(optarg, 1, 1024, &threads); break;
         case 'j': json = 1; break;
+        case CLI_OPT_TARGET:
+        case CLI_OPT_PRECISION:
+            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -140,8 +147,9 @@ int cmd_retrieval(int argc, char **argv)
         vid_of[i] = v;
     }
     free(first);
-    if (video_model_open(&vm, visual, frames, window, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-    if (!(enc.tok = tokenizer_open(&src, err, sizeof err)) || encoder_open(&enc, text_model, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    co.threads = threads;
+    if (video_model_open(&vm, visual, frames, window, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (!(enc.tok = tokenizer_open(&src, err, sizeof err)) || encoder_open(&enc, text_model, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (enc.dim != vm.D) { fprintf(stderr, "%s: text features have %d dims, video features %d\n", TOOL, enc.dim, vm.D); goto done; }
     sc.frames = vm.T;
     sc.crop_size = vm.size;

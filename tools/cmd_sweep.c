@@ -26,7 +26,8 @@ static const char *usage =
     "  --ratios 0:1:0.1      r from A to B by STEP; r = 1 is CLIP, r = 0 the fine-tuned model\n"
     "  --*-classes           encode-text .safetensors, or class lists with --text-model\n"
     "  --zero-shot-root, --close-root   when the two lists live under different folders\n"
-    "  --views N --frames T --temporal-window W   as in eval\n";
+    "  --views N --frames T --temporal-window W   as in eval\n"
+    CLI_COMPILE_HELP;
 
 int cmd_sweep(int argc, char **argv)
 {
@@ -35,10 +36,12 @@ int cmd_sweep(int argc, char **argv)
         {"zero-shot-classes", 1, 0, 'Z'}, {"close-list", 1, 0, 'c'}, {"close-classes", 1, 0, 'C'}, {"root", 1, 0, 'r'},
         {"zero-shot-root", 1, 0, '1'}, {"close-root", 1, 0, '2'}, {"text-model", 1, 0, 'm'}, {"plot", 1, 0, 'p'},
         {"views", 1, 0, 'v'}, {"frames", 1, 0, 'T'}, {"temporal-window", 1, 0, 'W'}, {"threads", 1, 0, 't'},
-        {"weights", 1, 0, 'w'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"weights", 1, 0, 'w'}, {"json", 0, 0, 'j'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *clip = NULL, *ft = NULL, *weights = NULL, *ratios = "0:1:0.1", *zl = NULL, *zc = NULL, *cl = NULL, *cc = NULL, *root = ".";
     const char *zroot = NULL, *croot = NULL, *text_model = NULL, *plot = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
+    CompileOptions co = {0};
+    char cerr[256];
     Evaluator ev;
     evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "a:f:R:z:Z:c:C:r:1:2:m:p:v:T:W:t:jh", opts, NULL)) != -1) {
@@ -62,6 +65,10 @@ int cmd_sweep(int argc, char **argv)
         case 'W': bad = cli_parse_int(optarg, 0, 64, &window); break;
         case 't': bad = cli_parse_int(optarg, 1, 1024, &threads); break;
         case 'j': json = 1; break;
+        case CLI_OPT_TARGET:
+        case CLI_OPT_PRECISION:
+            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -86,13 +93,14 @@ int cmd_sweep(int argc, char **argv)
     if (weights && checkpoint_apply(ftg, weights, &applied, &unused, err, sizeof err)) { cli_error(TOOL, NULL, err); graph_free(ftg); return 1; }
     if (weights && !applied) { fprintf(stderr, "%s: %s: none of its weights is a weight of %s\n", TOOL, weights, clip); graph_free(ftg); return 1; }
     if (!ft) ft = weights;
-    if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    co.threads = threads;
+    if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     if (!json) printf("%6s  %10s  %10s\n", "ratio", "zero-shot", "close-set");
     for (double x = a; x <= b + 1e-9 && n < 1001; x += step, n++) {
         Graph *g = onnx_load(clip, err, sizeof err);
         if (!g) { cli_error(TOOL, NULL, err); goto done; }
         if (patch_weights(g, ftg, (float)x, err, sizeof err) < 0) { graph_free(g); cli_error(TOOL, ft, err); goto done; }
-        if (video_model_from_graph(&ev.vm, g, clip, frames, window, threads, err, sizeof err)) { video_model_close(&ev.vm); cli_error(TOOL, NULL, err); goto done; }
+        if (video_model_from_graph(&ev.vm, g, clip, frames, window, &co, err, sizeof err)) { video_model_close(&ev.vm); cli_error(TOOL, NULL, err); goto done; }
         ev.sc.frames = ev.vm.T;
         ev.sc.crop_size = ev.vm.size;
         SplitResult z = {0}, k = {0};

@@ -58,7 +58,7 @@ int cmd_tokenize(int argc, char **argv)
     for (int i = optind; !rc && i < argc; i++) rc = emit(t, argv[i], strlen(argv[i]), context, row) ? 1 : 0;
     if (!rc && file) {
         size_t len;
-        char *buf = cli_read_file(file, &len, err, sizeof err);
+        char *buf = read_file(file, &len, err, sizeof err);
         if (!buf) { cli_error("vclip-run tokenize", NULL, err); rc = 1; }
         for (size_t pos = 0; buf && !rc && pos < len;) {
             char *nl = memchr(buf + pos, '\n', len - pos);

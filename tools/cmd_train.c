@@ -17,7 +17,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "evaluator.h"
-#include "text_features.h"
+#include "../runtime/eval/text_features.h"
 
 #define TOOL "vclip-run train"
 
@@ -49,6 +49,7 @@ static const char *usage =
     "  --keep-epochs       also write each epoch's weights to OUT/epoch-N.safetensors\n"
     "  --resume            continue from OUT/checkpoint.safetensors (same options)\n"
     "  --seed S --workers N --threads N   randomness (0), decoding threads (2), compute threads\n"
+    "  --target cpu        where it trains (cuda: not supported yet, said at once); --precision fp32\n"
     "  --quiet             no progress output\n"
     "Non-finite losses or gradients skip the step; 5 in a row stop the run (the last checkpoint stays).\n";
 
@@ -163,11 +164,13 @@ int cmd_train(int argc, char **argv)
         {"iwr-gradient", 1, 0, 'g'}, {"swa-start", 1, 0, 's'}, {"patch-ratio", 1, 0, 'p'}, {"plain", 0, 0, 'P'},
         {"logit-scale", 1, 0, 'x'}, {"save-every", 1, 0, 'E'}, {"resume", 0, 0, 'R'}, {"seed", 1, 0, 'd'},
         {"workers", 1, 0, 'k'}, {"threads", 1, 0, 't'}, {"quiet", 0, 0, 'q'}, {"keep-epochs", 0, 0, 'K'}, {"caption-weight", 1, 0, 'Y'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *init = NULL, *classes = NULL, *text_model = NULL, *captions = NULL, *list = NULL, *root = NULL,
                *out = "train-out";
     int frames = 8, stride = 16, window = 1, batch = 8, epochs = 22, warmup = 2, swa_start = 3, plain = 0, save_every = 0;
     int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, c;
+    CompileOptions co = {0};
+    char cerr[256];
     double lr = -1, clip_norm = 1.0, alo = 0, ahi = 0.6, beta = 0.5, patch = 0.5, logit_scale = 4.6052, lambda = 4.0;
     char *end;
     optind = 1;
@@ -208,11 +211,18 @@ int cmd_train(int argc, char **argv)
         case 'R': resume = 1; break;
         case 'q': quiet = 1; break;
         case 'K': keep_epochs = 1; break;
+        case CLI_OPT_TARGET:
+        case CLI_OPT_PRECISION:
+            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) return cli_usage_error(TOOL, cerr);
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error(TOOL, "unknown option (see --help)");
         }
     }
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
+    if (trainer_check_target(co.target, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 1; }
+    if (co.precision != PRECISION_FP32) { cli_error(TOOL, NULL, "--precision: training runs in fp32 for now"); return 1; }
+    co.threads = threads;
     if (!visual || !classes || !list || !root) return cli_usage_error(TOOL, "--visual, --classes, --train-list and --root are required");
     if (captions && !text_model) return cli_usage_error(TOOL, "--captions needs --text-model to encode them");
     char err[1024];
@@ -230,7 +240,7 @@ int cmd_train(int argc, char **argv)
     StringList names = {0};
     Tensor *cf = NULL;
     FileSource fs = {0};
-    if (text_model && evaluator_open_text(&ev, text_model, threads, err, sizeof err)) { cli_error(TOOL, text_model, err); goto done; }
+    if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(TOOL, text_model, err); goto done; }
     if (!(cf = class_features_for(&ev, classes, &names, err, sizeof err))) { cli_error(TOOL, classes, err); goto done; }
     if (dataset_load_csv(list, root, &fs.ds, err, sizeof err)) { cli_error(TOOL, list, err); goto done; }
     for (size_t i = 0; i < fs.ds.n; i++)
@@ -274,6 +284,7 @@ int cmd_train(int argc, char **argv)
     tc.progress = !quiet;
     tc.quiet = quiet;
     tc.threads = threads;
+    tc.target = co.target;
     tc.init = init;
     char config[2048];
     snprintf(config, sizeof config,

@@ -118,11 +118,11 @@ done:
 }
 
 
-int evaluator_open_text(Evaluator *ev, const char *text_model, int threads, char *err, size_t cap)
+int evaluator_open_text(Evaluator *ev, const char *text_model, const CompileOptions *co, char *err, size_t cap)
 {
     TokenizerSource src = {0};
     ev->text.batch = 64;
-    if (!(ev->text.tok = tokenizer_open(&src, err, cap)) || encoder_open(&ev->text, text_model, threads, err, cap)) return -1;
+    if (!(ev->text.tok = tokenizer_open(&src, err, cap)) || encoder_open(&ev->text, text_model, co, err, cap)) return -1;
     ev->has_text = 1;
     return 0;
 }

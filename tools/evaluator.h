@@ -5,7 +5,7 @@
 
 #include "../runtime/eval/metrics.h"
 #include "../runtime/eval/video_features.h"
-#include "text_features.h"
+#include "../runtime/eval/text_features.h"
 
 typedef struct {
     VideoModel vm;
@@ -23,7 +23,7 @@ typedef struct { const char *pred, *scores, *confusion; } Outputs; /* optional f
 /* Defaults: the paper's test views, batch 4, 2 decoders, logit scale 100. */
 void evaluator_init(Evaluator *ev);
 /* Opens ev->text with the bundled tokenizer (sets has_text).  0 or -1. */
-int evaluator_open_text(Evaluator *ev, const char *text_model, int threads, char *err, size_t cap);
+int evaluator_open_text(Evaluator *ev, const char *text_model, const CompileOptions *co, char *err, size_t cap);
 /* Closes what evaluator_open_text opened. */
 void evaluator_close_text(Evaluator *ev);
 

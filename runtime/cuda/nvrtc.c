@@ -63,20 +63,6 @@ int nvrtc_available(char *why, size_t cap)
     return ok;
 }
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 char *nvrtc_compile(const char *source, const char *arch, char *err, size_t cap)
 {
     char why[256];
@@ -87,7 +73,8 @@ char *nvrtc_compile(const char *source, const char *arch, char *err, size_t cap)
     int cached = vclip_cache_dir("kernels", dir, sizeof dir, err, cap) == 0;
     if (cached) {
         snprintf(path, sizeof path, "%s/%016llx.ptx", dir, (unsigned long long)key);
-        char *ptx = read_all(path);
+        char rerr[8];
+        char *ptx = read_file(path, NULL, rerr, sizeof rerr);
         if (ptx) return ptx;
     }
     nvrtcProgram prog;

@@ -4,29 +4,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../onnx/onnx_io.h"
-#include "../../passes/passes.h"
 #include "../data/preprocess.h"
 #include "video_features.h"
 
-int video_model_open(VideoModel *m, const char *path, int frames, int window, int threads, char *err, size_t cap)
+int video_model_open(VideoModel *m, const char *path, int frames, int window, const CompileOptions *co, char *err, size_t cap)
 {
     memset(m, 0, sizeof *m);
     Graph *g = onnx_load(path, err, cap);
-    return g ? video_model_from_graph(m, g, path, frames, window, threads, err, cap) : -1;
+    return g ? video_model_from_graph(m, g, path, frames, window, co, err, cap) : -1;
 }
 
-int video_model_from_graph(VideoModel *m, Graph *g, const char *path, int frames, int window, int threads, char *err, size_t cap)
+int video_model_from_graph(VideoModel *m, Graph *g, const char *path, int frames, int window, const CompileOptions *co,
+                           char *err, size_t cap)
 {
     memset(m, 0, sizeof *m);
-    char msg[768];
-    m->g = g;
-    PassOptions po = {0};
-    if (run_passes(m->g, default_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%s: %s", path, msg); return -1; }
-    if (m->g->n_inputs == 1 && m->g->inputs[0]->shape.rank == 4) {
-        TemporalOptions to = {frames, window, 0};
-        if (temporal_attention(m->g, &to, msg, sizeof msg) < 0) { snprintf(err, cap, "%s: %s", path, msg); return -1; }
-    }
-    const Value *in = m->g->n_inputs == 1 ? m->g->inputs[0] : NULL, *out = m->g->outputs[0];
+    CompileOptions o = *co;
+    int image_encoder = g->n_inputs == 1 && g->inputs[0]->shape.rank == 4;
+    o.frames = image_encoder ? frames : 0;
+    o.window = window;
+    m->m = vclip_compile_graph(g, path, &o, err, cap);
+    if (!m->m) return -1;
+    g = model_graph(m->m);
+    const Value *in = g->n_inputs == 1 ? g->inputs[0] : NULL, *out = g->outputs[0];
     int ok = in && in->shape.rank == 5 && out->shape.rank == 3 && dim_is_const(out->shape.d[2]);
     for (int i = 1; ok && i < 5; i++) ok = dim_is_const(in->shape.d[i]);
     if (!ok || in->shape.d[2].n != 3 || in->shape.d[3].n != in->shape.d[4].n) {
@@ -36,15 +35,12 @@ int video_model_from_graph(VideoModel *m, Graph *g, const char *path, int frames
     m->T = (int)in->shape.d[1].n;
     m->size = (int)in->shape.d[3].n;
     m->D = (int)out->shape.d[2].n;
-    ExecOptions eo = {.threads = threads};
-    m->s = session_new(m->g, &eo, err, cap);
-    return m->s ? 0 : -1;
+    return 0;
 }
 
 void video_model_close(VideoModel *m)
 {
-    session_free(m->s);
-    graph_free(m->g);
+    model_free(m->m);
     memset(m, 0, sizeof *m);
 }
 
@@ -83,7 +79,7 @@ int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, i
             Tensor *x = tensor_new(DT_F32, 5, dims), *outs[8] = {0};
             if (!x) { batch_free(&b); snprintf(err, cap, "out of memory"); rc = -1; break; }
             for (int k = 0; k < b.n * V; k++) normalize_clip(b.pixels + (size_t)k * clip_px, T, size, (float *)x->data + (size_t)k * clip_px);
-            int rr = session_run(m->s, &x, outs, err, cap);
+            int rr = model_run(m->m, &x, outs, err, cap);
             tensor_free(x);
             if (rr) { batch_free(&b); rc = -1; break; }
             for (int v = 0; v < b.n; v++) {
@@ -95,7 +91,7 @@ int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, i
                 ok[i] = 1;
                 (*decoded)++;
             }
-            for (int k = 0; k < m->g->n_outputs; k++) tensor_free(outs[k]);
+            for (int k = 0; k < model_graph(m->m)->n_outputs; k++) tensor_free(outs[k]);
             batch_free(&b);
         }
         if (r < 0) { snprintf(err, cap, "out of memory"); rc = -1; }

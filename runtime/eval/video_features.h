@@ -5,20 +5,21 @@
 
 #include "../../ir/ir.h"
 #include "../data/loader.h"
-#include "../cpu/session.h"
+#include "../model.h"
 #include "feature_cache.h"
 
 typedef struct {
-    Graph *g;
-    Session *s;
+    Model *m;
     int T, size, D;  /* frames, input size, embedding width */
 } VideoModel;
 
 /* A video encoder ([B,T,3,S,S] -> [B,T,D]), or an image encoder made temporal
- * here with `frames` and `window`.  0 or -1 with a message. */
-int video_model_open(VideoModel *m, const char *path, int frames, int window, int threads, char *err, size_t cap);
+ * here with `frames` and `window`, compiled with co (target, precision,
+ * threads).  0 or -1 with a message. */
+int video_model_open(VideoModel *m, const char *path, int frames, int window, const CompileOptions *co, char *err, size_t cap);
 /* The same from an imported graph, which the model then owns (freed by close, also on failure). */
-int video_model_from_graph(VideoModel *m, Graph *g, const char *path, int frames, int window, int threads, char *err, size_t cap);
+int video_model_from_graph(VideoModel *m, Graph *g, const char *path, int frames, int window, const CompileOptions *co,
+                           char *err, size_t cap);
 void video_model_close(VideoModel *m);
 
 /* feat[n][views][T][D]: unit-norm frame embeddings of every video of ds

@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include "pretrain.h"
 #include "optimizer.h"
-#include "../cpu/session.h"
+#include "../model.h"
 #include "../../passes/autodiff.h"
 #include "../../ir/base.h"
 
@@ -30,7 +30,7 @@ int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, Pretrai
     *visual = *text = NULL;
     int rc = -1, n_params = 0;
     Graph *g = graph_new("clip_pretrain");
-    Session *s = NULL;
+    Model *s = NULL;
     Value **params = NULL, **grads = NULL;
     Tensor **data = NULL, *in[2] = {0}, **outs = NULL;
     const char **names = NULL;
@@ -73,7 +73,7 @@ int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, Pretrai
     AdamWConfig ac = ADAMW_DEFAULTS;
     ac.weight_decay = c->weight_decay;
     if (adamw_init(&opt, &ac, data, names, n_params)) { snprintf(err, cap, "out of memory"); goto done; }
-    s = session_new(g, &(ExecOptions){.threads = c->threads, .outputs_in_arena = 1}, err, cap);
+    s = model_new(g, 0, &(CompileOptions){.threads = c->threads, .outputs_in_arena = 1}, err, cap);
     in[0] = tensor_new(DT_F32, 4, (int64_t[]){B, 3, S, S});
     in[1] = tensor_new(DT_I64, 2, (int64_t[]){B, L});
     outs = calloc((size_t)g->n_outputs, sizeof(Tensor *));
@@ -84,7 +84,7 @@ int clip_pretrain(const PretrainConfig *c, Graph **visual, Graph **text, Pretrai
     double t0 = now_ms();
     for (int64_t step = 0; step < c->steps; step++) {
         if (c->fill(c->ctx, step, in[0], in[1], err, cap)) goto done;
-        if (session_run(s, in, outs, err, cap)) goto done;
+        if (model_run(s, in, outs, err, cap)) goto done;
         l = tensor_get_f64(outs[0], 0);
         double norm = grad_global_norm(outs + 1, n_params);
         if (!isfinite(l) || !isfinite(norm)) { snprintf(err, cap, "pretraining diverged at step %lld (loss %g)", (long long)step + 1, l); goto done; }
@@ -108,7 +108,7 @@ done:
     free(outs);
     tensor_free(in[0]);
     tensor_free(in[1]);
-    session_free(s);
+    model_free(s);
     adamw_free(&opt);
     free(params);
     free(grads);

@@ -10,6 +10,7 @@
 #include "../../onnx/onnx_io.h"
 #include "../../passes/autodiff.h"
 #include "../../passes/passes.h"
+#include "../model.h"
 #include "../../ir/builder.h"
 
 /* The f32 initializers of the file: what training updates. */
@@ -37,10 +38,8 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     int n_init = 0;
     char **names = initializer_names(g, &n_init);
     char msg[IR_ERR_CAP];
-    PassOptions po = {.verify = 1};
-    TemporalOptions to = {.frames = cfg->frames, .window = cfg->window, .boundary_mask = cfg->boundary_mask};
-    if (!names || run_passes(g, default_pipeline, &po, msg, sizeof msg) || temporal_attention(g, &to, msg, sizeof msg) < 0 ||
-        specialize_batch(g, cfg->batch, msg, sizeof msg) < 0) {
+    CompileOptions co = {.verify = 1, .frames = cfg->frames, .window = (int)cfg->window, .boundary_mask = cfg->boundary_mask};
+    if (!names || compile_frontend(g, &co, msg, sizeof msg) || specialize_batch(g, cfg->batch, msg, sizeof msg) < 0) {
         snprintf(err, cap, "%.300s: %s", onnx_path, names ? msg : "out of memory");
         goto fail;
     }
@@ -128,7 +127,7 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     /* forward and backward through the same kernel fusion; outputs may be
      * replaced by fused nodes, so the handles are taken again */
     for (int i = 0; i < tg->n_params; i++) tg->params[i]->trainable = 1;
-    if (run_passes(g, kernel_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%.300s: %s", onnx_path, msg); goto fail; }
+    if (compile_kernels(g, &co, msg, sizeof msg)) { snprintf(err, cap, "%.300s: %s", onnx_path, msg); goto fail; }
     tg->loss = g->outputs[0];
     tg->loss_ce = g->outputs[1];
     tg->logits = g->outputs[2];

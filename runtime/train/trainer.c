@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include "trainer.h"
 #include "checkpoint.h"
-#include "../cpu/session.h"
+#include "../model.h"
 #include "../../ir/base.h"
 
 void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs)
@@ -152,14 +152,23 @@ done:
     return rc;
 }
 
+int trainer_check_target(Target t, char *err, size_t cap)
+{
+    if (t == TARGET_CPU) return 0;
+    snprintf(err, cap, "--target %s: training on %s is not supported yet (train with --target cpu; eval, retrieval and encode-text run there)",
+             target_name(t), target_name(t));
+    return -1;
+}
+
 int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, TrainResult *res, char *err, size_t cap)
 {
     Run r = {0};
-    Session *sess = NULL;
+    Model *sess = NULL;
     Tensor *in[4] = {0}, **outs = NULL;
     FILE *mf = NULL;
     int rc = -1, tty = c->progress && isatty(2);
     memset(res, 0, sizeof *res);
+    if (trainer_check_target(c->target, err, cap)) return -1;
     if (c->epochs < 1 || !src->batches_per_epoch) { snprintf(err, cap, "nothing to train: %lld epochs of %lld batches", (long long)c->epochs, (long long)src->batches_per_epoch); return -1; }
     if (mkdir(c->out_dir, 0777) && errno != EEXIST) { snprintf(err, cap, "%s: %s", c->out_dir, strerror(errno)); return -1; }
     r.ckpt = path_in(c->out_dir, "checkpoint.safetensors");
@@ -205,7 +214,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     if (gc->iwr) in[k++] = tensor_new(DT_F32, 0, NULL);
     if (gc->captions) in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->class_features->dims[1]});
     outs = calloc((size_t)r.tg.g->n_outputs, sizeof(Tensor *));
-    sess = session_new(r.tg.g, &(ExecOptions){.threads = c->threads, .outputs_in_arena = 1}, err, cap);
+    sess = model_new(r.tg.g, 0, &(CompileOptions){.target = c->target, .threads = c->threads, .outputs_in_arena = 1}, err, cap);
     if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && !in[k - 1])) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
@@ -220,7 +229,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             if (got == 0) break;
             double alpha = c->alpha_lo + (c->alpha_hi - c->alpha_lo) * (double)(rng_next(&st.rng) >> 11) * (1.0 / 9007199254740992.0);
             if (gc->iwr) *(float *)in[2]->data = (float)alpha;
-            if (session_run(sess, in, outs, err, cap)) goto done;
+            if (model_run(sess, in, outs, err, cap)) goto done;
             double loss = tensor_get_f64(outs[0], 0), ce = tensor_get_f64(outs[1], 0);
             double norm = grad_global_norm(outs + 3, n), lr = lr_at(&sched, st.step);
             int finite = isfinite(loss) && isfinite(norm);
@@ -286,7 +295,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     rc = 0;
 done:
     if (mf) fclose(mf);
-    session_free(sess);
+    model_free(sess);
     for (int i = 0; i < 4; i++) tensor_free(in[i]);
     for (int i = 0; outs && i < r.tg.g->n_outputs; i++) tensor_free(outs[i]);
     free(outs);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include "optimizer.h"
 #include "train_graph.h"
+#include "../backend.h"
 
 typedef struct BatchSource {
     /* Starts epoch `epoch` (from 0), skipping its first `skip` batches. */
@@ -41,11 +42,16 @@ typedef struct {
     int quiet;
     const char *config_json;       /* stored in checkpoints */
     int threads;
+    Target target;                 /* TARGET_CPU; CUDA training is not supported yet (said at start) */
 } TrainerConfig;
 
 /* DESIGN.md §2's recipe for a global batch of `batch` (lr scaled linearly
  * from 3.33e-6 at 64) and `epochs`; everything else to its default. */
 void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs);
+
+/* Whether the trainer runs on target t: 0, or -1 and why (callers ask
+ * before any other work). */
+int trainer_check_target(Target t, char *err, size_t cap);
 
 typedef struct { double last_loss; int64_t steps, skipped; double seconds; } TrainResult;
 

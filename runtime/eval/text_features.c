@@ -4,19 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "cli.h"
-#include "../onnx/onnx_io.h"
-#include "../passes/passes.h"
 #include "text_features.h"
+#include "../../ir/base.h"
 
-int encoder_open(Encoder *e, const char *model, int threads, char *err, size_t cap)
+int encoder_open(Encoder *e, const char *model, const CompileOptions *co, char *err, size_t cap)
 {
-    e->g = onnx_load(model, err, cap);
-    if (!e->g) return -1;
-    PassOptions po = {0};
-    char msg[512];
-    if (run_passes(e->g, default_pipeline, &po, msg, sizeof msg)) { snprintf(err, cap, "%.400s: %s", model, msg); return -1; }
-    const Value *in = e->g->n_inputs == 1 ? e->g->inputs[0] : NULL, *out = e->g->outputs[0];
+    CompileOptions o = *co;
+    o.frames = 0;
+    e->m = vclip_compile(model, &o, err, cap);
+    if (!e->m) return -1;
+    const Graph *g = model_graph(e->m);
+    const Value *in = g->n_inputs == 1 ? g->inputs[0] : NULL, *out = g->outputs[0];
     if (!in || in->shape.rank != 2 || !dim_is_const(in->shape.d[1]) || (in->dtype != DT_I64 && in->dtype != DT_I32)) {
         snprintf(err, cap, "%s: expected a text encoder with one input of token ids [batch, context] (i64 or i32)", model);
         return -1;
@@ -28,9 +26,7 @@ int encoder_open(Encoder *e, const char *model, int threads, char *err, size_t c
     e->context = (int)in->shape.d[1].n;
     e->dim = (int)out->shape.d[1].n;
     e->in_dtype = in->dtype;
-    ExecOptions eo = {.threads = threads};
-    e->s = session_new(e->g, &eo, err, cap);
-    return e->s ? 0 : -1;
+    return 0;
 }
 
 /* Unit-norm features of n texts into out[n * dim]. */
@@ -52,24 +48,22 @@ int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err
         }
         free(row);
         Tensor *outs[8] = {0};
-        int rc = session_run(e->s, &ids, outs, err, cap);
+        int rc = model_run(e->m, &ids, outs, err, cap);
         tensor_free(ids);
         if (rc) return -1;
         for (size_t i = 0; i < b; i++) {
             memcpy(out + (start + i) * (size_t)e->dim, (float *)outs[0]->data + i * (size_t)e->dim, sizeof(float) * (size_t)e->dim);
             l2_normalize(out + (start + i) * (size_t)e->dim, e->dim);
         }
-        for (int k = 0; k < e->g->n_outputs; k++) tensor_free(outs[k]);
+        for (int k = 0; k < model_graph(e->m)->n_outputs; k++) tensor_free(outs[k]);
     }
     return 0;
 }
 
 void encoder_close(Encoder *e)
 {
-    session_free(e->s);
-    graph_free(e->g);
-    e->s = NULL;
-    e->g = NULL;
+    model_free(e->m);
+    e->m = NULL;
 }
 
 int class_features(Encoder *e, const StringList *names, const StringList *templates, float *out, char *err, size_t cap)
@@ -103,7 +97,7 @@ done:
 int load_captions(const char *path, StringList *texts, StringList *videos, char *err, size_t cap)
 {
     size_t len;
-    char *buf = cli_read_file(path, &len, err, cap);
+    char *buf = read_file(path, &len, err, cap);
     if (!buf) return -1;
     int lineno = 0, rc = 0;
     memset(texts, 0, sizeof *texts);

@@ -1,0 +1,169 @@
+/* test_model.c — the compile API (runtime/model.h) and the backend tables
+ * (runtime/backend.h): option combinations that cannot work are refused
+ * with the option named; a target that is not here says so; the same
+ * export compiled for the CPU runs by position and by name and agrees
+ * with the reference kernels (the oracle); --no-fusion leaves no generated
+ * kernels; frames make an image encoder a video encoder; on the emulated
+ * device (cuda_emulator.h) the CUDA target gives the CPU's answer and every
+ * buffer it took is returned; both backends' buffers round-trip bytes; the
+ * trainer refuses a target it cannot train on. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "cuda_emulator.h"
+#include "../../runtime/model.h"
+#include "../../runtime/npy.h"
+#include "../../runtime/train/trainer.h"
+
+#define FIXTURE VCLIP_DATA_DIR "/tests/fixtures/openai_visual_op17/model.onnx"
+#define INPUT VCLIP_DATA_DIR "/tests/fixtures/openai_visual_op17/input_image.npy"
+
+static double rel_diff(const Tensor *a, const Tensor *b)
+{
+    if (!a || !b || a->rank != b->rank || memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->rank)) return INFINITY;
+    double m = 0, scale = 1e-6;
+    for (int64_t i = 0; i < tensor_numel(b); i++) scale = fmax(scale, fabs(tensor_get_f64(b, i)));
+    for (int64_t i = 0; i < tensor_numel(b); i++) m = fmax(m, fabs(tensor_get_f64(a, i) - tensor_get_f64(b, i)));
+    return m / scale;
+}
+
+static void test_refusals(void)
+{
+    char err[512];
+    struct { CompileOptions o; const char *names; } bad[] = {
+        {{.precision = PRECISION_FP16}, "fp16"},
+        {{.target = TARGET_CUDA, .reference_only = 1}, "--reference"},
+        {{.precision = PRECISION_BF16, .no_fusion = 1}, "--no-fusion"},
+        {{.frames = 8, .window = 1, .no_fusion = 1}, "--frames"},
+        {{.frames = -1}, "negative"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        CHECK(compile_check(&bad[i].o, err, sizeof err) == -1 && strstr(err, bad[i].names), "case %zu: %s", i, err);
+        Model *m = vclip_compile(FIXTURE, &bad[i].o, err, sizeof err);
+        CHECK(m == NULL, "case %zu compiled", i);
+        model_free(m);
+    }
+    CHECK(compile_check(&(CompileOptions){.target = TARGET_CUDA, .precision = PRECISION_FP16}, err, sizeof err) == 0, "%s", err);
+    Target t;
+    Precision p;
+    CHECK(target_parse("cuda", &t) == 0 && t == TARGET_CUDA && target_parse("gpu", &t) == -1, "target names");
+    CHECK(precision_parse("bf16", &p) == 0 && p == PRECISION_BF16 && precision_parse("f32", &p) == -1, "precision names");
+    CHECK(trainer_check_target(TARGET_CPU, err, sizeof err) == 0, "the trainer runs on the CPU");
+    CHECK(trainer_check_target(TARGET_CUDA, err, sizeof err) == -1 && strstr(err, "not supported yet"), "%s", err);
+    Model *m = vclip_compile(VCLIP_DATA_DIR "/tests/fixtures/no-such-model.onnx", &(CompileOptions){0}, err, sizeof err);
+    CHECK(m == NULL && strstr(err, "no-such-model.onnx"), "a missing file is named: %s", err);
+}
+
+/* Before the emulator: the CUDA target on this machine. */
+static void test_unavailable_target(void)
+{
+    char why[512], err[1024];
+    if (cuda_backend.available(why, sizeof why) == 0) {
+        printf("SKIP: the unavailable-target check: this machine has a CUDA device (%s)\n", why);
+        return;
+    }
+    Model *m = vclip_compile(FIXTURE, &(CompileOptions){.target = TARGET_CUDA}, err, sizeof err);
+    CHECK(m == NULL && strstr(err, "--target cuda:") && strstr(err, why), "the reason is given: %s", err);
+    model_free(m);
+}
+
+static Tensor *run_one(Model *m, const Tensor *in)
+{
+    char err[1024];
+    Tensor *out[4] = {0};
+    Tensor *x = (Tensor *)in;
+    CHECK(model_run(m, &x, out, err, sizeof err) == 0, "%s", err);
+    for (int k = 1; k < model_graph(m)->n_outputs; k++) tensor_free(out[k]);
+    return out[0];
+}
+
+static void test_cpu(const Tensor *in)
+{
+    char err[1024];
+    Model *fast = vclip_compile(FIXTURE, &(CompileOptions){.threads = 2}, err, sizeof err);
+    Model *ref = vclip_compile(FIXTURE, &(CompileOptions){.reference_only = 1, .no_fusion = 1}, err, sizeof err);
+    CHECK(fast && ref, "%s", err);
+    if (!fast || !ref) { model_free(fast); model_free(ref); return; }
+    Tensor *a = run_one(fast, in), *b = run_one(ref, in);
+    CHECK(rel_diff(a, b) < 1e-4, "fused CPU vs reference kernels: %g", rel_diff(a, b));
+    /* by name: the same answer; unknown and missing names are named */
+    const Graph *g = model_graph(fast);
+    const char *in_name = g->inputs[0]->name, *out_name = g->outputs[0]->name;
+    Tensor *x = (Tensor *)in, *named = NULL;
+    CHECK(model_run_named(fast, 1, &in_name, &x, 1, &out_name, &named, err, sizeof err) == 0, "%s", err);
+    CHECK(rel_diff(named, a) == 0, "by name vs by position: %g", rel_diff(named, a));
+    const char *bogus = "no_such_input";
+    CHECK(model_run_named(fast, 1, &bogus, &x, 1, &out_name, &named, err, sizeof err) == -1 && strstr(err, "no_such_input"), "%s", err);
+    CHECK(model_run_named(fast, 0, NULL, NULL, 1, &out_name, &named, err, sizeof err) == -1 && strstr(err, in_name), "%s", err);
+    ModelStats fs, rs;
+    model_stats(fast, &fs);
+    model_stats(ref, &rs);
+    CHECK(fs.generated_kernels > 0 && rs.generated_kernels == 0, "generated kernels: fused %d, --no-fusion %d", fs.generated_kernels, rs.generated_kernels);
+    CHECK(fs.backend.peak_bytes > 0 && fs.nodes < rs.nodes, "stats: peak %zu, nodes %d vs %d", fs.backend.peak_bytes, fs.nodes, rs.nodes);
+    CHECK(model_backend(fast) == &cpu_backend, "the CPU target runs on the CPU backend");
+    tensor_free(a);
+    tensor_free(b);
+    tensor_free(named);
+    model_free(fast);
+    model_free(ref);
+    /* frames: an image encoder becomes a video encoder */
+    Model *v = vclip_compile(FIXTURE, &(CompileOptions){.frames = 8, .window = 1}, err, sizeof err);
+    CHECK(v && model_graph(v)->inputs[0]->shape.rank == 5 && model_graph(v)->inputs[0]->shape.d[1].n == 8, "%s", v ? "rank" : err);
+    model_free(v);
+}
+
+static void test_buffers(const Backend *be)
+{
+    char err[256];
+    unsigned long long h = 0;
+    float src[64], dst[64];
+    for (int i = 0; i < 64; i++) { src[i] = (float)i * 0.5f - 3; dst[i] = 0; }
+    CHECK(be->buffer_alloc(sizeof src, &h, err, sizeof err) == 0 && h, "%s: %s", be->name, err);
+    CHECK(be->buffer_write(h, src, sizeof src, err, sizeof err) == 0, "%s: %s", be->name, err);
+    CHECK(be->buffer_read(dst, h, sizeof dst, err, sizeof err) == 0 && !memcmp(src, dst, sizeof src), "%s: round trip", be->name);
+    be->buffer_free(h);
+}
+
+static void test_emulated_cuda(const Tensor *in)
+{
+    char err[1024];
+    emulate_cuda();
+    long start = emu.live_allocs;
+    Model *dev = vclip_compile(FIXTURE, &(CompileOptions){.target = TARGET_CUDA}, err, sizeof err);
+    Model *cpu = vclip_compile(FIXTURE, &(CompileOptions){.threads = 2}, err, sizeof err);
+    CHECK(dev && cpu, "%s", err);
+    if (dev && cpu) {
+        for (int run = 0; run < 3; run++) { /* eager, planned, captured */
+            Tensor *a = run_one(dev, in), *b = run_one(cpu, in);
+            CHECK(rel_diff(a, b) < 1e-4, "run %d: CUDA target vs CPU: %g", run, rel_diff(a, b));
+            tensor_free(a);
+            tensor_free(b);
+        }
+        ModelStats st;
+        model_stats(dev, &st);
+        CHECK(model_backend(dev) == &cuda_backend && st.backend.device_nodes > 0 && st.backend.weight_bytes > 0,
+              "device nodes %d, weights %zu", st.backend.device_nodes, st.backend.weight_bytes);
+    }
+    model_free(dev);
+    model_free(cpu);
+    test_buffers(&cuda_backend);
+    CHECK(emu.live_allocs == start, "%ld emulated device buffers never freed", emu.live_allocs - start);
+}
+
+int main(void)
+{
+    char err[1024];
+    Tensor *in = npy_load(INPUT, err, sizeof err);
+    CHECK(in != NULL, "%s", err);
+    if (!in) return TEST_SUMMARY();
+    test_refusals();
+    test_unavailable_target();
+    test_cpu(in);
+    test_buffers(&cpu_backend);
+    test_emulated_cuda(in);
+    tensor_free(in);
+    return TEST_SUMMARY();
+}
