@@ -43,7 +43,8 @@ $(BIN)/vclipc: $(BUILD)/obj/tools/vclipc.o $(BUILD)/obj/tools/cli.o $(BUILD)/lib
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-RUN_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,tools/vclip_run.c $(wildcard tools/cmd_*.c) tools/cli.c tools/tokenizer_source.c tools/png_sheet.c tools/text_features.c tools/evaluator.c tools/svg_plot.c)
+# vclip-run: every tools/*.c but vclipc's main
+RUN_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tools/vclipc.c,$(wildcard tools/*.c)))
 $(BIN)/vclip-run: $(RUN_OBJ) $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

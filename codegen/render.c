@@ -5,6 +5,7 @@
  * same-shape inputs take a flat path (strides == NULL) that compilers
  * vectorize; views (ir/loads.h) always take the strided one, an offset per
  * piece, a Concat choosing among its pieces by the index along its axis. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,30 +32,21 @@ static void put(Buf *b, const char *fmt, ...)
     }
 }
 
-/* R: the register prefix ("r" for elementwise kernels and prologues, "e" for epilogues) */
+/* An instruction's right-hand side: its scalar_ops.def expression with the
+ * operands a and b (whole identifiers only) as registers R<a>, R<c>.
+ * R: the register prefix ("r" for elementwise kernels and prologues, "e"
+ * for epilogues). */
 static void expr(Buf *b, const char *R, int op, int a, int c)
 {
-    switch (op) {
-    case PR_ADD: put(b, "%s%d + %s%d", R, a, R, c); break;
-    case PR_SUB: put(b, "%s%d - %s%d", R, a, R, c); break;
-    case PR_MUL: put(b, "%s%d * %s%d", R, a, R, c); break;
-    case PR_DIV: put(b, "%s%d / %s%d", R, a, R, c); break;
-    case PR_MAX: put(b, "%s%d > %s%d ? %s%d : %s%d", R, a, R, c, R, a, R, c); break;
-    case PR_MIN: put(b, "%s%d < %s%d ? %s%d : %s%d", R, a, R, c, R, a, R, c); break;
-    case PR_POW: put(b, "powf(%s%d, %s%d)", R, a, R, c); break;
-    case PR_NEG: put(b, "-%s%d", R, a); break;
-    case PR_EXP: put(b, "expf(%s%d)", R, a); break;
-    case PR_LOG: put(b, "logf(%s%d)", R, a); break;
-    case PR_SQRT: put(b, "sqrtf(%s%d)", R, a); break;
-    case PR_RECIP: put(b, "1.0f / %s%d", R, a); break;
-    case PR_SIGMOID: put(b, "1.0f / (1.0f + expf(-%s%d))", R, a); break;
-    case PR_TANH: put(b, "tanhf(%s%d)", R, a); break;
-    case PR_RELU: put(b, "%s%d > 0.0f ? %s%d : 0.0f", R, a, R, a); break;
-    case PR_ABS: put(b, "fabsf(%s%d)", R, a); break;
-    case PR_ERF: put(b, "erff(%s%d)", R, a); break;
-    case PR_QUICK_GELU: put(b, "%s%d / (1.0f + expf(-1.702f * %s%d))", R, a, R, a); break;
-    case PR_GELU: put(b, "0.5f * %s%d * (1.0f + erff(%s%d * 0.70710678118654752f))", R, a, R, a); break;
-    default: put(b, "0.0f"); break;
+    const char *e = program_op_expr(op);
+    if (!e) { put(b, "0.0f"); return; }
+    while (*e) {
+        if (isalpha((unsigned char)*e) || *e == '_' || isdigit((unsigned char)*e) || *e == '.') {
+            const char *t = e; /* a name or a number (1.0f): copied whole unless it is a or b */
+            while (isalnum((unsigned char)*e) || *e == '_' || *e == '.') e++;
+            if (e - t == 1 && (*t == 'a' || *t == 'b')) put(b, "%s%d", R, *t == 'a' ? a : c);
+            else put(b, "%.*s", (int)(e - t), t);
+        } else put(b, "%c", *e++);
     }
 }
 

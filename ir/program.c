@@ -8,44 +8,21 @@
 #include "loads.h"
 #include "ops.h"
 
-static const char *const names[PR_COUNT] = {
-#define X(id, name, arity) [id] = name,
-    PROGRAM_OPS(X)
-#undef X
-};
-static const int arities[PR_COUNT] = {
-#define X(id, name, arity) [id] = arity,
-    PROGRAM_OPS(X)
-#undef X
+static const struct { const char *name, *expr; int arity, ir_op; } scalar_ops[PR_COUNT] = {
+#define SCALAR_OP(id, name, arity, ir, expr) [PR_##id] = {name, #expr, arity, OP_##ir},
+#include "scalar_ops.def"
+#undef SCALAR_OP
 };
 
-const char *program_op_name(int op) { return op >= 0 && op < PR_COUNT ? names[op] : "?"; }
-int program_op_arity(int op) { return op >= 0 && op < PR_COUNT ? arities[op] : 0; }
+const char *program_op_name(int op) { return op >= 0 && op < PR_COUNT ? scalar_ops[op].name : "?"; }
+int program_op_arity(int op) { return op >= 0 && op < PR_COUNT ? scalar_ops[op].arity : 0; }
+const char *program_op_expr(int op) { return op >= 0 && op < PR_COUNT ? scalar_ops[op].expr : NULL; }
 
 int program_op_of(int ir_op)
 {
-    switch (ir_op) {
-    case OP_ADD: return PR_ADD;
-    case OP_SUB: return PR_SUB;
-    case OP_MUL: return PR_MUL;
-    case OP_DIV: return PR_DIV;
-    case OP_MAX: return PR_MAX;
-    case OP_MIN: return PR_MIN;
-    case OP_POW: return PR_POW;
-    case OP_NEG: return PR_NEG;
-    case OP_EXP: return PR_EXP;
-    case OP_LOG: return PR_LOG;
-    case OP_SQRT: return PR_SQRT;
-    case OP_RECIPROCAL: return PR_RECIP;
-    case OP_SIGMOID: return PR_SIGMOID;
-    case OP_TANH: return PR_TANH;
-    case OP_RELU: return PR_RELU;
-    case OP_ABS: return PR_ABS;
-    case OP_ERF: return PR_ERF;
-    case OP_QUICK_GELU: return PR_QUICK_GELU;
-    case OP_GELU: return PR_GELU;
-    default: return -1;
-    }
+    for (int op = 0; op < PR_COUNT; op++)
+        if (scalar_ops[op].ir_op == ir_op) return op;
+    return -1;
 }
 
 int program_from_node(const Node *n, Program *p, char *err, size_t cap)
@@ -106,30 +83,33 @@ void program_free(Program *p)
     p->load_pieces = NULL;
 }
 
+/* scalar_ops.def's expressions in double: the float functions and
+ * literals they are written with become their double counterparts where
+ * it matters (the literals stay as written: the kernels use them so). */
 static double apply(int op, double a, double b)
 {
+#define expf exp
+#define logf log
+#define sqrtf sqrt
+#define tanhf tanh
+#define fabsf fabs
+#define erff erf
+#define powf pow
+#define log1pf log1p
     switch (op) {
-    case PR_ADD: return a + b;
-    case PR_SUB: return a - b;
-    case PR_MUL: return a * b;
-    case PR_DIV: return a / b;
-    case PR_MAX: return a > b ? a : b;
-    case PR_MIN: return a < b ? a : b;
-    case PR_POW: return pow(a, b);
-    case PR_NEG: return -a;
-    case PR_EXP: return exp(a);
-    case PR_LOG: return log(a);
-    case PR_SQRT: return sqrt(a);
-    case PR_RECIP: return 1.0 / a;
-    case PR_SIGMOID: return 1.0 / (1.0 + exp(-a));
-    case PR_TANH: return tanh(a);
-    case PR_RELU: return a > 0 ? a : 0;
-    case PR_ABS: return fabs(a);
-    case PR_ERF: return erf(a);
-    case PR_QUICK_GELU: return a / (1.0 + exp(-1.702 * a));
-    case PR_GELU: return 0.5 * a * (1.0 + erf(a / sqrt(2.0)));
+#define SCALAR_OP(id, name, arity, ir, expr) case PR_##id: return (expr);
+#include "scalar_ops.def"
+#undef SCALAR_OP
     default: return NAN;
     }
+#undef expf
+#undef logf
+#undef sqrtf
+#undef tanhf
+#undef fabsf
+#undef erff
+#undef powf
+#undef log1pf
 }
 
 double program_eval(const Program *p, const double *inputs)

@@ -18,21 +18,12 @@
 #include <stdint.h>
 #include "ir.h"
 
-#define PROGRAM_OPS(X)                       \
-    X(PR_ADD, "add", 2) X(PR_SUB, "sub", 2)  \
-    X(PR_MUL, "mul", 2) X(PR_DIV, "div", 2)  \
-    X(PR_MAX, "max", 2) X(PR_MIN, "min", 2)  \
-    X(PR_POW, "pow", 2) X(PR_NEG, "neg", 1)  \
-    X(PR_EXP, "exp", 1) X(PR_LOG, "log", 1)  \
-    X(PR_SQRT, "sqrt", 1) X(PR_RECIP, "recip", 1) \
-    X(PR_SIGMOID, "sigmoid", 1) X(PR_TANH, "tanh", 1) \
-    X(PR_RELU, "relu", 1) X(PR_ABS, "abs", 1) \
-    X(PR_ERF, "erf", 1) X(PR_QUICK_GELU, "quick_gelu", 1) X(PR_GELU, "gelu", 1)
-
+/* The opcodes: one per row of scalar_ops.def, which also holds each one's
+ * arithmetic. */
 typedef enum {
-#define X(id, name, arity) id,
-    PROGRAM_OPS(X)
-#undef X
+#define SCALAR_OP(id, name, arity, ir, expr) PR_##id,
+#include "scalar_ops.def"
+#undef SCALAR_OP
     PR_COUNT
 } ProgramOp;
 
@@ -51,6 +42,9 @@ typedef struct Program {
 
 const char *program_op_name(int op);
 int program_op_arity(int op);
+/* The opcode's f32 C expression over the operands a and b, as written in
+ * scalar_ops.def (what the renderers print); NULL for no opcode. */
+const char *program_op_expr(int op);
 /* The program opcode of an IR op, or -1 when the op is not fusable. */
 int program_op_of(int ir_op);
 

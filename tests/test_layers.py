@@ -184,3 +184,12 @@ def test_one_compile_path_checker_can_fail(tmp_path):
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "x.c").write_text("int f(Graph *g) { return run_passes(g, 0, 0, 0, 0); }\n")
     assert len(pipeline_callers(str(tmp_path))) == 1
+
+
+def test_the_committed_diagram_is_current():
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from architecture_diagram import dot_source
+    with open(os.path.join(ROOT, "docs", "architecture.dot")) as f:
+        committed = f.read()
+    assert committed == dot_source(), "docs/architecture.dot is stale: run python3 tools/architecture_diagram.py"

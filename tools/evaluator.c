@@ -5,6 +5,7 @@
 #include <string.h>
 #include "../runtime/npy.h"
 #include "../runtime/safetensors.h"
+#include "commands.h"
 #include "evaluator.h"
 
 /* Class features [C, D] from a .safetensors or a class list + the text encoder. */

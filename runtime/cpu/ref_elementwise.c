@@ -6,23 +6,21 @@
 #include <string.h>
 #include "kernels.h"
 
-static float unary_f32(int op, float x)
+/* The fusable ops' arithmetic comes from ir/scalar_ops.def, the rows the
+ * generated kernels are rendered from; the rest is written here. */
+static float unary_f32(int op, float a)
 {
+    const float b = 0; /* the table's binary rows read b; this switch only reaches unary ones */
+    (void)b;
     switch (op) {
-    case OP_NEG: return -x;
-    case OP_ABS: return fabsf(x);
-    case OP_SQRT: return sqrtf(x);
-    case OP_RECIPROCAL: return 1.0f / x;
-    case OP_EXP: return expf(x);
-    case OP_LOG: return logf(x);
-    case OP_ERF: return erff(x);
-    case OP_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case OP_TANH: return tanhf(x);
-    case OP_RELU: return x > 0 ? x : 0;
-    case OP_FLOOR: return floorf(x);
-    case OP_CEIL: return ceilf(x);
-    default: return NAN;
+#define SCALAR_OP(id, name, arity, ir, expr) case OP_##ir: if (arity == 1) return expr; break;
+#include "../../ir/scalar_ops.def"
+#undef SCALAR_OP
+    case OP_FLOOR: return floorf(a);
+    case OP_CEIL: return ceilf(a);
+    default: break;
     }
+    return NAN;
 }
 
 int ref_unary(KernelCtx *k)
@@ -111,17 +109,15 @@ int ref_cast(KernelCtx *k)
 
 static float binary_f32(int op, float a, float b)
 {
+    if (op == OP_POW && (b == 2.0f || b == 0.5f)) return b == 2.0f ? a * a : sqrtf(a); /* exact where powf may not be */
     switch (op) {
-    case OP_ADD: return a + b;
-    case OP_SUB: return a - b;
-    case OP_MUL: return a * b;
-    case OP_DIV: return a / b;
-    case OP_POW: return b == 2.0f ? a * a : b == 0.5f ? sqrtf(a) : powf(a, b);
-    case OP_MAX: return a > b ? a : b;
-    case OP_MIN: return a < b ? a : b;
+#define SCALAR_OP(id, name, arity, ir, expr) case OP_##ir: if (arity == 2) return expr; break;
+#include "../../ir/scalar_ops.def"
+#undef SCALAR_OP
     case OP_MOD: return fmodf(a, b);
-    default: return NAN;
+    default: break;
     }
+    return NAN;
 }
 
 static int compare(int op, double a, double b)
