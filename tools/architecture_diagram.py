@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Draws docs/architecture.svg (and .dot): the folders as boxes in their
-layers, bottom to top, and an arrow for every folder that includes another,
-labelled with how many includes.  Read from the sources by the same code
+layers, bottom to top, and an arrow for every folder that includes another.  Read from the sources by the same code
 that tests/test_layers.py checks them with, so the picture cannot drift.
 
     python3 tools/architecture_diagram.py    # needs Graphviz's `dot` for the SVG
@@ -23,13 +22,13 @@ def dot_source():
         fa, fb = os.path.dirname(a), os.path.dirname(b)
         if fa != fb and not fa.startswith(("tests", "bench", "examples")):
             counts[(fa, fb)] += 1
-    lines = ["digraph vclip {", '  rankdir=TB; node [shape=box, fontname="sans-serif"]; edge [color="#888888", fontsize=9];']
+    lines = ["digraph vclip {", '  rankdir=TB; node [shape=box, fontname="sans-serif"]; edge [color="#888888"];']
     for rank, folders in enumerate(LAYERS):
         present = [f for f in folders if os.path.isdir(os.path.join(ROOT, f)) and not f.startswith(("tests", "bench", "examples"))]
         if present:
             lines.append("  { rank=same; " + " ".join(f'"{f}";' for f in present) + " }")
-    for (a, b), n in sorted(counts.items()):
-        lines.append(f'  "{a}" -> "{b}" [label="{n}"];')
+    for a, b in sorted(counts):
+        lines.append(f'  "{a}" -> "{b}";')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
