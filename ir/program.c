@@ -96,6 +96,7 @@ static double apply(int op, double a, double b)
 #define erff erf
 #define powf pow
 #define log1pf log1p
+#define fmaxf fmax
     switch (op) {
 #define SCALAR_OP(id, name, arity, ir, expr) case PR_##id: return (expr);
 #include "scalar_ops.def"
@@ -110,6 +111,7 @@ static double apply(int op, double a, double b)
 #undef erff
 #undef powf
 #undef log1pf
+#undef fmaxf
 }
 
 double program_eval(const Program *p, const double *inputs)

@@ -32,6 +32,7 @@ int grad_reciprocal(GradCtx *c);
 int grad_exp(GradCtx *c);
 int grad_log(GradCtx *c);
 int grad_sigmoid(GradCtx *c);
+int grad_softplus(GradCtx *c);
 int grad_tanh(GradCtx *c);
 int grad_relu(GradCtx *c);
 int grad_cast(GradCtx *c);

@@ -33,6 +33,12 @@ int grad_sigmoid(GradCtx *c)
     return (c->dx[0] = grad_op2(c, OP_MUL, DY, grad_op2(c, OP_MUL, Y, one_minus))) ? 0 : -1;
 }
 
+/* d log(1 + e^x) = dy * sigmoid(x) */
+int grad_softplus(GradCtx *c)
+{
+    return (c->dx[0] = grad_op2(c, OP_MUL, DY, grad_op(c, OP_SIGMOID, 1, (Value *[]){X(0)}))) ? 0 : -1;
+}
+
 /* dy * (1 - y^2) */
 int grad_tanh(GradCtx *c)
 {

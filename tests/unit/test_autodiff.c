@@ -158,7 +158,7 @@ static void test_unary(void)
 {
     struct { int op; double lo, hi; int positive; } ops[] = {
         {OP_NEG, 0.1, 1, 0}, {OP_SQRT, 0.5, 2, 1}, {OP_RECIPROCAL, 0.5, 2, 0}, {OP_EXP, 0, 1, 0}, {OP_LOG, 0.5, 2, 1},
-        {OP_SIGMOID, 0, 2, 0}, {OP_TANH, 0, 1.5, 0}, {OP_RELU, 0.05, 1, 0}, {OP_IDENTITY, 0, 1, 0},
+        {OP_SIGMOID, 0, 2, 0}, {OP_SOFTPLUS, 0, 3, 0}, {OP_TANH, 0, 1.5, 0}, {OP_RELU, 0.05, 1, 0}, {OP_IDENTITY, 0, 1, 0},
         {OP_QUICK_GELU, 0, 3, 0}, {OP_GELU, 0, 3, 0},
     };
     for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
