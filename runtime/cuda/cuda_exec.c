@@ -16,7 +16,7 @@
 #include "../../ir/loads.h"
 #include "../../ir/base.h"
 
-typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV } Kind;
+typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_COUNT } Kind;
 
 typedef struct {
     Tensor *host;   /* host copy (owned unless it is the value's constant) */
@@ -112,35 +112,78 @@ static int f32_inputs(const Node *n)
     return n->n_out >= 1 && n->out[0]->dtype == DT_F32;
 }
 
+/* Plain device nodes: f32 in, one f32 out. */
+static int plain(const Node *n)
+{
+    for (int j = 1; j < n->n_out; j++) if (n->out[j]) return 0;
+    return f32_inputs(n);
+}
+
+static int fits_linear(const Node *n, const Slot *x)
+{
+    (void)x;
+    return plain(n) && (konst_f32(n->in[1]) || (n->in[1]->konst && n->in[1]->dtype == DT_BF16));
+}
+
+static int fits_matmul(const Node *n, const Slot *x)
+{
+    const Tensor *b = konst_f32(n->in[1]);
+    return plain(n) && b && b->rank == 2 && x && x->rank >= 2;
+}
+
+/* a kernel reading through views takes the views' operands (shapes, indices) from the host */
+static int fits_fused(const Node *n, const Slot *x)
+{
+    (void)x;
+    return n->n_in <= 64 && (node_attr(n, "loads") ? n->out[0]->dtype == DT_F32 : plain(n));
+}
+
+static int fits_layernorm(const Node *n, const Slot *x)
+{
+    (void)x;
+    return plain(n) && n->n_in >= 2 && konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2]));
+}
+
+static int fits_plain(const Node *n, const Slot *x) { (void)x; return plain(n); }
+static int fits_transpose(const Node *n, const Slot *x) { return plain(n) && x && x->rank <= CUDA_COPY_MAX_RANK; }
+static int fits_concat(const Node *n, const Slot *x) { return plain(n) && x && x->rank <= CUDA_COPY_MAX_RANK && n->n_in <= 8; }
+
+static int fits_conv(const Node *n, const Slot *x)
+{
+    (void)x;
+    return plain(n) && konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2]));
+}
+
+/* a few rows picked by constant indices (the class token) */
+static int fits_gather(const Node *n, const Slot *x)
+{
+    return n->n_in == 2 && n->in[0]->dtype == DT_F32 && n->in[1]->konst && tensor_numel(n->in[1]->konst) <= 8 &&
+           n->in[1]->konst->rank <= 1 && x && x->rank <= CUDA_COPY_MAX_RANK;
+}
+
+/* The ops with a device kernel of their own, indexed by op as the CPU's
+ * kernel table is: what runs it, and whether this node fits it.  The
+ * fusable scalar ops (ir/scalar_ops.def) run as one-op generated kernels;
+ * every other op runs on the host. */
+static const struct {
+    Kind kind;
+    int (*fits)(const Node *n, const Slot *x);
+} device_ops[OP_COUNT] = {
+    [OP_LINEAR] = {K_LINEAR, fits_linear},          [OP_MATMUL] = {K_MATMUL, fits_matmul},
+    [OP_FUSED_ELEMENTWISE] = {K_FUSED, fits_fused}, [OP_LAYER_NORM] = {K_LAYERNORM, fits_layernorm},
+    [OP_SOFTMAX] = {K_SOFTMAX, fits_plain},         [OP_ATTENTION] = {K_ATTENTION, fits_plain},
+    [OP_TRANSPOSE] = {K_TRANSPOSE, fits_transpose}, [OP_CONCAT] = {K_CONCAT, fits_concat},
+    [OP_CONV] = {K_CONV, fits_conv},                [OP_GATHER] = {K_GATHER, fits_gather},
+};
+
 static Kind classify(const CudaSession *s, const Node *n)
 {
     const Slot *x = n->n_in && n->in[0] ? &s->slots[n->in[0]->id] : NULL;
     if (n->op == OP_SHAPE) return K_SHAPE;
     if (op_table[n->op].pattern == PAT_VIEW) return K_VIEW;
-    if (n->op == OP_GATHER && n->n_in == 2 && n->in[0]->dtype == DT_F32 && n->in[1]->konst && tensor_numel(n->in[1]->konst) <= 8 &&
-        n->in[1]->konst->rank <= 1 && x && x->rank <= CUDA_COPY_MAX_RANK)
-        return K_GATHER; /* a few rows picked by constant indices (the class token) */
-    /* a kernel reading through views takes the views' operands (shapes, indices) from the host */
-    if (n->op == OP_FUSED_ELEMENTWISE && node_attr(n, "loads")) return n->n_in <= 64 && n->out[0]->dtype == DT_F32 ? K_FUSED : K_HOST;
-    if (!f32_inputs(n)) return K_HOST;
-    for (int j = 1; j < n->n_out; j++) if (n->out[j]) return K_HOST;
-    switch (n->op) {
-    case OP_LINEAR: return konst_f32(n->in[1]) || (n->in[1]->konst && n->in[1]->dtype == DT_BF16) ? K_LINEAR : K_HOST;
-    case OP_MATMUL: {
-        const Tensor *b = konst_f32(n->in[1]);
-        return b && b->rank == 2 && x && x->rank >= 2 ? K_MATMUL : K_HOST;
-    }
-    case OP_FUSED_ELEMENTWISE: return n->n_in <= 64 ? K_FUSED : K_HOST;
-    case OP_LAYER_NORM: return n->n_in >= 2 && konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2])) ? K_LAYERNORM : K_HOST;
-    case OP_SOFTMAX: return K_SOFTMAX;
-    case OP_ATTENTION: return K_ATTENTION;
-    case OP_TRANSPOSE: return x && x->rank <= CUDA_COPY_MAX_RANK ? K_TRANSPOSE : K_HOST;
-    case OP_CONCAT: return x && x->rank <= CUDA_COPY_MAX_RANK && n->n_in <= 8 ? K_CONCAT : K_HOST;
-    case OP_CONV: return konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2])) ? K_CONV : K_HOST;
-    default: break;
-    }
+    if (device_ops[n->op].fits) return device_ops[n->op].fits(n, x) ? device_ops[n->op].kind : K_HOST;
     int pr = program_op_of(n->op);
-    return pr >= 0 && n->n_in == program_op_arity(pr) && x && x->rank <= 8 ? K_ELEMWISE : K_HOST;
+    return pr >= 0 && plain(n) && n->n_in == program_op_arity(pr) && x && x->rank <= 8 ? K_ELEMWISE : K_HOST;
 }
 
 /* ---- moving values ------------------------------------------------------ */
@@ -621,6 +664,14 @@ static int run_view(CudaSession *s, int i, char *err, size_t cap)
     return rc;
 }
 
+/* The launch of each device kind. */
+static int (*const launchers[K_COUNT])(Launch *) = {
+    [K_LINEAR] = launch_linear,       [K_MATMUL] = launch_matmul,   [K_FUSED] = launch_fused,
+    [K_ELEMWISE] = launch_elemwise,   [K_LAYERNORM] = launch_layernorm, [K_SOFTMAX] = launch_softmax,
+    [K_ATTENTION] = launch_attention, [K_TRANSPOSE] = launch_transpose, [K_CONCAT] = launch_concat,
+    [K_GATHER] = launch_gather,       [K_CONV] = launch_conv,
+};
+
 static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)
 {
     const Node *n = s->g->nodes[i];
@@ -637,20 +688,8 @@ static int run_device(CudaSession *s, int i, int planned, int capturing, char *e
     size_t bytes = sizeof(float) * numel_of(o->rank, o->dims);
     Launch L = {s, i, planned, capturing, n, ic, value_buffer(s, n->out[0], bytes, planned), &s->slots[n->in[0]->id], err, cap};
     if (!L.out) { snprintf(err, cap, "node '%s': device allocation failed (%zu bytes)", n->name, bytes); goto done; }
-    switch (s->kind[i]) {
-    case K_LINEAR: rc = launch_linear(&L); break;
-    case K_MATMUL: rc = launch_matmul(&L); break;
-    case K_FUSED: rc = launch_fused(&L); break;
-    case K_ELEMWISE: rc = launch_elemwise(&L); break;
-    case K_LAYERNORM: rc = launch_layernorm(&L); break;
-    case K_SOFTMAX: rc = launch_softmax(&L); break;
-    case K_ATTENTION: rc = launch_attention(&L); break;
-    case K_TRANSPOSE: rc = launch_transpose(&L); break;
-    case K_CONCAT: rc = launch_concat(&L); break;
-    case K_GATHER: rc = launch_gather(&L); break;
-    case K_CONV: rc = launch_conv(&L); break;
-    default: snprintf(err, cap, "node '%s': no device kernel", n->name); break;
-    }
+    if (s->kind[i] < K_COUNT && launchers[s->kind[i]]) rc = launchers[s->kind[i]](&L);
+    else snprintf(err, cap, "node '%s': no device kernel", n->name);
     if (rc == 0) o->dev = L.out;
     else if (rc > 0) rc = 1; /* this instance needs the host */
     else if (!strstr(err, n->name)) {
