@@ -1,5 +1,6 @@
 /* base.c — see base.h. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -119,4 +120,25 @@ char *read_file(const char *path, size_t *len, char *err, size_t cap)
     buf[n] = 0;
     if (len) *len = n;
     return buf;
+}
+
+char *data_path(const char *relative)
+{
+    char exe[PATH_MAX], cand[PATH_MAX * 2];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0; /* the binary's folder */
+        const char *ups[] = {"..", "../.."};
+        for (size_t i = 0; slash && i < 2; i++) {
+            snprintf(cand, sizeof cand, "%s/%s/%s", exe, ups[i], relative);
+            if (access(cand, R_OK) == 0) return strdup(cand);
+        }
+    }
+#ifdef VCLIP_DATA_DIR
+    snprintf(cand, sizeof cand, "%s/%s", VCLIP_DATA_DIR, relative);
+    if (access(cand, R_OK) == 0) return strdup(cand);
+#endif
+    return NULL;
 }

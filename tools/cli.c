@@ -1,10 +1,8 @@
 /* cli.c — see cli.h. */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "cli.h"
 
 void cli_error(const char *tool, const char *prefix, const char *msg)
@@ -25,27 +23,6 @@ int cli_parse_int(const char *s, int lo, int hi, int *out)
     if (!*s || *end || errno || v < lo || v > hi) return -1;
     *out = (int)v;
     return 0;
-}
-
-char *cli_data_path(const char *relative)
-{
-    char exe[PATH_MAX], cand[PATH_MAX * 2];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0; /* the binary's folder */
-        const char *ups[] = {"..", "../.."};
-        for (size_t i = 0; slash && i < 2; i++) {
-            snprintf(cand, sizeof cand, "%s/%s/%s", exe, ups[i], relative);
-            if (access(cand, R_OK) == 0) return strdup(cand);
-        }
-    }
-#ifdef VCLIP_DATA_DIR
-    snprintf(cand, sizeof cand, "%s/%s", VCLIP_DATA_DIR, relative);
-    if (access(cand, R_OK) == 0) return strdup(cand);
-#endif
-    return NULL;
 }
 
 int cli_usage_error(const char *tool, const char *msg)

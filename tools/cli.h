@@ -13,10 +13,6 @@ void cli_error(const char *tool, const char *prefix, const char *msg);
 int cli_parse_int(const char *s, int lo, int hi, int *out);
 /* "TOOL: MSG" on stderr; returns 2, the exit status of a usage error. */
 int cli_usage_error(const char *tool, const char *msg);
-/* Path of a data file shipped in the source tree, given relative to the
- * repository root: looked up next to the binary (BIN/.., BIN/../..) and
- * in the source folder it was built from.  malloc'd, NULL if not found. */
-char *cli_data_path(const char *relative);
 
 /* --target and --precision, which every command that runs a model takes:
  * put CLI_COMPILE_OPTIONS in the getopt_long table, pass the two codes to

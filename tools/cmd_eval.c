@@ -175,7 +175,7 @@ int cmd_eval(int argc, char **argv)
         rc = 0;
         goto done;
     }
-    pdir = protocols_dir ? strdup(protocols_dir) : cli_data_path("../shared/data/protocols");
+    pdir = protocols_dir ? strdup(protocols_dir) : data_path("../shared/data/protocols");
     if (!pdir) { cli_error(TOOL, NULL, "cannot find the protocol lists: pass --protocols DIR"); goto done; }
     double top1[10], top5[10];
     size_t videos = 0, skipped = 0, decoded = 0;

@@ -3,7 +3,7 @@
 #define VCLIP_COMMANDS_H
 
 #include <stddef.h>
-#include "../models/tokenizer/bpe.h"
+#include "../models/tokenizer/tokenizer_source.h"
 
 int cmd_tokenize(int argc, char **argv);
 int cmd_encode_text(int argc, char **argv);
@@ -18,10 +18,5 @@ int cmd_train(int argc, char **argv);
 int cmd_average(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
-
-/* Where the tokenizer comes from: a .gz, HF files, or (neither) the bundled
- * vocabulary, overridable with $VCLIP_BPE. */
-typedef struct { const char *gz, *hf_vocab, *hf_merges; } TokenizerSource;
-ClipTokenizer *tokenizer_open(const TokenizerSource *src, char *err, size_t cap);
 
 #endif

@@ -197,7 +197,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
         CheckpointView v = {n, r.names, r.data, &r.opt, c->swa_start >= 0 ? r.swa : NULL, NULL, NULL};
         if (checkpoint_load(r.ckpt, &v, &r.opt, &st, err, cap)) goto done;
         if (trim_metrics(r.metrics, st.step, err, cap)) goto done;
-        if (!c->quiet) fprintf(stderr, "vclip-run train: resuming %s at step %lld (epoch %lld)\n", r.ckpt, (long long)st.step, (long long)st.epoch + 1);
+        if (!c->quiet) fprintf(stderr, "trainer: resuming %s at step %lld (epoch %lld)\n", r.ckpt, (long long)st.step, (long long)st.epoch + 1);
     } else if (!access(r.metrics, F_OK) && unlink(r.metrics)) {
         snprintf(err, cap, "%s: %s", r.metrics, strerror(errno));
         goto done;

@@ -1,8 +1,8 @@
-/* tokenizer_source.c — picks the vocabulary for the vclip-run commands. */
+/* tokenizer_source.c — see tokenizer_source.h. */
 #include <stdio.h>
 #include <stdlib.h>
-#include "cli.h"
-#include "commands.h"
+#include "tokenizer_source.h"
+#include "../../ir/base.h"
 
 #define BUNDLED_BPE "models/tokenizer/bpe_simple_vocab_16e6.txt.gz"
 
@@ -18,7 +18,7 @@ ClipTokenizer *tokenizer_open(const TokenizerSource *src, char *err, size_t cap)
     if (src->gz) return clip_tokenizer_load_gz(src->gz, err, cap);
     const char *env = getenv("VCLIP_BPE");
     if (env && *env) return clip_tokenizer_load_gz(env, err, cap);
-    char *path = cli_data_path(BUNDLED_BPE);
+    char *path = data_path(BUNDLED_BPE);
     if (!path) { snprintf(err, cap, "cannot find the bundled vocabulary (%s); pass --vocab or set VCLIP_BPE", BUNDLED_BPE); return NULL; }
     ClipTokenizer *t = clip_tokenizer_load_gz(path, err, cap);
     free(path);
