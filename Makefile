@@ -15,7 +15,7 @@ LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz
 PYTHON   ?= $(CURDIR)/.venv/bin/python
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/cuda/*.c codegen/*.c)
+LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/cuda/*.c runtime/demo/*.c codegen/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
 TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run
 # Every tests/unit/test_*.c is a unit test program.

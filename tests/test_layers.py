@@ -22,6 +22,7 @@ LAYERS = [
     ["runtime"],
     ["runtime/data"],
     ["runtime/eval", "runtime/train"],
+    ["runtime/demo"],
     ["tools"],
     ["tests/unit", "tests/fuzz", "bench", "examples"],
 ]

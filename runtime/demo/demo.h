@@ -1,0 +1,60 @@
+/* demo.h — the demo world's pieces (docs/training.md): a plan of sizes, the
+ * generated videos and their batch source, the pretrained tiny CLIP and its
+ * cache, fine-tuning plainly or as Open-VCLIP, top-1 scoring of a patched
+ * model, and the test splits written as files.  `vclip-run demo` strings
+ * them together; tests and later experiments (seeds, ablations) reuse them. */
+#ifndef VCLIP_DEMO_H
+#define VCLIP_DEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../../ir/ir.h"
+#include "../../models/clip_builder.h"
+#include "../../models/prompts.h"
+#include "../data/shape_world.h"
+
+#define DEMO_SEEN_COLOURS 3 /* red, green, blue; the other three are unseen */
+#define DEMO_CLASSES (DEMO_SEEN_COLOURS * SW_SHAPES * SW_MOTIONS) /* classes per split */
+
+typedef struct {
+    ClipConfig clip;
+    int frames, pre_batch, train_per_class, test_per_class, ft_batch, ft_epochs;
+    int64_t pre_steps;
+    double pre_lr, ft_lr;
+} DemoPlan;
+/* The default sizes, or a few steps of everything (quick: a smoke test). */
+void demo_plan(DemoPlan *p, int quick);
+
+typedef struct { SwItem it; uint64_t seed; int label; } DemoVideo;
+
+/* splitmix64: the world's seeds and shuffles. */
+uint64_t demo_mix(uint64_t x);
+/* n videos per class of the classes whose colour is in [c0, c1), labels relative to c0's first class */
+DemoVideo *demo_videos(int c0, int c1, int per_class, uint64_t salt, size_t *n);
+/* The test videos as files, a list per split, and the class features in
+ * encode-text's format: OUT/videos/SPLIT/NNNNN.nut, OUT/videos/SPLIT.csv,
+ * OUT/videos/classes_SPLIT.safetensors. */
+int demo_write_split(const char *out, const char *split, const DemoVideo *v, size_t n, const float *cf, int64_t D,
+                     const StringList *names, size_t first_class, const DemoPlan *p, char *err, size_t cap);
+
+/* The pretrained CLIP (visual and text ONNX paths, its learned logit scale):
+ * from the cache ($VCLIP_CACHE_DIR/demo), or pretrained now and cached. */
+int demo_pretrained_clip(const DemoPlan *p, int threads, int quiet, char *visual, char *text, size_t cap, double *logit_scale,
+                         char *err, size_t ecap);
+/* dst = a copy of src, complete or not at all. */
+int demo_copy_file(const char *src, const char *dst, char *err, size_t cap);
+
+/* Fine-tunes VCLIP from clip_onnx on the seen classes into out/: plainly, or
+ * as Open-VCLIP (IWR + SWA + patch 0.5 + caption loss on `captions`, one
+ * feature row per class). */
+int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, const float *captions, int open_vclip, double logit_scale,
+                  const char *out, int threads, int quiet, char *err, size_t cap);
+
+/* Top-1 (%) of the encoder r * θ_CLIP + (1 - r) * weights (weights NULL:
+ * CLIP) on videos v against class features cf [C, D], logits averaged over
+ * the frames. */
+typedef struct { const char *clip_onnx; int threads, frames, S; } DemoEval;
+int demo_top1(const DemoEval *e, const char *weights, double r, int window, const DemoVideo *v, size_t n, const float *cf, int C,
+              int64_t D, double *out, char *err, size_t cap);
+
+#endif
