@@ -40,8 +40,8 @@ static const char *usage =
     "  --alpha LO:HI --beta B   IWR: alpha ~ U(LO, HI) (0:0.6), loss weight of the interpolated forward (0.5)\n"
     "  --iwr-gradient released|exact   released (default): the gradient at the interpolated weights is added\n"
     "                      as is, as the paper's code does; exact: times (1 - alpha), the chain rule\n"
-    "  --swa-start E       average the weights of epochs E.. (from 1; default 3, i.e. the paper's epoch 2\n"
-    "                      counted from 0); 0 = no SWA\n"
+    "  --swa-start E       average the weights of epochs E.. to the end, counted from 1 (default 2: the\n"
+    "                      released weight_average_tool.py averages checkpoints 2..22); 0 = no SWA\n"
     "  --patch-ratio R     final weights R*θ_CLIP + (1-R)*θ (0.5; 0 = none)\n"
     "  --plain             plain fine-tuning: no IWR, no SWA, no patch\n"
     "  --logit-scale X     log of the (trained) logit scale at the start (4.6052 = ln 100)\n"
@@ -167,7 +167,7 @@ int cmd_train(int argc, char **argv)
         CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *init = NULL, *classes = NULL, *text_model = NULL, *captions = NULL, *list = NULL, *root = NULL,
                *out = "train-out";
-    int frames = 8, stride = 16, window = 1, batch = 8, epochs = 22, warmup = 2, swa_start = 3, plain = 0, save_every = 0;
+    int frames = 8, stride = 16, window = 1, batch = 8, epochs = 22, warmup = 2, swa_start = 2, plain = 0, save_every = 0;
     int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, c;
     CompileOptions co = {0};
     char cerr[256];

@@ -29,7 +29,7 @@ void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs)
     c->alpha_lo = 0.0;
     c->alpha_hi = 0.6;
     c->seed = 0;
-    c->swa_start = 2;
+    c->swa_start = 1; /* the second epoch (from 0), as the released code: checkpoints 2..22 numbered from 1 */
     c->patch_ratio = 0.5;
     c->max_bad_steps = 5;
 }
