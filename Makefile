@@ -88,6 +88,9 @@ fuzz: $(BUILD)/gen/onnx.pb-c.c
 demo: all
 	$(BIN)/vclip-run demo --out demo-out
 
+# NVRTC from the venv's nvidia-cuda-nvrtc wheel where no CUDA toolkit is installed (tools/install-deps.sh)
+VENV_NVRTC := $(firstword $(wildcard $(CURDIR)/.venv/lib/python*/site-packages/nvidia/cu*/lib/libnvrtc.so*))
+test: export VCLIP_NVRTC := $(or $(VCLIP_NVRTC),$(VENV_NVRTC))
 test: all $(UNIT) asan fuzz
 	@test -x "$(PYTHON)" || { echo "make test: no $(PYTHON): run tools/install-deps.sh first (it makes the tests' venv)"; exit 1; }
 	@for t in $(UNIT) $(subst $(BUILD)/,build-asan/,$(UNIT)); do echo "== $$t"; $$t || exit 1; done

@@ -40,9 +40,7 @@ def test_emit_kernels_and_ptx(chain, tmp_path):
     d, _, _ = chain
     k = tmp_path / "k"
     p = run_tool("opt", "vclipc", "compile", d / "chain.onnx", "-o", tmp_path / "o.onnx", "--emit-kernels", k, "--target", "cuda")
-    if p.returncode and "NVRTC" not in p.stderr and "nvrtc" in p.stderr.lower():
-        pytest.skip(p.stderr)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, p.stderr  # NVRTC is part of the test setup (tools/install-deps.sh): no skip
     names = sorted(f.name for f in k.iterdir())
     assert any(n.endswith(".c") for n in names) and any(n.endswith(".cu") for n in names), names
     ptx = [f for f in k.iterdir() if f.suffix == ".ptx"]

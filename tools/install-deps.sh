@@ -44,6 +44,12 @@ if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
 fi
 PY="$VENV/bin/python"
 $PY -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
+# NVRTC: every test run compiles the CUDA kernels to PTX (no GPU needed).
+# The CUDA toolkit's library where there is one, else NVIDIA's wheel in the
+# venv (the Makefile's test target points VCLIP_NVRTC at it).
+if ! ls /usr/local/cuda*/lib64/libnvrtc.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then
+    $PY -m pip install -q --disable-pip-version-check nvidia-cuda-nvrtc
+fi
 if [ "${1:-}" = "--fixtures" ]; then
     $PY -m pip install -q --disable-pip-version-check "${FIXTURE_PACKAGES[@]}"
 fi

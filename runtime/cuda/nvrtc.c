@@ -32,9 +32,10 @@ static void load(void)
 {
     if (nv.tried) return;
     nv.tried = 1;
-    const char *names[] = {"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "/usr/local/cuda/lib64/libnvrtc.so", NULL};
+    const char *names[] = {getenv("VCLIP_NVRTC"), "libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "/usr/local/cuda/lib64/libnvrtc.so", NULL};
     void *h = NULL;
-    for (int i = 0; names[i] && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    for (int i = 0; i < 5 && !h; i++)
+        if (names[i] && *names[i]) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!h) { snprintf(nv.why, sizeof nv.why, "libnvrtc not found (%s)", dlerror()); return; }
     nv.create = (CreateFn)(uintptr_t)dlsym(h, "nvrtcCreateProgram");
     nv.compile = (CompileFn)(uintptr_t)dlsym(h, "nvrtcCompileProgram");

@@ -2,7 +2,9 @@
  * one binary runs (and reports cleanly) on machines without CUDA.  PTX is
  * cached on disk like the CPU kernels ($VCLIP_CACHE_DIR/kernels, keyed by
  * source + architecture + NVRTC version).  NVRTC needs no GPU, so every test
- * run compiles the generated CUDA kernels. */
+ * run compiles the generated CUDA kernels.  The library is $VCLIP_NVRTC if
+ * set (a path, e.g. the nvidia-cuda-nvrtc wheel's), else libnvrtc.so on the
+ * loader's path or in /usr/local/cuda. */
 #ifndef VCLIP_NVRTC_H
 #define VCLIP_NVRTC_H
 
