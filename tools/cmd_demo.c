@@ -26,7 +26,7 @@
 #include "../runtime/train/trainer.h"
 #include "cli.h"
 #include "commands.h"
-#include "evaluator.h"
+#include "../runtime/eval/evaluator.h"
 #include "svg_plot.h"
 
 #define TOOL "vclip-run demo"

@@ -19,7 +19,7 @@
 #include "../runtime/safetensors.h"
 #include "cli.h"
 #include "commands.h"
-#include "evaluator.h"
+#include "../runtime/eval/evaluator.h"
 #include "../runtime/eval/text_features.h"
 
 #define TOOL "vclip-run eval"

@@ -11,7 +11,7 @@
 #include "../runtime/train/checkpoint.h"
 #include "cli.h"
 #include "commands.h"
-#include "evaluator.h"
+#include "../runtime/eval/evaluator.h"
 #include "svg_plot.h"
 
 #define TOOL "vclip-run sweep"

@@ -16,7 +16,7 @@
 #include "../runtime/train/trainer.h"
 #include "cli.h"
 #include "commands.h"
-#include "evaluator.h"
+#include "../runtime/eval/evaluator.h"
 #include "../runtime/eval/text_features.h"
 
 #define TOOL "vclip-run train"

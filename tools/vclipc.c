@@ -17,9 +17,8 @@
 #include "../ir/verify.h"
 #include "../onnx/onnx_io.h"
 #include "../passes/passes.h"
-#include "../runtime/cuda/nvrtc.h"
+#include "../runtime/cuda/cuda_ptx.h"
 #include "../codegen/render.h"
-#include "../runtime/cuda/cuda_driver.h"
 #include "../runtime/model.h"
 #include "../runtime/npy.h"
 #include "cli.h"
@@ -370,41 +369,6 @@ static int emit_kernels(const Graph *g, const char *dir, char *err, size_t cap)
     return 0;
 }
 
-/* --target cuda: every generated kernel through NVRTC, for the device's
- * architecture when there is one, else for sm_80 and sm_90. */
-static int kernels_to_ptx(const Graph *g, const char *dir, char *err, size_t cap)
-{
-    char why[512], arch[2][32] = {"compute_80", "compute_90"};
-    int n_arch = 2, k = 0;
-    CudaInfo ci;
-    if (cuda_probe(&ci, why, sizeof why) == 0) { snprintf(arch[0], sizeof arch[0], "compute_%d%d", ci.major, ci.minor); n_arch = 1; }
-    if (!nvrtc_available(why, sizeof why)) { snprintf(err, cap, "--target cuda: %s", why); return -1; }
-    for (int i = 0; i < g->n_nodes; i++) {
-        char *src;
-        int r = program_node_sources(g->nodes[i], NULL, &src, err, cap);
-        if (r < 0) return -1;
-        if (!r) continue;
-        for (int a = 0; a < n_arch; a++) {
-            char *ptx = src ? nvrtc_compile(src, arch[a], err, cap) : NULL;
-            if (!ptx) { free(src); return -1; }
-            if (dir) {
-                char path[4096];
-                snprintf(path, sizeof path, "%s/%02d-%s.ptx", dir, k, arch[a]);
-                FILE *f = fopen(path, "w");
-                int bad = !f || fputs(ptx, f) < 0;
-                if (f && fclose(f)) bad = 1;
-                if (bad) { free(ptx); free(src); snprintf(err, cap, "cannot write %.900s", path); return -1; }
-            }
-            free(ptx);
-        }
-        free(src);
-        k++;
-    }
-    fprintf(stderr, "vclipc: %d generated kernels compiled to PTX for %s%s%s (%s)\n", k, arch[0], n_arch > 1 ? " and " : "",
-            n_arch > 1 ? arch[1] : "", why);
-    return 0;
-}
-
 static int cmd_compile(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", 1, 0, 'o'}, {"dump-after", 1, 0, 'a'}, {"dump-dir", 1, 0, 'd'},
@@ -480,7 +444,7 @@ static int cmd_compile(int argc, char **argv)
     int rc = 1;
     if (compile_graph(g, &co, err, sizeof err)) print_error(argv[optind], err);
     else if (emit_dir && emit_kernels(g, emit_dir, err, sizeof err)) print_error(emit_dir, err);
-    else if (co.target == TARGET_CUDA && kernels_to_ptx(g, emit_dir, err, sizeof err)) print_error(argv[optind], err);
+    else if (co.target == TARGET_CUDA && cuda_kernels_to_ptx(g, emit_dir, err, sizeof err)) print_error(argv[optind], err);
     else if (standard_ops && pass_lower_to_standard_ops(g, err, sizeof err) < 0) print_error(argv[optind], err);
     else if (onnx_save(g, out, &so, err, sizeof err)) die(err);
     else rc = 0;

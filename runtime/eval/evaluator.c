@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../runtime/npy.h"
-#include "../runtime/safetensors.h"
-#include "commands.h"
 #include "evaluator.h"
+#include "../npy.h"
+#include "../safetensors.h"
+#include "../../models/tokenizer/tokenizer_source.h"
 
 /* Class features [C, D] from a .safetensors or a class list + the text encoder. */
 Tensor *class_features_for(Evaluator *ev, const char *classes, StringList *names, char *err, size_t cap)

@@ -3,9 +3,9 @@
 #ifndef VCLIP_EVALUATOR_H
 #define VCLIP_EVALUATOR_H
 
-#include "../runtime/eval/metrics.h"
-#include "../runtime/eval/video_features.h"
-#include "../runtime/eval/text_features.h"
+#include "metrics.h"
+#include "video_features.h"
+#include "text_features.h"
 
 typedef struct {
     VideoModel vm;
