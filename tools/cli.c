@@ -31,9 +31,11 @@ int cli_usage_error(const char *tool, const char *msg)
     return 2;
 }
 
-int cli_compile_option(int code, const char *arg, CompileOptions *co, char *err, size_t cap)
+int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions *co)
 {
-    if (code == CLI_OPT_TARGET && target_parse(arg, &co->target)) { snprintf(err, cap, "--target is cpu or cuda"); return -1; }
-    if (code == CLI_OPT_PRECISION && precision_parse(arg, &co->precision)) { snprintf(err, cap, "--precision is fp32, bf16 or fp16"); return -1; }
-    return compile_check(co, err, cap);
+    char err[256];
+    if (code == CLI_OPT_TARGET && target_parse(arg, &co->target)) snprintf(err, sizeof err, "--target is cpu or cuda");
+    else if (code == CLI_OPT_PRECISION && precision_parse(arg, &co->precision)) snprintf(err, sizeof err, "--precision is fp32, bf16 or fp16");
+    else if (compile_check(co, err, sizeof err) == 0) return 0;
+    return cli_usage_error(tool, err);
 }

@@ -16,14 +16,15 @@ int cli_usage_error(const char *tool, const char *msg);
 
 /* --target and --precision, which every command that runs a model takes:
  * put CLI_COMPILE_OPTIONS in the getopt_long table, pass the two codes to
- * cli_compile_option, and print CLI_COMPILE_HELP in --help. */
+ * cli_compile_arg, and print CLI_COMPILE_HELP in --help. */
 enum { CLI_OPT_TARGET = 0x100, CLI_OPT_PRECISION };
 #define CLI_COMPILE_OPTIONS {"target", 1, 0, CLI_OPT_TARGET}, {"precision", 1, 0, CLI_OPT_PRECISION}
 #define CLI_COMPILE_HELP                                                                                  \
     "  --target cpu|cuda   where the model runs (default cpu; cuda: device 0, a clear error without one)\n" \
     "  --precision fp32|bf16|fp16   GEMM inputs, sums in f32 (default fp32; bf16 on the CPU needs\n"      \
     "                      AVX512-BF16; fp16 is for cuda)\n"
-/* 0, or -1 with a usage message in err. */
-int cli_compile_option(int code, const char *arg, CompileOptions *co, char *err, size_t cap);
+/* Applies one of them to co: 0, or 2 (the usage-error status) with the
+ * message printed as "TOOL: ...". */
+int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions *co);
 
 #endif

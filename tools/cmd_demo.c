@@ -52,7 +52,6 @@ int cmd_demo(int argc, char **argv)
                                          CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int epochs = 0;
     CompileOptions co = {0};
-    char cerr[256];
     double lr = 0;
     char *end;
     const char *out = "demo-out";
@@ -66,7 +65,7 @@ int cmd_demo(int argc, char **argv)
         case 'w': write_videos = 1; break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
-            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) return cli_usage_error(TOOL, cerr);
+            if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
             break;
         case 'e': if (cli_parse_int(optarg, 1, 1000, &epochs)) return cli_usage_error(TOOL, "--epochs needs 1..1000"); break;
         case 'l': lr = strtod(optarg, &end); if (*end || !(lr > 0)) return cli_usage_error(TOOL, "--lr needs a positive number"); break;

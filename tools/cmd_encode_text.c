@@ -56,7 +56,6 @@ int cmd_encode_text(int argc, char **argv)
     TokenizerSource src = {0};
     int normalize = 1, batch = 64, threads = 0, c;
     CompileOptions co = {0};
-    char cerr[256];
     while ((c = getopt_long(argc, argv, "m:c:p:t:Nb:T:o:v:j:k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
@@ -72,7 +71,7 @@ int cmd_encode_text(int argc, char **argv)
         case 'k': src.hf_merges = optarg; break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
-            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;

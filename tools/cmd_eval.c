@@ -99,7 +99,6 @@ int cmd_eval(int argc, char **argv)
     Outputs outs = {0};
     int frames = 8, window = 1, threads = 0, json = 0, no_cache = 0, c;
     CompileOptions co = {0};
-    char cerr[256];
     Evaluator ev;
     evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "V:c:m:L:r:v:C:T:W:S:x:b:w:t:P:Q:M:p:d:D:Njh", opts, NULL)) != -1) {
@@ -129,7 +128,7 @@ int cmd_eval(int argc, char **argv)
         case 'j': json = 1; break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
-            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;

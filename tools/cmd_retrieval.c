@@ -82,7 +82,6 @@ int cmd_retrieval(int argc, char **argv)
     const char *visual = NULL, *text_model = NULL, *captions = NULL, *root = ".", *sim_in = NULL, *owners = NULL, *sim_out = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
     CompileOptions co = {0};
-    char cerr[256];
     SamplingConfig sc;
     sampling_defaults(&sc);
     while ((c = getopt_long(argc, argv, "V:m:c:r:v:S:T:W:s:o:w:t:jh", opts, NULL)) != -1) {
@@ -103,7 +102,7 @@ int cmd_retrieval(int argc, char **argv)
         case 'j': json = 1; break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
-            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;

@@ -41,7 +41,6 @@ int cmd_sweep(int argc, char **argv)
     const char *zroot = NULL, *croot = NULL, *text_model = NULL, *plot = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
     CompileOptions co = {0};
-    char cerr[256];
     Evaluator ev;
     evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "a:f:R:z:Z:c:C:r:1:2:m:p:v:T:W:t:jh", opts, NULL)) != -1) {
@@ -67,7 +66,7 @@ int cmd_sweep(int argc, char **argv)
         case 'j': json = 1; break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
-            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 2; }
+            if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;

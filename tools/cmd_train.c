@@ -213,7 +213,7 @@ int cmd_train(int argc, char **argv)
         case 'K': keep_epochs = 1; break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
-            if (cli_compile_option(c, optarg, &co, cerr, sizeof cerr)) return cli_usage_error(TOOL, cerr);
+            if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: return cli_usage_error(TOOL, "unknown option (see --help)");
