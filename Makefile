@@ -2,7 +2,7 @@
 #   make              bin/vclipc, bin/vclip-run
 #   make test         unit tests + the Python checks against ONNX Runtime (README's test command)
 #   make asan         the same binaries with ASan+UBSan in build-asan/bin
-#   make fuzz         the libFuzzer target for the ONNX importer (clang)
+#   make fuzz         the libFuzzer targets (clang): ONNX importer, tokenizer, safetensors, npy, text lists
 CC       ?= gcc
 BUILD    ?= build
 BIN      ?= bin
@@ -76,13 +76,16 @@ asan:
 	        all $(addprefix build-asan/tests/,$(UNIT_NAMES))
 
 FUZZ_CC ?= clang
+# Every tests/fuzz/fuzz_*.c is a libFuzzer target (docs/fuzzing.md).
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build-fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -Ibuild-fuzz/gen -Ionnx -DVCLIP_DATA_DIR='"$(CURDIR)"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz: $(BUILD)/gen/onnx.pb-c.c
 	$(MAKE) BUILD=build-fuzz BIN=build-fuzz/bin CC=$(FUZZ_CC) OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" build-fuzz/libvclip.a
-	@mkdir -p build-fuzz/bin
-	$(FUZZ_CC) -std=c11 -O1 -g -D_GNU_SOURCE -Ibuild-fuzz/gen -Ionnx -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    tests/fuzz/fuzz_onnx_import.c build-fuzz/libvclip.a $(LDLIBS) -o build-fuzz/bin/fuzz_onnx_import
-	$(FUZZ_CC) -std=c11 -O1 -g -D_GNU_SOURCE -DVCLIP_DATA_DIR='"$(CURDIR)"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    tests/fuzz/fuzz_tokenizer.c build-fuzz/libvclip.a $(LDLIBS) -o build-fuzz/bin/fuzz_tokenizer
+	$(MAKE) $(FUZZ_BINS)
+
+build-fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h build-fuzz/libvclip.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $< build-fuzz/libvclip.a $(LDLIBS) -o $@
 
 # The bundled default: the demo world (docs/training.md), results in demo-out/.
 demo: all

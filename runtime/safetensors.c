@@ -75,6 +75,74 @@ static DType from_st_dtype(const char *s)
     return DT_UNDEF;
 }
 
+typedef struct { uint64_t begin, end; const char *name; } Span;
+
+static int by_begin(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+}
+
+/* Every entry of a header, before anything is allocated from it: a known
+ * dtype, at most IR_MAX_RANK non-negative dims whose byte count fits, data
+ * offsets [begin, end) inside the data region and exactly that long, and no
+ * two tensors sharing bytes.  0, or -1 with a message naming the tensor. */
+static int check_entries(json_t *root, uint64_t data_len, const char *path, char *err, size_t cap)
+{
+    size_t n = json_object_size(root), k = 0;
+    Span *spans = calloc(n + 1, sizeof *spans);
+    if (!spans) { snprintf(err, cap, "%s: out of memory", path); return -1; }
+    const char *name;
+    json_t *e;
+    int rc = 0;
+    json_object_foreach(root, name, e) {
+        if (!strcmp(name, "__metadata__")) {
+            if (!json_is_object(e)) { snprintf(err, cap, "%s: __metadata__ is not an object", path); rc = -1; break; }
+            continue;
+        }
+        json_t *dt = json_object_get(e, "dtype"), *sh = json_object_get(e, "shape"), *off = json_object_get(e, "data_offsets");
+        DType d = json_is_string(dt) ? from_st_dtype(json_string_value(dt)) : DT_UNDEF;
+        if (!json_is_object(e) || d == DT_UNDEF || !json_is_array(sh) || json_array_size(sh) > IR_MAX_RANK || !json_is_array(off) ||
+            json_array_size(off) != 2 || !json_is_integer(json_array_get(off, 0)) || !json_is_integer(json_array_get(off, 1))) {
+            snprintf(err, cap, "%s: tensor '%.200s' has a bad dtype, shape or data_offsets", path, name);
+            rc = -1;
+            break;
+        }
+        uint64_t bytes = dtype_size(d);
+        for (size_t i = 0; rc == 0 && i < json_array_size(sh); i++) {
+            json_t *di = json_array_get(sh, i);
+            json_int_t v = json_integer_value(di);
+            if (!json_is_integer(di) || v < 0 || (v > 0 && bytes > (uint64_t)INT64_MAX / (uint64_t)v)) {
+                snprintf(err, cap, "%s: tensor '%.200s' has a bad dimension", path, name);
+                rc = -1;
+            }
+            bytes *= (uint64_t)v;
+        }
+        if (rc) break;
+        json_int_t a = json_integer_value(json_array_get(off, 0)), b = json_integer_value(json_array_get(off, 1));
+        if (a < 0 || b < a || (uint64_t)b > data_len || (uint64_t)(b - a) != bytes) {
+            snprintf(err, cap, "%s: tensor '%.200s': its shape needs %llu bytes, its data_offsets [%lld, %lld) give %s (the data is %llu bytes)",
+                     path, name, (unsigned long long)bytes, (long long)a, (long long)b,
+                     b < a || a < 0 ? "a negative range" : (uint64_t)b > data_len ? "a range past the end" : "another size",
+                     (unsigned long long)data_len);
+            rc = -1;
+            break;
+        }
+        if (b > a) spans[k++] = (Span){(uint64_t)a, (uint64_t)b, name}; /* empty tensors own no bytes */
+    }
+    if (rc == 0) {
+        qsort(spans, k, sizeof *spans, by_begin);
+        for (size_t i = 1; i < k; i++)
+            if (spans[i].begin < spans[i - 1].end) {
+                snprintf(err, cap, "%s: tensors '%.200s' and '%.200s' overlap in the data", path, spans[i - 1].name, spans[i].name);
+                rc = -1;
+                break;
+            }
+    }
+    free(spans);
+    return rc;
+}
+
 /* Opens path and parses its JSON header (bounds checked); the caller closes *fp. */
 static json_t *read_header(const char *path, FILE **fp, long *fsize, uint64_t *hl, char *err, size_t cap)
 {
@@ -97,6 +165,10 @@ static json_t *read_header(const char *path, FILE **fp, long *fsize, uint64_t *h
     free(hdr);
     if (!root || !json_is_object(root)) {
         snprintf(err, cap, "%s: header is not a JSON object (%s)", path, root ? "" : je.text);
+        json_decref(root);
+        return NULL;
+    }
+    if (check_entries(root, (uint64_t)*fsize - 8 - *hl, path, err, cap)) {
         json_decref(root);
         return NULL;
     }

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Write the fuzzer's seed corpus: small valid models, one per op family,
-with every input an initializer so constant folding runs the kernels.
+"""Write the fuzzers' seed corpora, one folder per target under seeds/:
+small valid models for the importer (one per op family, every input an
+initializer so constant folding runs the kernels); safetensors files
+(features with metadata, a training checkpoint's layout); .npy files of each
+dtype and version; class lists, templates, captions JSONL and dataset CSVs.
 Usage: python3 tests/fuzz/make_seeds.py"""
 import os
 
@@ -8,7 +11,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
+SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
+HERE = os.path.join(SEEDS, "fuzz_onnx_import")
 
 
 def model(name, nodes, inits, out="y"):
@@ -19,7 +23,44 @@ def model(name, nodes, inits, out="y"):
     onnx.save(m, os.path.join(HERE, name + ".onnx"))
 
 
+def file_seeds():
+    import json
+
+    from safetensors.numpy import save_file
+    r = np.random.default_rng(1)
+    d = os.path.join(SEEDS, "fuzz_safetensors")
+    os.makedirs(d, exist_ok=True)
+    save_file({"class_features": r.standard_normal((3, 4)).astype(np.float32)}, os.path.join(d, "features.safetensors"),
+              metadata={"classes": json.dumps(["a", "b", "c"])})
+    w, b = r.standard_normal((3, 4)).astype(np.float32), r.standard_normal(4).astype(np.float32)
+    ck = {"w": w, "b": b, "adamw.m/w": w * 0.1, "adamw.v/w": w * w, "adamw.m/b": b * 0.1, "adamw.v/b": b * b, "swa/w": w, "swa/b": b}
+    state = {"step": 3, "epoch": 1, "step_in_epoch": 1, "swa_count": 1, "skipped": 0, "rng": "12345", "adamw_step": 3}
+    save_file(ck, os.path.join(d, "checkpoint.safetensors"), metadata={"format": "vclip-checkpoint-1", "state": json.dumps(state)})
+    save_file({"x": np.arange(6, dtype=np.int64).reshape(2, 3), "h": np.ones(5, np.float16), "e": np.zeros((0, 4), np.float32)},
+              os.path.join(d, "dtypes.safetensors"))
+    d = os.path.join(SEEDS, "fuzz_npy")
+    os.makedirs(d, exist_ok=True)
+    for name, a in [("f32", r.standard_normal((2, 3)).astype(np.float32)), ("i64", np.arange(4, dtype=np.int64)),
+                    ("f16", np.ones((1, 2, 2), np.float16)), ("bool", np.array([True, False])), ("u8", np.zeros((0,), np.uint8)),
+                    ("scalar", np.float64(2.5))]:
+        np.save(os.path.join(d, name + ".npy"), a)
+    with open(os.path.join(d, "v2.npy"), "wb") as f:
+        np.lib.format.write_array(f, np.ones((2, 2), np.int32), version=(2, 0))
+    d = os.path.join(SEEDS, "fuzz_lists")
+    os.makedirs(d, exist_ok=True)
+    seeds = {"classes.json": '{"0": "Apply Eye Makeup", "1": "ApplyLipstick", "2": "brush_hair"}\n',
+             "classes_array.json": '["arm wrestling", "cleaning pool"]\n',
+             "classes.txt": "arm wrestling\ncleaning pool\n",
+             "templates.txt": "a photo of {}.\na video of a person {}.\n",
+             "captions.jsonl": '{"video": "a.mp4", "caption": "two men arm wrestle"}\n{"video": 7, "captions": ["x", "y"]}\n',
+             "train.csv": "path,label\nvideos/a.mp4,0\nb.avi,12\n"}
+    for name, text in seeds.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+
+
 def main():
+    file_seeds()
     os.makedirs(HERE, exist_ok=True)
     r = np.random.default_rng(0)
     f = lambda *s: r.standard_normal(s).astype(np.float32)
