@@ -153,8 +153,16 @@ def main():
         subprocess.run([VCLIPC, "compile", src, "--frames", "8", "--export-standard-ops", "-o", vclip_std], check=True)
         rows.append(bench("VCLIP ViT-B/32 (T = 8, window 1; ORT runs its standard-ops export)", vclip, "video", 1,
                           a.threads, a.repeat, tmp, ort_model=vclip_std, rounds=a.rounds))
-    if a.no_write:
-        return
+    # a fast wrong answer is no result: f32 must agree with ORT, bf16 within its rounding
+    wrong = [f"{r['label']} (batch {r['batch']}): max rel err {r['rel_err']:.1e} > {tol:.0e}" for r in rows
+             for tol in [3e-2 if "bf16" in r["label"] else 1e-4] if not r["rel_err"] <= tol]
+    if not a.no_write:
+        write_table(a, rows)
+    if wrong:
+        raise SystemExit("bench_cpu: outputs disagree with ONNX Runtime:\n  " + "\n  ".join(wrong))
+
+
+def write_table(a, rows):
     import onnxruntime
     lines = [
         "# CPU inference: vclipc vs ONNX Runtime",

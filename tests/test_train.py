@@ -188,3 +188,36 @@ def test_failed_checkpoint_write_keeps_the_last_one(data, tmp_path):
     assert "File too large" in r.stderr and "checkpoint" in r.stderr, r.stderr
     assert ck.read_bytes() == before, "the last checkpoint must survive a failed write"
     assert not [p.name for p in out.iterdir() if "tmp" in p.name], "temporary files must be removed"
+
+
+def splitmix64(state):
+    state = (state + 0x9E3779B97F4A7C15) % 2 ** 64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2 ** 64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2 ** 64
+    return state, z ^ (z >> 31)
+
+
+def test_logged_lr_and_alpha_follow_their_definitions(data, tmp_path):
+    """metrics.jsonl's lr is DESIGN.md's schedule (linear warm-up from lr/100
+    over the warm-up epochs, then cosine to lr/100), and its alpha is the
+    IWR sampler: U(LO, HI) from splitmix64 seeded with seed ^ 0x5EED, 53 bits
+    per draw.  Both recomputed here independently of the C code."""
+    import math
+    out = tmp_path / "run"
+    run_tool("opt", "vclip-run", *train_args(data, out, "--alpha", "0.1:0.5", "--seed", "11"), check=True)
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    steps_per_epoch, epochs, lr = 2, 5, 1e-3  # 4 videos, batch 2; train_args' --epochs 5 --lr 1e-3 --warmup-epochs 1
+    total, warm, lo = steps_per_epoch * epochs, steps_per_epoch * 1, lr / 100
+    state = 11 ^ 0x5EED
+    assert [r["step"] for r in rows] == list(range(1, total + 1))
+    for r in rows:
+        s = r["step"] - 1
+        if s < warm:
+            want = lo + (lr - lo) * s / warm
+        else:
+            t = min(1.0, (s - warm) / (total - warm))
+            want = lo + 0.5 * (lr - lo) * (1 + math.cos(math.pi * t))
+        assert r["lr"] == pytest.approx(want, rel=1e-8), r
+        state, z = splitmix64(state)
+        assert r["alpha"] == pytest.approx(0.1 + 0.4 * (z >> 11) / 2 ** 53, rel=1e-8), r

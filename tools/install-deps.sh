@@ -20,7 +20,7 @@ APT_PACKAGES=(
     ffmpeg                                  # the tests make their own test videos with it
     python3 python3-venv                    # the tests' virtual environment (.venv)
 )
-PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow)
+PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow scikit-learn)
 FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)
 
 SUDO=""

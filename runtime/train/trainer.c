@@ -238,7 +238,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
                 bad_run = 0;
             } else {
                 st.skipped++;
-                if (!c->quiet) fprintf(stderr, "%svclip-run train: step %lld: loss %g, gradient norm %g: not finite, step skipped\n",
+                if (!c->quiet) fprintf(stderr, "%strainer: step %lld: loss %g, gradient norm %g: not finite, step skipped\n",
                                        tty ? "\n" : "", (long long)st.step + 1, loss, norm);
                 bad_run++;
             }
