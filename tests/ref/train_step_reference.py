@@ -5,6 +5,15 @@ tests/fixtures/openai_visual_op17, T = 8, temporal window 1, zero-filled
 boundary), the frame-averaged cross-entropy against fixed class features, the
 caption loss (lambda 4), and IWR at a fixed alpha (beta 0.5).
 
+The step starts away from CLIP: θ = θ_CLIP + noise (param0.* in the file),
+while IWR interpolates towards θ_CLIP, the exported weights.  At θ = θ_CLIP
+the interpolated weights would equal θ and every gradient would be a fixed
+multiple of ∇L(θ), so code that only scaled ∇L(θ) would pass both
+conventions; here the second forward sees other weights.  A second set of
+gradients (grad_w2_mask.*) uses temporal window 2 with the masked boundary,
+so the wider windows and the masked attention's backward are checked against
+PyTorch too.
+
 Written from DESIGN.md §2, not from our C code:
   L(θ)   = CE(exp(s) · mean_t(f_t · W_textᵀ), y) + λ · ½(CE(S, i) + CE(Sᵀ, i)),
            f_t = normalize(frame embedding t), S = exp(s) · normalize(Σ_t f_t) · Cᵀ
@@ -70,8 +79,9 @@ def onnx_mapping(visual):
 
 
 def to_onnx_layout(t, how, shape):
+    """A copy: a parameter's numpy view would follow the optimizer's later in-place updates."""
     a = t.detach().numpy()
-    return np.ascontiguousarray(a.T if how == "T" else a.reshape(shape))
+    return np.array(a.T if how == "T" else a.reshape(shape), order="C", copy=True)
 
 
 class Model(torch.nn.Module):
@@ -81,7 +91,7 @@ class Model(torch.nn.Module):
         self.logit_scale = torch.nn.Parameter(torch.tensor(LOGIT_SCALE, dtype=torch.float32))
 
 
-def vclip_with(module, params, visual, video):
+def vclip_with(module, params, visual, video, window=1, boundary="zero"):
     """VCLIP frame embeddings with `params` (dotted names under `module`) swapped in
     for the module's own parameters: the forward is a free function over the module."""
     saved = {}
@@ -94,14 +104,14 @@ def vclip_with(module, params, visual, video):
             saved[k] = (mod, name, mod._parameters[name])
             mod._parameters[name] = v
     try:
-        return vclip_visual_forward(visual, video, 1, "zero")
+        return vclip_visual_forward(visual, video, window, boundary)
     finally:
         for mod, name, p in saved.values():
             mod._parameters[name] = p
 
 
-def loss_fn(model, params, video, labels, text, captions):
-    fe = vclip_with(model, params, model.visual, video)
+def loss_fn(model, params, video, labels, text, captions, window=1, boundary="zero"):
+    fe = vclip_with(model, params, model.visual, video, window, boundary)
     scale = params["logit_scale"].exp()
     f = fe / fe.norm(dim=-1, keepdim=True)
     logits = scale * (f @ text.T).mean(dim=1)
@@ -136,17 +146,21 @@ def main():
 
     names = [n for n, _ in model.named_parameters()]
     theta = {n: p for n, p in model.named_parameters()}
-    theta0 = {n: p.detach().clone() for n, p in theta.items()}
+    theta0 = {n: p.detach().clone() for n, p in theta.items()}  # θ_CLIP: the exported weights
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():  # start away from CLIP, as after some training
+        for n, p in theta.items():
+            p.add_(0.2 * (p.std() if p.numel() > 1 else 1.0) * torch.randn(p.shape, generator=gen))
 
-    def grads(exact):
-        loss1, ce = loss_fn(model, theta, tv, tl, tt, tc)
+    def grads(exact, window=1, boundary="zero"):
+        loss1, ce = loss_fn(model, theta, tv, tl, tt, tc, window, boundary)
         if exact:
             tilde = {n: ALPHA * theta0[n] + (1 - ALPHA) * theta[n] for n in names}
-            loss2, _ = loss_fn(model, tilde, tv, tl, tt, tc)
+            loss2, _ = loss_fn(model, tilde, tv, tl, tt, tc, window, boundary)
             g = torch.autograd.grad(loss1 + BETA * loss2, [theta[n] for n in names])
         else:
             tilde = {n: (ALPHA * theta0[n] + (1 - ALPHA) * theta[n].detach()).requires_grad_() for n in names}
-            loss2, _ = loss_fn(model, tilde, tv, tl, tt, tc)
+            loss2, _ = loss_fn(model, tilde, tv, tl, tt, tc, window, boundary)
             g1 = torch.autograd.grad(loss1, [theta[n] for n in names])
             g2 = torch.autograd.grad(loss2, [tilde[n] for n in names])
             g = [a + BETA * b for a, b in zip(g1, g2)]
@@ -154,7 +168,15 @@ def main():
 
     out = {"video": video, "labels": labels, "class_features": text, "caption_features": captions}
     shapes = {i.name: tuple(i.dims) for i in onnx.load(MODEL).graph.initializer}
+    for onnx_name, (n, how) in mapping.items():
+        out["param0." + onnx_name] = to_onnx_layout(theta[n], how, shapes[onnx_name])
+    out["param0.logit_scale"] = theta["logit_scale"].detach().numpy().astype(np.float32)  # astype copies
     _, _, g_exact = grads(True)
+    total_w2, _, g_w2 = grads(False, 2, "mask")
+    out["loss_w2_mask"] = np.array(total_w2, dtype=np.float32)
+    for onnx_name, (n, how) in mapping.items():
+        out["grad_w2_mask." + onnx_name] = to_onnx_layout(g_w2[n], how, shapes[onnx_name])
+    out["grad_w2_mask.logit_scale"] = g_w2["logit_scale"].numpy().astype(np.float32)
     decay = [p for n, p in theta.items() if p.ndim >= 2 and not n.endswith("bias")]
     no_decay = [p for n, p in theta.items() if not (p.ndim >= 2 and not n.endswith("bias"))]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],

@@ -3,7 +3,10 @@
  * loss, every parameter's gradient (both IWR gradient conventions) and the
  * parameters after three clipped AdamW steps; this test builds the same
  * training graph from the exported ONNX file and compares each, tensor by
- * tensor.
+ * tensor.  The step starts at θ = θ_CLIP + noise (param0.* in the file),
+ * since at θ_CLIP itself IWR's second forward would see the same weights and
+ * every reference gradient would be a multiple of ∇L(θ); a second gradient
+ * set uses temporal window 2 with the masked boundary.
  *
  * Tolerances: the forward runs in float32 with a different summation order
  * from PyTorch's, through two layers, a temporal attention over 3x17 keys and
@@ -45,13 +48,24 @@ static double worst_excess(const Tensor *got, const Tensor *want, double rel, do
     return worst;
 }
 
-static int build(TrainGraph *tg, const Tensor *classes, int exact)
+/* The training graph, its parameters set to the reference's starting point
+ * (θ_CLIP, which IWR interpolates towards, stays the ONNX file's). */
+static int build(TrainGraph *tg, const Tensor *classes, int exact, int window, int boundary_mask)
 {
-    TrainGraphConfig cfg = {.batch = 2, .frames = 8, .window = 1, .class_features = classes, .logit_scale = (float)log(1 / 0.07),
-                            .iwr = 1, .beta = 0.5f, .exact_gradient = exact, .captions = 1, .caption_weight = 4.0f};
+    TrainGraphConfig cfg = {.batch = 2, .frames = 8, .window = window, .boundary_mask = boundary_mask, .class_features = classes,
+                            .logit_scale = (float)log(1 / 0.07), .iwr = 1, .beta = 0.5f, .exact_gradient = exact, .captions = 1,
+                            .caption_weight = 4.0f};
     char err[512];
     int rc = train_graph_build(DIR "visual.onnx", &cfg, tg, err, sizeof err);
     CHECK(rc == 0, "train_graph_build: %s", err);
+    for (int i = 0; rc == 0 && i < tg->n_params; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "param0.%s", tg->params[i]->name);
+        Tensor *start = ref(name), *p = tg->params[i]->konst;
+        CHECK(start && start->nbytes == p->nbytes, "reference has no %s of the parameter's size", name);
+        if (start && start->nbytes == p->nbytes) memcpy(p->data, start->data, p->nbytes);
+        tensor_free(start);
+    }
     return rc;
 }
 
@@ -94,8 +108,11 @@ int main(void)
     *(float *)alpha->data = 0.3f;
     Tensor *inputs[4] = {video, labels, alpha, captions};
     TrainGraph tg;
-    if (build(&tg, classes, 0)) return TEST_SUMMARY();
+    if (build(&tg, classes, 0, 1, 0)) return TEST_SUMMARY();
     CHECK(tg.n_params == 33, "%d trainable parameters, want 33", tg.n_params);
+    int away = 0; /* the fixture must start away from θ_CLIP, or it cannot see IWR's second forward */
+    for (int i = 0; i < tg.n_params; i++) away += worst_excess(tg.params[i]->konst, tg.initial[i], 0, 1e-4) > 1;
+    CHECK(away == tg.n_params, "only %d of %d parameters start away from CLIP's", away, tg.n_params);
     int n_out = tg.g->n_outputs;
     Tensor **outs = calloc((size_t)n_out, sizeof(Tensor *));
     /* step 0: loss and every gradient (the released code's IWR convention) */
@@ -137,11 +154,24 @@ int main(void)
     free(names);
     train_graph_free(&tg);
     /* the exact chain rule */
-    if (build(&tg, classes, 1) == 0) {
+    if (build(&tg, classes, 1, 1, 0) == 0) {
         if (run(&tg, inputs, outs) == 0) check_grads(&tg, outs, "grad_exact");
         free_outs(outs, tg.g->n_outputs);
         train_graph_free(&tg);
     }
+    /* a wider window with the masked boundary (its attention backward) */
+    Tensor *loss_w2 = ref("loss_w2_mask");
+    if (loss_w2 && build(&tg, classes, 0, 2, 1) == 0) {
+        if (run(&tg, inputs, outs) == 0) {
+            double l = tensor_get_f64(outs[0], 0), want = tensor_get_f64(loss_w2, 0);
+            CHECK(fabs(l - want) <= 1e-5 * fabs(want), "window 2, masked: loss %.7f, PyTorch %.7f", l, want);
+            check_grads(&tg, outs, "grad_w2_mask");
+        }
+        free_outs(outs, tg.g->n_outputs);
+        train_graph_free(&tg);
+    }
+    CHECK(loss_w2 != NULL, "reference has no window-2 case");
+    tensor_free(loss_w2);
     free(outs);
     Tensor *all[] = {video, labels, classes, captions, losses, loss_ce, alpha};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
