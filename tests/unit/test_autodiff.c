@@ -126,8 +126,12 @@ static void fd_check(Graph *g, Value *y, Value **params, int np, const char *wha
             CHECK(tensor_numel(gt) == n, "%s: gradient of %s has %lld elements, want %lld", what, params[p]->name,
                   (long long)tensor_numel(gt), (long long)n);
             if (tensor_numel(gt) != n) continue;
-            for (int t = 0; t < 10 && t < n; t++) {
-                int64_t i = n <= 10 ? t : irand(0, n - 1);
+            /* every element of a small parameter (boundary frames, masked keys and the
+             * last head all sit at particular indices); 64 random ones, the first and
+             * the last of a larger one */
+            int64_t n_check = n <= 512 ? n : 66;
+            for (int64_t t = 0; t < n_check; t++) {
+                int64_t i = n <= 512 ? t : t == 0 ? 0 : t == 1 ? n - 1 : irand(0, n - 1);
                 float *pw = (float *)w->data + i, keep = *pw;
                 Tensor *tmp[9] = {0};
                 *pw = keep + (float)eps;
@@ -339,6 +343,11 @@ static void test_attention(void)
         {8, 3, 2, 3, 1, 0, 0, 1, 4, 1, 0},   /* VCLIP, T=4, window 1, zero-filled boundary */
         {8, 3, 2, 3, 1, 0, 0, 1, 4, 1, 1},   /* masked boundary */
         {6, 3, 1, 4, 0, 0, 0, 0, 3, 2, 0},   /* window reaching past both ends */
+        {10, 3, 2, 2, 1, 0, 0, 1, 5, 2, 0},  /* window 2 over 5 frames, zero-filled: inner and boundary frames */
+        {10, 3, 2, 2, 1, 0, 0, 1, 5, 2, 1},  /* the same, masked */
+        {8, 3, 2, 2, 0, 0, 0, 0, 4, 3, 1},   /* window 3 over 4 frames, masked: every frame at a boundary */
+        {8, 3, 2, 2, 0, 0, 0, 0, 4, 3, 0},   /* window 3, zero-filled */
+        {6, 2, 2, 2, 1, 0, 1, 1, 3, 1, 1},   /* masked boundary with an additive mask too */
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         int B = cases[k].B, N = cases[k].N, H = cases[k].heads, dh = cases[k].d, C = H * dh;
