@@ -109,18 +109,69 @@ static void place(int motion, int T, int S, double speed, double grow, Rng *r, d
     *rad = r0;
 }
 
+/* A video's draws from its seed, in order: the look, the speed (0.6x to
+ * 1.4x, which also scales growing and shrinking), the start; then the
+ * background noise of each frame from the same stream. */
+typedef struct { Rng r; Look lk; double pace, speed, grow, cx, cy, rad; } VideoPlan;
+
+static void plan_video(const SwItem *it, int T, int S, uint64_t seed, VideoPlan *vp)
+{
+    vp->r = (Rng){seed * 0x2545F4914F6CDD1Dull + 17};
+    look(it, &vp->r, &vp->lk);
+    vp->pace = 0.6 + 0.8 * uniform(&vp->r);
+    vp->speed = S / 24.0 * vp->pace;
+    vp->grow = S / 64.0 * vp->pace;
+    place(it->motion, T, S, vp->speed, vp->grow, &vp->r, &vp->cx, &vp->cy, &vp->rad);
+}
+
 void sw_render_video(const SwItem *it, int T, int S, uint64_t seed, uint8_t *out)
 {
-    Rng r = {seed * 0x2545F4914F6CDD1Dull + 17};
-    Look lk;
-    look(it, &r, &lk);
-    double speed = S / 24.0, grow = S / 64.0, cx, cy, rad, dx, dy, dr;
-    place(it->motion, T, S, speed, grow, &r, &cx, &cy, &rad);
+    VideoPlan vp;
+    plan_video(it, T, S, seed, &vp);
+    double dx, dy, dr;
     motion_step(it->motion, &dx, &dy, &dr);
     for (int t = 0; t < T; t++) {
         uint8_t *f = out + (size_t)t * S * S * 3;
-        draw_background(f, S, &lk, &r);
-        draw_shape(f, S, it->shape, cx + dx * speed * t, cy + dy * speed * t, rad + dr * grow * t, &lk, 1.0);
+        draw_background(f, S, &vp.lk, &vp.r);
+        draw_shape(f, S, it->shape, vp.cx + dx * vp.speed * t, vp.cy + dy * vp.speed * t, vp.rad + dr * vp.grow * t, &vp.lk, 1.0);
+    }
+}
+
+/* Ways to say each motion (sw_motion_names' order). */
+static const char *const motion_words[SW_MOTIONS][3] = {
+    {"moving left", "sliding to the left", "drifting left"},   {"moving right", "sliding to the right", "drifting right"},
+    {"moving up", "rising", "drifting upwards"},                {"moving down", "falling", "sinking"},
+    {"growing", "getting bigger", "expanding"},                 {"shrinking", "getting smaller", "contracting"},
+};
+
+void sw_caption_video(const SwItem *it, int T, int S, uint64_t seed, char *out, size_t cap)
+{
+    VideoPlan vp;
+    plan_video(it, T, S, seed, &vp);
+    Rng w = {seed ^ 0xCA9710Bull}; /* the wording: a stream of its own, the video is unchanged */
+    const char *colour = sw_colour_names[it->colour], *shape = sw_shape_names[it->shape];
+    const char *motion = it->motion >= 0 ? motion_words[it->motion][(int)(uniform(&w) * 3)] : "standing still";
+    const char *pace = vp.pace < 0.85 ? (uniform(&w) < 0.5 ? " slowly" : " at a slow pace")
+                       : vp.pace > 1.15 ? (uniform(&w) < 0.5 ? " quickly" : " fast") : "";
+    /* the start: which third of the frame, across and down */
+    static const char *const across[3] = {"left", "centre", "right"}, *const down[3] = {"top", "middle", "bottom"};
+    int ax = (int)(3 * vp.cx / S), ay = (int)(3 * vp.cy / S);
+    ax = ax < 0 ? 0 : ax > 2 ? 2 : ax;
+    ay = ay < 0 ? 0 : ay > 2 ? 2 : ay;
+    char where[32];
+    if (ax == 1 && ay == 1) snprintf(where, sizeof where, "the centre");
+    else if (ay == 1) snprintf(where, sizeof where, "the %s", across[ax]);
+    else if (ax == 1) snprintf(where, sizeof where, "the %s", down[ay]);
+    else snprintf(where, sizeof where, "the %s %s", down[ay], across[ax]);
+    double r_mid = vp.rad + (it->motion == 4 ? 0.5 : it->motion == 5 ? -0.5 : 0) * vp.grow * (T - 1);
+    const char *size = r_mid < 4.2 ? "small" : r_mid > 5.6 ? "large" : "medium-sized";
+    double shade = (vp.lk.bg[0] + vp.lk.bg[1] + vp.lk.bg[2]) / 3;
+    const char *bg = shade < 43 ? "dark" : shade < 57 ? "dark grey" : "grey";
+    switch ((int)(uniform(&w) * 4)) {
+    case 0: snprintf(out, cap, "a %s %s %s %s%s, starting from %s, on a %s background", size, colour, shape, motion, pace, where, bg); break;
+    case 1: snprintf(out, cap, "on a %s background, a %s %s starts in %s and keeps %s%s", bg, colour, shape, where, motion, pace); break;
+    case 2: snprintf(out, cap, "the video shows a %s %s, %s, %s%s from %s", size, shape, colour, motion, pace, where); break;
+    default: snprintf(out, cap, "a %s %s %s%s across a %s backdrop, first seen in %s", colour, shape, motion, pace, bg, where); break;
     }
 }
 

@@ -82,11 +82,14 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     tg->logits = logits;
     if (cfg->captions) {
         tg->caption_features = b_input(&b, "caption_features", DT_F32, 2, (int64_t[]){B, D});
+        tg->caption_mask = b_input(&b, "caption_mask", DT_F32, 2, (int64_t[]){B, B});
         Tensor *ar = tensor_new(DT_I64, 1, &B);
         if (ar) for (int64_t i = 0; i < B; i++) ((int64_t *)ar->data)[i] = i;
         Value *diag = b_const(&b, "caption_targets", ar);
         Value *v = b_l2_normalize(&b, "video_features", b_reduce_sum(&b, "video_sum", f, 1, 0));
-        Value *sim = b_op2(&b, OP_MUL, "caption_logits", b_op2(&b, OP_MATMUL, "caption_sim", v, b_transpose2(&b, "captions_t", tg->caption_features)), scale);
+        Value *sim = b_op2(&b, OP_MUL, "caption_logits_unmasked", b_op2(&b, OP_MATMUL, "caption_sim", v, b_transpose2(&b, "captions_t", tg->caption_features)), scale);
+        /* another video with the same caption is no negative: the mask (symmetric) takes it out of both directions */
+        sim = b_op2(&b, OP_ADD, "caption_logits", sim, tg->caption_mask);
         Value *l1 = b_op2(&b, OP_SOFTMAX_CE, "loss_video_to_text", sim, diag);
         Value *l2 = b_op2(&b, OP_SOFTMAX_CE, "loss_text_to_video", b_transpose2(&b, "caption_logits_t", sim), diag);
         Value *lc = b_op2(&b, OP_MUL, "loss_caption", b_op2(&b, OP_ADD, "loss_caption_sum", l1, l2), b_scalar(&b, "half", 0.5f));
@@ -100,9 +103,10 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
         if (!lt2) goto fail;
         loss = b_op2(&b, OP_ADD, "loss_total", loss, b_op2(&b, OP_MUL, "loss_interpolated", lt2, b_scalar(&b, "beta", cfg->beta)));
     }
-    if (cfg->captions) { /* keep the documented input order: video, labels, alpha, caption_features */
-        int k = g->n_inputs - 1;
-        if (cfg->iwr) { Value *t = g->inputs[k]; g->inputs[k] = g->inputs[k - 1]; g->inputs[k - 1] = t; }
+    if (cfg->captions && cfg->iwr) { /* keep the documented input order: video, labels, alpha, caption_features, caption_mask */
+        Value *alpha = g->inputs[g->n_inputs - 1];
+        for (int k = g->n_inputs - 1; k > 2; k--) g->inputs[k] = g->inputs[k - 1];
+        g->inputs[2] = alpha;
     }
     if (b.failed) goto fail;
     /* Parameters get private, writable data; the file's (possibly mapped)
@@ -140,6 +144,16 @@ fail:
     free(names);
     train_graph_free(tg);
     return -1;
+}
+
+void caption_mask_fill(const Tensor *captions, Tensor *mask)
+{
+    int64_t B = captions->dims[0], D = captions->dims[1];
+    const float *c = captions->data;
+    float *m = mask->data;
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t j = 0; j < B; j++)
+            m[i * B + j] = i != j && !memcmp(c + i * D, c + j * D, sizeof(float) * (size_t)D) ? CAPTION_MASKED : 0.0f;
 }
 
 void train_graph_free(TrainGraph *tg)

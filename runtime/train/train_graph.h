@@ -16,7 +16,7 @@ typedef struct {
     int iwr;                      /* add the interpolated forward */
     float beta;                   /* its loss weight */
     int exact_gradient;           /* chain rule's (1 - alpha) vs the released code's convention */
-    int captions;                 /* add the caption loss (input caption_features [batch, D]) */
+    int captions;                 /* add the caption loss (inputs caption_features [batch, D], caption_mask [batch, batch]) */
     float caption_weight;         /* lambda */
 } TrainGraphConfig;
 
@@ -26,8 +26,8 @@ typedef struct {
     Value **params;               /* trainable: the encoder's f32 initializers, then logit_scale */
     Value **grads;
     Tensor **initial;             /* θ_CLIP: views of each parameter's data as loaded (not copies) */
-    /* inputs, in graph order: video, labels, then alpha (iwr), caption_features (captions) */
-    Value *video, *labels, *alpha, *caption_features;
+    /* inputs, in graph order: video, labels, then alpha (iwr), caption_features and caption_mask (captions) */
+    Value *video, *labels, *alpha, *caption_features, *caption_mask;
     /* outputs: loss (total), loss_ce (classification on θ), logits [batch, classes], then the gradients */
     Value *loss, *loss_ce, *logits;
 } TrainGraph;
@@ -36,5 +36,13 @@ typedef struct {
  * 0, or -1 with a message naming the file. */
 int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainGraph *tg, char *err, size_t cap);
 void train_graph_free(TrainGraph *tg);
+
+/* The caption loss's mask for a batch of caption features [B, D]: 0, or
+ * CAPTION_MASKED (added to the logits: exp underflows to 0 in f32) where two
+ * different videos have the same caption, which is then no negative for
+ * either (identical captions are common: pseudo-captions of similar videos,
+ * or one caption per class). */
+#define CAPTION_MASKED (-1e4f)
+void caption_mask_fill(const Tensor *captions, Tensor *mask);
 
 #endif

@@ -164,7 +164,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
 {
     Run r = {0};
     Model *sess = NULL;
-    Tensor *in[4] = {0}, **outs = NULL;
+    Tensor *in[5] = {0}, **outs = NULL;
     FILE *mf = NULL;
     int rc = -1, tty = c->progress && isatty(2);
     memset(res, 0, sizeof *res);
@@ -212,10 +212,14 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     in[1] = tensor_new(DT_I64, 1, &gc->batch);
     int k = 2;
     if (gc->iwr) in[k++] = tensor_new(DT_F32, 0, NULL);
-    if (gc->captions) in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->class_features->dims[1]});
+    int cap_k = k;
+    if (gc->captions) {
+        in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->class_features->dims[1]});
+        in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->batch});
+    }
     outs = calloc((size_t)r.tg.g->n_outputs, sizeof(Tensor *));
     sess = model_new(r.tg.g, 0, &(CompileOptions){.target = c->target, .threads = c->threads, .outputs_in_arena = 1}, err, cap);
-    if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && !in[k - 1])) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
+    if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && (!in[cap_k] || !in[cap_k + 1]))) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
     int bad_run = 0;
@@ -224,9 +228,10 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     for (; st.epoch < c->epochs; st.epoch++, st.step_in_epoch = 0) {
         if (src->begin_epoch(src, st.epoch, st.step_in_epoch, err, cap)) goto done;
         for (;;) {
-            int got = src->next(src, in[0], in[1], gc->captions ? in[k - 1] : NULL, err, cap);
+            int got = src->next(src, in[0], in[1], gc->captions ? in[cap_k] : NULL, err, cap);
             if (got < 0) goto done;
             if (got == 0) break;
+            if (gc->captions) caption_mask_fill(in[cap_k], in[cap_k + 1]);
             double alpha = c->alpha_lo + (c->alpha_hi - c->alpha_lo) * (double)(rng_next(&st.rng) >> 11) * (1.0 / 9007199254740992.0);
             if (gc->iwr) *(float *)in[2]->data = (float)alpha;
             if (model_run(sess, in, outs, err, cap)) goto done;
@@ -296,7 +301,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
 done:
     if (mf) fclose(mf);
     model_free(sess);
-    for (int i = 0; i < 4; i++) tensor_free(in[i]);
+    for (int i = 0; i < 5; i++) tensor_free(in[i]);
     for (int i = 0; outs && i < r.tg.g->n_outputs; i++) tensor_free(outs[i]);
     free(outs);
     run_free(&r);

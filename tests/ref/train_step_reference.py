@@ -12,7 +12,9 @@ multiple of ∇L(θ), so code that only scaled ∇L(θ) would pass both
 conventions; here the second forward sees other weights.  A second set of
 gradients (grad_w2_mask.*) uses temporal window 2 with the masked boundary,
 so the wider windows and the masked attention's backward are checked against
-PyTorch too.
+PyTorch too.  A fourth (grad_dup.*) gives both videos the same caption: then
+neither is the other's negative in the caption loss, which is written here
+by taking them out of the softmax (masked_fill), not by our additive mask.
 
 Written from DESIGN.md §2, not from our C code:
   L(θ)   = CE(exp(s) · mean_t(f_t · W_textᵀ), y) + λ · ½(CE(S, i) + CE(Sᵀ, i)),
@@ -120,6 +122,8 @@ def loss_fn(model, params, video, labels, text, captions, window=1, boundary="ze
     v = v / v.norm(dim=-1, keepdim=True)
     sim = scale * v @ captions.T
     diag = torch.arange(B)
+    same = (captions[:, None, :] == captions[None, :, :]).all(-1) & ~torch.eye(B, dtype=torch.bool)
+    sim = sim.masked_fill(same, float("-inf"))  # another video with the same caption is no negative
     cap = 0.5 * (F.cross_entropy(sim, diag) + F.cross_entropy(sim.T, diag))
     return ce + LAMBDA * cap, ce
 
@@ -152,15 +156,16 @@ def main():
         for n, p in theta.items():
             p.add_(0.2 * (p.std() if p.numel() > 1 else 1.0) * torch.randn(p.shape, generator=gen))
 
-    def grads(exact, window=1, boundary="zero"):
-        loss1, ce = loss_fn(model, theta, tv, tl, tt, tc, window, boundary)
+    def grads(exact, window=1, boundary="zero", caps=None):
+        caps = tc if caps is None else caps
+        loss1, ce = loss_fn(model, theta, tv, tl, tt, caps, window, boundary)
         if exact:
             tilde = {n: ALPHA * theta0[n] + (1 - ALPHA) * theta[n] for n in names}
-            loss2, _ = loss_fn(model, tilde, tv, tl, tt, tc, window, boundary)
+            loss2, _ = loss_fn(model, tilde, tv, tl, tt, caps, window, boundary)
             g = torch.autograd.grad(loss1 + BETA * loss2, [theta[n] for n in names])
         else:
             tilde = {n: (ALPHA * theta0[n] + (1 - ALPHA) * theta[n].detach()).requires_grad_() for n in names}
-            loss2, _ = loss_fn(model, tilde, tv, tl, tt, tc, window, boundary)
+            loss2, _ = loss_fn(model, tilde, tv, tl, tt, caps, window, boundary)
             g1 = torch.autograd.grad(loss1, [theta[n] for n in names])
             g2 = torch.autograd.grad(loss2, [tilde[n] for n in names])
             g = [a + BETA * b for a, b in zip(g1, g2)]
@@ -177,6 +182,13 @@ def main():
     for onnx_name, (n, how) in mapping.items():
         out["grad_w2_mask." + onnx_name] = to_onnx_layout(g_w2[n], how, shapes[onnx_name])
     out["grad_w2_mask.logit_scale"] = g_w2["logit_scale"].numpy().astype(np.float32)
+    dup = tc.clone()
+    dup[1] = dup[0]
+    total_dup, _, g_dup = grads(False, caps=dup)
+    out["loss_dup_captions"] = np.array(total_dup, dtype=np.float32)
+    for onnx_name, (n, how) in mapping.items():
+        out["grad_dup." + onnx_name] = to_onnx_layout(g_dup[n], how, shapes[onnx_name])
+    out["grad_dup.logit_scale"] = g_dup["logit_scale"].numpy().astype(np.float32)
     decay = [p for n, p in theta.items() if p.ndim >= 2 and not n.endswith("bias")]
     no_decay = [p for n, p in theta.items() if not (p.ndim >= 2 and not n.endswith("bias"))]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],

@@ -6,7 +6,8 @@
  * tensor.  The step starts at θ = θ_CLIP + noise (param0.* in the file),
  * since at θ_CLIP itself IWR's second forward would see the same weights and
  * every reference gradient would be a multiple of ∇L(θ); a second gradient
- * set uses temporal window 2 with the masked boundary.
+ * set uses temporal window 2 with the masked boundary, a fourth gives both
+ * videos one caption (the caption loss's mask takes them out as negatives).
  *
  * Tolerances: the forward runs in float32 with a different summation order
  * from PyTorch's, through two layers, a temporal attention over 3x17 keys and
@@ -106,7 +107,10 @@ int main(void)
     if (!video || !labels || !classes || !captions || !losses || !loss_ce) { CHECK(0, "reference file unreadable"); return TEST_SUMMARY(); }
     Tensor *alpha = tensor_new(DT_F32, 0, NULL);
     *(float *)alpha->data = 0.3f;
-    Tensor *inputs[4] = {video, labels, alpha, captions};
+    Tensor *mask = tensor_new(DT_F32, 2, (int64_t[]){2, 2});
+    caption_mask_fill(captions, mask);
+    CHECK(tensor_get_f64(mask, 1) == 0 && tensor_get_f64(mask, 2) == 0, "different captions are negatives");
+    Tensor *inputs[5] = {video, labels, alpha, captions, mask};
     TrainGraph tg;
     if (build(&tg, classes, 0, 1, 0)) return TEST_SUMMARY();
     CHECK(tg.n_params == 33, "%d trainable parameters, want 33", tg.n_params);
@@ -172,6 +176,27 @@ int main(void)
     }
     CHECK(loss_w2 != NULL, "reference has no window-2 case");
     tensor_free(loss_w2);
+    /* both videos with one caption: neither is the other's negative */
+    Tensor *loss_dup = ref("loss_dup_captions"), *dup = tensor_copy(captions), *dup_mask = tensor_new(DT_F32, 2, (int64_t[]){2, 2});
+    if (loss_dup && dup && dup_mask && build(&tg, classes, 0, 1, 0) == 0) {
+        memcpy((float *)dup->data + 32, dup->data, sizeof(float) * 32);
+        caption_mask_fill(dup, dup_mask);
+        CHECK(tensor_get_f64(dup_mask, 1) == CAPTION_MASKED && tensor_get_f64(dup_mask, 2) == CAPTION_MASKED && tensor_get_f64(dup_mask, 0) == 0,
+              "identical captions are masked off the diagonal only");
+        Tensor *dup_inputs[5] = {video, labels, alpha, dup, dup_mask};
+        if (run(&tg, dup_inputs, outs) == 0) {
+            double l = tensor_get_f64(outs[0], 0), want = tensor_get_f64(loss_dup, 0);
+            CHECK(fabs(l - want) <= 1e-5 * fabs(want), "one caption for both: loss %.7f, PyTorch %.7f", l, want);
+            check_grads(&tg, outs, "grad_dup");
+        }
+        free_outs(outs, tg.g->n_outputs);
+        train_graph_free(&tg);
+    }
+    CHECK(loss_dup != NULL, "reference has no shared-caption case");
+    tensor_free(loss_dup);
+    tensor_free(dup);
+    tensor_free(dup_mask);
+    tensor_free(mask);
     free(outs);
     Tensor *all[] = {video, labels, classes, captions, losses, loss_ce, alpha};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
