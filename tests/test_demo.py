@@ -1,9 +1,10 @@
-"""`vclip-run demo --quick` end to end (issue 7's demo world, issue 8's
-end-to-end evaluation on it): results.json and curve.svg are written with
-the documented keys, and the table's numbers are reproduced by the general
-tools on the demo's videos written as files: `vclip-run eval` (decoding
-through FFmpeg) on the frame-averaged CLIP, and `vclip-run patch` + `eval` on
-both fine-tuned models."""
+"""`vclip-run demo --quick` end to end (the demo world, its seeds and its
+ablation): results.json and curve.svg are written with the documented keys,
+the means, standard deviations and the paired difference follow from the
+per-seed rows, and seed 0's numbers are reproduced by the general tools on
+the demo's videos written as files: `vclip-run eval` (decoding through
+FFmpeg) on the frame-averaged CLIP, and `vclip-run patch` + `eval` on the
+plainly fine-tuned and the Open-VCLIP++ models."""
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -21,12 +22,25 @@ def demo(tmp_path_factory):
     return out, p
 
 
+ROWS = ["clip_frame_avg", "finetune", "iwr", "swa", "patch", "captions", "open_vclip"]
+
+
 def test_results_and_curve(demo):
+    import numpy as np
     out, p = demo
     r = json.load(open(out / "results.json"))
-    for key in ("clip_frame_avg", "finetune", "open_vclip"):
-        for metric in ("zero_shot_top1", "closed_set_top1"):
-            assert 0 <= r[key][metric] <= 100, (key, metric)
+    assert r["seeds"] == 3 and [s["seed"] for s in r["per_seed"]] == [0, 1, 2]
+    for key in ROWS:
+        for metric, std in (("zero_shot_top1", "zero_shot_std"), ("closed_set_top1", "closed_set_std")):
+            per_seed = [s[key][metric] for s in r["per_seed"]]
+            assert all(0 <= x <= 100 for x in per_seed), (key, metric)
+            assert abs(r[key][metric] - np.mean(per_seed)) < 1e-3, (key, metric)
+            assert abs(r[key][std] - np.std(per_seed, ddof=1)) < 1e-3, (key, std)
+    assert [a["row"] for a in r["ablation"]] == ROWS[1:]
+    d = [s["open_vclip"]["zero_shot_top1"] - s["finetune"]["zero_shot_top1"] for s in r["per_seed"]]
+    pd = r["paired_difference"]["zero_shot"]
+    half = 4.303 * np.std(d, ddof=1) / np.sqrt(3)  # Student's t, 2 degrees of freedom
+    assert abs(pd["mean"] - np.mean(d)) < 1e-3 and abs(pd["ci95"][1] - pd["ci95"][0] - 2 * half) < 1e-3, (pd, d)
     assert [c["ratio"] for c in r["curve"]] == [i / 10 for i in range(11)]
     # r = 0.5 on the curve is the Open-VCLIP model (SWA patched at 0.5)
     mid = r["curve"][5]
@@ -49,10 +63,10 @@ def eval_top1(out, visual, split, window):
 @pytest.mark.parametrize("row", ["clip_frame_avg", "finetune", "open_vclip"])
 def test_eval_on_written_videos_reproduces_the_table(demo, row, tmp_path):
     out, _ = demo
-    r = json.load(open(out / "results.json"))[row]
+    r = json.load(open(out / "results.json"))["per_seed"][0][row]
     visual = out / "clip" / "visual.onnx"
-    if row != "clip_frame_avg":
-        weights = out / ("plain" if row == "finetune" else "open_vclip") / "weights.safetensors"
+    if row != "clip_frame_avg":  # the plain row is the last epoch's weights; Open-VCLIP++'s its patched SWA average
+        weights = out / "seed-0" / ("plain/checkpoint.safetensors" if row == "finetune" else "open_vclip/weights.safetensors")
         visual = tmp_path / "model.onnx"
         run_tool("opt", "vclip-run", "patch", "--visual", out / "clip" / "visual.onnx", "--weights", weights, "--ratio", "0",
                  "-o", visual, check=True)

@@ -32,25 +32,101 @@
 #define TOOL "vclip-run demo"
 
 static const char *usage =
-    "usage: vclip-run demo [--out DIR] [--threads N] [--quick]\n"
+    "usage: vclip-run demo [--out DIR] [--seeds N] [--threads N] [--quick]\n"
     "  Pretrains a tiny CLIP on a generated world of coloured shapes, fine-tunes VCLIP on\n"
-    "  the seen colours plainly and with Open-VCLIP (IWR + SWA + patch + captions), and\n"
-    "  evaluates zero-shot on unseen colours and close-set on the seen ones.\n"
-    "  --out DIR     results.json, curve.svg, clip/, plain/, open_vclip/ (default demo-out)\n"
+    "  the seen colours plainly, with each part of Open-VCLIP++ (IWR, SWA, the patch, a\n"
+    "  caption per video) and with all together, over several seeds, and evaluates zero-shot\n"
+    "  on unseen colours and close-set on the seen ones.\n"
+    "  --out DIR     results.json, curve.svg, clip/, seed-K/{plain,iwr,captions,open_vclip}/\n"
+    "                (default demo-out)\n"
+    "  --seeds N     fine-tuning seeds (default 3): training videos, batch order, IWR draws and\n"
+    "                test videos differ by seed; rows are mean +- std, and Open-VCLIP++ minus\n"
+    "                plain fine-tuning is given with its 95%% interval\n"
     "  --threads N   compute threads (default: all cores)\n"
     "  --target cpu  where it runs (cuda: not supported yet, said at once); --precision fp32\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
     "  --epochs N --lr X   fine-tuning epochs (12) and peak learning rate (3e-4)\n"
-    "  --write-videos  also write the test videos (OUT/videos/{seen,unseen}/*.nut, lossless), their\n"
-    "                lists and class features, so `vclip-run eval` can reproduce the table\n"
+    "  --write-videos  also write seed 0's test videos (OUT/videos/{seen,unseen}/*.nut, lossless),\n"
+    "                their lists and class features, so `vclip-run eval` can reproduce its rows\n"
     "  The pretrained CLIP is cached in $VCLIP_CACHE_DIR (or ~/.cache/vclip) after the first run.\n";
+
+/* "12.3 ± 1.2" (no ± with one seed) */
+static const char *pm(char *buf, size_t cap, const double *x, int n)
+{
+    double m, sd;
+    mean_std(x, n, 1, &m, &sd);
+    if (n > 1) snprintf(buf, cap, "%5.1f ± %4.1f", m, sd);
+    else snprintf(buf, cap, "%5.1f", m);
+    return buf;
+}
+
+static void json_row(FILE *f, const double *zs, const double *cs, int n)
+{
+    double mz, sz, mc, sc;
+    mean_std(zs, n, 1, &mz, &sz);
+    mean_std(cs, n, 1, &mc, &sc);
+    fprintf(f, "{\"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f, \"zero_shot_std\": %.4f, \"closed_set_std\": %.4f}", mz, mc, sz, sc);
+}
+
+/* results.json: the rows (means over seeds; the keys of the single-seed
+ * demo stay), the ablation, each seed's rows, the paired difference, the
+ * mean curve. */
+static int write_results(const char *path, const DemoSeedResult *res, int n, const double *ratio, double chance, int quick, double seconds,
+                         char *err, size_t cap)
+{
+    AtomicFile af;
+    if (atomic_open(&af, path, "w", err, cap)) return -1;
+    FILE *f = af.f;
+    double zs[DEMO_ROWS][64], cs[DEMO_ROWS][64], dz[64], dc[64];
+    for (int k = 0; k < n; k++) {
+        for (int r = 0; r < DEMO_ROWS; r++) { zs[r][k] = res[k].zs[r]; cs[r][k] = res[k].cs[r]; }
+        dz[k] = res[k].zs[DEMO_ALL] - res[k].zs[DEMO_PLAIN];
+        dc[k] = res[k].cs[DEMO_ALL] - res[k].cs[DEMO_PLAIN];
+    }
+    fprintf(f, "{\n");
+    for (int r = 0; r < DEMO_ROWS; r++) {
+        fprintf(f, "  \"%s\": ", demo_row_keys[r]);
+        json_row(f, zs[r], cs[r], n);
+        fprintf(f, ",\n");
+    }
+    fprintf(f, "  \"ablation\": [");
+    for (int r = DEMO_PLAIN; r < DEMO_ROWS; r++) {
+        fprintf(f, "%s\n    {\"row\": \"%s\", \"label\": \"%s\", \"result\": ", r > DEMO_PLAIN ? "," : "", demo_row_keys[r], demo_row_labels[r] + (demo_row_labels[r][0] == ' ' ? 2 : 0));
+        json_row(f, zs[r], cs[r], n);
+        fprintf(f, "}");
+    }
+    double mz, mc, hz = paired_interval95(dz, n, &mz), hc = paired_interval95(dc, n, &mc);
+    fprintf(f, "],\n  \"paired_difference\": {\"what\": \"open_vclip - finetune, per seed\", \"zero_shot\": {\"mean\": %.4f, \"ci95\": ", mz);
+    if (isnan(hz)) fprintf(f, "null"); else fprintf(f, "[%.4f, %.4f]", mz - hz, mz + hz);
+    fprintf(f, "}, \"closed_set\": {\"mean\": %.4f, \"ci95\": ", mc);
+    if (isnan(hc)) fprintf(f, "null"); else fprintf(f, "[%.4f, %.4f]", mc - hc, mc + hc);
+    fprintf(f, "}},\n  \"per_seed\": [");
+    for (int k = 0; k < n; k++) {
+        fprintf(f, "%s\n    {\"seed\": %d", k ? "," : "", k);
+        for (int r = 0; r < DEMO_ROWS; r++)
+            fprintf(f, ", \"%s\": {\"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", demo_row_keys[r], res[k].zs[r], res[k].cs[r]);
+        fprintf(f, "}");
+    }
+    fprintf(f, "],\n  \"curve\": [");
+    for (int i = 0; i < DEMO_CURVE; i++) {
+        double cz[64], cc[64], a, b, sd;
+        for (int k = 0; k < n; k++) { cz[k] = res[k].curve_zs[i]; cc[k] = res[k].curve_cs[i]; }
+        mean_std(cz, n, 1, &a, &sd);
+        mean_std(cc, n, 1, &b, &sd);
+        fprintf(f, "%s{\"ratio\": %.1f, \"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", i ? ", " : "", ratio[i], a, b);
+    }
+    fprintf(f, "],\n  \"seeds\": %d, \"chance_top1\": %.4f, \"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, "
+               "\"seconds\": %.1f\n}\n",
+            n, chance, DEMO_CLASSES, res[0].n_test, quick ? "true" : "false", seconds);
+    return atomic_commit(&af, err, cap);
+}
 
 int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {{"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quick", 0, 0, 'q'},
                                          {"write-videos", 0, 0, 'w'}, {"epochs", 1, 0, 'e'}, {"lr", 1, 0, 'l'},
-                                         CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int epochs = 0;
+                                         {"seeds", 1, 0, 's'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int epochs = 0, seeds = 3;
     CompileOptions co = {0};
     double lr = 0;
     char *end;
@@ -63,6 +139,7 @@ int cmd_demo(int argc, char **argv)
         case 't': if (cli_parse_int(optarg, 1, 256, &threads)) return cli_usage_error(TOOL, "--threads needs 1..256"); break;
         case 'q': quick = 1; break;
         case 'w': write_videos = 1; break;
+        case 's': if (cli_parse_int(optarg, 1, 64, &seeds)) return cli_usage_error(TOOL, "--seeds needs 1..64"); break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
             if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
@@ -101,119 +178,100 @@ int cmd_demo(int argc, char **argv)
     int rc = 1;
     Evaluator ev;
     evaluator_init(&ev);
-    StringList names = {0}, templates = {0}, descs = {0};
+    StringList names = {0}, templates = {0};
     Tensor *cf_all = NULL, *cf_seen = NULL;
-    float *caption_feats = NULL;
+    DemoSeedResult *res = calloc((size_t)seeds, sizeof *res);
     DemoVideo *seen = NULL, *unseen = NULL;
+    if (!res) { cli_error(TOOL, NULL, "out of memory"); goto done; }
     if (evaluator_open_text(&ev, text, &co, err, sizeof err)) { cli_error(TOOL, text, err); goto done; }
-    /* class features of all 108 classes with the 28 templates; captions are the plain descriptions */
+    /* class features of all 108 classes with the 28 templates */
     names.items = calloc(SW_CLASSES, sizeof(char *));
-    descs.items = calloc(DEMO_CLASSES, sizeof(char *));
-    if (!names.items || !descs.items) { cli_error(TOOL, NULL, "out of memory"); goto done; }
+    if (!names.items) { cli_error(TOOL, NULL, "out of memory"); goto done; }
     for (int k = 0; k < SW_CLASSES; k++) {
         char d[128];
         SwItem it = sw_item_of_class(k);
         sw_describe(&it, d, sizeof d);
         names.items[names.n++] = strdup(d);
-        if (k < DEMO_CLASSES) descs.items[descs.n++] = strdup(d);
     }
     prompts_default_templates(&templates);
     int64_t D = ev.text.dim;
     cf_all = tensor_new(DT_F32, 2, (int64_t[]){SW_CLASSES, D});
     cf_seen = tensor_new(DT_F32, 2, (int64_t[]){DEMO_CLASSES, D});
-    caption_feats = malloc(sizeof(float) * DEMO_CLASSES * (size_t)D);
-    if (!cf_all || !cf_seen || !caption_feats || class_features(&ev.text, &names, &templates, cf_all->data, err, sizeof err) ||
-        encode_texts(&ev.text, descs.items, descs.n, caption_feats, err, sizeof err)) {
-        cli_error(TOOL, text, cf_all && cf_seen && caption_feats ? err : "out of memory");
+    if (!cf_all || !cf_seen || class_features(&ev.text, &names, &templates, cf_all->data, err, sizeof err)) {
+        cli_error(TOOL, text, cf_all && cf_seen ? err : "out of memory");
         goto done;
     }
     memcpy(cf_seen->data, cf_all->data, cf_seen->nbytes);
     const float *cf_unseen = (const float *)cf_all->data + (size_t)DEMO_CLASSES * (size_t)D;
-    char plain_dir[4200], ovc_dir[4200], w_plain[4300], w_ovc[4300], w_swa[4300];
-    snprintf(plain_dir, sizeof plain_dir, "%s/plain", out);
-    snprintf(ovc_dir, sizeof ovc_dir, "%s/open_vclip", out);
-    snprintf(w_plain, sizeof w_plain, "%s/weights.safetensors", plain_dir);
-    snprintf(w_ovc, sizeof w_ovc, "%s/weights.safetensors", ovc_dir);
-    snprintf(w_swa, sizeof w_swa, "%s/swa.safetensors", ovc_dir);
-    fprintf(stderr, "[2/4] fine-tuning VCLIP plainly on %d seen classes (%d videos each)\n", DEMO_CLASSES, p.train_per_class);
-    if (demo_finetune(&p, visual, cf_seen, caption_feats, 0, logit_scale, plain_dir, threads, 0, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-    fprintf(stderr, "[3/4] fine-tuning Open-VCLIP (IWR + SWA + patch 0.5 + caption loss)\n");
-    if (demo_finetune(&p, visual, cf_seen, caption_feats, 1, logit_scale, ovc_dir, threads, 0, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-    fprintf(stderr, "[4/4] evaluating: close-set on held-out videos of the seen classes, zero-shot on the unseen colours\n");
-    size_t n_seen, n_unseen;
-    seen = demo_videos(0, DEMO_SEEN_COLOURS, p.test_per_class, 0x5EE4, &n_seen);
-    unseen = demo_videos(DEMO_SEEN_COLOURS, SW_COLOURS, p.test_per_class, 0x0A5EE4, &n_unseen);
-    if (!seen || !unseen) { cli_error(TOOL, NULL, "out of memory"); goto done; }
-    if (write_videos && (demo_write_split(out, "seen", seen, n_seen, cf_seen->data, D, &names, 0, &p, err, sizeof err) ||
-                         demo_write_split(out, "unseen", unseen, n_unseen, cf_unseen, D, &names, DEMO_CLASSES, &p, err, sizeof err))) {
-        cli_error(TOOL, NULL, err);
-        goto done;
+    DemoWorld world = {&p, visual, &ev.text, cf_seen, cf_unseen, D, logit_scale, threads, 0};
+    fprintf(stderr, "[2/3] fine-tuning on %d seen classes (%d videos each), %d seed%s x 4 runs: plain, + IWR, + captions, all\n",
+            DEMO_CLASSES, p.train_per_class, seeds, seeds > 1 ? "s" : "");
+    for (int k = 0; k < seeds; k++) {
+        char dir[4300];
+        snprintf(dir, sizeof dir, "%s/seed-%d", out, k);
+        if (demo_run_seed(&world, k, dir, &res[k], err, sizeof err)) { cli_error(TOOL, dir, err); goto done; }
     }
-    DemoEval env = {visual, threads, p.frames, p.clip.image};
-    struct { const char *key, *label, *weights; int window; double zs, cs; } rows[3] = {
-        {"clip_frame_avg", "CLIP, frame-averaged", NULL, 0, 0, 0},
-        {"finetune", "VCLIP, plain fine-tuning", w_plain, 1, 0, 0},
-        {"open_vclip", "Open-VCLIP (IWR+SWA+patch)", w_ovc, 1, 0, 0},
-    };
-    for (int r = 0; r < 3; r++)
-        if (demo_top1(&env, rows[r].weights, 0, rows[r].window, unseen, n_unseen, cf_unseen, DEMO_CLASSES, D, &rows[r].zs, err, sizeof err) ||
-            demo_top1(&env, rows[r].weights, 0, rows[r].window, seen, n_seen, cf_seen->data, DEMO_CLASSES, D, &rows[r].cs, err, sizeof err)) {
-            cli_error(TOOL, rows[r].key, err);
+    fprintf(stderr, "[3/3] evaluated: close-set on held-out videos of the seen classes, zero-shot on the unseen colours\n");
+    if (write_videos) {
+        size_t n_seen, n_unseen;
+        demo_test_videos(&p, 0, &seen, &n_seen, &unseen, &n_unseen);
+        if (!seen || !unseen || demo_write_split(out, "seen", seen, n_seen, cf_seen->data, D, &names, 0, &p, err, sizeof err) ||
+            demo_write_split(out, "unseen", unseen, n_unseen, cf_unseen, D, &names, DEMO_CLASSES, &p, err, sizeof err)) {
+            cli_error(TOOL, NULL, seen && unseen ? err : "out of memory");
             goto done;
         }
-    /* the patch-ratio curve over the SWA weights */
-    enum { NR = 11 };
-    double ratio[NR], zs[NR], cs[NR];
-    char lab[NR][16];
-    const char *labels[NR];
-    for (int i = 0; i < NR; i++) {
+    }
+    double chance = 100.0 / DEMO_CLASSES, zs[DEMO_ROWS][64], cs[DEMO_ROWS][64], dz[64], dc[64];
+    for (int k = 0; k < seeds; k++) {
+        for (int r = 0; r < DEMO_ROWS; r++) { zs[r][k] = res[k].zs[r]; cs[r][k] = res[k].cs[r]; }
+        dz[k] = res[k].zs[DEMO_ALL] - res[k].zs[DEMO_PLAIN];
+        dc[k] = res[k].cs[DEMO_ALL] - res[k].cs[DEMO_PLAIN];
+    }
+    char a[64], b[64];
+    printf("\nShape world, %d frames, %d classes per split (chance %.1f%%); %zu test videos per split; %d seed%s (mean%s)\n", p.frames,
+           DEMO_CLASSES, chance, res[0].n_test, seeds, seeds > 1 ? "s" : "", seeds > 1 ? " ± std" : "");
+    printf("%-32s %18s %18s\n", "method", "zero-shot top-1", "close-set top-1");
+    for (int r = 0; r < DEMO_ROWS; r++) printf("%-32s %18s %18s\n", demo_row_labels[r], pm(a, sizeof a, zs[r], seeds), pm(b, sizeof b, cs[r], seeds));
+    double mz, mc, hz = paired_interval95(dz, seeds, &mz), hc = paired_interval95(dc, seeds, &mc);
+    printf("\nOpen-VCLIP++ - plain fine-tuning, paired by seed: zero-shot %+.1f", mz);
+    if (!isnan(hz)) printf(" (95%% interval %+.1f to %+.1f)", mz - hz, mz + hz);
+    printf(", close-set %+.1f", mc);
+    if (!isnan(hc)) printf(" (95%% interval %+.1f to %+.1f)", mc - hc, mc + hc);
+    printf("\n\npatch ratio r (θ = r·θ_CLIP + (1−r)·θ_SWA of Open-VCLIP++), mean over seeds:\n");
+    double ratio[DEMO_CURVE], xs[DEMO_CURVE], ys[DEMO_CURVE];
+    char lab[DEMO_CURVE][16];
+    const char *labels[DEMO_CURVE];
+    for (int i = 0; i < DEMO_CURVE; i++) {
+        double cz[64], cc[64], sd;
+        for (int k = 0; k < seeds; k++) { cz[k] = res[k].curve_zs[i]; cc[k] = res[k].curve_cs[i]; }
         ratio[i] = i / 10.0;
-        if (demo_top1(&env, w_swa, ratio[i], 1, unseen, n_unseen, cf_unseen, DEMO_CLASSES, D, &zs[i], err, sizeof err) ||
-            demo_top1(&env, w_swa, ratio[i], 1, seen, n_seen, cf_seen->data, DEMO_CLASSES, D, &cs[i], err, sizeof err)) {
-            cli_error(TOOL, "curve", err);
-            goto done;
-        }
+        mean_std(cz, seeds, 1, &ys[i], &sd);
+        mean_std(cc, seeds, 1, &xs[i], &sd);
+        printf("  r=%.1f  zero-shot %5.1f%%  close-set %5.1f%%\n", ratio[i], ys[i], xs[i]);
+        xs[i] /= 100;
+        ys[i] /= 100;
         snprintf(lab[i], sizeof lab[i], "r=%.1f", ratio[i]);
         labels[i] = lab[i];
     }
-    double chance = 100.0 / DEMO_CLASSES;
-    printf("\nShape world, %d frames, %d classes per split (chance %.1f%%); %zu test videos per split\n", p.frames, DEMO_CLASSES, chance, n_seen);
-    printf("%-30s %18s %18s\n", "method", "zero-shot top-1", "close-set top-1");
-    for (int r = 0; r < 3; r++) printf("%-30s %17.1f%% %17.1f%%\n", rows[r].label, rows[r].zs, rows[r].cs);
-    printf("\npatch ratio r (θ = r·θ_CLIP + (1−r)·θ_SWA):\n");
-    for (int i = 0; i < NR; i++) printf("  r=%.1f  zero-shot %5.1f%%  close-set %5.1f%%\n", ratio[i], zs[i], cs[i]);
     char path[4300];
-    double xs[NR], ys[NR];
-    for (int i = 0; i < NR; i++) { xs[i] = cs[i] / 100; ys[i] = zs[i] / 100; }
     snprintf(path, sizeof path, "%s/curve.svg", out);
-    if (svg_curve(path, xs, ys, labels, NR, "Shape world: patch ratio, zero-shot vs close-set", "close-set top-1 (%)", "zero-shot top-1 (%)", err, sizeof err)) {
+    if (svg_curve(path, xs, ys, labels, DEMO_CURVE, "Shape world: patch ratio, zero-shot vs close-set", "close-set top-1 (%)",
+                  "zero-shot top-1 (%)", err, sizeof err)) {
         cli_error(TOOL, path, err);
         goto done;
     }
     snprintf(path, sizeof path, "%s/results.json", out);
-    AtomicFile af;
-    if (atomic_open(&af, path, "w", err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-    FILE *f = af.f;
-    fprintf(f, "{\n");
-    for (int r = 0; r < 3; r++)
-        fprintf(f, "  \"%s\": {\"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f},\n", rows[r].key, rows[r].zs, rows[r].cs);
-    fprintf(f, "  \"curve\": [");
-    for (int i = 0; i < NR; i++)
-        fprintf(f, "%s{\"ratio\": %.1f, \"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", i ? ", " : "", ratio[i], zs[i], cs[i]);
-    fprintf(f, "],\n  \"chance_top1\": %.4f, \"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, \"seconds\": %.1f\n}\n",
-            chance, DEMO_CLASSES, n_seen, quick ? "true" : "false", (now_ms() - t0) / 1000);
-    if (atomic_commit(&af, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (write_results(path, res, seeds, ratio, chance, quick, (now_ms() - t0) / 1000, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     printf("\nwrote %s/results.json and %s/curve.svg in %.0f s\n", out, out, (now_ms() - t0) / 1000);
     rc = 0;
 done:
+    free(res);
     free(seen);
     free(unseen);
-    free(caption_feats);
     tensor_free(cf_all);
     tensor_free(cf_seen);
     string_list_free(&names);
     string_list_free(&templates);
-    string_list_free(&descs);
     if (ev.has_text) evaluator_close_text(&ev);
     return rc;
 }

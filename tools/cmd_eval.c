@@ -76,15 +76,6 @@ static int protocol_splits(const char *protocol, const char *dataset, char lists
     return n;
 }
 
-static void mean_std(const double *x, int n, double *mean, double *std)
-{
-    double s = 0, q = 0;
-    for (int i = 0; i < n; i++) s += x[i];
-    *mean = n ? s / n : 0;
-    for (int i = 0; i < n; i++) q += (x[i] - *mean) * (x[i] - *mean);
-    *std = n ? sqrt(q / n) : 0; /* population std over splits, as np.std */
-}
-
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -195,8 +186,8 @@ int cmd_eval(int argc, char **argv)
         else printf("  %-32s top-1 %6.2f%%  top-5 %6.2f%%  (%zu videos, %zu unreadable)\n", lists[i], 100 * r.m.top1, 100 * r.m.top5, r.m.n, r.skipped);
     }
     double m1, s1, m5, s5;
-    mean_std(top1, n_splits, &m1, &s1);
-    mean_std(top5, n_splits, &m5, &s5);
+    mean_std(top1, n_splits, 0, &m1, &s1); /* population std over splits, as np.std */
+    mean_std(top5, n_splits, 0, &m5, &s5);
     if (json)
         printf("], \"top1\": %.6f, \"top1_std\": %.6f, \"top5\": %.6f, \"top5_std\": %.6f, \"n_videos\": %zu, \"n_skipped\": %zu, "
                "\"decoded\": %zu}\n", m1, s1, m5, s5, videos, skipped, decoded);

@@ -12,6 +12,7 @@
 #include "../../models/clip_builder.h"
 #include "../../models/prompts.h"
 #include "../data/shape_world.h"
+#include "../eval/text_features.h"
 
 #define DEMO_SEEN_COLOURS 3 /* red, green, blue; the other three are unseen */
 #define DEMO_CLASSES (DEMO_SEEN_COLOURS * SW_SHAPES * SW_MOTIONS) /* classes per split */
@@ -44,11 +45,20 @@ int demo_pretrained_clip(const DemoPlan *p, int threads, int quiet, char *visual
 /* dst = a copy of src, complete or not at all. */
 int demo_copy_file(const char *src, const char *dst, char *err, size_t cap);
 
-/* Fine-tunes VCLIP from clip_onnx on the seen classes into out/: plainly, or
- * as Open-VCLIP (IWR + SWA + patch 0.5 + caption loss on `captions`, one
- * feature row per class). */
-int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, const float *captions, int open_vclip, double logit_scale,
-                  const char *out, int threads, int quiet, char *err, size_t cap);
+/* What a fine-tuning run adds to plain training (the ablation's rows). */
+typedef struct {
+    int iwr;      /* interpolated weight optimization */
+    int swa;      /* average the weights from the second epoch (swa.safetensors) */
+    int captions; /* the caption loss over each video's own caption */
+    double patch; /* final weights r * θ_CLIP + (1 - r) * θ (0: none) */
+} DemoRecipe;
+
+/* Fine-tunes VCLIP from clip_onnx on the n videos `train` into out/
+ * (checkpoint.safetensors holds the last weights, weights.safetensors the
+ * recipe's final ones).  captions: one feature row per video (needed by the
+ * caption loss).  seed: the batch order and the IWR sampler. */
+int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, const DemoVideo *train, size_t n, const float *captions,
+                  const DemoRecipe *r, uint64_t seed, double logit_scale, const char *out, int threads, int quiet, char *err, size_t cap);
 
 /* Top-1 (%) of the encoder r * θ_CLIP + (1 - r) * weights (weights NULL:
  * CLIP) on videos v against class features cf [C, D], logits averaged over
@@ -56,5 +66,37 @@ int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, co
 typedef struct { const char *clip_onnx; int threads, frames, S; } DemoEval;
 int demo_top1(const DemoEval *e, const char *weights, double r, int window, const DemoVideo *v, size_t n, const float *cf, int C,
               int64_t D, double *out, char *err, size_t cap);
+
+/* The experiment, one seed at a time: the rows of the ablation (the paper's
+ * Table IV for this world), each with zero-shot and close-set top-1. */
+enum { DEMO_CLIP, DEMO_PLAIN, DEMO_IWR, DEMO_SWA, DEMO_PATCH, DEMO_CAPTIONS, DEMO_ALL, DEMO_ROWS };
+extern const char *const demo_row_keys[DEMO_ROWS];   /* results.json's keys */
+extern const char *const demo_row_labels[DEMO_ROWS]; /* the printed table's */
+#define DEMO_CURVE 11                                /* patch ratios 0, 0.1, ..., 1 */
+typedef struct {
+    double zs[DEMO_ROWS], cs[DEMO_ROWS];             /* top-1 (%) */
+    double curve_zs[DEMO_CURVE], curve_cs[DEMO_CURVE];
+    size_t n_test;                                   /* test videos per split */
+} DemoSeedResult;
+
+/* What every seed shares: the pretrained CLIP, the class features of both
+ * splits, the text encoder (for the training videos' captions). */
+typedef struct {
+    const DemoPlan *p;
+    const char *clip_visual;
+    Encoder *text;
+    const Tensor *cf_seen;     /* [DEMO_CLASSES, D] */
+    const float *cf_unseen;    /* [DEMO_CLASSES, D] */
+    int64_t D;
+    double logit_scale;
+    int threads, quiet;
+} DemoWorld;
+
+/* A seed's test videos (seed 0: the ones the single-seed demo always had). */
+void demo_test_videos(const DemoPlan *p, int seed, DemoVideo **seen, size_t *n_seen, DemoVideo **unseen, size_t *n_unseen);
+/* Seed `seed`: its own training videos (captioned one by one), batch order
+ * and IWR draws, its own test videos; four fine-tuning runs under dir
+ * (plain/, iwr/, captions/, open_vclip/) and every row and curve point. */
+int demo_run_seed(const DemoWorld *w, int seed, const char *dir, DemoSeedResult *res, char *err, size_t cap);
 
 #endif

@@ -48,3 +48,24 @@ void class_metrics(const float *scores, const int *labels, size_t n, int C, Clas
     free(hit);
     free(count);
 }
+
+void mean_std(const double *x, int n, int ddof, double *mean, double *std)
+{
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += x[i];
+    *mean = n ? s / n : 0;
+    for (int i = 0; i < n; i++) q += (x[i] - *mean) * (x[i] - *mean);
+    *std = n > ddof ? sqrt(q / (n - ddof)) : 0;
+}
+
+double paired_interval95(const double *d, int n, double *mean)
+{
+    /* t_{0.975} for 1..30 degrees of freedom; 1.96 beyond */
+    static const double t975[30] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                    2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                    2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+    double sd;
+    mean_std(d, n, 1, mean, &sd);
+    if (n < 2) return NAN;
+    return (n - 1 <= 30 ? t975[n - 2] : 1.96) * sd / sqrt((double)n);
+}

@@ -22,4 +22,11 @@ int predicted_class(const float *scores, int C);
 void class_metrics(const float *scores, const int *labels, size_t n, int C, ClassMetrics *m, long *confusion,
                    double *per_class);
 
+/* Mean and standard deviation of x[n]; ddof 0: the population's (np.std,
+ * as papers report over splits), 1: the sample's (over seeds). */
+void mean_std(const double *x, int n, int ddof, double *mean, double *std);
+/* Mean of n paired differences and the half-width of its 95% confidence
+ * interval (Student's t, n - 1 degrees of freedom); NAN for n < 2. */
+double paired_interval95(const double *d, int n, double *mean);
+
 #endif
