@@ -46,6 +46,10 @@ static const char *usage =
     "  --target cpu  where it runs (cuda: not supported yet, said at once); --precision fp32\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
     "  --epochs N --lr X   fine-tuning epochs (12) and peak learning rate (3e-4)\n"
+    "  --caption-weight L  the caption loss's weight (1: chosen on --split val; the paper's best on K400 is 4)\n"
+    "  --captions video|class   each video's own caption (default) or its class's description\n"
+    "  --split test|val    evaluate on the test videos (default) or on validation videos of the same\n"
+    "                classes (other seeds): choose settings there, report on test\n"
     "  --write-videos  also write seed 0's test videos (OUT/videos/{seen,unseen}/*.nut, lossless),\n"
     "                their lists and class features, so `vclip-run eval` can reproduce its rows\n"
     "  The pretrained CLIP is cached in $VCLIP_CACHE_DIR (or ~/.cache/vclip) after the first run.\n";
@@ -71,8 +75,8 @@ static void json_row(FILE *f, const double *zs, const double *cs, int n)
 /* results.json: the rows (means over seeds; the keys of the single-seed
  * demo stay), the ablation, each seed's rows, the paired difference, the
  * mean curve. */
-static int write_results(const char *path, const DemoSeedResult *res, int n, const double *ratio, double chance, int quick, double seconds,
-                         char *err, size_t cap)
+static int write_results(const char *path, const DemoSeedResult *res, int n, const double *ratio, double chance, int quick,
+                         const DemoPlan *p, double seconds, char *err, size_t cap)
 {
     AtomicFile af;
     if (atomic_open(&af, path, "w", err, cap)) return -1;
@@ -104,7 +108,9 @@ static int write_results(const char *path, const DemoSeedResult *res, int n, con
     for (int k = 0; k < n; k++) {
         fprintf(f, "%s\n    {\"seed\": %d", k ? "," : "", k);
         for (int r = 0; r < DEMO_ROWS; r++)
-            fprintf(f, ", \"%s\": {\"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", demo_row_keys[r], res[k].zs[r], res[k].cs[r]);
+            fprintf(f, ", \"%s\": {\"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f, \"zero_shot_right_colour\": %.4f, "
+                       "\"zero_shot_right_shape\": %.4f, \"zero_shot_right_motion\": %.4f}",
+                    demo_row_keys[r], res[k].zs[r], res[k].cs[r], res[k].zs_attr[r][0], res[k].zs_attr[r][1], res[k].zs_attr[r][2]);
         fprintf(f, "}");
     }
     fprintf(f, "],\n  \"curve\": [");
@@ -115,9 +121,10 @@ static int write_results(const char *path, const DemoSeedResult *res, int n, con
         mean_std(cc, n, 1, &b, &sd);
         fprintf(f, "%s{\"ratio\": %.1f, \"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", i ? ", " : "", ratio[i], a, b);
     }
-    fprintf(f, "],\n  \"seeds\": %d, \"chance_top1\": %.4f, \"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, "
-               "\"seconds\": %.1f\n}\n",
-            n, chance, DEMO_CLASSES, res[0].n_test, quick ? "true" : "false", seconds);
+    fprintf(f, "],\n  \"seeds\": %d, \"split\": \"%s\", \"captions\": \"%s\", \"caption_weight\": %g, \"chance_top1\": %.4f, "
+               "\"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, \"seconds\": %.1f\n}\n",
+            n, p->validation ? "val" : "test", p->class_captions ? "class" : "video", p->caption_weight, chance, DEMO_CLASSES, res[0].n_test,
+            quick ? "true" : "false", seconds);
     return atomic_commit(&af, err, cap);
 }
 
@@ -125,8 +132,10 @@ int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {{"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"quick", 0, 0, 'q'},
                                          {"write-videos", 0, 0, 'w'}, {"epochs", 1, 0, 'e'}, {"lr", 1, 0, 'l'},
-                                         {"seeds", 1, 0, 's'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int epochs = 0, seeds = 3;
+                                         {"seeds", 1, 0, 's'}, {"caption-weight", 1, 0, 'L'}, {"captions", 1, 0, 'C'},
+                                         {"split", 1, 0, 'S'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int epochs = 0, seeds = 3, class_captions = 0, validation = 0;
+    double caption_weight = -1; /* the plan's */
     CompileOptions co = {0};
     double lr = 0;
     char *end;
@@ -140,6 +149,18 @@ int cmd_demo(int argc, char **argv)
         case 'q': quick = 1; break;
         case 'w': write_videos = 1; break;
         case 's': if (cli_parse_int(optarg, 1, 64, &seeds)) return cli_usage_error(TOOL, "--seeds needs 1..64"); break;
+        case 'L':
+            caption_weight = strtod(optarg, &end);
+            if (*end || !(caption_weight >= 0)) return cli_usage_error(TOOL, "--caption-weight needs 0 or more");
+            break;
+        case 'C':
+            if (!strcmp(optarg, "class")) class_captions = 1;
+            else if (strcmp(optarg, "video")) return cli_usage_error(TOOL, "--captions is video or class");
+            break;
+        case 'S':
+            if (!strcmp(optarg, "val")) validation = 1;
+            else if (strcmp(optarg, "test")) return cli_usage_error(TOOL, "--split is test or val");
+            break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
             if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
@@ -159,6 +180,9 @@ int cmd_demo(int argc, char **argv)
     demo_plan(&p, quick);
     if (epochs) p.ft_epochs = epochs;
     if (lr > 0) p.ft_lr = lr;
+    if (caption_weight >= 0) p.caption_weight = caption_weight;
+    p.class_captions = class_captions;
+    p.validation = validation;
     double t0 = now_ms();
     if (mkdir(out, 0777) && errno != EEXIST) { fprintf(stderr, "%s: %s: %s\n", TOOL, out, strerror(errno)); return 1; }
     double logit_scale = 0;
@@ -228,10 +252,16 @@ int cmd_demo(int argc, char **argv)
         dc[k] = res[k].cs[DEMO_ALL] - res[k].cs[DEMO_PLAIN];
     }
     char a[64], b[64];
-    printf("\nShape world, %d frames, %d classes per split (chance %.1f%%); %zu test videos per split; %d seed%s (mean%s)\n", p.frames,
-           DEMO_CLASSES, chance, res[0].n_test, seeds, seeds > 1 ? "s" : "", seeds > 1 ? " ± std" : "");
+    printf("\nShape world, %d frames, %d classes per split (chance %.1f%%); %zu %s videos per split; %d seed%s (mean%s)\n", p.frames,
+           DEMO_CLASSES, chance, res[0].n_test, validation ? "VALIDATION" : "test", seeds, seeds > 1 ? "s" : "", seeds > 1 ? " ± std" : "");
     printf("%-32s %18s %18s\n", "method", "zero-shot top-1", "close-set top-1");
     for (int r = 0; r < DEMO_ROWS; r++) printf("%-32s %18s %18s\n", demo_row_labels[r], pm(a, sizeof a, zs[r], seeds), pm(b, sizeof b, cs[r], seeds));
+    printf("\nwhat zero-shot predictions get right (mean over seeds): %-11s %7s %7s %7s\n", "", "colour", "shape", "motion");
+    for (int r = 0; r < DEMO_ROWS; r++) {
+        double m[3] = {0, 0, 0};
+        for (int k = 0; k < seeds; k++) for (int t = 0; t < 3; t++) m[t] += res[k].zs_attr[r][t] / seeds;
+        printf("  %-66s %6.1f%% %6.1f%% %6.1f%%\n", demo_row_labels[r], m[0], m[1], m[2]);
+    }
     double mz, mc, hz = paired_interval95(dz, seeds, &mz), hc = paired_interval95(dc, seeds, &mc);
     printf("\nOpen-VCLIP++ - plain fine-tuning, paired by seed: zero-shot %+.1f", mz);
     if (!isnan(hz)) printf(" (95%% interval %+.1f to %+.1f)", mz - hz, mz + hz);
@@ -261,7 +291,7 @@ int cmd_demo(int argc, char **argv)
         goto done;
     }
     snprintf(path, sizeof path, "%s/results.json", out);
-    if (write_results(path, res, seeds, ratio, chance, quick, (now_ms() - t0) / 1000, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (write_results(path, res, seeds, ratio, chance, quick, &p, (now_ms() - t0) / 1000, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     printf("\nwrote %s/results.json and %s/curve.svg in %.0f s\n", out, out, (now_ms() - t0) / 1000);
     rc = 0;
 done:

@@ -19,6 +19,9 @@
 
 typedef struct {
     ClipConfig clip;
+    double caption_weight; /* λ of the caption loss (the paper's best: 4) */
+    int class_captions;    /* captions: each class's description instead of each video's own caption */
+    int validation;        /* evaluate on validation videos (other seeds) instead of the test videos */
     int frames, pre_batch, train_per_class, test_per_class, ft_batch, ft_epochs;
     int64_t pre_steps;
     double pre_lr, ft_lr;
@@ -62,10 +65,12 @@ int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, co
 
 /* Top-1 (%) of the encoder r * θ_CLIP + (1 - r) * weights (weights NULL:
  * CLIP) on videos v against class features cf [C, D], logits averaged over
- * the frames. */
+ * the frames; attrs (NULL: not wanted) gets the share of predictions with
+ * the right colour, shape and motion (%), which tells what an error got
+ * wrong. */
 typedef struct { const char *clip_onnx; int threads, frames, S; } DemoEval;
 int demo_top1(const DemoEval *e, const char *weights, double r, int window, const DemoVideo *v, size_t n, const float *cf, int C,
-              int64_t D, double *out, char *err, size_t cap);
+              int64_t D, double *out, double *attrs, char *err, size_t cap);
 
 /* The experiment, one seed at a time: the rows of the ablation (the paper's
  * Table IV for this world), each with zero-shot and close-set top-1. */
@@ -75,6 +80,7 @@ extern const char *const demo_row_labels[DEMO_ROWS]; /* the printed table's */
 #define DEMO_CURVE 11                                /* patch ratios 0, 0.1, ..., 1 */
 typedef struct {
     double zs[DEMO_ROWS], cs[DEMO_ROWS];             /* top-1 (%) */
+    double zs_attr[DEMO_ROWS][3];                    /* zero-shot: right colour, shape, motion (%) */
     double curve_zs[DEMO_CURVE], curve_cs[DEMO_CURVE];
     size_t n_test;                                   /* test videos per split */
 } DemoSeedResult;

@@ -18,18 +18,19 @@ const char *const demo_row_labels[DEMO_ROWS] = {
 
 void demo_test_videos(const DemoPlan *p, int seed, DemoVideo **seen, size_t *n_seen, DemoVideo **unseen, size_t *n_unseen)
 {
-    uint64_t s = (uint64_t)seed * 0x9E3779B97F4A7C15ull; /* seed 0 keeps the single-seed demo's videos */
+    /* seed 0 keeps the single-seed demo's videos; validation videos are other ones of the same classes */
+    uint64_t s = (uint64_t)seed * 0x9E3779B97F4A7C15ull ^ (p->validation ? 0x7A11DA7Eull : 0);
     *seen = demo_videos(0, DEMO_SEEN_COLOURS, p->test_per_class, 0x5EE4 ^ s, n_seen);
     *unseen = demo_videos(DEMO_SEEN_COLOURS, SW_COLOURS, p->test_per_class, 0x0A5EE4 ^ s, n_unseen);
 }
 
 /* Top-1 on both splits: zero-shot on the unseen colours, close-set on the seen. */
 static int both_splits(const DemoWorld *w, const char *weights, double r, int window, const DemoVideo *seen, size_t n_seen,
-                       const DemoVideo *unseen, size_t n_unseen, double *zs, double *cs, char *err, size_t cap)
+                       const DemoVideo *unseen, size_t n_unseen, double *zs, double *zs_attr, double *cs, char *err, size_t cap)
 {
     DemoEval e = {w->clip_visual, w->threads, w->p->frames, w->p->clip.image};
-    return demo_top1(&e, weights, r, window, unseen, n_unseen, w->cf_unseen, DEMO_CLASSES, w->D, zs, err, cap) ||
-                   demo_top1(&e, weights, r, window, seen, n_seen, w->cf_seen->data, DEMO_CLASSES, w->D, cs, err, cap)
+    return demo_top1(&e, weights, r, window, unseen, n_unseen, w->cf_unseen, DEMO_CLASSES, w->D, zs, zs_attr, err, cap) ||
+                   demo_top1(&e, weights, r, window, seen, n_seen, w->cf_seen->data, DEMO_CLASSES, w->D, cs, NULL, err, cap)
                ? -1
                : 0;
 }
@@ -50,7 +51,8 @@ int demo_run_seed(const DemoWorld *w, int seed, const char *dir, DemoSeedResult 
     /* each training video's own caption, encoded once */
     for (size_t i = 0; i < n_train; i++) {
         char c[256];
-        sw_caption_video(&train[i].it, p->frames, p->clip.image, train[i].seed, c, sizeof c);
+        if (p->class_captions) sw_describe(&train[i].it, c, sizeof c);
+        else sw_caption_video(&train[i].it, p->frames, p->clip.image, train[i].seed, c, sizeof c);
         if (!(texts[i] = strdup(c))) { snprintf(err, cap, "out of memory"); goto done; }
     }
     if (encode_texts(w->text, texts, n_train, captions, err, cap)) goto done;
@@ -73,11 +75,13 @@ int demo_run_seed(const DemoWorld *w, int seed, const char *dir, DemoSeedResult 
         {NULL, 0, 0}, {last[0], 0, 1}, {last[1], 0, 1}, {swa[0], 0, 1}, {last[0], 0.5, 1}, {last[2], 0, 1}, {final[3], 0, 1},
     };
     for (int r = 0; r < DEMO_ROWS; r++)
-        if (both_splits(w, rows[r].weights, rows[r].r, rows[r].window, seen, n_seen, unseen, n_unseen, &res->zs[r], &res->cs[r], err, cap))
+        if (both_splits(w, rows[r].weights, rows[r].r, rows[r].window, seen, n_seen, unseen, n_unseen, &res->zs[r], res->zs_attr[r],
+                        &res->cs[r], err, cap))
             goto done;
     /* the patch-ratio curve over Open-VCLIP++'s SWA weights */
     for (int i = 0; i < DEMO_CURVE; i++)
-        if (both_splits(w, swa[3], i / 10.0, 1, seen, n_seen, unseen, n_unseen, &res->curve_zs[i], &res->curve_cs[i], err, cap)) goto done;
+        if (both_splits(w, swa[3], i / 10.0, 1, seen, n_seen, unseen, n_unseen, &res->curve_zs[i], NULL, &res->curve_cs[i], err, cap))
+            goto done;
     res->n_test = n_seen;
     rc = 0;
 done:

@@ -54,6 +54,7 @@ int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, co
     tc.graph.logit_scale = (float)logit_scale;
     tc.graph.iwr = r->iwr;
     tc.graph.captions = r->captions;
+    tc.graph.caption_weight = (float)p->caption_weight;
     tc.warmup_epochs = p->ft_epochs > 2 ? 1 : 0;
     tc.lr = p->ft_lr;
     tc.lr_min = tc.lr_start = p->ft_lr / 100;

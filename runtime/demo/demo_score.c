@@ -13,8 +13,9 @@
 #include "../train/checkpoint.h"
 
 int demo_top1(const DemoEval *e, const char *weights, double r, int window, const DemoVideo *v, size_t n, const float *cf, int C,
-              int64_t D, double *out, char *err, size_t cap)
+              int64_t D, double *out, double *attrs, char *err, size_t cap)
 {
+    size_t right[3] = {0, 0, 0}; /* predictions with the right colour, shape, motion */
     int rc = -1, applied, unused;
     Model *s = NULL;
     Tensor *in = NULL;
@@ -58,12 +59,17 @@ int demo_top1(const DemoEval *e, const char *weights, double r, int window, cons
                 }
                 if (acc > best) { best = acc; arg = c; }
             }
-            correct += arg == v[start + i].label;
+            int want = v[start + i].label, sm = SW_SHAPES * SW_MOTIONS;
+            correct += arg == want;
+            right[0] += arg / sm == want / sm;
+            right[1] += arg / SW_MOTIONS % SW_SHAPES == want / SW_MOTIONS % SW_SHAPES;
+            right[2] += arg % SW_MOTIONS == want % SW_MOTIONS;
         }
         tensor_free(o);
     }
     free(pix);
     *out = 100.0 * (double)correct / (double)(n ? n : 1);
+    for (int a = 0; attrs && a < 3; a++) attrs[a] = 100.0 * (double)right[a] / (double)(n ? n : 1);
     rc = 0;
 done:
     tensor_free(in);
