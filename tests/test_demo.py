@@ -25,10 +25,16 @@ def demo(tmp_path_factory):
 ROWS = ["clip_frame_avg", "finetune", "iwr", "swa", "patch", "captions", "open_vclip"]
 
 
+def no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"results.json repeats a key: {keys}"
+    return dict(pairs)
+
+
 def test_results_and_curve(demo):
     import numpy as np
     out, p = demo
-    r = json.load(open(out / "results.json"))
+    r = json.load(open(out / "results.json"), object_pairs_hook=no_duplicate_keys)
     assert r["seeds"] == 3 and [s["seed"] for s in r["per_seed"]] == [0, 1, 2]
     for key in ROWS:
         for metric, std in (("zero_shot_top1", "zero_shot_std"), ("closed_set_top1", "closed_set_std")):

@@ -121,7 +121,7 @@ static int write_results(const char *path, const DemoSeedResult *res, int n, con
         mean_std(cc, n, 1, &b, &sd);
         fprintf(f, "%s{\"ratio\": %.1f, \"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", i ? ", " : "", ratio[i], a, b);
     }
-    fprintf(f, "],\n  \"seeds\": %d, \"split\": \"%s\", \"captions\": \"%s\", \"caption_weight\": %g, \"chance_top1\": %.4f, "
+    fprintf(f, "],\n  \"seeds\": %d, \"split\": \"%s\", \"caption_source\": \"%s\", \"caption_weight\": %g, \"chance_top1\": %.4f, "
                "\"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, \"seconds\": %.1f\n}\n",
             n, p->validation ? "val" : "test", p->class_captions ? "class" : "video", p->caption_weight, chance, DEMO_CLASSES, res[0].n_test,
             quick ? "true" : "false", seconds);
