@@ -97,7 +97,7 @@ test: export VCLIP_NVRTC := $(or $(VCLIP_NVRTC),$(VENV_NVRTC))
 test: all $(UNIT) asan fuzz
 	@test -x "$(PYTHON)" || { echo "make test: no $(PYTHON): run tools/install-deps.sh first (it makes the tests' venv)"; exit 1; }
 	@for t in $(UNIT) $(subst $(BUILD)/,build-asan/,$(UNIT)); do echo "== $$t"; $$t || exit 1; done
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q -rs tests  # -rs: every skip says why in the summary
 
 clean:
 	rm -rf build build-asan build-fuzz bin

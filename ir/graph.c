@@ -234,7 +234,7 @@ int graph_topo_sort(Graph *g)
         }
         if (!progress) goto done;
     }
-    memcpy(g->nodes, order, sizeof(Node *) * (size_t)n);
+    if (n) memcpy(g->nodes, order, sizeof(Node *) * (size_t)n); /* a graph with no nodes may have no array */
     rc = 0;
 done:
     free(placed);
