@@ -221,3 +221,33 @@ def test_logged_lr_and_alpha_follow_their_definitions(data, tmp_path):
         assert r["lr"] == pytest.approx(want, rel=1e-8), r
         state, z = splitmix64(state)
         assert r["alpha"] == pytest.approx(0.1 + 0.4 * (z >> 11) / 2 ** 53, rel=1e-8), r
+
+
+@pytest.mark.parametrize("case", ["overlap", "huge_header", "wrong_size"])
+def test_hostile_checkpoint_is_refused_on_resume(data, tmp_path, case):
+    """A checkpoint whose header lies (tensors sharing bytes, a header longer
+    than the file, a shape its bytes cannot hold) stops --resume with a
+    message naming the file, before anything is read from it; the run's
+    other files are left as they were."""
+    import struct
+    out = tmp_path / "run"
+    run_tool("opt", "vclip-run", *train_args(data, out, "--epochs", "1"), check=True)
+    ck = out / "checkpoint.safetensors"
+    raw = ck.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    names = [k for k in header if k != "__metadata__"]
+    if case == "overlap":  # the second tensor starts inside the first
+        a, b = header[names[0]], header[names[1]]
+        size = b["data_offsets"][1] - b["data_offsets"][0]
+        b["data_offsets"] = [a["data_offsets"][0], a["data_offsets"][0] + size]
+    elif case == "wrong_size":
+        header[names[0]]["shape"] = [s * 2 for s in header[names[0]]["shape"]] or [2]
+    h = json.dumps(header).encode()
+    hl = 2 ** 40 if case == "huge_header" else len(h)
+    ck.write_bytes(struct.pack("<Q", hl) + h + raw[8 + n:])
+    metrics = (out / "metrics.jsonl").read_bytes()
+    p = run_tool("opt", "vclip-run", *train_args(data, out, "--epochs", "2", "--resume"))
+    assert_clean_exit(p)
+    assert str(ck) in p.stderr, p.stderr
+    assert (out / "metrics.jsonl").read_bytes() == metrics
