@@ -488,7 +488,12 @@ int op_split_sizes(InferCtx *c, int64_t axis_len, int64_t *sizes)
     if (n >= 0) {
         if (n != c->n_out) return infer_fail(c, "split lists %d sizes for %d outputs", n, c->n_out);
         int64_t tot = 0;
-        for (int i = 0; i < n; i++) { sizes[i] = sv[i].n; tot += sv[i].n; if (sv[i].n < 0) return infer_fail(c, "negative split"); }
+        for (int i = 0; i < n; i++) {
+            sizes[i] = sv[i].n;
+            if (sv[i].n < 0) return infer_fail(c, "negative split");
+            if (sv[i].n > INT64_MAX - tot) return infer_fail(c, "split sizes overflow");
+            tot += sv[i].n;
+        }
         if (axis_len >= 0 && tot != axis_len) return infer_fail(c, "splits sum to %lld, axis has %lld", (long long)tot, (long long)axis_len);
         return 0;
     }
