@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
+#include "compare.h"
 #include "../../runtime/cuda/cuda_templates.h"
 #include "../../runtime/cuda/nvrtc.h"
 #include "../../codegen/render.h"
@@ -83,19 +84,6 @@ static Tensor *run_graph(Graph *g, int reference)
     CHECK(rc == 0, "run: %s", err);
     session_free(s);
     return out;
-}
-
-static double rel_diff(const Tensor *a, const Tensor *b)
-{
-    if (!a || !b || tensor_numel(a) != tensor_numel(b)) return INFINITY;
-    double m = 0, scale = 1e-6;
-    for (int64_t i = 0; i < tensor_numel(b); i++) scale = fmax(scale, fabs(tensor_get_f64(b, i)));
-    for (int64_t i = 0; i < tensor_numel(b); i++) {
-        double x = tensor_get_f64(a, i), y = tensor_get_f64(b, i);
-        if (isnan(x) && isnan(y)) continue;
-        m = fmax(m, fabs(x - y));
-    }
-    return m / scale;
 }
 
 static void test_each_opcode(void)

@@ -13,21 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "compare.h"
 #include "cuda_emulator.h"
 #include "../../onnx/onnx_io.h"
 #include "../../passes/passes.h"
 #include "../../runtime/cuda/cuda_exec.h"
 #include "../../runtime/cpu/session.h"
 #include "../../runtime/npy.h"
-
-static double rel_diff(const Tensor *a, const Tensor *b)
-{
-    if (!a || !b || a->rank != b->rank || memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->rank)) return INFINITY;
-    double m = 0, scale = 1e-6;
-    for (int64_t i = 0; i < tensor_numel(b); i++) scale = fmax(scale, fabs(tensor_get_f64(b, i)));
-    for (int64_t i = 0; i < tensor_numel(b); i++) m = fmax(m, fabs(tensor_get_f64(a, i) - tensor_get_f64(b, i)));
-    return m / scale;
-}
 
 static Graph *compiled(const char *fixture, int frames)
 {
