@@ -22,8 +22,8 @@ static int shape_from_ints(InferCtx *c, int idx, Shape *s)
     const ValueInfo *x = c->in[idx];
     int n = infer_get_ints(c, idx, v, IR_MAX_RANK);
     if (n < 0) {
-        if (x->shape.rank == 1 && dim_is_const(x->shape.d[0]) && x->shape.d[0].n > IR_MAX_RANK)
-            return infer_fail(c, "shape input longer than the maximum rank %d", IR_MAX_RANK);
+        if (x->shape.rank == 1 && dim_is_const(x->shape.d[0]) && (x->shape.d[0].n > IR_MAX_RANK || x->shape.d[0].n < 0))
+            return infer_fail(c, "shape input of length %lld (the maximum rank is %d)", (long long)x->shape.d[0].n, IR_MAX_RANK);
         s->rank = (x->shape.rank == 1 && dim_is_const(x->shape.d[0])) ? (int)x->shape.d[0].n : -1;
         for (int i = 0; i < s->rank; i++) s->d[i] = dim_unknown();
         return 0;
