@@ -131,6 +131,7 @@ int infer_range(InferCtx *c)
     if (!(s && l && d) && infer_get_ints(c, 0, &ks, 1) == 1 && infer_get_ints(c, 1, &kl, 1) == 1 &&
         infer_get_ints(c, 2, &kd, 1) == 1 && dim_is_const(kd) && kd.n == 1) {
         o->shape.d[0] = dim_sub(kl, ks); /* arange(batch): length batch */
+        if (dim_is_const(o->shape.d[0]) && o->shape.d[0].n < 0) o->shape.d[0] = dim_const(0); /* limit below start: empty */
         return 0;
     }
     if (s && l && d) {
