@@ -54,7 +54,7 @@ int ref_range(KernelCtx *k)
     if (!dtype_is_float(y->dtype)) {
         int64_t s = tensor_get_i64(k->in[0], 0), d = tensor_get_i64(k->in[2], 0);
         for (int64_t i = 0; i < n; i++) {
-            int64_t v = s + i * d;
+            int64_t v = (int64_t)((uint64_t)s + (uint64_t)i * (uint64_t)d); /* wraps as shape inference's values do, never UB */
             if (y->dtype == DT_I64) ((int64_t *)y->data)[i] = v;
             else tensor_set_f64(y, i, (double)v);
         }
