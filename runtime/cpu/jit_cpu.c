@@ -20,6 +20,8 @@ extern char **environ;
 
 #define FLAGS "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno"
 #define FLAGS_TEXT "-O3 -fPIC -shared -ffp-contract=off -fno-math-errno"
+#define CXX_FLAGS "-x", "c++", "-std=c++17", "-w"
+#define CXX_FLAGS_TEXT "-x c++ -std=c++17 -w"
 #define MAX_KERNELS 4096
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -61,15 +63,63 @@ static void give_up(const char *why)
     broken = 1;
 }
 
-static void *load(const char *so, const char *symbol)
-{
-    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    return h ? dlsym(h, symbol) : NULL;
-}
-
 FusedKernelFn jit_cpu_fused(const char *source)
 {
     return (FusedKernelFn)(uintptr_t)jit_cpu_symbol(source, "vclip_fused");
+}
+
+/* The compiler and flags of a language (0: C, 1: C++ for jit_cpu_library). */
+static const char *compiler_for(int cxx)
+{
+    const char *cxx_env = getenv("VCLIP_CXX");
+    return !cxx ? compiler() : cxx_env && *cxx_env ? cxx_env : "c++";
+}
+
+/* source compiled to CACHE/kernels/KEY.so and loaded (RTLD_LOCAL); NULL with
+ * the reason (for a failed compilation, the start of the compiler's log). */
+static void *compile_library(const char *source, int cxx, const char *extra, char *err, size_t cap)
+{
+    const char *cc = compiler_for(cxx);
+    uint64_t key = fnv1a_str(fnv1a_str(fnv1a_str(FNV_OFFSET, source), cc), cxx ? FLAGS_TEXT " " CXX_FLAGS_TEXT : FLAGS_TEXT);
+    if (extra) key = fnv1a_str(key, extra);
+    char dir[4096], so[4300], src[4300], tmp[4400], log[4300];
+    if (vclip_cache_dir("kernels", dir, sizeof dir, err, cap)) return NULL;
+    const char *ext = cxx ? "cc" : "c";
+    snprintf(so, sizeof so, "%s/%016llx.so", dir, (unsigned long long)key);
+    snprintf(src, sizeof src, "%s/%016llx.%s", dir, (unsigned long long)key, ext);
+    snprintf(log, sizeof log, "%s/%016llx.log", dir, (unsigned long long)key);
+    snprintf(tmp, sizeof tmp, "%s/%016llx.so.%d.tmp", dir, (unsigned long long)key, (int)getpid());
+    if (debug_level() >= 2) fprintf(stderr, "vclip: kernel %016llx (VCLIP_DEBUG=2):\n%s", (unsigned long long)key, source);
+    void *h = access(so, R_OK) == 0 ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (h) return h;
+    if (atomic_write(src, source, strlen(source), err, cap)) return NULL;
+    char *c_argv[] = {(char *)cc, FLAGS, src, "-o", tmp, "-lm", (char *)extra, NULL};
+    char *cxx_argv[] = {(char *)cc, FLAGS, CXX_FLAGS, src, "-o", tmp, (char *)extra, NULL};
+    int st = run(cxx ? cxx_argv : c_argv, log);
+    if (st != 0) {
+        if (st > 0) {
+            char *text = read_file(log, NULL, err, cap);
+            snprintf(err, cap, "%s exit status %d (%.500s): %.1500s", cc, st, log, text ? text : "");
+            free(text);
+        } else snprintf(err, cap, "cannot run %s: %s", cc, strerror(errno));
+        remove(tmp);
+        return NULL;
+    }
+    if (rename(tmp, so) || !(h = dlopen(so, RTLD_NOW | RTLD_LOCAL))) {
+        snprintf(err, cap, "%s", dlerror() ? dlerror() : "cannot load the compiled kernel");
+        remove(tmp);
+        return NULL;
+    }
+    if (debug_level() >= 1) fprintf(stderr, "vclip: compiled kernel %s\n", so);
+    return h;
+}
+
+void *jit_cpu_library(const char *source, int cxx, const char *extra_flag, char *err, size_t cap)
+{
+    pthread_mutex_lock(&mu);
+    void *h = compile_library(source, cxx, extra_flag, err, cap);
+    pthread_mutex_unlock(&mu);
+    return h;
 }
 
 void *jit_cpu_symbol(const char *source, const char *symbol)
@@ -79,28 +129,9 @@ void *jit_cpu_symbol(const char *source, const char *symbol)
     pthread_mutex_lock(&mu);
     for (int i = 0; i < n_table; i++) if (table[i].key == key) { fn = table[i].fn; goto done; }
     if (broken) goto done;
-    char dir[4096], err[512], so[4300], src[4300], tmp[4400], log[4300];
-    if (vclip_cache_dir("kernels", dir, sizeof dir, err, sizeof err)) { give_up(err); goto done; }
-    snprintf(so, sizeof so, "%s/%016llx.so", dir, (unsigned long long)key);
-    snprintf(src, sizeof src, "%s/%016llx.c", dir, (unsigned long long)key);
-    snprintf(log, sizeof log, "%s/%016llx.log", dir, (unsigned long long)key);
-    snprintf(tmp, sizeof tmp, "%s/%016llx.so.%d.tmp", dir, (unsigned long long)key, (int)getpid());
-    if (debug_level() >= 2) fprintf(stderr, "vclip: kernel %016llx (VCLIP_DEBUG=2):\n%s", (unsigned long long)key, source);
-    if (access(so, R_OK) == 0 && (fn = load(so, symbol))) goto remember;
-    if (atomic_write(src, source, strlen(source), err, sizeof err)) { give_up(err); goto done; }
-    char *argv[] = {(char *)compiler(), FLAGS, src, "-o", tmp, "-lm", NULL};
-    int st = run(argv, log);
-    if (st != 0) {
-        char why[600];
-        if (st > 0) snprintf(why, sizeof why, "exit status %d, see %.500s", st, log);
-        else snprintf(why, sizeof why, "%s", strerror(errno));
-        remove(tmp);
-        give_up(why);
-        goto done;
-    }
-    if (rename(tmp, so) || !(fn = load(so, symbol))) { remove(tmp); give_up(dlerror() ? dlerror() : "cannot load the compiled kernel"); goto done; }
-    if (debug_level() >= 1) fprintf(stderr, "vclip: compiled kernel %s\n", so);
-remember:
+    char err[2048];
+    void *h = compile_library(source, 0, NULL, err, sizeof err);
+    if (!h || !(fn = dlsym(h, symbol))) { give_up(h ? "the compiled kernel lacks its symbol" : err); goto done; }
     if (n_table < MAX_KERNELS) { table[n_table].key = key; table[n_table].fn = fn; n_table++; }
 done:
     pthread_mutex_unlock(&mu);

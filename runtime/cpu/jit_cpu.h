@@ -20,6 +20,12 @@ struct Program;
 FusedKernelFn jit_cpu_program(const struct Program *p);
 /* Any symbol of a C source compiled the same way (NULL as above). */
 void *jit_cpu_symbol(const char *source, const char *symbol);
+/* A whole source compiled the same way into a shared object and loaded
+ * (cached as above): C, or C++ with cxx (the compiler $VCLIP_CXX, else
+ * c++), with one more flag if extra_flag is not NULL.  The dlopen handle,
+ * or NULL with the reason, the compiler's log included; unlike the kernels
+ * above a failure here is only reported. */
+void *jit_cpu_library(const char *source, int cxx, const char *extra_flag, char *err, size_t cap);
 /* The compiled `vclip_reduce` of a fused reduction (program.h), looked up by
  * a hash of its programs like jit_cpu_program. */
 typedef void (*ReduceKernelFn)(int64_t row_begin, int64_t row_end, int64_t K, const float *const *in, const int64_t *rs, float *out);

@@ -13,33 +13,23 @@
 
 #define LT_WORKSPACE (32u << 20)
 
-typedef void *Handle, *Desc, *Layout, *Pref;
-typedef LtAlgo Algo;
-typedef LtHeuristic Heuristic;
-
 static struct {
     int tried, ok;
     char why[256];
-    Handle handle;
+    void *handle;
     CuPtr workspace;
-    int (*create)(Handle *);
-    size_t (*version)(void);
-    int (*desc_create)(Desc *, int, int);
-    int (*desc_destroy)(Desc);
-    int (*desc_set)(Desc, int, const void *, size_t);
-    int (*layout_create)(Layout *, int, uint64_t, uint64_t, int64_t);
-    int (*layout_destroy)(Layout);
-    int (*pref_create)(Pref *);
-    int (*pref_destroy)(Pref);
-    int (*pref_set)(Pref, int, const void *, size_t);
-    int (*heuristic)(Handle, Desc, Layout, Layout, Layout, Layout, Pref, int, Heuristic *, int *);
-    int (*matmul)(Handle, Desc, const void *, const void *, Layout, const void *, Layout, const void *, const void *, Layout,
-                  void *, Layout, const Algo *, void *, size_t, CuStream);
+    LtApi api;
 } lt;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static int (*emulated)(const LtGemm *, CuStream, char *, size_t);
 
-void cublaslt_emulate(int (*gemm)(const LtGemm *, CuStream, char *, size_t)) { emulated = gemm; }
+void cublaslt_emulate(const LtApi *api)
+{
+    pthread_mutex_lock(&mu);
+    lt.tried = lt.ok = 1;
+    lt.api = *api;
+    snprintf(lt.why, sizeof lt.why, "cuBLASLt (emulated)");
+    pthread_mutex_unlock(&mu);
+}
 
 static int load(void)
 {
@@ -53,10 +43,11 @@ static int load(void)
     int missing = 0;
 #define SYM(field, name)                                                 \
     do {                                                                 \
-        lt.field = (__typeof__(lt.field))(uintptr_t)dlsym(h, name);      \
-        if (!lt.field) missing = 1;                                      \
+        lt.api.field = (__typeof__(lt.api.field))(uintptr_t)dlsym(h, name); \
+        if (!lt.api.field) missing = 1;                                  \
     } while (0)
     SYM(create, "cublasLtCreate");
+    SYM(destroy, "cublasLtDestroy");
     SYM(version, "cublasLtGetVersion");
     SYM(desc_create, "cublasLtMatmulDescCreate");
     SYM(desc_destroy, "cublasLtMatmulDescDestroy");
@@ -70,14 +61,13 @@ static int load(void)
     SYM(matmul, "cublasLtMatmul");
 #undef SYM
     if (missing) { snprintf(lt.why, sizeof lt.why, "libcublasLt lacks entry points we need"); return -1; }
-    size_t v = lt.version();
+    size_t v = lt.api.version();
     snprintf(lt.why, sizeof lt.why, "cuBLASLt %zu.%zu.%zu", v / 10000, v / 100 % 100, v % 100);
     return 0;
 }
 
 int cublaslt_available(char *why, size_t cap)
 {
-    if (emulated) { snprintf(why, cap, "cuBLASLt (emulated)"); return 1; }
     pthread_mutex_lock(&mu);
     if (!lt.tried) { lt.tried = 1; lt.ok = load() == 0; }
     pthread_mutex_unlock(&mu);
@@ -91,61 +81,72 @@ static int ready(const CudaApi *cu, char *err, size_t cap)
     if (!cublaslt_available(err, cap)) return -1;
     pthread_mutex_lock(&mu);
     int rc = 0;
-    if (!lt.handle && (lt.create(&lt.handle) || cu->mem_alloc(&lt.workspace, LT_WORKSPACE))) {
+    if (!lt.handle && (lt.api.create(&lt.handle) || cu->mem_alloc(&lt.workspace, LT_WORKSPACE))) {
         snprintf(err, cap, "cannot create a cuBLASLt handle and its %u MiB workspace", LT_WORKSPACE >> 20);
+        if (lt.handle) lt.api.destroy(lt.handle);
         lt.handle = NULL;
+        lt.workspace = 0;
         rc = -1;
     }
     pthread_mutex_unlock(&mu);
     return rc;
 }
 
+void cublaslt_release(void)
+{
+    char err[256];
+    const CudaApi *cu = cuda_api(err, sizeof err);
+    pthread_mutex_lock(&mu);
+    if (lt.handle) lt.api.destroy(lt.handle);
+    if (lt.workspace && cu) cu->mem_free(lt.workspace);
+    lt.handle = NULL;
+    lt.workspace = 0;
+    pthread_mutex_unlock(&mu);
+}
+
 int cublaslt_gemm(const LtGemm *g, CuStream stream, char *err, size_t cap)
 {
-    if (emulated) return emulated(g, stream, err, cap);
     const CudaApi *cu = cuda_api(err, cap);
     if (!cu || ready(cu, err, cap)) return -1;
     int compute = g->compute == GEMM_COMPUTE_BF16 ? LT_COMPUTE_32F_FAST_16BF : g->compute == GEMM_COMPUTE_F16 ? LT_COMPUTE_32F_FAST_16F
                                                                                                            : LT_COMPUTE_32F;
-    Desc desc = NULL;
-    Layout la = NULL, lb = NULL, lc = NULL;
-    Pref pref = NULL;
+    void *desc = NULL, *la = NULL, *lb = NULL, *lc = NULL, *pref = NULL;
     int rc = -1, st;
     int32_t ta = g->w_transposed ? LT_OP_T : LT_OP_N, tb = LT_OP_N, epi = g->bias ? LT_EPILOGUE_BIAS : LT_EPILOGUE_DEFAULT;
     uint64_t ws = LT_WORKSPACE;
     const void *bias = (const void *)(uintptr_t)g->bias;
     /* column-major: op(W) is [N, K], A^T is [K, M], D^T is [N, M] */
-    if ((st = lt.desc_create(&desc, compute, LT_R_32F)) || (st = lt.desc_set(desc, LT_DESC_TRANSA, &ta, sizeof ta)) ||
-        (st = lt.desc_set(desc, LT_DESC_TRANSB, &tb, sizeof tb)) || (st = lt.desc_set(desc, LT_DESC_EPILOGUE, &epi, sizeof epi)) ||
-        (g->bias && (st = lt.desc_set(desc, LT_DESC_BIAS_POINTER, &bias, sizeof bias))) ||
-        (st = lt.layout_create(&la, LT_R_32F, g->w_transposed ? (uint64_t)g->K : (uint64_t)g->N, g->w_transposed ? (uint64_t)g->N : (uint64_t)g->K,
+    if ((st = lt.api.desc_create(&desc, compute, LT_R_32F)) || (st = lt.api.desc_set(desc, LT_DESC_TRANSA, &ta, sizeof ta)) ||
+        (st = lt.api.desc_set(desc, LT_DESC_TRANSB, &tb, sizeof tb)) || (st = lt.api.desc_set(desc, LT_DESC_EPILOGUE, &epi, sizeof epi)) ||
+        (g->bias && (st = lt.api.desc_set(desc, LT_DESC_BIAS_POINTER, &bias, sizeof bias))) ||
+        (st = lt.api.layout_create(&la, LT_R_32F, g->w_transposed ? (uint64_t)g->K : (uint64_t)g->N, g->w_transposed ? (uint64_t)g->N : (uint64_t)g->K,
                                g->w_transposed ? g->K : g->N)) ||
-        (st = lt.layout_create(&lb, LT_R_32F, (uint64_t)g->K, (uint64_t)g->M, g->K)) ||
-        (st = lt.layout_create(&lc, LT_R_32F, (uint64_t)g->N, (uint64_t)g->M, g->N)) || (st = lt.pref_create(&pref)) ||
-        (st = lt.pref_set(pref, LT_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws))) {
+        (st = lt.api.layout_create(&lb, LT_R_32F, (uint64_t)g->K, (uint64_t)g->M, g->K)) ||
+        (st = lt.api.layout_create(&lc, LT_R_32F, (uint64_t)g->N, (uint64_t)g->M, g->N)) || (st = lt.api.pref_create(&pref)) ||
+        (st = lt.api.pref_set(pref, LT_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws))) {
         snprintf(err, cap, "cuBLASLt descriptor setup failed (status %d)", st);
         goto done;
     }
-    Heuristic h;
+    LtHeuristic h;
     int found = 0;
-    if ((st = lt.heuristic(lt.handle, desc, la, lb, lc, lc, pref, 1, &h, &found)) || !found) {
+    if ((st = lt.api.heuristic(lt.handle, desc, la, lb, lc, lc, pref, 1, &h, &found)) || !found) {
         snprintf(err, cap, "cuBLASLt has no algorithm for [%lld x %lld] x [%lld x %lld] (status %d)", (long long)g->M, (long long)g->K,
                  (long long)g->K, (long long)g->N, st);
         goto done;
     }
     float one = 1.0f, beta = g->C ? 1.0f : 0.0f;
     const void *C = (const void *)(uintptr_t)(g->C ? g->C : g->D);
-    if ((st = lt.matmul(lt.handle, desc, &one, (const void *)(uintptr_t)g->W, la, (const void *)(uintptr_t)g->A, lb, &beta, C, lc,
+    if ((st = lt.api.matmul(lt.handle, desc, &one, (const void *)(uintptr_t)g->W, la, (const void *)(uintptr_t)g->A, lb, &beta, C, lc,
                         (void *)(uintptr_t)g->D, lc, &h.algo, (void *)(uintptr_t)lt.workspace, LT_WORKSPACE, stream))) {
         snprintf(err, cap, "cublasLtMatmul failed (status %d)", st);
         goto done;
     }
     rc = 0;
 done:
-    if (pref) lt.pref_destroy(pref);
-    if (lc) lt.layout_destroy(lc);
-    if (lb) lt.layout_destroy(lb);
-    if (la) lt.layout_destroy(la);
-    if (desc) lt.desc_destroy(desc);
+    if (pref) lt.api.pref_destroy(pref);
+    if (lc) lt.api.layout_destroy(lc);
+    if (lb) lt.api.layout_destroy(lb);
+    if (la) lt.api.layout_destroy(la);
+    if (desc) lt.api.desc_destroy(desc);
     return rc;
 }

@@ -39,7 +39,33 @@ int cublaslt_available(char *why, size_t cap);
 /* Queues the GEMM on stream; 0, or -1 with cuBLASLt's status. */
 int cublaslt_gemm(const LtGemm *g, CuStream stream, char *err, size_t cap);
 
-/* Tests only: GEMMs computed by `gemm` (a host emulation) instead. */
-void cublaslt_emulate(int (*gemm)(const LtGemm *g, CuStream stream, char *err, size_t cap));
+/* Frees the handle and workspace (made on the first GEMM); the next GEMM
+ * makes them again. */
+void cublaslt_release(void);
+
+/* The cuBLASLt entry points we call, as cublasLt.h declares them (opaque
+ * handles as void *). */
+typedef struct {
+    int (*create)(void **handle);
+    int (*destroy)(void *handle);
+    size_t (*version)(void);
+    int (*desc_create)(void **desc, int compute, int scale_type);
+    int (*desc_destroy)(void *desc);
+    int (*desc_set)(void *desc, int attr, const void *buf, size_t size);
+    int (*layout_create)(void **layout, int type, uint64_t rows, uint64_t cols, int64_t ld);
+    int (*layout_destroy)(void *layout);
+    int (*pref_create)(void **pref);
+    int (*pref_destroy)(void *pref);
+    int (*pref_set)(void *pref, int attr, const void *buf, size_t size);
+    int (*heuristic)(void *handle, void *desc, void *a, void *b, void *c, void *d, void *pref, int requested, LtHeuristic *out,
+                     int *found);
+    int (*matmul)(void *handle, void *desc, const void *alpha, const void *A, void *la, const void *B, void *lb, const void *beta,
+                  const void *C, void *lc, void *D, void *ld, const LtAlgo *algo, void *workspace, size_t workspace_bytes,
+                  CuStream stream);
+} LtApi;
+
+/* Tests only: these entry points (a stand-in that interprets the
+ * descriptors on the host) instead of libcublasLt's. */
+void cublaslt_emulate(const LtApi *api);
 
 #endif

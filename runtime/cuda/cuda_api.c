@@ -12,9 +12,9 @@
 static CudaApi api;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int tried, ok;
-static CuFunction (*emulated_lookup)(const char *, const char *);
+static CuFunction (*emulated_lookup)(const char *, const char *, char *, size_t);
 
-void cuda_api_emulate(const CudaApi *fake, CuFunction (*lookup)(const char *, const char *))
+void cuda_api_emulate(const CudaApi *fake, CuFunction (*lookup)(const char *, const char *, char *, size_t))
 {
     pthread_mutex_lock(&mu);
     api = *fake;
@@ -90,9 +90,7 @@ CuFunction cuda_kernel(const char *source, const char *name, char *err, size_t c
     const CudaApi *cu = cuda_api(err, cap);
     if (!cu) return NULL;
     if (emulated_lookup) {
-        CuFunction f = emulated_lookup(source, name);
-        if (!f) snprintf(err, cap, "the emulator has no kernel '%s'", name);
-        return f;
+        return emulated_lookup(source, name, err, cap);
     }
     pthread_mutex_lock(&mu);
     CuFunction fn = NULL;

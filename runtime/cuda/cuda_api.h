@@ -50,9 +50,10 @@ const CudaApi *cuda_api(char *err, size_t cap);
  * compiler's log or the driver's complaint. */
 CuFunction cuda_kernel(const char *source, const char *name, char *err, size_t cap);
 
-/* Tests only: a host emulation of the device (tests/unit/cuda_emulator.c)
- * instead of the driver, and its kernel lookup instead of NVRTC, so that the
- * executor's logic runs where no GPU is. */
-void cuda_api_emulate(const CudaApi *api, CuFunction (*lookup)(const char *source, const char *name));
+/* Tests only: a host emulation of the device (tests/unit/cuda_emulator.h)
+ * instead of the driver, and its kernel lookup (NVRTC, then the same source
+ * built for the host) instead of loading PTX, so that the executor and the
+ * kernels run where no GPU is.  lookup: NULL with the reason in err. */
+void cuda_api_emulate(const CudaApi *api, CuFunction (*lookup)(const char *source, const char *name, char *err, size_t cap));
 
 #endif

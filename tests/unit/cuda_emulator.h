@@ -1,12 +1,15 @@
-/* cuda_emulator.h — a host stand-in for the CUDA driver, NVRTC and
- * cuBLASLt, so that the CUDA executor's own logic (where nodes run, what
- * moves across, the device arena, CUDA graph recording and replay) is
- * tested on machines without a GPU.  "Device" memory is host memory; each
- * template kernel and generated elementwise kernel is computed here from
- * its arguments (the latter from the program its source carries); stream
- * capture records copies and launches with their argument values and
- * replays them, reading host sources at replay time as CUDA does.  The
- * kernels themselves are checked on a real device by test_cuda.c. */
+/* cuda_emulator.h — a host stand-in for the CUDA driver and cuBLASLt, so
+ * that the CUDA backend runs, kernels included, on machines without a GPU.
+ * "Device" memory is host memory.  A kernel is looked up by compiling its
+ * source with NVRTC (so every kernel a test launches is also checked by the
+ * device compiler) and building the same text for the host (cuda_host.h);
+ * a launch runs that host build with the launch's geometry.  cuBLASLt is
+ * interpreted: descriptors, layouts (column-major, leading dimensions),
+ * transposes, the bias epilogue, compute type (bf16 / f16 inputs rounded as
+ * the tensor cores would take them) and scales, then a double-precision
+ * GEMM.  Stream capture records copies, launches (their argument values, as
+ * CUDA copies them at launch) and GEMMs, and replays them, reading host
+ * sources at replay time as CUDA does. */
 #ifndef VCLIP_CUDA_EMULATOR_H
 #define VCLIP_CUDA_EMULATOR_H
 
@@ -15,43 +18,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../runtime/cuda/cuda_templates.h"
-#include "../../ir/program.h"
-#include "../../runtime/cpu/kernels.h"
+#include "cuda_host.h"
 #include "../../runtime/cuda/cublaslt.h"
 #include "../../runtime/cuda/cuda_api.h"
+#include "../../runtime/cuda/nvrtc.h"
 
-enum { EK_FUSED, EK_LAYERNORM, EK_SOFTMAX, EK_ATTENTION, EK_COPY, EK_ACT_RESIDUAL };
+#define EMU_MAX_FNS 2048
+#define EMU_ARG_BYTES 512
 
 typedef struct {
-    int kind;
-    char *program_line;    /* fused kernels: the "program:" comment of their source */
-    Program prog;
-    float consts[64];
-    Instr code[256];
-    int pieces[64];
+    uint64_t source_key;
+    char name[64];
+    HostKernel k;
 } EmuFn;
+
+/* a GEMM as the descriptors said it (column-major operands) */
+typedef struct {
+    int compute, trans_a, trans_b, epilogue;
+    uint64_t m, n, k;
+    int64_t lda, ldb, ldc, ldd;
+    float alpha, beta;
+    const float *A, *B, *C, *bias;
+    float *D;
+} EmuGemm;
 
 typedef struct {
     int type;              /* 0 launch, 1 copy, 2 GEMM */
     EmuFn *fn;
-    unsigned grid;
-    unsigned char args[256] __attribute__((aligned(16)));
+    unsigned grid[3], block[3], shared;
+    unsigned char args[EMU_ARG_BYTES] __attribute__((aligned(16)));
     CuPtr dst;
     const void *src;
     size_t bytes;
+    EmuGemm gemm;
 } EmuOp;
 
+typedef struct { uint64_t key; int ok; } EmuChecked;
+
 static struct {
-    EmuFn fns[512];
+    EmuFn fns[EMU_MAX_FNS];
     int n_fns;
+    EmuChecked nvrtc[EMU_MAX_FNS];
+    int n_nvrtc;
     int recording;
     EmuOp *rec;
     int n_rec, cap_rec;
-    long live_allocs, launches, replays;
+    long live_allocs, launches, replays, gemms;
 } emu;
-
-static EmuFn fixed_fns[] = {{.kind = EK_FUSED}, {.kind = EK_LAYERNORM}, {.kind = EK_SOFTMAX}, {.kind = EK_ATTENTION}, {.kind = EK_COPY}, {.kind = EK_ACT_RESIDUAL}};
 
 static int emu_alloc(CuPtr *p, size_t n)
 {
@@ -61,7 +74,6 @@ static int emu_alloc(CuPtr *p, size_t n)
     return m ? 0 : 2;
 }
 static int emu_free(CuPtr p) { if (p) emu.live_allocs--; free((void *)(uintptr_t)p); return 0; }
-static float *F(CuPtr p) { return (float *)(uintptr_t)p; }
 
 static void emu_record(const EmuOp *op)
 {
@@ -91,251 +103,227 @@ static int emu_stream_sync(CuStream s) { (void)s; return emu.recording ? 900 : 0
 static int emu_begin_capture(CuStream s, int mode) { (void)s; (void)mode; emu.recording = 1; emu.n_rec = 0; return 0; }
 
 typedef struct { EmuOp *ops; int n; } EmuGraph;
+static EmuGraph *emu_graph_copy(const EmuOp *ops, int n)
+{
+    EmuGraph *eg = malloc(sizeof *eg);
+    eg->ops = malloc(sizeof *eg->ops * (size_t)(n ? n : 1));
+    memcpy(eg->ops, ops, sizeof *eg->ops * (size_t)n);
+    eg->n = n;
+    return eg;
+}
 static int emu_end_capture(CuStream s, CuGraph *g)
 {
     (void)s;
-    EmuGraph *eg = malloc(sizeof *eg);
-    eg->ops = malloc(sizeof *eg->ops * (size_t)(emu.n_rec ? emu.n_rec : 1));
-    memcpy(eg->ops, emu.rec, sizeof *eg->ops * (size_t)emu.n_rec);
-    eg->n = emu.n_rec;
+    *g = emu_graph_copy(emu.rec, emu.n_rec);
     emu.recording = 0;
-    *g = eg;
     return 0;
 }
 static int emu_graph_instantiate(CuGraphExec *e, CuGraph g, unsigned long long f)
 {
     (void)f;
-    EmuGraph *src = g, *eg = malloc(sizeof *eg);
-    eg->ops = malloc(sizeof *eg->ops * (size_t)(src->n ? src->n : 1));
-    memcpy(eg->ops, src->ops, sizeof *eg->ops * (size_t)src->n);
-    eg->n = src->n;
-    *e = eg;
+    const EmuGraph *src = g;
+    *e = emu_graph_copy(src->ops, src->n);
     return 0;
 }
 static int emu_graph_free(void *g) { EmuGraph *eg = g; if (eg) free(eg->ops); free(eg); return 0; }
 
-static void emu_fused(const unsigned char *a)
+/* ---- kernels: NVRTC, then the host build -------------------------------- */
+
+static CuFunction emu_lookup(const char *source, const char *name, char *err, size_t cap)
 {
-    const EmuFn *fn;
-    memcpy(&fn, a, sizeof fn);
-    long long n;
-    int rank;
-    CuPtr dims, inptrs, strides, out;
-    a += sizeof(void *);
-    memcpy(&n, a, 8); memcpy(&rank, a + 8, 4); memcpy(&dims, a + 16, 8); memcpy(&inptrs, a + 24, 8); memcpy(&strides, a + 32, 8);
-    memcpy(&out, a + 40, 8);
-    const int64_t *d = (const int64_t *)(uintptr_t)dims, *st = (const int64_t *)(uintptr_t)strides;
-    const CuPtr *in = (const CuPtr *)(uintptr_t)inptrs;
-    const float *streams[64];
-    for (int k = 0; k < (fn->prog.load_pieces ? fn->prog.n_pieces : fn->prog.n_in); k++) streams[k] = F(in[k]);
-    for (long long i = 0; i < n; i++) {
-        double x[64];
-        int64_t idx[8];
-        long long rem = i;
-        for (int q = rank - 1; q >= 0; q--) { idx[q] = rem % d[q]; rem /= d[q]; }
-        program_load_registers(&fn->prog, rank, idx, i, streams, st, x);
-        F(out)[i] = (float)program_eval(&fn->prog, x);
+    uint64_t key = fnv1a_str(FNV_OFFSET, source);
+    for (int i = 0; i < emu.n_fns; i++)
+        if (emu.fns[i].source_key == key && !strcmp(emu.fns[i].name, name)) return &emu.fns[i];
+    int checked = -1;
+    for (int i = 0; i < emu.n_nvrtc && checked < 0; i++)
+        if (emu.nvrtc[i].key == key) checked = emu.nvrtc[i].ok;
+    if (checked < 0) { /* what the device would be given: NVRTC must accept it */
+        char *ptx = nvrtc_compile(source, "compute_80", err, cap);
+        checked = ptx != NULL;
+        free(ptx);
+        if (emu.n_nvrtc < EMU_MAX_FNS) emu.nvrtc[emu.n_nvrtc++] = (EmuChecked){key, checked};
+        if (!checked) return NULL;
     }
+    if (!checked) { snprintf(err, cap, "NVRTC rejected the source of '%s'", name); return NULL; }
+    if (emu.n_fns == EMU_MAX_FNS) { snprintf(err, cap, "the emulator holds at most %d kernels", EMU_MAX_FNS); return NULL; }
+    EmuFn *fn = &emu.fns[emu.n_fns];
+    if (host_kernel(source, name, &fn->k, err, cap)) return NULL;
+    if (fn->k.bytes > EMU_ARG_BYTES) { snprintf(err, cap, "kernel '%s': %zu bytes of parameters", name, fn->k.bytes); return NULL; }
+    fn->source_key = key;
+    snprintf(fn->name, sizeof fn->name, "%s", name);
+    emu.n_fns++;
+    return fn;
 }
 
-static void emu_run(int kind, const unsigned char *a, unsigned grid)
+static int emu_run_launch(EmuOp *op)
 {
-    (void)grid;
-    CuPtr p[6];
-    switch (kind) {
-    case EK_FUSED: emu_fused(a); break;
-    case EK_LAYERNORM: {
-        long long rows; int cols; float eps;
-        memcpy(p, a, 32); memcpy(&rows, a + 32, 8); memcpy(&cols, a + 40, 4); memcpy(&eps, a + 44, 4);
-        for (long long r = 0; r < rows; r++) {
-            const float *x = F(p[0]) + r * cols;
-            double m = 0, v = 0;
-            for (int c = 0; c < cols; c++) m += x[c];
-            m /= cols;
-            for (int c = 0; c < cols; c++) v += (x[c] - m) * (x[c] - m);
-            double inv = 1.0 / sqrt(v / cols + eps);
-            for (int c = 0; c < cols; c++)
-                F(p[3])[r * cols + c] = (float)((x[c] - m) * inv * (p[1] ? F(p[1])[c] : 1.0f) + (p[2] ? F(p[2])[c] : 0.0f));
-        }
-        break;
+    char err[1024];
+    if (host_launch(&op->fn->k, op->args, op->grid, op->block, op->shared, err, sizeof err)) {
+        fprintf(stderr, "emulated device: %s\n", err);
+        return 719; /* CUDA_ERROR_LAUNCH_FAILED */
     }
-    case EK_SOFTMAX: {
-        long long rows; int cols;
-        memcpy(p, a, 16); memcpy(&rows, a + 16, 8); memcpy(&cols, a + 24, 4);
-        for (long long r = 0; r < rows; r++) {
-            const float *x = F(p[0]) + r * cols;
-            double m = -INFINITY, s = 0;
-            for (int c = 0; c < cols; c++) m = fmax(m, x[c]);
-            for (int c = 0; c < cols; c++) s += exp(x[c] - m);
-            for (int c = 0; c < cols; c++) F(p[1])[r * cols + c] = (float)(exp(x[c] - m) / s);
-        }
-        break;
-    }
-    case EK_ATTENTION: {
-        CudaAttnArgs g;
-        memcpy(p, a, 40); memcpy(&g, a + 40, sizeof g);
-        AttentionParams ap = {.heads = g.heads, .head_dim = g.head_dim, .frames = g.frames, .window = g.window, .boundary = g.boundary};
-        for (long long b = 0; b < g.B; b++)
-            for (long long h = 0; h < g.heads; h++)
-                for (long long i = 0; i < g.N; i++) {
-                    int64_t src[129];
-                    int ns = attention_sources(&ap, b, src);
-                    long long qr = g.seq_first ? i * g.B + b : b * g.N + i, d = g.head_dim;
-                    double sc[4096], mx = -INFINITY, sum = 0;
-                    for (int s = 0; s < ns; s++)
-                        for (long long m = 0; m < g.M; m++) {
-                            double v = 0;
-                            if (src[s] >= 0) {
-                                long long kr = g.seq_first ? m * g.B + src[s] : src[s] * g.M + m;
-                                for (long long c = 0; c < d; c++)
-                                    v += (double)F(p[0])[qr * g.Cq + g.q_off + h * d + c] * F(p[1])[kr * g.Ck + g.k_off + h * d + c];
-                                v *= g.scale;
-                            }
-                            if (g.has_mask) v += F(p[3])[i * g.M + m];
-                            if (g.causal && m > i) v = -INFINITY;
-                            sc[s * g.M + m] = v;
-                            mx = fmax(mx, v);
-                        }
-                    for (long long j = 0; j < ns * g.M; j++) sum += sc[j] = exp(sc[j] - mx);
-                    for (long long c = 0; c < d; c++) {
-                        double o = 0;
-                        for (int s = 0; s < ns; s++)
-                            for (long long m = 0; m < g.M && src[s] >= 0; m++) {
-                                long long vr = g.seq_first ? m * g.B + src[s] : src[s] * g.M + m;
-                                o += sc[s * g.M + m] * F(p[2])[vr * g.Cv + g.v_off + h * d + c];
-                            }
-                        F(p[4])[qr * g.Co + h * d + c] = (float)(o / sum);
-                    }
-                }
-        break;
-    }
-    case EK_COPY: {
-        long long n, ib, ob; int rank;
-        memcpy(p, a, 16); memcpy(&n, a + 16, 8); memcpy(&rank, a + 24, 4); memcpy(&ib, a + 32, 8); memcpy(&ob, a + 40, 8);
-        memcpy(&p[2], a + 48, 8);
-        const int64_t *q = (const int64_t *)(uintptr_t)p[2];
-        for (long long i = 0; i < n; i++) {
-            long long rem = i, s = ib, t = ob;
-            for (int d = rank - 1; d >= 0; d--) { long long c = rem % q[d]; rem /= q[d]; s += c * q[rank + d]; t += c * q[2 * rank + d]; }
-            F(p[1])[t] = F(p[0])[s];
-        }
-        break;
-    }
-    case EK_ACT_RESIDUAL: {
-        long long n; int act;
-        memcpy(p, a, 24); memcpy(&n, a + 24, 8); memcpy(&act, a + 32, 4);
-        for (long long i = 0; i < n; i++) {
-            double v = F(p[0])[i];
-            if (act == LINEAR_ACT_QUICK_GELU) v = v / (1 + exp(-1.702 * v));
-            else if (act == LINEAR_ACT_GELU) v = 0.5 * v * (1 + erf(v / sqrt(2.0)));
-            F(p[2])[i] = (float)(v + (p[1] ? F(p[1])[i] : 0.0));
-        }
-        break;
-    }
-    }
-}
-
-/* The argument values of a launch, packed as the kernels' parameters (8-byte slots; CudaAttnArgs whole). */
-static void emu_pack(const EmuFn *fn, void **args, unsigned char *out)
-{
-    static const int sizes[6][8] = {
-        {8, 4, 8, 8, 8, 8, 0}, {8, 8, 8, 8, 8, 4, 4, 0}, {8, 8, 8, 4, 0}, {8, 8, 8, 8, 8, (int)sizeof(CudaAttnArgs), 0},
-        {8, 8, 8, 4, 8, 8, 8, 0}, {8, 8, 8, 8, 4, 0}};
-    /* offsets as emu_run reads them */
-    static const int offs[6][8] = {{0, 8, 16, 24, 32, 40}, {0, 8, 16, 24, 32, 40, 44}, {0, 8, 16, 24}, {0, 8, 16, 24, 32, 40},
-                                   {0, 8, 16, 24, 32, 40, 48}, {0, 8, 16, 24, 32}};
-    int base = 0;
-    if (fn->kind == EK_FUSED) { memcpy(out, &fn, sizeof fn); base = sizeof(void *); }
-    for (int i = 0; i < 8 && sizes[fn->kind][i]; i++) memcpy(out + base + offs[fn->kind][i], args[i], (size_t)sizes[fn->kind][i]);
+    return 0;
 }
 
 static int emu_launch(CuFunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh,
                       CuStream s, void **args, void **extra)
 {
-    (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)extra;
-    EmuOp op = {.type = 0, .fn = f, .grid = gx};
-    emu_pack(op.fn, args, op.args);
+    (void)s; (void)extra;
+    EmuOp op = {.type = 0, .fn = f, .grid = {gx, gy, gz}, .block = {bx, by, bz}, .shared = sh};
+    host_pack(&op.fn->k, args, op.args);
     emu.launches++;
-    if (emu.recording) emu_record(&op);
-    else emu_run(op.fn->kind, op.args, gx);
-    return 0;
+    if (emu.recording) { emu_record(&op); return 0; }
+    return emu_run_launch(&op);
 }
 
-static int emu_gemm(const LtGemm *g, CuStream s, char *err, size_t cap);
+/* ---- cuBLASLt, interpreted ---------------------------------------------- */
+
+enum { LT_OK = 0, LT_NOT_INITIALIZED = 1, LT_INVALID_VALUE = 7, LT_NOT_SUPPORTED = 15 };
+typedef struct { int compute, scale_type, trans_a, trans_b, epilogue; const void *bias; } EmuDesc;
+typedef struct { int type; uint64_t rows, cols; int64_t ld; } EmuLayout;
+static int emu_handle;
+
+static int lt_create(void **h) { *h = &emu_handle; return LT_OK; }
+static int lt_destroy(void *h) { return h == &emu_handle ? LT_OK : LT_NOT_INITIALIZED; }
+static size_t lt_version(void) { return 130000; }
+static int lt_desc_create(void **d, int compute, int scale_type)
+{
+    if (compute != LT_COMPUTE_32F && compute != LT_COMPUTE_32F_FAST_16BF && compute != LT_COMPUTE_32F_FAST_16F) return LT_NOT_SUPPORTED;
+    if (scale_type != LT_R_32F) return LT_NOT_SUPPORTED;
+    EmuDesc *e = calloc(1, sizeof *e);
+    e->compute = compute;
+    e->scale_type = scale_type;
+    e->epilogue = LT_EPILOGUE_DEFAULT;
+    *d = e;
+    return LT_OK;
+}
+static int lt_desc_destroy(void *d) { free(d); return LT_OK; }
+static int lt_desc_set(void *d, int attr, const void *buf, size_t size)
+{
+    EmuDesc *e = d;
+    int32_t v;
+    switch (attr) {
+    case LT_DESC_TRANSA: case LT_DESC_TRANSB: case LT_DESC_EPILOGUE:
+        if (size != sizeof v) return LT_INVALID_VALUE;
+        memcpy(&v, buf, sizeof v);
+        if (attr != LT_DESC_EPILOGUE && v != LT_OP_N && v != LT_OP_T) return LT_INVALID_VALUE;
+        if (attr == LT_DESC_EPILOGUE && v != LT_EPILOGUE_DEFAULT && v != LT_EPILOGUE_BIAS) return LT_NOT_SUPPORTED;
+        *(attr == LT_DESC_TRANSA ? &e->trans_a : attr == LT_DESC_TRANSB ? &e->trans_b : &e->epilogue) = v;
+        return LT_OK;
+    case LT_DESC_BIAS_POINTER:
+        if (size != sizeof e->bias) return LT_INVALID_VALUE;
+        memcpy(&e->bias, buf, sizeof e->bias);
+        return LT_OK;
+    default: return LT_INVALID_VALUE;
+    }
+}
+static int lt_layout_create(void **l, int type, uint64_t rows, uint64_t cols, int64_t ld)
+{
+    if (type != LT_R_32F) return LT_NOT_SUPPORTED;
+    if (ld < (int64_t)(rows ? rows : 1)) return LT_INVALID_VALUE; /* column-major: a column is ld apart */
+    EmuLayout *e = malloc(sizeof *e);
+    *e = (EmuLayout){type, rows, cols, ld};
+    *l = e;
+    return LT_OK;
+}
+static int lt_layout_destroy(void *l) { free(l); return LT_OK; }
+static int lt_pref_create(void **p) { *p = malloc(1); return LT_OK; }
+static int lt_pref_destroy(void *p) { free(p); return LT_OK; }
+static int lt_pref_set(void *p, int attr, const void *buf, size_t size)
+{
+    (void)p; (void)buf;
+    return attr == LT_PREF_MAX_WORKSPACE_BYTES && size == sizeof(uint64_t) ? LT_OK : LT_INVALID_VALUE;
+}
+
+/* op(A) [m, k], op(B) [k, n], C and D [m, n]: 0, or the status for a mismatch */
+static int lt_shapes(const EmuDesc *d, const EmuLayout *a, const EmuLayout *b, const EmuLayout *c, const EmuLayout *dd, uint64_t *mnk)
+{
+    uint64_t m = d->trans_a ? a->cols : a->rows, ka = d->trans_a ? a->rows : a->cols;
+    uint64_t kb = d->trans_b ? b->cols : b->rows, n = d->trans_b ? b->rows : b->cols;
+    if (ka != kb || c->rows != m || c->cols != n || dd->rows != m || dd->cols != n) return LT_INVALID_VALUE;
+    mnk[0] = m; mnk[1] = n; mnk[2] = ka;
+    return LT_OK;
+}
+static int lt_heuristic(void *h, void *desc, void *a, void *b, void *c, void *d, void *pref, int requested, LtHeuristic *out, int *found)
+{
+    uint64_t mnk[3];
+    *found = 0;
+    if (h != &emu_handle || !pref || requested < 1) return LT_INVALID_VALUE;
+    if (lt_shapes(desc, a, b, c, d, mnk)) return LT_INVALID_VALUE;
+    memset(out, 0, sizeof *out);
+    out->algo.data[0] = 0xE3u;
+    *found = 1;
+    return LT_OK;
+}
+
+static float emu_round_input(float x, int compute)
+{
+    if (compute == LT_COMPUTE_32F_FAST_16BF) { /* to bf16, nearest even */
+        uint32_t u;
+        memcpy(&u, &x, 4);
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        memcpy(&x, &u, 4);
+    } else if (compute == LT_COMPUTE_32F_FAST_16F) x = (float)(_Float16)x;
+    return x;
+}
+
+static void emu_gemm_run(const EmuGemm *g)
+{
+    for (uint64_t j = 0; j < g->n; j++)
+        for (uint64_t i = 0; i < g->m; i++) {
+            double acc = 0;
+            for (uint64_t p = 0; p < g->k; p++) {
+                float a = g->trans_a ? g->A[p + i * g->lda] : g->A[i + p * g->lda];
+                float b = g->trans_b ? g->B[j + p * g->ldb] : g->B[p + j * g->ldb];
+                acc += (double)emu_round_input(a, g->compute) * emu_round_input(b, g->compute);
+            }
+            double v = g->alpha * acc + (g->beta != 0.0f ? g->beta * (double)g->C[i + j * g->ldc] : 0.0);
+            if (g->epilogue == LT_EPILOGUE_BIAS) v += g->bias[i]; /* the bias runs along the rows */
+            g->D[i + j * g->ldd] = (float)v;
+        }
+}
+
+static int lt_matmul(void *h, void *desc, const void *alpha, const void *A, void *la, const void *B, void *lb, const void *beta,
+                     const void *C, void *lc, void *D, void *ld, const LtAlgo *algo, void *ws, size_t ws_bytes, CuStream s)
+{
+    (void)ws; (void)ws_bytes; (void)s;
+    const EmuDesc *d = desc;
+    const EmuLayout *a = la, *b = lb, *c = lc, *dd = ld;
+    uint64_t mnk[3];
+    if (h != &emu_handle || !algo || algo->data[0] != 0xE3u || lt_shapes(d, a, b, c, dd, mnk)) return LT_INVALID_VALUE;
+    if (d->epilogue == LT_EPILOGUE_BIAS && !d->bias) return LT_INVALID_VALUE;
+    EmuGemm g = {.compute = d->compute, .trans_a = d->trans_a, .trans_b = d->trans_b, .epilogue = d->epilogue,
+                 .m = mnk[0], .n = mnk[1], .k = mnk[2], .lda = a->ld, .ldb = b->ld, .ldc = c->ld, .ldd = dd->ld,
+                 .alpha = *(const float *)alpha, .beta = *(const float *)beta, .A = A, .B = B, .C = C, .D = D, .bias = d->bias};
+    emu.gemms++;
+    if (emu.recording) { /* recorded like a launch, computed at replay */
+        EmuOp op = {.type = 2, .gemm = g};
+        emu_record(&op);
+        return LT_OK;
+    }
+    emu_gemm_run(&g);
+    return LT_OK;
+}
+
+static const LtApi emu_lt = {
+    .create = lt_create, .destroy = lt_destroy, .version = lt_version, .desc_create = lt_desc_create, .desc_destroy = lt_desc_destroy,
+    .desc_set = lt_desc_set, .layout_create = lt_layout_create, .layout_destroy = lt_layout_destroy, .pref_create = lt_pref_create,
+    .pref_destroy = lt_pref_destroy, .pref_set = lt_pref_set, .heuristic = lt_heuristic, .matmul = lt_matmul,
+};
 
 static int emu_graph_launch(CuGraphExec e, CuStream s)
 {
     (void)s;
     EmuGraph *eg = e;
     for (int i = 0; i < eg->n; i++) {
-        const EmuOp *op = &eg->ops[i];
+        EmuOp *op = &eg->ops[i];
+        int rc = 0;
         if (op->type == 1) emu_h2d(op->dst, op->src, op->bytes);
-        else if (op->type == 2) emu_gemm((const LtGemm *)op->args, NULL, NULL, 0);
-        else emu_run(op->fn->kind, op->args, op->grid);
+        else if (op->type == 2) emu_gemm_run(&op->gemm);
+        else rc = emu_run_launch(op);
+        if (rc) return rc;
     }
     emu.replays++;
-    return 0;
-}
-
-static CuFunction emu_lookup(const char *source, const char *name)
-{
-    static const char *names[] = {"vclip_fused", "vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual"};
-    int kind = -1;
-    for (int k = 0; k < 6; k++) if (!strcmp(names[k], name)) kind = k;
-    if (kind < 0) return NULL;
-    if (kind != EK_FUSED) return source == cuda_templates_source() ? &fixed_fns[kind] : NULL;
-    const char *line = strstr(source, "/* program: ");
-    if (!line) return NULL;
-    size_t len = strcspn(line, "\n");
-    for (int i = 0; i < emu.n_fns; i++)
-        if (strlen(emu.fns[i].program_line) == len && !strncmp(emu.fns[i].program_line, line, len)) return &emu.fns[i];
-    if (emu.n_fns == 512) return NULL;
-    EmuFn *fn = &emu.fns[emu.n_fns];
-    fn->kind = EK_FUSED;
-    fn->program_line = strndup(line, len);
-    const char *at = line + strlen("/* program: ");
-    int used;
-    sscanf(at, "%d %d %d |%n", &fn->prog.n_in, &fn->prog.n_const, &fn->prog.n_instr, &used);
-    at += used;
-    for (int k = 0; k < fn->prog.n_const; k++) { sscanf(at, "%a%n", &fn->consts[k], &used); at += used; }
-    while (*at == ' ' || *at == '|') at++;
-    for (int i = 0; i < fn->prog.n_instr; i++) {
-        sscanf(at, "%d %d %d%n", &fn->code[i].op, &fn->code[i].a, &fn->code[i].b, &used);
-        at += used;
-    }
-    if (!strncmp(at, " | pieces", 9)) { /* a view program: pieces per register */
-        at += 9;
-        fn->prog.load_pieces = fn->pieces;
-        for (int k = 0; k < fn->prog.n_in; k++) {
-            sscanf(at, "%d%n", &fn->pieces[k], &used);
-            at += used;
-            fn->prog.n_pieces += fn->pieces[k];
-        }
-    }
-    fn->prog.consts = fn->consts;
-    fn->prog.code = fn->code;
-    emu.n_fns++;
-    return fn;
-}
-
-static int emu_gemm(const LtGemm *g, CuStream s, char *err, size_t cap)
-{
-    (void)s; (void)err; (void)cap;
-    if (emu.recording) { /* recorded like a launch, computed at replay */
-        EmuOp op = {.type = 2};
-        memcpy(op.args, g, sizeof *g);
-        emu_record(&op);
-        return 0;
-    }
-    for (int64_t i = 0; i < g->M; i++)
-        for (int64_t j = 0; j < g->N; j++) {
-            double acc = 0;
-            for (int64_t k = 0; k < g->K; k++)
-                acc += (double)F(g->A)[i * g->K + k] * (g->w_transposed ? F(g->W)[j * g->K + k] : F(g->W)[k * g->N + j]);
-            if (g->bias) acc += F(g->bias)[j];
-            if (g->C) acc += F(g->C)[i * g->N + j];
-            F(g->D)[i * g->N + j] = (float)acc;
-        }
     return 0;
 }
 
@@ -352,7 +340,7 @@ static const CudaApi emu_api = {
 static void emulate_cuda(void)
 {
     cuda_api_emulate(&emu_api, emu_lookup);
-    cublaslt_emulate(emu_gemm);
+    cublaslt_emulate(&emu_lt);
 }
 
 #endif

@@ -85,6 +85,7 @@ static void check_model(const char *fixture, const char *input_file, int frames,
     }
     cuda_session_free(cs);
     session_free(cpu);
+    cublaslt_release(); /* the GEMMs' workspace lives for the process */
     CHECK(emu.live_allocs == allocs_before, "%s: %ld device buffers left after the session", fixture, emu.live_allocs - allocs_before);
     tensor_free(in);
     graph_free(g);

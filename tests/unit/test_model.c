@@ -143,6 +143,7 @@ static void test_emulated_cuda(const Tensor *in)
     model_free(dev);
     model_free(cpu);
     test_buffers(&cuda_backend);
+    cublaslt_release();
     CHECK(emu.live_allocs == start, "%ld emulated device buffers never freed", emu.live_allocs - start);
 }
 
