@@ -16,7 +16,7 @@
 #include "../../ir/loads.h"
 #include "../../ir/base.h"
 
-typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_COUNT } Kind;
+typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_COUNT } Kind;
 
 typedef struct {
     Tensor *host;   /* host copy (owned unless it is the value's constant) */
@@ -161,6 +161,12 @@ static int fits_gather(const Node *n, const Slot *x)
            n->in[1]->konst->rank <= 1 && x && x->rank <= CUDA_COPY_MAX_RANK;
 }
 
+static int fits_reduce(const Node *n, const Slot *x)
+{
+    (void)x;
+    return plain(n) && n->n_in <= 64;
+}
+
 /* The ops with a device kernel of their own, indexed by op as the CPU's
  * kernel table is: what runs it, and whether this node fits it.  The
  * fusable scalar ops (ir/scalar_ops.def) run as one-op generated kernels;
@@ -174,6 +180,7 @@ static const struct {
     [OP_SOFTMAX] = {K_SOFTMAX, fits_plain},         [OP_ATTENTION] = {K_ATTENTION, fits_plain},
     [OP_TRANSPOSE] = {K_TRANSPOSE, fits_transpose}, [OP_CONCAT] = {K_CONCAT, fits_concat},
     [OP_CONV] = {K_CONV, fits_conv},                [OP_GATHER] = {K_GATHER, fits_gather},
+    [OP_FUSED_REDUCE] = {K_REDUCE, fits_reduce},
 };
 
 static Kind classify(const CudaSession *s, const Node *n)
@@ -413,6 +420,49 @@ static int launch_fused(Launch *L)
     if (program_from_node(L->n, &p, L->err, L->cap)) return -1;
     int rc = launch_program(L, &p);
     program_free(&p);
+    return rc;
+}
+
+/* ai.vclip.FusedReduce over the last axis, rows as the CPU kernel takes
+ * them: every input the full shape, or one element read by every row. */
+static int launch_reduce(Launch *L)
+{
+    const Node *n = L->n;
+    Program pro, epi;
+    if (program_from_attrs(n, "program", "constants", n->n_in, &pro, L->err, L->cap)) return -1;
+    if (program_from_attrs(n, "epilogue", "epilogue_constants", 1, &epi, L->err, L->cap)) { program_free(&pro); return -1; }
+    const char *r = node_attr_s(n, "reduce", "sum");
+    int reduce = !strcmp(r, "sum") ? REDUCE_SUM : !strcmp(r, "mean") ? REDUCE_MEAN : REDUCE_MAX;
+    CuPtr streams[64];
+    int64_t rs[64], numel[64], K = 1, rows;
+    int full = 0, rc = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        const Slot *sl = &L->s->slots[n->in[k]->id];
+        const Tensor *t = n->in[k]->konst;
+        numel[k] = (int64_t)(t ? numel_of(t->rank, t->dims) : numel_of(sl->rank, sl->dims));
+        if (numel[k] != 1) full = k;
+        if (!(streams[k] = need_dev(L->s, L->i, k, L->planned, L->capturing, L->err, L->cap))) rc = -1;
+    }
+    const Slot *fs = &L->s->slots[n->in[full]->id];
+    const Tensor *ft = n->in[full]->konst;
+    int frank = ft ? ft->rank : fs->rank;
+    if (frank) K = ft ? ft->dims[frank - 1] : fs->dims[frank - 1];
+    const Shape *os = &L->ic->out[0]->shape;
+    int64_t out_numel = 1;
+    for (int d = 0; d < os->rank; d++) out_numel *= os->d[d].n;
+    rows = K ? numel[full] / K : out_numel;
+    for (int k = 0; k < n->n_in; k++) rs[k] = numel[k] == 1 && k != full ? 0 : K;
+    NodeState *ns = &L->s->nodes[L->i];
+    if (!rc && !ns->params && L->s->cu->mem_alloc(&ns->params, PARAMS_BYTES)) { snprintf(L->err, L->cap, "device allocation failed"); rc = -1; }
+    if (!rc) {
+        uint64_t h = FNV_OFFSET;
+        for (int k = 0; k < n->n_in; k++) h = fnv1a_u64(fnv1a_u64(h, streams[k]), (uint64_t)rs[k]);
+        rc = cuda_reduce_launch(&pro, &epi, reduce, streams, rs, n->n_in, rows, K, L->out, L->s->stream, ns->params,
+                                !ns->params_ready || h != ns->params_hash, L->err, L->cap);
+        if (!rc) { ns->params_ready = L->planned; ns->params_hash = h; }
+    }
+    program_free(&pro);
+    program_free(&epi);
     return rc;
 }
 
@@ -669,7 +719,7 @@ static int (*const launchers[K_COUNT])(Launch *) = {
     [K_LINEAR] = launch_linear,       [K_MATMUL] = launch_matmul,   [K_FUSED] = launch_fused,
     [K_ELEMWISE] = launch_elemwise,   [K_LAYERNORM] = launch_layernorm, [K_SOFTMAX] = launch_softmax,
     [K_ATTENTION] = launch_attention, [K_TRANSPOSE] = launch_transpose, [K_CONCAT] = launch_concat,
-    [K_GATHER] = launch_gather,       [K_CONV] = launch_conv,
+    [K_GATHER] = launch_gather,       [K_CONV] = launch_conv,       [K_REDUCE] = launch_reduce,
 };
 
 static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)
@@ -742,6 +792,24 @@ static void decide_capture(CudaSession *s)
     else if (blocker) snprintf(s->stats.graph_note, sizeof s->stats.graph_note, "not captured: '%.180s' is computed on the host from the inputs' values", blocker);
     else { s->capturable = 1; s->stats.graph_note[0] = 0; }
     free(dynamic);
+}
+
+/* stats.host_ops: each op run on the host, with its count, in graph order */
+static void describe_host_ops(CudaSession *s)
+{
+    int counts[OP_COUNT] = {0}, order[OP_COUNT], n = 0;
+    for (int i = 0; i < s->g->n_nodes; i++) {
+        int op = s->g->nodes[i]->op;
+        if (s->kind[i] != K_HOST) continue;
+        if (!counts[op]++) order[n++] = op;
+    }
+    char *p = s->stats.host_ops, *end = p + sizeof s->stats.host_ops;
+    *p = 0;
+    for (int j = 0; j < n && p < end; j++) {
+        int w = counts[order[j]] > 1 ? snprintf(p, (size_t)(end - p), "%s%s x%d", j ? ", " : "", op_name(order[j]), counts[order[j]])
+                                     : snprintf(p, (size_t)(end - p), "%s%s", j ? ", " : "", op_name(order[j]));
+        p += w > 0 ? w : 0;
+    }
 }
 
 static void forget_plan(CudaSession *s)
@@ -860,6 +928,7 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         if (s->kind[i] == K_HOST || s->kind[i] == K_SHAPE) s->stats.host_nodes++;
         else if (s->kind[i] != K_VIEW) s->stats.device_nodes++;
     }
+    describe_host_ops(s);
     if (capturing) {
         CuGraph graph = NULL;
         capturing = s->capturing = 0;

@@ -41,6 +41,7 @@ typedef struct {
     size_t weight_bytes;          /* weights held on the device */
     int graph_replays;            /* runs served by a CUDA graph */
     char graph_note[256];         /* why runs are not captured, if they are not */
+    char host_ops[512];           /* the ops the last run left to the host, with counts ("Gather x2, Range") */
 } CudaStats;
 void cuda_session_stats(const CudaSession *s, CudaStats *st);
 

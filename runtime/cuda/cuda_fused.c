@@ -54,6 +54,33 @@ int cuda_fused_launch(const Program *p, const CuPtr *streams, const int64_t *par
     return 0;
 }
 
+int cuda_reduce_launch(const Program *pro, const Program *epi, int reduce, const CuPtr *streams, const int64_t *rs, int n_in,
+                       int64_t rows, int64_t K, CuPtr out, CuStream stream, CuPtr scratch, int upload, char *err, size_t cap)
+{
+    const CudaApi *cu = cuda_api(err, cap);
+    if (!cu) return -1;
+    if (n_in > 64) { snprintf(err, cap, "a fused reduction reads at most 64 streams"); return -1; }
+    char *src = program_render_cuda_reduce(pro, epi, reduce);
+    CuFunction fn = src ? cuda_kernel(src, "vclip_reduce", err, cap) : NULL;
+    free(src);
+    if (!fn) return -1;
+    int64_t host[128];
+    memcpy(host, streams, sizeof(CuPtr) * (size_t)n_in);
+    memcpy(host + 64, rs, sizeof(int64_t) * (size_t)n_in);
+    if (upload && (cu->h2d(scratch, host, sizeof(int64_t) * (size_t)n_in) ||
+                   cu->h2d(scratch + 64 * 8, host + 64, sizeof(int64_t) * (size_t)n_in))) {
+        snprintf(err, cap, "copy to the device failed");
+        return -1;
+    }
+    long long r = rows, k = K;
+    CuPtr d_in = scratch, d_rs = scratch + 64 * 8;
+    void *args[] = {&r, &k, &d_in, &d_rs, &out};
+    unsigned threads = K >= 256 ? 256 : (unsigned)((K + 31) / 32 * 32);
+    if (!threads) threads = 32;
+    if (rows && cu->launch(fn, (unsigned)rows, 1, 1, threads, 1, 1, 0, stream, args, NULL)) { snprintf(err, cap, "kernel launch failed"); return -1; }
+    return 0;
+}
+
 int cuda_run_fused(const Program *p, const Tensor *const *ins, int n_in, Tensor *out, char *err, size_t cap)
 {
     const CudaApi *cu = cuda_api(err, cap);

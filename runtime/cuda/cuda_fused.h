@@ -1,6 +1,7 @@
-/* cuda_fused.h — generated elementwise kernels on a CUDA device: launching
- * one on device buffers (the graph executor, cuda_exec.c) and running one
- * on host tensors (tests/unit/test_cuda.c, against the interpreter). */
+/* cuda_fused.h — generated kernels on a CUDA device: launching an
+ * elementwise one or a reduction on device buffers (the graph executor,
+ * cuda_exec.c), and running an elementwise one on host tensors
+ * (tests/unit/test_cuda.c, against the interpreter). */
 #ifndef VCLIP_CUDA_FUSED_H
 #define VCLIP_CUDA_FUSED_H
 
@@ -30,6 +31,13 @@ size_t cuda_fused_broadcast_params(int n_in, const int64_t *const *in_dims, cons
  * the launch alone, so its parameters must already be in place). */
 int cuda_fused_launch(const Program *p, const CuPtr *streams, const int64_t *params, size_t n_params, CuPtr out, int rank,
                       const int64_t *dims, CuStream stream, CuPtr scratch, int upload, char *err, size_t cap);
+/* out [rows] = a fused reduction (ir/program.h: the prologue pro over
+ * n_in streams, reduce, then the epilogue epi) over rows of K elements,
+ * stream k read at row * rs[k] + (rs[k] ? column : 0); a block per row.
+ * The pointers and row strides are read from `scratch`, written there
+ * first when `upload`, as for cuda_fused_launch. */
+int cuda_reduce_launch(const Program *pro, const Program *epi, int reduce, const CuPtr *streams, const int64_t *rs, int n_in,
+                       int64_t rows, int64_t K, CuPtr out, CuStream stream, CuPtr scratch, int upload, char *err, size_t cap);
 /* out (allocated by the caller, the broadcast shape of ins) = the plain
  * program over ins, computed on device 0.  0, or -1 with a message (no
  * device, a compile or driver error). */
