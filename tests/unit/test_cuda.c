@@ -166,6 +166,56 @@ static void test_layernorm_softmax(void)
     tensor_free(want); tensor_free(got); tensor_free(x); tensor_free(gm); tensor_free(bt);
 }
 
+typedef struct { const int64_t *pro, *epi; int n_pro, n_epi; const char *reduce; } ReduceCase;
+
+static void reduce_attrs(Node *n, const void *ctx)
+{
+    const ReduceCase *c = ctx;
+    Attr *a = node_add_attr(n, "program", ATTR_INTS); /* (the next node_add_attr may move it) */
+    a->n = 3 * c->n_pro;
+    a->ints = malloc(sizeof(int64_t) * (size_t)a->n);
+    memcpy(a->ints, c->pro, sizeof(int64_t) * (size_t)a->n);
+    Attr *e = node_add_attr(n, "epilogue", ATTR_INTS);
+    e->n = 3 * c->n_epi;
+    e->ints = malloc(sizeof(int64_t) * (size_t)e->n);
+    memcpy(e->ints, c->epi, sizeof(int64_t) * (size_t)e->n);
+    node_add_attr(n, "reduce", ATTR_STRING)->s = strdup(c->reduce);
+}
+
+/* The generated reduction kernel (a block per row, warp shuffles, then a
+ * second warp over the warps' sums) against the reference: sum, mean and
+ * max of a prologue over rows longer than a block, shorter than a warp,
+ * and of one element, with a broadcast scalar input and an epilogue. */
+static void test_reduce(void)
+{
+    char err[1024];
+    const CudaApi *cu = cuda_api(err, sizeof err);
+    const char *kinds[3] = {"sum", "mean", "max"};
+    int64_t Ks[3] = {300, 19, 1};
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 3; k++) {
+            int64_t rows = 7, K = Ks[k], xd[2] = {rows, K};
+            Tensor *x = rand_tensor(2, xd, -2, 2), *y = rand_tensor(2, xd, -2, 2), *s = rand_tensor(0, NULL, 0.5, 1.5);
+            const int64_t pro[9] = {PR_MUL, 0, 1, PR_ADD, 3, 2, PR_TANH, 4, -1}, epi[3] = {PR_NEG, 0, -1};
+            ReduceCase rc = {pro, epi, 3, 1, kinds[r]};
+            Tensor *ins[3] = {x, y, s}, *want = reference(OP_FUSED_REDUCE, 3, ins, reduce_attrs, &rc);
+            Tensor *got = tensor_new(DT_F32, 1, &rows);
+            Instr pc[3] = {{PR_MUL, 0, 1}, {PR_ADD, 3, 2}, {PR_TANH, 4, -1}}, ec[1] = {{PR_NEG, 0, -1}};
+            Program pp = {.n_in = 3, .n_instr = 3, .code = pc}, ep = {.n_in = 1, .n_instr = 1, .code = ec};
+            CuPtr streams[3] = {up(x), up(y), up(s)}, scratch = 0, out = up(got);
+            int64_t rs[3] = {K, K, 0};
+            cu->mem_alloc(&scratch, CUDA_FUSED_SCRATCH);
+            CHECK(cuda_reduce_launch(&pp, &ep, r, streams, rs, 3, rows, K, out, NULL, scratch, 1, err, sizeof err) == 0,
+                  "fused reduction %s over %lld: %s", kinds[r], (long long)K, err);
+            down_and_free(got, out);
+            CHECK(want && worst(got, want) < 1e-5, "fused reduction %s over rows of %lld vs reference: %g", kinds[r], (long long)K,
+                  want ? worst(got, want) : -1.0);
+            for (int i = 0; i < 3; i++) cu->mem_free(streams[i]);
+            cu->mem_free(scratch);
+            tensor_free(x); tensor_free(y); tensor_free(s); tensor_free(want); tensor_free(got);
+        }
+}
+
 typedef struct { int heads, d, q_off, k_off, v_off, causal, seq_first, frames, window, boundary; } AttnCase;
 
 static void attention_attrs(Node *n, const void *ctx)
@@ -356,6 +406,7 @@ int main(void)
         for (int k = 0; k < 3; k++) tensor_free(ins[k]);
     }
     test_layernorm_softmax();
+    test_reduce();
     test_attention();
     test_copy_and_activation();
     test_cublaslt();

@@ -1,0 +1,65 @@
+"""Mutation checks of the CUDA C kernels as they run on the host
+(tests/unit/cuda_host.h): a kernel broken on purpose must make the CUDA tests
+fail, with a message that points at it.  Each case replaces one piece of a
+kernel's source (VCLIP_CUDA_MUTATE_FROM/TO; the device build by NVRTC is left
+alone) and runs build/tests/test_cuda, which compares every kernel with the
+reference kernels on the emulated device.  A mutation that no kernel source
+contains fails the case too, so the list follows the kernels' text."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import CACHE_DIR, ROOT
+
+# (what is broken, FROM, TO, a line the failure must print)
+MUTATIONS = [
+    ("missing __syncthreads after the partial sums are written",
+     "if (lane == 0) red[warp] = v; __syncthreads();", "if (lane == 0) red[warp] = v;", "layernorm vs reference"),
+    ("missing __syncthreads before shared memory is reused",
+     "v = is_max ? warp_max(v) : warp_sum(v); __syncthreads();", "v = is_max ? warp_max(v) : warp_sum(v);",
+     "layernorm vs reference"),
+    ("wrong shuffle lane in the warp sum",
+     "v += __shfl_xor_sync(0xffffffffu, v, o);", "v += __shfl_xor_sync(0xffffffffu, v, o >> 1);", "attention case 0 vs reference"),
+    ("wrong index in softmax's read",
+     "y[r * cols + c] = expf(xr[c] - m) * inv;", "y[r * cols + c] = expf(xr[cols - 1 - c] - m) * inv;", "softmax vs reference"),
+    ("wrong thread index in the generated elementwise kernels",
+     "const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
+     "const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x / 2;", "device vs interpreter"),
+    ("a barrier only some threads reach",
+     "if (lane == 0) red[warp] = v; __syncthreads();", "if (lane == 0) { red[warp] = v; __syncthreads(); }",
+     "deadlocks: thread 0 waits at __syncthreads"),
+    ("the generated reduction's second warp sum on the wrong lane",
+     "part[threadIdx.x] : 0.0f;\n    for (int off = 16; off > 0; off >>= 1) { const float o = __shfl_xor_sync(0xffffffffu, acc, off);",
+     "part[threadIdx.x] : 0.0f;\n    for (int off = 16; off > 0; off >>= 1) { const float o = __shfl_xor_sync(0xffffffffu, acc, off - 1);",
+     "fused reduction"),
+]
+
+
+def run_test(binary, env_extra, timeout=900):
+    path = os.path.join(ROOT, binary)
+    assert os.path.exists(path), f"{path} is not built: run make (make test does)"
+    env = dict(os.environ, VCLIP_CACHE_DIR=CACHE_DIR, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0", **env_extra)
+    return subprocess.run([path], capture_output=True, text=True, errors="replace", timeout=timeout, env=env)
+
+
+def test_unmutated_kernels_pass():
+    p = run_test("build/tests/test_cuda", {})
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "every kernel runs as the host build of its CUDA C" in p.stdout or "device:" in p.stdout, p.stdout[-2000:]
+
+
+@pytest.mark.parametrize("what,src,dst,expect", MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_mutation_is_caught(what, src, dst, expect):
+    p = run_test("build/tests/test_cuda", {"VCLIP_CUDA_MUTATE_FROM": src, "VCLIP_CUDA_MUTATE_TO": dst})
+    out = p.stdout + p.stderr
+    assert "mutation applied" in p.stderr, f"no kernel source contains {src!r}: update the mutation to the kernels' text"
+    assert p.returncode != 0, f"{what}: the CUDA tests still pass\n{out[-3000:]}"
+    assert expect in out, f"{what}: expected a failure mentioning {expect!r}\n{out[-3000:]}"
+
+
+def test_out_of_bounds_write_is_stopped_by_the_sanitizer():
+    """In the ASan build the kernels are instrumented too: a write one past the row is a heap-buffer-overflow in the kernel."""
+    p = run_test("build-asan/tests/test_cuda", {"VCLIP_CUDA_MUTATE_FROM": "y[r * cols + c] = expf(xr[c] - m) * inv;",
+                                                 "VCLIP_CUDA_MUTATE_TO": "y[r * cols + c + 1] = expf(xr[c] - m) * inv;"})
+    assert p.returncode != 0 and "heap-buffer-overflow" in p.stderr and "vclip_softmax" in p.stderr, p.stderr[-3000:]
