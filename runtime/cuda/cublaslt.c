@@ -112,16 +112,19 @@ int cublaslt_gemm(const LtGemm *g, CuStream stream, char *err, size_t cap)
                                                                                                            : LT_COMPUTE_32F;
     void *desc = NULL, *la = NULL, *lb = NULL, *lc = NULL, *pref = NULL;
     int rc = -1, st;
-    int32_t ta = g->w_transposed ? LT_OP_T : LT_OP_N, tb = LT_OP_N, epi = g->bias ? LT_EPILOGUE_BIAS : LT_EPILOGUE_DEFAULT;
+    int32_t ta = g->w_transposed ? LT_OP_T : LT_OP_N, tb = g->a_transposed ? LT_OP_T : LT_OP_N;
+    int32_t epi = g->bias ? LT_EPILOGUE_BIAS : LT_EPILOGUE_DEFAULT;
     uint64_t ws = LT_WORKSPACE;
     const void *bias = (const void *)(uintptr_t)g->bias;
-    /* column-major: op(W) is [N, K], A^T is [K, M], D^T is [N, M] */
+    /* column-major: op(W) is [N, K], op(A) is [K, M] (A^T stored, or A
+     * itself transposed back), D^T is [N, M] */
     if ((st = lt.api.desc_create(&desc, compute, LT_R_32F)) || (st = lt.api.desc_set(desc, LT_DESC_TRANSA, &ta, sizeof ta)) ||
         (st = lt.api.desc_set(desc, LT_DESC_TRANSB, &tb, sizeof tb)) || (st = lt.api.desc_set(desc, LT_DESC_EPILOGUE, &epi, sizeof epi)) ||
         (g->bias && (st = lt.api.desc_set(desc, LT_DESC_BIAS_POINTER, &bias, sizeof bias))) ||
         (st = lt.api.layout_create(&la, LT_R_32F, g->w_transposed ? (uint64_t)g->K : (uint64_t)g->N, g->w_transposed ? (uint64_t)g->N : (uint64_t)g->K,
                                g->w_transposed ? g->K : g->N)) ||
-        (st = lt.api.layout_create(&lb, LT_R_32F, (uint64_t)g->K, (uint64_t)g->M, g->K)) ||
+        (st = lt.api.layout_create(&lb, LT_R_32F, g->a_transposed ? (uint64_t)g->M : (uint64_t)g->K,
+                                   g->a_transposed ? (uint64_t)g->K : (uint64_t)g->M, g->a_transposed ? g->M : g->K)) ||
         (st = lt.api.layout_create(&lc, LT_R_32F, (uint64_t)g->N, (uint64_t)g->M, g->N)) || (st = lt.api.pref_create(&pref)) ||
         (st = lt.api.pref_set(pref, LT_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws))) {
         snprintf(err, cap, "cuBLASLt descriptor setup failed (status %d)", st);
@@ -134,9 +137,9 @@ int cublaslt_gemm(const LtGemm *g, CuStream stream, char *err, size_t cap)
                  (long long)g->K, (long long)g->N, st);
         goto done;
     }
-    float one = 1.0f, beta = g->C ? 1.0f : 0.0f;
+    float alpha = g->alpha, beta = g->C ? 1.0f : 0.0f;
     const void *C = (const void *)(uintptr_t)(g->C ? g->C : g->D);
-    if ((st = lt.api.matmul(lt.handle, desc, &one, (const void *)(uintptr_t)g->W, la, (const void *)(uintptr_t)g->A, lb, &beta, C, lc,
+    if ((st = lt.api.matmul(lt.handle, desc, &alpha, (const void *)(uintptr_t)g->W, la, (const void *)(uintptr_t)g->A, lb, &beta, C, lc,
                         (void *)(uintptr_t)g->D, lc, &h.algo, (void *)(uintptr_t)lt.workspace, LT_WORKSPACE, stream))) {
         snprintf(err, cap, "cublasLtMatmul failed (status %d)", st);
         goto done;

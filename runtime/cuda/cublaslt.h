@@ -1,6 +1,7 @@
 /* cublaslt.h — the GEMMs of the CUDA backend through cuBLASLt, loaded with
- * dlopen (libcublasLt.so): row-major D [M, N] = A [M, K] · W + bias [N]
- * (+ C, the residual, when given), W stored [K, N] or [N, K] (transposed).
+ * dlopen (libcublasLt.so): row-major D [M, N] = alpha · A [M, K] · W + bias
+ * [N] (+ C, the residual, when given), A stored [M, K] or [K, M] and W
+ * [K, N] or [N, K] (transposed).
  * Storage is f32; compute is f32, or bf16 / f16 inputs with f32 sums on the
  * tensor cores (cuBLASLt's FAST_16BF / FAST_16F compute types).  The bias is
  * cuBLASLt's own epilogue; activations that it does not compute exactly
@@ -30,7 +31,9 @@ typedef enum { GEMM_COMPUTE_F32, GEMM_COMPUTE_BF16, GEMM_COMPUTE_F16 } GemmCompu
 typedef struct {
     int64_t M, N, K;
     CuPtr A, W, bias, C, D; /* bias, C: 0 for none */
+    int a_transposed;       /* A is [K, M] */
     int w_transposed;       /* W is [N, K] */
+    float alpha;            /* D = alpha · A·W + bias + C */
     GemmCompute compute;
 } LtGemm;
 

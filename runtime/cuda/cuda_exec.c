@@ -16,7 +16,7 @@
 #include "../../ir/loads.h"
 #include "../../ir/base.h"
 
-typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_COUNT } Kind;
+typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_COUNT } Kind;
 
 typedef struct {
     Tensor *host;   /* host copy (owned unless it is the value's constant) */
@@ -119,17 +119,23 @@ static int plain(const Node *n)
     return f32_inputs(n);
 }
 
+/* weights: constants (packed or not, f32 or bf16), or f32 values computed
+ * on the way ([K, N], e.g. IWR's interpolated weights) */
 static int fits_linear(const Node *n, const Slot *x)
 {
     (void)x;
-    return plain(n) && (konst_f32(n->in[1]) || (n->in[1]->konst && n->in[1]->dtype == DT_BF16));
+    return plain(n) && (n->in[1]->dtype == DT_F32 || (n->in[1]->konst && n->in[1]->dtype == DT_BF16));
 }
 
+/* [.., K] x [K, N]: the second operand 2-D (checked at launch when it is not a constant) */
 static int fits_matmul(const Node *n, const Slot *x)
 {
-    const Tensor *b = konst_f32(n->in[1]);
-    return plain(n) && b && b->rank == 2 && x && x->rank >= 2;
+    const Tensor *b = n->in[1]->konst;
+    return plain(n) && (!b || b->rank == 2) && x && x->rank >= 2;
 }
+
+/* ONNX Gemm: C absent, a bias row [N] or an [M, N] residual */
+static int fits_gemm(const Node *n, const Slot *x) { return plain(n) && n->n_in >= 2 && x && x->rank == 2; }
 
 /* a kernel reading through views takes the views' operands (shapes, indices) from the host */
 static int fits_fused(const Node *n, const Slot *x)
@@ -141,7 +147,7 @@ static int fits_fused(const Node *n, const Slot *x)
 static int fits_layernorm(const Node *n, const Slot *x)
 {
     (void)x;
-    return plain(n) && n->n_in >= 2 && konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2]));
+    return plain(n) && n->n_in >= 2 && n->in[1];
 }
 
 static int fits_plain(const Node *n, const Slot *x) { (void)x; return plain(n); }
@@ -180,7 +186,7 @@ static const struct {
     [OP_SOFTMAX] = {K_SOFTMAX, fits_plain},         [OP_ATTENTION] = {K_ATTENTION, fits_plain},
     [OP_TRANSPOSE] = {K_TRANSPOSE, fits_transpose}, [OP_CONCAT] = {K_CONCAT, fits_concat},
     [OP_CONV] = {K_CONV, fits_conv},                [OP_GATHER] = {K_GATHER, fits_gather},
-    [OP_FUSED_REDUCE] = {K_REDUCE, fits_reduce},
+    [OP_FUSED_REDUCE] = {K_REDUCE, fits_reduce},   [OP_GEMM] = {K_GEMM, fits_gemm},
 };
 
 static Kind classify(const CudaSession *s, const Node *n)
@@ -311,6 +317,14 @@ static int infer(CudaSession *s, const Node *n, InferCtx *ic, ValueInfo *vi, Ten
 
 /* ---- device kernels ------------------------------------------------------ */
 
+/* A node input's dims (a constant's, or its slot's); rank in *rank. */
+static const int64_t *input_dims(const CudaSession *s, const Value *v, int *rank)
+{
+    if (v->konst) { *rank = v->konst->rank; return v->konst->dims; }
+    *rank = s->slots[v->id].rank;
+    return s->slots[v->id].dims;
+}
+
 typedef struct {
     CudaSession *s;
     int i, planned, capturing;
@@ -334,7 +348,7 @@ static int params_once(Launch *L, const void *host, size_t bytes)
 
 static int run_gemm(Launch *L, CuPtr a, int64_t M, int64_t K, int64_t N, CuPtr w, int w_t, CuPtr bias, CuPtr c, CuPtr d, int bf16)
 {
-    LtGemm g = {.M = M, .N = N, .K = K, .A = a, .W = w, .bias = bias, .C = c, .D = d, .w_transposed = w_t,
+    LtGemm g = {.M = M, .N = N, .K = K, .A = a, .W = w, .bias = bias, .C = c, .D = d, .w_transposed = w_t, .alpha = 1.0f,
                 .compute = bf16 ? GEMM_COMPUTE_BF16 : L->s->opt.compute};
     return cublaslt_gemm(&g, L->s->stream, L->err, L->cap);
 }
@@ -358,11 +372,33 @@ static int launch_linear(Launch *L)
 
 static int launch_matmul(Launch *L)
 {
-    const Tensor *b = L->n->in[1]->konst;
+    int br;
+    const int64_t *bd = input_dims(L->s, L->n->in[1], &br);
+    if (br != 2 || L->x->dims[L->x->rank - 1] != bd[0]) return 1; /* a batched product: the host */
     CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), w = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
     if (!x || !w) return -1;
-    int64_t K = b->dims[0], N = b->dims[1], rows = (int64_t)(numel_of(L->x->rank, L->x->dims) / (size_t)(K ? K : 1));
+    int64_t K = bd[0], N = bd[1], rows = (int64_t)(numel_of(L->x->rank, L->x->dims) / (size_t)(K ? K : 1));
     return run_gemm(L, x, rows, K, N, w, 0, 0, 0, L->out, 0);
+}
+
+static int launch_gemm(Launch *L)
+{
+    const Node *n = L->n;
+    int ta = (int)node_attr_i(n, "transA", 0), tb = (int)node_attr_i(n, "transB", 0), br, cr = 0;
+    float alpha = node_attr_f(n, "alpha", 1.0f), beta = node_attr_f(n, "beta", 1.0f);
+    const Value *c = n->n_in > 2 ? n->in[2] : NULL;
+    const int64_t *ad = L->x->dims, *bd = input_dims(L->s, n->in[1], &br), *cd = c ? input_dims(L->s, c, &cr) : NULL;
+    int64_t M = ad[ta ? 1 : 0], K = ad[ta ? 0 : 1], N = bd[tb ? 0 : 1];
+    size_t cn = c ? numel_of(cr, cd) : 0;
+    int bias = c && cn == (size_t)N && (cr == 1 || (cr == 2 && cd[0] == 1)) && N != 1;
+    int residual = c && !bias && cr == 2 && cd[0] == M && cd[1] == N;
+    if (br != 2 || (c && (beta != 1.0f || (!bias && !residual)))) return 1; /* C broadcast otherwise: the host */
+    CuPtr a = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), w = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr cp = c ? need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap) : 0;
+    if (!a || !w || (c && !cp)) return -1;
+    LtGemm g = {.M = M, .N = N, .K = K, .A = a, .W = w, .bias = bias ? cp : 0, .C = residual ? cp : 0, .D = L->out,
+                .a_transposed = ta, .w_transposed = tb, .alpha = alpha, .compute = L->s->opt.compute};
+    return cublaslt_gemm(&g, L->s->stream, L->err, L->cap);
 }
 
 /* A plain program reads its inputs broadcast; a view program (ir/loads.h)
@@ -479,8 +515,10 @@ static int launch_layernorm(Launch *L)
     if (axis < 0) axis += rank;
     size_t cols = 1;
     for (int64_t d = axis; d < rank; d++) cols *= (size_t)L->x->dims[d];
-    const Tensor *g = L->n->in[1]->konst, *b = L->n->n_in > 2 && L->n->in[2] ? L->n->in[2]->konst : NULL;
-    if (axis < 0 || axis >= rank || (size_t)tensor_numel(g) != cols || (b && (size_t)tensor_numel(b) != cols)) {
+    const Value *b = L->n->n_in > 2 ? L->n->in[2] : NULL;
+    int gr, br = 0;
+    const int64_t *gd = input_dims(L->s, L->n->in[1], &gr), *bd = b ? input_dims(L->s, b, &br) : NULL;
+    if (axis < 0 || axis >= rank || numel_of(gr, gd) != cols || (b && numel_of(br, bd) != cols)) {
         snprintf(L->err, L->cap, "node '%s': layernorm parameters do not match the normalized size", L->n->name);
         return -1;
     }
@@ -720,6 +758,7 @@ static int (*const launchers[K_COUNT])(Launch *) = {
     [K_ELEMWISE] = launch_elemwise,   [K_LAYERNORM] = launch_layernorm, [K_SOFTMAX] = launch_softmax,
     [K_ATTENTION] = launch_attention, [K_TRANSPOSE] = launch_transpose, [K_CONCAT] = launch_concat,
     [K_GATHER] = launch_gather,       [K_CONV] = launch_conv,       [K_REDUCE] = launch_reduce,
+    [K_GEMM] = launch_gemm,
 };
 
 static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)

@@ -298,30 +298,35 @@ static void test_copy_and_activation(void)
     tensor_free(x); tensor_free(r); tensor_free(y);
 }
 
+/* Variants 0-5: W or W^T, with or without C, f32 or bf16; 6 and 7: A
+ * stored transposed ([K, M], as the weight gradients take it), with a
+ * scale alpha, with W^T and with C. */
 static void test_cublaslt(void)
 {
     char err[1024];
     if (!cublaslt_available(err, sizeof err)) { CHECK(0, "cuBLASLt: %s", err); return; }
     const CudaApi *cu = cuda_api(err, sizeof err);
-    int64_t M = 37, K = 65, N = 70, ad[2] = {M, K}, wd[2] = {K, N}, wtd[2] = {N, K}, bd[1] = {N}, cd[2] = {M, N};
-    for (int variant = 0; variant < 6; variant++) {
-        int transposed = variant & 1, bf16 = variant >= 4, with_c = variant >= 2;
-        Tensor *a = rand_tensor(2, ad, -1, 1), *w = rand_tensor(2, transposed ? wtd : wd, -1, 1), *b = rand_tensor(1, bd, -1, 1);
+    int64_t M = 37, K = 65, N = 70, ad[2] = {M, K}, atd[2] = {K, M}, wd[2] = {K, N}, wtd[2] = {N, K}, bd[1] = {N}, cd[2] = {M, N};
+    for (int variant = 0; variant < 8; variant++) {
+        int transposed = variant & 1, bf16 = variant == 4 || variant == 5, with_c = variant >= 2, a_t = variant >= 6;
+        float alpha = a_t ? 0.625f : 1.0f;
+        Tensor *a = rand_tensor(2, a_t ? atd : ad, -1, 1), *w = rand_tensor(2, transposed ? wtd : wd, -1, 1), *b = rand_tensor(1, bd, -1, 1);
         Tensor *c = rand_tensor(2, cd, -1, 1), *d = tensor_new(DT_F32, 2, cd), *want = tensor_new(DT_F32, 2, cd);
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
-                double s = ((float *)b->data)[j] + (with_c ? ((float *)c->data)[i * N + j] : 0);
+                double s = 0;
                 for (int64_t k = 0; k < K; k++)
-                    s += (double)((float *)a->data)[i * K + k] * ((float *)w->data)[transposed ? j * K + k : k * N + j];
+                    s += (double)((float *)a->data)[a_t ? k * M + i : i * K + k] * ((float *)w->data)[transposed ? j * K + k : k * N + j];
+                s = alpha * s + ((float *)b->data)[j] + (with_c ? ((float *)c->data)[i * N + j] : 0);
                 ((float *)want->data)[i * N + j] = (float)s;
             }
         LtGemm g = {.M = M, .N = N, .K = K, .A = up(a), .W = up(w), .bias = up(b), .C = with_c ? up(c) : 0, .D = up(d),
-                    .w_transposed = transposed, .compute = bf16 ? GEMM_COMPUTE_BF16 : GEMM_COMPUTE_F32};
+                    .a_transposed = a_t, .w_transposed = transposed, .alpha = alpha, .compute = bf16 ? GEMM_COMPUTE_BF16 : GEMM_COMPUTE_F32};
         CHECK(cublaslt_gemm(&g, NULL, err, sizeof err) == 0, "GEMM variant %d: %s", variant, err);
         down_and_free(d, g.D);
         double tol = bf16 ? 2e-2 : 1e-5;
-        CHECK(worst(d, want) < tol, "GEMM variant %d (%s%s%s): %g", variant, transposed ? "W^T" : "W", with_c ? ", + C" : "",
-              bf16 ? ", bf16" : "", worst(d, want));
+        CHECK(worst(d, want) < tol, "GEMM variant %d (%s%s%s%s): %g", variant, a_t ? "A^T, " : "", transposed ? "W^T" : "W",
+              with_c ? ", + C" : "", bf16 ? ", bf16" : "", worst(d, want));
         cu->mem_free(g.A); cu->mem_free(g.W); cu->mem_free(g.bias); if (g.C) cu->mem_free(g.C);
         tensor_free(a); tensor_free(w); tensor_free(b); tensor_free(c); tensor_free(d); tensor_free(want);
     }
