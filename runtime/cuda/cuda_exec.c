@@ -16,7 +16,7 @@
 #include "../../ir/loads.h"
 #include "../../ir/base.h"
 
-typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_COUNT } Kind;
+typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_INTERPOLATE, K_ACT_GRAD, K_SUM, K_LAYERNORM_GRAD, K_COUNT } Kind;
 
 typedef struct {
     Tensor *host;   /* host copy (owned unless it is the value's constant) */
@@ -27,7 +27,7 @@ typedef struct {
 
 typedef struct {
     CuPtr params;   /* parameter block (fused kernels, gathers), for the session */
-    CuPtr temp;     /* the patch Conv's im2col and GEMM result */
+    CuPtr temp;     /* the patch Conv's im2col and GEMM result, layernorm gradient's dy * xhat */
     size_t temp_bytes;
     int params_ready;           /* uploaded for the current input shapes */
     uint64_t params_hash;       /* of what was uploaded */
@@ -173,6 +173,21 @@ static int fits_reduce(const Node *n, const Slot *x)
     return plain(n) && n->n_in <= 64;
 }
 
+/* ReduceSum of f32 over constant axes (or none) */
+static int fits_sum(const Node *n, const Slot *x)
+{
+    for (int j = 1; j < n->n_out; j++) if (n->out[j]) return 0;
+    return n->in[0]->dtype == DT_F32 && n->out[0]->dtype == DT_F32 && (n->n_in < 2 || !n->in[1] || n->in[1]->konst) && x &&
+           x->rank <= CUDA_SUM_MAX_RANK;
+}
+
+/* (dy, x, scale) -> dx, dscale, dbias: any of the three */
+static int fits_layernorm_grad(const Node *n, const Slot *x)
+{
+    (void)x;
+    return n->n_in == 3 && f32_inputs(n) && n->n_out <= 3;
+}
+
 /* The ops with a device kernel of their own, indexed by op as the CPU's
  * kernel table is: what runs it, and whether this node fits it.  The
  * fusable scalar ops (ir/scalar_ops.def) run as one-op generated kernels;
@@ -187,6 +202,9 @@ static const struct {
     [OP_TRANSPOSE] = {K_TRANSPOSE, fits_transpose}, [OP_CONCAT] = {K_CONCAT, fits_concat},
     [OP_CONV] = {K_CONV, fits_conv},                [OP_GATHER] = {K_GATHER, fits_gather},
     [OP_FUSED_REDUCE] = {K_REDUCE, fits_reduce},   [OP_GEMM] = {K_GEMM, fits_gemm},
+    [OP_INTERPOLATE_WEIGHTS] = {K_INTERPOLATE, fits_plain},
+    [OP_QUICK_GELU_GRAD] = {K_ACT_GRAD, fits_plain}, [OP_GELU_GRAD] = {K_ACT_GRAD, fits_plain},
+    [OP_REDUCE_SUM] = {K_SUM, fits_sum},           [OP_LAYER_NORM_GRAD] = {K_LAYERNORM_GRAD, fits_layernorm_grad},
 };
 
 static Kind classify(const CudaSession *s, const Node *n)
@@ -317,6 +335,13 @@ static int infer(CudaSession *s, const Node *n, InferCtx *ic, ValueInfo *vi, Ten
 
 /* ---- device kernels ------------------------------------------------------ */
 
+/* contiguous strides of dims */
+static void strides_of(int rank, const int64_t *dims, int64_t *st)
+{
+    int64_t s = 1;
+    for (int d = rank - 1; d >= 0; d--) { st[d] = s; s *= dims[d]; }
+}
+
 /* A node input's dims (a constant's, or its slot's); rank in *rank. */
 static const int64_t *input_dims(const CudaSession *s, const Value *v, int *rank)
 {
@@ -331,6 +356,7 @@ typedef struct {
     const Node *n;
     InferCtx *ic;
     CuPtr out;
+    CuPtr more[3];  /* outputs 1..3 (0 where the node has none) */
     const Slot *x;  /* input 0 */
     char *err;
     size_t cap;
@@ -502,6 +528,86 @@ static int launch_reduce(Launch *L)
     return rc;
 }
 
+static int launch_interpolate(Launch *L)
+{
+    CuPtr w0 = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), w = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr a = need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap);
+    if (!w0 || !w || !a) return -1;
+    int r;
+    const int64_t *d = input_dims(L->s, L->n->in[1], &r);
+    return cuda_interpolate(w0, w, a, L->out, (int64_t)numel_of(r, d), L->s->stream, L->err, L->cap);
+}
+
+static int launch_activation_grad(Launch *L)
+{
+    int r0, r1;
+    const int64_t *d0 = input_dims(L->s, L->n->in[0], &r0), *d1 = input_dims(L->s, L->n->in[1], &r1);
+    if (numel_of(r0, d0) != numel_of(r1, d1)) return 1;
+    CuPtr dy = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), x = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    if (!dy || !x) return -1;
+    return cuda_activation_grad(dy, x, L->out, (int64_t)numel_of(r0, d0), L->n->op == OP_QUICK_GELU_GRAD, L->s->stream, L->err, L->cap);
+}
+
+/* ReduceSum: the kept and reduced axes as two strided index spaces */
+static int launch_sum(Launch *L)
+{
+    int rank = L->x->rank, ro = 0, rr = 0;
+    uint8_t mask[IR_MAX_RANK];
+    if (op_reduce_axes(L->ic, rank, mask)) { snprintf(L->err, L->cap, "%s", L->ic->err); return -1; }
+    int64_t st[IR_MAX_RANK], keep[2][IR_MAX_RANK], red[2][IR_MAX_RANK], params[4 * CUDA_SUM_MAX_RANK];
+    strides_of(rank, L->x->dims, st);
+    for (int d = 0; d < rank; d++) {
+        if (mask[d]) { red[0][rr] = L->x->dims[d]; red[1][rr++] = st[d]; }
+        else { keep[0][ro] = L->x->dims[d]; keep[1][ro++] = st[d]; }
+    }
+    memcpy(params, keep[0], sizeof(int64_t) * (size_t)ro);
+    memcpy(params + ro, keep[1], sizeof(int64_t) * (size_t)ro);
+    memcpy(params + 2 * ro, red[0], sizeof(int64_t) * (size_t)rr);
+    memcpy(params + 2 * ro + rr, red[1], sizeof(int64_t) * (size_t)rr);
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!x || params_once(L, params, sizeof(int64_t) * (size_t)(2 * (ro + rr)))) return -1;
+    return cuda_sum_axes(x, L->out, (int64_t)numel_of(ro, keep[0]), ro, rr, L->s->nodes[L->i].params, L->s->stream, L->err, L->cap);
+}
+
+/* dx by the row kernel; dscale and dbias as column sums of dy * xhat (in the
+ * node's temporary buffer) and of dy */
+static int launch_layernorm_grad(Launch *L)
+{
+    const Node *n = L->n;
+    int rank = L->x->rank, sr;
+    const Slot *xs = &L->s->slots[n->in[1]->id];
+    int64_t axis = node_attr_i(n, "axis", -1);
+    if (axis < 0) axis += xs->rank;
+    size_t cols = 1;
+    for (int64_t d = axis; d >= 0 && d < xs->rank; d++) cols *= (size_t)xs->dims[d];
+    const int64_t *sd = input_dims(L->s, n->in[2], &sr);
+    if (axis < 0 || axis >= xs->rank || numel_of(sr, sd) != cols || cols > (1u << 30)) return 1; /* a scalar scale: the host */
+    int64_t rows = (int64_t)(numel_of(rank, L->x->dims) / (cols ? cols : 1));
+    CuPtr dy = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), x = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr sc = need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap);
+    if (!dy || !x || !sc) return -1;
+    CuPtr dx = n->out[0] ? L->out : 0, dscale = n->n_out > 1 ? L->more[0] : 0, dbias = n->n_out > 2 ? L->more[1] : 0;
+    NodeState *ns = &L->s->nodes[L->i];
+    size_t need = dscale ? sizeof(float) * (size_t)rows * cols : 0;
+    if (ns->temp_bytes < need) {
+        if (ns->temp) L->s->cu->mem_free(ns->temp);
+        ns->temp = 0;
+        ns->temp_bytes = 0;
+        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
+        ns->temp_bytes = need;
+    }
+    /* column sums over the rows: kept dims [cols] stride 1, reduced [rows] stride cols */
+    int64_t params[4] = {(int64_t)cols, 1, rows, (int64_t)cols};
+    if ((dscale || dbias) && params_once(L, params, sizeof params)) return -1;
+    CuPtr p = ns->params;
+    if (cuda_layernorm_grad(dy, x, sc, dx, dscale ? ns->temp : 0, rows, (int)cols, node_attr_f(n, "epsilon", 1e-5f), L->s->stream, L->err,
+                            L->cap) ||
+        (dscale && cuda_sum_axes(ns->temp, dscale, (int64_t)cols, 1, 1, p, L->s->stream, L->err, L->cap)) ||
+        (dbias && cuda_sum_axes(dy, dbias, (int64_t)cols, 1, 1, p, L->s->stream, L->err, L->cap)))
+        return -1;
+    return 0;
+}
+
 static int launch_elemwise(Launch *L)
 {
     Instr code = {program_op_of(L->n->op), 0, L->n->n_in == 2 ? 1 : -1};
@@ -558,13 +664,6 @@ static int launch_attention(Launch *L)
     CuPtr m = a.has_mask ? need_dev(L->s, L->i, 3, L->planned, L->capturing, L->err, L->cap) : 0;
     if (!q || !kk || !v || (a.has_mask && !m)) return -1;
     return cuda_attention(q, kk, v, m, L->out, &a, L->s->stream, L->err, L->cap);
-}
-
-/* contiguous strides of dims */
-static void strides_of(int rank, const int64_t *dims, int64_t *st)
-{
-    int64_t s = 1;
-    for (int d = rank - 1; d >= 0; d--) { st[d] = s; s *= dims[d]; }
 }
 
 static int launch_transpose(Launch *L)
@@ -758,7 +857,8 @@ static int (*const launchers[K_COUNT])(Launch *) = {
     [K_ELEMWISE] = launch_elemwise,   [K_LAYERNORM] = launch_layernorm, [K_SOFTMAX] = launch_softmax,
     [K_ATTENTION] = launch_attention, [K_TRANSPOSE] = launch_transpose, [K_CONCAT] = launch_concat,
     [K_GATHER] = launch_gather,       [K_CONV] = launch_conv,       [K_REDUCE] = launch_reduce,
-    [K_GEMM] = launch_gemm,
+    [K_GEMM] = launch_gemm,           [K_INTERPOLATE] = launch_interpolate, [K_ACT_GRAD] = launch_activation_grad,
+    [K_SUM] = launch_sum,             [K_LAYERNORM_GRAD] = launch_layernorm_grad,
 };
 
 static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)
@@ -775,11 +875,23 @@ static int run_device(CudaSession *s, int i, int planned, int capturing, char *e
     o->rank = os->rank;
     for (int d = 0; d < os->rank; d++) o->dims[d] = os->d[d].n;
     size_t bytes = sizeof(float) * numel_of(o->rank, o->dims);
-    Launch L = {s, i, planned, capturing, n, ic, value_buffer(s, n->out[0], bytes, planned), &s->slots[n->in[0]->id], err, cap};
+    Launch L = {s, i, planned, capturing, n, ic, value_buffer(s, n->out[0], bytes, planned), {0}, &s->slots[n->in[0]->id], err, cap};
     if (!L.out) { snprintf(err, cap, "node '%s': device allocation failed (%zu bytes)", n->name, bytes); goto done; }
+    for (int j = 1; j < n->n_out && j < 4; j++) { /* multi-output device nodes (the plain ones have one) */
+        if (!n->out[j]) continue;
+        Slot *oj = &s->slots[n->out[j]->id];
+        const Shape *sj = &ic->out[j]->shape;
+        oj->rank = sj->rank;
+        for (int d = 0; d < sj->rank; d++) oj->dims[d] = sj->d[d].n;
+        size_t bj = sizeof(float) * numel_of(oj->rank, oj->dims);
+        if (!(L.more[j - 1] = value_buffer(s, n->out[j], bj, planned))) { snprintf(err, cap, "node '%s': device allocation failed", n->name); goto done; }
+    }
     if (s->kind[i] < K_COUNT && launchers[s->kind[i]]) rc = launchers[s->kind[i]](&L);
     else snprintf(err, cap, "node '%s': no device kernel", n->name);
-    if (rc == 0) o->dev = L.out;
+    if (rc == 0) {
+        o->dev = L.out;
+        for (int j = 1; j < n->n_out && j < 4; j++) if (n->out[j]) s->slots[n->out[j]->id].dev = L.more[j - 1];
+    }
     else if (rc > 0) rc = 1; /* this instance needs the host */
     else if (!strstr(err, n->name)) {
         char msg[512];

@@ -49,3 +49,32 @@ int cuda_act_residual(CuPtr x, CuPtr r, CuPtr y, int64_t n, int act, CuStream s,
     void *args[] = {&x, &r, &y, &nn, &act};
     return launch("vclip_act_residual", blocks_for(n, 256), 1, 256, s, args, err, cap);
 }
+
+int cuda_interpolate(CuPtr w0, CuPtr w, CuPtr alpha, CuPtr y, int64_t n, CuStream s, char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&w0, &w, &alpha, &y, &nn};
+    return launch("vclip_interpolate", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}
+
+int cuda_activation_grad(CuPtr dy, CuPtr x, CuPtr dx, int64_t n, int quick, CuStream s, char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&dy, &x, &dx, &nn, &quick};
+    return launch("vclip_activation_grad", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}
+
+int cuda_sum_axes(CuPtr x, CuPtr y, int64_t n_out, int ro, int rr, CuPtr params, CuStream s, char *err, size_t cap)
+{
+    long long n = n_out;
+    void *args[] = {&x, &y, &n, &ro, &rr, &params};
+    return launch("vclip_sum_axes", blocks_for(n_out, 128), 1, 128, s, args, err, cap);
+}
+
+int cuda_layernorm_grad(CuPtr dy, CuPtr x, CuPtr scale, CuPtr dx, CuPtr t, int64_t rows, int cols, float eps, CuStream s, char *err,
+                        size_t cap)
+{
+    long long r = rows;
+    void *args[] = {&dy, &x, &scale, &dx, &t, &r, &cols, &eps};
+    return launch("vclip_layernorm_grad", (unsigned)rows, 1, 256, s, args, err, cap);
+}

@@ -20,4 +20,17 @@ int cuda_copy(CuPtr in, CuPtr out, int64_t n, int rank, int64_t in_base, int64_t
 /* y = act(x) + r (act: LINEAR_ACT_*; r may be 0) */
 int cuda_act_residual(CuPtr x, CuPtr r, CuPtr y, int64_t n, int act, CuStream s, char *err, size_t cap);
 
+/* y = alpha w0 + (1 - alpha) w, alpha a device scalar */
+int cuda_interpolate(CuPtr w0, CuPtr w, CuPtr alpha, CuPtr y, int64_t n, CuStream s, char *err, size_t cap);
+/* dx = dy f'(x), f QuickGELU (quick) or erf GELU */
+int cuda_activation_grad(CuPtr dy, CuPtr x, CuPtr dx, int64_t n, int quick, CuStream s, char *err, size_t cap);
+/* y [n_out] = x summed over its reduced axes; params: a device copy of the
+ * kept dims and their strides in x (ro each), then the reduced dims and
+ * strides (rr each) */
+int cuda_sum_axes(CuPtr x, CuPtr y, int64_t n_out, int ro, int rr, CuPtr params, CuStream s, char *err, size_t cap);
+/* LayerNormalization's gradient over rows of cols: dx (or 0), and t = dy *
+ * xhat (or 0) for dscale */
+int cuda_layernorm_grad(CuPtr dy, CuPtr x, CuPtr scale, CuPtr dx, CuPtr t, int64_t rows, int cols, float eps, CuStream s, char *err,
+                        size_t cap);
+
 #endif

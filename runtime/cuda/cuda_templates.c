@@ -152,6 +152,82 @@ extern "C" __global__ void vclip_copy(const float *in, float *out, long long n, 
     out[dst] = in[src];
 }
 
+/* ---- training ---- */
+
+/* IWR's interpolated weights: y = alpha w0 + (1 - alpha) w, alpha read on the device */
+extern "C" __global__ void vclip_interpolate(const float *w0, const float *w, const float *alpha, float *y, long long n)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float a = alpha[0];
+    y[i] = a * w0[i] + (1.0f - a) * w[i];
+}
+
+/* dx = dy f'(x) for QuickGELU (quick 1) or erf GELU (quick 0) */
+extern "C" __global__ void vclip_activation_grad(const float *dy, const float *x, float *dx, long long n, int quick)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float v = x[i];
+    float d;
+    if (quick) {
+        const float s = 1.0f / (1.0f + expf(-1.702f * v));
+        d = s + 1.702f * v * s * (1.0f - s);
+    } else d = 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * expf(-0.5f * v * v) * 0.39894228040143268f;
+    dx[i] = dy[i] * d;
+}
+
+/* y[o] = the sum of x over the reduced axes, a thread per output (Kahan
+ * sums: rows of a bias gradient run to batch x tokens).  p: the kept dims
+ * [ro] and their strides in x [ro], then the reduced dims [rr] and strides [rr] */
+extern "C" __global__ void vclip_sum_axes(const float *x, float *y, long long n_out, int ro, int rr, const long long *p)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_out) return;
+    long long rem = i, base = 0, n_red = 1;
+    for (int d = ro - 1; d >= 0; d--) { base += rem % p[d] * p[ro + d]; rem /= p[d]; }
+    for (int d = 0; d < rr; d++) n_red *= p[2 * ro + d];
+    float sum = 0.0f, lost = 0.0f;
+    for (long long j = 0; j < n_red; j++) {
+        long long r = j, off = base;
+        for (int d = rr - 1; d >= 0; d--) { off += r % p[2 * ro + d] * p[2 * ro + rr + d]; r /= p[2 * ro + d]; }
+        const float v = x[off] - lost, t = sum + v;
+        lost = (t - sum) - v;
+        sum = t;
+    }
+    y[i] = sum;
+}
+
+/* LayerNormalization's gradient, a block per row: dx, and (when t is not
+ * null) t = dy * xhat, whose column sums are dscale */
+extern "C" __global__ void vclip_layernorm_grad(const float *dy, const float *x, const float *scale, float *dx, float *t, long long rows,
+                                                int cols, float eps)
+{
+    __shared__ float red[32];
+    const long long r = blockIdx.x;
+    if (r >= rows) return;
+    const float *xr = x + r * cols, *dr = dy + r * cols;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += xr[c];
+    const float mean = block_reduce(s, red, 0) / cols;
+    float v = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) { const float d = xr[c] - mean; v += d * d; }
+    const float inv = rsqrtf(block_reduce(v, red, 0) / cols + eps);
+    float mg = 0.0f, mgx = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float g = dr[c] * scale[c];
+        mg += g;
+        mgx += g * (xr[c] - mean) * inv;
+    }
+    mg = block_reduce(mg, red, 0) / cols;
+    mgx = block_reduce(mgx, red, 0) / cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float xh = (xr[c] - mean) * inv;
+        if (dx) dx[r * cols + c] = inv * (dr[c] * scale[c] - mg - xh * mgx);
+        if (t) t[r * cols + c] = dr[c] * xh;
+    }
+}
+
 /* y = act(x) + r after a GEMM (act 1: QuickGELU, 2: erf GELU; r may be null) */
 extern "C" __global__ void vclip_act_residual(const float *x, const float *r, float *y, long long n, int act)
 {
@@ -166,5 +242,6 @@ extern "C" __global__ void vclip_act_residual(const float *x, const float *r, fl
 
 const char *cuda_templates_source(void) { return source; }
 
-const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual"};
+const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual",
+                                             "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

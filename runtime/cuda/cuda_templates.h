@@ -4,7 +4,9 @@
  * style: one warp per query row walks the keys of its temporal window once,
  * keeping a running max, sum and output), a strided copy (Transpose,
  * Concat, the patch im2col and its way back to NCHW), and the
- * activation + residual step after a cuBLASLt GEMM.  One CUDA C source,
+ * activation + residual step after a cuBLASLt GEMM; for training graphs,
+ * IWR's weight interpolation, the activations' gradients, sums over axes
+ * (bias and scale gradients) and layernorm's gradient.  One CUDA C source,
  * compiled by NVRTC (every test run compiles it for sm_80 and sm_90). */
 #ifndef VCLIP_CUDA_TEMPLATES_H
 #define VCLIP_CUDA_TEMPLATES_H
@@ -18,6 +20,7 @@
 typedef struct { CUDA_ATTN_FIELDS } CudaAttnArgs;
 
 #define CUDA_COPY_MAX_RANK 8
+#define CUDA_SUM_MAX_RANK 8
 
 /* The source (a static string) and its kernel names. */
 const char *cuda_templates_source(void);
