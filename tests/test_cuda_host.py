@@ -3,8 +3,10 @@
 fail, with a message that points at it.  Each case replaces one piece of a
 kernel's source (VCLIP_CUDA_MUTATE_FROM/TO; the device build by NVRTC is left
 alone) and runs build/tests/test_cuda, which compares every kernel with the
-reference kernels on the emulated device.  A mutation that no kernel source
-contains fails the case too, so the list follows the kernels' text."""
+reference kernels on the emulated device (or build/tests/test_cuda_exec, which
+runs a whole training step's graph there against the CPU).  A mutation that
+no kernel source contains fails the case too, so the list follows the
+kernels' text."""
 import os
 import subprocess
 
@@ -12,7 +14,7 @@ import pytest
 
 from conftest import CACHE_DIR, ROOT
 
-# (what is broken, FROM, TO, a line the failure must print)
+# (what is broken, FROM, TO, a line the failure must print[, the test binary])
 MUTATIONS = [
     ("missing __syncthreads after the partial sums are written",
      "if (lane == 0) red[warp] = v; __syncthreads();", "if (lane == 0) red[warp] = v;", "layernorm vs reference"),
@@ -33,6 +35,13 @@ MUTATIONS = [
      "part[threadIdx.x] : 0.0f;\n    for (int off = 16; off > 0; off >>= 1) { const float o = __shfl_xor_sync(0xffffffffu, acc, off);",
      "part[threadIdx.x] : 0.0f;\n    for (int off = 16; off > 0; off >>= 1) { const float o = __shfl_xor_sync(0xffffffffu, acc, off - 1);",
      "fused reduction"),
+    ("IWR's interpolation with the wrong weight",
+     "const float a = alpha[0];", "const float a = alpha[0] * 0.5f;", "training graph: emulated device vs CPU", "test_cuda_exec"),
+    ("the Kahan sum dropping what came before",
+     "sum = t;", "sum = v;", "training graph: emulated device vs CPU", "test_cuda_exec"),
+    ("layernorm's scale gradient without xhat",
+     "if (t) t[r * cols + c] = dr[c] * xh;", "if (t) t[r * cols + c] = dr[c];", "training graph: emulated device vs CPU",
+     "test_cuda_exec"),
 ]
 
 
@@ -49,9 +58,11 @@ def test_unmutated_kernels_pass():
     assert "every kernel runs as the host build of its CUDA C" in p.stdout or "device:" in p.stdout, p.stdout[-2000:]
 
 
-@pytest.mark.parametrize("what,src,dst,expect", MUTATIONS, ids=[m[0] for m in MUTATIONS])
-def test_mutation_is_caught(what, src, dst, expect):
-    p = run_test("build/tests/test_cuda", {"VCLIP_CUDA_MUTATE_FROM": src, "VCLIP_CUDA_MUTATE_TO": dst})
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_mutation_is_caught(mutation):
+    what, src, dst, expect = mutation[:4]
+    binary = mutation[4] if len(mutation) > 4 else "test_cuda"
+    p = run_test(f"build/tests/{binary}", {"VCLIP_CUDA_MUTATE_FROM": src, "VCLIP_CUDA_MUTATE_TO": dst})
     out = p.stdout + p.stderr
     assert "mutation applied" in p.stderr, f"no kernel source contains {src!r}: update the mutation to the kernels' text"
     assert p.returncode != 0, f"{what}: the CUDA tests still pass\n{out[-3000:]}"
