@@ -16,7 +16,7 @@
 #include "../../ir/loads.h"
 #include "../../ir/base.h"
 
-typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_INTERPOLATE, K_ACT_GRAD, K_SUM, K_LAYERNORM_GRAD, K_COUNT } Kind;
+typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_INTERPOLATE, K_ACT_GRAD, K_SUM, K_LAYERNORM_GRAD, K_ATTENTION_GRAD, K_COUNT } Kind;
 
 typedef struct {
     Tensor *host;   /* host copy (owned unless it is the value's constant) */
@@ -188,6 +188,13 @@ static int fits_layernorm_grad(const Node *n, const Slot *x)
     return n->n_in == 3 && f32_inputs(n) && n->n_out <= 3;
 }
 
+/* (dout, q, k, v, mask?) -> dq, dk, dv */
+static int fits_attention_grad(const Node *n, const Slot *x)
+{
+    (void)x;
+    return (n->n_in == 4 || n->n_in == 5) && f32_inputs(n) && n->n_out <= 3;
+}
+
 /* The ops with a device kernel of their own, indexed by op as the CPU's
  * kernel table is: what runs it, and whether this node fits it.  The
  * fusable scalar ops (ir/scalar_ops.def) run as one-op generated kernels;
@@ -205,6 +212,7 @@ static const struct {
     [OP_INTERPOLATE_WEIGHTS] = {K_INTERPOLATE, fits_plain},
     [OP_QUICK_GELU_GRAD] = {K_ACT_GRAD, fits_plain}, [OP_GELU_GRAD] = {K_ACT_GRAD, fits_plain},
     [OP_REDUCE_SUM] = {K_SUM, fits_sum},           [OP_LAYER_NORM_GRAD] = {K_LAYERNORM_GRAD, fits_layernorm_grad},
+    [OP_ATTENTION_GRAD] = {K_ATTENTION_GRAD, fits_attention_grad},
 };
 
 static Kind classify(const CudaSession *s, const Node *n)
@@ -647,23 +655,62 @@ static int launch_softmax(Launch *L)
     return cuda_softmax(x, L->out, (int64_t)(numel_of((int)rank, L->x->dims) / cols), (int)cols, L->s->stream, L->err, L->cap);
 }
 
+/* The kernels' arguments for q, k, v (inputs first .. first + 2) */
+static CudaAttnArgs attention_args(const CudaSession *s, const Node *n, int first, const AttentionParams *p, int has_mask)
+{
+    int bi = p->seq_first ? 1 : 0, si = 1 - bi;
+    const Slot *q = &s->slots[n->in[first]->id], *k = &s->slots[n->in[first + 1]->id], *v = &s->slots[n->in[first + 2]->id];
+    return (CudaAttnArgs){.B = q->dims[bi], .N = q->dims[si], .M = k->dims[si], .Cq = q->dims[2], .Ck = k->dims[2], .Cv = v->dims[2],
+                          .Co = p->heads * p->head_dim, .heads = p->heads, .head_dim = p->head_dim, .q_off = p->q_off,
+                          .k_off = p->k_off, .v_off = p->v_off, .frames = p->frames, .window = p->window, .scale = p->scale,
+                          .causal = p->causal, .seq_first = p->seq_first, .boundary = p->boundary, .has_mask = has_mask};
+}
+
 static int launch_attention(Launch *L)
 {
     AttentionParams p;
     if (op_attention_params(L->ic, &p)) { snprintf(L->err, L->cap, "node '%s': %s", L->n->name, L->ic->err); return -1; }
-    const Slot *k = &L->s->slots[L->n->in[1]->id];
-    int bi = p.seq_first ? 1 : 0, si = 1 - bi;
-    CudaAttnArgs a = {.B = L->x->dims[bi], .N = L->x->dims[si], .M = k->dims[si], .Cq = L->x->dims[2], .Ck = k->dims[2],
-                      .Cv = L->s->slots[L->n->in[2]->id].dims[2], .Co = p.heads * p.head_dim, .heads = p.heads,
-                      .head_dim = p.head_dim, .q_off = p.q_off, .k_off = p.k_off, .v_off = p.v_off, .frames = p.frames,
-                      .window = p.window, .scale = p.scale, .causal = p.causal, .seq_first = p.seq_first, .boundary = p.boundary,
-                      .has_mask = L->n->n_in > 3 && L->n->in[3] != NULL};
+    CudaAttnArgs a = attention_args(L->s, L->n, 0, &p, L->n->n_in > 3 && L->n->in[3] != NULL);
     if (p.head_dim > 256 || (a.frames && a.B % a.frames)) return 1;
     CuPtr q = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), kk = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
     CuPtr v = need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap);
     CuPtr m = a.has_mask ? need_dev(L->s, L->i, 3, L->planned, L->capturing, L->err, L->cap) : 0;
     if (!q || !kk || !v || (a.has_mask && !m)) return -1;
     return cuda_attention(q, kk, v, m, L->out, &a, L->s->stream, L->err, L->cap);
+}
+
+/* (dout, q, k, v, mask?) -> dq, dk, dv, the recomputing kernels of
+ * cuda_ops.h; each row's statistics in the node's temporary buffer */
+static int launch_attention_grad(Launch *L)
+{
+    const Node *n = L->n;
+    AttentionParams p;
+    InferCtx shifted = *L->ic; /* op_attention_params reads q, k, v as inputs 0..2 */
+    for (int i = 0; i < 3; i++) shifted.in[i] = L->ic->in[1 + i];
+    if (op_attention_params(&shifted, &p)) { snprintf(L->err, L->cap, "node '%s': %s", n->name, shifted.err); return -1; }
+    int has_mask = n->n_in > 4 && n->in[4] != NULL;
+    CudaAttnArgs a = attention_args(L->s, n, 1, &p, has_mask);
+    if (p.head_dim > 256 || (a.frames && a.B % a.frames) || (a.frames && a.window > 64)) return 1;
+    CuPtr in[5] = {0};
+    for (int j = 0; j < 4 + has_mask; j++)
+        if (!(in[j] = need_dev(L->s, L->i, j, L->planned, L->capturing, L->err, L->cap))) return -1;
+    NodeState *ns = &L->s->nodes[L->i];
+    size_t need = sizeof(float) * 2 * (size_t)(a.B * a.heads * a.N);
+    if (ns->temp_bytes < need) {
+        if (ns->temp) L->s->cu->mem_free(ns->temp);
+        ns->temp = 0;
+        ns->temp_bytes = 0;
+        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
+        ns->temp_bytes = need;
+    }
+    int64_t count[3];
+    for (int t = 0; t < 3; t++) {
+        const Slot *sl = &L->s->slots[n->in[1 + t]->id];
+        count[t] = (int64_t)numel_of(sl->rank, sl->dims);
+    }
+    CuPtr dq = n->out[0] ? L->out : 0, dk = n->n_out > 1 ? L->more[0] : 0, dv = n->n_out > 2 ? L->more[1] : 0;
+    return cuda_attention_grad(in[0], in[1], in[2], in[3], in[4], ns->temp, dq, dk, dv, count[0], count[1], count[2], &a, L->s->stream,
+                               L->err, L->cap);
 }
 
 static int launch_transpose(Launch *L)
@@ -858,7 +905,7 @@ static int (*const launchers[K_COUNT])(Launch *) = {
     [K_ATTENTION] = launch_attention, [K_TRANSPOSE] = launch_transpose, [K_CONCAT] = launch_concat,
     [K_GATHER] = launch_gather,       [K_CONV] = launch_conv,       [K_REDUCE] = launch_reduce,
     [K_GEMM] = launch_gemm,           [K_INTERPOLATE] = launch_interpolate, [K_ACT_GRAD] = launch_activation_grad,
-    [K_SUM] = launch_sum,             [K_LAYERNORM_GRAD] = launch_layernorm_grad,
+    [K_SUM] = launch_sum,             [K_LAYERNORM_GRAD] = launch_layernorm_grad, [K_ATTENTION_GRAD] = launch_attention_grad,
 };
 
 static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)

@@ -78,3 +78,25 @@ int cuda_layernorm_grad(CuPtr dy, CuPtr x, CuPtr scale, CuPtr dx, CuPtr t, int64
     void *args[] = {&dy, &x, &scale, &dx, &t, &r, &cols, &eps};
     return launch("vclip_layernorm_grad", (unsigned)rows, 1, 256, s, args, err, cap);
 }
+
+static int zero(CuPtr y, int64_t n, CuStream s, char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&y, &nn};
+    return launch("vclip_zero", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}
+
+int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr stats, CuPtr dq, CuPtr dk, CuPtr dv, int64_t nq,
+                        int64_t nk, int64_t nv, const CudaAttnArgs *a, CuStream s, char *err, size_t cap)
+{
+    CudaAttnArgs copy = *a;
+    unsigned rows = (unsigned)(a->B * a->heads);
+    void *stat_args[] = {&q, &k, &v, &mask, &dout, &stats, &copy};
+    void *dq_args[] = {&q, &k, &v, &mask, &dout, &stats, &dq, &copy};
+    void *dkv_args[] = {&q, &k, &v, &mask, &dout, &stats, &dk, &dv, &copy};
+    if ((dq && zero(dq, nq, s, err, cap)) || (dk && zero(dk, nk, s, err, cap)) || (dv && zero(dv, nv, s, err, cap))) return -1;
+    if (launch("vclip_attention_stats", (unsigned)a->N, rows, 32, s, stat_args, err, cap)) return -1;
+    if (dq && launch("vclip_attention_dq", (unsigned)a->N, rows, 32, s, dq_args, err, cap)) return -1;
+    if ((dk || dv) && launch("vclip_attention_dkv", (unsigned)a->M, rows, 32, s, dkv_args, err, cap)) return -1;
+    return 0;
+}

@@ -1,4 +1,4 @@
-/* cuda_ops.h — launching the template kernels (codegen/cuda_templates.c) on
+/* cuda_ops.h — launching the template kernels (cuda_templates.c) on
  * device buffers, queued on a stream: what the graph executor (cuda_exec.c)
  * and the device tests call.  Each returns 0, or -1 with the reason. */
 #ifndef VCLIP_CUDA_OPS_H
@@ -28,6 +28,11 @@ int cuda_activation_grad(CuPtr dy, CuPtr x, CuPtr dx, int64_t n, int quick, CuSt
  * kept dims and their strides in x (ro each), then the reduced dims and
  * strides (rr each) */
 int cuda_sum_axes(CuPtr x, CuPtr y, int64_t n_out, int ro, int rr, CuPtr params, CuStream s, char *err, size_t cap);
+/* The attention's gradient: dq, dk, dv (each may be 0) shaped like q, k, v
+ * (nq, nk, nv elements; zero outside the heads' channels); stats: device
+ * room for 2 * B * heads * N floats */
+int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr stats, CuPtr dq, CuPtr dk, CuPtr dv, int64_t nq,
+                        int64_t nk, int64_t nv, const CudaAttnArgs *a, CuStream s, char *err, size_t cap);
 /* LayerNormalization's gradient over rows of cols: dx (or 0), and t = dy *
  * xhat (or 0) for dscale */
 int cuda_layernorm_grad(CuPtr dy, CuPtr x, CuPtr scale, CuPtr dx, CuPtr t, int64_t rows, int cols, float eps, CuStream s, char *err,

@@ -87,51 +87,193 @@ __device__ int attention_sources(const AttnArgs &a, long long b, long long *src)
     return n;
 }
 
+/* A head's slice of a row into a lane's 8 registers (channels lane + 32 t), times mul */
+__device__ void load_head(const float *X, long long row, long long C, long long off, long long h, int d, int lane, float mul, float *r)
+{
+    for (int t = 0; t < 8; t++) {
+        const int c = lane + 32 * t;
+        r[t] = c < d ? X[row * C + off + h * d + c] * mul : 0.0f;
+    }
+}
+
+__device__ void store_head(float *X, long long row, long long C, long long off, long long h, int d, int lane, const float *r)
+{
+    for (int t = 0; t < 8; t++) {
+        const int c = lane + 32 * t;
+        if (c < d) X[row * C + off + h * d + c] = r[t];
+    }
+}
+
+/* sum over the warp of a . b (8 registers a lane) */
+__device__ float warp_dot(const float *a, const float *b)
+{
+    float part = 0.0f;
+    for (int t = 0; t < 8; t++) part += a[t] * b[t];
+    return warp_sum(part);
+}
+
+/* Key row m of source batch row src (-1: a zero-filled frame) */
+__device__ long long key_row(const AttnArgs &a, long long src, long long m)
+{
+    return src < 0 ? -1 : (a.seq_first ? m * a.B + src : src * a.M + m);
+}
+
+/* The logit of query i (its head's slice in qs, already scaled) against
+ * key row kv (0 for a zero-filled frame), plus the additive mask */
+__device__ float attention_logit(const AttnArgs &a, const float *qs, const float *K, const float *mask, long long kv, long long i,
+                                 long long m, long long h, int lane)
+{
+    float score = 0.0f;
+    if (kv >= 0) {
+        float k[8];
+        load_head(K, kv, a.Ck, a.k_off, h, (int)a.head_dim, lane, 1.0f, k);
+        score = warp_dot(qs, k);
+    }
+    if (a.has_mask) score += mask[i * a.M + m];
+    return score;
+}
+
+/* One query row's attention by online softmax: o (unnormalized), its max
+ * and sum; the forward kernel and the backward's statistics share it */
+__device__ void attention_row(const AttnArgs &a, const float *qs, const float *K, const float *V, const float *mask, long long b,
+                              long long i, long long h, int lane, float *o, float *mx_out, float *sum_out)
+{
+    long long src[129];
+    const int ns = attention_sources(a, b, src);
+    float mx = -INFINITY, sum = 0.0f;
+    for (int t = 0; t < 8; t++) o[t] = 0.0f;
+    for (int s = 0; s < ns; s++)
+        for (long long m = 0; m < a.M; m++) {
+            const long long kv = key_row(a, src[s], m);
+            const float score = attention_logit(a, qs, K, mask, kv, i, m, h, lane);
+            if (a.causal && m > i) continue;
+            if (score == -INFINITY) continue;
+            const float mn = fmaxf(mx, score), alpha = expf(mx - mn), p = expf(score - mn);
+            float v[8] = {0.0f}; /* a zero-filled frame: no value */
+            if (kv >= 0) load_head(V, kv, a.Cv, a.v_off, h, (int)a.head_dim, lane, 1.0f, v);
+            sum = sum * alpha + p;
+            for (int t = 0; t < 8; t++) o[t] = o[t] * alpha + p * v[t];
+            mx = mn;
+        }
+    *mx_out = mx;
+    *sum_out = sum;
+}
+
 /* ai.vclip.Attention, online softmax: grid (N, B * heads), one warp per
  * query row, head_dim <= 256 (8 values per lane) */
 extern "C" __global__ void vclip_attention(const float *Q, const float *K, const float *V, const float *mask, float *O, AttnArgs a)
 {
-    const int lane = threadIdx.x & 31;
+    const int lane = threadIdx.x & 31, d = (int)a.head_dim;
     const long long i = blockIdx.x, b = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
-    const int d = (int)a.head_dim;
     if (i >= a.N || d > 256) return;
-    float q[8], o[8];
     const long long qrow = a.seq_first ? i * a.B + b : b * a.N + i;
-    for (int t = 0; t < 8; t++) {
-        const int c = lane + 32 * t;
-        q[t] = c < d ? Q[qrow * a.Cq + a.q_off + h * d + c] * a.scale : 0.0f;
-        o[t] = 0.0f;
+    float qs[8], o[8], mx, sum;
+    load_head(Q, qrow, a.Cq, a.q_off, h, d, lane, a.scale, qs);
+    attention_row(a, qs, K, V, mask, b, i, h, lane, o, &mx, &sum);
+    for (int t = 0; t < 8; t++) o[t] /= sum;
+    store_head(O, qrow, a.Co, 0, h, d, lane, o);
+}
+
+/* ---- the attention's gradient, flash style: the scores are recomputed
+ * where they are needed and never stored.  Three kernels: each query row's
+ * log-sum-exp and D = dO . O (the forward recomputed); dQ by query rows; dK
+ * and dV by key rows, walking the query rows whose window holds the key's
+ * frame.  With P = exp(logit - lse) and dS = P (dO . V - D) scale:
+ * dQ = sum dS K, dK = sum dS Q, dV = sum P dO. ---- */
+
+/* stats[2 r], stats[2 r + 1] for r = (b * heads + h) * N + i: grid (N, B * heads), a warp */
+extern "C" __global__ void vclip_attention_stats(const float *Q, const float *K, const float *V, const float *mask, const float *dO,
+                                                 float *stats, AttnArgs a)
+{
+    const int lane = threadIdx.x & 31, d = (int)a.head_dim;
+    const long long i = blockIdx.x, b = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
+    if (i >= a.N || d > 256) return;
+    const long long qrow = a.seq_first ? i * a.B + b : b * a.N + i;
+    float qs[8], o[8], g[8], mx, sum;
+    load_head(Q, qrow, a.Cq, a.q_off, h, d, lane, a.scale, qs);
+    load_head(dO, qrow, a.Co, 0, h, d, lane, 1.0f, g);
+    attention_row(a, qs, K, V, mask, b, i, h, lane, o, &mx, &sum);
+    for (int t = 0; t < 8; t++) o[t] /= sum;
+    const float D = warp_dot(g, o);
+    const long long r = (b * a.heads + h) * a.N + i;
+    if (lane == 0) {
+        stats[2 * r] = mx + logf(sum);
+        stats[2 * r + 1] = D;
     }
+}
+
+/* dQ: grid (N, B * heads), a warp per query row */
+extern "C" __global__ void vclip_attention_dq(const float *Q, const float *K, const float *V, const float *mask, const float *dO,
+                                              const float *stats, float *dQ, AttnArgs a)
+{
+    const int lane = threadIdx.x & 31, d = (int)a.head_dim;
+    const long long i = blockIdx.x, b = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
+    if (i >= a.N || d > 256) return;
+    const long long qrow = a.seq_first ? i * a.B + b : b * a.N + i, r = (b * a.heads + h) * a.N + i;
+    const float lse = stats[2 * r], D = stats[2 * r + 1];
+    float qs[8], g[8], dq[8];
+    load_head(Q, qrow, a.Cq, a.q_off, h, d, lane, a.scale, qs);
+    load_head(dO, qrow, a.Co, 0, h, d, lane, 1.0f, g);
+    for (int t = 0; t < 8; t++) dq[t] = 0.0f;
     long long src[129];
     const int ns = attention_sources(a, b, src);
-    float mx = -INFINITY, sum = 0.0f;
     for (int s = 0; s < ns; s++)
         for (long long m = 0; m < a.M; m++) {
-            const long long kv = src[s] < 0 ? -1 : (a.seq_first ? m * a.B + src[s] : src[s] * a.M + m);
-            float score = 0.0f;
-            if (kv >= 0) {
-                float part = 0.0f;
-                for (int t = 0; t < 8; t++) {
-                    const int c = lane + 32 * t;
-                    if (c < d) part += q[t] * K[kv * a.Ck + a.k_off + h * d + c];
-                }
-                score = warp_sum(part);
-            }
-            if (a.has_mask) score += mask[i * a.M + m];
-            if (a.causal && m > i) continue;
-            if (score == -INFINITY) continue;
-            const float mn = fmaxf(mx, score), alpha = expf(mx - mn), p = expf(score - mn);
-            sum = sum * alpha + p;
-            for (int t = 0; t < 8; t++) {
-                const int c = lane + 32 * t;
-                o[t] = o[t] * alpha + (kv >= 0 && c < d ? p * V[kv * a.Cv + a.v_off + h * d + c] : 0.0f);
-            }
-            mx = mn;
+            const long long kv = key_row(a, src[s], m);
+            const float score = attention_logit(a, qs, K, mask, kv, i, m, h, lane);
+            if ((a.causal && m > i) || kv < 0) continue; /* a zero-filled frame has no key to move */
+            float k[8], v[8];
+            load_head(K, kv, a.Ck, a.k_off, h, d, lane, 1.0f, k);
+            load_head(V, kv, a.Cv, a.v_off, h, d, lane, 1.0f, v);
+            const float ds = expf(score - lse) * (warp_dot(g, v) - D) * a.scale;
+            for (int t = 0; t < 8; t++) dq[t] += ds * k[t];
         }
-    for (int t = 0; t < 8; t++) {
-        const int c = lane + 32 * t;
-        if (c < d) O[qrow * a.Co + h * d + c] = o[t] / sum;
+    store_head(dQ, qrow, a.Cq, a.q_off, h, d, lane, dq);
+}
+
+/* dK and dV (either may be null): grid (M, B * heads), a warp per key row */
+extern "C" __global__ void vclip_attention_dkv(const float *Q, const float *K, const float *V, const float *mask, const float *dO,
+                                               const float *stats, float *dK, float *dV, AttnArgs a)
+{
+    const int lane = threadIdx.x & 31, d = (int)a.head_dim;
+    const long long m = blockIdx.x, bk = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
+    if (m >= a.M || d > 256) return;
+    const long long kv = key_row(a, bk, m);
+    float v[8], dk[8], dv[8];
+    load_head(V, kv, a.Cv, a.v_off, h, d, lane, 1.0f, v);
+    for (int t = 0; t < 8; t++) dk[t] = dv[t] = 0.0f;
+    const int windowed = a.frames && a.window;
+    const long long first = windowed ? bk - bk % a.frames : bk, last = windowed ? first + a.frames : bk + 1;
+    for (long long b = first; b < last; b++) {
+        long long src[129];
+        const int ns = attention_sources(a, b, src);
+        int reads = 0;
+        for (int s = 0; s < ns; s++) reads |= src[s] == bk;
+        if (!reads) continue;
+        for (long long i = 0; i < a.N; i++) {
+            if (a.causal && m > i) continue;
+            const long long qrow = a.seq_first ? i * a.B + b : b * a.N + i, r = (b * a.heads + h) * a.N + i;
+            float q[8], qs[8], g[8];
+            load_head(Q, qrow, a.Cq, a.q_off, h, d, lane, 1.0f, q);
+            load_head(dO, qrow, a.Co, 0, h, d, lane, 1.0f, g);
+            for (int t = 0; t < 8; t++) qs[t] = q[t] * a.scale;
+            const float p = expf(attention_logit(a, qs, K, mask, kv, i, m, h, lane) - stats[2 * r]);
+            const float ds = p * (warp_dot(g, v) - stats[2 * r + 1]) * a.scale;
+            for (int t = 0; t < 8; t++) {
+                dk[t] += ds * q[t];
+                dv[t] += p * g[t];
+            }
+        }
     }
+    if (dK) store_head(dK, kv, a.Ck, a.k_off, h, d, lane, dk);
+    if (dV) store_head(dV, kv, a.Cv, a.v_off, h, d, lane, dv);
+}
+
+/* y[0..n) = 0 */
+extern "C" __global__ void vclip_zero(float *y, long long n)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = 0.0f;
 }
 
 /* A strided copy over an index space c (dims): out[out_base + sum c_d *
@@ -243,5 +385,6 @@ extern "C" __global__ void vclip_act_residual(const float *x, const float *r, fl
 const char *cuda_templates_source(void) { return source; }
 
 const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual",
-                                             "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad"};
+                                             "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad",
+                                             "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

@@ -122,26 +122,36 @@ static double worst(const Tensor *got, const Tensor *want)
     return w;
 }
 
-/* The reference kernel's answer for a one-node graph over ins. */
-static Tensor *reference(int op, int n_in, Tensor **ins, void (*attrs)(Node *, const void *), const void *ctx)
+/* The reference kernel's answers (n_out of them) for a one-node graph over ins. */
+static void reference_outputs(int op, int n_in, Tensor **ins, void (*attrs)(Node *, const void *), const void *ctx, int n_out, Tensor **outs)
 {
     Graph *g = graph_new("ref");
     g->opset = 17;
-    Value *iv[8], *ov = graph_new_value(g, "y");
+    Value *iv[8], *ov[4];
     for (int i = 0; i < n_in; i++) {
         char nm[16];
         snprintf(nm, sizeof nm, "x%d", i);
         iv[i] = ins[i] ? graph_new_value(g, nm) : NULL;
         if (ins[i]) value_set_const(iv[i], tensor_copy(ins[i]));
     }
-    Node *n = graph_add_node(g, op, "n", n_in, iv, 1, &ov);
+    for (int j = 0; j < n_out; j++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "y%d", j);
+        ov[j] = graph_new_value(g, nm);
+    }
+    Node *n = graph_add_node(g, op, "n", n_in, iv, n_out, ov);
     if (attrs) attrs(n, ctx);
-    Tensor *outs[8] = {0};
     char err[512];
     const Tensor *ci[8];
     for (int i = 0; i < n_in; i++) ci[i] = ins[i];
     CHECK(exec_node(g, n, ci, outs, &(ExecOptions){.reference_only = 1}, err, sizeof err) == 0, "reference: %s", err);
     graph_free(g);
+}
+
+static Tensor *reference(int op, int n_in, Tensor **ins, void (*attrs)(Node *, const void *), const void *ctx)
+{
+    Tensor *outs[8] = {0};
+    reference_outputs(op, n_in, ins, attrs, ctx, 1, outs);
     return outs[0];
 }
 
@@ -258,7 +268,26 @@ static void test_attention(void)
         CHECK(cuda_attention(dq, dk, dv, dm, dout, &a, NULL, err, sizeof err) == 0, "attention case %zu: %s", c, err);
         down_and_free(got, dout);
         CHECK(worst(got, want) < 1e-5, "attention case %zu vs reference: %g", c, worst(got, want));
+        /* the gradient: dq, dk, dv for a random dout, against the reference's (three outputs even where packed) */
+        Tensor *g = rand_tensor(3, od, -1, 1), *gins[5] = {g, ins[0], ins[1], ins[2], ins[3]}, *gwant[3] = {0};
+        reference_outputs(OP_ATTENTION_GRAD, cases[c].mask ? 5 : 4, gins, attention_attrs, &ac, 3, gwant);
         const CudaApi *cu = cuda_api(err, sizeof err);
+        CuPtr dg = up(g), stats = 0, grads[3];
+        Tensor *ggot[3];
+        for (int t = 0; t < 3; t++) { ggot[t] = tensor_new(DT_F32, 3, dims); grads[t] = up(ggot[t]); }
+        cu->mem_alloc(&stats, sizeof(float) * 2 * (size_t)(B * H * N));
+        int64_t ne = tensor_numel(x);
+        CHECK(cuda_attention_grad(dg, dq, dk, dv, dm, stats, grads[0], grads[1], grads[2], ne, ne, ne, &a, NULL, err, sizeof err) == 0,
+              "attention gradient case %zu: %s", c, err);
+        for (int t = 0; t < 3; t++) {
+            down_and_free(ggot[t], grads[t]);
+            CHECK(gwant[t] && worst(ggot[t], gwant[t]) < 1e-5, "attention gradient case %zu, d%c vs reference: %g", c, "qkv"[t],
+                  gwant[t] ? worst(ggot[t], gwant[t]) : -1.0);
+            tensor_free(ggot[t]);
+            tensor_free(gwant[t]);
+        }
+        cu->mem_free(dg); cu->mem_free(stats);
+        tensor_free(g);
         cu->mem_free(dq); cu->mem_free(dk); cu->mem_free(dv); if (dm) cu->mem_free(dm);
         tensor_free(want); tensor_free(got); tensor_free(x); tensor_free(y); tensor_free(z); tensor_free(m);
     }
