@@ -16,7 +16,8 @@
 #include "../../ir/loads.h"
 #include "../../ir/base.h"
 
-typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_INTERPOLATE, K_ACT_GRAD, K_SUM, K_LAYERNORM_GRAD, K_ATTENTION_GRAD, K_COUNT } Kind;
+typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_INTERPOLATE, K_ACT_GRAD, K_SUM, K_LAYERNORM_GRAD, K_ATTENTION_GRAD, K_SOFTMAX_CE, K_SOFTMAX_CE_GRAD, K_EXPAND, K_SLICE, K_GATHER_GRAD,
+               K_CONV_GRAD, K_COUNT } Kind;
 
 typedef struct {
     Tensor *host;   /* host copy (owned unless it is the value's constant) */
@@ -104,19 +105,23 @@ static void free_eager(CudaSession *s)
 
 /* ---- where a node runs ------------------------------------------------ */
 
-static const Tensor *konst_f32(const Value *v) { return v && v->konst && v->dtype == DT_F32 ? v->konst : NULL; }
-
+/* f32 inputs and outputs (of a gradient op, some outputs may be unused) */
 static int f32_inputs(const Node *n)
 {
+    int outs = 0;
     for (int i = 0; i < n->n_in; i++) if (n->in[i] && n->in[i]->dtype != DT_F32) return 0;
-    return n->n_out >= 1 && n->out[0]->dtype == DT_F32;
+    for (int j = 0; j < n->n_out; j++) {
+        if (n->out[j] && n->out[j]->dtype != DT_F32) return 0;
+        outs += n->out[j] != NULL;
+    }
+    return outs > 0;
 }
 
 /* Plain device nodes: f32 in, one f32 out. */
 static int plain(const Node *n)
 {
     for (int j = 1; j < n->n_out; j++) if (n->out[j]) return 0;
-    return f32_inputs(n);
+    return n->out[0] && f32_inputs(n);
 }
 
 /* weights: constants (packed or not, f32 or bf16), or f32 values computed
@@ -157,14 +162,16 @@ static int fits_concat(const Node *n, const Slot *x) { return plain(n) && x && x
 static int fits_conv(const Node *n, const Slot *x)
 {
     (void)x;
-    return plain(n) && konst_f32(n->in[1]) && (n->n_in < 3 || !n->in[2] || konst_f32(n->in[2]));
+    return plain(n);
 }
 
-/* a few rows picked by constant indices (the class token) */
+/* f32 rows picked by int64 indices: a few constant ones (the class token)
+ * by copies, any others (token embeddings, the end-of-text row) by a
+ * gather kernel reading them on the device */
 static int fits_gather(const Node *n, const Slot *x)
 {
-    return n->n_in == 2 && n->in[0]->dtype == DT_F32 && n->in[1]->konst && tensor_numel(n->in[1]->konst) <= 8 &&
-           n->in[1]->konst->rank <= 1 && x && x->rank <= CUDA_COPY_MAX_RANK;
+    return n->n_in == 2 && n->in[0]->dtype == DT_F32 && n->out[0] && n->out[0]->dtype == DT_F32 &&
+           (n->in[1]->dtype == DT_I64 || (n->in[1]->konst && n->in[1]->dtype == DT_I32)) && x && x->rank <= CUDA_COPY_MAX_RANK;
 }
 
 static int fits_reduce(const Node *n, const Slot *x)
@@ -195,6 +202,25 @@ static int fits_attention_grad(const Node *n, const Slot *x)
     return (n->n_in == 4 || n->n_in == 5) && f32_inputs(n) && n->n_out <= 3;
 }
 
+/* f32 data in, f32 out; the other inputs int64 (labels, shapes, indices) */
+static int f32_data(const Node *n, int n_f32)
+{
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && (i < n_f32 ? n->in[i]->dtype != DT_F32 : n->in[i]->dtype != DT_I64)) return 0;
+    for (int j = 0; j < n->n_out; j++) if (n->out[j] && n->out[j]->dtype != DT_F32) return 0;
+    return n->n_out >= 1;
+}
+static int fits_softmax_ce(const Node *n, const Slot *x) { (void)x; return n->n_in == 2 && n->out[0] && f32_data(n, 1); }
+static int fits_softmax_ce_grad(const Node *n, const Slot *x) { (void)x; return n->n_in == 3 && n->out[0] && f32_data(n, 2); }
+/* Expand, Slice, GatherGrad: the data f32, shapes / bounds / indices constants */
+static int fits_copying(const Node *n, const Slot *x)
+{
+    for (int i = 1; i < n->n_in; i++) if (n->in[i] && !n->in[i]->konst) return 0;
+    return n->out[0] && f32_data(n, 1) && n->n_out == 1 && x && x->rank <= CUDA_COPY_MAX_RANK;
+}
+/* (dy, x, w) -> dx, dw of the patch embedding */
+static int fits_conv_grad(const Node *n, const Slot *x) { (void)x; return n->n_in == 3 && f32_inputs(n); }
+
 /* The ops with a device kernel of their own, indexed by op as the CPU's
  * kernel table is: what runs it, and whether this node fits it.  The
  * fusable scalar ops (ir/scalar_ops.def) run as one-op generated kernels;
@@ -213,6 +239,9 @@ static const struct {
     [OP_QUICK_GELU_GRAD] = {K_ACT_GRAD, fits_plain}, [OP_GELU_GRAD] = {K_ACT_GRAD, fits_plain},
     [OP_REDUCE_SUM] = {K_SUM, fits_sum},           [OP_LAYER_NORM_GRAD] = {K_LAYERNORM_GRAD, fits_layernorm_grad},
     [OP_ATTENTION_GRAD] = {K_ATTENTION_GRAD, fits_attention_grad},
+    [OP_SOFTMAX_CE] = {K_SOFTMAX_CE, fits_softmax_ce}, [OP_SOFTMAX_CE_GRAD] = {K_SOFTMAX_CE_GRAD, fits_softmax_ce_grad},
+    [OP_EXPAND] = {K_EXPAND, fits_copying},        [OP_SLICE] = {K_SLICE, fits_copying},
+    [OP_GATHER_GRAD] = {K_GATHER_GRAD, fits_copying}, [OP_CONV_GRAD] = {K_CONV_GRAD, fits_conv_grad},
 };
 
 static Kind classify(const CudaSession *s, const Node *n)
@@ -760,10 +789,33 @@ static int launch_concat(Launch *L)
     return 0;
 }
 
+/* Gather with indices computed on the way (int64, on the device) */
+static int launch_gather_indexed(Launch *L)
+{
+    const Value *iv = L->n->in[1];
+    const Slot *is = &L->s->slots[iv->id];
+    int rank = L->x->rank;
+    int64_t axis = node_attr_i(L->n, "axis", 0), outer = 1, inner = 1;
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank || iv->dtype != DT_I64) return 1;
+    for (int64_t d = 0; d < axis; d++) outer *= L->x->dims[d];
+    for (int d = (int)axis + 1; d < rank; d++) inner *= L->x->dims[d];
+    int64_t ni = (int64_t)numel_of(is->rank, is->dims), len = L->x->dims[axis];
+    if (is->host) /* on the host already: checked as the CPU kernel does */
+        for (int64_t j = 0; j < ni; j++) {
+            int64_t g = tensor_get_i64(is->host, j);
+            if (g < -len || g >= len) { snprintf(L->err, L->cap, "node '%s': index %lld out of range", L->n->name, (long long)g); return -1; }
+        }
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), idx = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    if (!x || !idx) return -1;
+    return outer * ni * inner != 0 ? cuda_gather(x, idx, L->out, outer, len, ni, inner, L->s->stream, L->err, L->cap) : 0;
+}
+
 /* Gather over constant indices: one strided copy per index */
 static int launch_gather(Launch *L)
 {
     const Tensor *idx = L->n->in[1]->konst;
+    if (!idx || tensor_numel(idx) > 8 || idx->rank > 1) return launch_gather_indexed(L);
     int rank = L->x->rank;
     int64_t axis = node_attr_i(L->n, "axis", 0), ni = tensor_numel(idx), in_st[IR_MAX_RANK], params[3 * CUDA_COPY_MAX_RANK];
     if (axis < 0) axis += rank;
@@ -801,7 +853,8 @@ static int launch_conv(Launch *L)
         return 1;
     const int64_t *xd = L->x->dims;
     int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], KH = p.k[0], KW = p.k[1], OH = os.d[2].n, OW = os.d[3].n;
-    int64_t M = L->n->in[1]->konst->dims[0], K = C * KH * KW, P = OH * OW, NP = N * P;
+    int wr;
+    int64_t M = input_dims(L->s, L->n->in[1], &wr)[0], K = C * KH * KW, P = OH * OW, NP = N * P;
     int64_t params[27] = {N, OH, OW, C, KH, KW, C * H * W, KH * W, KW, H * W, W, 1, /* im2col: [N, OH, OW, C, KH, KW] */
                           OH * OW * K, OW * K, K, KH * KW, KW, 1,                  /* into rows of K */
                           N, M, P, P * M, 1, M, M * P, P, 1};                      /* rows [NP, M] -> NCHW */
@@ -821,6 +874,196 @@ static int launch_conv(Launch *L)
     if (cuda_copy(x, col, NP * K, 6, 0, 0, ns->params, L->s->stream, L->err, L->cap)) return -1;
     if (run_gemm(L, col, NP, K, M, w, 1, b, 0, rows, 0)) return -1;
     return cuda_copy(rows, L->out, N * M * P, 3, 0, 0, ns->params + 18 * sizeof(int64_t), L->s->stream, L->err, L->cap);
+}
+
+/* the reduction attribute as the kernels take it: 0 mean, 1 sum, 2 none */
+static int ce_mode(Launch *L)
+{
+    const char *r = node_attr_s(L->n, "reduction", "mean");
+    int mode = !strcmp(r, "mean") ? 0 : !strcmp(r, "sum") ? 1 : !strcmp(r, "none") ? 2 : -1;
+    if (mode < 0) snprintf(L->err, L->cap, "node '%s': unknown reduction '%s'", L->n->name, r);
+    return mode;
+}
+
+/* Labels on the host (inputs, constants) are checked there, as the CPU
+ * kernel checks them; on the device a bad label makes the loss NaN. */
+static int check_labels(Launch *L, int j, int64_t B, int64_t C)
+{
+    const Value *v = L->n->in[j];
+    const Tensor *t = v->konst ? v->konst : L->s->slots[v->id].host;
+    for (int64_t b = 0; t && b < B && b < tensor_numel(t); b++) {
+        int64_t y = tensor_get_i64(t, b);
+        if (y < 0 || y >= C) {
+            snprintf(L->err, L->cap, "node '%s': label %lld of row %lld is outside [0, %lld)", L->n->name, (long long)y, (long long)b, (long long)C);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int launch_softmax_ce(Launch *L)
+{
+    int mode = ce_mode(L);
+    if (mode < 0) return -1;
+    if (L->x->rank != 2) return 1;
+    int64_t B = L->x->dims[0], C = L->x->dims[1];
+    if (check_labels(L, 1, B, C)) return -1;
+    CuPtr sc = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), lb = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    if (!sc || !lb) return -1;
+    return cuda_softmax_ce(sc, lb, L->out, L->n->n_out > 1 ? L->more[0] : 0, B, C, mode, L->s->stream, L->err, L->cap);
+}
+
+static int launch_softmax_ce_grad(Launch *L)
+{
+    int mode = ce_mode(L);
+    if (mode < 0) return -1;
+    const Slot *ss = &L->s->slots[L->n->in[1]->id];
+    if (ss->rank != 2) return 1;
+    int64_t B = ss->dims[0], C = ss->dims[1];
+    if (check_labels(L, 2, B, C)) return -1;
+    CuPtr dl = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), sc = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr lb = need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap);
+    if (!dl || !sc || !lb) return -1;
+    return cuda_softmax_ce_grad(dl, sc, lb, L->out, B, C, mode, L->s->stream, L->err, L->cap);
+}
+
+/* The output's dims from inference */
+static int out_dims(const Launch *L, int64_t *od)
+{
+    const Shape *os = &L->ic->out[0]->shape;
+    for (int d = 0; d < os->rank; d++) od[d] = os->d[d].n;
+    return os->rank;
+}
+
+/* Expand: a copy reading broadcast dims with stride 0 */
+static int launch_expand(Launch *L)
+{
+    int64_t od[IR_MAX_RANK], in_st[IR_MAX_RANK], params[3 * CUDA_COPY_MAX_RANK];
+    int rank = out_dims(L, od), xr = L->x->rank;
+    if (rank > CUDA_COPY_MAX_RANK || xr > rank) return 1;
+    strides_of(xr, L->x->dims, in_st);
+    for (int d = 0; d < rank; d++) {
+        int xd = d - (rank - xr);
+        params[d] = od[d];
+        params[rank + d] = xd < 0 || L->x->dims[xd] == 1 ? 0 : in_st[xd];
+    }
+    strides_of(rank, od, params + 2 * rank);
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!x || params_once(L, params, sizeof(int64_t) * (size_t)(3 * rank))) return -1;
+    int64_t n = (int64_t)numel_of(rank, od);
+    return n ? cuda_copy(x, L->out, n, rank, 0, 0, L->s->nodes[L->i].params, L->s->stream, L->err, L->cap) : 0;
+}
+
+/* Slice: a copy from a base offset with stepped strides */
+static int launch_slice(Launch *L)
+{
+    int rank = L->x->rank;
+    Shape xs = {rank, {{0}}}, ys;
+    for (int d = 0; d < rank; d++) xs.d[d] = dim_const(L->x->dims[d]);
+    SliceParams sp;
+    if (op_slice_params(L->ic, &xs, &sp, &ys)) { snprintf(L->err, L->cap, "%s", L->ic->err); return -1; }
+    int64_t st[IR_MAX_RANK], len[IR_MAX_RANK], params[3 * CUDA_COPY_MAX_RANK], base = 0;
+    strides_of(rank, L->x->dims, st);
+    for (int d = 0; d < rank; d++) {
+        len[d] = sp.len[d] < 0 ? L->x->dims[d] : sp.len[d]; /* -1: an axis not sliced */
+        params[d] = len[d];
+        params[rank + d] = st[d] * sp.step[d];
+        base += sp.start[d] * st[d];
+    }
+    strides_of(rank, len, params + 2 * rank);
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!x || params_once(L, params, sizeof(int64_t) * (size_t)(3 * rank))) return -1;
+    int64_t n = (int64_t)numel_of(rank, len);
+    return n ? cuda_copy(x, L->out, n, rank, base, 0, L->s->nodes[L->i].params, L->s->stream, L->err, L->cap) : 0;
+}
+
+/* GatherGrad over constant, distinct indices: zeros, then each index's slab
+ * of dy copied to its place (repeated indices would need sums: the host) */
+static int launch_gather_grad(Launch *L)
+{
+    const Tensor *idx = L->n->in[1]->konst;
+    int64_t od[IR_MAX_RANK], ni = tensor_numel(idx), axis = node_attr_i(L->n, "axis", 0);
+    int rank = out_dims(L, od);
+    if (axis < 0) axis += rank;
+    /* dy is dx with the axis ni long, or without it for a scalar index */
+    if (axis < 0 || axis >= rank || rank > CUDA_COPY_MAX_RANK || ni > 8 || idx->rank > 1 || L->x->rank != rank - (idx->rank == 0)) return 1;
+    int64_t g[8];
+    for (int64_t j = 0; j < ni; j++) {
+        g[j] = tensor_get_i64(idx, j);
+        if (g[j] < 0) g[j] += od[axis];
+        if (g[j] < 0 || g[j] >= od[axis]) { snprintf(L->err, L->cap, "node '%s': index %lld out of range", L->n->name, (long long)g[j]); return -1; }
+        for (int64_t q = 0; q < j; q++) if (g[q] == g[j]) return 1;
+    }
+    int64_t params[3 * CUDA_COPY_MAX_RANK], dy_st[IR_MAX_RANK], dx_st[IR_MAX_RANK], dyd[IR_MAX_RANK];
+    for (int d = 0, k = 0; d < rank; d++) dyd[d] = idx->rank == 0 && d == axis ? 1 : L->x->dims[k++];
+    strides_of(rank, dyd, dy_st);
+    strides_of(rank, od, dx_st);
+    for (int d = 0; d < rank; d++) {
+        params[d] = d == axis ? 1 : od[d];
+        params[rank + d] = dy_st[d];
+        params[2 * rank + d] = dx_st[d];
+    }
+    CuPtr dy = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!dy || params_once(L, params, sizeof(int64_t) * (size_t)(3 * rank))) return -1;
+    int64_t n = (int64_t)numel_of(rank, od), cnt = (int64_t)numel_of(rank, params);
+    if (n && cuda_zero(L->out, n, L->s->stream, L->err, L->cap)) return -1;
+    for (int64_t j = 0; cnt && j < ni; j++)
+        if (cuda_copy(dy, L->out, cnt, rank, j * dy_st[axis], g[j] * dx_st[axis], L->s->nodes[L->i].params, L->s->stream, L->err, L->cap))
+            return -1;
+    return 0;
+}
+
+/* The patch embedding's gradient (non-overlapping patches, as the forward):
+ * dy [N, M, OH, OW] to rows [NP, M]; dw [M, K] = rows^T . im2col(x); dx =
+ * col2im(rows . w), zero where no patch reaches */
+static int launch_conv_grad(Launch *L)
+{
+    const Node *n = L->n;
+    ConvParams p;
+    Shape os;
+    InferCtx shifted = *L->ic; /* op_conv_params reads x and w as inputs 0 and 1 */
+    shifted.in[0] = L->ic->in[1];
+    shifted.in[1] = L->ic->in[2];
+    shifted.in[2] = NULL;
+    shifted.n_in = 2;
+    if (op_conv_params(&shifted, &p, &os)) { snprintf(L->err, L->cap, "%s", shifted.err); return -1; }
+    if (p.nsp != 2 || p.group != 1 || p.stride[0] != p.k[0] || p.stride[1] != p.k[1] || p.dil[0] != 1 || p.dil[1] != 1 || p.pad_lo[0] ||
+        p.pad_lo[1] || p.pad_hi[0] || p.pad_hi[1])
+        return 1;
+    const Slot *xs = &L->s->slots[n->in[1]->id];
+    int wr;
+    const int64_t *xd = xs->dims, *wd = input_dims(L->s, n->in[2], &wr);
+    int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], KH = p.k[0], KW = p.k[1], OH = os.d[2].n, OW = os.d[3].n;
+    int64_t M = wd[0], K = C * KH * KW, P = OH * OW, NP = N * P;
+    int64_t params[45] = {N, OH, OW, C, KH, KW, C * H * W, KH * W, KW, H * W, W, 1, /* im2col: [N, OH, OW, C, KH, KW] */
+                          OH * OW * K, OW * K, K, KH * KW, KW, 1,                  /* into rows of K */
+                          N, M, P, M * P, P, 1, P * M, 1, M,                       /* NCHW [N, M, P] -> rows [NP, M] */
+                          N, OH, OW, C, KH, KW, OH * OW * K, OW * K, K, KH * KW, KW, 1, /* col2im: rows of K */
+                          C * H * W, KH * W, KW, H * W, W, 1};                     /* back into the image */
+    CuPtr dx = n->out[0] ? L->out : 0, dw = n->n_out > 1 ? L->more[0] : 0;
+    NodeState *ns = &L->s->nodes[L->i];
+    size_t need = sizeof(float) * (size_t)(NP * K + NP * M);
+    if (ns->temp_bytes < need) {
+        if (ns->temp) L->s->cu->mem_free(ns->temp);
+        ns->temp = 0;
+        ns->temp_bytes = 0;
+        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
+        ns->temp_bytes = need;
+    }
+    CuPtr dy = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), x = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
+    CuPtr w = need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap);
+    if (!dy || !x || !w || params_once(L, params, sizeof params)) return -1;
+    CuPtr col = ns->temp, rows = ns->temp + sizeof(float) * (size_t)(NP * K), pp = ns->params;
+    if (cuda_copy(dy, rows, N * M * P, 3, 0, 0, pp + 18 * sizeof(int64_t), L->s->stream, L->err, L->cap)) return -1;
+    if (dw) {
+        LtGemm g = {.M = M, .N = K, .K = NP, .A = rows, .W = col, .D = dw, .a_transposed = 1, .alpha = 1.0f, .compute = L->s->opt.compute};
+        if (cuda_copy(x, col, NP * K, 6, 0, 0, pp, L->s->stream, L->err, L->cap) || cublaslt_gemm(&g, L->s->stream, L->err, L->cap)) return -1;
+    }
+    if (dx) { /* dcol [NP, K] = rows [NP, M] . w [M, K], then back to the image (the im2col strides swapped) */
+        if (run_gemm(L, rows, NP, M, K, w, 0, 0, 0, col, 0) || cuda_zero(dx, N * C * H * W, L->s->stream, L->err, L->cap)) return -1;
+        return cuda_copy(col, dx, NP * K, 6, 0, 0, ns->params + 27 * sizeof(int64_t), L->s->stream, L->err, L->cap);
+    }
+    return 0;
 }
 
 /* ---- the run -------------------------------------------------------------- */
@@ -906,6 +1149,8 @@ static int (*const launchers[K_COUNT])(Launch *) = {
     [K_GATHER] = launch_gather,       [K_CONV] = launch_conv,       [K_REDUCE] = launch_reduce,
     [K_GEMM] = launch_gemm,           [K_INTERPOLATE] = launch_interpolate, [K_ACT_GRAD] = launch_activation_grad,
     [K_SUM] = launch_sum,             [K_LAYERNORM_GRAD] = launch_layernorm_grad, [K_ATTENTION_GRAD] = launch_attention_grad,
+    [K_SOFTMAX_CE] = launch_softmax_ce, [K_SOFTMAX_CE_GRAD] = launch_softmax_ce_grad, [K_EXPAND] = launch_expand,
+    [K_SLICE] = launch_slice,         [K_GATHER_GRAD] = launch_gather_grad, [K_CONV_GRAD] = launch_conv_grad,
 };
 
 static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)
@@ -917,13 +1162,18 @@ static int run_device(CudaSession *s, int i, int planned, int capturing, char *e
     int rc = -1;
     if (!ic || !vi) { snprintf(err, cap, "out of memory"); goto done; }
     if (infer(s, n, ic, vi, heads, err, cap)) goto done;
-    const Shape *os = &ic->out[0]->shape;
-    Slot *o = &s->slots[n->out[0]->id];
-    o->rank = os->rank;
-    for (int d = 0; d < os->rank; d++) o->dims[d] = os->d[d].n;
-    size_t bytes = sizeof(float) * numel_of(o->rank, o->dims);
-    Launch L = {s, i, planned, capturing, n, ic, value_buffer(s, n->out[0], bytes, planned), {0}, &s->slots[n->in[0]->id], err, cap};
-    if (!L.out) { snprintf(err, cap, "node '%s': device allocation failed (%zu bytes)", n->name, bytes); goto done; }
+    Slot *o = n->out[0] ? &s->slots[n->out[0]->id] : NULL; /* a gradient op's first output may be unused */
+    Launch L = {s, i, planned, capturing, n, ic, 0, {0}, &s->slots[n->in[0]->id], err, cap};
+    if (o) {
+        const Shape *os = &ic->out[0]->shape;
+        o->rank = os->rank;
+        for (int d = 0; d < os->rank; d++) o->dims[d] = os->d[d].n;
+        size_t bytes = sizeof(float) * numel_of(o->rank, o->dims);
+        if (!(L.out = value_buffer(s, n->out[0], bytes, planned))) {
+            snprintf(err, cap, "node '%s': device allocation failed (%zu bytes)", n->name, bytes);
+            goto done;
+        }
+    }
     for (int j = 1; j < n->n_out && j < 4; j++) { /* multi-output device nodes (the plain ones have one) */
         if (!n->out[j]) continue;
         Slot *oj = &s->slots[n->out[j]->id];
@@ -936,7 +1186,7 @@ static int run_device(CudaSession *s, int i, int planned, int capturing, char *e
     if (s->kind[i] < K_COUNT && launchers[s->kind[i]]) rc = launchers[s->kind[i]](&L);
     else snprintf(err, cap, "node '%s': no device kernel", n->name);
     if (rc == 0) {
-        o->dev = L.out;
+        if (o) o->dev = L.out;
         for (int j = 1; j < n->n_out && j < 4; j++) if (n->out[j]) s->slots[n->out[j]->id].dev = L.more[j - 1];
     }
     else if (rc > 0) rc = 1; /* this instance needs the host */
@@ -992,14 +1242,20 @@ static void decide_capture(CudaSession *s)
     free(dynamic);
 }
 
-/* stats.host_ops: each op run on the host, with its count, in graph order */
+/* stats.host_ops: each op run on the host, with its count, in graph order;
+ * stats.host_f32_nodes: how many of them touch f32 data */
 static void describe_host_ops(CudaSession *s)
 {
     int counts[OP_COUNT] = {0}, order[OP_COUNT], n = 0;
+    s->stats.host_f32_nodes = 0;
     for (int i = 0; i < s->g->n_nodes; i++) {
-        int op = s->g->nodes[i]->op;
+        const Node *nd = s->g->nodes[i];
+        int op = nd->op, f32 = 0;
         if (s->kind[i] != K_HOST) continue;
         if (!counts[op]++) order[n++] = op;
+        for (int j = 0; j < nd->n_in; j++) f32 |= nd->in[j] && nd->in[j]->dtype == DT_F32;
+        for (int j = 0; j < nd->n_out; j++) f32 |= nd->out[j] && nd->out[j]->dtype == DT_F32;
+        s->stats.host_f32_nodes += f32;
     }
     char *p = s->stats.host_ops, *end = p + sizeof s->stats.host_ops;
     *p = 0;

@@ -42,6 +42,7 @@ typedef struct {
     int graph_replays;            /* runs served by a CUDA graph */
     char graph_note[256];         /* why runs are not captured, if they are not */
     char host_ops[512];           /* the ops the last run left to the host, with counts ("Gather x2, Range") */
+    int host_f32_nodes;           /* of those, the ones reading or writing f32 data (not only shape arithmetic) */
 } CudaStats;
 void cuda_session_stats(const CudaSession *s, CudaStats *st);
 

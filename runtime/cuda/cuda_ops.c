@@ -79,7 +79,7 @@ int cuda_layernorm_grad(CuPtr dy, CuPtr x, CuPtr scale, CuPtr dx, CuPtr t, int64
     return launch("vclip_layernorm_grad", (unsigned)rows, 1, 256, s, args, err, cap);
 }
 
-static int zero(CuPtr y, int64_t n, CuStream s, char *err, size_t cap)
+int cuda_zero(CuPtr y, int64_t n, CuStream s, char *err, size_t cap)
 {
     long long nn = n;
     void *args[] = {&y, &nn};
@@ -94,9 +94,31 @@ int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr
     void *stat_args[] = {&q, &k, &v, &mask, &dout, &stats, &copy};
     void *dq_args[] = {&q, &k, &v, &mask, &dout, &stats, &dq, &copy};
     void *dkv_args[] = {&q, &k, &v, &mask, &dout, &stats, &dk, &dv, &copy};
-    if ((dq && zero(dq, nq, s, err, cap)) || (dk && zero(dk, nk, s, err, cap)) || (dv && zero(dv, nv, s, err, cap))) return -1;
+    if ((dq && cuda_zero(dq, nq, s, err, cap)) || (dk && cuda_zero(dk, nk, s, err, cap)) || (dv && cuda_zero(dv, nv, s, err, cap))) return -1;
     if (launch("vclip_attention_stats", (unsigned)a->N, rows, 32, s, stat_args, err, cap)) return -1;
     if (dq && launch("vclip_attention_dq", (unsigned)a->N, rows, 32, s, dq_args, err, cap)) return -1;
     if ((dk || dv) && launch("vclip_attention_dkv", (unsigned)a->M, rows, 32, s, dkv_args, err, cap)) return -1;
     return 0;
+}
+
+int cuda_softmax_ce(CuPtr scores, CuPtr labels, CuPtr loss, CuPtr lp, int64_t B, int64_t C, int mode, CuStream s, char *err, size_t cap)
+{
+    long long b = B, c = C;
+    void *args[] = {&scores, &labels, &loss, &lp, &b, &c, &mode};
+    return launch("vclip_softmax_ce", 1, 1, 256, s, args, err, cap);
+}
+
+int cuda_softmax_ce_grad(CuPtr dloss, CuPtr scores, CuPtr labels, CuPtr ds, int64_t B, int64_t C, int mode, CuStream s, char *err,
+                         size_t cap)
+{
+    long long b = B, c = C;
+    void *args[] = {&dloss, &scores, &labels, &ds, &b, &c, &mode};
+    return launch("vclip_softmax_ce_grad", (unsigned)B, 1, 256, s, args, err, cap);
+}
+
+int cuda_gather(CuPtr x, CuPtr idx, CuPtr y, int64_t outer, int64_t len, int64_t ni, int64_t inner, CuStream s, char *err, size_t cap)
+{
+    long long o = outer, l = len, n = ni, in = inner;
+    void *args[] = {&x, &idx, &y, &o, &l, &n, &in};
+    return launch("vclip_gather", blocks_for(outer * ni * inner, 256), 1, 256, s, args, err, cap);
 }

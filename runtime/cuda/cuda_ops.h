@@ -33,6 +33,16 @@ int cuda_sum_axes(CuPtr x, CuPtr y, int64_t n_out, int ro, int rr, CuPtr params,
  * room for 2 * B * heads * N floats */
 int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr stats, CuPtr dq, CuPtr dk, CuPtr dv, int64_t nq,
                         int64_t nk, int64_t nv, const CudaAttnArgs *a, CuStream s, char *err, size_t cap);
+/* SoftmaxCrossEntropyLoss: scores [B, C], labels [B] int64; loss one value
+ * (mode 0 mean, 1 sum) or [B] (2 none); lp [B, C] log probabilities or 0 */
+int cuda_softmax_ce(CuPtr scores, CuPtr labels, CuPtr loss, CuPtr lp, int64_t B, int64_t C, int mode, CuStream s, char *err, size_t cap);
+/* its gradient with respect to the scores */
+int cuda_softmax_ce_grad(CuPtr dloss, CuPtr scores, CuPtr labels, CuPtr ds, int64_t B, int64_t C, int mode, CuStream s, char *err,
+                         size_t cap);
+/* Gather with device indices (int64): y [outer, ni, inner] from x [outer, len, inner] */
+int cuda_gather(CuPtr x, CuPtr idx, CuPtr y, int64_t outer, int64_t len, int64_t ni, int64_t inner, CuStream s, char *err, size_t cap);
+/* y [n] = 0 */
+int cuda_zero(CuPtr y, int64_t n, CuStream s, char *err, size_t cap);
 /* LayerNormalization's gradient over rows of cols: dx (or 0), and t = dy *
  * xhat (or 0) for dscale */
 int cuda_layernorm_grad(CuPtr dy, CuPtr x, CuPtr scale, CuPtr dx, CuPtr t, int64_t rows, int cols, float eps, CuStream s, char *err,

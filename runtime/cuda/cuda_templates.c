@@ -269,6 +269,67 @@ extern "C" __global__ void vclip_attention_dkv(const float *Q, const float *K, c
     if (dV) store_head(dV, kv, a.Cv, a.v_off, h, d, lane, dv);
 }
 
+/* A row's log-sum-exp, every thread of the block gets it */
+__device__ float row_lse(const float *x, long long cols, float *red)
+{
+    float m = -INFINITY;
+    for (long long c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, x[c]);
+    m = block_reduce(m, red, 1);
+    float s = 0.0f;
+    for (long long c = threadIdx.x; c < cols; c += blockDim.x) s += expf(x[c] - m);
+    return m + logf(block_reduce(s, red, 0));
+}
+
+/* SoftmaxCrossEntropyLoss over scores [B, C] and labels [B] (int64), one
+ * block for the batch (B is small; C up to thousands): loss (mode 0 mean,
+ * 1 sum: one value; 2 none: [B]) and, when lp is not null, the log
+ * probabilities [B, C].  A label outside [0, C) makes the loss NaN. */
+extern "C" __global__ void vclip_softmax_ce(const float *scores, const long long *labels, float *loss, float *lp, long long B, long long C,
+                                            int mode)
+{
+    __shared__ float red[32];
+    float total = 0.0f;
+    for (long long b = 0; b < B; b++) {
+        const float *x = scores + b * C;
+        const float lse = row_lse(x, C, red);
+        const long long y = labels[b];
+        const float l = y >= 0 && y < C ? lse - x[y] : __int_as_float(0x7fc00000);
+        if (lp) for (long long c = threadIdx.x; c < C; c += blockDim.x) lp[b * C + c] = x[c] - lse;
+        if (mode == 2 && threadIdx.x == 0) loss[b] = l;
+        total += l;
+    }
+    if (mode != 2 && threadIdx.x == 0) loss[0] = mode == 0 ? total / (float)B : total;
+}
+
+/* Its gradient: ds = g (softmax - onehot), g = dloss (per row for mode 2)
+ * over B for the mean; a block per row */
+extern "C" __global__ void vclip_softmax_ce_grad(const float *dloss, const float *scores, const long long *labels, float *ds, long long B,
+                                                 long long C, int mode)
+{
+    __shared__ float red[32];
+    const long long b = blockIdx.x;
+    if (b >= B) return;
+    const float *x = scores + b * C;
+    const float lse = row_lse(x, C, red), g = dloss[mode == 2 ? b : 0] / (mode == 0 ? (float)B : 1.0f);
+    const long long y = labels[b];
+    for (long long c = threadIdx.x; c < C; c += blockDim.x)
+        ds[b * C + c] = y >= 0 && y < C ? g * (expf(x[c] - lse) - (c == y ? 1.0f : 0.0f)) : __int_as_float(0x7fc00000);
+}
+
+/* Gather along an axis with indices on the device: y [outer, ni, inner] =
+ * x [outer, len, inner] at idx (int64, negative from the end; outside
+ * [-len, len) gives NaN) */
+extern "C" __global__ void vclip_gather(const float *x, const long long *idx, float *y, long long outer, long long len, long long ni,
+                                        long long inner)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= outer * ni * inner) return;
+    const long long c = i % inner, j = i / inner % ni, o = i / (inner * ni);
+    long long g = idx[j];
+    if (g < 0) g += len;
+    y[i] = g >= 0 && g < len ? x[(o * len + g) * inner + c] : __int_as_float(0x7fc00000);
+}
+
 /* y[0..n) = 0 */
 extern "C" __global__ void vclip_zero(float *y, long long n)
 {
@@ -386,5 +447,6 @@ const char *cuda_templates_source(void) { return source; }
 
 const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual",
                                              "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad",
-                                             "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero"};
+                                             "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero",
+                                             "vclip_softmax_ce", "vclip_softmax_ce_grad", "vclip_gather"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

@@ -75,6 +75,10 @@ static void check_model(const char *fixture, const char *input_file, int frames,
         CudaStats st;
         cuda_session_stats(cs, &st);
         CHECK(st.device_nodes > st.host_nodes, "%s run %d: %d nodes on the device, %d on the host", fixture, run, st.device_nodes, st.host_nodes);
+        if (run == 0) printf("%s%s: %d nodes on the device, %d on the host (%d on f32 data): %s\n", fixture, frames ? " (VCLIP)" : "",
+                             st.device_nodes, st.host_nodes, st.host_f32_nodes, st.host_ops);
+        CHECK(st.host_f32_nodes == 0, "%s run %d: %d nodes computing on f32 data fell back to the host (%s)", fixture, run, st.host_f32_nodes,
+              st.host_ops);
         if (run == 0) CHECK(st.arena_bytes > 0 && st.weight_bytes > 0, "%s: arena %zu, weights %zu", fixture, st.arena_bytes, st.weight_bytes);
         if (run == 3) {
             long replays = emu.replays - replays_before;
@@ -150,6 +154,8 @@ static void check_training_graph(void)
         cuda_session_stats(cs, &st);
         printf("training graph: %d outputs agree to %.1e; %d nodes on the device, %d on the host: %s\n", n, worst, st.device_nodes,
                st.host_nodes, st.host_ops);
+        CHECK(st.host_f32_nodes == 0, "training graph: %d nodes computing on f32 data fell back to the host (%s); only shape arithmetic may",
+              st.host_f32_nodes, st.host_ops);
     }
     for (int i = 0; i < n; i++) { tensor_free(want[i]); tensor_free(got[i]); }
     free(want);
