@@ -49,6 +49,9 @@ typedef struct Backend {
      * host tensor the caller frees (unless outputs_in_arena).  0, or -1
      * with a message naming the node. */
     int (*run)(void *session, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
+    /* The graph's constants were changed in place by the caller (a training
+     * step): the backend's own copies follow before the next run.  0, or -1. */
+    int (*weights_changed)(void *session, char *err, size_t cap);
     void (*stats)(const void *session, BackendStats *st);
     void (*session_free)(void *session);
     /* Raw buffers in the backend's memory (handles: host pointers on the

@@ -25,6 +25,8 @@ static int cuda_backend_run(void *s, Tensor *const *in, Tensor **out, char *err,
     return cuda_session_run(s, in, out, err, cap);
 }
 
+static int cuda_backend_weights_changed(void *s, char *err, size_t cap) { return cuda_session_weights_changed(s, err, cap); }
+
 static void cuda_backend_stats(const void *s, BackendStats *st)
 {
     CudaStats cs;
@@ -78,6 +80,7 @@ const Backend cuda_backend = {
     .available = cuda_available,
     .session_new = cuda_backend_session_new,
     .run = cuda_backend_run,
+    .weights_changed = cuda_backend_weights_changed,
     .stats = cuda_backend_stats,
     .session_free = cuda_backend_session_free,
     .buffer_alloc = cuda_buffer_alloc,

@@ -139,6 +139,8 @@ int model_run(Model *m, Tensor *const *inputs, Tensor **outputs, char *err, size
     return m->be->run(m->session, inputs, outputs, err, cap);
 }
 
+int model_weights_changed(Model *m, char *err, size_t cap) { return m->be->weights_changed(m->session, err, cap); }
+
 int model_input_index(const Model *m, const char *name)
 {
     for (int i = 0; i < m->g->n_inputs; i++) if (!strcmp(m->g->inputs[i]->name, name)) return i;

@@ -43,7 +43,7 @@ static const char *usage =
     "                test videos differ by seed; rows are mean +- std, and Open-VCLIP++ minus\n"
     "                plain fine-tuning is given with its 95%% interval\n"
     "  --threads N   compute threads (default: all cores)\n"
-    "  --target cpu  where it runs (cuda: not supported yet, said at once); --precision fp32\n"
+    "  --target cpu  where it runs (cuda: training and eval on device 0); --precision fp32\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
     "  --epochs N --lr X   fine-tuning epochs (12) and peak learning rate (3e-4)\n"
     "  --caption-weight L  the caption loss's weight (1: chosen on --split val; the paper's best on K400 is 4)\n"

@@ -49,7 +49,7 @@ static const char *usage =
     "  --keep-epochs       also write each epoch's weights to OUT/epoch-N.safetensors\n"
     "  --resume            continue from OUT/checkpoint.safetensors (same options)\n"
     "  --seed S --workers N --threads N   randomness (0), decoding threads (2), compute threads\n"
-    "  --target cpu        where it trains (cuda: not supported yet, said at once); --precision fp32\n"
+    "  --target cpu        where it trains (cuda: the step on device 0; AdamW stays on the host); --precision fp32\n"
     "  --quiet             no progress output\n"
     "Non-finite losses or gradients skip the step; 5 in a row stop the run (the last checkpoint stays).\n";
 

@@ -36,7 +36,7 @@ typedef struct {
     size_t staging_bytes;
 } NodeState;
 
-typedef struct { CuPtr ptr; size_t bytes; int bf16; } Weight;
+typedef struct { CuPtr ptr; size_t bytes; int bf16; const Node *node; int input; } Weight; /* node, input: its first reader */
 
 struct CudaSession {
     Graph *g;
@@ -293,36 +293,68 @@ static int upload(CudaSession *s, NodeState *ns, const Tensor *t, CuPtr dst, int
 
 /* A constant on the device, once per session; a packed Linear weight is
  * unpacked to [K, N] on the way (bf16 to f32: the GEMM then runs bf16). */
+/* A constant's bytes as the device keeps them: as they are, or a packed
+ * Linear weight unpacked to [K, N] (bf16 to f32: the GEMM then runs bf16).
+ * *tmp: what the caller frees. */
+static const Tensor *device_layout(const Node *n, int input, Tensor **tmp, int *bf16)
+{
+    const Tensor *t = n->in[input]->konst;
+    *tmp = NULL;
+    *bf16 = 0;
+    if (!(n->op == OP_LINEAR && input == 1 && t->rank >= 3)) return t;
+    int64_t N = node_attr_i(n, "packed_n", 0), K = t->rank == 3 ? t->dims[1] : node_attr_i(n, "packed_k", 0), K2 = (K + 1) / 2;
+    int64_t d[2] = {K, N};
+    if (!(*tmp = tensor_new(DT_F32, 2, d))) return NULL;
+    float *dst = (*tmp)->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t c = 0; c < N; c++) {
+            int64_t q = c / LINEAR_PANEL, j = c % LINEAR_PANEL;
+            dst[k * N + c] = t->rank == 3 ? ((const float *)t->data)[(q * K + k) * LINEAR_PANEL + j]
+                                          : bf16_to_float(((const uint16_t *)t->data)[((q * K2 + k / 2) * LINEAR_PANEL + j) * 2 + k % 2]);
+        }
+    *bf16 = t->rank == 4;
+    return *tmp;
+}
+
+/* A constant on the device, once per session (until cuda_session_weights_changed). */
 static CuPtr weight(CudaSession *s, const Node *n, int input, char *err, size_t cap)
 {
     const Value *v = n->in[input];
     Weight *w = &s->weights[v->id];
     if (w->ptr) return w->ptr;
-    const Tensor *t = v->konst;
-    Tensor *unpacked = NULL;
-    if (n->op == OP_LINEAR && input == 1 && t->rank >= 3) {
-        int64_t N = node_attr_i(n, "packed_n", 0), K = t->rank == 3 ? t->dims[1] : node_attr_i(n, "packed_k", 0), K2 = (K + 1) / 2;
-        int64_t d[2] = {K, N};
-        if (!(unpacked = tensor_new(DT_F32, 2, d))) { snprintf(err, cap, "out of memory"); return 0; }
-        float *dst = unpacked->data;
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t c = 0; c < N; c++) {
-                int64_t q = c / LINEAR_PANEL, j = c % LINEAR_PANEL;
-                dst[k * N + c] = t->rank == 3 ? ((const float *)t->data)[(q * K + k) * LINEAR_PANEL + j]
-                                              : bf16_to_float(((const uint16_t *)t->data)[((q * K2 + k / 2) * LINEAR_PANEL + j) * 2 + k % 2]);
-            }
-        w->bf16 = t->rank == 4;
-        t = unpacked;
-    }
+    Tensor *tmp;
+    const Tensor *t = device_layout(n, input, &tmp, &w->bf16);
+    if (!t) { snprintf(err, cap, "out of memory"); return 0; }
     if (s->cu->mem_alloc(&w->ptr, t->nbytes ? t->nbytes : 4) || (t->nbytes && s->cu->h2d(w->ptr, t->data, t->nbytes))) {
         snprintf(err, cap, "weight '%s': device allocation or copy failed", v->name);
         w->ptr = 0;
     } else {
         w->bytes = t->nbytes;
+        w->node = n;
+        w->input = input;
         s->stats.weight_bytes += t->nbytes;
     }
-    tensor_free(unpacked);
+    tensor_free(tmp);
     return w->ptr;
+}
+
+int cuda_session_weights_changed(CudaSession *s, char *err, size_t cap)
+{
+    for (int i = 0; i < s->g->n_values; i++) {
+        Weight *w = &s->weights[i];
+        if (!w->ptr) continue;
+        Tensor *tmp;
+        int bf16;
+        const Tensor *t = device_layout(w->node, w->input, &tmp, &bf16);
+        int bad = !t || t->nbytes != w->bytes || (t->nbytes && s->cu->h2d(w->ptr, t->data, t->nbytes));
+        tensor_free(tmp);
+        if (bad) {
+            snprintf(err, cap, "weight '%s': %s", w->node->in[w->input]->name,
+                     t && t->nbytes != w->bytes ? "its size changed" : "copy to the device failed");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Input j of node i on the device. */

@@ -35,6 +35,11 @@ void cuda_session_free(CudaSession *s);
  * tensors the caller frees.  0, or -1 with a message naming the node. */
 int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
 
+/* The graph's constants were changed in place (a training step's update):
+ * the device copies are written again, in the same buffers, so a captured
+ * CUDA graph keeps reading them.  0, or -1 with the reason. */
+int cuda_session_weights_changed(CudaSession *s, char *err, size_t cap);
+
 typedef struct {
     int device_nodes, host_nodes; /* where the last run ran each node */
     size_t arena_bytes;           /* the planned device arena (0 before a second run) */

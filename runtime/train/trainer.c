@@ -154,9 +154,9 @@ done:
 
 int trainer_check_target(Target t, char *err, size_t cap)
 {
-    if (t == TARGET_CPU) return 0;
-    snprintf(err, cap, "--target %s: training on %s is not supported yet (train with --target cpu; eval, retrieval and encode-text run there)",
-             target_name(t), target_name(t));
+    char why[384];
+    if (backend_for(t)->available(why, sizeof why) == 0) return 0;
+    snprintf(err, cap, "--target %s: cannot train there: %s", target_name(t), why);
     return -1;
 }
 
@@ -240,6 +240,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             int finite = isfinite(loss) && isfinite(norm);
             if (finite) {
                 adamw_step(&r.opt, outs + 3, lr, clip_scale(norm, c->clip_norm));
+                if (model_weights_changed(sess, err, cap)) goto done; /* a device's copies follow */
                 bad_run = 0;
             } else {
                 st.skipped++;

@@ -42,15 +42,15 @@ typedef struct {
     int quiet;
     const char *config_json;       /* stored in checkpoints */
     int threads;
-    Target target;                 /* TARGET_CPU; CUDA training is not supported yet (said at start) */
+    Target target;                 /* where the step runs; AdamW, SWA and checkpoints stay on the host for now */
 } TrainerConfig;
 
 /* DESIGN.md §2's recipe for a global batch of `batch` (lr scaled linearly
  * from 3.33e-6 at 64) and `epochs`; everything else to its default. */
 void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs);
 
-/* Whether the trainer runs on target t: 0, or -1 and why (callers ask
- * before any other work). */
+/* Whether the trainer can run on target t here: 0, or -1 and why (callers
+ * ask before any other work). */
 int trainer_check_target(Target t, char *err, size_t cap);
 
 typedef struct { double last_loss; int64_t steps, skipped; double seconds; } TrainResult;

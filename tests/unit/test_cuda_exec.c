@@ -22,6 +22,7 @@
 #include "../../runtime/npy.h"
 #include "../../runtime/safetensors.h"
 #include "../../runtime/train/train_graph.h"
+#include "../../runtime/train/trainer.h"
 
 static Graph *compiled(const char *fixture, int frames)
 {
@@ -169,6 +170,96 @@ static void check_training_graph(void)
     cublaslt_release();
 }
 
+/* The trainer on the CUDA target: the reference batch again and again,
+ * two epochs of two steps (SWA from the second, a checkpoint each), on the
+ * CPU and on the emulated device; the losses and the final (SWA, patched)
+ * weights must agree, to float32 summation order over four AdamW steps at
+ * lr 1e-3 (a missed weight refresh is off by ~lr, 1e-3 relative or more).  The step runs on the device; AdamW updates the
+ * host's weights and the device copies follow (model_weights_changed). */
+typedef struct { Tensor *video, *labels, *captions; int64_t left; } FixedBatches;
+
+static int fixed_begin(BatchSource *s, int64_t epoch, int64_t skip, char *err, size_t cap)
+{
+    (void)epoch; (void)err; (void)cap;
+    ((FixedBatches *)s->ctx)->left = s->batches_per_epoch - skip;
+    return 0;
+}
+
+static int fixed_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *captions, char *err, size_t cap)
+{
+    (void)err; (void)cap;
+    FixedBatches *f = s->ctx;
+    if (f->left-- <= 0) return 0;
+    memcpy(video->data, f->video->data, video->nbytes);
+    memcpy(labels->data, f->labels->data, labels->nbytes);
+    if (captions) memcpy(captions->data, f->captions->data, captions->nbytes);
+    return 1;
+}
+
+static void check_trainer(void)
+{
+    char err[1024], dirs[2][256];
+    const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
+    FixedBatches fb = {safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
+                       safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0};
+    Tensor *classes = safetensors_load(ref, "class_features", NULL, NULL, err, sizeof err);
+    CHECK(fb.video && fb.labels && fb.captions && classes, "%s", err);
+    if (!fb.video || !fb.labels || !fb.captions || !classes) return;
+    static const char *names[4] = {"visual.conv1.weight", "onnx::MatMul_436", "visual.transformer.resblocks.1.ln_2.weight", "logit_scale"};
+    Tensor *w[2][4] = {{0}};
+    double losses[2][4] = {{0}};
+    for (int t = 0; t < 2; t++) {
+        char *tmp = getenv("TMPDIR");
+        snprintf(dirs[t], sizeof dirs[t], "%s/vclip-cuda-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        CHECK(mkdtemp(dirs[t]) != NULL, "mkdtemp");
+        TrainerConfig c;
+        trainer_defaults(&c, 2, 2);
+        c.graph.class_features = classes;
+        c.graph.captions = 1;
+        c.lr = 1e-3;
+        c.warmup_epochs = 0;
+        c.out_dir = dirs[t];
+        c.quiet = 1;
+        c.threads = 2;
+        c.target = t ? TARGET_CUDA : TARGET_CPU;
+        BatchSource src = {fixed_begin, fixed_next, 2, &fb};
+        TrainResult res;
+        int rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
+        CHECK(rc == 0 && res.steps == 4, "trainer on %s: %s", t ? "the emulated device" : "the CPU", rc ? err : "not 4 steps");
+        char path[512];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", dirs[t]);
+        FILE *f = fopen(path, "r");
+        char line[1024];
+        for (int k = 0; f && k < 4 && fgets(line, sizeof line, f); k++) {
+            const char *l = strstr(line, "\"loss\": ");
+            losses[t][k] = l ? atof(l + 8) : NAN;
+        }
+        if (f) fclose(f);
+        snprintf(path, sizeof path, "%s/weights.safetensors", dirs[t]);
+        for (int k = 0; k < 4; k++) {
+            w[t][k] = safetensors_load(path, names[k], NULL, NULL, err, sizeof err);
+            CHECK(w[t][k] != NULL, "%s", err);
+        }
+    }
+    double worst = 0, wd = 0;
+    for (int k = 0; k < 4; k++) worst = fmax(worst, fabs(losses[1][k] - losses[0][k]) / fabs(losses[0][k]));
+    CHECK(worst < 1e-4, "trainer: losses on the emulated device vs the CPU differ by %g (relative)", worst);
+    for (int k = 0; k < 4; k++) {
+        double d = rel_diff(w[1][k], w[0][k]);
+        CHECK(d < 1e-4, "trainer: final %s on the emulated device vs the CPU: %g", names[k], d);
+        wd = fmax(wd, d);
+    }
+    printf("trainer on the emulated device: 4 steps, losses within %.1e of the CPU's, final weights within %.1e\n", worst, wd);
+    for (int t = 0; t < 2; t++) {
+        for (int k = 0; k < 4; k++) tensor_free(w[t][k]);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[t]);
+        CHECK(system(cmd) == 0, "%s", cmd);
+    }
+    tensor_free(fb.video); tensor_free(fb.labels); tensor_free(fb.captions); tensor_free(classes);
+    cublaslt_release();
+}
+
 /* Mistakes are reported, not crashed on: a wrong input dtype. */
 static void check_bad_input(void)
 {
@@ -195,6 +286,7 @@ int main(void)
     check_model("hf_text_op17", "hf_text_op17/input_input_ids.npy", 0, 0);
     check_model("openai_visual_op17", "vclip_temporal/video.npy", 8, 1);
     check_training_graph();
+    check_trainer();
     check_bad_input();
     CHECK(emu.live_allocs == start, "%ld emulated device buffers never freed", emu.live_allocs - start);
     printf("emulated device: %ld kernel launches, %ld graph replays\n", emu.launches, emu.replays);
