@@ -1,12 +1,16 @@
 /* cuda_exec.h — running a whole graph on a CUDA device.
  *
  * The graph is the one the CPU runs (after the default and kernel
- * pipelines).  Each node runs on the device when there is a CUDA kernel for
- * it (Linear and MatMul over weights through cuBLASLt, generated
- * elementwise kernels, layernorm, softmax, attention, Transpose, the patch
- * Conv, views), otherwise on the host with the CPU kernels (shape
- * arithmetic, embedding lookups, Concat, ...), values moving between the
- * two as the next reader needs them.  Weights go to the device once.
+ * pipelines), or a training graph.  Each node runs on the device when there
+ * is a CUDA kernel for it: GEMMs through cuBLASLt (Linear, MatMul, Gemm,
+ * the patch Conv and its gradient), generated elementwise kernels and
+ * reductions, layernorm, softmax, attention and their gradients, softmax
+ * cross-entropy, IWR's interpolation, sums over axes, copies (Transpose,
+ * Concat, Slice, Expand, Gather, GatherGrad), views.  Otherwise it runs on
+ * the host with the CPU kernels (shape arithmetic, token-index arithmetic),
+ * values moving between the two as the next reader needs them.  Weights go
+ * to the device once, and again in place when the caller changes them
+ * (cuda_session_weights_changed).
  *
  * The first run with new input shapes allocates as it goes and records
  * every device buffer's size; the memory plan (passes/plan_memory.c) then
