@@ -41,9 +41,9 @@ static const char *usage =
     "                (default demo-out)\n"
     "  --seeds N     fine-tuning seeds (default 3): training videos, batch order, IWR draws and\n"
     "                test videos differ by seed; rows are mean +- std, and Open-VCLIP++ minus\n"
-    "                plain fine-tuning is given with its 95%% interval\n"
+    "                plain fine-tuning is given with its 95% interval\n"
     "  --threads N   compute threads (default: all cores)\n"
-    "  --target cpu  where it runs (cuda: training and eval on device 0); --precision fp32\n"
+    "  --target cpu  where it runs (cuda: fine-tuning and eval on device 0); --precision fp32\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
     "  --epochs N --lr X   fine-tuning epochs (12) and peak learning rate (3e-4)\n"
     "  --caption-weight L  the caption loss's weight (1: chosen on --split val; the paper's best on K400 is 4)\n"
@@ -227,7 +227,7 @@ int cmd_demo(int argc, char **argv)
     }
     memcpy(cf_seen->data, cf_all->data, cf_seen->nbytes);
     const float *cf_unseen = (const float *)cf_all->data + (size_t)DEMO_CLASSES * (size_t)D;
-    DemoWorld world = {&p, visual, &ev.text, cf_seen, cf_unseen, D, logit_scale, threads, 0};
+    DemoWorld world = {&p, visual, &ev.text, cf_seen, cf_unseen, D, logit_scale, threads, 0, co.target};
     fprintf(stderr, "[2/3] fine-tuning on %d seen classes (%d videos each), %d seed%s x 4 runs: plain, + IWR, + captions, all\n",
             DEMO_CLASSES, p.train_per_class, seeds, seeds > 1 ? "s" : "");
     for (int k = 0; k < seeds; k++) {

@@ -13,6 +13,7 @@
 #include "../../models/prompts.h"
 #include "../data/shape_world.h"
 #include "../eval/text_features.h"
+#include "../backend.h"
 
 #define DEMO_SEEN_COLOURS 3 /* red, green, blue; the other three are unseen */
 #define DEMO_CLASSES (DEMO_SEEN_COLOURS * SW_SHAPES * SW_MOTIONS) /* classes per split */
@@ -61,14 +62,15 @@ typedef struct {
  * recipe's final ones).  captions: one feature row per video (needed by the
  * caption loss).  seed: the batch order and the IWR sampler. */
 int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, const DemoVideo *train, size_t n, const float *captions,
-                  const DemoRecipe *r, uint64_t seed, double logit_scale, const char *out, int threads, int quiet, char *err, size_t cap);
+                  const DemoRecipe *r, uint64_t seed, double logit_scale, const char *out, int threads, Target target, int quiet, char *err,
+                  size_t cap);
 
 /* Top-1 (%) of the encoder r * θ_CLIP + (1 - r) * weights (weights NULL:
  * CLIP) on videos v against class features cf [C, D], logits averaged over
  * the frames; attrs (NULL: not wanted) gets the share of predictions with
  * the right colour, shape and motion (%), which tells what an error got
  * wrong. */
-typedef struct { const char *clip_onnx; int threads, frames, S; } DemoEval;
+typedef struct { const char *clip_onnx; int threads, frames, S; Target target; } DemoEval;
 int demo_top1(const DemoEval *e, const char *weights, double r, int window, const DemoVideo *v, size_t n, const float *cf, int C,
               int64_t D, double *out, double *attrs, char *err, size_t cap);
 
@@ -96,6 +98,7 @@ typedef struct {
     int64_t D;
     double logit_scale;
     int threads, quiet;
+    Target target;             /* fine-tuning and evaluation (pretraining stays on the CPU) */
 } DemoWorld;
 
 /* A seed's test videos (seed 0: the ones the single-seed demo always had). */

@@ -28,7 +28,7 @@ void demo_test_videos(const DemoPlan *p, int seed, DemoVideo **seen, size_t *n_s
 static int both_splits(const DemoWorld *w, const char *weights, double r, int window, const DemoVideo *seen, size_t n_seen,
                        const DemoVideo *unseen, size_t n_unseen, double *zs, double *zs_attr, double *cs, char *err, size_t cap)
 {
-    DemoEval e = {w->clip_visual, w->threads, w->p->frames, w->p->clip.image};
+    DemoEval e = {w->clip_visual, w->threads, w->p->frames, w->p->clip.image, w->target};
     return demo_top1(&e, weights, r, window, unseen, n_unseen, w->cf_unseen, DEMO_CLASSES, w->D, zs, zs_attr, err, cap) ||
                    demo_top1(&e, weights, r, window, seen, n_seen, w->cf_seen->data, DEMO_CLASSES, w->D, cs, NULL, err, cap)
                ? -1
@@ -67,7 +67,7 @@ int demo_run_seed(const DemoWorld *w, int seed, const char *dir, DemoSeedResult 
         snprintf(swa[k], sizeof swa[k], "%.4200s/swa.safetensors", run_dir[k]);
         if (!w->quiet) fprintf(stderr, "  seed %d: fine-tuning %s\n", seed, runs[k].name);
         if (demo_finetune(p, w->clip_visual, w->cf_seen, train, n_train, captions, &runs[k].r, (uint64_t)seed, w->logit_scale, run_dir[k],
-                          w->threads, w->quiet, err, cap))
+                          w->threads, w->target, w->quiet, err, cap))
             goto done;
     }
     /* the rows: CLIP itself (window 0: frame by frame), then each run's weights */

@@ -26,7 +26,7 @@ int demo_top1(const DemoEval *e, const char *weights, double r, int window, cons
         if (!(t = onnx_load(e->clip_onnx, err, cap)) || checkpoint_apply(t, weights, &applied, &unused, err, cap)) goto done;
         if (patch_weights(g, t, (float)r, msg, sizeof msg) < 0) { snprintf(err, cap, "%s", msg); goto done; }
     }
-    s = vclip_compile_graph(g, e->clip_onnx, &(CompileOptions){.threads = e->threads, .frames = e->frames, .window = window}, err, cap);
+    s = vclip_compile_graph(g, e->clip_onnx, &(CompileOptions){.target = e->target, .threads = e->threads, .frames = e->frames, .window = window}, err, cap);
     g = NULL; /* the model's now */
     if (!s) goto done;
     const int B = 16;

@@ -3,7 +3,8 @@
 # device, runs the CUDA tests (kernels against the interpreter and the
 # reference kernels, cuBLASLt, whole exports through the CUDA session), every
 # fixture through `vclipc run --target cuda` against ONNX Runtime's answers,
-# and the GPU benchmark against PyTorch.  Results go under $OUT.
+# the demo's smoke run trained and evaluated on the device, and the GPU
+# benchmark against PyTorch.  Results go under $OUT.
 # The device image lacks our build dependencies: run tests/gpu/bundle.sh here
 # first and carry gpu-bundle.tar.xz; without it this script builds in place.
 # Usage (on the device machine): OUT=/some/dir tests/gpu/run.sh
@@ -43,7 +44,10 @@ status=0
 ./build/tests/test_cuda_exec > "$OUT/test_cuda_exec.txt" 2>&1 || status=1
 ./build/tests/test_codegen > "$OUT/test_codegen.txt" 2>&1 || status=1
 python3 tests/gpu/check_fixtures.py > "$OUT/fixtures.txt" 2>&1 || status=1
+# training and eval on the device end to end: the demo's smoke run (a few steps of everything)
+timeout 240 ./bin/vclip-run demo --quick --seeds 1 --target cuda --out "$OUT/demo" > "$OUT/demo_cuda.txt" 2>&1 || status=1
+rm -rf "$OUT/demo/clip" "$OUT/demo/seed-"*
 timeout 300 python3 bench/bench_gpu.py --out "$OUT/gpu_inference.md" > "$OUT/bench_gpu.txt" 2>&1 || status=1
 rm -rf "$OUT/cache" # only 8 files come back from $OUT
-tail -n 3 "$OUT"/test_cuda.txt "$OUT"/test_cuda_exec.txt "$OUT"/test_codegen.txt "$OUT"/fixtures.txt "$OUT"/bench_gpu.txt
+tail -n 3 "$OUT"/test_cuda.txt "$OUT"/test_cuda_exec.txt "$OUT"/test_codegen.txt "$OUT"/fixtures.txt "$OUT"/demo_cuda.txt "$OUT"/bench_gpu.txt
 exit $status
