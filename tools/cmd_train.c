@@ -49,7 +49,9 @@ static const char *usage =
     "  --keep-epochs       also write each epoch's weights to OUT/epoch-N.safetensors\n"
     "  --resume            continue from OUT/checkpoint.safetensors (same options)\n"
     "  --seed S --workers N --threads N   randomness (0), decoding threads (2), compute threads\n"
-    "  --target cpu        where it trains (cuda: the step on device 0; AdamW stays on the host); --precision fp32\n"
+    "  --target cpu        where it trains (cuda: the step on device 0; AdamW stays on the host)\n"
+    "  --precision P       the step's GEMMs: fp32 (the CPU's only choice) or bf16 (the default on cuda;\n"
+    "                      sums, softmax, norms and losses stay fp32)\n"
     "  --quiet             no progress output\n"
     "Non-finite losses or gradients skip the step; 5 in a row stop the run (the last checkpoint stays).\n";
 
@@ -168,7 +170,7 @@ int cmd_train(int argc, char **argv)
     const char *visual = NULL, *init = NULL, *classes = NULL, *text_model = NULL, *captions = NULL, *list = NULL, *root = NULL,
                *out = "train-out";
     int frames = 8, stride = 16, window = 1, batch = 8, epochs = 22, warmup = 2, swa_start = 2, plain = 0, save_every = 0;
-    int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, c;
+    int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, precision_given = 0, c;
     CompileOptions co = {0};
     char cerr[256];
     double lr = -1, clip_norm = 1.0, alo = 0, ahi = 0.6, beta = 0.5, patch = 0.5, logit_scale = 4.6052, lambda = 4.0;
@@ -213,6 +215,7 @@ int cmd_train(int argc, char **argv)
         case 'K': keep_epochs = 1; break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
+            precision_given |= c == CLI_OPT_PRECISION;
             if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
@@ -221,7 +224,9 @@ int cmd_train(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
     if (trainer_check_target(co.target, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 1; }
-    if (co.precision != PRECISION_FP32) { cli_error(TOOL, NULL, "--precision: training runs in fp32 for now"); return 1; }
+    if (!precision_given && co.target == TARGET_CUDA) co.precision = PRECISION_BF16; /* the default on a GPU */
+    if (co.precision == PRECISION_FP16) { cli_error(TOOL, NULL, "--precision fp16: training needs dynamic loss scaling, not there yet (use bf16)"); return 1; }
+    if (co.precision != PRECISION_FP32 && co.target == TARGET_CPU) { cli_error(TOOL, NULL, "--precision: training on the CPU runs in fp32"); return 1; }
     co.threads = threads;
     if (!visual || !classes || !list || !root) return cli_usage_error(TOOL, "--visual, --classes, --train-list and --root are required");
     if (captions && !text_model) return cli_usage_error(TOOL, "--captions needs --text-model to encode them");
@@ -285,6 +290,7 @@ int cmd_train(int argc, char **argv)
     tc.quiet = quiet;
     tc.threads = threads;
     tc.target = co.target;
+    tc.precision = co.precision;
     tc.init = init;
     char config[2048];
     snprintf(config, sizeof config,

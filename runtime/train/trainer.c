@@ -218,7 +218,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
         in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->batch});
     }
     outs = calloc((size_t)r.tg.g->n_outputs, sizeof(Tensor *));
-    sess = model_new(r.tg.g, 0, &(CompileOptions){.target = c->target, .threads = c->threads, .outputs_in_arena = 1}, err, cap);
+    sess = model_new(r.tg.g, 0, &(CompileOptions){.target = c->target, .precision = c->precision, .threads = c->threads, .outputs_in_arena = 1}, err, cap);
     if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && (!in[cap_k] || !in[cap_k + 1]))) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};

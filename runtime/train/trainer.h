@@ -43,6 +43,7 @@ typedef struct {
     const char *config_json;       /* stored in checkpoints */
     int threads;
     Target target;                 /* where the step runs; AdamW, SWA and checkpoints stay on the host for now */
+    Precision precision;           /* the step's GEMMs (CUDA: bf16 or fp32; sums, norms, softmax and losses stay f32) */
 } TrainerConfig;
 
 /* DESIGN.md §2's recipe for a global batch of `batch` (lr scaled linearly

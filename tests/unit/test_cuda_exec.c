@@ -174,7 +174,9 @@ static void check_training_graph(void)
  * two epochs of two steps (SWA from the second, a checkpoint each), on the
  * CPU and on the emulated device; the losses and the final (SWA, patched)
  * weights must agree, to float32 summation order over four AdamW steps at
- * lr 1e-3 (a missed weight refresh is off by ~lr, 1e-3 relative or more).  The step runs on the device; AdamW updates the
+ * lr 1e-3 (a missed weight refresh is off by ~lr, 1e-3 relative or more).
+ * A third run with bf16 GEMMs must differ from fp32 by bf16's rounding
+ * (over 1e-5, under 2e-2), which shows the precision reaches the GEMMs.  The step runs on the device; AdamW updates the
  * host's weights and the device copies follow (model_weights_changed). */
 typedef struct { Tensor *video, *labels, *captions; int64_t left; } FixedBatches;
 
@@ -198,7 +200,7 @@ static int fixed_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *cap
 
 static void check_trainer(void)
 {
-    char err[1024], dirs[2][256];
+    char err[1024], dirs[3][256];
     const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
     FixedBatches fb = {safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
                        safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0};
@@ -206,9 +208,9 @@ static void check_trainer(void)
     CHECK(fb.video && fb.labels && fb.captions && classes, "%s", err);
     if (!fb.video || !fb.labels || !fb.captions || !classes) return;
     static const char *names[4] = {"visual.conv1.weight", "onnx::MatMul_436", "visual.transformer.resblocks.1.ln_2.weight", "logit_scale"};
-    Tensor *w[2][4] = {{0}};
-    double losses[2][4] = {{0}};
-    for (int t = 0; t < 2; t++) {
+    Tensor *w[3][4] = {{0}};
+    double losses[3][4] = {{0}};
+    for (int t = 0; t < 3; t++) { /* the CPU, the device in fp32, the device with bf16 GEMMs */
         char *tmp = getenv("TMPDIR");
         snprintf(dirs[t], sizeof dirs[t], "%s/vclip-cuda-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         CHECK(mkdtemp(dirs[t]) != NULL, "mkdtemp");
@@ -222,11 +224,12 @@ static void check_trainer(void)
         c.quiet = 1;
         c.threads = 2;
         c.target = t ? TARGET_CUDA : TARGET_CPU;
+        c.precision = t == 2 ? PRECISION_BF16 : PRECISION_FP32;
         BatchSource src = {fixed_begin, fixed_next, 2, &fb};
         TrainResult res;
         int rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
         CHECK(rc == 0 && res.steps == 4, "trainer on %s: %s", t ? "the emulated device" : "the CPU", rc ? err : "not 4 steps");
-        char path[512];
+        char path[1024];
         snprintf(path, sizeof path, "%s/metrics.jsonl", dirs[t]);
         FILE *f = fopen(path, "r");
         char line[1024];
@@ -249,10 +252,14 @@ static void check_trainer(void)
         CHECK(d < 1e-4, "trainer: final %s on the emulated device vs the CPU: %g", names[k], d);
         wd = fmax(wd, d);
     }
-    printf("trainer on the emulated device: 4 steps, losses within %.1e of the CPU's, final weights within %.1e\n", worst, wd);
-    for (int t = 0; t < 2; t++) {
+    double bf = 0;
+    for (int k = 0; k < 4; k++) bf = fmax(bf, fabs(losses[2][k] - losses[0][k]) / fabs(losses[0][k]));
+    CHECK(bf > 1e-5 && bf < 2e-2, "trainer with bf16 GEMMs: losses %g (relative) from the CPU's fp32 ones; want bf16's rounding, no more", bf);
+    printf("trainer on the emulated device: 4 steps, losses within %.1e of the CPU's, final weights within %.1e; with bf16 GEMMs "
+           "losses within %.1e\n", worst, wd, bf);
+    for (int t = 0; t < 3; t++) {
         for (int k = 0; k < 4; k++) tensor_free(w[t][k]);
-        char cmd[600];
+        char cmd[1100];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[t]);
         CHECK(system(cmd) == 0, "%s", cmd);
     }
