@@ -441,6 +441,20 @@ static int params_once(Launch *L, const void *host, size_t bytes)
     return 0;
 }
 
+/* The node's temporary device buffer, at least `need` bytes (made in an
+ * eager or planned run, never while a CUDA graph is being recorded) */
+static int node_temp(Launch *L, size_t need)
+{
+    NodeState *ns = &L->s->nodes[L->i];
+    if (ns->temp_bytes >= need) return 0;
+    if (ns->temp) L->s->cu->mem_free(ns->temp);
+    ns->temp = 0;
+    ns->temp_bytes = 0;
+    if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
+    ns->temp_bytes = need;
+    return 0;
+}
+
 static int run_gemm(Launch *L, CuPtr a, int64_t M, int64_t K, int64_t N, CuPtr w, int w_t, CuPtr bias, CuPtr c, CuPtr d, int bf16)
 {
     LtGemm g = {.M = M, .N = N, .K = K, .A = a, .W = w, .bias = bias, .C = c, .D = d, .w_transposed = w_t, .alpha = 1.0f,
@@ -658,13 +672,7 @@ static int launch_layernorm_grad(Launch *L)
     CuPtr dx = n->out[0] ? L->out : 0, dscale = n->n_out > 1 ? L->more[0] : 0, dbias = n->n_out > 2 ? L->more[1] : 0;
     NodeState *ns = &L->s->nodes[L->i];
     size_t need = dscale ? sizeof(float) * (size_t)rows * cols : 0;
-    if (ns->temp_bytes < need) {
-        if (ns->temp) L->s->cu->mem_free(ns->temp);
-        ns->temp = 0;
-        ns->temp_bytes = 0;
-        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
-        ns->temp_bytes = need;
-    }
+    if (node_temp(L, need)) return -1;
     /* column sums over the rows: kept dims [cols] stride 1, reduced [rows] stride cols */
     int64_t params[4] = {(int64_t)cols, 1, rows, (int64_t)cols};
     if ((dscale || dbias) && params_once(L, params, sizeof params)) return -1;
@@ -757,13 +765,7 @@ static int launch_attention_grad(Launch *L)
         if (!(in[j] = need_dev(L->s, L->i, j, L->planned, L->capturing, L->err, L->cap))) return -1;
     NodeState *ns = &L->s->nodes[L->i];
     size_t need = sizeof(float) * 2 * (size_t)(a.B * a.heads * a.N);
-    if (ns->temp_bytes < need) {
-        if (ns->temp) L->s->cu->mem_free(ns->temp);
-        ns->temp = 0;
-        ns->temp_bytes = 0;
-        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
-        ns->temp_bytes = need;
-    }
+    if (node_temp(L, need)) return -1;
     int64_t count[3];
     for (int t = 0; t < 3; t++) {
         const Slot *sl = &L->s->slots[n->in[1 + t]->id];
@@ -892,13 +894,7 @@ static int launch_conv(Launch *L)
                           N, M, P, P * M, 1, M, M * P, P, 1};                      /* rows [NP, M] -> NCHW */
     NodeState *ns = &L->s->nodes[L->i];
     size_t need = sizeof(float) * (size_t)(NP * K + NP * M);
-    if (ns->temp_bytes < need) {
-        if (ns->temp) L->s->cu->mem_free(ns->temp);
-        ns->temp = 0;
-        ns->temp_bytes = 0;
-        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
-        ns->temp_bytes = need;
-    }
+    if (node_temp(L, need)) return -1;
     CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), w = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
     CuPtr b = L->n->n_in > 2 && L->n->in[2] ? need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap) : 0;
     if (!x || !w || (L->n->n_in > 2 && L->n->in[2] && !b) || params_once(L, params, sizeof params)) return -1;
@@ -1075,13 +1071,7 @@ static int launch_conv_grad(Launch *L)
     CuPtr dx = n->out[0] ? L->out : 0, dw = n->n_out > 1 ? L->more[0] : 0;
     NodeState *ns = &L->s->nodes[L->i];
     size_t need = sizeof(float) * (size_t)(NP * K + NP * M);
-    if (ns->temp_bytes < need) {
-        if (ns->temp) L->s->cu->mem_free(ns->temp);
-        ns->temp = 0;
-        ns->temp_bytes = 0;
-        if (L->capturing || L->s->cu->mem_alloc(&ns->temp, need)) { snprintf(L->err, L->cap, "device allocation failed"); return -1; }
-        ns->temp_bytes = need;
-    }
+    if (node_temp(L, need)) return -1;
     CuPtr dy = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap), x = need_dev(L->s, L->i, 1, L->planned, L->capturing, L->err, L->cap);
     CuPtr w = need_dev(L->s, L->i, 2, L->planned, L->capturing, L->err, L->cap);
     if (!dy || !x || !w || params_once(L, params, sizeof params)) return -1;

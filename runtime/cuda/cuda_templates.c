@@ -35,6 +35,18 @@ __device__ float block_reduce(float v, float *red, int is_max)
     return is_max ? warp_max(t) : warp_sum(t);
 }
 
+/* A row's mean and 1 / sqrt(variance + eps), every thread of the block gets them */
+__device__ void row_moments(const float *xr, int cols, float eps, float *red, float *mean, float *inv)
+{
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += xr[c];
+    const float m = block_reduce(s, red, 0) / cols;
+    float v = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) { const float d = xr[c] - m; v += d * d; }
+    *mean = m;
+    *inv = rsqrtf(block_reduce(v, red, 0) / cols + eps);
+}
+
 /* LayerNormalization over the last axis: a block per row */
 extern "C" __global__ void vclip_layernorm(const float *x, const float *gamma, const float *beta, float *y, long long rows,
                                            int cols, float eps)
@@ -43,12 +55,8 @@ extern "C" __global__ void vclip_layernorm(const float *x, const float *gamma, c
     const long long r = blockIdx.x;
     if (r >= rows) return;
     const float *xr = x + r * cols;
-    float s = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += xr[c];
-    const float mean = block_reduce(s, red, 0) / cols;
-    float v = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) { const float d = xr[c] - mean; v += d * d; }
-    const float inv = rsqrtf(block_reduce(v, red, 0) / cols + eps);
+    float mean, inv;
+    row_moments(xr, cols, eps, red, &mean, &inv);
     for (int c = threadIdx.x; c < cols; c += blockDim.x)
         y[r * cols + c] = (xr[c] - mean) * inv * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
 }
@@ -410,12 +418,8 @@ extern "C" __global__ void vclip_layernorm_grad(const float *dy, const float *x,
     const long long r = blockIdx.x;
     if (r >= rows) return;
     const float *xr = x + r * cols, *dr = dy + r * cols;
-    float s = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += xr[c];
-    const float mean = block_reduce(s, red, 0) / cols;
-    float v = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) { const float d = xr[c] - mean; v += d * d; }
-    const float inv = rsqrtf(block_reduce(v, red, 0) / cols + eps);
+    float mean, inv;
+    row_moments(xr, cols, eps, red, &mean, &inv);
     float mg = 0.0f, mgx = 0.0f;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         const float g = dr[c] * scale[c];
