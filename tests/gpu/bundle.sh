@@ -9,13 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=build-gpu
-targets=($B/bin/vclipc $B/tests/test_cuda $B/tests/test_cuda_exec $B/tests/test_codegen $B/bench/gpu_infer)
+targets=($B/bin/vclipc $B/bin/vclip-run $B/tests/test_cuda $B/tests/test_cuda_exec $B/tests/test_codegen $B/bench/gpu_infer)
 # the binaries find the bundled libraries beside them (bin/ and build/*/ on the device), nothing else does
 rpath='-Wl,--disable-new-dtags,-rpath,\$$ORIGIN/../gpu-bundle/lib:\$$ORIGIN/../../gpu-bundle/lib'
 make -j"$(nproc)" BUILD=$B BIN=$B/bin DATA_DIR=. OPT="-O2 $rpath" "${targets[@]}" > /dev/null
 rm -rf gpu-bundle gpu-bundle.tar.xz
 mkdir -p gpu-bundle/bin gpu-bundle/build/tests gpu-bundle/build/bench gpu-bundle/lib
-cp $B/bin/vclipc gpu-bundle/bin/
+cp $B/bin/vclipc $B/bin/vclip-run gpu-bundle/bin/
 cp $B/tests/test_cuda $B/tests/test_cuda_exec $B/tests/test_codegen gpu-bundle/build/tests/
 cp $B/bench/gpu_infer gpu-bundle/build/bench/
 # every library outside glibc and GCC's runtime (which the device has, newer)
