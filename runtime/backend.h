@@ -39,6 +39,24 @@ typedef struct {
     char note[256];         /* CUDA: why runs are not captured, if they are not */
 } BackendStats;
 
+/* Training in the backend's own memory: the parameters (graph constants
+ * params[i], gradients outputs grad_first + i) and AdamW's moments stay
+ * there; a run computes the gradients, their global norm and the update. */
+typedef struct {
+    int n_params, grad_first;
+    Value *const *params;
+    const unsigned char *decay;     /* per parameter: weight decay applies */
+    double beta1, beta2, eps, weight_decay;
+} TrainSpec;
+typedef struct {
+    int64_t step;                   /* the update's number, from 1 */
+    double lr;
+    double (*clip)(double norm, void *ctx); /* the gradients' scale; not finite: skip the update */
+    void *clip_ctx;
+    double norm;                    /* out: the global gradient norm */
+    int applied;                    /* out: whether the update was made */
+} TrainStep;
+
 typedef struct Backend {
     const char *name;
     /* 0 when it can run here, else -1 and the reason. */
@@ -49,9 +67,14 @@ typedef struct Backend {
      * host tensor the caller frees (unless outputs_in_arena).  0, or -1
      * with a message naming the node. */
     int (*run)(void *session, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
-    /* The graph's constants were changed in place by the caller (a training
-     * step): the backend's own copies follow before the next run.  0, or -1. */
-    int (*weights_changed)(void *session, char *err, size_t cap);
+    /* NULL where the backend keeps no training state (the CPU: the trainer
+     * updates the graph's constants itself).  train_run is run plus the
+     * update; its gradient outputs stay in the backend (NULL).  train_sync
+     * copies the parameters to (to_host) or from the graph's constants and
+     * the moments to or from m, v.  0, or -1 with the reason. */
+    int (*train_begin)(void *session, const TrainSpec *spec, char *err, size_t cap);
+    int (*train_run)(void *session, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap);
+    int (*train_sync)(void *session, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap);
     void (*stats)(const void *session, BackendStats *st);
     void (*session_free)(void *session);
     /* Raw buffers in the backend's memory (handles: host pointers on the

@@ -64,19 +64,11 @@ static int cpu_buffer_read(void *dst, unsigned long long h, size_t bytes, char *
 
 static void cpu_buffer_free(unsigned long long h) { free((void *)(uintptr_t)h); }
 
-/* the CPU kernels read the constants themselves */
-static int cpu_weights_changed(void *s, char *err, size_t cap)
-{
-    (void)s; (void)err; (void)cap;
-    return 0;
-}
-
 const Backend cpu_backend = {
     .name = "cpu",
     .available = cpu_available,
     .session_new = cpu_session_new,
     .run = cpu_run,
-    .weights_changed = cpu_weights_changed,
     .stats = cpu_stats,
     .session_free = cpu_session_free,
     .buffer_alloc = cpu_buffer_alloc,

@@ -25,7 +25,25 @@ static int cuda_backend_run(void *s, Tensor *const *in, Tensor **out, char *err,
     return cuda_session_run(s, in, out, err, cap);
 }
 
-static int cuda_backend_weights_changed(void *s, char *err, size_t cap) { return cuda_session_weights_changed(s, err, cap); }
+static int cuda_train_begin(void *s, const TrainSpec *t, char *err, size_t cap)
+{
+    CudaTrainSpec cs = {t->n_params, t->grad_first, t->params, t->decay, t->beta1, t->beta2, t->eps, t->weight_decay};
+    return cuda_session_train(s, &cs, err, cap);
+}
+
+static int cuda_train_run(void *s, Tensor *const *in, Tensor **out, TrainStep *t, char *err, size_t cap)
+{
+    CudaTrainStep cs = {t->step, t->lr, t->clip, t->clip_ctx, 0, 0};
+    int rc = cuda_session_train_run(s, in, out, &cs, err, cap);
+    t->norm = cs.norm;
+    t->applied = cs.applied;
+    return rc;
+}
+
+static int cuda_train_sync(void *s, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap)
+{
+    return cuda_session_train_sync(s, m, v, to_host, err, cap);
+}
 
 static void cuda_backend_stats(const void *s, BackendStats *st)
 {
@@ -80,7 +98,9 @@ const Backend cuda_backend = {
     .available = cuda_available,
     .session_new = cuda_backend_session_new,
     .run = cuda_backend_run,
-    .weights_changed = cuda_backend_weights_changed,
+    .train_begin = cuda_train_begin,
+    .train_run = cuda_train_run,
+    .train_sync = cuda_train_sync,
     .stats = cuda_backend_stats,
     .session_free = cuda_backend_session_free,
     .buffer_alloc = cuda_buffer_alloc,

@@ -139,7 +139,21 @@ int model_run(Model *m, Tensor *const *inputs, Tensor **outputs, char *err, size
     return m->be->run(m->session, inputs, outputs, err, cap);
 }
 
-int model_weights_changed(Model *m, char *err, size_t cap) { return m->be->weights_changed(m->session, err, cap); }
+int model_train_begin(Model *m, const TrainSpec *spec, char *err, size_t cap)
+{
+    if (!m->be->train_begin) return 1;
+    return m->be->train_begin(m->session, spec, err, cap);
+}
+
+int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap)
+{
+    return m->be->train_run(m->session, inputs, outputs, step, err, cap);
+}
+
+int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, int to_host, char *err, size_t cap)
+{
+    return m->be->train_sync(m->session, mom1, mom2, to_host, err, cap);
+}
 
 int model_input_index(const Model *m, const char *name)
 {

@@ -49,7 +49,7 @@ static const char *usage =
     "  --keep-epochs       also write each epoch's weights to OUT/epoch-N.safetensors\n"
     "  --resume            continue from OUT/checkpoint.safetensors (same options)\n"
     "  --seed S --workers N --threads N   randomness (0), decoding threads (2), compute threads\n"
-    "  --target cpu        where it trains (cuda: the step on device 0; AdamW stays on the host)\n"
+    "  --target cpu        where it trains (cuda: device 0, parameters and AdamW there)\n"
     "  --precision P       the step's GEMMs: fp32 (the CPU's only choice) or bf16 (the default on cuda;\n"
     "                      sums, softmax, norms and losses stay fp32)\n"
     "  --quiet             no progress output\n"

@@ -3,6 +3,7 @@
  * inputs across first.  Device buffers come from cuMemAlloc in an eager run
  * (freed when it ends) and from the planned arena afterwards; weights and
  * the per-node parameter blocks live for the session. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ typedef struct {
     size_t staging_bytes;
 } NodeState;
 
-typedef struct { CuPtr ptr; size_t bytes; int bf16; const Node *node; int input; } Weight; /* node, input: its first reader */
+typedef struct { CuPtr ptr; size_t bytes; int bf16; } Weight;
 
 struct CudaSession {
     Graph *g;
@@ -60,6 +61,10 @@ struct CudaSession {
     CuPtr *eager;           /* this run's cuMemAlloc'd buffers */
     int n_eager, cap_eager;
     CudaStats stats;
+    CudaTrainSpec train;     /* n_params > 0: training in device memory (cuda_session_train) */
+    CuPtr *moments;         /* per parameter: m then v, 2 * its bytes */
+    CuPtr norm_acc;         /* a double: the sum of the gradients' squares */
+    CudaTrainStep *step;    /* the update to make at the end of this run, or NULL */
 };
 
 #define PARAMS_BYTES (CUDA_FUSED_SCRATCH > 8 * 3 * CUDA_COPY_MAX_RANK * 8 ? CUDA_FUSED_SCRATCH : 8 * 3 * CUDA_COPY_MAX_RANK * 8)
@@ -316,7 +321,7 @@ static const Tensor *device_layout(const Node *n, int input, Tensor **tmp, int *
     return *tmp;
 }
 
-/* A constant on the device, once per session (until cuda_session_weights_changed). */
+/* A constant on the device, once per session. */
 static CuPtr weight(CudaSession *s, const Node *n, int input, char *err, size_t cap)
 {
     const Value *v = n->in[input];
@@ -330,31 +335,10 @@ static CuPtr weight(CudaSession *s, const Node *n, int input, char *err, size_t 
         w->ptr = 0;
     } else {
         w->bytes = t->nbytes;
-        w->node = n;
-        w->input = input;
         s->stats.weight_bytes += t->nbytes;
     }
     tensor_free(tmp);
     return w->ptr;
-}
-
-int cuda_session_weights_changed(CudaSession *s, char *err, size_t cap)
-{
-    for (int i = 0; i < s->g->n_values; i++) {
-        Weight *w = &s->weights[i];
-        if (!w->ptr) continue;
-        Tensor *tmp;
-        int bf16;
-        const Tensor *t = device_layout(w->node, w->input, &tmp, &bf16);
-        int bad = !t || t->nbytes != w->bytes || (t->nbytes && s->cu->h2d(w->ptr, t->data, t->nbytes));
-        tensor_free(tmp);
-        if (bad) {
-            snprintf(err, cap, "weight '%s': %s", w->node->in[w->input]->name,
-                     t && t->nbytes != w->bytes ? "its size changed" : "copy to the device failed");
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* Input j of node i on the device. */
@@ -1311,8 +1295,113 @@ static int outputs_to_host(CudaSession *s, Tensor **outputs, char *err, size_t c
     if (s->cu->stream_sync(s->stream)) { snprintf(err, cap, "the device failed while running the graph"); return -1; }
     for (int i = 0; i < g->n_outputs; i++) {
         const Value *v = g->outputs[i];
+        if (s->step && i >= s->train.grad_first) { outputs[i] = NULL; continue; } /* gradients stay on the device */
         if (need_host(s, v, err, cap)) return -1;
         if (!(outputs[i] = tensor_copy(s->slots[v->id].host))) { snprintf(err, cap, "out of memory"); return -1; }
+    }
+    return 0;
+}
+
+/* ---- training in device memory ----------------------------------------- */
+
+/* A constant's device buffer, uploaded by way of its first reader if it is not there yet */
+static CuPtr constant_on_device(CudaSession *s, const Value *v, char *err, size_t cap)
+{
+    if (s->weights[v->id].ptr) return s->weights[v->id].ptr;
+    for (int i = 0; i < s->g->n_nodes; i++)
+        for (int j = 0; j < s->g->nodes[i]->n_in; j++)
+            if (s->g->nodes[i]->in[j] == v) return weight(s, s->g->nodes[i], j, err, cap);
+    snprintf(err, cap, "parameter '%s' is read by no node", v->name);
+    return 0;
+}
+
+int cuda_session_train(CudaSession *s, const CudaTrainSpec *spec, char *err, size_t cap)
+{
+    if (spec->n_params < 1 || spec->grad_first < 0 || spec->grad_first + spec->n_params > s->g->n_outputs) {
+        snprintf(err, cap, "training: %d parameters with gradients from output %d, of %d outputs", spec->n_params, spec->grad_first,
+                 s->g->n_outputs);
+        return -1;
+    }
+    s->train = *spec;
+    if (!(s->moments = calloc((size_t)spec->n_params, sizeof *s->moments))) { snprintf(err, cap, "out of memory"); return -1; }
+    if (s->cu->mem_alloc(&s->norm_acc, sizeof(double))) { snprintf(err, cap, "device allocation failed"); return -1; }
+    for (int i = 0; i < spec->n_params; i++) {
+        const Value *p = spec->params[i];
+        if (!p->konst || p->dtype != DT_F32 || !constant_on_device(s, p, err, cap)) {
+            if (!err[0] || p->konst) snprintf(err, cap, "parameter '%s' is not an f32 constant on the device", p->name);
+            return -1;
+        }
+        if (s->weights[p->id].bytes != p->konst->nbytes) { snprintf(err, cap, "parameter '%s' is kept in another layout", p->name); return -1; }
+        size_t b = p->konst->nbytes;
+        if (s->cu->mem_alloc(&s->moments[i], b ? 2 * b : 8) ||
+            (b && cuda_zero(s->moments[i], 2 * (int64_t)(b / sizeof(float)), s->stream, err, cap))) {
+            snprintf(err, cap, "device allocation for parameter '%s''s moments failed", p->name);
+            return -1;
+        }
+    }
+    return s->cu->stream_sync(s->stream) ? (snprintf(err, cap, "the device failed"), -1) : 0;
+}
+
+/* After a training run: the global norm (read back: the clip scale and the
+ * skip decision need it), then AdamW on every parameter */
+static int train_update(CudaSession *s, char *err, size_t cap)
+{
+    CudaTrainStep *st = s->step;
+    const CudaTrainSpec *t = &s->train;
+    const Graph *g = s->g;
+    CuPtr grads[t->n_params];
+    double sum = 0;
+    if (cuda_zero(s->norm_acc, 2, s->stream, err, cap)) return -1;
+    for (int i = 0; i < t->n_params; i++) {
+        const Value *gv = g->outputs[t->grad_first + i];
+        grads[i] = s->slots[gv->id].dev ? s->slots[gv->id].dev : s->slots[view_root(gv)->id].dev;
+        if (!grads[i]) { snprintf(err, cap, "the gradient '%s' is not on the device", gv->name); return -1; }
+        if (cuda_sum_squares(grads[i], (int64_t)(t->params[i]->konst->nbytes / sizeof(float)), s->norm_acc, s->stream, err, cap)) return -1;
+    }
+    if (s->cu->stream_sync(s->stream) || s->cu->d2h(&sum, s->norm_acc, sizeof sum)) { snprintf(err, cap, "reading the gradient norm failed"); return -1; }
+    st->norm = sqrt(sum);
+    st->applied = isfinite(st->norm);
+    if (!st->applied) return 0;
+    double scale = st->clip(st->norm, st->clip_ctx), bc1 = 1 - pow(t->beta1, (double)st->step), bc2 = 1 - pow(t->beta2, (double)st->step);
+    if (!isfinite(scale)) { st->applied = 0; return 0; } /* the caller skips this step */
+    for (int i = 0; i < t->n_params; i++) {
+        const Value *p = t->params[i];
+        int64_t n = (int64_t)(p->konst->nbytes / sizeof(float));
+        CuPtr w = s->weights[p->id].ptr, m = s->moments[i], v = m + (CuPtr)(n * (int64_t)sizeof(float));
+        float decay = t->decay[i] ? (float)(1 - st->lr * t->weight_decay) : 1.0f;
+        if (n && cuda_adamw(w, m, v, grads[i], n, (float)scale, decay, (float)t->beta1, (float)t->beta2, (float)(st->lr / bc1), (float)sqrt(bc2),
+                            (float)t->eps, s->stream, err, cap))
+            return -1;
+    }
+    return 0;
+}
+
+int cuda_session_train_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, CudaTrainStep *step, char *err, size_t cap)
+{
+    if (!s->moments) { snprintf(err, cap, "cuda_session_train was not called"); return -1; }
+    s->step = step;
+    int rc = cuda_session_run(s, inputs, outputs, err, cap);
+    s->step = NULL;
+    return rc;
+}
+
+int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap)
+{
+    const CudaTrainSpec *t = &s->train;
+    for (int i = 0; i < t->n_params; i++) {
+        Tensor *p = t->params[i]->konst;
+        CuPtr w = s->weights[t->params[i]->id].ptr, mom = s->moments[i];
+        size_t b = p->nbytes;
+        Tensor *host[3] = {p, m ? m[i] : NULL, v ? v[i] : NULL};
+        for (int k = 0; k < 3; k++) {
+            CuPtr d = k == 0 ? w : mom + (k == 2 ? b : 0);
+            if (!host[k] || !b) continue;
+            if (host[k]->nbytes != b) { snprintf(err, cap, "parameter '%s': host and device sizes differ", t->params[i]->name); return -1; }
+            if (to_host ? s->cu->d2h(host[k]->data, d, b) : s->cu->h2d(d, host[k]->data, b)) {
+                snprintf(err, cap, "parameter '%s': copy %s the device failed", t->params[i]->name, to_host ? "from" : "to");
+                return -1;
+            }
+        }
     }
     return 0;
 }
@@ -1437,6 +1526,7 @@ done:
         s->cu->end_capture(s->stream, &graph);
         if (graph) s->cu->graph_destroy(graph);
     }
+    if (!rc && s->step) rc = train_update(s, err, cap); /* the gradients are still in their buffers */
     if (rc) { s->cu->stream_sync(s->stream); forget_plan(s); }
     else s->cu->stream_sync(s->stream);
     free_eager(s);
@@ -1477,6 +1567,8 @@ void cuda_session_free(CudaSession *s)
         if (s->nodes && s->input_dev) forget_plan(s);
         free_eager(s);
         for (int v = 0; s->weights && v < s->g->n_values; v++) if (s->weights[v].ptr) s->cu->mem_free(s->weights[v].ptr);
+        for (int i = 0; s->moments && i < s->train.n_params; i++) if (s->moments[i]) s->cu->mem_free(s->moments[i]);
+        if (s->norm_acc) s->cu->mem_free(s->norm_acc);
         for (int i = 0; s->nodes && i < s->g->n_nodes; i++) {
             if (s->nodes[i].params) s->cu->mem_free(s->nodes[i].params);
             if (s->nodes[i].temp) s->cu->mem_free(s->nodes[i].temp);
@@ -1494,6 +1586,7 @@ void cuda_session_free(CudaSession *s)
     free(s->input_dev);
     free(s->eager);
     free(s->sig);
+    free(s->moments);
     free(s);
 }
 

@@ -9,8 +9,8 @@
  * Concat, Slice, Expand, Gather, GatherGrad), views.  Otherwise it runs on
  * the host with the CPU kernels (shape arithmetic, token-index arithmetic),
  * values moving between the two as the next reader needs them.  Weights go
- * to the device once, and again in place when the caller changes them
- * (cuda_session_weights_changed).
+ * to the device once; trained parameters are updated there
+ * (cuda_session_train).
  *
  * The first run with new input shapes allocates as it goes and records
  * every device buffer's size; the memory plan (passes/plan_memory.c) then
@@ -39,10 +39,33 @@ void cuda_session_free(CudaSession *s);
  * tensors the caller frees.  0, or -1 with a message naming the node. */
 int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
 
-/* The graph's constants were changed in place (a training step's update):
- * the device copies are written again, in the same buffers, so a captured
- * CUDA graph keeps reading them.  0, or -1 with the reason. */
-int cuda_session_weights_changed(CudaSession *s, char *err, size_t cap);
+/* Training in device memory: the parameters (graph constants params[i],
+ * their gradients outputs grad_first + i) stay on the device with AdamW's
+ * moments; each cuda_session_train_run computes the gradients, their global
+ * norm, and (when it is finite) the update, and copies only the outputs
+ * before grad_first back.  decay[i]: weight decay applies to parameter i. */
+typedef struct {
+    int n_params, grad_first;
+    Value *const *params;
+    const unsigned char *decay;
+    double beta1, beta2, eps, weight_decay;
+} CudaTrainSpec;
+int cuda_session_train(CudaSession *s, const CudaTrainSpec *spec, char *err, size_t cap);
+/* step: the update's number (from 1, for the bias corrections); clip(norm)
+ * gives the gradients' scale.  *norm: the global gradient norm (NaN or Inf
+ * when not finite, then nothing is updated and *applied is 0). */
+typedef struct {
+    int64_t step;
+    double lr;
+    double (*clip)(double norm, void *ctx);
+    void *clip_ctx;
+    double norm;
+    int applied;
+} CudaTrainStep;
+int cuda_session_train_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, CudaTrainStep *step, char *err, size_t cap);
+/* The parameters to (to_host) or from the graph's constants' data, and
+ * the moments to or from m[i], v[i] (NULL: not those). */
+int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap);
 
 typedef struct {
     int device_nodes, host_nodes; /* where the last run ran each node */

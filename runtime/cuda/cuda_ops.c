@@ -122,3 +122,19 @@ int cuda_gather(CuPtr x, CuPtr idx, CuPtr y, int64_t outer, int64_t len, int64_t
     void *args[] = {&x, &idx, &y, &o, &l, &n, &in};
     return launch("vclip_gather", blocks_for(outer * ni * inner, 256), 1, 256, s, args, err, cap);
 }
+
+int cuda_sum_squares(CuPtr g, int64_t n, CuPtr acc, CuStream s, char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&g, &nn, &acc};
+    unsigned blocks = blocks_for(n, 256);
+    return launch("vclip_sum_squares", blocks < 1024 ? blocks : 1024, 1, 256, s, args, err, cap);
+}
+
+int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, float decay, float beta1, float beta2, float step_size,
+               float bc2_sqrt, float eps, CuStream s, char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&p, &m, &v, &g, &nn, &grad_scale, &decay, &beta1, &beta2, &step_size, &bc2_sqrt, &eps};
+    return launch("vclip_adamw", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}

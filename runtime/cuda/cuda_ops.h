@@ -41,6 +41,11 @@ int cuda_softmax_ce_grad(CuPtr dloss, CuPtr scores, CuPtr labels, CuPtr ds, int6
                          size_t cap);
 /* Gather with device indices (int64): y [outer, ni, inner] from x [outer, len, inner] */
 int cuda_gather(CuPtr x, CuPtr idx, CuPtr y, int64_t outer, int64_t len, int64_t ni, int64_t inner, CuStream s, char *err, size_t cap);
+/* acc (a device double) += sum of g's squares */
+int cuda_sum_squares(CuPtr g, int64_t n, CuPtr acc, CuStream s, char *err, size_t cap);
+/* One AdamW update of p [n] with moments m, v and gradient g (see the kernel) */
+int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, float decay, float beta1, float beta2, float step_size,
+               float bc2_sqrt, float eps, CuStream s, char *err, size_t cap);
 /* y [n] = 0 */
 int cuda_zero(CuPtr y, int64_t n, CuStream s, char *err, size_t cap);
 /* LayerNormalization's gradient over rows of cols: dx (or 0), and t = dy *

@@ -338,6 +338,32 @@ extern "C" __global__ void vclip_gather(const float *x, const long long *idx, fl
     y[i] = g >= 0 && g < len ? x[(o * len + g) * inner + c] : __int_as_float(0x7fc00000);
 }
 
+/* ---- the optimizer ---- */
+
+/* acc[0] += the sum of g's squares: block sums in f32, added in f64 */
+extern "C" __global__ void vclip_sum_squares(const float *g, long long n, double *acc)
+{
+    __shared__ float red[32];
+    float s = 0.0f;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) s += g[i] * g[i];
+    s = block_reduce(s, red, 0);
+    if (threadIdx.x == 0) atomicAdd(acc, (double)s);
+}
+
+/* AdamW on one parameter, as runtime/train/optimizer.c: g scaled (clipping),
+ * decoupled decay, bias corrections folded into step_size and bc2_sqrt */
+extern "C" __global__ void vclip_adamw(float *p, float *m, float *v, const float *g, long long n, float grad_scale, float decay,
+                                       float beta1, float beta2, float step_size, float bc2_sqrt, float eps)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float gj = g[i] * grad_scale;
+    const float mj = beta1 * m[i] + (1.0f - beta1) * gj, vj = beta2 * v[i] + (1.0f - beta2) * gj * gj;
+    m[i] = mj;
+    v[i] = vj;
+    p[i] = p[i] * decay - step_size * mj / (sqrtf(vj) / bc2_sqrt + eps);
+}
+
 /* y[0..n) = 0 */
 extern "C" __global__ void vclip_zero(float *y, long long n)
 {
@@ -452,5 +478,6 @@ const char *cuda_templates_source(void) { return source; }
 const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual",
                                              "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad",
                                              "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero",
-                                             "vclip_softmax_ce", "vclip_softmax_ce_grad", "vclip_gather"};
+                                             "vclip_softmax_ce", "vclip_softmax_ce_grad", "vclip_gather", "vclip_sum_squares",
+                                             "vclip_adamw"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

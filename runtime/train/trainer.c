@@ -152,6 +152,15 @@ done:
     return rc;
 }
 
+/* The update's gradient scale for a backend that updates itself: clipping,
+ * or NaN (skip) when the loss, already on the host, is not finite. */
+typedef struct { double max_norm; Tensor **outs; } ClipCtx;
+static double clip_or_skip(double norm, void *ctx)
+{
+    const ClipCtx *c = ctx;
+    return isfinite(tensor_get_f64(c->outs[0], 0)) ? clip_scale(norm, c->max_norm) : NAN;
+}
+
 int trainer_check_target(Target t, char *err, size_t cap)
 {
     char why[384];
@@ -220,6 +229,15 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     outs = calloc((size_t)r.tg.g->n_outputs, sizeof(Tensor *));
     sess = model_new(r.tg.g, 0, &(CompileOptions){.target = c->target, .precision = c->precision, .threads = c->threads, .outputs_in_arena = 1}, err, cap);
     if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && (!in[cap_k] || !in[cap_k + 1]))) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
+    /* on a backend that keeps the parameters and moments itself (CUDA), the
+     * update happens there; the host's copies are refreshed before they are
+     * read (checkpoints, SWA, the final weights) */
+    TrainSpec spec = {n, 3, r.tg.params, r.opt.decay, c->adamw.beta1, c->adamw.beta2, c->adamw.eps, c->adamw.weight_decay};
+    int on_device = model_train_begin(sess, &spec, err, cap);
+    if (on_device < 0) goto done;
+    on_device = on_device == 0;
+    if (on_device && c->resume && model_train_sync(sess, r.opt.m, r.opt.v, 0, err, cap)) goto done;
+    ClipCtx clip = {c->clip_norm, outs};
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
     int bad_run = 0;
@@ -234,13 +252,16 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             if (gc->captions) caption_mask_fill(in[cap_k], in[cap_k + 1]);
             double alpha = c->alpha_lo + (c->alpha_hi - c->alpha_lo) * (double)(rng_next(&st.rng) >> 11) * (1.0 / 9007199254740992.0);
             if (gc->iwr) *(float *)in[2]->data = (float)alpha;
-            if (model_run(sess, in, outs, err, cap)) goto done;
+            double lr = lr_at(&sched, st.step), norm;
+            TrainStep ts = {r.opt.step + 1, lr, clip_or_skip, &clip, 0, 0};
+            if (on_device ? model_train_run(sess, in, outs, &ts, err, cap) : model_run(sess, in, outs, err, cap)) goto done;
             double loss = tensor_get_f64(outs[0], 0), ce = tensor_get_f64(outs[1], 0);
-            double norm = grad_global_norm(outs + 3, n), lr = lr_at(&sched, st.step);
+            norm = on_device ? ts.norm : grad_global_norm(outs + 3, n);
             int finite = isfinite(loss) && isfinite(norm);
+            if (on_device && ts.applied != finite) { snprintf(err, cap, "the device's update and the host disagree on step %lld", (long long)st.step + 1); goto done; }
             if (finite) {
-                adamw_step(&r.opt, outs + 3, lr, clip_scale(norm, c->clip_norm));
-                if (model_weights_changed(sess, err, cap)) goto done; /* a device's copies follow */
+                if (on_device) r.opt.step++; /* made on the device */
+                else adamw_step(&r.opt, outs + 3, lr, clip_scale(norm, c->clip_norm));
                 bad_run = 0;
             } else {
                 st.skipped++;
@@ -268,8 +289,11 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             }
             if (tty || st.step % (total >= 20 ? total / 20 : 1) == 0 || st.step == total)
                 progress_line(c, st.epoch, st.step_in_epoch, per, st.step, total, loss, lr, clips_s, eta, tty);
-            if (c->save_every > 0 && st.step % c->save_every == 0 && bad_run == 0 && save(&r, c, &st, err, cap)) goto done;
+            if (c->save_every > 0 && st.step % c->save_every == 0 && bad_run == 0 &&
+                ((on_device && model_train_sync(sess, r.opt.m, r.opt.v, 1, err, cap)) || save(&r, c, &st, err, cap)))
+                goto done;
         }
+        if (on_device && model_train_sync(sess, r.opt.m, r.opt.v, 1, err, cap)) goto done; /* the epoch's weights to the host */
         if (c->swa_start >= 0 && st.epoch >= c->swa_start) { /* running mean of the per-epoch weights */
             double w = 1.0 / (double)(st.swa_count + 1);
             for (int i = 0; i < n; i++) {

@@ -42,7 +42,7 @@ typedef struct {
     int quiet;
     const char *config_json;       /* stored in checkpoints */
     int threads;
-    Target target;                 /* where the step runs; AdamW, SWA and checkpoints stay on the host for now */
+    Target target;                 /* where the step (and on CUDA the AdamW update) runs; SWA stays on the host */
     Precision precision;           /* the step's GEMMs (CUDA: bf16 or fp32; sums, norms, softmax and losses stay f32) */
 } TrainerConfig;
 

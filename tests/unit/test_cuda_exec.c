@@ -172,12 +172,13 @@ static void check_training_graph(void)
 
 /* The trainer on the CUDA target: the reference batch again and again,
  * two epochs of two steps (SWA from the second, a checkpoint each), on the
- * CPU and on the emulated device; the losses and the final (SWA, patched)
- * weights must agree, to float32 summation order over four AdamW steps at
- * lr 1e-3 (a missed weight refresh is off by ~lr, 1e-3 relative or more).
- * A third run with bf16 GEMMs must differ from fp32 by bf16's rounding
- * (over 1e-5, under 2e-2), which shows the precision reaches the GEMMs.  The step runs on the device; AdamW updates the
- * host's weights and the device copies follow (model_weights_changed). */
+ * CPU and on the emulated device, where the parameters and AdamW's moments
+ * stay (the backend's train_run; the host's copies are refreshed for
+ * checkpoints, SWA and the final weights).  The losses and the final (SWA,
+ * patched) weights must agree to float32 arithmetic over four AdamW steps
+ * at lr 1e-3 (a wrong update is off by ~lr, 1e-3 relative or more).  A
+ * third run with bf16 GEMMs must differ from fp32 by bf16's rounding (over
+ * 1e-5, under 2e-2), which shows the precision reaches the GEMMs. */
 typedef struct { Tensor *video, *labels, *captions; int64_t left; } FixedBatches;
 
 static int fixed_begin(BatchSource *s, int64_t epoch, int64_t skip, char *err, size_t cap)
