@@ -14,7 +14,7 @@ import pytest
 
 from conftest import CACHE_DIR, ROOT
 
-# (what is broken, FROM, TO, a line the failure must print[, the test binary])
+# (what is broken, FROM, TO, a line the failure must print[, the test binary[:the part of test_cuda_exec to run]])
 MUTATIONS = [
     ("missing __syncthreads after the partial sums are written",
      "if (lane == 0) red[warp] = v; __syncthreads();", "if (lane == 0) red[warp] = v;", "layernorm vs reference"),
@@ -41,20 +41,20 @@ MUTATIONS = [
     ("dK and dV from query rows whose window does not hold the key",
      "reads |= src[s] == bk;", "reads |= 1;", "attention gradient case 3, dk vs reference"),
     ("softmax cross-entropy's gradient with half the one-hot",
-     "(c == y ? 1.0f : 0.0f)", "(c == y ? 0.5f : 0.0f)", "training graph: emulated device vs CPU", "test_cuda_exec"),
+     "(c == y ? 1.0f : 0.0f)", "(c == y ? 0.5f : 0.0f)", "training graph: emulated device vs CPU", "test_cuda_exec:training"),
     ("the indexed gather reading a row backwards",
-     "x[(o * len + g) * inner + c]", "x[(o * len + g) * inner + inner - 1 - c]", "emulated device vs CPU", "test_cuda_exec"),
+     "x[(o * len + g) * inner + c]", "x[(o * len + g) * inner + inner - 1 - c]", "emulated device vs CPU", "test_cuda_exec:models"),
     ("AdamW on the device keeping the gradient instead of the first moment",
-     "m[i] = mj;", "m[i] = gj;", "trainer: losses on the emulated device vs the CPU", "test_cuda_exec"),
+     "m[i] = mj;", "m[i] = gj;", "trainer: losses on the emulated device vs the CPU", "test_cuda_exec:trainer"),
     ("the gradient norm summing magnitudes instead of squares",
-     "s += g[i] * g[i];", "s += fabsf(g[i]);", "trainer: losses on the emulated device vs the CPU", "test_cuda_exec"),
+     "s += g[i] * g[i];", "s += fabsf(g[i]);", "trainer: losses on the emulated device vs the CPU", "test_cuda_exec:trainer"),
     ("IWR's interpolation with the wrong weight",
-     "const float a = alpha[0];", "const float a = alpha[0] * 0.5f;", "training graph: emulated device vs CPU", "test_cuda_exec"),
+     "const float a = alpha[0];", "const float a = alpha[0] * 0.5f;", "training graph: emulated device vs CPU", "test_cuda_exec:training"),
     ("the Kahan sum dropping what came before",
-     "sum = t;", "sum = v;", "training graph: emulated device vs CPU", "test_cuda_exec"),
+     "sum = t;", "sum = v;", "training graph: emulated device vs CPU", "test_cuda_exec:training"),
     ("layernorm's scale gradient without xhat",
      "if (t) t[r * cols + c] = dr[c] * xh;", "if (t) t[r * cols + c] = dr[c];", "training graph: emulated device vs CPU",
-     "test_cuda_exec"),
+     "test_cuda_exec:training"),
 ]
 
 
@@ -74,8 +74,8 @@ def test_unmutated_kernels_pass():
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m[0] for m in MUTATIONS])
 def test_mutation_is_caught(mutation):
     what, src, dst, expect = mutation[:4]
-    binary = mutation[4] if len(mutation) > 4 else "test_cuda"
-    p = run_test(f"build/tests/{binary}", {"VCLIP_CUDA_MUTATE_FROM": src, "VCLIP_CUDA_MUTATE_TO": dst})
+    binary, _, only = (mutation[4] if len(mutation) > 4 else "test_cuda").partition(":")
+    p = run_test(f"build/tests/{binary}", {"VCLIP_CUDA_MUTATE_FROM": src, "VCLIP_CUDA_MUTATE_TO": dst, "VCLIP_CUDA_EXEC_ONLY": only})
     out = p.stdout + p.stderr
     assert "mutation applied" in p.stderr, f"no kernel source contains {src!r}: update the mutation to the kernels' text"
     assert p.returncode != 0, f"{what}: the CUDA tests still pass\n{out[-3000:]}"
