@@ -178,13 +178,16 @@ static void check_training_graph(void)
  * patched) weights must agree to float32 arithmetic over four AdamW steps
  * at lr 1e-3 (a wrong update is off by ~lr, 1e-3 relative or more).  A
  * third run with bf16 GEMMs must differ from fp32 by bf16's rounding (over
- * 1e-5, under 2e-2), which shows the precision reaches the GEMMs. */
-typedef struct { Tensor *video, *labels, *captions; int64_t left; } FixedBatches;
+ * 1e-5, under 2e-2), which shows the precision reaches the GEMMs.  A
+ * fourth stops after the first epoch and resumes from its checkpoint: the
+ * moments must go back to the device (fresh ones are off by ~lr). */
+typedef struct { Tensor *video, *labels, *captions; int64_t left, fail_epoch; } FixedBatches;
 
 static int fixed_begin(BatchSource *s, int64_t epoch, int64_t skip, char *err, size_t cap)
 {
-    (void)epoch; (void)err; (void)cap;
-    ((FixedBatches *)s->ctx)->left = s->batches_per_epoch - skip;
+    FixedBatches *f = s->ctx;
+    if (epoch == f->fail_epoch) { snprintf(err, cap, "stopped on purpose before epoch %lld", (long long)epoch + 1); return -1; }
+    f->left = s->batches_per_epoch - skip;
     return 0;
 }
 
@@ -201,17 +204,17 @@ static int fixed_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *cap
 
 static void check_trainer(void)
 {
-    char err[1024], dirs[3][256];
+    char err[1024], dirs[4][256];
     const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
     FixedBatches fb = {safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
-                       safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0};
+                       safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1};
     Tensor *classes = safetensors_load(ref, "class_features", NULL, NULL, err, sizeof err);
     CHECK(fb.video && fb.labels && fb.captions && classes, "%s", err);
     if (!fb.video || !fb.labels || !fb.captions || !classes) return;
     static const char *names[4] = {"visual.conv1.weight", "onnx::MatMul_436", "visual.transformer.resblocks.1.ln_2.weight", "logit_scale"};
-    Tensor *w[3][4] = {{0}};
-    double losses[3][4] = {{0}};
-    for (int t = 0; t < 3; t++) { /* the CPU, the device in fp32, the device with bf16 GEMMs */
+    Tensor *w[4][4] = {{0}};
+    double losses[4][4] = {{0}};
+    for (int t = 0; t < 4; t++) { /* the CPU, the device in fp32, with bf16 GEMMs, in fp32 stopped after an epoch and resumed */
         char *tmp = getenv("TMPDIR");
         snprintf(dirs[t], sizeof dirs[t], "%s/vclip-cuda-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         CHECK(mkdtemp(dirs[t]) != NULL, "mkdtemp");
@@ -228,9 +231,18 @@ static void check_trainer(void)
         c.precision = t == 2 ? PRECISION_BF16 : PRECISION_FP32;
         BatchSource src = {fixed_begin, fixed_next, 2, &fb};
         TrainResult res;
-        int rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
+        int rc = 0;
+        if (t == 3) { /* the run dies before its second epoch; a new one resumes from the checkpoint */
+            fb.fail_epoch = 1;
+            rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
+            CHECK(rc == -1 && strstr(err, "stopped on purpose"), "the interrupted run: %s", err);
+            fb.fail_epoch = -1;
+            c.resume = 1;
+            rc = 0;
+        }
+        if (!rc) rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
         CHECK(rc == 0 && res.steps == 4, "trainer on %s: %s", t ? "the emulated device" : "the CPU", rc ? err : "not 4 steps");
-        char path[1024];
+        char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", dirs[t]);
         FILE *f = fopen(path, "r");
         char line[1024];
@@ -248,17 +260,21 @@ static void check_trainer(void)
     double worst = 0, wd = 0;
     for (int k = 0; k < 4; k++) worst = fmax(worst, fabs(losses[1][k] - losses[0][k]) / fabs(losses[0][k]));
     CHECK(worst < 1e-4, "trainer: losses on the emulated device vs the CPU differ by %g (relative)", worst);
-    for (int k = 0; k < 4; k++) {
-        double d = rel_diff(w[1][k], w[0][k]);
-        CHECK(d < 1e-4, "trainer: final %s on the emulated device vs the CPU: %g", names[k], d);
-        wd = fmax(wd, d);
-    }
+    for (int t = 1; t < 4; t += 2) /* fp32 straight through, and resumed */
+        for (int k = 0; k < 4; k++) {
+            double d = rel_diff(w[t][k], w[0][k]);
+            CHECK(d < 1e-4, "trainer%s: final %s on the emulated device vs the CPU: %g", t == 3 ? " resumed" : "", names[k], d);
+            wd = fmax(wd, d);
+        }
+    for (int k = 0; k < 4; k++)
+        CHECK(fabs(losses[3][k] - losses[0][k]) <= 1e-4 * fabs(losses[0][k]), "trainer resumed on the emulated device: step %d's loss %g, CPU %g",
+              k + 1, losses[3][k], losses[0][k]);
     double bf = 0;
     for (int k = 0; k < 4; k++) bf = fmax(bf, fabs(losses[2][k] - losses[0][k]) / fabs(losses[0][k]));
     CHECK(bf > 1e-5 && bf < 2e-2, "trainer with bf16 GEMMs: losses %g (relative) from the CPU's fp32 ones; want bf16's rounding, no more", bf);
     printf("trainer on the emulated device: 4 steps, losses within %.1e of the CPU's, final weights within %.1e; with bf16 GEMMs "
            "losses within %.1e\n", worst, wd, bf);
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         for (int k = 0; k < 4; k++) tensor_free(w[t][k]);
         char cmd[1100];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[t]);
