@@ -15,9 +15,13 @@ LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz
 PYTHON   ?= $(CURDIR)/.venv/bin/python
 
 GEN      := $(BUILD)/gen/onnx.pb-c.c
-LIB_SRC  := $(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/cuda/*.c runtime/demo/*.c codegen/*.c)
+# The MPI communicator is a plugin built with mpicc (Open MPI), loaded only
+# by runs that a launcher started as several processes (runtime/comm/comm.h).
+MPI_PLUGIN_SRC := runtime/comm/comm_mpi.c
+MPICC    ?= mpicc
+LIB_SRC  := $(filter-out $(MPI_PLUGIN_SRC),$(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/comm/*.c runtime/cuda/*.c runtime/demo/*.c codegen/*.c))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
-TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run
+TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run $(BIN)/vclip-comm-mpi.so
 # Every tests/unit/test_*.c is a unit test program.
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT     := $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
@@ -38,6 +42,10 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/libvclip.a: $(LIB_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^  # afresh: an archive keeps members whose source is gone
+
+$(BIN)/vclip-comm-mpi.so: $(MPI_PLUGIN_SRC) runtime/comm/comm_ops.h runtime/comm/comm.h
+	@mkdir -p $(BIN)
+	OMPI_CC=$(CC) $(MPICC) $(filter-out -MMD -MP,$(CFLAGS)) -fPIC -shared -fvisibility=hidden $< -o $@
 
 $(BIN)/vclipc: $(BUILD)/obj/tools/vclipc.o $(BUILD)/obj/tools/cli.o $(BUILD)/libvclip.a
 	@mkdir -p $(BIN)
@@ -105,3 +113,7 @@ clean:
 .PHONY: all unit asan fuzz demo test clean
 .SECONDARY:
 -include $(LIB_OBJ:.o=.d) $(RUN_OBJ:.o=.d) $(BUILD)/obj/tools/vclipc.d $(wildcard $(BUILD)/obj/tests/unit/*.d) $(wildcard $(BUILD)/obj/bench/*.d)
+
+# A make variable's value, for tests that build a variant of one file (make -s print-CFLAGS)
+print-%:
+	@echo '$($*)'

@@ -122,17 +122,26 @@ char *read_file(const char *path, size_t *len, char *err, size_t cap)
     return buf;
 }
 
+int exe_dir(char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash || (size_t)(slash - exe) >= cap) return -1;
+    *slash = 0;
+    snprintf(out, cap, "%s", exe);
+    return 0;
+}
+
 char *data_path(const char *relative)
 {
-    char exe[PATH_MAX], cand[PATH_MAX * 2];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0; /* the binary's folder */
+    char dir[PATH_MAX], cand[PATH_MAX * 2];
+    if (exe_dir(dir, sizeof dir) == 0) {
         const char *ups[] = {"..", "../.."};
-        for (size_t i = 0; slash && i < 2; i++) {
-            snprintf(cand, sizeof cand, "%s/%s/%s", exe, ups[i], relative);
+        for (size_t i = 0; i < 2; i++) {
+            snprintf(cand, sizeof cand, "%s/%s/%s", dir, ups[i], relative);
             if (access(cand, R_OK) == 0) return strdup(cand);
         }
     }

@@ -46,6 +46,9 @@ int atomic_write(const char *path, const void *data, size_t n, char *err, size_t
  * be NULL).  NULL with a message naming the file. */
 char *read_file(const char *path, size_t *len, char *err, size_t cap);
 
+/* The running binary's folder (from /proc/self/exe).  0, or -1. */
+int exe_dir(char *out, size_t cap);
+
 /* A data file shipped in the source tree, given relative to the repository
  * root: looked up next to the running binary (BIN/.., BIN/../..) and in the
  * source folder it was built from.  malloc'd, NULL if not found. */

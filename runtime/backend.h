@@ -75,6 +75,10 @@ typedef struct Backend {
     int (*train_begin)(void *session, const TrainSpec *spec, char *err, size_t cap);
     int (*train_run)(void *session, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap);
     int (*train_sync)(void *session, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap);
+    /* NULL where runs cannot be watched; else as session_observe in
+     * runtime/cpu/session.h: fn hears of each graph output as soon as a
+     * run completes it (and of every other node with -1), while it runs. */
+    void (*observe)(void *session, void (*fn)(void *ctx, int output, const Tensor *value), void *ctx);
     void (*stats)(const void *session, BackendStats *st);
     void (*session_free)(void *session);
     /* Raw buffers in the backend's memory (handles: host pointers on the

@@ -29,6 +29,8 @@ static void *cpu_session_new(Graph *g, const BackendOptions *o, char *err, size_
 
 static int cpu_run(void *s, Tensor *const *in, Tensor **out, char *err, size_t cap) { return session_run(s, in, out, err, cap); }
 
+static void cpu_observe(void *s, void (*fn)(void *ctx, int output, const Tensor *value), void *ctx) { session_observe(s, fn, ctx); }
+
 static void cpu_stats(const void *s, BackendStats *st)
 {
     memset(st, 0, sizeof *st);
@@ -69,6 +71,7 @@ const Backend cpu_backend = {
     .available = cpu_available,
     .session_new = cpu_session_new,
     .run = cpu_run,
+    .observe = cpu_observe,
     .stats = cpu_stats,
     .session_free = cpu_session_free,
     .buffer_alloc = cpu_buffer_alloc,

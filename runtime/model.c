@@ -139,6 +139,13 @@ int model_run(Model *m, Tensor *const *inputs, Tensor **outputs, char *err, size
     return m->be->run(m->session, inputs, outputs, err, cap);
 }
 
+int model_observe(Model *m, void (*fn)(void *ctx, int output, const Tensor *value), void *ctx)
+{
+    if (!m->be->observe) return -1;
+    m->be->observe(m->session, fn, ctx);
+    return 0;
+}
+
 int model_train_begin(Model *m, const TrainSpec *spec, char *err, size_t cap)
 {
     if (!m->be->train_begin) return 1;

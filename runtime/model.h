@@ -69,12 +69,15 @@ int model_run(Model *m, Tensor *const *inputs, Tensor **outputs, char *err, size
  * dropped.  An unknown name is an error naming it. */
 int model_run_named(Model *m, int n_in, const char *const *in_names, Tensor *const *inputs, int n_out,
                     const char *const *out_names, Tensor **outputs, char *err, size_t cap);
-/* Index of the input / output called name, or -1. */
 /* Training in the backend's memory (backend.h): 1 where the backend keeps
  * no training state (the caller updates the constants), 0 once bound, -1. */
 int model_train_begin(Model *m, const TrainSpec *spec, char *err, size_t cap);
 int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap);
 int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, int to_host, char *err, size_t cap);
+/* Outputs as they are completed, during runs (backend.h's observe): 0, or
+ * -1 where the backend cannot tell (the caller then waits for the run). */
+int model_observe(Model *m, void (*fn)(void *ctx, int output, const Tensor *value), void *ctx);
+/* Index of the input / output called name, or -1. */
 int model_input_index(const Model *m, const char *name);
 int model_output_index(const Model *m, const char *name);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "../onnx/onnx_io.h"
 #include "../runtime/data/loader.h"
+#include "../runtime/data/shard.h"
 #include "../runtime/data/preprocess.h"
 #include "../runtime/safetensors.h"
 #include <jansson.h>
@@ -53,7 +54,12 @@ static const char *usage =
     "  --precision P       the step's GEMMs: fp32 (the CPU's only choice) or bf16 (the default on cuda;\n"
     "                      sums, softmax, norms and losses stay fp32)\n"
     "  --quiet             no progress output\n"
-    "Non-finite losses or gradients skip the step; 5 in a row stop the run (the last checkpoint stays).\n";
+    "  --comm-timeout S    data parallel: a rank that waits S seconds for the others stops the job (300)\n"
+    "  --bucket-mb N       data parallel: gradients are all-reduced in buckets of about N MB (25)\n"
+    "Non-finite losses or gradients skip the step; 5 in a row stop the run (the last checkpoint stays).\n"
+    "Data parallel: mpirun -np N vclip-run train ... trains on N processes (rank, size and local rank\n"
+    "from the launcher); --batch is the global batch, N must divide it, and each rank takes its shard\n"
+    "of every epoch (docs/distributed.md).\n";
 
 typedef struct {
     LoaderConfig lc;
@@ -166,11 +172,12 @@ int cmd_train(int argc, char **argv)
         {"iwr-gradient", 1, 0, 'g'}, {"swa-start", 1, 0, 's'}, {"patch-ratio", 1, 0, 'p'}, {"plain", 0, 0, 'P'},
         {"logit-scale", 1, 0, 'x'}, {"save-every", 1, 0, 'E'}, {"resume", 0, 0, 'R'}, {"seed", 1, 0, 'd'},
         {"workers", 1, 0, 'k'}, {"threads", 1, 0, 't'}, {"quiet", 0, 0, 'q'}, {"keep-epochs", 0, 0, 'K'}, {"caption-weight", 1, 0, 'Y'},
-        CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"comm-timeout", 1, 0, 'Z'}, {"bucket-mb", 1, 0, 'U'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *init = NULL, *classes = NULL, *text_model = NULL, *captions = NULL, *list = NULL, *root = NULL,
                *out = "train-out";
     int frames = 8, stride = 16, window = 1, batch = 8, epochs = 22, warmup = 2, swa_start = 2, plain = 0, save_every = 0;
-    int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, precision_given = 0, c;
+    int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, precision_given = 0, bucket_mb = 25, c;
+    double comm_timeout = 300;
     CompileOptions co = {0};
     char cerr[256];
     double lr = -1, clip_norm = 1.0, alo = 0, ahi = 0.6, beta = 0.5, patch = 0.5, logit_scale = 4.6052, lambda = 4.0;
@@ -209,6 +216,8 @@ int cmd_train(int argc, char **argv)
             else if (!strcmp(optarg, "released")) exact = 0;
             else return cli_usage_error(TOOL, "--iwr-gradient is released or exact");
             break;
+        case 'Z': comm_timeout = strtod(optarg, &end); if (*end || !(comm_timeout > 0)) return cli_usage_error(TOOL, "--comm-timeout needs seconds > 0"); break;
+        case 'U': if (cli_parse_int(optarg, 1, 4096, &bucket_mb)) return cli_usage_error(TOOL, "--bucket-mb needs 1..4096"); break;
         case 'P': plain = 1; break;
         case 'R': resume = 1; break;
         case 'q': quiet = 1; break;
@@ -239,32 +248,46 @@ int cmd_train(int argc, char **argv)
         init = visual;
         visual = recorded;
     }
+    /* the job's ranks (one without a launcher); a rank that fails aborts the job, so none waits for it */
+    Comm *comm = comm_open(COMM_AUTO, comm_timeout, err, sizeof err);
+    if (!comm) { cli_error(TOOL, NULL, err); free(recorded); return 1; }
+    int ranks = comm_size(comm), rank = comm_rank(comm);
+    char tool[64] = TOOL;
+    if (ranks > 1) snprintf(tool, sizeof tool, "%s [rank %d of %d]", TOOL, rank, ranks);
+    if (rank) quiet = 1; /* rank 0 reports */
     int rc = 1;
     Evaluator ev;
     evaluator_init(&ev);
     StringList names = {0};
     Tensor *cf = NULL;
     FileSource fs = {0};
-    if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(TOOL, text_model, err); goto done; }
-    if (!(cf = class_features_for(&ev, classes, &names, err, sizeof err))) { cli_error(TOOL, classes, err); goto done; }
-    if (dataset_load_csv(list, root, &fs.ds, err, sizeof err)) { cli_error(TOOL, list, err); goto done; }
+    if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(tool, text_model, err); goto done; }
+    if (!(cf = class_features_for(&ev, classes, &names, err, sizeof err))) { cli_error(tool, classes, err); goto done; }
+    if (dataset_load_csv(list, root, &fs.ds, err, sizeof err)) { cli_error(tool, list, err); goto done; }
     for (size_t i = 0; i < fs.ds.n; i++)
         if (fs.ds.items[i].label < 0 || fs.ds.items[i].label >= cf->dims[0]) {
-            fprintf(stderr, "%s: %s: item %zu has label %d, but there are %lld classes\n", TOOL, list, i + 1, fs.ds.items[i].label, (long long)cf->dims[0]);
+            fprintf(stderr, "%s: %s: item %zu has label %d, but there are %lld classes\n", tool, list, i + 1, fs.ds.items[i].label, (long long)cf->dims[0]);
             goto done;
         }
-    if (fs.ds.n < (size_t)batch) { fprintf(stderr, "%s: %s: %zu videos, fewer than one batch of %d\n", TOOL, list, fs.ds.n, batch); goto done; }
-    if (captions && !(fs.captions = caption_features(&ev, captions, root, &fs.ds, err, sizeof err))) { cli_error(TOOL, captions, err); goto done; }
+    if (fs.ds.n < (size_t)batch) { fprintf(stderr, "%s: %s: %zu videos, fewer than one batch of %d\n", tool, list, fs.ds.n, batch); goto done; }
+    if (captions && !(fs.captions = caption_features(&ev, captions, root, &fs.ds, err, sizeof err))) { cli_error(tool, captions, err); goto done; }
 
+    if (batch % ranks) {
+        fprintf(stderr, "%s: --batch %d is the global batch: it must divide among the %d ranks\n", tool, batch, ranks);
+        goto done;
+    }
     TrainerConfig tc;
-    trainer_defaults(&tc, batch, epochs);
+    trainer_defaults(&tc, batch, epochs); /* the learning rate follows the global batch */
+    tc.graph.batch = batch / ranks;
+    tc.comm = comm;
+    tc.bucket_bytes = (size_t)bucket_mb << 20;
     /* the crop is the encoder's input size */
     char msg[512];
     Graph *probe = onnx_load(visual, msg, sizeof msg);
-    if (!probe) { cli_error(TOOL, visual, msg); goto done; }
+    if (!probe) { cli_error(tool, visual, msg); goto done; }
     int64_t crop = probe->n_inputs == 1 && probe->inputs[0]->shape.rank == 4 ? probe->inputs[0]->shape.d[3].n : 0;
     graph_free(probe);
-    if (crop < 1) { fprintf(stderr, "%s: %s: expected an image encoder with input [batch, 3, H, W]\n", TOOL, visual); goto done; }
+    if (crop < 1) { fprintf(stderr, "%s: %s: expected an image encoder with input [batch, 3, H, W]\n", tool, visual); goto done; }
     tc.graph.frames = frames;
     tc.graph.window = window;
     tc.graph.class_features = cf;
@@ -308,9 +331,11 @@ int cmd_train(int argc, char **argv)
     fs.lc.sampling.min_short = (int)crop;
     fs.lc.sampling.max_short = (int)(crop * 256 / 224);
     fs.lc.ds = &fs.ds;
-    fs.lc.batch = batch;
+    fs.lc.batch = batch / ranks;
+    fs.lc.shard_rank = rank;
+    fs.lc.shard_count = ranks;
     fs.lc.workers = workers;
-    fs.lc.prefetch = 2 * batch;
+    fs.lc.prefetch = 2 * fs.lc.batch;
     fs.lc.seed = (uint64_t)seed;
     fs.lc.shuffle = 1;
     fs.lc.replace_broken = 1;
@@ -318,9 +343,9 @@ int cmd_train(int argc, char **argv)
     fs.T = frames;
     fs.crop = crop;
     fs.dim = cf->dims[1];
-    BatchSource src = {files_begin, files_next, (int64_t)(fs.ds.n / (size_t)batch), &fs};
+    BatchSource src = {files_begin, files_next, (int64_t)shard_steps(fs.ds.n, (size_t)batch), &fs};
     TrainResult res;
-    if (trainer_run(visual, &tc, &src, &res, err, sizeof err)) { cli_error(TOOL, out, err); goto done; }
+    if (trainer_run(visual, &tc, &src, &res, err, sizeof err)) { cli_error(tool, out, err); goto done; }
     if (!quiet)
         printf("trained %lld steps in %.1f s (%lld skipped); final loss %.4f\nweights: %s/weights.safetensors  "
                "checkpoint: %s/checkpoint.safetensors  metrics: %s/metrics.jsonl\n",
@@ -334,5 +359,6 @@ done:
     string_list_free(&names);
     if (ev.has_text) evaluator_close_text(&ev);
     free(recorded);
+    comm_close(comm, rc != 0);
     return rc;
 }

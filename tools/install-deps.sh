@@ -18,6 +18,7 @@ APT_PACKAGES=(
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
     libpng-dev                              # contact sheets
     ffmpeg                                  # the tests make their own test videos with it
+    libopenmpi-dev openmpi-bin              # data-parallel training: mpicc builds the MPI plugin, mpirun launches
     python3 python3-venv                    # the tests' virtual environment (.venv)
 )
 PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow scikit-learn)

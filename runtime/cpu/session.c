@@ -23,6 +23,9 @@ struct Session {
     char *arena;
     int64_t *signature; /* the input dims the plan is for */
     int sig_len, use_arena;
+    int *output_of;     /* per value: its first index among the graph's outputs, or -1 */
+    void (*observer)(void *ctx, int output, const Tensor *value);
+    void *observer_ctx;
 };
 
 static int debug_level(void);
@@ -101,10 +104,12 @@ Session *session_new(Graph *g, const ExecOptions *opt, char *err, size_t cap)
     s->slots = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(Tensor *));
     s->counted = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(size_t));
     s->bytes = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(size_t));
+    s->output_of = malloc(sizeof(int) * (size_t)(g->n_values ? g->n_values : 1));
     const char *na = getenv("VCLIP_NO_ARENA");
     s->use_arena = !(na && *na && strcmp(na, "0"));
-    if (!s->last_use || !s->slots || !s->counted || !s->bytes) { session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
-    for (int i = 0; i < g->n_values; i++) s->last_use[i] = -1;
+    if (!s->last_use || !s->slots || !s->counted || !s->bytes || !s->output_of) { session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
+    for (int i = 0; i < g->n_values; i++) s->last_use[i] = s->output_of[i] = -1;
+    for (int i = g->n_outputs - 1; i >= 0; i--) s->output_of[g->outputs[i]->id] = i;
     for (int i = 0; i < g->n_nodes; i++)
         for (int j = 0; j < g->nodes[i]->n_in; j++)
             if (g->nodes[i]->in[j]) s->last_use[g->nodes[i]->in[j]->id] = i;
@@ -127,10 +132,17 @@ void session_free(Session *s)
     free(s->slots);
     free(s->counted);
     free(s->bytes);
+    free(s->output_of);
     memory_plan_free(&s->plan);
     free(s->arena);
     free(s->signature);
     free(s);
+}
+
+void session_observe(Session *s, void (*fn)(void *ctx, int output, const Tensor *value), void *ctx)
+{
+    s->observer = fn;
+    s->observer_ctx = ctx;
 }
 
 size_t session_peak_bytes(const Session *s) { return s->peak; }
@@ -273,6 +285,15 @@ int session_run(Session *s, Tensor *const *inputs, Tensor **outputs, char *err, 
             s->live += s->counted[n->out[j]->id];
         }
         if (s->live > s->peak) s->peak = s->live;
+        if (s->observer) {
+            int told = 0;
+            for (int j = 0; j < n->n_out; j++)
+                if (n->out[j] && outs[j] && s->output_of[n->out[j]->id] >= 0) {
+                    s->observer(s->observer_ctx, s->output_of[n->out[j]->id], outs[j]);
+                    told = 1;
+                }
+            if (!told) s->observer(s->observer_ctx, -1, NULL);
+        }
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] && s->last_use[n->in[j]->id] == i) release(s, n->in[j]);
         for (int j = 0; j < n->n_out; j++) /* unused outputs (e.g. Dropout's mask) */

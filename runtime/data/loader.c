@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "loader.h"
+#include "shard.h"
 
 enum { SLOT_EMPTY, SLOT_FILLING, SLOT_READY, SLOT_FAILED };
 
@@ -77,8 +78,9 @@ static void *worker(void *arg)
         size_t used = s->item;
         if (!ok) {
             warn(l->cfg.replace_broken ? "replacing an unreadable video" : "skipping an unreadable video", err);
-            for (int k = 1; !ok && l->cfg.replace_broken && k <= 8 && l->n > 1; k++) { /* deterministic stand-ins */
-                used = (s->item + (size_t)mix64(s->item * 31 + (uint64_t)k) % (l->n - 1) + 1) % l->n;
+            size_t items = l->cfg.ds->n;
+            for (int k = 1; !ok && l->cfg.replace_broken && k <= 8 && items > 1; k++) { /* deterministic stand-ins */
+                used = (s->item + (size_t)mix64(s->item * 31 + (uint64_t)k) % (items - 1) + 1) % items;
                 ok = read_item(l, used, s->pixels, err, sizeof err) == 0;
                 if (!ok) warn("the stand-in is unreadable too", err);
             }
@@ -120,6 +122,8 @@ Loader *loader_start(const LoaderConfig *cfg, char *err, size_t cap)
             l->order[j] = t;
         }
     }
+    if (cfg->shard_count > 0) /* in place: position rank + count * i >= i */
+        l->n = shard_take(l->order, l->n, (size_t)cfg->batch * (size_t)cfg->shard_count, cfg->shard_rank, cfg->shard_count, l->order);
     l->next_start = l->consumed = cfg->start < l->n ? cfg->start : l->n;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);

@@ -19,6 +19,7 @@ typedef struct {
     int replace_broken;     /* 1: an unreadable video is replaced by another; 0: skipped */
     double time_limit_s;    /* per file */
     size_t start;           /* first sample position of the epoch (resuming mid-epoch); 0 normally */
+    int shard_rank, shard_count; /* count > 0: this rank's share of whole global batches of batch * count (shard.h) */
 } LoaderConfig;
 
 typedef struct {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "trainer.h"
 #include "checkpoint.h"
+#include "grad_reducer.h"
 #include "../model.h"
 #include "../../ir/base.h"
 
@@ -161,6 +162,37 @@ static double clip_or_skip(double norm, void *ctx)
     return isfinite(tensor_get_f64(c->outs[0], 0)) ? clip_scale(norm, c->max_norm) : NAN;
 }
 
+/* Every rank must run the same job from the same state: a rank started with
+ * other options, another list or another checkpoint would silently train
+ * something else, so they compare fingerprints first. */
+static int check_same_run(Comm *comm, const TrainerConfig *c, const BatchSource *src, int n_params, const TrainState *st,
+                          char *err, size_t cap)
+{
+    uint64_t h = fnv1a_str(FNV_OFFSET, c->config_json ? c->config_json : "");
+    h = fnv1a_u64(fnv1a_u64(fnv1a_u64(h, (uint64_t)n_params), (uint64_t)src->batches_per_epoch), (uint64_t)c->graph.batch);
+    h = fnv1a_u64(fnv1a_u64(fnv1a_u64(h, (uint64_t)st->step), (uint64_t)c->epochs), c->seed);
+    int size = comm_size(comm);
+    uint64_t *all = malloc(sizeof(uint64_t) * (size_t)size);
+    if (!all) { snprintf(err, cap, "out of memory"); return -1; }
+    int rc = comm_allgather(comm, &h, sizeof h, all, err, cap);
+    for (int r = 1; !rc && r < size; r++)
+        if (all[r] != all[0]) {
+            snprintf(err, cap, "rank %d's run differs from rank 0's (options, video list, batches per epoch or checkpoint): "
+                     "start every rank with the same command", r);
+            rc = -1;
+        }
+    free(all);
+    return rc;
+}
+
+/* The same starting weights everywhere: rank 0's. */
+static int broadcast_params(Comm *comm, Tensor **data, int n, char *err, size_t cap)
+{
+    for (int i = 0; i < n; i++)
+        if (comm_broadcast(comm, data[i]->data, data[i]->nbytes, 0, err, cap)) return -1;
+    return 0;
+}
+
 int trainer_check_target(Target t, char *err, size_t cap)
 {
     char why[384];
@@ -169,12 +201,17 @@ int trainer_check_target(Target t, char *err, size_t cap)
     return -1;
 }
 
-int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, TrainResult *res, char *err, size_t cap)
+int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, TrainResult *res, char *err, size_t cap)
 {
     Run r = {0};
     Model *sess = NULL;
+    GradReducer *red = NULL;
     Tensor *in[5] = {0}, **outs = NULL;
     FILE *mf = NULL;
+    TrainerConfig local = *cfg;
+    const TrainerConfig *c = &local;
+    int ranks = comm_size(c->comm), lead = comm_rank(c->comm) == 0; /* lead: the rank that logs and writes */
+    if (!lead) local.quiet = 1, local.progress = 0;
     int rc = -1, tty = c->progress && isatty(2);
     memset(res, 0, sizeof *res);
     if (trainer_check_target(c->target, err, cap)) return -1;
@@ -205,14 +242,14 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
         if (access(r.ckpt, F_OK)) { snprintf(err, cap, "--resume: there is no checkpoint to resume from (%s)", r.ckpt); goto done; }
         CheckpointView v = {n, r.names, r.data, &r.opt, c->swa_start >= 0 ? r.swa : NULL, NULL, NULL};
         if (checkpoint_load(r.ckpt, &v, &r.opt, &st, err, cap)) goto done;
-        if (trim_metrics(r.metrics, st.step, err, cap)) goto done;
+        if (lead && trim_metrics(r.metrics, st.step, err, cap)) goto done;
         if (!c->quiet) fprintf(stderr, "trainer: resuming %s at step %lld (epoch %lld)\n", r.ckpt, (long long)st.step, (long long)st.epoch + 1);
-    } else if (!access(r.metrics, F_OK) && unlink(r.metrics)) {
+    } else if (lead && !access(r.metrics, F_OK) && unlink(r.metrics)) {
         snprintf(err, cap, "%s: %s", r.metrics, strerror(errno));
         goto done;
     }
-    mf = fopen(r.metrics, "a");
-    if (!mf) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
+    if (ranks > 1 && (check_same_run(c->comm, c, src, n, &st, err, cap) || broadcast_params(c->comm, r.data, n, err, cap))) goto done;
+    if (lead && !(mf = fopen(r.metrics, "a"))) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
     const TrainGraphConfig *gc = &c->graph;
     const Value *vv = r.tg.video;
     int64_t vd[5];
@@ -236,6 +273,20 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
     int on_device = model_train_begin(sess, &spec, err, cap);
     if (on_device < 0) goto done;
     on_device = on_device == 0;
+    if (on_device && ranks > 1) {
+        snprintf(err, cap, "data-parallel training runs on the CPU (MPI); on %s it needs the NCCL communicator, which is not built yet",
+                 target_name(c->target));
+        goto done;
+    }
+    if (ranks > 1) {
+        int64_t *numel = malloc(sizeof(int64_t) * (size_t)n);
+        if (!numel) { snprintf(err, cap, "out of memory"); goto done; }
+        for (int i = 0; i < n; i++) numel[i] = tensor_numel(r.data[i]);
+        red = grad_reducer_new(c->comm, 3, n, numel, c->bucket_bytes ? c->bucket_bytes : 25u << 20, err, cap);
+        free(numel);
+        if (!red) goto done;
+        model_observe(sess, grad_reducer_observe, red); /* where it cannot, the buckets start after the run */
+    }
     if (on_device && c->resume && model_train_sync(sess, r.opt.m, r.opt.v, 0, err, cap)) goto done;
     ClipCtx clip = {c->clip_norm, outs};
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
@@ -255,7 +306,11 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             double lr = lr_at(&sched, st.step), norm;
             TrainStep ts = {r.opt.step + 1, lr, clip_or_skip, &clip, 0, 0};
             if (on_device ? model_train_run(sess, in, outs, &ts, err, cap) : model_run(sess, in, outs, err, cap)) goto done;
-            double loss = tensor_get_f64(outs[0], 0), ce = tensor_get_f64(outs[1], 0);
+            double losses[2] = {tensor_get_f64(outs[0], 0), tensor_get_f64(outs[1], 0)}, waited = comm_wait_seconds(c->comm);
+            if (red && (grad_reducer_finish(red, outs, err, cap) || comm_allreduce(c->comm, losses, 2, COMM_F64, 1, err, cap)))
+                goto done;
+            waited = comm_wait_seconds(c->comm) - waited;
+            double loss = losses[0], ce = losses[1];
             norm = on_device ? ts.norm : grad_global_norm(outs + 3, n);
             int finite = isfinite(loss) && isfinite(norm);
             if (on_device && ts.applied != finite) { snprintf(err, cap, "the device's update and the host disagree on step %lld", (long long)st.step + 1); goto done; }
@@ -273,14 +328,15 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             st.step_in_epoch++;
             steps_here++;
             for (int i = 0; i < r.tg.g->n_outputs; i++) { tensor_free(outs[i]); outs[i] = NULL; }
-            double el = (now_ms() / 1e3) - t0, clips_s = steps_here * gc->batch / (el > 0 ? el : 1e-9);
+            double el = (now_ms() / 1e3) - t0, clips_s = (double)(steps_here * gc->batch * ranks) / (el > 0 ? el : 1e-9);
             double eta = (double)(total - st.step) * el / (double)steps_here;
-            char nl[32], nc[32], nn[32];
-            fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %s, \"loss_ce\": %s, \"lr\": %.9g, \"alpha\": %.9g, "
-                        "\"grad_norm\": %s, \"skipped\": %d, \"clips_per_s\": %.3f}\n",
-                    (long long)st.step, (long long)st.epoch + 1, json_number(loss, nl), json_number(ce, nc), lr,
-                    gc->iwr ? alpha : 0.0, json_number(norm, nn), !finite, clips_s);
-            if (fflush(mf)) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
+            char nl[32], nc[32], nn[32], comm_s[48] = "";
+            if (ranks > 1) snprintf(comm_s, sizeof comm_s, ", \"comm_wait_s\": %.6f", waited);
+            if (mf) fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %s, \"loss_ce\": %s, \"lr\": %.9g, \"alpha\": %.9g, "
+                                "\"grad_norm\": %s, \"skipped\": %d, \"clips_per_s\": %.3f%s}\n",
+                            (long long)st.step, (long long)st.epoch + 1, json_number(loss, nl), json_number(ce, nc), lr,
+                            gc->iwr ? alpha : 0.0, json_number(norm, nn), !finite, clips_s, comm_s);
+            if (mf && fflush(mf)) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
             res->last_loss = loss;
             if (bad_run >= c->max_bad_steps) {
                 snprintf(err, cap, "the loss or gradients were not finite for %d steps in a row (step %lld); stopping. "
@@ -290,7 +346,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             if (tty || st.step % (total >= 20 ? total / 20 : 1) == 0 || st.step == total)
                 progress_line(c, st.epoch, st.step_in_epoch, per, st.step, total, loss, lr, clips_s, eta, tty);
             if (c->save_every > 0 && st.step % c->save_every == 0 && bad_run == 0 &&
-                ((on_device && model_train_sync(sess, r.opt.m, r.opt.v, 1, err, cap)) || save(&r, c, &st, err, cap)))
+                ((on_device && model_train_sync(sess, r.opt.m, r.opt.v, 1, err, cap)) || (lead && save(&r, c, &st, err, cap))))
                 goto done;
         }
         if (on_device && model_train_sync(sess, r.opt.m, r.opt.v, 1, err, cap)) goto done; /* the epoch's weights to the host */
@@ -303,7 +359,7 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
             }
             st.swa_count++;
         }
-        if (c->keep_epochs) {
+        if (lead && c->keep_epochs) {
             char name[64];
             snprintf(name, sizeof name, "epoch-%lld.safetensors", (long long)st.epoch + 1);
             char *path = path_in(c->out_dir, name);
@@ -315,16 +371,23 @@ int trainer_run(const char *onnx, const TrainerConfig *c, BatchSource *src, Trai
         TrainState next = st;
         next.epoch++;
         next.step_in_epoch = 0;
-        if (bad_run == 0 && save(&r, c, &next, err, cap)) goto done;
+        if (lead && bad_run == 0 && save(&r, c, &next, err, cap)) goto done;
     }
     if (tty && !c->quiet) fputc('\n', stderr);
-    if (write_weights(&r, c, &st, err, cap)) goto done;
+    if (lead && write_weights(&r, c, &st, err, cap)) goto done;
+    if (red) {
+        GradReducerStats gs;
+        grad_reducer_stats(red, &gs);
+        res->comm_wait_seconds = gs.wait_seconds;
+        res->overlapped = gs.overlapped;
+    }
     res->steps = st.step;
     res->skipped = st.skipped;
     res->seconds = (now_ms() / 1e3) - t0;
     rc = 0;
 done:
     if (mf) fclose(mf);
+    grad_reducer_free(red);
     model_free(sess);
     for (int i = 0; i < 5; i++) tensor_free(in[i]);
     for (int i = 0; outs && i < r.tg.g->n_outputs; i++) tensor_free(outs[i]);

@@ -3,7 +3,14 @@
  * warm-up + cosine schedule, keeps the SWA average of per-epoch weights,
  * checkpoints atomically, resumes exactly, and writes the final (SWA,
  * patched) weights.  Batches come from a BatchSource: video files through the
- * FFmpeg loader (vclip-run train) or the demo's generated world. */
+ * FFmpeg loader (vclip-run train) or the demo's generated world.
+ *
+ * Data parallel (a Comm of several ranks, docs/distributed.md): every rank
+ * runs this loop on its own shard with the per-rank batch; the gradients
+ * are averaged by bucketed all-reduce during the backward pass
+ * (grad_reducer.h) and the losses after it, so every rank makes the same
+ * update; alpha comes from the same seed everywhere; rank 0 alone writes
+ * the metrics, checkpoints and weights, and every rank resumes from them. */
 #ifndef VCLIP_TRAINER_H
 #define VCLIP_TRAINER_H
 
@@ -11,6 +18,7 @@
 #include "optimizer.h"
 #include "train_graph.h"
 #include "../backend.h"
+#include "../comm/comm.h"
 
 typedef struct BatchSource {
     /* Starts epoch `epoch` (from 0), skipping its first `skip` batches. */
@@ -44,6 +52,8 @@ typedef struct {
     int threads;
     Target target;                 /* where the step (and on CUDA the AdamW update) runs; SWA stays on the host */
     Precision precision;           /* the step's GEMMs (CUDA: bf16 or fp32; sums, norms, softmax and losses stay f32) */
+    Comm *comm;                    /* NULL or one rank: a single process; graph.batch is the per-rank batch */
+    size_t bucket_bytes;           /* gradient all-reduce buckets (0: 25 MB, DDP's default) */
 } TrainerConfig;
 
 /* DESIGN.md §2's recipe for a global batch of `batch` (lr scaled linearly
@@ -54,7 +64,13 @@ void trainer_defaults(TrainerConfig *c, int64_t batch, int64_t epochs);
  * ask before any other work). */
 int trainer_check_target(Target t, char *err, size_t cap);
 
-typedef struct { double last_loss; int64_t steps, skipped; double seconds; } TrainResult;
+typedef struct {
+    double last_loss;
+    int64_t steps, skipped;
+    double seconds;
+    double comm_wait_seconds;      /* data parallel: waiting for the gradient all-reduce after the backward pass */
+    double overlapped;             /* the fraction of the gradient bytes whose all-reduce started during it */
+} TrainResult;
 
 /* 0, or -1 with a message; the last good checkpoint is left intact. */
 int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, TrainResult *res, char *err, size_t cap);
