@@ -20,7 +20,7 @@ LAYERS = [
     ["runtime/cpu"],
     ["passes", "runtime/cuda"],
     ["runtime"],
-    ["runtime/data"],
+    ["runtime/data", "runtime/comm"],
     ["runtime/eval", "runtime/train"],
     ["runtime/demo"],
     ["tools"],

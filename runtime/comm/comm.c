@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "comm_ops.h"
+#include "comm.h"
 #include "../../ir/base.h"
 
 extern const CommOps comm_single_ops;

@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "comm_ops.h"
+
 typedef enum { COMM_AUTO, COMM_SINGLE, COMM_MPI } CommKind;
-typedef enum { COMM_F32, COMM_F64 } CommType;
 
 /* What the launcher's environment says (Open MPI's OMPI_COMM_WORLD_*,
  * MPICH's PMI_*, PMIx, Slurm): 1 with rank, size and local rank when one

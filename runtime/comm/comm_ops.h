@@ -8,9 +8,11 @@
 #define VCLIP_COMM_OPS_H
 
 #include <stddef.h>
-#include "comm.h"
 
 #define COMM_OPS_ABI 1
+
+/* What an all-reduce adds up. */
+typedef enum { COMM_F32, COMM_F64 } CommType;
 
 typedef struct CommOps {
     int abi;
