@@ -56,8 +56,11 @@ int atomic_open(AtomicFile *af, const char *path, const char *mode, char *err, s
         snprintf(err, cap, "%.200s...: path too long", path);
         return -1;
     }
-    /* the pid keeps concurrent writers of one target (ranks, processes) apart */
-    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%d", path, (int)getpid());
+    /* the host and pid keep concurrent writers of one target apart (processes,
+     * and ranks on several machines sharing a file system) */
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%08x.%d", path, (unsigned)fnv1a_str(FNV_OFFSET, host), (int)getpid());
     af->f = fopen(af->tmp, mode);
     if (!af->f) { snprintf(err, cap, "%s: %s", af->tmp, strerror(errno)); return -1; }
     return 0;

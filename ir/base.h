@@ -30,7 +30,7 @@ int make_dirs(const char *path);
  * process dies.  Write to af->f between open and commit. */
 typedef struct {
     FILE *f;
-    char path[4096], tmp[4112];
+    char path[4096], tmp[4128];
 } AtomicFile;
 /* mode: "w" or "wb".  0, or -1 with a message naming the file. */
 int atomic_open(AtomicFile *af, const char *path, const char *mode, char *err, size_t cap);

@@ -3,6 +3,7 @@ them, and which fixtures exist.  VCLIPC_VARIANTS selects the builds tested
 (default: the optimized build and the ASan+UBSan build when present)."""
 import glob
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -43,6 +44,23 @@ def run_tool(variant, tool, *args, check=False, timeout=300, env_extra=None):
     if check and p.returncode != 0:
         raise AssertionError(f"{tool} {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr}")
     return p
+
+
+MPIRUN = shutil.which("mpirun")
+if MPIRUN is None:  # install-deps installs openmpi-bin: its absence is a broken setup, not a reason to skip
+    raise RuntimeError("mpirun is missing: run tools/install-deps.sh (Debian's openmpi-bin and libopenmpi-dev)")
+
+
+def mpi_env(extra=None):
+    """The environment for `mpirun -np N --oversubscribe`: our cache, and Open MPI allowed to run as root (CI)."""
+    e = dict(os.environ, VCLIP_CACHE_DIR=CACHE_DIR, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    e.update(extra or {})
+    return e
+
+
+def mpi_command(ranks, exe, args):
+    cmd = [exe, *map(str, args)]
+    return [MPIRUN, "-np", str(ranks), "--oversubscribe", *cmd] if ranks > 1 else cmd
 
 
 def assert_clean_exit(p):

@@ -11,7 +11,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import run_tool
+import subprocess
+
+import numpy as np
+
+from conftest import BUILDS, mpi_command, mpi_env, run_tool
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,29 @@ def test_pretrained_towers_match_onnx_runtime(demo, tower, tmp_path):
     got = np.load(tmp_path / "y.npy")
     want = ort.InferenceSession(str(std), providers=["CPUExecutionProvider"]).run(None, {name: x})[0]
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+def test_eval_shared_among_two_ranks_equals_one_process(demo, tmp_path):
+    """`mpirun -np 2 vclip-run eval`: each rank scores half of the videos; rank 0 gathers and writes.
+    The metrics, the per-video scores and the predictions equal the single process's."""
+    out, _ = demo
+    results = []
+    for ranks in (1, 2):
+        d = tmp_path / f"ranks-{ranks}"
+        d.mkdir()
+        args = ["eval", "--visual", out / "clip" / "visual.onnx", "--classes", out / "videos" / "classes_unseen.safetensors",
+                "--list", out / "videos" / "unseen.csv", "--root", out / "videos", "--frames", "8", "--stride", "1", "--views", "1",
+                "--temporal-window", "1", "--no-cache", "--json", "--threads", "1", "--scores", d / "scores.npy",
+                "--predictions", d / "pred.csv"]
+        p = subprocess.run(mpi_command(ranks, str(BUILDS["opt"] + "/vclip-run"), args), capture_output=True, text=True,
+                           timeout=300, env=mpi_env())
+        assert p.returncode == 0, p.stderr
+        assert len(p.stdout.strip().splitlines()) == 1, f"{ranks} ranks printed more than rank 0's line:\n{p.stdout}"
+        rep = json.loads(p.stdout)
+        results.append((rep, np.load(d / "scores.npy"), (d / "pred.csv").read_text()))
+    (one, s1, p1), (two, s2, p2) = results
+    for k in ("top1", "top5", "mean_class_accuracy", "n_videos", "n_skipped", "decoded"):
+        assert one[k] == two[k], (k, one[k], two[k])
+    assert one["n_videos"] > 10
+    assert s1.shape == s2.shape and np.abs(s1 - s2).max() <= 1e-6 * np.abs(s1).max()
+    assert p1 == p2

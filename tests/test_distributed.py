@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -25,24 +24,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import BUILDS, CACHE_DIR, ROOT, Fixture
+from conftest import BUILDS, MPIRUN, ROOT, Fixture, mpi_command, mpi_env
 
 VIDEOS = os.path.join(ROOT, "tests", "fixtures", "videos")
 VISUAL = Fixture("openai_visual_fullvocab").model
 TEXT = Fixture("openai_text_fullvocab").model
-MPIRUN = shutil.which("mpirun")
 STEPS = 5
 LR = 1e-3
-
-if MPIRUN is None:  # install-deps installs openmpi-bin: its absence is a broken setup, not a reason to skip
-    raise RuntimeError("mpirun is missing: run tools/install-deps.sh (Debian's openmpi-bin and libopenmpi-dev)")
-
-
-def env(extra=None):
-    e = dict(os.environ, VCLIP_CACHE_DIR=CACHE_DIR, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-             OMPI_MCA_rmaps_base_oversubscribe="1")
-    e.update(extra or {})
-    return e
+env = mpi_env
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +50,7 @@ def train_args(d, out, *extra, batch=4, epochs=STEPS):
 
 
 def command(ranks, args, exe=None):
-    exe = exe or os.path.join(BUILDS["opt"], "vclip-run")
-    cmd = [exe, *map(str, args)]
-    return [MPIRUN, "-np", str(ranks), "--oversubscribe", *cmd] if ranks > 1 else cmd
+    return mpi_command(ranks, exe or os.path.join(BUILDS["opt"], "vclip-run"), args)
 
 
 def run(ranks, args, exe=None, extra_env=None, timeout=300):

@@ -7,13 +7,14 @@ NumPy."""
 import csv
 import json
 import os
+import subprocess
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import ROOT, Fixture, assert_clean_exit, run_tool
+from conftest import BUILDS, ROOT, Fixture, assert_clean_exit, mpi_command, mpi_env, run_tool
 
 VIDEOS = os.path.join(ROOT, "tests", "fixtures", "videos")
 CLIPS = ["arm_wrestling.mp4", "cleaning_pool.mp4", "apply_eye_makeup.avi", "flipping_pancake.mkv"]
@@ -246,6 +247,14 @@ def test_retrieval_end_to_end(setup, tmp_path):
     t2v, v2t = numpy_retrieval(want.astype(np.float32), np.array([0, 0, 1, 2, 3]))
     for k in t2v:
         assert abs(rep["text_to_video"][k] - t2v[k]) < 1e-6 and abs(rep["video_to_text"][k] - v2t[k]) < 1e-6
+    # shared among two ranks (mpirun): each encodes half of the videos (one share holds the missing one); rank 0 reports the same
+    two = subprocess.run(mpi_command(2, os.path.join(BUILDS["opt"], "vclip-run"),
+                                     ["retrieval", "--visual", VISUAL, "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl",
+                                      "--root", VIDEOS, "--json", "--threads", "1", "--save-similarity", tmp_path / "sim2.npy"]),
+                         capture_output=True, text=True, timeout=300, env=mpi_env())
+    assert two.returncode == 0, two.stderr
+    assert json.loads(two.stdout) == rep
+    assert np.array_equal(np.load(tmp_path / "sim2.npy"), np.load(tmp_path / "sim.npy"))
 
 
 def test_sweep_interpolates_weights(setup, tmp_path):

@@ -39,3 +39,18 @@ int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions 
     else if (compile_check(co, err, sizeof err) == 0) return 0;
     return cli_usage_error(tool, err);
 }
+
+Comm *cli_comm_open(const char *tool, double timeout_s, char *name, size_t cap)
+{
+    char err[1024];
+    snprintf(name, cap, "%s", tool);
+    Comm *c = comm_open(COMM_AUTO, timeout_s, err, sizeof err);
+    if (!c) { cli_error(tool, NULL, err); return NULL; }
+    if (comm_size(c) > 1) snprintf(name, cap, "%s [rank %d of %d]", tool, comm_rank(c), comm_size(c));
+    if (comm_rank(c) && !freopen("/dev/null", "w", stdout)) {
+        cli_error(name, NULL, "cannot silence stdout");
+        comm_close(c, 1);
+        return NULL;
+    }
+    return c;
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include "../ir/base.h"
 #include "../runtime/model.h"
+#include "../runtime/comm/comm.h"
 
 /* "TOOL: PREFIX: MSG\n" on stderr with control bytes shown as \xNN. */
 void cli_error(const char *tool, const char *prefix, const char *msg);
@@ -26,5 +27,14 @@ enum { CLI_OPT_TARGET = 0x100, CLI_OPT_PRECISION };
 /* Applies one of them to co: 0, or 2 (the usage-error status) with the
  * message printed as "TOOL: ...". */
 int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions *co);
+
+/* The job's ranks, for commands that mpirun may start several times (one
+ * process without a launcher; comm.h).  name receives the tool's name for
+ * messages ("vclip-run eval [rank 1 of 2]"), and ranks other than 0 print
+ * nothing on stdout: rank 0 reports.  NULL after printing why.  Close with
+ * comm_close(c, failed): a failing rank aborts the job, so none waits. */
+Comm *cli_comm_open(const char *tool, double timeout_s, char *name, size_t cap);
+#define CLI_COMM_TIMEOUT_HELP \
+    "  --comm-timeout S    under mpirun: a rank that waits S seconds for the others stops the job (300)\n"
 
 #endif

@@ -45,7 +45,10 @@ static const char *usage =
     "  --no-cache          do not read or write the feature cache ($VCLIP_CACHE_DIR)\n"
     "  --predictions F.csv --scores F.npy --confusion F.csv   outputs (single list)\n"
     "  --json              one JSON object: top1, top5, mean_class_accuracy, n_videos, n_skipped\n"
-    "Unreadable videos are reported, left out of the metrics and counted (n_skipped).\n";
+    CLI_COMM_TIMEOUT_HELP
+    "Unreadable videos are reported, left out of the metrics and counted (n_skipped).\n"
+    "mpirun -np N vclip-run eval ... shares the videos among N processes; rank 0 prints and writes,\n"
+    "and the metrics are the single process's.\n";
 
 /* The splits of a protocol: list and class file paths, relative to the protocol folder. */
 static int protocol_splits(const char *protocol, const char *dataset, char lists[10][512], char classes[10][512], char *name, size_t cap)
@@ -84,11 +87,12 @@ int cmd_eval(int argc, char **argv)
         {"stride", 1, 0, 'S'}, {"logit-scale", 1, 0, 'x'}, {"batch", 1, 0, 'b'}, {"workers", 1, 0, 'w'},
         {"threads", 1, 0, 't'}, {"predictions", 1, 0, 'P'}, {"scores", 1, 0, 'Q'}, {"confusion", 1, 0, 'M'},
         {"protocol", 1, 0, 'p'}, {"dataset", 1, 0, 'd'}, {"protocols", 1, 0, 'D'}, {"no-cache", 0, 0, 'N'},
-        {"json", 0, 0, 'j'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", 0, 0, 'j'}, {"comm-timeout", 1, 0, 'Z'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *classes = NULL, *text_model = NULL, *list = NULL, *root = ".", *protocol = NULL, *dataset = NULL;
     const char *protocols_dir = NULL;
     Outputs outs = {0};
     int frames = 8, window = 1, threads = 0, json = 0, no_cache = 0, c;
+    double comm_timeout = 300;
     CompileOptions co = {0};
     Evaluator ev;
     evaluator_init(&ev);
@@ -117,6 +121,7 @@ int cmd_eval(int argc, char **argv)
         case 'D': protocols_dir = optarg; break;
         case 'N': no_cache = 1; break;
         case 'j': json = 1; break;
+        case 'Z': comm_timeout = atof(optarg); bad = !(comm_timeout > 0); break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
             if (cli_compile_arg(TOOL, c, optarg, &co)) return 2;
@@ -137,21 +142,25 @@ int cmd_eval(int argc, char **argv)
     char err[1024], *pdir = NULL;
     int rc = 1;
     co.threads = threads;
-    if (video_model_open(&ev.vm, visual, frames, window, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    char tool[64];
+    Comm *comm = cli_comm_open(TOOL, comm_timeout, tool, sizeof tool);
+    if (!comm) return 1;
+    ev.comm = comm;
+    if (video_model_open(&ev.vm, visual, frames, window, &co, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
     ev.sc.frames = ev.vm.T;
     ev.sc.crop_size = ev.vm.size;
-    if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
     if (!no_cache) {
         char settings[256];
         snprintf(settings, sizeof settings, "frames=%d stride=%d views=%d crops=%d size=%d window=%d tfps=%g target=%s precision=%s", ev.sc.frames,
                  ev.sc.stride, ev.sc.views, ev.sc.crops, ev.sc.crop_size, window, ev.sc.target_fps, target_name(co.target),
                  precision_name(co.precision));
-        if (feature_cache_open(&ev.cache, visual, settings, err, sizeof err)) { cli_error(TOOL, "warning (running without a cache)", err); }
+        if (feature_cache_open(&ev.cache, visual, settings, err, sizeof err)) { cli_error(tool, "warning (running without a cache)", err); }
     }
     double t0 = now_ms();
     if (!protocol) {
         SplitResult r = {0};
-        if (eval_split(&ev, list, root, classes, &outs, &r, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+        if (eval_split(&ev, list, root, classes, &outs, &r, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
         double sec = (now_ms() - t0) / 1e3;
         if (json)
             printf("{\"top1\": %.6f, \"top5\": %.6f, \"mean_class_accuracy\": %.6f, \"n_videos\": %zu, \"n_skipped\": %zu, "
@@ -166,7 +175,7 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     pdir = protocols_dir ? strdup(protocols_dir) : data_path("../shared/data/protocols");
-    if (!pdir) { cli_error(TOOL, NULL, "cannot find the protocol lists: pass --protocols DIR"); goto done; }
+    if (!pdir) { cli_error(tool, NULL, "cannot find the protocol lists: pass --protocols DIR"); goto done; }
     double top1[10], top5[10];
     size_t videos = 0, skipped = 0, decoded = 0;
     if (json) printf("{\"protocol\": \"%s\", \"dataset\": \"%s\", \"splits\": [", protocol, dataset);
@@ -175,7 +184,7 @@ int cmd_eval(int argc, char **argv)
         snprintf(lp, sizeof lp, "%s/%s", pdir, lists[i]);
         snprintf(cp, sizeof cp, "%s/%s", pdir, cls[i]);
         SplitResult r = {0};
-        if (eval_split(&ev, lp, root, cp, NULL, &r, err, sizeof err)) { if (json) printf("]}\n"); cli_error(TOOL, NULL, err); goto done; }
+        if (eval_split(&ev, lp, root, cp, NULL, &r, err, sizeof err)) { if (json) printf("]}\n"); cli_error(tool, NULL, err); goto done; }
         top1[i] = r.m.top1;
         top5[i] = r.m.top5;
         videos += r.m.n;
@@ -199,5 +208,6 @@ done:
     free(pdir);
     video_model_close(&ev.vm);
     evaluator_close_text(&ev);
+    comm_close(comm, rc != 0);
     return rc;
 }

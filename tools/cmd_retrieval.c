@@ -26,6 +26,8 @@ static const char *usage =
     "  --save-similarity S.npy             write the caption x video similarity matrix\n"
     CLI_COMPILE_HELP
     "  --json              text_to_video / video_to_text: r1, r5, r10, median_rank, mean_rank\n"
+    CLI_COMM_TIMEOUT_HELP
+    "mpirun -np N vclip-run retrieval ... shares the videos among N processes; rank 0 prints and writes.\n"
     "Ranks are 1-based; ties put the lower index first.  Unreadable videos are left out with\n"
     "their captions and counted (n_skipped).\n";
 
@@ -78,9 +80,10 @@ int cmd_retrieval(int argc, char **argv)
         {"visual", 1, 0, 'V'}, {"text-model", 1, 0, 'm'}, {"captions", 1, 0, 'c'}, {"root", 1, 0, 'r'}, {"views", 1, 0, 'v'},
         {"stride", 1, 0, 'S'}, {"frames", 1, 0, 'T'}, {"temporal-window", 1, 0, 'W'}, {"similarity", 1, 0, 's'},
         {"owners", 1, 0, 'o'}, {"save-similarity", 1, 0, 'w'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
-        CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"comm-timeout", 1, 0, 'Z'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *text_model = NULL, *captions = NULL, *root = ".", *sim_in = NULL, *owners = NULL, *sim_out = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
+    double comm_timeout = 300;
     CompileOptions co = {0};
     SamplingConfig sc;
     sampling_defaults(&sc);
@@ -98,6 +101,7 @@ int cmd_retrieval(int argc, char **argv)
         case 's': sim_in = optarg; break;
         case 'o': owners = optarg; break;
         case 'w': sim_out = optarg; break;
+        case 'Z': comm_timeout = atof(optarg); bad = !(comm_timeout > 0); break;
         case 't': bad = cli_parse_int(optarg, 1, 1024, &threads); break;
         case 'j': json = 1; break;
         case CLI_OPT_TARGET:
@@ -126,12 +130,15 @@ int cmd_retrieval(int argc, char **argv)
     size_t *owner = NULL, *vid_of = NULL;
     int rc = 1;
     TokenizerSource src = {0};
-    if (load_captions(captions, &texts, &vids, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    char tool[64];
+    Comm *comm = cli_comm_open(TOOL, comm_timeout, tool, sizeof tool);
+    if (!comm) return 1;
+    if (load_captions(captions, &texts, &vids, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
     /* the videos, in order of first appearance */
     ds.items = calloc(vids.n, sizeof(DatasetItem));
     vid_of = malloc(sizeof(size_t) * vids.n);
     size_t *first = malloc(sizeof(size_t) * vids.n); /* the caption where each video first appears */
-    if (!ds.items || !vid_of || !first) { free(first); cli_error(TOOL, NULL, "out of memory"); goto done; }
+    if (!ds.items || !vid_of || !first) { free(first); cli_error(tool, NULL, "out of memory"); goto done; }
     for (size_t i = 0; i < vids.n; i++) {
         size_t v = 0;
         while (v < ds.n && strcmp(vids.items[first[v]], vids.items[i])) v++;
@@ -139,7 +146,7 @@ int cmd_retrieval(int argc, char **argv)
             first[v] = i;
             size_t len = strlen(root) + strlen(vids.items[i]) + 2;
             ds.items[v].path = malloc(len);
-            if (!ds.items[v].path) { free(first); cli_error(TOOL, NULL, "out of memory"); goto done; }
+            if (!ds.items[v].path) { free(first); cli_error(tool, NULL, "out of memory"); goto done; }
             snprintf(ds.items[v].path, len, "%s/%s", root, vids.items[i]);
             ds.n++;
         }
@@ -147,9 +154,9 @@ int cmd_retrieval(int argc, char **argv)
     }
     free(first);
     co.threads = threads;
-    if (video_model_open(&vm, visual, frames, window, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-    if (!(enc.tok = tokenizer_open(&src, err, sizeof err)) || encoder_open(&enc, text_model, &co, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-    if (enc.dim != vm.D) { fprintf(stderr, "%s: text features have %d dims, video features %d\n", TOOL, enc.dim, vm.D); goto done; }
+    if (video_model_open(&vm, visual, frames, window, &co, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
+    if (!(enc.tok = tokenizer_open(&src, err, sizeof err)) || encoder_open(&enc, text_model, &co, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
+    if (enc.dim != vm.D) { fprintf(stderr, "%s: text features have %d dims, video features %d\n", tool, enc.dim, vm.D); goto done; }
     sc.frames = vm.T;
     sc.crop_size = vm.size;
     int V = clips_per_video(&sc), D = vm.D;
@@ -157,19 +164,19 @@ int cmd_retrieval(int argc, char **argv)
     vf = malloc(sizeof(float) * ds.n * per);
     tf = malloc(sizeof(float) * texts.n * D);
     ok = calloc(ds.n, 1);
-    if (!vf || !tf || !ok) { cli_error(TOOL, NULL, "out of memory"); goto done; }
+    if (!vf || !tf || !ok) { cli_error(tool, NULL, "out of memory"); goto done; }
     FeatureCache none = {0};
-    if (video_features(&vm, &ds, &sc, 4, 2, &none, vf, ok, &skipped, &decoded, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
-    if (encode_texts(&enc, texts.items, texts.n, tf, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (video_features_ranks(&vm, &ds, &sc, 4, 2, &none, comm, vf, ok, &skipped, &decoded, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
+    if (encode_texts(&enc, texts.items, texts.n, tf, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
     /* video features: the normalized mean of the unit frame embeddings; keep readable videos only */
     size_t nv = 0, *new_index = malloc(sizeof(size_t) * ds.n);
-    if (!new_index) { cli_error(TOOL, NULL, "out of memory"); goto done; }
+    if (!new_index) { cli_error(tool, NULL, "out of memory"); goto done; }
     for (size_t v = 0; v < ds.n; v++) {
         new_index[v] = (size_t)-1;
         if (!ok[v]) continue;
         float *dst = vf + nv * D;
         double acc[4096];
-        if (D > 4096) { cli_error(TOOL, NULL, "feature width above 4096"); free(new_index); goto done; }
+        if (D > 4096) { cli_error(tool, NULL, "feature width above 4096"); free(new_index); goto done; }
         for (int d = 0; d < D; d++) acc[d] = 0;
         for (size_t k = 0; k < (size_t)V * vm.T; k++)
             for (int d = 0; d < D; d++) acc[d] += vf[v * per + k * D + d];
@@ -180,7 +187,7 @@ int cmd_retrieval(int argc, char **argv)
     size_t nc = 0;
     owner = malloc(sizeof(size_t) * (texts.n ? texts.n : 1));
     sim = malloc(sizeof(float) * (texts.n ? texts.n : 1) * (nv ? nv : 1));
-    if (!owner || !sim) { cli_error(TOOL, NULL, "out of memory"); free(new_index); goto done; }
+    if (!owner || !sim) { cli_error(tool, NULL, "out of memory"); free(new_index); goto done; }
     for (size_t i = 0; i < texts.n; i++) {
         if (new_index[vid_of[i]] == (size_t)-1) continue; /* its video is unreadable */
         owner[nc] = new_index[vid_of[i]];
@@ -192,10 +199,10 @@ int cmd_retrieval(int argc, char **argv)
         nc++;
     }
     free(new_index);
-    if (sim_out) {
+    if (sim_out && comm_rank(comm) == 0) {
         int64_t sd[2] = {(int64_t)nc, (int64_t)nv};
         Tensor *st = tensor_borrow(DT_F32, 2, sd, sim);
-        if (!st || npy_save(sim_out, st, err, sizeof err)) { cli_error(TOOL, NULL, st ? err : "out of memory"); tensor_free(st); goto done; }
+        if (!st || npy_save(sim_out, st, err, sizeof err)) { cli_error(tool, NULL, st ? err : "out of memory"); tensor_free(st); goto done; }
         tensor_free(st);
     }
     RetrievalMetrics t, v;
@@ -215,5 +222,6 @@ done:
     free(ok);
     free(owner);
     free(vid_of);
+    comm_close(comm, rc != 0);
     return rc;
 }

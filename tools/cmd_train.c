@@ -54,7 +54,7 @@ static const char *usage =
     "  --precision P       the step's GEMMs: fp32 (the CPU's only choice) or bf16 (the default on cuda;\n"
     "                      sums, softmax, norms and losses stay fp32)\n"
     "  --quiet             no progress output\n"
-    "  --comm-timeout S    data parallel: a rank that waits S seconds for the others stops the job (300)\n"
+    CLI_COMM_TIMEOUT_HELP
     "  --bucket-mb N       data parallel: gradients are all-reduced in buckets of about N MB (25)\n"
     "Non-finite losses or gradients skip the step; 5 in a row stop the run (the last checkpoint stays).\n"
     "Data parallel: mpirun -np N vclip-run train ... trains on N processes (rank, size and local rank\n"
@@ -248,12 +248,10 @@ int cmd_train(int argc, char **argv)
         init = visual;
         visual = recorded;
     }
-    /* the job's ranks (one without a launcher); a rank that fails aborts the job, so none waits for it */
-    Comm *comm = comm_open(COMM_AUTO, comm_timeout, err, sizeof err);
-    if (!comm) { cli_error(TOOL, NULL, err); free(recorded); return 1; }
+    char tool[64];
+    Comm *comm = cli_comm_open(TOOL, comm_timeout, tool, sizeof tool);
+    if (!comm) { free(recorded); return 1; }
     int ranks = comm_size(comm), rank = comm_rank(comm);
-    char tool[64] = TOOL;
-    if (ranks > 1) snprintf(tool, sizeof tool, "%s [rank %d of %d]", TOOL, rank, ranks);
     if (rank) quiet = 1; /* rank 0 reports */
     int rc = 1;
     Evaluator ev;

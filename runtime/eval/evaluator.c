@@ -71,7 +71,10 @@ int eval_split(Evaluator *ev, const char *list, const char *root, const char *cl
     labels = malloc(sizeof(int) * ds.n);
     conf = calloc((size_t)C * C, sizeof(long));
     if (!feat || !scores || !ok || !labels || !conf) { snprintf(err, cap, "out of memory"); goto done; }
-    if (video_features(&ev->vm, &ds, &ev->sc, ev->batch, ev->workers, &ev->cache, feat, ok, &r->skipped, &r->decoded, err, cap)) goto done;
+    if (video_features_ranks(&ev->vm, &ds, &ev->sc, ev->batch, ev->workers, &ev->cache, ev->comm, feat, ok, &r->skipped, &r->decoded,
+                             err, cap))
+        goto done;
+    if (comm_rank(ev->comm) != 0) o = NULL; /* rank 0 writes the files */
     size_t n = 0, per = (size_t)V * T * D;
     for (size_t i = 0; i < ds.n; i++)
         if (ok[i]) { memmove(feat + n * per, feat + i * per, sizeof(float) * per); labels[n++] = ds.items[i].label; }

@@ -15,6 +15,7 @@ typedef struct {
     FeatureCache cache;
     int batch, workers;
     double scale;
+    Comm *comm;              /* NULL: this process; else the videos are shared among the ranks, and rank 0 writes the outputs */
 } Evaluator;
 
 typedef struct { ClassMetrics m; size_t skipped, decoded; } SplitResult;

@@ -119,3 +119,48 @@ void video_scores(const float *feat, size_t n, int views, int T, int D, const fl
         }
     }
 }
+
+int video_features_ranks(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
+                         const FeatureCache *cache, Comm *comm, float *feat, char *ok, size_t *skipped, size_t *decoded,
+                         char *err, size_t cap)
+{
+    int size = comm_size(comm), rank = comm_rank(comm);
+    if (size == 1) return video_features(m, ds, sc, batch, workers, cache, feat, ok, skipped, decoded, err, cap);
+    size_t per_video = (size_t)clips_per_video(sc) * (size_t)m->T * (size_t)m->D;
+    size_t lo = ds->n * (size_t)rank / (size_t)size, hi = ds->n * (size_t)(rank + 1) / (size_t)size;
+    size_t *fbytes = malloc(sizeof(size_t) * (size_t)size), *obytes = malloc(sizeof(size_t) * (size_t)size);
+    float *mine = malloc(sizeof(float) * ((hi - lo) * per_video + 1));
+    char *mine_ok = malloc(hi - lo + 1);
+    int rc = -1;
+    if (!fbytes || !obytes || !mine || !mine_ok) { snprintf(err, cap, "out of memory"); goto done; }
+    for (int r = 0; r < size; r++) {
+        size_t a = ds->n * (size_t)r / (size_t)size, b = ds->n * (size_t)(r + 1) / (size_t)size;
+        fbytes[r] = (b - a) * per_video * sizeof(float);
+        obytes[r] = b - a;
+    }
+    Dataset share = {ds->items + lo, hi - lo};
+    size_t sk = 0, dec = 0;
+    /* a rank whose share fails still joins the gathers below (with its error
+     * kept), so that the others stop on a clear message instead of waiting */
+    char own[512] = "";
+    if (share.n && video_features(m, &share, sc, batch, workers, cache, mine, mine_ok, &sk, &dec, own, sizeof own)) {
+        memset(mine, 0, sizeof(float) * share.n * per_video);
+        memset(mine_ok, 0, share.n);
+    }
+    double counts[3] = {(double)sk, (double)dec, own[0] ? 1.0 : 0.0};
+    if (comm_allreduce(comm, counts, 3, COMM_F64, 0, err, cap) ||
+        comm_allgatherv(comm, mine, fbytes[rank], feat, fbytes, err, cap) ||
+        comm_allgatherv(comm, mine_ok, obytes[rank], ok, obytes, err, cap))
+        goto done;
+    if (own[0]) { snprintf(err, cap, "rank %d: %s", rank, own); goto done; }
+    if (counts[2] > 0) { snprintf(err, cap, "another rank failed on its share of the videos (its message is above)"); goto done; }
+    *skipped = (size_t)counts[0];
+    *decoded = (size_t)counts[1];
+    rc = 0;
+done:
+    free(fbytes);
+    free(obytes);
+    free(mine);
+    free(mine_ok);
+    return rc;
+}

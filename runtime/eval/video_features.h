@@ -7,6 +7,7 @@
 #include "../data/loader.h"
 #include "../model.h"
 #include "feature_cache.h"
+#include "../comm/comm.h"
 
 typedef struct {
     Model *m;
@@ -27,6 +28,15 @@ void video_model_close(VideoModel *m);
  * marks an unreadable video; *decoded counts the videos not found in cache. */
 int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
                    const FeatureCache *cache, float *feat, char *ok, size_t *skipped, size_t *decoded, char *err, size_t cap);
+
+/* The same spread over the ranks of comm (NULL: this process alone): rank r
+ * computes the r-th contiguous share of ds, and every rank receives all of
+ * feat and ok, in ds's order, and the job's skipped and decoded counts.
+ * Each video is computed by one rank, so feature cache entries have one
+ * writer per job (and the cache's writes are atomic across jobs). */
+int video_features_ranks(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
+                         const FeatureCache *cache, Comm *comm, float *feat, char *ok, size_t *skipped, size_t *decoded,
+                         char *err, size_t cap);
 
 /* v /= |v| (zero vectors stay zero). */
 void l2_normalize(float *v, int d);
