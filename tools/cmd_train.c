@@ -176,8 +176,8 @@ int cmd_train(int argc, char **argv)
     const char *visual = NULL, *init = NULL, *classes = NULL, *text_model = NULL, *captions = NULL, *list = NULL, *root = NULL,
                *out = "train-out";
     int frames = 8, stride = 16, window = 1, batch = 8, epochs = 22, warmup = 2, swa_start = 2, plain = 0, save_every = 0;
-    int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, precision_given = 0, bucket_mb = 25, c;
-    double comm_timeout = 300;
+    int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, precision_given = 0,  c;
+    double comm_timeout = 300, bucket_mb = 25;
     CompileOptions co = {0};
     char cerr[256];
     double lr = -1, clip_norm = 1.0, alo = 0, ahi = 0.6, beta = 0.5, patch = 0.5, logit_scale = 4.6052, lambda = 4.0;
@@ -217,7 +217,7 @@ int cmd_train(int argc, char **argv)
             else return cli_usage_error(TOOL, "--iwr-gradient is released or exact");
             break;
         case 'Z': comm_timeout = strtod(optarg, &end); if (*end || !(comm_timeout > 0)) return cli_usage_error(TOOL, "--comm-timeout needs seconds > 0"); break;
-        case 'U': if (cli_parse_int(optarg, 1, 4096, &bucket_mb)) return cli_usage_error(TOOL, "--bucket-mb needs 1..4096"); break;
+        case 'U': bucket_mb = strtod(optarg, &end); if (*end || !(bucket_mb >= 0.001 && bucket_mb <= 4096)) return cli_usage_error(TOOL, "--bucket-mb needs 0.001..4096"); break;
         case 'P': plain = 1; break;
         case 'R': resume = 1; break;
         case 'q': quiet = 1; break;
@@ -278,7 +278,7 @@ int cmd_train(int argc, char **argv)
     trainer_defaults(&tc, batch, epochs); /* the learning rate follows the global batch */
     tc.graph.batch = batch / ranks;
     tc.comm = comm;
-    tc.bucket_bytes = (size_t)bucket_mb << 20;
+    tc.bucket_bytes = (size_t)(bucket_mb * (1 << 20));
     /* the crop is the encoder's input size */
     char msg[512];
     Graph *probe = onnx_load(visual, msg, sizeof msg);
@@ -348,6 +348,11 @@ int cmd_train(int argc, char **argv)
         printf("trained %lld steps in %.1f s (%lld skipped); final loss %.4f\nweights: %s/weights.safetensors  "
                "checkpoint: %s/checkpoint.safetensors  metrics: %s/metrics.jsonl\n",
                (long long)res.steps, res.seconds, (long long)res.skipped, res.last_loss, out, out, out);
+    if (!quiet && ranks > 1)
+        printf("data parallel: %d ranks (%s); %.2f MB of gradients per step in %d bucket%s; %.0f%% of the bytes started their "
+               "all-reduce during the backward pass, on average %.1f ms before its end; rank 0 waited %.2f s in all after it\n",
+               ranks, comm_name(comm), (double)res.grad_bytes / (1 << 20), res.buckets, res.buckets == 1 ? "" : "s",
+               100 * res.overlapped, 1e3 * res.lead_seconds, res.comm_wait_seconds);
     rc = 0;
 done:
     loader_stop(fs.l);

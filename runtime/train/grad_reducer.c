@@ -11,6 +11,7 @@ typedef struct {
     int missing;          /* gradients not yet copied in this step */
     CommRequest *req;
     int started_early;    /* during the run */
+    double started_ms;
 } Bucket;
 
 struct GradReducer {
@@ -24,7 +25,7 @@ struct GradReducer {
     int running;          /* between the first observed output and finish */
     char err[512];        /* the first failure inside the observer, reported by finish */
     double wait_ms;
-    double overlapped;
+    double overlapped, lead_ms;
 };
 
 GradReducer *grad_reducer_new(Comm *c, int first, int n, const int64_t *numel, size_t bucket_bytes, char *err, size_t cap)
@@ -101,6 +102,7 @@ static int pump(GradReducer *r, int early, char *err, size_t cap)
         Bucket *b = &r->b[r->next];
         if (comm_iallreduce(r->comm, b->data, b->numel, COMM_F32, &b->req, err, cap)) return -1;
         b->started_early = early;
+        b->started_ms = now_ms();
     }
     for (int k = 0; k < r->next; k++) {
         int done;
@@ -126,17 +128,18 @@ int grad_reducer_finish(GradReducer *r, Tensor **outputs, char *err, size_t cap)
     if (r->err[0]) { snprintf(err, cap, "%s", r->err); r->err[0] = 0; return -1; }
     for (int i = 0; i < r->n; i++)
         if (take(r, i, outputs[r->first + i], err, cap)) return -1;
+    double t0 = now_ms(), lead = 0; /* t0: the run is over */
     if (pump(r, 0, err, cap)) return -1;
-    double t0 = now_ms();
     size_t early = 0, total = 0;
     for (int k = 0; k < r->n_buckets; k++) {
         if (comm_wait(r->comm, r->b[k].req, err, cap)) return -1;
         r->b[k].req = NULL;
         total += r->b[k].numel;
-        if (r->b[k].started_early) early += r->b[k].numel;
+        if (r->b[k].started_early) early += r->b[k].numel, lead += (double)r->b[k].numel * (t0 - r->b[k].started_ms);
     }
     r->wait_ms += now_ms() - t0;
     r->overlapped = total ? (double)early / (double)total : 0;
+    r->lead_ms = total ? lead / (double)total : 0;
     float ranks = (float)comm_size(r->comm);
     for (int i = 0; i < r->n; i++) {
         const float *src = r->b[r->bucket_of[i]].data + r->offset[i];
@@ -150,5 +153,5 @@ void grad_reducer_stats(const GradReducer *r, GradReducerStats *st)
 {
     size_t total = 0;
     for (int k = 0; k < r->n_buckets; k++) total += r->b[k].numel;
-    *st = (GradReducerStats){r->n_buckets, total * sizeof(float), r->overlapped, r->wait_ms / 1e3};
+    *st = (GradReducerStats){r->n_buckets, total * sizeof(float), r->overlapped, r->lead_ms / 1e3, r->wait_ms / 1e3};
 }

@@ -31,6 +31,8 @@ typedef struct {
     int buckets;
     size_t bytes;               /* per step */
     double overlapped;          /* fraction of the bytes whose all-reduce started during the run, last step */
+    double lead_seconds;        /* last step: how long before the run's end they started, weighted by bytes
+                                 * (0 for bytes started after it): the time there was to hide them */
     double wait_seconds;        /* in finish(), summed over the steps: communication the run did not hide */
 } GradReducerStats;
 void grad_reducer_stats(const GradReducer *r, GradReducerStats *st);

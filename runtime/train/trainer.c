@@ -297,7 +297,9 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     for (; st.epoch < c->epochs; st.epoch++, st.step_in_epoch = 0) {
         if (src->begin_epoch(src, st.epoch, st.step_in_epoch, err, cap)) goto done;
         for (;;) {
+            double step_t0 = now_ms();
             int got = src->next(src, in[0], in[1], gc->captions ? in[cap_k] : NULL, err, cap);
+            double data_s = (now_ms() - step_t0) / 1e3; /* waiting for the loader */
             if (got < 0) goto done;
             if (got == 0) break;
             if (gc->captions) caption_mask_fill(in[cap_k], in[cap_k + 1]);
@@ -333,9 +335,9 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             char nl[32], nc[32], nn[32], comm_s[48] = "";
             if (ranks > 1) snprintf(comm_s, sizeof comm_s, ", \"comm_wait_s\": %.6f", waited);
             if (mf) fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %s, \"loss_ce\": %s, \"lr\": %.9g, \"alpha\": %.9g, "
-                                "\"grad_norm\": %s, \"skipped\": %d, \"clips_per_s\": %.3f%s}\n",
+                                "\"grad_norm\": %s, \"skipped\": %d, \"clips_per_s\": %.3f, \"step_s\": %.6f, \"data_s\": %.6f%s}\n",
                             (long long)st.step, (long long)st.epoch + 1, json_number(loss, nl), json_number(ce, nc), lr,
-                            gc->iwr ? alpha : 0.0, json_number(norm, nn), !finite, clips_s, comm_s);
+                            gc->iwr ? alpha : 0.0, json_number(norm, nn), !finite, clips_s, (now_ms() - step_t0) / 1e3, data_s, comm_s);
             if (mf && fflush(mf)) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
             res->last_loss = loss;
             if (bad_run >= c->max_bad_steps) {
@@ -380,6 +382,9 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
         grad_reducer_stats(red, &gs);
         res->comm_wait_seconds = gs.wait_seconds;
         res->overlapped = gs.overlapped;
+        res->lead_seconds = gs.lead_seconds;
+        res->buckets = gs.buckets;
+        res->grad_bytes = gs.bytes;
     }
     res->steps = st.step;
     res->skipped = st.skipped;

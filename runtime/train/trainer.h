@@ -70,6 +70,9 @@ typedef struct {
     double seconds;
     double comm_wait_seconds;      /* data parallel: waiting for the gradient all-reduce after the backward pass */
     double overlapped;             /* the fraction of the gradient bytes whose all-reduce started during it */
+    double lead_seconds;           /* how long before its end, on average over the bytes (grad_reducer.h) */
+    int buckets;
+    size_t grad_bytes;             /* all-reduced per step */
 } TrainResult;
 
 /* 0, or -1 with a message; the last good checkpoint is left intact. */
