@@ -55,6 +55,11 @@ typedef struct {
     void *clip_ctx;
     double norm;                    /* out: the global gradient norm */
     int applied;                    /* out: whether the update was made */
+    /* Data parallel: averages the gradients over the ranks where they are
+     * (grads[i]: buffer handles as buffer_alloc's, numel[i] floats), after
+     * the backward pass and before the norm.  NULL: one process. */
+    int (*reduce)(void *ctx, const unsigned long long *grads, const int64_t *numel, int n, char *err, size_t cap);
+    void *reduce_ctx;
 } TrainStep;
 
 typedef struct Backend {
@@ -88,6 +93,10 @@ typedef struct Backend {
     int (*buffer_write)(unsigned long long handle, const void *src, size_t bytes, char *err, size_t cap);
     int (*buffer_read)(void *dst, unsigned long long handle, size_t bytes, char *err, size_t cap);
     void (*buffer_free)(unsigned long long handle);
+    /* NULL where there is one device; else which device this process uses
+     * (a data-parallel rank's local rank), before its first session.  0, or
+     * -1 with the reason. */
+    int (*select_device)(int ordinal, char *err, size_t cap);
 } Backend;
 
 extern const Backend cpu_backend;

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "cuda/cuda_api.h"
 #include "cuda/cuda_exec.h"
+#include "cuda/cuda_driver.h"
 
 static int cuda_available(char *why, size_t cap) { return cuda_api(why, cap) ? 0 : -1; }
 
@@ -33,7 +34,7 @@ static int cuda_train_begin(void *s, const TrainSpec *t, char *err, size_t cap)
 
 static int cuda_train_run(void *s, Tensor *const *in, Tensor **out, TrainStep *t, char *err, size_t cap)
 {
-    CudaTrainStep cs = {t->step, t->lr, t->clip, t->clip_ctx, 0, 0};
+    CudaTrainStep cs = {t->step, t->lr, t->clip, t->clip_ctx, 0, 0, t->reduce, t->reduce_ctx};
     int rc = cuda_session_train_run(s, in, out, &cs, err, cap);
     t->norm = cs.norm;
     t->applied = cs.applied;
@@ -107,4 +108,5 @@ const Backend cuda_backend = {
     .buffer_write = cuda_buffer_write,
     .buffer_read = cuda_buffer_read,
     .buffer_free = cuda_buffer_free,
+    .select_device = cuda_use_device,
 };

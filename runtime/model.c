@@ -139,6 +139,12 @@ int model_run(Model *m, Tensor *const *inputs, Tensor **outputs, char *err, size
     return m->be->run(m->session, inputs, outputs, err, cap);
 }
 
+int model_select_device(Target t, int ordinal, char *err, size_t cap)
+{
+    const Backend *be = backend_for(t);
+    return be->select_device ? be->select_device(ordinal, err, cap) : 0;
+}
+
 int model_observe(Model *m, void (*fn)(void *ctx, int output, const Tensor *value), void *ctx)
 {
     if (!m->be->observe) return -1;

@@ -74,6 +74,10 @@ int model_run_named(Model *m, int n_in, const char *const *in_names, Tensor *con
 int model_train_begin(Model *m, const TrainSpec *spec, char *err, size_t cap);
 int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap);
 int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, int to_host, char *err, size_t cap);
+/* Which device of target t this process uses (a data-parallel rank: its
+ * local rank), before its first model; a no-op where the backend has one
+ * device (the CPU).  0, or -1 with the reason. */
+int model_select_device(Target t, int ordinal, char *err, size_t cap);
 /* Outputs as they are completed, during runs (backend.h's observe): 0, or
  * -1 where the backend cannot tell (the caller then waits for the run). */
 int model_observe(Model *m, void (*fn)(void *ctx, int output, const Tensor *value), void *ctx);

@@ -40,7 +40,7 @@ int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions 
     return cli_usage_error(tool, err);
 }
 
-Comm *cli_comm_open(const char *tool, double timeout_s, char *name, size_t cap)
+Comm *cli_comm_open(const char *tool, double timeout_s, Target target, char *name, size_t cap)
 {
     char err[1024];
     snprintf(name, cap, "%s", tool);
@@ -49,6 +49,11 @@ Comm *cli_comm_open(const char *tool, double timeout_s, char *name, size_t cap)
     if (comm_size(c) > 1) snprintf(name, cap, "%s [rank %d of %d]", tool, comm_rank(c), comm_size(c));
     if (comm_rank(c) && !freopen("/dev/null", "w", stdout)) {
         cli_error(name, NULL, "cannot silence stdout");
+        comm_close(c, 1);
+        return NULL;
+    }
+    if (model_select_device(target, comm_local_rank(c), err, sizeof err)) {
+        cli_error(name, NULL, err);
         comm_close(c, 1);
         return NULL;
     }

@@ -30,10 +30,12 @@ int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions 
 
 /* The job's ranks, for commands that mpirun may start several times (one
  * process without a launcher; comm.h).  name receives the tool's name for
- * messages ("vclip-run eval [rank 1 of 2]"), and ranks other than 0 print
- * nothing on stdout: rank 0 reports.  NULL after printing why.  Close with
- * comm_close(c, failed): a failing rank aborts the job, so none waits. */
-Comm *cli_comm_open(const char *tool, double timeout_s, char *name, size_t cap);
+ * messages ("vclip-run eval [rank 1 of 2]"), ranks other than 0 print
+ * nothing on stdout (rank 0 reports), and each rank takes the device of
+ * target numbered by its local rank (one GPU per rank on a machine).  NULL
+ * after printing why.  Close with comm_close(c, failed): a failing rank
+ * aborts the job, so none waits. */
+Comm *cli_comm_open(const char *tool, double timeout_s, Target target, char *name, size_t cap);
 #define CLI_COMM_TIMEOUT_HELP \
     "  --comm-timeout S    under mpirun: a rank that waits S seconds for the others stops the job (300)\n"
 

@@ -143,7 +143,7 @@ int cmd_eval(int argc, char **argv)
     int rc = 1;
     co.threads = threads;
     char tool[64];
-    Comm *comm = cli_comm_open(TOOL, comm_timeout, tool, sizeof tool);
+    Comm *comm = cli_comm_open(TOOL, comm_timeout, co.target, tool, sizeof tool);
     if (!comm) return 1;
     ev.comm = comm;
     if (video_model_open(&ev.vm, visual, frames, window, &co, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }

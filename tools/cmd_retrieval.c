@@ -131,7 +131,7 @@ int cmd_retrieval(int argc, char **argv)
     int rc = 1;
     TokenizerSource src = {0};
     char tool[64];
-    Comm *comm = cli_comm_open(TOOL, comm_timeout, tool, sizeof tool);
+    Comm *comm = cli_comm_open(TOOL, comm_timeout, co.target, tool, sizeof tool);
     if (!comm) return 1;
     if (load_captions(captions, &texts, &vids, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
     /* the videos, in order of first appearance */

@@ -179,7 +179,6 @@ int cmd_train(int argc, char **argv)
     int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, precision_given = 0,  c;
     double comm_timeout = 300, bucket_mb = 25;
     CompileOptions co = {0};
-    char cerr[256];
     double lr = -1, clip_norm = 1.0, alo = 0, ahi = 0.6, beta = 0.5, patch = 0.5, logit_scale = 4.6052, lambda = 4.0;
     char *end;
     optind = 1;
@@ -232,7 +231,6 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
-    if (trainer_check_target(co.target, cerr, sizeof cerr)) { cli_error(TOOL, NULL, cerr); return 1; }
     if (!precision_given && co.target == TARGET_CUDA) co.precision = PRECISION_BF16; /* the default on a GPU */
     if (co.precision == PRECISION_FP16) { cli_error(TOOL, NULL, "--precision fp16: training needs dynamic loss scaling, not there yet (use bf16)"); return 1; }
     if (co.precision != PRECISION_FP32 && co.target == TARGET_CPU) { cli_error(TOOL, NULL, "--precision: training on the CPU runs in fp32"); return 1; }
@@ -249,7 +247,7 @@ int cmd_train(int argc, char **argv)
         visual = recorded;
     }
     char tool[64];
-    Comm *comm = cli_comm_open(TOOL, comm_timeout, tool, sizeof tool);
+    Comm *comm = cli_comm_open(TOOL, comm_timeout, co.target, tool, sizeof tool);
     if (!comm) { free(recorded); return 1; }
     int ranks = comm_size(comm), rank = comm_rank(comm);
     if (rank) quiet = 1; /* rank 0 reports */
@@ -259,6 +257,8 @@ int cmd_train(int argc, char **argv)
     StringList names = {0};
     Tensor *cf = NULL;
     FileSource fs = {0};
+    /* after the device is chosen: asking makes the context */
+    if (trainer_check_target(co.target, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
     if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(tool, text_model, err); goto done; }
     if (!(cf = class_features_for(&ev, classes, &names, err, sizeof err))) { cli_error(tool, classes, err); goto done; }
     if (dataset_load_csv(list, root, &fs.ds, err, sizeof err)) { cli_error(tool, list, err); goto done; }
@@ -348,7 +348,9 @@ int cmd_train(int argc, char **argv)
         printf("trained %lld steps in %.1f s (%lld skipped); final loss %.4f\nweights: %s/weights.safetensors  "
                "checkpoint: %s/checkpoint.safetensors  metrics: %s/metrics.jsonl\n",
                (long long)res.steps, res.seconds, (long long)res.skipped, res.last_loss, out, out, out);
-    if (!quiet && ranks > 1)
+    if (!quiet && res.device_reduce)
+        printf("gradients averaged on the device by NCCL over %d rank%s\n", ranks, ranks == 1 ? "" : "s");
+    if (!quiet && ranks > 1 && !res.device_reduce)
         printf("data parallel: %d ranks (%s); %.2f MB of gradients per step in %d bucket%s; %.0f%% of the bytes started their "
                "all-reduce during the backward pass, on average %.1f ms before its end; rank 0 waited %.2f s in all after it\n",
                ranks, comm_name(comm), (double)res.grad_bytes / (1 << 20), res.buckets, res.buckets == 1 ? "" : "s",

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "comm.h"
+#include "comm_nccl.h"
 #include "../../ir/base.h"
 
 extern const CommOps comm_single_ops;
@@ -101,6 +102,24 @@ Comm *comm_open(CommKind kind, double timeout_s, char *err, size_t cap)
     return c;
 }
 
+Comm *comm_open_nccl(Comm *host, char *err, size_t cap)
+{
+    char id[COMM_NCCL_ID_BYTES] = {0}, own[512] = "";
+    /* rank 0 makes the id; its failure travels with the broadcast (a zero
+     * id), so that no rank waits in ncclCommInitRank for it */
+    int bad = host->rank == 0 && comm_nccl_unique_id(id, sizeof id, own, sizeof own);
+    if (comm_broadcast(host, id, sizeof id, 0, err, cap)) return NULL;
+    static const char zero[COMM_NCCL_ID_BYTES];
+    if (bad || !memcmp(id, zero, sizeof id)) { snprintf(err, cap, "%s", own[0] ? own : "rank 0 could not start NCCL (its message says why)"); return NULL; }
+    Comm *c = calloc(1, sizeof *c);
+    if (!c) { snprintf(err, cap, "out of memory"); return NULL; }
+    *c = (Comm){&comm_nccl_ops, NULL, NULL, host->rank, host->size, host->local_rank, host->timeout_s, 0, 0};
+    if (!(c->impl = comm_nccl_new(id, c->rank, c->size, err, cap))) { free(c); return NULL; }
+    return c;
+}
+
+int comm_is_device(const Comm *c) { return c && c->ops->device; }
+
 void comm_close(Comm *c, int failed)
 {
     if (!c) return;
@@ -151,13 +170,33 @@ static int started(Comm *c, void *h)
 
 int comm_allreduce(Comm *c, void *buf, size_t n, CommType t, int mean, char *err, size_t cap)
 {
-    void *h = c->ops->iallreduce(c->impl, buf, n, t, err, cap);
+    void *h = c->ops->iallreduce(c->impl, buf, n, t, mean, err, cap);
     if (started(c, h) || finish(c, h, "an all-reduce", err, cap)) return -1;
-    if (mean && c->size > 1) {
+    if (mean && c->size > 1 && !c->ops->device) {
         if (t == COMM_F64) for (size_t i = 0; i < n; i++) ((double *)buf)[i] /= c->size;
         else for (size_t i = 0; i < n; i++) ((float *)buf)[i] /= (float)c->size;
     }
     return 0;
+}
+
+int comm_allreduce_many(Comm *c, void *const *bufs, const size_t *counts, int n, CommType t, int mean, char *err, size_t cap)
+{
+    if (!c->ops->group || !c->ops->device) { /* grouping is a device implementation's, which also takes the mean itself */
+        for (int i = 0; i < n; i++)
+            if (comm_allreduce(c, bufs[i], counts[i], t, mean, err, cap)) return -1;
+        return 0;
+    }
+    void *h = NULL;
+    if (c->ops->group(c->impl, 1, err, cap)) { c->failed = 1; return -1; }
+    for (int i = 0; i < n; i++)
+        if (counts[i] && started(c, h = c->ops->iallreduce(c->impl, bufs[i], counts[i], t, mean, err, cap))) {
+            char ignored[64];
+            c->ops->group(c->impl, 0, ignored, sizeof ignored);
+            return -1;
+        }
+    if (c->ops->group(c->impl, 0, err, cap)) { c->failed = 1; return -1; }
+    /* one stream carries them in order: the last one done means all are */
+    return h && finish(c, h, "an all-reduce", err, cap) ? -1 : 0;
 }
 
 int comm_broadcast(Comm *c, void *buf, size_t bytes, int root, char *err, size_t cap)
@@ -193,7 +232,7 @@ int comm_iallreduce(Comm *c, void *buf, size_t n, CommType t, CommRequest **req,
 {
     *req = malloc(sizeof **req);
     if (!*req) { snprintf(err, cap, "out of memory"); return -1; }
-    (*req)->h = c->ops->iallreduce(c->impl, buf, n, t, err, cap);
+    (*req)->h = c->ops->iallreduce(c->impl, buf, n, t, 0, err, cap);
     if (started(c, (*req)->h)) { free(*req); *req = NULL; return -1; }
     return 0;
 }

@@ -3,7 +3,7 @@
  * implementations sit behind one table (comm_ops.h): a single process (the
  * default; no MPI needed at run time), MPI (Open MPI, loaded as a plugin
  * only when a launcher started several processes), and NCCL for device
- * buffers (its unique id broadcast over MPI).  Every collective gives up
+ * buffers (comm_nccl.c; its unique id broadcast over the host communicator).  Every collective gives up
  * after the communicator's timeout with a message saying which rank waited
  * for what, so that a dead or hung peer stops the job instead of hanging it. */
 #ifndef VCLIP_COMM_H
@@ -28,6 +28,15 @@ typedef struct Comm Comm;
  * single process.  timeout_s bounds every collective (<= 0: 300 s).  NULL
  * with the reason (a missing MPI plugin names the file it looked for). */
 Comm *comm_open(CommKind kind, double timeout_s, char *err, size_t cap);
+/* The NCCL communicator over the same ranks, for buffers in device memory
+ * (the CUDA backend's; this rank's device, which its local rank chose): rank
+ * 0 makes NCCL's unique id and host carries it to the others.  Collectives
+ * take device addresses cast to pointers; a mean is NCCL's average.  NULL
+ * with the reason (no NCCL: "NCCL not found ..."). */
+Comm *comm_open_nccl(Comm *host, char *err, size_t cap);
+/* 1 when c's buffers are device addresses (NCCL). */
+int comm_is_device(const Comm *c);
+
 /* Leaves the job.  failed: this rank stops on an error, so the job is
  * aborted (MPI_Abort) rather than left waiting at its next collective. */
 void comm_close(Comm *c, int failed);
@@ -40,6 +49,9 @@ const char *comm_name(const Comm *c);   /* "single", "mpi" */
 /* In place over every rank: the sum, or the mean (the sum divided by the
  * world size, in the buffer's type).  0, or -1 with a message. */
 int comm_allreduce(Comm *c, void *buf, size_t n, CommType t, int mean, char *err, size_t cap);
+/* The same over n buffers (bufs[i] of counts[i] elements), as one
+ * collective where the implementation can group them (NCCL).  */
+int comm_allreduce_many(Comm *c, void *const *bufs, const size_t *counts, int n, CommType t, int mean, char *err, size_t cap);
 /* root's bytes to every rank. */
 int comm_broadcast(Comm *c, void *buf, size_t bytes, int root, char *err, size_t cap);
 /* Every rank's `bytes` into recv[size * bytes], in rank order. */

@@ -74,8 +74,9 @@ static void req_free(Req *r)
     free(r);
 }
 
-static void *mpi_iallreduce(void *impl, void *buf, size_t n, CommType t, char *err, size_t cap)
+static void *mpi_iallreduce(void *impl, void *buf, size_t n, CommType t, int mean, char *err, size_t cap)
 {
+    (void)mean; /* comm.c divides */
     Mpi *m = impl;
     if (n > INT_MAX) { snprintf(err, cap, "MPI: all-reduce of %zu elements: more than one call can carry", n); return NULL; }
     Req *r = req_new(err, cap);
@@ -142,4 +143,4 @@ static void *mpi_ibarrier(void *impl, char *err, size_t cap)
 }
 
 __attribute__((visibility("default"))) const CommOps vclip_comm_mpi_ops = {
-    COMM_OPS_ABI, "mpi", mpi_open, mpi_close, mpi_iallreduce, mpi_test, mpi_cancel, mpi_ibroadcast, mpi_iallgatherv, mpi_ibarrier};
+    COMM_OPS_ABI, "mpi", 0, mpi_open, mpi_close, mpi_iallreduce, mpi_test, mpi_cancel, mpi_ibroadcast, mpi_iallgatherv, mpi_ibarrier, NULL};

@@ -16,9 +16,9 @@ static void *single_open(double timeout_s, int *rank, int *size, char *err, size
 
 static void single_close(void *impl, int failed) { (void)impl; (void)failed; }
 
-static void *single_iallreduce(void *impl, void *buf, size_t n, CommType t, char *err, size_t cap)
+static void *single_iallreduce(void *impl, void *buf, size_t n, CommType t, int mean, char *err, size_t cap)
 {
-    (void)impl; (void)buf; (void)n; (void)t; (void)err; (void)cap;
+    (void)impl; (void)buf; (void)n; (void)t; (void)mean; (void)err; (void)cap;
     return &done_request;
 }
 
@@ -46,5 +46,5 @@ static void *single_iallgatherv(void *impl, const void *send, size_t bytes, void
 
 static void *single_ibarrier(void *impl, char *err, size_t cap) { (void)impl; (void)err; (void)cap; return &done_request; }
 
-const CommOps comm_single_ops = {COMM_OPS_ABI, "single", single_open, single_close, single_iallreduce, single_test,
-                                 single_cancel, single_ibroadcast, single_iallgatherv, single_ibarrier};
+const CommOps comm_single_ops = {COMM_OPS_ABI, "single", 0, single_open, single_close, single_iallreduce, single_test,
+                                 single_cancel, single_ibroadcast, single_iallgatherv, single_ibarrier, NULL};

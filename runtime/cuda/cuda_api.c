@@ -37,7 +37,8 @@ static int load(void)
     void *ctx = NULL;
     int (*retain)(void **, int) = (int (*)(void **, int))(uintptr_t)dlsym(h, "cuDevicePrimaryCtxRetain");
     int (*ctx_set)(void *) = (int (*)(void *))(uintptr_t)dlsym(h, "cuCtxSetCurrent");
-    int missing = !retain || !ctx_set;
+    int (*device_get)(int *, int) = (int (*)(int *, int))(uintptr_t)dlsym(h, "cuDeviceGet");
+    int missing = !retain || !ctx_set || !device_get, dev = 0;
 #define SYM(field, name)                                                   \
     do {                                                                   \
         api.field = (__typeof__(api.field))(uintptr_t)dlsym(h, name);      \
@@ -57,6 +58,7 @@ static int load(void)
     SYM(stream_create, "cuStreamCreate");
     SYM(stream_destroy, "cuStreamDestroy_v2");
     SYM(stream_sync, "cuStreamSynchronize");
+    SYM(stream_query, "cuStreamQuery");
     SYM(begin_capture, "cuStreamBeginCapture_v2");
     SYM(end_capture, "cuStreamEndCapture");
     SYM(graph_instantiate, "cuGraphInstantiateWithFlags");
@@ -65,8 +67,25 @@ static int load(void)
     SYM(graph_destroy, "cuGraphDestroy");
 #undef SYM
     if (missing) { snprintf(why, sizeof why, "libcuda lacks driver API entry points we need (driver too old?)"); return -1; }
-    if (retain(&ctx, 0) || ctx_set(ctx)) { snprintf(why, sizeof why, "cannot create a context on CUDA device 0"); return -1; }
+    if (device_get(&dev, info.ordinal) || retain(&ctx, dev) || ctx_set(ctx)) {
+        snprintf(why, sizeof why, "cannot create a context on CUDA device %d", info.ordinal);
+        return -1;
+    }
     return 0;
+}
+
+static int context_device = -1;
+
+int cuda_use_device(int ordinal, char *err, size_t cap)
+{
+    pthread_mutex_lock(&mu);
+    int made = context_device;
+    pthread_mutex_unlock(&mu);
+    if (made >= 0 && made != ordinal) {
+        snprintf(err, cap, "CUDA device %d: this process already works on device %d", ordinal, made);
+        return -1;
+    }
+    return cuda_select_device(ordinal, err, cap);
 }
 
 const CudaApi *cuda_api(char *err, size_t cap)
@@ -75,6 +94,7 @@ const CudaApi *cuda_api(char *err, size_t cap)
     if (!tried) {
         tried = 1;
         ok = load() == 0;
+        if (ok) context_device = cuda_selected_device();
     }
     pthread_mutex_unlock(&mu);
     if (!ok) { snprintf(err, cap, "%s", why); return NULL; }

@@ -1,7 +1,7 @@
 /* cuda_api.h — the CUDA driver API as the backend uses it: one table of
  * entry points, loaded with dlopen on first use (so one binary runs, and
- * reports cleanly, where there is no driver or device), a context on device
- * 0, and kernels from CUDA C source compiled by NVRTC for the device's
+ * reports cleanly, where there is no driver or device), a context on the
+ * selected device (cuda_driver.h; 0 by default), and kernels from CUDA C source compiled by NVRTC for the device's
  * architecture and loaded once per process.  Only the entry points used are
  * declared (the driver's C ABI is stable); no CUDA headers are needed to
  * build; tests/unit/test_cuda.c checks the constants against cuda.h where
@@ -15,7 +15,7 @@ typedef unsigned long long CuPtr;
 typedef void *CuModule, *CuFunction, *CuStream, *CuGraph, *CuGraphExec;
 
 /* cuda.h's values (checked against it by tests/unit/test_cuda.c) */
-enum { VCLIP_CU_STREAM_NON_BLOCKING = 1, VCLIP_CU_CAPTURE_THREAD_LOCAL = 1 };
+enum { VCLIP_CU_STREAM_NON_BLOCKING = 1, VCLIP_CU_CAPTURE_THREAD_LOCAL = 1, VCLIP_CU_NOT_READY = 600 };
 
 typedef struct {
     int major, minor;        /* compute capability of device 0 */
@@ -34,6 +34,7 @@ typedef struct {
     int (*stream_create)(CuStream *, unsigned);
     int (*stream_destroy)(CuStream);
     int (*stream_sync)(CuStream);
+    int (*stream_query)(CuStream);   /* 0: all its work is done; VCLIP_CU_NOT_READY: not yet */
     int (*begin_capture)(CuStream, int);
     int (*end_capture)(CuStream, CuGraph *);
     int (*graph_instantiate)(CuGraphExec *, CuGraph, unsigned long long);
@@ -45,6 +46,9 @@ typedef struct {
 /* The table with a current context on device 0, or NULL and the reason
  * ("no CUDA driver ...", "no CUDA device ..."). */
 const CudaApi *cuda_api(char *err, size_t cap);
+/* Chooses the device before the context exists (cuda_driver.h's
+ * cuda_select_device); -1 with the reason once it exists on another. */
+int cuda_use_device(int ordinal, char *err, size_t cap);
 /* Kernel `name` of `source` (CUDA C; NVRTC, PTX cached on disk), loaded
  * once per (source, name) for the life of the process; NULL with the
  * compiler's log or the driver's complaint. */

@@ -17,6 +17,17 @@ typedef int (*VersionFn)(int *);
 typedef int (*ErrFn)(int, const char **);
 
 
+static int selected;
+
+int cuda_selected_device(void) { return selected; }
+
+int cuda_select_device(int ordinal, char *why, size_t cap)
+{
+    if (ordinal < 0) { snprintf(why, cap, "CUDA device %d: no such device", ordinal); return -1; }
+    selected = ordinal;
+    return 0;
+}
+
 int cuda_probe(CudaInfo *info, char *why, size_t cap)
 {
     memset(info, 0, sizeof *info);
@@ -42,9 +53,15 @@ int cuda_probe(CudaInfo *info, char *why, size_t cap)
     }
     if (count(&info->count) || info->count < 1) { snprintf(why, cap, "no CUDA device (the driver reports none)"); return -1; }
     int dev;
-    if (get(&dev, 0) || name(info->name, sizeof info->name, dev) || attr(&info->major, VCLIP_CU_ATTR_CC_MAJOR, dev) ||
+    info->ordinal = selected;
+    if (selected >= info->count) {
+        snprintf(why, cap, "no CUDA device %d: the driver reports %d (a rank's local rank picks its device: start at most one "
+                 "rank per GPU on each machine)", selected, info->count);
+        return -1;
+    }
+    if (get(&dev, selected) || name(info->name, sizeof info->name, dev) || attr(&info->major, VCLIP_CU_ATTR_CC_MAJOR, dev) ||
         attr(&info->minor, VCLIP_CU_ATTR_CC_MINOR, dev) || mem(&info->memory, dev)) {
-        snprintf(why, cap, "cannot query CUDA device 0");
+        snprintf(why, cap, "cannot query CUDA device %d", selected);
         return -1;
     }
     snprintf(why, cap, "%s (sm_%d%d, %.1f GiB), driver %d.%d", info->name, info->major, info->minor, info->memory / 1073741824.0,

@@ -1350,12 +1350,20 @@ static int train_update(CudaSession *s, char *err, size_t cap)
     const CudaTrainSpec *t = &s->train;
     const Graph *g = s->g;
     CuPtr grads[t->n_params];
+    int64_t numel[t->n_params];
     double sum = 0;
-    if (cuda_zero(s->norm_acc, 2, s->stream, err, cap)) return -1;
     for (int i = 0; i < t->n_params; i++) {
         const Value *gv = g->outputs[t->grad_first + i];
         grads[i] = s->slots[gv->id].dev ? s->slots[gv->id].dev : s->slots[view_root(gv)->id].dev;
+        numel[i] = (int64_t)(t->params[i]->konst->nbytes / sizeof(float));
         if (!grads[i]) { snprintf(err, cap, "the gradient '%s' is not on the device", gv->name); return -1; }
+    }
+    if (st->reduce) { /* the backward pass is done once the stream is; then the ranks' mean, in place */
+        if (s->cu->stream_sync(s->stream)) { snprintf(err, cap, "the device failed"); return -1; }
+        if (st->reduce(st->reduce_ctx, grads, numel, t->n_params, err, cap)) return -1;
+    }
+    if (cuda_zero(s->norm_acc, 2, s->stream, err, cap)) return -1;
+    for (int i = 0; i < t->n_params; i++) {
         if (cuda_sum_squares(grads[i], (int64_t)(t->params[i]->konst->nbytes / sizeof(float)), s->norm_acc, s->stream, err, cap)) return -1;
     }
     if (s->cu->stream_sync(s->stream) || s->cu->d2h(&sum, s->norm_acc, sizeof sum)) { snprintf(err, cap, "reading the gradient norm failed"); return -1; }

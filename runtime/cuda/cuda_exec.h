@@ -61,6 +61,9 @@ typedef struct {
     void *clip_ctx;
     double norm;
     int applied;
+    /* data parallel: averages the gradients (device addresses) over the ranks before the norm; NULL: one process */
+    int (*reduce)(void *ctx, const unsigned long long *grads, const int64_t *numel, int n, char *err, size_t cap);
+    void *reduce_ctx;
 } CudaTrainStep;
 int cuda_session_train_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, CudaTrainStep *step, char *err, size_t cap);
 /* The parameters to (to_host) or from the graph's constants' data, and

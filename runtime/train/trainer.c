@@ -1,6 +1,7 @@
 /* trainer.c — see trainer.h. */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -155,11 +156,31 @@ done:
 
 /* The update's gradient scale for a backend that updates itself: clipping,
  * or NaN (skip) when the loss, already on the host, is not finite. */
-typedef struct { double max_norm; Tensor **outs; } ClipCtx;
+typedef struct { double max_norm; Tensor **outs; int ranks; } ClipCtx;
 static double clip_or_skip(double norm, void *ctx)
 {
     const ClipCtx *c = ctx;
-    return isfinite(tensor_get_f64(c->outs[0], 0)) ? clip_scale(norm, c->max_norm) : NAN;
+    /* several ranks: the norm of the averaged gradients decides alone (a
+     * rank's own loss could differ from the others', and every rank must
+     * make the same decision; a loss that is not finite makes the
+     * gradients, and so the norm, not finite anyway) */
+    return c->ranks > 1 || isfinite(tensor_get_f64(c->outs[0], 0)) ? clip_scale(norm, c->max_norm) : NAN;
+}
+
+/* TrainStep.reduce on a device: the ranks' mean of every gradient, in place, by NCCL */
+static int reduce_on_device(void *ctx, const unsigned long long *grads, const int64_t *numel, int n, char *err, size_t cap)
+{
+    void **bufs = malloc(sizeof(void *) * (size_t)(n + 1));
+    size_t *counts = malloc(sizeof(size_t) * (size_t)(n + 1));
+    int rc = -1;
+    if (!bufs || !counts) snprintf(err, cap, "out of memory");
+    else {
+        for (int i = 0; i < n; i++) bufs[i] = (void *)(uintptr_t)grads[i], counts[i] = (size_t)numel[i];
+        rc = comm_allreduce_many(ctx, bufs, counts, n, COMM_F32, 1, err, cap);
+    }
+    free(bufs);
+    free(counts);
+    return rc;
 }
 
 /* Every rank must run the same job from the same state: a rank started with
@@ -206,6 +227,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     Run r = {0};
     Model *sess = NULL;
     GradReducer *red = NULL;
+    Comm *device_comm = NULL, *own_comm = NULL;
     Tensor *in[5] = {0}, **outs = NULL;
     FILE *mf = NULL;
     TrainerConfig local = *cfg;
@@ -273,12 +295,16 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     int on_device = model_train_begin(sess, &spec, err, cap);
     if (on_device < 0) goto done;
     on_device = on_device == 0;
-    if (on_device && ranks > 1) {
-        snprintf(err, cap, "data-parallel training runs on the CPU (MPI); on %s it needs the NCCL communicator, which is not built yet",
-                 target_name(c->target));
-        goto done;
+    if (on_device) { /* NCCL over the same ranks; with one rank too where NCCL is there, so that one GPU runs the same code as eight */
+        Comm *host = c->comm ? c->comm : (own_comm = comm_open(COMM_SINGLE, 0, err, cap));
+        char why[512];
+        if (!host) goto done;
+        if (!(device_comm = comm_open_nccl(host, why, sizeof why)) && ranks > 1) {
+            snprintf(err, cap, "data-parallel training on %s: %s", target_name(c->target), why);
+            goto done;
+        }
     }
-    if (ranks > 1) {
+    if (ranks > 1 && !on_device) {
         int64_t *numel = malloc(sizeof(int64_t) * (size_t)n);
         if (!numel) { snprintf(err, cap, "out of memory"); goto done; }
         for (int i = 0; i < n; i++) numel[i] = tensor_numel(r.data[i]);
@@ -288,7 +314,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
         model_observe(sess, grad_reducer_observe, red); /* where it cannot, the buckets start after the run */
     }
     if (on_device && c->resume && model_train_sync(sess, r.opt.m, r.opt.v, 0, err, cap)) goto done;
-    ClipCtx clip = {c->clip_norm, outs};
+    ClipCtx clip = {c->clip_norm, outs, ranks};
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
     int bad_run = 0;
@@ -306,10 +332,10 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             double alpha = c->alpha_lo + (c->alpha_hi - c->alpha_lo) * (double)(rng_next(&st.rng) >> 11) * (1.0 / 9007199254740992.0);
             if (gc->iwr) *(float *)in[2]->data = (float)alpha;
             double lr = lr_at(&sched, st.step), norm;
-            TrainStep ts = {r.opt.step + 1, lr, clip_or_skip, &clip, 0, 0};
+            TrainStep ts = {r.opt.step + 1, lr, clip_or_skip, &clip, 0, 0, device_comm ? reduce_on_device : NULL, device_comm};
             if (on_device ? model_train_run(sess, in, outs, &ts, err, cap) : model_run(sess, in, outs, err, cap)) goto done;
             double losses[2] = {tensor_get_f64(outs[0], 0), tensor_get_f64(outs[1], 0)}, waited = comm_wait_seconds(c->comm);
-            if (red && (grad_reducer_finish(red, outs, err, cap) || comm_allreduce(c->comm, losses, 2, COMM_F64, 1, err, cap)))
+            if (ranks > 1 && ((red && grad_reducer_finish(red, outs, err, cap)) || comm_allreduce(c->comm, losses, 2, COMM_F64, 1, err, cap)))
                 goto done;
             waited = comm_wait_seconds(c->comm) - waited;
             double loss = losses[0], ce = losses[1];
@@ -377,6 +403,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     }
     if (tty && !c->quiet) fputc('\n', stderr);
     if (lead && write_weights(&r, c, &st, err, cap)) goto done;
+    res->device_reduce = device_comm != NULL;
     if (red) {
         GradReducerStats gs;
         grad_reducer_stats(red, &gs);
@@ -393,6 +420,8 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
 done:
     if (mf) fclose(mf);
     grad_reducer_free(red);
+    comm_close(device_comm, rc != 0);
+    comm_close(own_comm, 0);
     model_free(sess);
     for (int i = 0; i < 5; i++) tensor_free(in[i]);
     for (int i = 0; outs && i < r.tg.g->n_outputs; i++) tensor_free(outs[i]);

@@ -73,6 +73,7 @@ typedef struct {
     double lead_seconds;           /* how long before its end, on average over the bytes (grad_reducer.h) */
     int buckets;
     size_t grad_bytes;             /* all-reduced per step */
+    int device_reduce;             /* the gradients were averaged on the device, by NCCL (with one rank too) */
 } TrainResult;
 
 /* 0, or -1 with a message; the last good checkpoint is left intact. */

@@ -3,8 +3,9 @@
 # device, runs the CUDA tests (kernels against the interpreter and the
 # reference kernels, cuBLASLt, whole exports through the CUDA session), every
 # fixture through `vclipc run --target cuda` against ONNX Runtime's answers,
-# the demo's smoke run trained and evaluated on the device, and the GPU
-# benchmark against PyTorch.  Results go under $OUT.
+# the demo's smoke run trained and evaluated on the device, a short training
+# whose gradients go through NCCL with one rank, and the GPU benchmark
+# against PyTorch.  Results go under $OUT.
 # The device image lacks our build dependencies: run tests/gpu/bundle.sh here
 # first and carry gpu-bundle.tar.xz; without it this script builds in place.
 # Usage (on the device machine): OUT=/some/dir tests/gpu/run.sh
@@ -47,6 +48,15 @@ python3 tests/gpu/check_fixtures.py > "$OUT/fixtures.txt" 2>&1 || status=1
 # training and eval on the device end to end: the demo's smoke run (a few steps of everything)
 timeout 240 ./bin/vclip-run demo --quick --seeds 1 --target cuda --out "$OUT/demo" > "$OUT/demo_cuda.txt" 2>&1 || status=1
 rm -rf "$OUT/demo/clip" "$OUT/demo/seed-"*
+# NCCL with one rank: the gradients go through the same all-reduce as on eight GPUs (issue 16)
+printf 'arm_wrestling.mp4,0\ncleaning_pool.mp4,1\napply_eye_makeup.avi,2\nflipping_pancake.mkv,3\n' > "$OUT/train.csv"
+printf 'arm wrestling\ncleaning pool\napply eye makeup\nflipping pancake\n' > "$OUT/classes.txt"
+timeout 120 ./bin/vclip-run train --target cuda --visual tests/fixtures/openai_visual_fullvocab/model.onnx \
+    --text-model tests/fixtures/openai_text_fullvocab/model.onnx --classes "$OUT/classes.txt" --train-list "$OUT/train.csv" \
+    --root tests/fixtures/videos --batch 2 --epochs 2 --out "$OUT/train-nccl" > "$OUT/train_nccl.log" 2>&1 &&
+    grep -q "averaged on the device by NCCL over 1 rank" "$OUT/train_nccl.log" || status=1
+{ echo "== training with NCCL over one rank"; cat "$OUT/train_nccl.log"; } >> "$OUT/demo_cuda.txt" # few files come back from $OUT
+rm -rf "$OUT/train-nccl" "$OUT/train_nccl.log" "$OUT/train.csv" "$OUT/classes.txt"
 timeout 300 python3 bench/bench_gpu.py --out "$OUT/gpu_inference.md" > "$OUT/bench_gpu.txt" 2>&1 || status=1
 rm -rf "$OUT/cache" # only 8 files come back from $OUT
 tail -n 3 "$OUT"/test_cuda.txt "$OUT"/test_cuda_exec.txt "$OUT"/test_codegen.txt "$OUT"/fixtures.txt "$OUT"/demo_cuda.txt "$OUT"/bench_gpu.txt

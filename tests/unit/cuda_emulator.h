@@ -21,6 +21,7 @@
 #include "cuda_host.h"
 #include "../../runtime/cuda/cublaslt.h"
 #include "../../runtime/cuda/cuda_api.h"
+#include "../../runtime/cuda/nccl.h"
 #include "../../runtime/cuda/nvrtc.h"
 
 #define EMU_MAX_FNS 2048
@@ -100,6 +101,7 @@ static int emu_ctx_sync(void) { return 0; }
 static int emu_stream_create(CuStream *s, unsigned f) { (void)f; *s = (CuStream)&emu; return 0; }
 static int emu_stream_destroy(CuStream s) { (void)s; return 0; }
 static int emu_stream_sync(CuStream s) { (void)s; return emu.recording ? 900 : 0; } /* illegal while capturing, as in CUDA */
+static int emu_stream_query(CuStream s) { (void)s; return emu.recording ? 900 : 0; } /* the emulated device finishes work as it is queued */
 static int emu_begin_capture(CuStream s, int mode) { (void)s; (void)mode; emu.recording = 1; emu.n_rec = 0; return 0; }
 
 typedef struct { EmuOp *ops; int n; } EmuGraph;
@@ -332,15 +334,70 @@ static const CudaApi emu_api = {
     .mem_alloc = emu_alloc, .mem_free = emu_free, .h2d = emu_h2d, .d2h = emu_d2h, .h2d_async = emu_h2d_async,
     .d2h_async = emu_d2h_async, .module_load = emu_module_load,
     .module_unload = emu_module_unload, .get_function = emu_get_function, .launch = emu_launch, .ctx_sync = emu_ctx_sync,
-    .stream_create = emu_stream_create, .stream_destroy = emu_stream_destroy, .stream_sync = emu_stream_sync,
+    .stream_create = emu_stream_create, .stream_destroy = emu_stream_destroy, .stream_sync = emu_stream_sync, .stream_query = emu_stream_query,
     .begin_capture = emu_begin_capture, .end_capture = emu_end_capture, .graph_instantiate = emu_graph_instantiate,
     .graph_launch = emu_graph_launch, .graph_exec_destroy = emu_graph_free, .graph_destroy = emu_graph_free,
+};
+
+/* ---- NCCL stand-in: a world of one rank, where a sum and a mean leave the
+ * buffer as it is; it refuses arguments NCCL would refuse and counts what
+ * it was asked, so a test can check which buffers the trainer reduced. */
+enum { EMU_NCCL_INVALID = 4 };
+static struct { long calls, avg_calls, elements, groups; int in_group, comms; } emu_nccl;
+static int nccl_version(int *v) { *v = 22809; return 0; }
+static int nccl_unique_id(NcclUniqueId *id) { memset(id, 0x5a, sizeof *id); return 0; }
+static int nccl_init(NcclComm *c, int n, NcclUniqueId id, int rank)
+{
+    for (size_t i = 0; i < sizeof id.internal; i++)
+        if (id.internal[i] != 0x5a) return EMU_NCCL_INVALID; /* not the id rank 0 made */
+    if (n != 1 || rank != 0) return EMU_NCCL_INVALID;
+    *c = &emu_nccl;
+    emu_nccl.comms++;
+    return 0;
+}
+static int nccl_destroy(NcclComm c) { if (c != &emu_nccl) return EMU_NCCL_INVALID; emu_nccl.comms--; return 0; }
+static int nccl_async_error(NcclComm c, int *e) { *e = 0; return c == &emu_nccl ? 0 : EMU_NCCL_INVALID; }
+static const char *nccl_error_string(int r) { return r == EMU_NCCL_INVALID ? "invalid argument (emulated NCCL)" : "emulated NCCL error"; }
+static size_t nccl_size(int dt) { return dt == VCLIP_NCCL_FLOAT64 ? 8 : dt == VCLIP_NCCL_FLOAT32 ? 4 : dt == VCLIP_NCCL_UINT8 ? 1 : 0; }
+static int nccl_all_reduce(const void *s, void *r, size_t count, int dt, int op, NcclComm c, CuStream st)
+{
+    (void)st;
+    if (c != &emu_nccl || !nccl_size(dt) || (op != VCLIP_NCCL_SUM && op != VCLIP_NCCL_AVG) || !s || !r) return EMU_NCCL_INVALID;
+    if (s != r) memcpy(r, s, count * nccl_size(dt));
+    emu_nccl.calls++;
+    emu_nccl.avg_calls += op == VCLIP_NCCL_AVG;
+    emu_nccl.elements += (long)count;
+    return 0;
+}
+static int nccl_broadcast(const void *s, void *r, size_t count, int dt, int root, NcclComm c, CuStream st)
+{
+    (void)st;
+    if (c != &emu_nccl || !nccl_size(dt) || root != 0) return EMU_NCCL_INVALID;
+    if (s != r) memcpy(r, s, count * nccl_size(dt));
+    return 0;
+}
+static int nccl_all_gather(const void *s, void *r, size_t count, int dt, NcclComm c, CuStream st)
+{
+    (void)st;
+    if (c != &emu_nccl || !nccl_size(dt)) return EMU_NCCL_INVALID;
+    if (s != r) memcpy(r, s, count * nccl_size(dt));
+    return 0;
+}
+static int nccl_group_start(void) { emu_nccl.in_group++; return 0; }
+static int nccl_group_end(void) { if (!emu_nccl.in_group) return EMU_NCCL_INVALID; emu_nccl.in_group--; emu_nccl.groups++; return 0; }
+
+static const NcclApi emu_nccl_api = {
+    .get_version = nccl_version, .get_unique_id = nccl_unique_id, .comm_init_rank = nccl_init, .comm_destroy = nccl_destroy,
+    .comm_abort = nccl_destroy, .comm_get_async_error = nccl_async_error, .get_error_string = nccl_error_string,
+    .all_reduce = nccl_all_reduce, .broadcast = nccl_broadcast, .all_gather = nccl_all_gather, .group_start = nccl_group_start,
+    .group_end = nccl_group_end,
 };
 
 static void emulate_cuda(void)
 {
     cuda_api_emulate(&emu_api, emu_lookup);
     cublaslt_emulate(&emu_lt);
+    nccl_emulate(&emu_nccl_api);
 }
 
 #endif

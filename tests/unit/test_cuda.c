@@ -22,6 +22,7 @@
 #include "../../runtime/cuda/cuda_ops.h"
 #include "../../runtime/cuda/cuda_exec.h"
 #include "../../runtime/cuda/cublaslt.h"
+#include "../../runtime/cuda/nccl.h"
 #include "../../ir/ops.h"
 #include "../../runtime/cpu/session.h"
 #include "../../runtime/npy.h"
@@ -31,7 +32,13 @@
 #ifdef VCLIP_HAVE_CUDA_HEADERS
 #include <cuda.h>
 #include <cublasLt.h>
+#include <nccl.h>
 _Static_assert((int)VCLIP_CU_STREAM_NON_BLOCKING == (int)CU_STREAM_NON_BLOCKING, "cuda.h");
+_Static_assert((int)VCLIP_CU_NOT_READY == (int)CUDA_ERROR_NOT_READY, "cuda.h");
+_Static_assert((int)VCLIP_NCCL_SUCCESS == (int)ncclSuccess && (int)VCLIP_NCCL_IN_PROGRESS == (int)ncclInProgress, "nccl.h");
+_Static_assert((int)VCLIP_NCCL_UINT8 == (int)ncclUint8 && (int)VCLIP_NCCL_FLOAT32 == (int)ncclFloat32 && (int)VCLIP_NCCL_FLOAT64 == (int)ncclFloat64, "nccl.h");
+_Static_assert((int)VCLIP_NCCL_SUM == (int)ncclSum && (int)VCLIP_NCCL_AVG == (int)ncclAvg, "nccl.h");
+_Static_assert(sizeof(NcclUniqueId) == sizeof(ncclUniqueId), "nccl.h");
 _Static_assert((int)VCLIP_CU_CAPTURE_THREAD_LOCAL == (int)CU_STREAM_CAPTURE_MODE_THREAD_LOCAL, "cuda.h");
 _Static_assert((int)VCLIP_CU_ATTR_CC_MAJOR == (int)CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "cuda.h");
 _Static_assert((int)VCLIP_CU_ATTR_CC_MINOR == (int)CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "cuda.h");

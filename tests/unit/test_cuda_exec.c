@@ -232,6 +232,7 @@ static void check_trainer(void)
         BatchSource src = {fixed_begin, fixed_next, 2, &fb};
         TrainResult res;
         int rc = 0;
+        long nccl_before[4] = {emu_nccl.calls, emu_nccl.avg_calls, emu_nccl.elements, emu_nccl.groups};
         if (t == 3) { /* the run dies before its second epoch; a new one resumes from the checkpoint */
             fb.fail_epoch = 1;
             rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
@@ -252,6 +253,25 @@ static void check_trainer(void)
         }
         if (f) fclose(f);
         snprintf(path, sizeof path, "%s/weights.safetensors", dirs[t]);
+        /* on the device, each step averaged every gradient through NCCL (a world of one here: the same code as
+         * eight GPUs), as one group of means over exactly the parameters' elements */
+        char **pn = NULL;
+        int n_pn = 0;
+        long params = 0;
+        CHECK(safetensors_names(path, &pn, &n_pn, err, sizeof err) == 0, "%s", err);
+        for (int k = 0; k < n_pn; k++) {
+            Tensor *p = safetensors_load(path, pn[k], NULL, NULL, err, sizeof err);
+            params += p ? (long)tensor_numel(p) : 0;
+            tensor_free(p);
+            free(pn[k]);
+        }
+        free(pn);
+        long calls = emu_nccl.calls - nccl_before[0], avgs = emu_nccl.avg_calls - nccl_before[1];
+        long elements = emu_nccl.elements - nccl_before[2], groups = emu_nccl.groups - nccl_before[3];
+        if (t == 0) CHECK(calls == 0, "NCCL was called by the CPU trainer");
+        else CHECK(groups == 4 && calls == 4L * n_pn && avgs == calls && elements == 4 * params && emu_nccl.comms == 0 && !emu_nccl.in_group,
+                   "trainer on the emulated device: %ld NCCL groups, %ld all-reduces (%ld means) of %ld elements, %d communicators left; "
+                   "want 4 groups of %d means over %ld elements each", groups, calls, avgs, elements, emu_nccl.comms, n_pn, params);
         for (int k = 0; k < 4; k++) {
             w[t][k] = safetensors_load(path, names[k], NULL, NULL, err, sizeof err);
             CHECK(w[t][k] != NULL, "%s", err);
