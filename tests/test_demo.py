@@ -135,3 +135,30 @@ def test_eval_shared_among_two_ranks_equals_one_process(demo, tmp_path):
     assert one["n_videos"] > 10
     assert s1.shape == s2.shape and np.abs(s1 - s2).max() <= 1e-6 * np.abs(s1).max()
     assert p1 == p2
+
+
+def test_feature_cache_with_several_writers(demo, tmp_path):
+    """Two 2-rank eval jobs at once write one feature cache (four writers, each video written by one rank of
+    each job); a third run then decodes nothing and scores exactly as a run without the cache."""
+    out, _ = demo
+    cache = tmp_path / "cache"
+    base = ["eval", "--visual", out / "clip" / "visual.onnx", "--classes", out / "videos" / "classes_seen.safetensors",
+            "--list", out / "videos" / "seen.csv", "--root", out / "videos", "--frames", "8", "--stride", "1", "--views", "1",
+            "--temporal-window", "1", "--json", "--threads", "1"]
+    exe = os.path.join(BUILDS["opt"], "vclip-run")
+    jobs = [subprocess.Popen(mpi_command(2, exe, base), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=mpi_env({"VCLIP_CACHE_DIR": str(cache)})) for _ in range(2)]
+    reps = []
+    for j in jobs:
+        so, se = j.communicate(timeout=300)
+        assert j.returncode == 0, se
+        reps.append(json.loads(so))
+    again = subprocess.run(mpi_command(1, exe, base), capture_output=True, text=True, timeout=300,
+                           env=mpi_env({"VCLIP_CACHE_DIR": str(cache)}))
+    fresh = subprocess.run(mpi_command(1, exe, [*base, "--no-cache"]), capture_output=True, text=True, timeout=300, env=mpi_env())
+    assert again.returncode == 0 and fresh.returncode == 0, again.stderr + fresh.stderr
+    cached, want = json.loads(again.stdout), json.loads(fresh.stdout)
+    assert cached["decoded"] == 0, "the cache written by the two jobs was not read back"
+    for k in ("top1", "top5", "mean_class_accuracy", "n_videos"):
+        assert cached[k] == want[k] == reps[0][k] == reps[1][k], k
+    assert not [p for p in cache.rglob("*.tmp.*")], "temporary files left in the cache"
