@@ -9,7 +9,9 @@ BIN      ?= bin
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 OPT      ?= -O2
 DATA_DIR ?= $(CURDIR)
-CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(DATA_DIR)"'
+# -fPIC and hidden symbols: the same objects make the static archive and
+# libvclip.so, which exports only include/vclip.h (api/vclip.c)
+CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -fPIC -fvisibility=hidden -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(DATA_DIR)"'
 LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -ldl -lm
 # The tests' Python: the venv tools/install-deps.sh fills (override with PYTHON=...).
 PYTHON   ?= $(CURDIR)/.venv/bin/python
@@ -21,7 +23,7 @@ MPI_PLUGIN_SRC := runtime/comm/comm_mpi.c
 MPICC    ?= mpicc
 LIB_SRC  := $(filter-out $(MPI_PLUGIN_SRC),$(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/comm/*.c runtime/cuda/*.c runtime/demo/*.c codegen/*.c))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
-TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run $(BIN)/vclip-comm-mpi.so
+TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run $(BIN)/vclip-comm-mpi.so $(BUILD)/libvclip.so
 # Every tests/unit/test_*.c is a unit test program.
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT     := $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
@@ -42,6 +44,11 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/libvclip.a: $(LIB_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^  # afresh: an archive keeps members whose source is gone
+
+# The C library: include/vclip.h's functions (api/vclip.c) over the whole archive, nothing else exported
+VCLIP_SOVERSION := 1
+$(BUILD)/libvclip.so: $(BUILD)/obj/api/vclip.o $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libvclip.so.$(VCLIP_SOVERSION) $^ $(LDLIBS) -o $@
 
 $(BIN)/vclip-comm-mpi.so: $(MPI_PLUGIN_SRC) runtime/comm/comm_ops.h runtime/comm/comm.h
 	@mkdir -p $(BIN)
@@ -104,15 +111,32 @@ VENV_NVRTC := $(firstword $(wildcard $(CURDIR)/.venv/lib/python*/site-packages/n
 test: export VCLIP_NVRTC := $(or $(VCLIP_NVRTC),$(VENV_NVRTC))
 test: all $(UNIT) asan fuzz
 	@test -x "$(PYTHON)" || { echo "make test: no $(PYTHON): run tools/install-deps.sh first (it makes the tests' venv)"; exit 1; }
+	$(PYTHON) -m pip install -q --no-deps --no-build-isolation --force-reinstall ./python  # the Python package, over this build's libvclip.so
 	@for t in $(UNIT) $(subst $(BUILD)/,build-asan/,$(UNIT)); do echo "== $$t"; $$t || exit 1; done
 	$(PYTHON) -m pytest -q -rs tests  # -rs: every skip says why in the summary
 
 clean:
 	rm -rf build build-asan build-fuzz bin
 
-.PHONY: all unit asan fuzz demo test clean
+.PHONY: all unit asan fuzz demo test clean install
 .SECONDARY:
 -include $(LIB_OBJ:.o=.d) $(RUN_OBJ:.o=.d) $(BUILD)/obj/tools/vclipc.d $(wildcard $(BUILD)/obj/tests/unit/*.d) $(wildcard $(BUILD)/obj/bench/*.d)
+
+# make install PREFIX=DIR: the tools, the MPI plugin, the C library (shared and
+# static), its header, pkg-config file and data (the BPE vocabulary)
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/.*VCLIP_VERSION "\(.*\)".*/\1/p' tools/version.h)
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	        $(DESTDIR)$(PREFIX)/share/vclip/models/tokenizer
+	install -m 755 $(BIN)/vclipc $(BIN)/vclip-run $(BIN)/vclip-comm-mpi.so $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/libvclip.so $(DESTDIR)$(PREFIX)/lib/libvclip.so.$(VCLIP_SOVERSION)
+	ln -sf libvclip.so.$(VCLIP_SOVERSION) $(DESTDIR)$(PREFIX)/lib/libvclip.so
+	install -m 644 $(BUILD)/libvclip.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/vclip.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 models/tokenizer/bpe_simple_vocab_16e6.txt.gz $(DESTDIR)$(PREFIX)/share/vclip/models/tokenizer/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(LDLIBS)|' tools/vclip.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vclip.pc
 
 # A make variable's value, for tests that build a variant of one file (make -s print-CFLAGS)
 print-%:

@@ -1,4 +1,5 @@
 /* base.c — see base.h. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -141,6 +142,18 @@ int exe_dir(char *out, size_t cap)
 char *data_path(const char *relative)
 {
     char dir[PATH_MAX], cand[PATH_MAX * 2];
+    Dl_info self;
+    if (dladdr((void *)data_path, &self) && self.dli_fname && strchr(self.dli_fname, '/')) {
+        /* the object this code is in: an installed libvclip.so (PREFIX/lib ->
+         * PREFIX/share/vclip) or the Python package's copy (its vclip-data/) */
+        snprintf(dir, sizeof dir, "%s", self.dli_fname);
+        *strrchr(dir, '/') = 0;
+        const char *homes[] = {"../share/vclip", "vclip-data"};
+        for (size_t i = 0; i < 2; i++) {
+            snprintf(cand, sizeof cand, "%s/%s/%s", dir, homes[i], relative);
+            if (access(cand, R_OK) == 0) return strdup(cand);
+        }
+    }
     if (exe_dir(dir, sizeof dir) == 0) {
         const char *ups[] = {"..", "../.."};
         for (size_t i = 0; i < 2; i++) {

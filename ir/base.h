@@ -50,8 +50,10 @@ char *read_file(const char *path, size_t *len, char *err, size_t cap);
 int exe_dir(char *out, size_t cap);
 
 /* A data file shipped in the source tree, given relative to the repository
- * root: looked up next to the running binary (BIN/.., BIN/../..) and in the
- * source folder it was built from.  malloc'd, NULL if not found. */
+ * root: looked up where an installed library keeps it (LIB/../share/vclip,
+ * the Python package's LIB/vclip-data), next to the running binary (BIN/..,
+ * BIN/../..) and in the source folder it was built from.  malloc'd, NULL if
+ * not found. */
 char *data_path(const char *relative);
 
 #endif

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Bottom to top.  Folders of one rank may include each other's headers only
 # while the folder graph stays free of circles (checked below).
 LAYERS = [
-    ["ir"],
+    ["ir", "include"],
     ["onnx", "models", "models/tokenizer"],
     ["codegen"],
     ["runtime/cpu"],
@@ -23,7 +23,7 @@ LAYERS = [
     ["runtime/data", "runtime/comm"],
     ["runtime/eval", "runtime/train"],
     ["runtime/demo"],
-    ["tools"],
+    ["tools", "api"],
     ["tests/unit", "tests/fuzz", "bench", "examples"],
 ]
 RANK = {folder: rank for rank, folders in enumerate(LAYERS) for folder in folders}

@@ -7,12 +7,19 @@
 
 void cli_error(const char *tool, const char *prefix, const char *msg)
 {
-    fprintf(stderr, "%s: %s%s", tool, prefix ? prefix : "", prefix ? ": " : "");
+    /* built whole and written at once: the ranks of an mpirun job share one
+     * stderr, and a line written in pieces would interleave with theirs */
+    size_t cap = strlen(tool) + (prefix ? strlen(prefix) : 0) + 4 * strlen(msg) + 8, n;
+    char *line = malloc(cap);
+    if (!line) { fprintf(stderr, "%s: %s\n", tool, msg); return; }
+    n = (size_t)snprintf(line, cap, "%s: %s%s", tool, prefix ? prefix : "", prefix ? ": " : "");
     for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) fprintf(stderr, "\\x%02x", *p);
-        else fputc(*p, stderr);
+        if (*p < 0x20 || *p == 0x7f) n += (size_t)snprintf(line + n, cap - n, "\\x%02x", *p);
+        else line[n++] = (char)*p;
     }
-    fputc('\n', stderr);
+    line[n++] = '\n';
+    fwrite(line, 1, n, stderr);
+    free(line);
 }
 
 int cli_parse_int(const char *s, int lo, int hi, int *out)

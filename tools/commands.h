@@ -12,6 +12,7 @@ int cmd_probe(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 int cmd_retrieval(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_train(int argc, char **argv);

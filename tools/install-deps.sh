@@ -21,7 +21,7 @@ APT_PACKAGES=(
     libopenmpi-dev openmpi-bin              # data-parallel training: mpicc builds the MPI plugin, mpirun launches
     python3 python3-venv                    # the tests' virtual environment (.venv)
 )
-PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow scikit-learn)
+PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow scikit-learn setuptools wheel)  # setuptools, wheel: pip install ./python
 FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)
 
 SUDO=""

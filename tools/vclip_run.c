@@ -14,6 +14,8 @@ static const char *usage =
     "commands:\n"
     "  demo [--out DIR]                 the whole method on a generated world of coloured shapes:\n"
     "                                   pretrain a tiny CLIP, fine-tune VCLIP / Open-VCLIP, evaluate\n"
+    "  classify VIDEO... --visual M --text-model T --classes \"a,b,c\"\n"
+    "                                   zero-shot labels for your own videos and class names\n"
     "  tokenize [TEXT ...] [--file F]   CLIP token ids, one line of 77 per text\n"
     "  encode-text --text-model TEXT.onnx --classes FILE -o OUT.safetensors\n"
     "                                   class features from prompt ensembles (or --captions)\n"
@@ -54,6 +56,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "load")) return cmd_load(argc - 1, argv + 1);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "retrieval")) return cmd_retrieval(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);

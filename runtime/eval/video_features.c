@@ -18,6 +18,12 @@ int video_model_from_graph(VideoModel *m, Graph *g, const char *path, int frames
                            char *err, size_t cap)
 {
     memset(m, 0, sizeof *m);
+    if (g->n_inputs == 1 && (g->inputs[0]->dtype == DT_I64 || g->inputs[0]->dtype == DT_I32) && g->inputs[0]->shape.rank == 2) {
+        snprintf(err, cap, "%s: a text encoder (its input is token ids, [batch, %lld]), not an image or video encoder", path,
+                 (long long)g->inputs[0]->shape.d[1].n);
+        graph_free(g);
+        return -1;
+    }
     CompileOptions o = *co;
     int image_encoder = g->n_inputs == 1 && g->inputs[0]->shape.rank == 4;
     o.frames = image_encoder ? frames : 0;
@@ -52,11 +58,28 @@ void l2_normalize(float *v, int d)
     for (int i = 0; i < d; i++) v[i] *= inv;
 }
 
+int video_embed(VideoModel *m, const uint8_t *pixels, int videos, int views, float *feat, char *err, size_t cap)
+{
+    int T = m->T, D = m->D, size = m->size;
+    size_t per_video = (size_t)views * T * D, clip_px = (size_t)T * size * size * 3;
+    int64_t dims[5] = {(int64_t)videos * views, T, 3, size, size};
+    Tensor *x = tensor_new(DT_F32, 5, dims), *outs[8] = {0};
+    if (!x) { snprintf(err, cap, "out of memory"); return -1; }
+    for (int k = 0; k < videos * views; k++) normalize_clip(pixels + (size_t)k * clip_px, T, size, (float *)x->data + (size_t)k * clip_px);
+    int rc = model_run(m->m, &x, outs, err, cap);
+    tensor_free(x);
+    if (rc) return -1;
+    memcpy(feat, outs[0]->data, sizeof(float) * per_video * (size_t)videos);
+    for (int k = 0; k < videos * views * T; k++) l2_normalize(feat + (size_t)k * D, D);
+    for (int k = 0; k < model_graph(m->m)->n_outputs; k++) tensor_free(outs[k]);
+    return 0;
+}
+
 int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
                    const FeatureCache *cache, float *feat, char *ok, size_t *skipped, size_t *decoded, char *err, size_t cap)
 {
-    int V = clips_per_video(sc), T = m->T, D = m->D, size = m->size;
-    size_t per_video = (size_t)V * T * D, clip_px = (size_t)T * size * size * 3;
+    int V = clips_per_video(sc);
+    size_t per_video = (size_t)V * m->T * m->D;
     *skipped = *decoded = 0;
     /* cached videos first; the loader only sees the others */
     Dataset todo = {calloc(ds->n ? ds->n : 1, sizeof(DatasetItem)), 0};
@@ -74,26 +97,22 @@ int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, i
         Batch b;
         int r = 0;
         if (!ld) rc = -1;
-        while (ld && (r = loader_next(ld, &b)) == 1) {
-            int64_t dims[5] = {(int64_t)b.n * V, T, 3, size, size};
-            Tensor *x = tensor_new(DT_F32, 5, dims), *outs[8] = {0};
-            if (!x) { batch_free(&b); snprintf(err, cap, "out of memory"); rc = -1; break; }
-            for (int k = 0; k < b.n * V; k++) normalize_clip(b.pixels + (size_t)k * clip_px, T, size, (float *)x->data + (size_t)k * clip_px);
-            int rr = model_run(m->m, &x, outs, err, cap);
-            tensor_free(x);
+        float *batch_feat = malloc(sizeof(float) * per_video * (size_t)batch);
+        if (!batch_feat) { snprintf(err, cap, "out of memory"); rc = -1; }
+        while (ld && batch_feat && (r = loader_next(ld, &b)) == 1) {
+            int rr = video_embed(m, b.pixels, b.n, V, batch_feat, err, cap);
             if (rr) { batch_free(&b); rc = -1; break; }
             for (int v = 0; v < b.n; v++) {
                 size_t i = where[b.items[v]];
                 float *f = feat + i * per_video;
-                memcpy(f, (float *)outs[0]->data + (size_t)v * per_video, sizeof(float) * per_video);
-                for (int k = 0; k < V * T; k++) l2_normalize(f + (size_t)k * D, D);
+                memcpy(f, batch_feat + (size_t)v * per_video, sizeof(float) * per_video);
                 feature_cache_put(cache, ds->items[i].path, f, per_video);
                 ok[i] = 1;
                 (*decoded)++;
             }
-            for (int k = 0; k < model_graph(m->m)->n_outputs; k++) tensor_free(outs[k]);
             batch_free(&b);
         }
+        free(batch_feat);
         if (r < 0) { snprintf(err, cap, "out of memory"); rc = -1; }
         if (ld) *skipped = loader_skipped(ld);
         loader_stop(ld);

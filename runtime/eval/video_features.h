@@ -29,6 +29,11 @@ void video_model_close(VideoModel *m);
 int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
                    const FeatureCache *cache, float *feat, char *ok, size_t *skipped, size_t *decoded, char *err, size_t cap);
 
+/* feat[videos][views][T][D]: unit-norm frame embeddings of decoded clips
+ * (pixels as the loader's Batch holds them: [videos][views][T][S][S][3]
+ * uint8).  0 or -1 with a message. */
+int video_embed(VideoModel *m, const uint8_t *pixels, int videos, int views, float *feat, char *err, size_t cap);
+
 /* The same spread over the ranks of comm (NULL: this process alone): rank r
  * computes the r-th contiguous share of ds, and every rank receives all of
  * feat and ok, in ds's order, and the job's skipped and decoded counts.
