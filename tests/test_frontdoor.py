@@ -215,3 +215,41 @@ def test_python_errors_are_exceptions_with_the_message():
         vclip.compile(VISUAL, target="tpu")
     with pytest.raises(TypeError, match="not one string"):
         vclip.tokenize("a single string")
+
+
+def test_eval_report_page(tmp_path):
+    """--report DIR: a self-contained page whose numbers are eval's: the metrics, one heat-map cell per non-empty
+    confusion cell (from --confusion's CSV), the confused pairs, a bar per class, the sweep's curve; names are escaped."""
+    import re
+    import xml.etree.ElementTree as ET
+    classes = ["arm <wrestling>", "cleaning & pool", 'apply "eye" makeup', "flipping pancake"]
+    (tmp_path / "list.csv").write_text("".join(f"{c},{i}\n" for i, c in enumerate(CLIPS)))
+    (tmp_path / "classes.txt").write_text("\n".join(classes) + "\n")
+    sweep = {"ratios": [0.0, 0.5, 1.0], "zero_shot_top1": [0.25, 0.5, 0.75], "close_set_top1": [0.9, 0.8, 0.6]}
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    p = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--text-model", TEXT, "--classes", tmp_path / "classes.txt", "--list",
+                 tmp_path / "list.csv", "--root", VIDEOS, "--no-cache", "--json", "--confusion", tmp_path / "c.csv",
+                 "--report", tmp_path / "report", "--sweep", tmp_path / "sweep.json", check=True)
+    m = json.loads(p.stdout)
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "<script" not in html and "src=" not in html and "href=" not in html, "the page must stand alone"
+    assert f"{100 * m['top1']:.2f}%" in html and f"{100 * m['top5']:.2f}%" in html
+    svgs = [ET.fromstring(s) for s in re.findall(r"<svg .*?</svg>", html, re.S)]  # each one well-formed XML
+    assert len(svgs) == 3, "heat map, accuracy bars and the curve"
+    conf = np.loadtxt(tmp_path / "c.csv", delimiter=",", dtype=np.int64, ndmin=2)
+    ns = "{http://www.w3.org/2000/svg}"
+    cells = [r for r in svgs[0].iter(ns + "rect") if r.find(ns + "title") is not None]
+    assert len(cells) == np.count_nonzero(conf)
+    titles = [r.find(ns + "title").text for r in cells]
+    for i, j in zip(*np.nonzero(conf)):
+        assert any(t.endswith(f": {conf[i, j]} of {conf[i].sum()} videos ({100 * conf[i, j] / conf[i].sum():.0f}%)") for t in titles)
+    bars = [r for r in svgs[1].iter(ns + "rect")]
+    assert len(bars) == np.count_nonzero(conf.sum(axis=1))
+    pairs = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td class=\"n\">(\d+)</td>", html)
+    assert sum(int(n) for _, _, n in pairs) == conf.sum() - np.trace(conf)
+    assert "<wrestling>" not in html and "arm &lt;wrestling&gt;" in html and "cleaning &amp; pool" in html
+    assert len([c for c in svgs[2].iter(ns + "circle")]) == 3
+    bad = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--text-model", TEXT, "--classes", tmp_path / "classes.txt", "--list",
+                   tmp_path / "list.csv", "--root", VIDEOS, "--no-cache", "--report", tmp_path / "r2", "--sweep", tmp_path / "c.csv")
+    assert_clean_exit(bad)
+    assert "c.csv" in bad.stderr

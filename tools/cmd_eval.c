@@ -19,6 +19,7 @@
 #include "../runtime/safetensors.h"
 #include "cli.h"
 #include "commands.h"
+#include "html_report.h"
 #include "../runtime/eval/evaluator.h"
 #include "../runtime/eval/text_features.h"
 
@@ -45,6 +46,9 @@ static const char *usage =
     "  --no-cache          do not read or write the feature cache ($VCLIP_CACHE_DIR)\n"
     "  --predictions F.csv --scores F.npy --confusion F.csv   outputs (single list)\n"
     "  --json              one JSON object: top1, top5, mean_class_accuracy, n_videos, n_skipped\n"
+    "  --report DIR        DIR/index.html, a page to look at: the metrics, the confusion matrix as a\n"
+    "                      heat map, per-class accuracy, the most confused pairs (single list)\n"
+    "  --sweep F.json      with --report: also the patch-ratio curve of `vclip-run sweep --json`\n"
     CLI_COMM_TIMEOUT_HELP
     "Unreadable videos are reported, left out of the metrics and counted (n_skipped).\n"
     "mpirun -np N vclip-run eval ... shares the videos among N processes; rank 0 prints and writes,\n"
@@ -79,6 +83,40 @@ static int protocol_splits(const char *protocol, const char *dataset, char lists
     return n;
 }
 
+/* --report: the page, with a sweep's curve when given. */
+static int write_report(const char *dir, const char *sweep, const char *visual, const char *list, const SplitResult *r, const long *confusion,
+                        StringList *names, char *err, size_t cap)
+{
+    int C = (int)names->n;
+    if (!confusion || !C) { snprintf(err, cap, "--report: no confusion matrix"); return -1; }
+    Report rep = {visual, list, r->m, r->skipped, C, names->items, confusion, NULL, NULL, NULL, 0};
+    double *curve = NULL;
+    json_t *j = NULL;
+    if (sweep) {
+        json_error_t je;
+        if (!(j = json_load_file(sweep, 0, &je))) { snprintf(err, cap, "%s: line %d: %s", sweep, je.line, je.text); return -1; }
+        json_t *xs = json_object_get(j, "ratios"), *zs = json_object_get(j, "zero_shot_top1"), *cs = json_object_get(j, "close_set_top1");
+        size_t n = json_array_size(xs);
+        if (!n || json_array_size(zs) != n || json_array_size(cs) != n) {
+            snprintf(err, cap, "%s: not the output of vclip-run sweep --json (ratios, zero_shot_top1, close_set_top1)", sweep);
+            json_decref(j);
+            return -1;
+        }
+        curve = malloc(sizeof(double) * 3 * n);
+        if (!curve) { json_decref(j); snprintf(err, cap, "out of memory"); return -1; }
+        for (size_t i = 0; i < n; i++) {
+            curve[i] = json_number_value(json_array_get(xs, i));
+            curve[n + i] = json_number_value(json_array_get(zs, i));
+            curve[2 * n + i] = json_number_value(json_array_get(cs, i));
+        }
+        rep.ratios = curve, rep.zero_shot = curve + n, rep.close_set = curve + 2 * n, rep.n_curve = (int)n;
+    }
+    int rc = html_report_write(dir, &rep, err, cap);
+    free(curve);
+    json_decref(j);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -87,9 +125,9 @@ int cmd_eval(int argc, char **argv)
         {"stride", 1, 0, 'S'}, {"logit-scale", 1, 0, 'x'}, {"batch", 1, 0, 'b'}, {"workers", 1, 0, 'w'},
         {"threads", 1, 0, 't'}, {"predictions", 1, 0, 'P'}, {"scores", 1, 0, 'Q'}, {"confusion", 1, 0, 'M'},
         {"protocol", 1, 0, 'p'}, {"dataset", 1, 0, 'd'}, {"protocols", 1, 0, 'D'}, {"no-cache", 0, 0, 'N'},
-        {"json", 0, 0, 'j'}, {"comm-timeout", 1, 0, 'Z'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", 0, 0, 'j'}, {"comm-timeout", 1, 0, 'Z'}, {"report", 1, 0, 'R'}, {"sweep", 1, 0, 'E'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *classes = NULL, *text_model = NULL, *list = NULL, *root = ".", *protocol = NULL, *dataset = NULL;
-    const char *protocols_dir = NULL;
+    const char *protocols_dir = NULL, *report = NULL, *sweep = NULL;
     Outputs outs = {0};
     int frames = 8, window = 1, threads = 0, json = 0, no_cache = 0, c;
     double comm_timeout = 300;
@@ -121,6 +159,8 @@ int cmd_eval(int argc, char **argv)
         case 'D': protocols_dir = optarg; break;
         case 'N': no_cache = 1; break;
         case 'j': json = 1; break;
+        case 'R': report = optarg; break;
+        case 'E': sweep = optarg; break;
         case 'Z': comm_timeout = atof(optarg); bad = !(comm_timeout > 0); break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
@@ -136,6 +176,8 @@ int cmd_eval(int argc, char **argv)
                               : protocol ? "--protocol needs --dataset and --text-model" : !classes ? "missing --classes" : "missing --list");
         return 2;
     }
+    if ((report || sweep) && protocol) { cli_error(TOOL, NULL, "--report is for one list (--list), not a protocol"); return 2; }
+    if (sweep && !report) { cli_error(TOOL, NULL, "--sweep goes into a --report"); return 2; }
     char lists[10][512], cls[10][512], name[64];
     int n_splits = protocol ? protocol_splits(protocol, dataset, lists, cls, name, sizeof name) : 1;
     if (n_splits < 0) { cli_error(TOOL, NULL, "use --protocol ep1|ep2|ep3 with --dataset ucf101|hmdb51, or --protocol k600 with --dataset k600"); return 2; }
@@ -160,7 +202,14 @@ int cmd_eval(int argc, char **argv)
     double t0 = now_ms();
     if (!protocol) {
         SplitResult r = {0};
-        if (eval_split(&ev, list, root, classes, &outs, &r, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
+        long *confusion = NULL;
+        StringList names = {0};
+        if (report) outs.confusion_matrix = &confusion, outs.class_names = &names;
+        int bad = eval_split(&ev, list, root, classes, &outs, &r, err, sizeof err) ||
+                  (report && comm_rank(comm) == 0 && write_report(report, sweep, visual, list, &r, confusion, &names, err, sizeof err));
+        free(confusion);
+        string_list_free(&names);
+        if (bad) { cli_error(tool, NULL, err); goto done; }
         double sec = (now_ms() - t0) / 1e3;
         if (json)
             printf("{\"top1\": %.6f, \"top5\": %.6f, \"mean_class_accuracy\": %.6f, \"n_videos\": %zu, \"n_skipped\": %zu, "

@@ -14,12 +14,13 @@ static void esc(FILE *f, const char *s)
         if (*s == '<') fputs("&lt;", f);
         else if (*s == '>') fputs("&gt;", f);
         else if (*s == '&') fputs("&amp;", f);
+        else if (*s == '"') fputs("&quot;", f);
         else fputc(*s, f);
     }
 }
 
-int svg_curve(const char *path, const double *x, const double *y, const char *const *labels, int n, const char *title,
-              const char *xlabel, const char *ylabel, char *err, size_t cap)
+void svg_curve_write(FILE *f, const double *x, const double *y, const char *const *labels, int n, const char *title,
+                     const char *xlabel, const char *ylabel)
 {
     double x0 = 1, x1 = 0, y0 = 1, y1 = 0;
     for (int i = 0; i < n; i++) {
@@ -31,9 +32,6 @@ int svg_curve(const char *path, const double *x, const double *y, const char *co
     const double W = 640, H = 480, L = 70, R = 20, T = 40, B = 60;
 #define SX(v) (L + ((v) - x0) / (x1 - x0) * (W - L - R))
 #define SY(v) (H - B - ((v) - y0) / (y1 - y0) * (H - T - B))
-    AtomicFile af;
-    if (atomic_open(&af, path, "w", err, cap)) return -1;
-    FILE *f = af.f;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", W / 2);
     esc(f, title);
@@ -62,5 +60,15 @@ int svg_curve(const char *path, const double *x, const double *y, const char *co
     fprintf(f, "</svg>\n");
 #undef SX
 #undef SY
+}
+
+int svg_curve(const char *path, const double *x, const double *y, const char *const *labels, int n, const char *title,
+              const char *xlabel, const char *ylabel, char *err, size_t cap)
+{
+    AtomicFile af;
+    if (atomic_open(&af, path, "w", err, cap)) return -1;
+    svg_curve_write(af.f, x, y, labels, n, title, xlabel, ylabel);
     return atomic_commit(&af, err, cap);
 }
+
+void svg_escape(FILE *f, const char *s) { esc(f, s); }

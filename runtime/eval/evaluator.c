@@ -108,6 +108,19 @@ int eval_split(Evaluator *ev, const char *list, const char *root, const char *cl
             for (int j = 0; j < C; j++) fprintf(cf, "%ld%c", conf[(size_t)i * C + j], j + 1 < C ? ',' : '\n');
         fclose(cf);
     }
+    if (o && o->confusion_matrix) { *o->confusion_matrix = conf; conf = NULL; }
+    if (o && o->class_names) {
+        while (names.n < (size_t)C) { /* features without names: "class N" */
+            char **grown = realloc(names.items, sizeof(char *) * (names.n + 1)), label[32];
+            if (!grown) { snprintf(err, cap, "out of memory"); goto done; }
+            names.items = grown;
+            snprintf(label, sizeof label, "class %zu", names.n);
+            if (!(names.items[names.n] = strdup(label))) { snprintf(err, cap, "out of memory"); goto done; }
+            names.n++;
+        }
+        *o->class_names = names;
+        memset(&names, 0, sizeof names);
+    }
     rc = 0;
 done:
     tensor_free(W);

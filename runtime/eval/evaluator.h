@@ -19,7 +19,11 @@ typedef struct {
 } Evaluator;
 
 typedef struct { ClassMetrics m; size_t skipped, decoded; } SplitResult;
-typedef struct { const char *pred, *scores, *confusion; } Outputs; /* optional files */
+typedef struct {
+    const char *pred, *scores, *confusion;  /* optional files */
+    long **confusion_matrix;                /* optional: receives the C x C matrix (malloc'd; the caller frees it) */
+    StringList *class_names;                /* optional: receives the class names (the caller frees them) */
+} Outputs;
 
 /* Defaults: the paper's test views, batch 4, 2 decoders, logit scale 100. */
 void evaluator_init(Evaluator *ev);
