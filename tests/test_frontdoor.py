@@ -253,3 +253,14 @@ def test_eval_report_page(tmp_path):
                    tmp_path / "list.csv", "--root", VIDEOS, "--no-cache", "--report", tmp_path / "r2", "--sweep", tmp_path / "c.csv")
     assert_clean_exit(bad)
     assert "c.csv" in bad.stderr
+
+
+def test_a_vclip_encoder_classifies_as_the_image_encoder_made_temporal(tmp_path):
+    """--visual may be the video encoder `vclipc compile --frames 8` writes: the same probabilities."""
+    run_tool("opt", "vclipc", "compile", VISUAL, "--frames", "8", "-o", tmp_path / "vclip.onnx", check=True)
+    a = cli_probs()
+    p = run_tool("opt", "vclip-run", "classify", *PATHS, "--visual", tmp_path / "vclip.onnx", "--text-model", TEXT, "--classes",
+                 ",".join(CLASSES), "--top-k", "4", "--json", check=True)
+    rows = [json.loads(l) for l in p.stdout.splitlines()]
+    b = np.array([[dict((t["class"], t["probability"]) for t in r["top"])[c] for c in CLASSES] for r in rows], np.float32)
+    assert np.abs(a - b).max() <= 1e-5
