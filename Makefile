@@ -12,7 +12,7 @@ DATA_DIR ?= $(CURDIR)
 # -fPIC and hidden symbols: the same objects make the static archive and
 # libvclip.so, which exports only include/vclip.h (api/vclip.c)
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -fPIC -fvisibility=hidden -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(DATA_DIR)"'
-LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -ldl -lm
+LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -ljpeg -lcurl -ldl -lm
 # The tests' Python: the venv tools/install-deps.sh fills (override with PYTHON=...).
 PYTHON   ?= $(CURDIR)/.venv/bin/python
 
@@ -21,7 +21,7 @@ GEN      := $(BUILD)/gen/onnx.pb-c.c
 # by runs that a launcher started as several processes (runtime/comm/comm.h).
 MPI_PLUGIN_SRC := runtime/comm/comm_mpi.c
 MPICC    ?= mpicc
-LIB_SRC  := $(filter-out $(MPI_PLUGIN_SRC),$(wildcard ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/comm/*.c runtime/cuda/*.c runtime/demo/*.c codegen/*.c))
+LIB_SRC  := $(filter-out $(MPI_PLUGIN_SRC),$(wildcard runtime/caption/*.c ir/*.c onnx/*.c passes/*.c runtime/*.c runtime/cpu/*.c models/*.c models/tokenizer/*.c runtime/data/*.c runtime/eval/*.c runtime/train/*.c runtime/comm/*.c runtime/cuda/*.c runtime/demo/*.c codegen/*.c))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/onnx.pb-c.o
 TOOLS    := $(BIN)/vclipc $(BIN)/vclip-run $(BIN)/vclip-comm-mpi.so $(BUILD)/libvclip.so
 # Every tests/unit/test_*.c is a unit test program.

@@ -21,7 +21,7 @@ LAYERS = [
     ["passes", "runtime/cuda"],
     ["runtime"],
     ["runtime/data", "runtime/comm"],
-    ["runtime/eval", "runtime/train"],
+    ["runtime/eval", "runtime/train", "runtime/caption"],
     ["runtime/demo"],
     ["tools", "api"],
     ["tests/unit", "tests/fuzz", "bench", "examples"],

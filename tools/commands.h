@@ -13,6 +13,7 @@ int cmd_load(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
+int cmd_caption(int argc, char **argv);
 int cmd_retrieval(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -17,6 +17,7 @@ APT_PACKAGES=(
     libjansson-dev zlib1g-dev               # JSON (vocab.json, class lists), gzip (BPE merges)
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
     libpng-dev                              # contact sheets
+    libjpeg-dev libcurl4-openssl-dev        # pseudo-captions: frames as JPEG, HTTP to model servers
     ffmpeg                                  # the tests make their own test videos with it
     libopenmpi-dev openmpi-bin              # data-parallel training: mpicc builds the MPI plugin, mpirun launches
     python3 python3-venv                    # the tests' virtual environment (.venv)

@@ -16,6 +16,8 @@ static const char *usage =
     "                                   pretrain a tiny CLIP, fine-tune VCLIP / Open-VCLIP, evaluate\n"
     "  classify VIDEO... --visual M --text-model T --classes \"a,b,c\"\n"
     "                                   zero-shot labels for your own videos and class names\n"
+    "  caption --list L --root DIR --frame-server URL --llm-server URL ... -o F.jsonl\n"
+    "                                   pseudo-captions through model servers (frame captions + LLM summary)\n"
     "  tokenize [TEXT ...] [--file F]   CLIP token ids, one line of 77 per text\n"
     "  encode-text --text-model TEXT.onnx --classes FILE -o OUT.safetensors\n"
     "                                   class features from prompt ensembles (or --captions)\n"
@@ -57,6 +59,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "metrics")) return cmd_metrics(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "caption")) return cmd_caption(argc - 1, argv + 1);
     if (!strcmp(cmd, "retrieval")) return cmd_retrieval(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);

@@ -7,7 +7,7 @@
 #include "clip_reader.h"
 #include "preprocess.h"
 
-int clips_per_video(const SamplingConfig *c) { return c->train ? 1 : c->views * c->crops; }
+int clips_per_video(const SamplingConfig *c) { return c->train || c->sparse ? 1 : c->views * c->crops; }
 
 size_t clip_bytes(const SamplingConfig *c)
 {

@@ -60,6 +60,20 @@ int plan_clips(const SamplingConfig *c, int64_t n_frames, double fps, ClipRng *r
     double span = (double)c->stride * c->frames;
     if (c->target_fps > 0 && fps > 0) span = span / c->target_fps * fps;
     double delta = n_frames - span > 0 ? n_frames - span : 0;
+    if (c->sparse) {
+        if (max_plans < 1) return 0;
+        ClipPlan *p = &plans[0];
+        for (int i = 0; i < c->frames; i++) {
+            int64_t k = (int64_t)((i + 0.5) * (double)n_frames / c->frames);
+            p->index[i] = k < n_frames ? k : n_frames - 1;
+        }
+        p->start = 0;
+        p->end = (double)n_frames;
+        p->short_side = c->crop_size;
+        p->spatial = 1;
+        p->flip = 0;
+        return 1;
+    }
     if (c->train) {
         if (max_plans < 1) return 0;
         ClipPlan *p = &plans[0];

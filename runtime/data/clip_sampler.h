@@ -15,6 +15,8 @@ typedef struct {
     int views, crops;    /* test: temporal views (3) and spatial crops (1 or 3) */
     int crop_size;       /* 224 */
     int min_short, max_short; /* train short side range [224, 256]; test uses crop_size */
+    int sparse;          /* 1: one clip of T frames spread over the whole video (the centre of each of T
+                          * equal segments, as pseudo-captioning samples them); stride and views unused */
 } SamplingConfig;
 
 void sampling_defaults(SamplingConfig *c);
