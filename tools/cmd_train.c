@@ -231,6 +231,14 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
+    /* the target before anything else, on the device this rank will use (asking makes the context) */
+    char cerr[512];
+    LaunchInfo li;
+    launch_info(&li);
+    if (model_select_device(co.target, li.local_rank, cerr, sizeof cerr) || trainer_check_target(co.target, cerr, sizeof cerr)) {
+        cli_error(TOOL, NULL, cerr);
+        return 1;
+    }
     if (!precision_given && co.target == TARGET_CUDA) co.precision = PRECISION_BF16; /* the default on a GPU */
     if (co.precision == PRECISION_FP16) { cli_error(TOOL, NULL, "--precision fp16: training needs dynamic loss scaling, not there yet (use bf16)"); return 1; }
     if (co.precision != PRECISION_FP32 && co.target == TARGET_CPU) { cli_error(TOOL, NULL, "--precision: training on the CPU runs in fp32"); return 1; }
@@ -257,8 +265,6 @@ int cmd_train(int argc, char **argv)
     StringList names = {0};
     Tensor *cf = NULL;
     FileSource fs = {0};
-    /* after the device is chosen: asking makes the context */
-    if (trainer_check_target(co.target, err, sizeof err)) { cli_error(tool, NULL, err); goto done; }
     if (text_model && evaluator_open_text(&ev, text_model, &co, err, sizeof err)) { cli_error(tool, text_model, err); goto done; }
     if (!(cf = class_features_for(&ev, classes, &names, err, sizeof err))) { cli_error(tool, classes, err); goto done; }
     if (dataset_load_csv(list, root, &fs.ds, err, sizeof err)) { cli_error(tool, list, err); goto done; }
