@@ -249,3 +249,50 @@ def test_bad_options_are_refused(videos, tmp_path, server):
     p = run_caption(caption_args(videos, server, tmp_path / "o.jsonl", listname="missing.csv"))
     assert_clean_exit(p)
     assert "missing.csv" in p.stderr
+
+
+LLAMA_SERVER = os.path.join(ROOT, ".venv", "llama.cpp-0.3.36", "bin", "llama-server")
+
+
+def test_summaries_from_a_real_llama_cpp_server(videos, server, tmp_path):
+    """The text-summary step against llama.cpp's own server (built by tools/install-deps.sh from the llama.cpp that
+    PyPI's llama-cpp-python sdist vendors) running a tiny random-weight Llama the test writes with the `gguf`
+    package: the request goes through its OpenAI endpoint and chat template for real.  Its text is noise; the test
+    checks that every video got the server's answer as its caption and the stand-in's frame captions.  The image
+    step stays with the stand-in: a llama.cpp projector cannot be made tiny here."""
+    import socket
+    import sys
+    if not os.path.exists(LLAMA_SERVER):  # install-deps builds it: its absence is a broken setup, not a reason to skip
+        raise AssertionError(f"{LLAMA_SERVER} is missing: run tools/install-deps.sh")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "make_tiny_gguf.py"), tmp_path / "tiny.gguf"], check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    llama = subprocess.Popen([LLAMA_SERVER, "-m", tmp_path / "tiny.gguf", "--host", "127.0.0.1", "--port", str(port), "-c", "2048",
+                              "-t", "1", "--no-webui"], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "llama.log", "w"))
+    try:
+        import urllib.request
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert llama.poll() is None and time.time() < deadline, (tmp_path / "llama.log").read_text()[-2000:]
+            time.sleep(0.2)
+        out = tmp_path / "caps.jsonl"
+        args = caption_args(videos, server, out, "--concurrency", "2", "--max-tokens", "12", listname="with_broken.csv")
+        args[args.index("--llm-server") + 1] = f"http://127.0.0.1:{port}/v1"
+        p = run_caption(args)
+        assert p.returncode == 1 and "1 of 3 videos failed" in p.stderr and "broken.mp4" in p.stderr, p.stderr
+        rows = lines(out)
+        assert sorted(r["video"] for r in rows) == ["v0_arm_wrestling.mp4", "v0_cleaning_pool.mp4"]
+        for r in rows:
+            assert r["caption"].strip() and len(r["frame_captions"]) == 4
+        assert not server.errors, server.errors
+        assert not [r for r in server.requests if r["model"] == "summarizer"], "summaries went to the stand-in, not llama.cpp"
+        assert all(not r["caption"].startswith("the summary of <") for r in rows)
+    finally:
+        llama.terminate()
+        llama.wait(timeout=30)

@@ -18,11 +18,12 @@ APT_PACKAGES=(
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
     libpng-dev                              # contact sheets
     libjpeg-dev libcurl4-openssl-dev        # pseudo-captions: frames as JPEG, HTTP to model servers
+    cmake g++                               # the caption tests' llama.cpp server, built below
     ffmpeg                                  # the tests make their own test videos with it
     libopenmpi-dev openmpi-bin              # data-parallel training: mpicc builds the MPI plugin, mpirun launches
     python3 python3-venv                    # the tests' virtual environment (.venv)
 )
-PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow scikit-learn setuptools wheel)  # setuptools, wheel: pip install ./python
+PIP_PACKAGES=(numpy onnx onnxruntime pytest safetensors av pillow scikit-learn setuptools wheel gguf)  # setuptools, wheel: pip install ./python
 FIXTURE_PACKAGES=(torch transformers open_clip_torch onnxscript)
 
 SUDO=""
@@ -51,6 +52,25 @@ $PY -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
 # venv (the Makefile's test target points VCLIP_NVRTC at it).
 if ! ls /usr/local/cuda*/lib64/libnvrtc.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then
     $PY -m pip install -q --disable-pip-version-check nvidia-cuda-nvrtc
+fi
+# llama.cpp's server for the caption tests (a real OpenAI-protocol server with
+# a tiny model the tests write).  No registry package ships its binary, so it
+# is built from the llama.cpp that PyPI's llama-cpp-python sdist vendors
+# (pinned), CPU only, once per venv (about 5 minutes on 2 cores).
+LLAMA_PY_VERSION=0.3.36
+LLAMA_DIR="$VENV/llama.cpp-$LLAMA_PY_VERSION"
+if [ ! -x "$LLAMA_DIR/bin/llama-server" ]; then
+    tmp=$(mktemp -d)
+    $PY -m pip download -q --disable-pip-version-check --no-deps --no-binary=:all: "llama-cpp-python==$LLAMA_PY_VERSION" -d "$tmp"
+    tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp"
+    src=$(echo "$tmp"/llama_cpp_python-*/vendor/llama.cpp)
+    cmake -S "$src" -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF \
+          -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DCMAKE_BUILD_RPATH='$ORIGIN' > "$tmp/cmake.log"
+    cmake --build "$tmp/build" --target llama-server -j"$(nproc)" > "$tmp/build.log" ||
+        { tail -20 "$tmp/build.log"; echo "install-deps: building llama-server failed"; exit 1; }
+    mkdir -p "$LLAMA_DIR/bin"
+    cp -P "$tmp"/build/bin/llama-server "$tmp"/build/bin/*.so* "$LLAMA_DIR/bin/"
+    rm -rf "$tmp"
 fi
 if [ "${1:-}" = "--fixtures" ]; then
     $PY -m pip install -q --disable-pip-version-check "${FIXTURE_PACKAGES[@]}"
