@@ -5,27 +5,21 @@ special tokens, and a ChatML chat template.  Its answers are noise; the protocol
 
 usage: make_tiny_gguf.py OUT.gguf
 """
+import os
 import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
+from hf_vocab import byte_characters  # noqa: E402
 
-def byte_tokens():
-    """GPT-2's byte-to-unicode table: every byte a printable character."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
 
 
 def main(path):
     import gguf
     rng = np.random.default_rng(0)
-    tokens = byte_tokens()
+    tokens = byte_characters()
     merges = ["Ġ t", "Ġ a", "h e", "i n", "r e", "o n"]
     tokens += [a + b for a, b in (m.split() for m in merges)]
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

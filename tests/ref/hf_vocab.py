@@ -6,8 +6,8 @@ import json
 import os
 
 
-def write_hf_vocab(bpe_gz, folder):
-    merges = gzip.open(bpe_gz).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+def byte_characters():
+    """GPT-2's byte-level alphabet: a printable character per byte, in the order BPE vocabularies list them."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs, n = bs[:], 0
     for b in range(256):
@@ -15,7 +15,12 @@ def write_hf_vocab(bpe_gz, folder):
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    vocab = [chr(c) for c in cs]
+    return [chr(c) for c in cs]
+
+
+def write_hf_vocab(bpe_gz, folder):
+    merges = gzip.open(bpe_gz).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    vocab = byte_characters()
     vocab += [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     vj, mt = os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")
     with open(vj, "w", encoding="utf-8") as f:
