@@ -75,11 +75,14 @@ typedef struct Backend {
     /* NULL where the backend keeps no training state (the CPU: the trainer
      * updates the graph's constants itself).  train_run is run plus the
      * update; its gradient outputs stay in the backend (NULL).  train_sync
-     * copies the parameters to (to_host) or from the graph's constants and
-     * the moments to or from m, v.  0, or -1 with the reason. */
+     * copies the parameters to (to_host) or from the graph's constants, and
+     * the moments and SWA's mean to or from m, v, swa (NULL: not those).
+     * train_swa folds the parameters into SWA's mean with this weight.  0,
+     * or -1 with the reason. */
     int (*train_begin)(void *session, const TrainSpec *spec, char *err, size_t cap);
     int (*train_run)(void *session, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap);
-    int (*train_sync)(void *session, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap);
+    int (*train_sync)(void *session, Tensor *const *m, Tensor *const *v, Tensor *const *swa, int to_host, char *err, size_t cap);
+    int (*train_swa)(void *session, double weight, char *err, size_t cap);
     /* NULL where runs cannot be watched; else as session_observe in
      * runtime/cpu/session.h: fn hears of each graph output as soon as a
      * run completes it (and of every other node with -1), while it runs. */

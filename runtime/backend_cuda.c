@@ -41,9 +41,11 @@ static int cuda_train_run(void *s, Tensor *const *in, Tensor **out, TrainStep *t
     return rc;
 }
 
-static int cuda_train_sync(void *s, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap)
+static int cuda_train_swa(void *s, double weight, char *err, size_t cap) { return cuda_session_train_swa(s, weight, err, cap); }
+
+static int cuda_train_sync(void *s, Tensor *const *m, Tensor *const *v, Tensor *const *swa, int to_host, char *err, size_t cap)
 {
-    return cuda_session_train_sync(s, m, v, to_host, err, cap);
+    return cuda_session_train_sync(s, m, v, swa, to_host, err, cap);
 }
 
 static void cuda_backend_stats(const void *s, BackendStats *st)
@@ -102,6 +104,7 @@ const Backend cuda_backend = {
     .train_begin = cuda_train_begin,
     .train_run = cuda_train_run,
     .train_sync = cuda_train_sync,
+    .train_swa = cuda_train_swa,
     .stats = cuda_backend_stats,
     .session_free = cuda_backend_session_free,
     .buffer_alloc = cuda_buffer_alloc,

@@ -163,9 +163,14 @@ int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep
     return m->be->train_run(m->session, inputs, outputs, step, err, cap);
 }
 
-int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, int to_host, char *err, size_t cap)
+int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, Tensor *const *swa, int to_host, char *err, size_t cap)
 {
-    return m->be->train_sync(m->session, mom1, mom2, to_host, err, cap);
+    return m->be->train_sync(m->session, mom1, mom2, swa, to_host, err, cap);
+}
+
+int model_train_swa(Model *m, double weight, char *err, size_t cap)
+{
+    return m->be->train_swa(m->session, weight, err, cap);
 }
 
 int model_input_index(const Model *m, const char *name)

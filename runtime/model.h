@@ -73,7 +73,8 @@ int model_run_named(Model *m, int n_in, const char *const *in_names, Tensor *con
  * no training state (the caller updates the constants), 0 once bound, -1. */
 int model_train_begin(Model *m, const TrainSpec *spec, char *err, size_t cap);
 int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap);
-int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, int to_host, char *err, size_t cap);
+int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, Tensor *const *swa, int to_host, char *err, size_t cap);
+int model_train_swa(Model *m, double weight, char *err, size_t cap);
 /* Which device of target t this process uses (a data-parallel rank: its
  * local rank), before its first model; a no-op where the backend has one
  * device (the CPU).  0, or -1 with the reason. */

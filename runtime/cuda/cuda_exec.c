@@ -62,7 +62,7 @@ struct CudaSession {
     int n_eager, cap_eager;
     CudaStats stats;
     CudaTrainSpec train;     /* n_params > 0: training in device memory (cuda_session_train) */
-    CuPtr *moments;         /* per parameter: m then v, 2 * its bytes */
+    CuPtr *moments;         /* per parameter: m, v, then SWA's running mean: 3 * its bytes */
     CuPtr norm_acc;         /* a double: the sum of the gradients' squares */
     CudaTrainStep *step;    /* the update to make at the end of this run, or NULL */
 };
@@ -1333,8 +1333,9 @@ int cuda_session_train(CudaSession *s, const CudaTrainSpec *spec, char *err, siz
         }
         if (s->weights[p->id].bytes != p->konst->nbytes) { snprintf(err, cap, "parameter '%s' is kept in another layout", p->name); return -1; }
         size_t b = p->konst->nbytes;
-        if (s->cu->mem_alloc(&s->moments[i], b ? 2 * b : 8) ||
-            (b && cuda_zero(s->moments[i], 2 * (int64_t)(b / sizeof(float)), s->stream, err, cap))) {
+        if (s->cu->mem_alloc(&s->moments[i], b ? 3 * b : 8) ||
+            (b && cuda_zero(s->moments[i], 2 * (int64_t)(b / sizeof(float)), s->stream, err, cap)) ||
+            (b && cuda_swa(s->moments[i] + 2 * b, s->weights[p->id].ptr, (int64_t)(b / sizeof(float)), 1.0, s->stream, err, cap))) {
             snprintf(err, cap, "device allocation for parameter '%s''s moments failed", p->name);
             return -1;
         }
@@ -1393,16 +1394,28 @@ int cuda_session_train_run(CudaSession *s, Tensor *const *inputs, Tensor **outpu
     return rc;
 }
 
-int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap)
+int cuda_session_train_swa(CudaSession *s, double weight, char *err, size_t cap)
+{
+    const CudaTrainSpec *t = &s->train;
+    if (!s->moments) { snprintf(err, cap, "cuda_session_train was not called"); return -1; }
+    for (int i = 0; i < t->n_params; i++) {
+        size_t b = t->params[i]->konst->nbytes;
+        if (b && cuda_swa(s->moments[i] + 2 * b, s->weights[t->params[i]->id].ptr, (int64_t)(b / sizeof(float)), weight, s->stream, err, cap))
+            return -1;
+    }
+    return s->cu->stream_sync(s->stream) ? (snprintf(err, cap, "the device failed"), -1) : 0;
+}
+
+int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, Tensor *const *swa, int to_host, char *err, size_t cap)
 {
     const CudaTrainSpec *t = &s->train;
     for (int i = 0; i < t->n_params; i++) {
         Tensor *p = t->params[i]->konst;
         CuPtr w = s->weights[t->params[i]->id].ptr, mom = s->moments[i];
         size_t b = p->nbytes;
-        Tensor *host[3] = {p, m ? m[i] : NULL, v ? v[i] : NULL};
-        for (int k = 0; k < 3; k++) {
-            CuPtr d = k == 0 ? w : mom + (k == 2 ? b : 0);
+        Tensor *host[4] = {p, m ? m[i] : NULL, v ? v[i] : NULL, swa ? swa[i] : NULL};
+        for (int k = 0; k < 4; k++) {
+            CuPtr d = k == 0 ? w : mom + (size_t)(k - 1) * b; /* m, v, SWA follow one another */
             if (!host[k] || !b) continue;
             if (host[k]->nbytes != b) { snprintf(err, cap, "parameter '%s': host and device sizes differ", t->params[i]->name); return -1; }
             if (to_host ? s->cu->d2h(host[k]->data, d, b) : s->cu->h2d(d, host[k]->data, b)) {

@@ -66,9 +66,13 @@ typedef struct {
     void *reduce_ctx;
 } CudaTrainStep;
 int cuda_session_train_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, CudaTrainStep *step, char *err, size_t cap);
+/* SWA's running mean, kept on the device from the parameters' first
+ * values: avg += weight * (θ - avg) for every parameter (weight 1/(k+1) for
+ * the k-th epoch averaged). */
+int cuda_session_train_swa(CudaSession *s, double weight, char *err, size_t cap);
 /* The parameters to (to_host) or from the graph's constants' data, and
- * the moments to or from m[i], v[i] (NULL: not those). */
-int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, int to_host, char *err, size_t cap);
+ * the moments and SWA's mean to or from m[i], v[i], swa[i] (NULL: not those). */
+int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, Tensor *const *swa, int to_host, char *err, size_t cap);
 
 typedef struct {
     int device_nodes, host_nodes; /* where the last run ran each node */

@@ -131,6 +131,13 @@ int cuda_sum_squares(CuPtr g, int64_t n, CuPtr acc, CuStream s, char *err, size_
     return launch("vclip_sum_squares", blocks < 1024 ? blocks : 1024, 1, 256, s, args, err, cap);
 }
 
+int cuda_swa(CuPtr avg, CuPtr w, int64_t n, double weight, CuStream s, char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&avg, &w, &nn, &weight};
+    return launch("vclip_swa", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}
+
 int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, float decay, float beta1, float beta2, float step_size,
                float bc2_sqrt, float eps, CuStream s, char *err, size_t cap)
 {

@@ -44,6 +44,8 @@ int cuda_gather(CuPtr x, CuPtr idx, CuPtr y, int64_t outer, int64_t len, int64_t
 /* acc (a device double) += sum of g's squares */
 int cuda_sum_squares(CuPtr g, int64_t n, CuPtr acc, CuStream s, char *err, size_t cap);
 /* One AdamW update of p [n] with moments m, v and gradient g (see the kernel) */
+/* avg[i] += weight * (w[i] - avg[i]) (in double): SWA's running mean */
+int cuda_swa(CuPtr avg, CuPtr w, int64_t n, double weight, CuStream s, char *err, size_t cap);
 int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, float decay, float beta1, float beta2, float step_size,
                float bc2_sqrt, float eps, CuStream s, char *err, size_t cap);
 /* y [n] = 0 */

@@ -364,6 +364,14 @@ extern "C" __global__ void vclip_adamw(float *p, float *m, float *v, const float
     p[i] = p[i] * decay - step_size * mj / (sqrtf(vj) / bc2_sqrt + eps);
 }
 
+/* SWA's running mean on one parameter: avg += weight * (w - avg), in double
+ * as runtime/train/trainer.c computes it on the host (weight 1: avg = w) */
+extern "C" __global__ void vclip_swa(float *avg, const float *w, long long n, double weight)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) avg[i] = (float)((double)avg[i] + weight * ((double)w[i] - (double)avg[i]));
+}
+
 /* y[0..n) = 0 */
 extern "C" __global__ void vclip_zero(float *y, long long n)
 {
@@ -479,5 +487,5 @@ const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax",
                                              "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad",
                                              "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero",
                                              "vclip_softmax_ce", "vclip_softmax_ce_grad", "vclip_gather", "vclip_sum_squares",
-                                             "vclip_adamw"};
+                                             "vclip_adamw", "vclip_swa"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

@@ -313,7 +313,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
         if (!red) goto done;
         model_observe(sess, grad_reducer_observe, red); /* where it cannot, the buckets start after the run */
     }
-    if (on_device && c->resume && model_train_sync(sess, r.opt.m, r.opt.v, 0, err, cap)) goto done;
+    if (on_device && c->resume && model_train_sync(sess, r.opt.m, r.opt.v, r.swa, 0, err, cap)) goto done;
     ClipCtx clip = {c->clip_norm, outs, ranks};
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
@@ -374,19 +374,21 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             if (tty || st.step % (total >= 20 ? total / 20 : 1) == 0 || st.step == total)
                 progress_line(c, st.epoch, st.step_in_epoch, per, st.step, total, loss, lr, clips_s, eta, tty);
             if (c->save_every > 0 && st.step % c->save_every == 0 && bad_run == 0 &&
-                ((on_device && model_train_sync(sess, r.opt.m, r.opt.v, 1, err, cap)) || (lead && save(&r, c, &st, err, cap))))
+                ((on_device && model_train_sync(sess, r.opt.m, r.opt.v, r.swa, 1, err, cap)) || (lead && save(&r, c, &st, err, cap))))
                 goto done;
         }
-        if (on_device && model_train_sync(sess, r.opt.m, r.opt.v, 1, err, cap)) goto done; /* the epoch's weights to the host */
         if (c->swa_start >= 0 && st.epoch >= c->swa_start) { /* running mean of the per-epoch weights */
             double w = 1.0 / (double)(st.swa_count + 1);
-            for (int i = 0; i < n; i++) {
+            if (on_device && model_train_swa(sess, w, err, cap)) goto done; /* where the weights are */
+            for (int i = 0; !on_device && i < n; i++) {
                 float *a = r.swa[i]->data;
                 const float *x = r.data[i]->data;
                 for (int64_t j = 0, m = tensor_numel(r.data[i]); j < m; j++) a[j] = (float)(a[j] + w * ((double)x[j] - a[j]));
             }
             st.swa_count++;
         }
+        /* the epoch's weights, moments and SWA mean to the host, for the checkpoint */
+        if (on_device && model_train_sync(sess, r.opt.m, r.opt.v, r.swa, 1, err, cap)) goto done;
         if (lead && c->keep_epochs) {
             char name[64];
             snprintf(name, sizeof name, "epoch-%lld.safetensors", (long long)st.epoch + 1);

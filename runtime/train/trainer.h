@@ -50,7 +50,7 @@ typedef struct {
     int quiet;
     const char *config_json;       /* stored in checkpoints */
     int threads;
-    Target target;                 /* where the step (and on CUDA the AdamW update) runs; SWA stays on the host */
+    Target target;                 /* where the step runs (on CUDA also the AdamW update and SWA's mean) */
     Precision precision;           /* the step's GEMMs (CUDA: bf16 or fp32; sums, norms, softmax and losses stay f32) */
     Comm *comm;                    /* NULL or one rank: a single process; graph.batch is the per-rank batch */
     size_t bucket_bytes;           /* gradient all-reduce buckets (0: 25 MB, DDP's default) */

@@ -224,6 +224,7 @@ static void check_trainer(void)
         c.graph.captions = 1;
         c.lr = 1e-3;
         c.warmup_epochs = 0;
+        c.swa_start = 0; /* both epochs averaged: SWA's mean with weights 1 and 1/2, on the device for t > 0 */
         c.out_dir = dirs[t];
         c.quiet = 1;
         c.threads = 2;
