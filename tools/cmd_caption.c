@@ -62,6 +62,7 @@ typedef struct {
     size_t done, failed;
     char **fail_id, **fail_why;
     double t0;
+    size_t printed;             /* the count on the last plain progress line */
     int write_error;
     char write_msg[512];
 } Job;
@@ -81,7 +82,8 @@ static void progress(Job *j, int final)
         bar[width] = 0;
         fprintf(stderr, "\rcaption [%s] %zu/%zu videos  %.2f videos/s  ETA %d:%02d:%02d  %zu failed%s", bar, n, j->n_todo, rate, eta / 3600,
                 eta / 60 % 60, eta % 60, j->failed, final ? "\n" : " ");
-    } else if (final || n % (j->n_todo >= 20 ? j->n_todo / 20 : 1) == 0) {
+    } else if (n != j->printed && (final || n % (j->n_todo >= 20 ? j->n_todo / 20 : 1) == 0)) {
+        j->printed = n;
         fprintf(stderr, "caption: %zu/%zu videos  %.2f videos/s  ETA %d:%02d:%02d  %zu failed\n", n, j->n_todo, rate, eta / 3600, eta / 60 % 60,
                 eta % 60, j->failed);
     }
