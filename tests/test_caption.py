@@ -231,7 +231,7 @@ def test_killed_halfway_then_restarted(videos, tmp_path):
         assert 3 <= len(before) < 12
         with open(out, "a") as f:
             f.write('{"video": "v2_flipping_pancake.mkv", "capt')  # as a kill mid-write would leave it
-        p = run_caption([a for a in args if a != "--quiet"])  # not --quiet: it says what it resumes
+        p = run_caption([*(a for a in args if a != "--quiet"), "--resume"])  # not --quiet: it says what it resumes
         assert p.returncode == 0, p.stderr
         assert "dropping a torn last line" in p.stderr and f"{len(before)} of 12 videos are already in" in p.stderr
         rows = lines(out)

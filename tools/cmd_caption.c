@@ -46,7 +46,8 @@ static const char *usage =
     "                      429, 5xx, dropped connections and timeouts\n"
     "  --max-tokens N      per answer (64)\n"
     "  --api-key-env VAR   the API key's environment variable (OPENAI_API_KEY); never printed\n"
-    "  --restart           start over instead of skipping the videos already in -o\n"
+    "  --resume            skip the videos already in -o (the default: a rerun goes on where it stopped)\n"
+    "  --restart           start over instead\n"
     "  --failures F.jsonl  also write the failures ({\"video\", \"error\"}) there\n"
     "  --quiet             no progress output\n"
     "Exit status: 0, or 1 when some videos failed (listed at the end; run again to retry them).\n";
@@ -211,7 +212,7 @@ int cmd_caption(int argc, char **argv)
         {"list", 1, 0, 'l'}, {"root", 1, 0, 'r'}, {"frame-server", 1, 0, 'F'}, {"frame-model", 1, 0, 'f'}, {"llm-server", 1, 0, 'L'},
         {"llm-model", 1, 0, 'm'}, {"out", 1, 0, 'o'}, {"frames", 1, 0, 'T'}, {"size", 1, 0, 's'}, {"quality", 1, 0, 'q'},
         {"frame-prompt", 1, 0, 'P'}, {"summary-prompt", 1, 0, 'S'}, {"system-prompt", 1, 0, 'Y'}, {"concurrency", 1, 0, 'c'},
-        {"timeout", 1, 0, 't'}, {"retries", 1, 0, 'R'}, {"max-tokens", 1, 0, 'M'}, {"api-key-env", 1, 0, 'k'}, {"restart", 0, 0, 'X'},
+        {"timeout", 1, 0, 't'}, {"retries", 1, 0, 'R'}, {"max-tokens", 1, 0, 'M'}, {"api-key-env", 1, 0, 'k'}, {"restart", 0, 0, 'X'}, {"resume", 0, 0, 'W'},
         {"failures", 1, 0, 'E'}, {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *list = NULL, *root = ".", *out = NULL, *key_env = "OPENAI_API_KEY", *failures = NULL;
     int concurrency = 4, restart = 0, c;
@@ -245,6 +246,7 @@ int cmd_caption(int argc, char **argv)
         case 'M': bad = cli_parse_int(optarg, 1, 4096, &j.cc.max_tokens); break;
         case 'k': key_env = optarg; break;
         case 'X': restart = 1; break;
+        case 'W': restart = 0; break;
         case 'E': failures = optarg; break;
         case 'Q': j.quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
