@@ -164,11 +164,21 @@ static void *worker(void *arg)
     }
 }
 
+/* Item indices ordered by ID, so that a resumed run of 240k videos finds
+ * each written line's items by binary search, not by a scan of the list. */
+static char *const *sort_ids;
+static int by_id(const void *a, const void *b) { return strcmp(sort_ids[*(const size_t *)a], sort_ids[*(const size_t *)b]); }
+
 /* The videos -o already holds; a torn last line (a run killed mid-write) is cut off. */
 static int already_done(const char *path, const Job *j, unsigned char *done, char *err, size_t cap)
 {
     FILE *f = fopen(path, "r+");
     if (!f) return errno == ENOENT ? 0 : (snprintf(err, cap, "%s: %s", path, strerror(errno)), -1);
+    size_t *order = malloc(sizeof(size_t) * (j->ds->n + 1));
+    if (!order) { fclose(f); snprintf(err, cap, "out of memory"); return -1; }
+    for (size_t i = 0; i < j->ds->n; i++) order[i] = i;
+    sort_ids = j->ids;
+    qsort(order, j->ds->n, sizeof *order, by_id);
     char *line = NULL;
     size_t lcap = 0;
     ssize_t n;
@@ -177,12 +187,18 @@ static int already_done(const char *path, const Job *j, unsigned char *done, cha
         json_t *o = line[n - 1] == '\n' ? json_loads(line, 0, NULL) : NULL;
         const char *id = json_string_value(json_object_get(o, "video"));
         if (!o || !id || !json_is_string(json_object_get(o, "caption"))) { json_decref(o); break; }
-        for (size_t i = 0; i < j->ds->n; i++)
-            if (!strcmp(j->ids[i], id)) done[i] = 1;
+        size_t lo = 0, hi = j->ds->n; /* the first item with this ID, then all that share it */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(j->ids[order[mid]], id) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        for (; lo < j->ds->n && !strcmp(j->ids[order[lo]], id); lo++) done[order[lo]] = 1;
         json_decref(o);
         good = ftell(f);
     }
     free(line);
+    free(order);
     int rc = 0;
     fseek(f, 0, SEEK_END);
     if (ftell(f) != good) {
