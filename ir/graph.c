@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "ir.h"
+#include "name_map.h"
 
 static char *xstrdup(const char *s) { return strdup(s ? s : ""); }
 
@@ -348,4 +349,26 @@ void value_set_const(Value *v, Tensor *t)
     v->shape.rank = t->rank;
     for (int i = 0; i < t->rank; i++) v->shape.d[i] = dim_const(t->dims[i]);
     value_set_known_from_tensor(v);
+}
+
+size_t graph_share_constants(Graph *g, const Graph *from)
+{
+    NameMap names = {0};
+    size_t shared = 0;
+    for (int i = 0; i < from->n_values; i++)
+        if (from->values[i]->konst && name_map_put(&names, from->values[i]->name, from->values[i])) goto done;
+    for (int i = 0; i < g->n_values; i++) {
+        Value *v = g->values[i];
+        const Value *w = v->konst && v->konst->buf ? name_map_get(&names, v->name) : NULL;
+        const Tensor *a = v->konst, *b = w ? w->konst : NULL;
+        if (!b || a->data == b->data || a->dtype != b->dtype || a->rank != b->rank || a->nbytes != b->nbytes) continue;
+        if (memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->rank) || memcmp(a->data, b->data, a->nbytes)) continue;
+        Tensor *view = tensor_view(b, b->rank, b->dims);
+        if (!view) continue;
+        shared += a->nbytes;
+        value_set_const(v, view);
+    }
+done:
+    name_map_free(&names);
+    return shared;
 }

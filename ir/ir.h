@@ -155,6 +155,10 @@ void graph_remove_dead(Graph *g);  /* drop nodes marked with op < 0 */
  * is one (passes append new nodes and call this).  -1 on a cycle. */
 int graph_topo_sort(Graph *g);
 int graph_add_mapping(Graph *g, void *addr, size_t len);
+/* Every constant of g that has a namesake in `from` with the same dtype,
+ * dims and bytes becomes a view of from's (one copy in memory); `from` must
+ * outlive g.  Returns the bytes no longer held twice. */
+size_t graph_share_constants(Graph *g, const Graph *from);
 /* A tensor borrowed from one of the graph's mapped files is no longer
  * needed in memory: its pages leave the resident set (no-op otherwise). */
 void graph_release_pages(const Graph *g, const Tensor *t);

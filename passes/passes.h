@@ -59,6 +59,13 @@ int temporal_attention(Graph *g, const TemporalOptions *t, char *err, size_t cap
  * graphs.  Returns the number of weights changed, or -1 with a message. */
 int patch_weights(Graph *clip, const Graph *finetuned, float r, char *err, size_t cap);
 
+/* A text encoder on the first `length` positions of its context (its one
+ * input [batch, context] of token ids): constants that span the context get
+ * their prefix where the shorter input needs it.  Run on a freshly imported
+ * graph.  Constants sliced (0 when length is the whole context), or -1 with
+ * a message naming the node that cannot follow. */
+int cut_sequence(Graph *g, int64_t length, char *err, size_t cap);
+
 /* Every symbolic input dim becomes n times its factor; the graph is
  * re-inferred so all shapes are static.  Changes made, or -1. */
 int specialize_batch(Graph *g, int64_t n, char *err, size_t cap);

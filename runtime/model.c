@@ -58,6 +58,7 @@ int compile_frontend(Graph *g, const CompileOptions *o, char *err, size_t cap)
 {
     if (compile_check(o, err, cap)) return -1;
     PassOptions po = pass_options(o, 0);
+    if (o->context > 0 && cut_sequence(g, o->context, err, cap) < 0) return -1;
     if (run_passes(g, default_pipeline, &po, err, cap)) return -1;
     if (o->frames > 0) {
         TemporalOptions to = {.frames = o->frames, .window = o->window, .boundary_mask = o->boundary_mask};
@@ -112,6 +113,7 @@ Model *vclip_compile_graph(Graph *g, const char *name, const CompileOptions *o, 
         graph_free(g);
         return NULL;
     }
+    if (o->share_with) graph_share_constants(g, o->share_with->g);
     return model_new(g, 1, o, err, cap);
 }
 

@@ -19,6 +19,8 @@
 #include "../ir/ir.h"
 #include "../passes/passes.h"
 
+typedef struct Model Model;
+
 typedef struct {
     Target target;          /* TARGET_CPU (default) or TARGET_CUDA */
     Precision precision;    /* PRECISION_FP32 (default), BF16, FP16 (CUDA) */
@@ -26,6 +28,8 @@ typedef struct {
     int64_t frames;         /* > 0: an image encoder becomes VCLIP's video encoder over this many frames */
     int window;             /* with frames: attend over frames t-w..t+w (the paper: 1; 0: each frame alone) */
     int boundary_mask;      /* mask the clip's ends instead of the released code's zero fill */
+    int64_t context;        /* > 0: a text encoder on its first `context` positions (passes.h cut_sequence) */
+    const Model *share_with;/* constants equal to one of this model's are shared, not held twice */
     int no_fusion;          /* cleanup passes only: no fused ops, no generated kernels */
     int reference_only;     /* CPU: the reference kernels only (the test oracle; slow) */
     int outputs_in_arena;   /* outputs valid only until the next run (no copies) */
@@ -46,8 +50,6 @@ int compile_frontend(Graph *g, const CompileOptions *opt, char *err, size_t cap)
 int compile_kernels(Graph *g, const CompileOptions *opt, char *err, size_t cap);
 /* Both stages: the graph that a Model runs and `vclipc compile` writes. */
 int compile_graph(Graph *g, const CompileOptions *opt, char *err, size_t cap);
-
-typedef struct Model Model;
 
 /* Load + compile_graph + model_new.  NULL with a message naming the file
  * (an unavailable target says why: "--target cuda: no CUDA driver ..."). */

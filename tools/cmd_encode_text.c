@@ -32,6 +32,10 @@ static const char *usage =
     "                      Open-VCLIP: 4 prefixes x 7 forms)\n"
     "  --no-normalize      keep class names as given (default: CamelCase and '_' -> words)\n"
     "  --batch N           texts per forward pass (default 64)\n"
+    "  --full-context      every batch at the model's whole context, in the given order\n"
+    "                      (default: texts sorted by length, each batch cut after its\n"
+    "                      longest text's end-of-text token: the same features, bit for\n"
+    "                      bit, for a causal encoder pooled at that token; checked)\n"
     "  --threads N         BLAS threads\n"
     CLI_COMPILE_HELP
     "  --vocab GZ | --hf-vocab JSON --hf-merges TXT   tokenizer vocabulary\n"
@@ -50,19 +54,20 @@ int cmd_encode_text(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"text-model", 1, 0, 'm'}, {"classes", 1, 0, 'c'}, {"captions", 1, 0, 'p'}, {"templates", 1, 0, 't'},
-        {"no-normalize", 0, 0, 'N'}, {"batch", 1, 0, 'b'}, {"threads", 1, 0, 'T'}, {"output", 1, 0, 'o'},
+        {"no-normalize", 0, 0, 'N'}, {"batch", 1, 0, 'b'}, {"full-context", 0, 0, 'F'}, {"threads", 1, 0, 'T'}, {"output", 1, 0, 'o'},
         {"vocab", 1, 0, 'v'}, {"hf-vocab", 1, 0, 'j'}, {"hf-merges", 1, 0, 'k'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *model = NULL, *classes = NULL, *captions = NULL, *templates = NULL, *out = NULL;
     TokenizerSource src = {0};
-    int normalize = 1, batch = 64, threads = 0, c;
+    int normalize = 1, batch = 64, threads = 0, full_context = 0, c;
     CompileOptions co = {0};
-    while ((c = getopt_long(argc, argv, "m:c:p:t:Nb:T:o:v:j:k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:c:p:t:Nb:FT:o:v:j:k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'c': classes = optarg; break;
         case 'p': captions = optarg; break;
         case 't': templates = optarg; break;
         case 'N': normalize = 0; break;
+        case 'F': full_context = 1; break;
         case 'b': if (cli_parse_int(optarg, 1, 1 << 16, &batch)) { cli_error(TOOL, NULL, "--batch needs a positive integer"); return 2; } break;
         case 'T': if (cli_parse_int(optarg, 1, 1024, &threads)) { cli_error(TOOL, NULL, "--threads needs a positive integer"); return 2; } break;
         case 'o': out = optarg; break;
@@ -83,7 +88,7 @@ int cmd_encode_text(int argc, char **argv)
         return 2;
     }
     char err[1024];
-    Encoder e = {.batch = batch};
+    Encoder e = {.batch = batch, .full_context = full_context};
     StringList names = {0}, tmpl = {0}, caps = {0}, vids = {0};
     float *cls_feat = NULL, *cap_feat = NULL;
     int rc = 1;
@@ -133,8 +138,9 @@ int cmd_encode_text(int argc, char **argv)
         free(jv);
         if (wr) goto fail;
     }
-    fprintf(stderr, "encode-text: %zu classes x %zu templates, %zu captions, D=%d, %.0f ms -> %s\n", names.n, tmpl.n,
-            caps.n, e.dim, now_ms() - t0, out);
+    fprintf(stderr, "encode-text: %zu classes x %zu templates, %zu captions, D=%d, %.0f ms, %.1f%% of the token positions -> %s\n",
+            names.n, tmpl.n, caps.n, e.dim, now_ms() - t0,
+            e.positions_full ? 100.0 * (double)e.positions / (double)e.positions_full : 100.0, out);
     rc = 0;
     goto done;
 oom:

@@ -11,59 +11,171 @@ int encoder_open(Encoder *e, const char *model, const CompileOptions *co, char *
 {
     CompileOptions o = *co;
     o.frames = 0;
+    o.context = 0;
+    o.share_with = NULL;
     e->m = vclip_compile(model, &o, err, cap);
     if (!e->m) return -1;
     const Graph *g = model_graph(e->m);
     const Value *in = g->n_inputs == 1 ? g->inputs[0] : NULL, *out = g->outputs[0];
     if (!in || in->shape.rank != 2 || !dim_is_const(in->shape.d[1]) || (in->dtype != DT_I64 && in->dtype != DT_I32)) {
         snprintf(err, cap, "%s: expected a text encoder with one input of token ids [batch, context] (i64 or i32)", model);
-        return -1;
+        goto fail;
     }
     if (out->shape.rank != 2 || !dim_is_const(out->shape.d[1]) || out->dtype != DT_F32) {
         snprintf(err, cap, "%s: expected its first output to be f32 features [batch, D]", model);
-        return -1;
+        goto fail;
     }
     e->context = (int)in->shape.d[1].n;
     e->dim = (int)out->shape.d[1].n;
     e->in_dtype = in->dtype;
+    e->co = o;
+    e->path = strdup(model);
+    e->cut = calloc((size_t)e->context + 1, sizeof *e->cut);
+    e->cut_off = 0;
+    e->positions = e->positions_full = 0;
+    if (!e->path || !e->cut) { snprintf(err, cap, "out of memory"); goto fail; }
     return 0;
+fail:
+    encoder_close(e);
+    return -1;
+}
+
+void encoder_close(Encoder *e)
+{
+    for (int i = 0; e->cut && i <= e->context; i++) model_free(e->cut[i]);
+    free(e->cut);
+    e->cut = NULL;
+    model_free(e->m);
+    e->m = NULL;
+    free(e->path);
+    e->path = NULL;
+}
+
+/* Positions a tokenized row needs: through its last non-padding token. */
+static int row_length(const int64_t *row, int context)
+{
+    int n = context;
+    while (n > 2 && row[n - 1] == 0) n--;
+    return n;
+}
+
+typedef struct { int len; size_t row; } RowLength;
+static int by_length(const void *a, const void *b)
+{
+    const RowLength *x = a, *y = b;
+    return x->len != y->len ? (x->len > y->len) - (x->len < y->len) : (x->row > y->row) - (x->row < y->row);
+}
+
+/* Runs rows [b, L] of ids (row stride context) through m; the features
+ * tensor, or NULL. */
+static Tensor *run_rows(Encoder *e, Model *m, const int64_t *ids, const size_t *rows, size_t b, int L, char *err, size_t cap)
+{
+    int64_t dims[2] = {(int64_t)b, L};
+    Tensor *in = tensor_new(e->in_dtype, 2, dims);
+    if (!in) { snprintf(err, cap, "out of memory"); return NULL; }
+    for (size_t i = 0; i < b; i++)
+        for (int k = 0; k < L; k++) {
+            int64_t t = ids[rows[i] * (size_t)e->context + (size_t)k];
+            if (e->in_dtype == DT_I64) ((int64_t *)in->data)[i * (size_t)L + (size_t)k] = t;
+            else ((int32_t *)in->data)[i * (size_t)L + (size_t)k] = (int32_t)t;
+        }
+    Tensor *outs[8] = {0};
+    int rc = model_run(m, &in, outs, err, cap);
+    tensor_free(in);
+    for (int k = 1; k < model_graph(m)->n_outputs; k++) tensor_free(outs[k]);
+    return rc ? NULL : outs[0];
+}
+
+static void cut_off(Encoder *e, const char *why)
+{
+    fprintf(stderr, "note: %s: %s; encoding texts at the whole context (%d positions) from here on\n", e->path, why, e->context);
+    e->cut_off = 1;
+}
+
+/* The model for batches of at most L positions, compiled on first use
+ * (NULL: the whole context's). */
+static Model *cut_model(Encoder *e, int L, int *fresh)
+{
+    *fresh = 0;
+    if (e->cut_off || e->full_context || L >= e->context) return NULL;
+    if (e->cut[L]) return e->cut[L];
+    CompileOptions o = e->co;
+    o.context = L;
+    o.share_with = e->m;
+    char why[1024];
+    if (!(e->cut[L] = vclip_compile(e->path, &o, why, sizeof why))) { cut_off(e, why); return NULL; }
+    *fresh = 1;
+    return e->cut[L];
 }
 
 /* Unit-norm features of n texts into out[n * dim]. */
 int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err, size_t cap)
 {
+    size_t C = (size_t)e->context, D = (size_t)e->dim;
+    int64_t *ids = malloc(sizeof(int64_t) * (n ? n : 1) * C);
+    int *len = malloc(sizeof(int) * (n ? n : 1));
+    size_t *order = malloc(sizeof(size_t) * (n ? n : 1));
+    int64_t positions = e->positions, positions_full = e->positions_full;
+    int rc = -1;
+    if (!ids || !len || !order) { snprintf(err, cap, "out of memory"); goto done; }
+    for (size_t i = 0; i < n; i++) {
+        if (clip_tokenize(e->tok, texts[i], strlen(texts[i]), e->context, ids + i * C)) { snprintf(err, cap, "out of memory"); goto done; }
+        len[i] = row_length(ids + i * C, e->context);
+    }
+restart:
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    int sorted = !e->full_context && !e->cut_off;
+    if (sorted && n > 1) { /* similar lengths share a batch */
+        RowLength *rl = malloc(sizeof *rl * n);
+        if (!rl) { snprintf(err, cap, "out of memory"); goto done; }
+        for (size_t i = 0; i < n; i++) rl[i] = (RowLength){len[i], i};
+        qsort(rl, n, sizeof *rl, by_length);
+        for (size_t i = 0; i < n; i++) order[i] = rl[i].row;
+        free(rl);
+    }
     for (size_t start = 0; start < n; start += (size_t)e->batch) {
         size_t b = n - start < (size_t)e->batch ? n - start : (size_t)e->batch;
-        int64_t dims[2] = {(int64_t)b, e->context};
-        Tensor *ids = tensor_new(e->in_dtype, 2, dims);
-        int64_t *row = malloc(sizeof(int64_t) * (size_t)e->context);
-        if (!ids || !row) { tensor_free(ids); free(row); snprintf(err, cap, "out of memory"); return -1; }
-        for (size_t i = 0; i < b; i++) {
-            const char *t = texts[start + i];
-            if (clip_tokenize(e->tok, t, strlen(t), e->context, row)) { tensor_free(ids); free(row); snprintf(err, cap, "out of memory"); return -1; }
-            for (int k = 0; k < e->context; k++) {
-                if (e->in_dtype == DT_I64) ((int64_t *)ids->data)[i * (size_t)e->context + (size_t)k] = row[k];
-                else ((int32_t *)ids->data)[i * (size_t)e->context + (size_t)k] = (int32_t)row[k];
+        const size_t *rows = order + start;
+        int L = 2, fresh;
+        for (size_t i = 0; i < b; i++) L = len[rows[i]] > L ? len[rows[i]] : L;
+        Model *m = cut_model(e, L, &fresh);
+        if (sorted && e->cut_off) { /* the cut just failed to compile: the given batches, from the start */
+            e->positions = positions;
+            e->positions_full = positions_full;
+            goto restart;
+        }
+        Tensor *f = run_rows(e, m ? m : e->m, ids, rows, b, m ? L : e->context, err, cap);
+        if (!f) goto done;
+        if (fresh) { /* a new cut's first batch: also at the whole context, compared bit for bit */
+            Tensor *whole = run_rows(e, e->m, ids, rows, b, e->context, err, cap);
+            if (!whole) { tensor_free(f); goto done; }
+            int same = memcmp(whole->data, f->data, f->nbytes) == 0;
+            tensor_free(whole);
+            if (!same) { /* then the whole context's features, in the given batches, from the start */
+                char why[128];
+                snprintf(why, sizeof why, "features on the first %d positions differ from the whole context's", L);
+                tensor_free(f);
+                cut_off(e, why);
+                e->positions = positions;
+                e->positions_full = positions_full;
+                goto restart;
             }
         }
-        free(row);
-        Tensor *outs[8] = {0};
-        int rc = model_run(e->m, &ids, outs, err, cap);
-        tensor_free(ids);
-        if (rc) return -1;
+        e->positions += (int64_t)b * (m ? L : e->context);
+        e->positions_full += (int64_t)b * e->context;
         for (size_t i = 0; i < b; i++) {
-            memcpy(out + (start + i) * (size_t)e->dim, (float *)outs[0]->data + i * (size_t)e->dim, sizeof(float) * (size_t)e->dim);
-            l2_normalize(out + (start + i) * (size_t)e->dim, e->dim);
+            float *o = out + rows[i] * D;
+            memcpy(o, (float *)f->data + i * D, sizeof(float) * D);
+            l2_normalize(o, e->dim);
         }
-        for (int k = 0; k < model_graph(e->m)->n_outputs; k++) tensor_free(outs[k]);
+        tensor_free(f);
     }
-    return 0;
-}
-
-void encoder_close(Encoder *e)
-{
-    model_free(e->m);
-    e->m = NULL;
+    rc = 0;
+done:
+    free(ids);
+    free(len);
+    free(order);
+    return rc;
 }
 
 int class_features(Encoder *e, const StringList *names, const StringList *templates, float *out, char *err, size_t cap)

@@ -10,15 +10,31 @@
 #include "../model.h"
 #include "video_features.h"
 
+/* Texts are encoded in batches of similar token counts (sorted by length),
+ * each batch on the first L positions of the context, L its longest text
+ * (the tokens up to its end-of-text token): with causal attention and
+ * pooling at that token, later positions cannot change a feature.  A model
+ * for each L is compiled when a batch first needs it, sharing the weights of
+ * the whole-context model, and its first batch is also run at the whole
+ * context and compared bit for bit; a difference (an encoder that is not
+ * causal, or pools elsewhere) or a graph the cut cannot follow turns the cut
+ * off for good, with a note on stderr. */
 typedef struct {
-    Model *m;
+    Model *m;                /* the whole context */
     ClipTokenizer *tok;
     int context, dim, batch;
     DType in_dtype;
+    int full_context;        /* the caller's: every batch at the whole context, in the given order */
+    char *path;
+    CompileOptions co;
+    Model **cut;             /* [context]: the model on the first L positions, once needed */
+    int cut_off;             /* a cut model failed to compile or disagreed */
+    int64_t positions, positions_full; /* token positions computed, and at the whole context */
 } Encoder;
 
-/* The model compiled with co (target, precision, threads); e->tok and
- * e->batch are the caller's.  0, or -1 with a message naming the file. */
+/* The model compiled with co (target, precision, threads); e->tok, e->batch
+ * and e->full_context are the caller's.  0, or -1 with a message naming the
+ * file. */
 int encoder_open(Encoder *e, const char *model, const CompileOptions *co, char *err, size_t cap);
 void encoder_close(Encoder *e);
 /* Unit-norm features of n texts into out[n * dim]. */
