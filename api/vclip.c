@@ -54,9 +54,10 @@ static int hand_out(const Tensor *t, vclip_tensor *out)
 static int compile_options(const vclip_options *o, CompileOptions *co)
 {
     memset(co, 0, sizeof *co);
+    co->precision = PRECISION_AUTO;
     if (!o) return 0;
     if (o->target && target_parse(o->target, &co->target)) { fail("target '%s': cpu or cuda", o->target); return -1; }
-    if (o->precision && precision_parse(o->precision, &co->precision)) { fail("precision '%s': fp32, bf16 or fp16", o->precision); return -1; }
+    if (o->precision && precision_parse(o->precision, &co->precision)) { fail("precision '%s': auto, fp32, bf16 or fp16", o->precision); return -1; }
     if (o->threads < 0 || o->frames < 0 || o->window < 0) { fail("threads, frames and window cannot be negative"); return -1; }
     co->threads = o->threads;
     co->frames = o->frames;

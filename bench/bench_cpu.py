@@ -1,19 +1,29 @@
 #!/usr/bin/env python3
-"""CPU inference: vclipc (with and without the fusion passes) against ONNX
-Runtime, same machine, same thread count, measured in one run.  Reports
-median per-iteration time (excluding load), the ratio ORT/vclipc (> 1 means
-vclipc is faster), the max error of our outputs against ORT's, and each
-process's peak RSS.  The VCLIP row (T = 8, window 1) runs our compiled model
-and ORT on its --export-standard-ops twin.
+"""CPU inference: vclipc against ONNX Runtime, OpenVINO and PyTorch, same
+machine, same thread count, measured in one run in alternating rounds.
 
-Models come from bench/make_models.py.  Writes bench/results/cpu_inference.md unless
---no-write.  Usage: python3 bench/bench_cpu.py [--threads 2] [--repeat 10]
+Systems (bench/reference_runners.py runs the others, each in its own process):
+  ORT fp32, OpenVINO f32 and OpenVINO's default (bf16 where the CPU has native
+  bf16 dot products), PyTorch fp32 eager and bf16 autocast, vclipc
+  --precision fp32 and vclipc's default (--precision auto).
+Each row: the median of the round medians (per-iteration time excluding
+load), the ratio ORT / system (> 1: faster than ORT), the max relative error
+and the smallest row cosine of the system's output against ORT's, and the
+process's peak RSS.  Also ViT-L/14 (external data; ORT and vclipc fp32) and
+the VCLIP row (T = 8, window 1: our compiled model against ORT on its
+--export-standard-ops twin).
+
+Models come from bench/make_models.py.  Each CPU gets its own table,
+bench/results/cpu_inference/<cpu>.md (the CPU named in it; other CPUs'
+tables stay), unless --no-write.
+Usage: python3 bench/bench_cpu.py [--threads 2] [--repeat 10] [--rounds 3]
 """
 import argparse
 import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,28 +34,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = os.path.join(HERE, "models")
 VCLIPC = os.path.join(ROOT, "bin", "vclipc")
+RUNNERS = os.path.join(HERE, "reference_runners.py")
+SYSTEMS = [("ort", "ONNX Runtime fp32"), ("ov-f32", "OpenVINO f32"), ("ov-default", "OpenVINO default"),
+           ("torch-fp32", "PyTorch fp32 eager"), ("torch-bf16", "PyTorch bf16 autocast"),
+           ("vclip-fp32", "vclipc fp32"), ("vclip-auto", "vclipc auto")]
 
-ORT_RUNNER = r"""
-import json, resource, sys, time
-import numpy as np, onnxruntime as ort
-model, threads, repeat, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-feeds = {k: np.load(v) for k, v in json.loads(sys.argv[5]).items()}
-so = ort.SessionOptions()
-so.intra_op_num_threads = threads
-so.inter_op_num_threads = 1
-t0 = time.perf_counter()
-s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-load = (time.perf_counter() - t0) * 1e3
-res = s.run(None, feeds)
-times = []
-for _ in range(repeat):
-    a = time.perf_counter()
-    s.run(None, feeds)
-    times.append((time.perf_counter() - a) * 1e3)
-np.save(out, res[0])
-print(json.dumps({"min_ms": min(times), "median_ms": float(np.median(times)), "load_ms": load,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+
+def cpu_description():
+    """The CPU by name, family/model and the features that pick kernels (a
+    hypervisor may hide the marketing name)."""
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        k, _, v = line.partition(":")
+        info.setdefault(k.strip(), v.strip())
+    flags = set(info.get("flags", "").split())
+    names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+    feats = ", ".join(n for f, n in names.items() if f in flags) or "no AVX2"
+    return (f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')}, "
+            f"model {info.get('model', '?')}; {feats})")
 
 
 def run_with_rss(cmd):
@@ -77,122 +83,144 @@ def inputs_for(kind, batch, tmp):
     return {name: path}
 
 
-def run_ours(model, feeds, threads, repeat, out, extra=()):
-    args = [VCLIPC, "run", model, "--threads", str(threads), "--repeat", str(repeat), "--json", *extra]
-    for k, v in feeds.items():
-        args += ["--input", f"{k}={v}"]
-    args += ["--output", out]
+def run_system(system, model, feeds, threads, repeat, out):
+    """One process of one system: its timing JSON and peak RSS; out.npy gets its output."""
+    if system.startswith("vclip-"):
+        outname = {"image": "image_features", "text": "text_features", "video": "frame_embeddings"}[next(iter(feeds))]
+        args = [VCLIPC, "run", model, "--threads", str(threads), "--repeat", str(repeat), "--json",
+                "--precision", system.split("-", 1)[1], "--output", f"{outname}={out}"]
+        for k, v in feeds.items():
+            args += ["--input", f"{k}={v}"]
+    else:
+        args = [sys.executable, RUNNERS, system, model, str(threads), str(repeat), out, json.dumps(feeds)]
     o, rss = run_with_rss(args)
-    return json.loads(o), rss
+    r = json.loads(o)
+    r["rss"] = rss
+    return r
 
 
-def bench(label, model, kind, batch, threads, repeat, tmp, ort_model=None, extra=(), rounds=3):
-    """ORT and vclipc alternate for `rounds` rounds (so that a slow minute on
-    this shared machine hits both sides); each side's time is the median of
-    its round medians, RSS the largest."""
+def compare(a, ref):
+    a, ref = a.reshape(len(ref), -1).astype(np.float64), ref.reshape(len(ref), -1).astype(np.float64)
+    cos = (a * ref).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(ref, axis=1))
+    return float(np.abs(a - ref).max() / max(np.abs(ref).max(), 1e-6)), float(cos.min())
+
+
+def bench(label, model, kind, batch, systems, threads, repeat, tmp, rounds, ort_model=None):
+    """The systems alternate for `rounds` rounds (the order reversed every
+    other round, so that a slow minute on a shared machine hits all); each
+    system's time is the median of its round medians, RSS the largest."""
     feeds = inputs_for(kind, batch, tmp)
-    ort_out = os.path.join(tmp, "ort.npy")
-    our_out = os.path.join(tmp, "ours.npy")
-    outname = {"visual": "image_features", "text": "text_features", "video": "frame_embeddings"}[kind]
-    ort_runs, our_runs, ort_rss, our_rss = [], [], 0.0, 0.0
-    for _ in range(rounds):
-        o, rss = run_with_rss([sys.executable, "-c", ORT_RUNNER, ort_model or model, str(threads), str(repeat), ort_out,
-                               json.dumps(feeds)])
-        ort_runs.append(json.loads(o))
-        ort_rss = max(ort_rss, rss)
-        ours, rss = run_ours(model, feeds, threads, repeat, f"{outname}={our_out}", extra)
-        our_runs.append(ours)
-        our_rss = max(our_rss, rss)
-    a, b = np.load(our_out), np.load(ort_out)
-    err = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6))
-    unfused = None
-    if kind != "video" and not extra:
-        unfused, _ = run_ours(model, feeds, threads, repeat, f"{outname}={our_out}", ["--no-fusion"])
-    ort_ms = float(np.median([r["median_ms"] for r in ort_runs]))
-    ours_ms = float(np.median([r["median_ms"] for r in our_runs]))
-    # a neighbour's load only ever adds time: each side's fastest run of all rounds is the other estimate
-    best_ratio = min(r["min_ms"] for r in ort_runs) / min(r["min_ms"] for r in our_runs)
-    row = {"label": label, "batch": batch, "ours_ms": ours_ms, "ort_ms": ort_ms,
-           "unfused_ms": unfused["median_ms"] if unfused else None, "ratio": ort_ms / ours_ms, "best_ratio": best_ratio,
-           "round_ratios": [o["median_ms"] / u["median_ms"] for o, u in zip(ort_runs, our_runs)],
-           "rel_err": err, "ours_rss": our_rss, "ort_rss": ort_rss, "ours_load_ms": our_runs[0]["load_ms"],
-           "ort_load_ms": ort_runs[0]["load_ms"]}
-    print(json.dumps(row), flush=True)
-    return row
+    runs = {s: [] for s in systems}
+    outs = {s: os.path.join(tmp, f"out_{s}.npy") for s in systems}
+    for r in range(rounds):
+        for s in (systems if r % 2 == 0 else systems[::-1]):
+            m = ort_model if ort_model and not s.startswith("vclip-") else model
+            runs[s].append(run_system(s, m, feeds, threads, repeat, outs[s]))
+    ref = np.load(outs["ort"])
+    rows = []
+    for s in systems:
+        ms = float(np.median([x["median_ms"] for x in runs[s]]))
+        err, cos = compare(np.load(outs[s]), ref)
+        rows.append({"label": label, "batch": batch, "system": s, "ms": ms, "best_ms": min(x["min_ms"] for x in runs[s]),
+                     "round_ms": [x["median_ms"] for x in runs[s]], "rel_err": err, "min_cos": cos,
+                     "rss": max(x["rss"] for x in runs[s]), "load_ms": runs[s][0]["load_ms"]})
+    ort_ms = rows[0]["ms"]
+    for row in rows:
+        row["ratio"] = ort_ms / row["ms"]
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per row (1 for ViT-L/14)")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--skip-large", action="store_true", help="skip ViT-L/14")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating ORT/vclipc rounds per row (1 for ViT-L/14)")
+    ap.add_argument("--skip-large", action="store_true", help="skip ViT-L/14 and VCLIP")
     a = ap.parse_args()
+    every = [s for s, _ in SYSTEMS]
     cases = [("ViT-B/32 visual", "vit_b32_visual.onnx", "visual", 1), ("ViT-B/32 visual", "vit_b32_visual.onnx", "visual", 8),
              ("ViT-B/32 text", "vit_b32_text.onnx", "text", 1), ("ViT-B/32 text", "vit_b32_text.onnx", "text", 8)]
-    if not a.skip_large:
-        cases.append(("ViT-L/14 visual (external data)", "vit_l14_visual/model.onnx", "visual", 1))
+    for _, f, _, _ in cases:
+        if not os.path.exists(os.path.join(MODELS, f)):
+            raise SystemExit(f"{os.path.join(MODELS, f)} missing: run python3 bench/make_models.py first")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, f, kind, batch in cases:
-            path = os.path.join(MODELS, f)
-            if not os.path.exists(path):
-                raise SystemExit(f"{path} missing: run python3 bench/make_models.py first")
-            large = "L/14" in label
-            rows.append(bench(label, path, kind, batch, a.threads, 3 if large else a.repeat, tmp, rounds=1 if large else a.rounds))
-        # the bf16 path against ORT's f32 (ORT has no bf16 CPU kernels): its speed and its error
-        for label, f, kind in (("ViT-B/32 visual, vclipc bf16", "vit_b32_visual.onnx", "visual"),
-                               ("ViT-B/32 text, vclipc bf16", "vit_b32_text.onnx", "text")):
-            rows.append(bench(label, os.path.join(MODELS, f), kind, 8, a.threads, a.repeat, tmp, extra=("--precision", "bf16"),
-                              rounds=a.rounds))
-        # VCLIP: the ViT-B/32 visual encoder made temporal (T = 8, window 1)
-        vclip, vclip_std = os.path.join(tmp, "vclip.onnx"), os.path.join(tmp, "vclip_std.onnx")
-        src = os.path.join(MODELS, "vit_b32_visual.onnx")
-        subprocess.run([VCLIPC, "compile", src, "--frames", "8", "-o", vclip], check=True)
-        subprocess.run([VCLIPC, "compile", src, "--frames", "8", "--export-standard-ops", "-o", vclip_std], check=True)
-        rows.append(bench("VCLIP ViT-B/32 (T = 8, window 1; ORT runs its standard-ops export)", vclip, "video", 1,
-                          a.threads, a.repeat, tmp, ort_model=vclip_std, rounds=a.rounds))
-    # a fast wrong answer is no result: f32 must agree with ORT, bf16 within its rounding
-    wrong = [f"{r['label']} (batch {r['batch']}): max rel err {r['rel_err']:.1e} > {tol:.0e}" for r in rows
-             for tol in [3e-2 if "bf16" in r["label"] else 1e-4] if not r["rel_err"] <= tol]
+            rows += bench(label, os.path.join(MODELS, f), kind, batch, every, a.threads, a.repeat, tmp, a.rounds)
+        if not a.skip_large:
+            l14 = os.path.join(MODELS, "vit_l14_visual", "model.onnx")
+            if os.path.exists(l14):
+                rows += bench("ViT-L/14 visual (external data)", l14, "visual", 1, ["ort", "vclip-fp32", "vclip-auto"],
+                              a.threads, 3, tmp, 1)
+            # VCLIP: the ViT-B/32 visual encoder made temporal (T = 8, window 1); ORT runs the standard-ops twin
+            vclip, vclip_std = os.path.join(tmp, "vclip.onnx"), os.path.join(tmp, "vclip_std.onnx")
+            src = os.path.join(MODELS, "vit_b32_visual.onnx")
+            subprocess.run([VCLIPC, "compile", src, "--frames", "8", "-o", vclip], check=True)
+            subprocess.run([VCLIPC, "compile", src, "--frames", "8", "--export-standard-ops", "-o", vclip_std], check=True)
+            rows += bench("VCLIP ViT-B/32 (T = 8, window 1)", vclip, "video", 1, ["ort", "vclip-fp32", "vclip-auto"],
+                          a.threads, a.repeat, tmp, a.rounds, ort_model=vclip_std)
+    # a fast wrong answer is no result: f32 systems must agree with ORT, bf16 ones within their rounding
+    wrong = [f"{r['label']} (batch {r['batch']}) {r['system']}: max rel err {r['rel_err']:.1e}, cosine {r['min_cos']:.5f}"
+             for r in rows if not (r["rel_err"] <= 1e-4 if r["system"] in ("ov-f32", "torch-fp32", "vclip-fp32")
+                                   else r["min_cos"] >= 0.99)]
     if not a.no_write:
         write_table(a, rows)
     if wrong:
         raise SystemExit("bench_cpu: outputs disagree with ONNX Runtime:\n  " + "\n  ".join(wrong))
 
 
+def versions():
+    import importlib.metadata as md
+    out = []
+    for pkg, name in (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO"), ("torch", "PyTorch"), ("open_clip_torch", "open_clip")):
+        try:
+            out.append(f"{name} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            out.append(f"{name} (not installed)")
+    return ", ".join(out)
+
+
 def write_table(a, rows):
-    import onnxruntime
+    cpu = cpu_description()
+    names = dict(SYSTEMS)
     lines = [
-        "# CPU inference: vclipc vs ONNX Runtime",
+        f"# CPU inference on {cpu}",
         "",
-        f"Measured {datetime.date.today()} by `bench/bench_cpu.py` on this project's machine "
-        f"({os.cpu_count()} cores, {platform.machine()}), {a.threads} threads for both, "
-        f"ONNX Runtime {onnxruntime.__version__}, random-weight exports from `bench/make_models.py` "
-        "(open_clip OpenAI layout, TorchScript exporter, opset 17). Time is the median of "
-        f"{a.repeat} runs after a warm-up (3 for ViT-L/14), excluding load; ORT and vclipc alternate for {a.rounds} "
-        "rounds (one for ViT-L/14) and each side's time is the median of its round medians. Ratio = ORT time / vclipc time "
-        "(above 1: vclipc is faster). Error: max |vclipc - ORT| / max |ORT|; for the bf16 rows (`vclipc run "
-        "--precision bf16`: Linear weights and their inputs in bf16, sums in f32) this is the bf16 path's error "
-        "against f32, and ORT runs f32. Peak RSS of each whole process "
-        "(ORT's includes the Python interpreter and NumPy, about 60 MB). Timings on this shared 2-core machine move by "
-        "10-20% between runs (ORT's own ViT-B/32 batch-8 median has read 357-428 ms on the same day), and a busy "
-        "neighbour can slow a whole round: compare ratios within one run. The best-run ratio compares each side's "
-        "fastest run over all its rounds, which a neighbour's load can only slow, never speed up.",
+        f"Measured {datetime.date.today()} by `bench/bench_cpu.py`, {os.cpu_count()} cores, {a.threads} threads for "
+        f"every system; {versions()}; random-weight exports from `bench/make_models.py` (open_clip OpenAI layout, "
+        f"TorchScript exporter, opset 17).  Time: the median of {a.repeat} runs after a warm-up (3 for ViT-L/14), "
+        f"excluding load; the systems alternate for {a.rounds} rounds (one for ViT-L/14) and each one's time is the "
+        "median of its round medians.  Ratio = ORT time / system time (above 1: faster than ORT).  Error and cosine "
+        "are against ORT's fp32 output (max |x - ORT| / max |ORT|, the smallest cosine of a row).  vclipc auto is "
+        "the default `--precision auto`: bf16 Linear weights and inputs, sums in f32, where the CPU has native bf16 "
+        "dot products; fp32 elsewhere.  Peak RSS of each whole process (Python's include the interpreter).",
         "",
-        "| model | batch | vclipc ms | vclipc unfused ms | ORT ms | ratio (ORT / vclipc) | ratio in each round | best-run ratio | max rel err | vclipc peak RSS MB | ORT peak RSS MB | vclipc load+compile ms | ORT load ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | batch | system | ms | ratio (ORT / system) | each round, ms | max rel err | min cosine | peak RSS MB | load ms |",
+        "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        unf = f"{r['unfused_ms']:.1f}" if r["unfused_ms"] else "-"
-        rr = ", ".join(f"{x:.2f}" for x in r["round_ratios"])
-        lines.append(f"| {r['label']} | {r['batch']} | {r['ours_ms']:.1f} | {unf} | {r['ort_ms']:.1f} | {r['ratio']:.2f} | {rr} | {r['best_ratio']:.2f} | "
-                     f"{r['rel_err']:.1e} | {r['ours_rss']:.0f} | {r['ort_rss']:.0f} | {r['ours_load_ms']:.0f} | {r['ort_load_ms']:.0f} |")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "cpu_inference.md"), "w") as f:
+        rr = ", ".join(f"{x:.0f}" for x in r["round_ms"])
+        lines.append(f"| {r['label']} | {r['batch']} | {names[r['system']]} | {r['ms']:.1f} | {r['ratio']:.2f} | {rr} | "
+                     f"{r['rel_err']:.1e} | {r['min_cos']:.6f} | {r['rss']:.0f} | {r['load_ms']:.0f} |")
+    lines += ["", "Against the bars of issue 19 (this run):", ""]
+    by = {(r["label"], r["batch"], r["system"]): r for r in rows}
+    for label in ("ViT-B/32 visual", "ViT-B/32 text"):
+        for b in (1, 8):
+            f32, ov = by[(label, b, "vclip-fp32")], by[(label, b, "ov-f32")]
+            lines.append(f"- {label}, batch {b}, fp32: {f32['ratio']:.2f}x ORT (bar 1.05), "
+                         f"{ov['ms'] / f32['ms']:.2f}x OpenVINO f32 (bar 1.0)")
+        auto, ovd = by[(label, 8, "vclip-auto")], by[(label, 8, "ov-default")]
+        lines.append(f"- {label}, batch 8, auto: {ovd['ms'] / auto['ms']:.2f}x OpenVINO's default (bar 1.0), "
+                     f"cosine to fp32 ORT {auto['min_cos']:.5f} (bar 0.999)")
+    slug = re.sub(r"[^a-z0-9]+", "_", cpu.lower()).strip("_")[:80]
+    d = os.path.join(HERE, "results", "cpu_inference")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{slug}.md")
+    with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("wrote bench/results/cpu_inference.md")
+    print(f"wrote {os.path.relpath(path, ROOT)}")
 
 
 if __name__ == "__main__":

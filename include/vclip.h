@@ -56,7 +56,8 @@ VCLIP_API void vclip_tensor_free(vclip_tensor *t);
 
 typedef struct {
     const char *target;     /* "cpu" (default) or "cuda" */
-    const char *precision;  /* "fp32" (default), "bf16", "fp16" (cuda) */
+    const char *precision;  /* "auto" (default: bf16 where the CPU multiplies bf16 natively, else
+                               fp32), "fp32" (exact work), "bf16", "fp16" (cuda) */
     int threads;            /* CPU threads; 0: every core */
     int frames;             /* > 0: an image encoder becomes VCLIP's video encoder over this many frames (default 0) */
     int window;             /* with frames: attend over frames t-w..t+w (default 1 when frames > 0) */

@@ -4,7 +4,7 @@
 #include "backend.h"
 
 static const char *const target_names[] = {"cpu", "cuda"};
-static const char *const precision_names[] = {"fp32", "bf16", "fp16"};
+static const char *const precision_names[] = {"fp32", "bf16", "fp16", "auto"};
 
 int target_parse(const char *s, Target *t)
 {
@@ -15,12 +15,12 @@ int target_parse(const char *s, Target *t)
 
 int precision_parse(const char *s, Precision *p)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (s && !strcmp(s, precision_names[i])) { *p = (Precision)i; return 0; }
     return -1;
 }
 
 const char *target_name(Target t) { return (unsigned)t < 2 ? target_names[t] : "?"; }
-const char *precision_name(Precision p) { return (unsigned)p < 3 ? precision_names[p] : "?"; }
+const char *precision_name(Precision p) { return (unsigned)p < 4 ? precision_names[p] : "?"; }
 
 const Backend *backend_for(Target t) { return t == TARGET_CUDA ? &cuda_backend : &cpu_backend; }

@@ -13,9 +13,11 @@
 #include "../ir/ir.h"
 
 typedef enum { TARGET_CPU, TARGET_CUDA } Target;
-typedef enum { PRECISION_FP32, PRECISION_BF16, PRECISION_FP16 } Precision;
+/* AUTO: the target's choice for inference (Backend.auto_precision): the
+ * compile API resolves it before any pass or session sees it. */
+typedef enum { PRECISION_FP32, PRECISION_BF16, PRECISION_FP16, PRECISION_AUTO } Precision;
 
-/* "cpu"/"cuda" and "fp32"/"bf16"/"fp16": 0, or -1 for anything else. */
+/* "cpu"/"cuda" and "fp32"/"bf16"/"fp16"/"auto": 0, or -1 for anything else. */
 int target_parse(const char *s, Target *t);
 int precision_parse(const char *s, Precision *p);
 const char *target_name(Target t);
@@ -66,6 +68,8 @@ typedef struct Backend {
     const char *name;
     /* 0 when it can run here, else -1 and the reason. */
     int (*available)(char *why, size_t cap);
+    /* What --precision auto means here. */
+    Precision (*auto_precision)(void);
     /* A session over g (which must outlive it); NULL with the reason. */
     void *(*session_new)(Graph *g, const BackendOptions *opt, char *err, size_t cap);
     /* inputs[i] matches g->inputs[i]; outputs[i] receives g->outputs[i] as a

@@ -16,8 +16,25 @@ static int cpu_available(char *why, size_t cap)
     return 0;
 }
 
+/* VCLIP_GEMM=NAME pins one GEMM micro-kernel (benchmarks compare them):
+ * 0, or -1 naming the kernels this CPU runs. */
+static int pin_gemm_from_env(char *err, size_t cap)
+{
+    const char *want = getenv("VCLIP_GEMM");
+    if (!want || !*want) return 0;
+    char names[128] = "";
+    for (int k = 0; k < GEMM_KERNEL_COUNT; k++) {
+        if (!gemm_kernel_runs((GemmKernel)k)) continue;
+        if (!strcmp(want, gemm_kernel_name((GemmKernel)k))) return gemm_pin((GemmKernel)k);
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", *names ? ", " : "", gemm_kernel_name((GemmKernel)k));
+    }
+    snprintf(err, cap, "VCLIP_GEMM=%s: not a GEMM kernel this CPU runs (it runs: %s)", want, *names ? names : "none; BLAS instead");
+    return -1;
+}
+
 static void *cpu_session_new(Graph *g, const BackendOptions *o, char *err, size_t cap)
 {
+    if (pin_gemm_from_env(err, cap)) return NULL;
     if (o->precision == PRECISION_FP16) { snprintf(err, cap, "--precision fp16 is for --target cuda (the CPU has bf16)"); return NULL; }
     if (o->precision == PRECISION_BF16 && !gemm_available(DT_BF16)) {
         snprintf(err, cap, "--precision bf16: this CPU has no AVX512-BF16; use --precision fp32");
@@ -66,9 +83,14 @@ static int cpu_buffer_read(void *dst, unsigned long long h, size_t bytes, char *
 
 static void cpu_buffer_free(unsigned long long h) { free((void *)(uintptr_t)h); }
 
+/* bf16 where the CPU multiplies bf16 natively (AVX512-BF16; AMX machines
+ * have it too), as OpenVINO decides; fp32 elsewhere. */
+static Precision cpu_auto_precision(void) { return gemm_available(DT_BF16) ? PRECISION_BF16 : PRECISION_FP32; }
+
 const Backend cpu_backend = {
     .name = "cpu",
     .available = cpu_available,
+    .auto_precision = cpu_auto_precision,
     .session_new = cpu_session_new,
     .run = cpu_run,
     .observe = cpu_observe,

@@ -96,9 +96,13 @@ static void cuda_buffer_free(unsigned long long h)
     if (cu && h) cu->mem_free(h);
 }
 
+/* fp32 until the device's bf16 path has been measured on a GPU (issue 15). */
+static Precision cuda_auto_precision(void) { return PRECISION_FP32; }
+
 const Backend cuda_backend = {
     .name = "cuda",
     .available = cuda_available,
+    .auto_precision = cuda_auto_precision,
     .session_new = cuda_backend_session_new,
     .run = cuda_backend_run,
     .train_begin = cuda_train_begin,

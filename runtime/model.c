@@ -13,7 +13,18 @@ struct Model {
     const Backend *be;
     void *session;
     int outputs_in_arena; /* outputs belong to the session */
+    Precision precision;  /* as resolved (never AUTO) */
 };
+
+/* o with --precision auto replaced by the target's choice (fp32 where the
+ * options need the unfused or reference kernels). */
+static CompileOptions resolved(const CompileOptions *o)
+{
+    CompileOptions r = *o;
+    if (r.precision == PRECISION_AUTO)
+        r.precision = r.no_fusion || r.reference_only ? PRECISION_FP32 : backend_for(r.target)->auto_precision();
+    return r;
+}
 
 static int write_onnx_dump(const Graph *g, const char *path, char *err, size_t cap)
 {
@@ -29,8 +40,10 @@ static PassOptions pass_options(const CompileOptions *o, int first_index)
     return po;
 }
 
-int compile_check(const CompileOptions *o, char *err, size_t cap)
+int compile_check(const CompileOptions *opt, char *err, size_t cap)
 {
+    CompileOptions r = resolved(opt);
+    const CompileOptions *o = &r;
     if (o->precision == PRECISION_FP16 && o->target != TARGET_CUDA) {
         snprintf(err, cap, "--precision fp16 is for --target cuda (the CPU has bf16)");
         return -1;
@@ -67,8 +80,10 @@ int compile_frontend(Graph *g, const CompileOptions *o, char *err, size_t cap)
     return 0;
 }
 
-int compile_kernels(Graph *g, const CompileOptions *o, char *err, size_t cap)
+int compile_kernels(Graph *g, const CompileOptions *opt, char *err, size_t cap)
 {
+    CompileOptions r = resolved(opt);
+    const CompileOptions *o = &r;
     PassOptions po = pass_options(o, pipeline_length(default_pipeline) + 1);
     if (run_passes(g, kernel_pipeline, &po, err, cap)) return -1;
     /* bf16 on the CPU: Linear weights stored in bf16 once, here.  CUDA
@@ -82,8 +97,10 @@ int compile_graph(Graph *g, const CompileOptions *o, char *err, size_t cap)
     return compile_frontend(g, o, err, cap) || compile_kernels(g, o, err, cap) ? -1 : 0;
 }
 
-Model *model_new(Graph *g, int take_graph, const CompileOptions *o, char *err, size_t cap)
+Model *model_new(Graph *g, int take_graph, const CompileOptions *opt, char *err, size_t cap)
 {
+    CompileOptions r = resolved(opt);
+    const CompileOptions *o = &r;
     const Backend *be = backend_for(o->target);
     char why[512];
     Model *m = NULL;
@@ -97,6 +114,7 @@ Model *model_new(Graph *g, int take_graph, const CompileOptions *o, char *err, s
     m->g = g;
     m->owns_graph = take_graph;
     m->outputs_in_arena = o->outputs_in_arena;
+    m->precision = o->precision;
     m->be = be;
     return m;
 fail:
@@ -223,6 +241,7 @@ void model_stats(const Model *m, ModelStats *st)
     memset(st, 0, sizeof *st);
     m->be->stats(m->session, &st->backend);
     st->nodes = m->g->n_nodes;
+    st->precision = m->precision;
     for (int i = 0; i < m->g->n_nodes; i++) {
         int op = m->g->nodes[i]->op;
         st->generated_kernels += op == OP_FUSED_ELEMENTWISE || op == OP_FUSED_REDUCE;

@@ -23,7 +23,7 @@ typedef struct Model Model;
 
 typedef struct {
     Target target;          /* TARGET_CPU (default) or TARGET_CUDA */
-    Precision precision;    /* PRECISION_FP32 (default), BF16, FP16 (CUDA) */
+    Precision precision;    /* PRECISION_FP32 (default), BF16, FP16 (CUDA), AUTO (the target's choice) */
     int threads;            /* CPU threads; 0 = every core */
     int64_t frames;         /* > 0: an image encoder becomes VCLIP's video encoder over this many frames */
     int window;             /* with frames: attend over frames t-w..t+w (the paper: 1; 0: each frame alone) */
@@ -92,6 +92,7 @@ typedef struct {
     BackendStats backend;   /* peak and arena bytes, device and host nodes, ... */
     int nodes;              /* nodes in the compiled graph */
     int generated_kernels;  /* FusedElementwise and FusedReduce nodes among them */
+    Precision precision;    /* what it runs in (--precision auto resolved) */
 } ModelStats;
 void model_stats(const Model *m, ModelStats *st);
 

@@ -30,7 +30,7 @@ def test_fused_chain_runs_to_numpy(chain, tmp_path):
     d, w, b = chain
     x = np.random.default_rng(4).standard_normal((5, 7)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    p = run_tool("opt", "vclipc", "run", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--output", f"y={tmp_path / 'y.npy'}",
+    p = run_tool("opt", "vclipc", "run", "--precision", "fp32", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--output", f"y={tmp_path / 'y.npy'}",
                  check=True)
     want = x * (1 / (1 + np.exp(-x * w))) + b
     assert np.abs(np.load(tmp_path / "y.npy") - want).max() < 1e-5, p.stderr
@@ -60,10 +60,10 @@ def test_target_cuda_without_a_device_fails_cleanly(chain, tmp_path, variant):
     d, _, _ = chain
     x = np.zeros((2, 7), np.float32)
     np.save(tmp_path / "x.npy", x)
-    p = run_tool(variant, "vclipc", "run", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--target", "cuda")
+    p = run_tool(variant, "vclipc", "run", "--precision", "fp32", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--target", "cuda")
     assert_clean_exit(p)
     assert "--target cuda" in p.stderr and "no CUDA" in p.stderr, p.stderr
-    p = run_tool(variant, "vclipc", "run", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--target", "tpu")
+    p = run_tool(variant, "vclipc", "run", "--precision", "fp32", d / "chain.onnx", "--input", f"x={tmp_path / 'x.npy'}", "--target", "tpu")
     assert p.returncode == 2 and "--target is cpu or cuda" in p.stderr
 
 
@@ -75,10 +75,10 @@ def test_debug_levels_say_what_runs(chain, tmp_path):
     d, _, _ = chain
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((2, 7), np.float32))
-    p = run_tool("opt", "vclipc", "run", d / "chain.onnx", "--input", f"x={x}", env_extra={"VCLIP_DEBUG": "2"}, check=True)
+    p = run_tool("opt", "vclipc", "run", "--precision", "fp32", d / "chain.onnx", "--input", f"x={x}", env_extra={"VCLIP_DEBUG": "2"}, check=True)
     assert "vclip: 1 generated kernels" in p.stderr and "void vclip_fused" in p.stderr, p.stderr
     fx = Fixture("openai_visual_op17")
-    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    args = ["run", "--precision", "fp32", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
     p = run_tool("opt", "vclipc", *args, env_extra={"VCLIP_DEBUG": "1"}, check=True)
     assert "packed weights, bias, quick_gelu" in p.stderr and "+ residual" in p.stderr, p.stderr
     p = run_tool("opt", "vclipc", *args, "--repeat", "2", env_extra={"VCLIP_DEBUG": "3"}, check=True)

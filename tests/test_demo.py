@@ -104,7 +104,7 @@ def test_pretrained_towers_match_onnx_runtime(demo, tower, tmp_path):
             x[i, 0], x[i, 1:n - 1], x[i, n - 1] = 49406, rng.integers(300, 40000, n - 2), 49407
     np.save(tmp_path / "x.npy", x)
     outname = f"{'image' if tower == 'visual' else 'text'}_features"
-    run_tool("opt", "vclipc", "run", model, "--input", f"{name}={tmp_path / 'x.npy'}", "--output", f"{outname}={tmp_path / 'y.npy'}",
+    run_tool("opt", "vclipc", "run", "--precision", "fp32", model, "--input", f"{name}={tmp_path / 'x.npy'}", "--output", f"{outname}={tmp_path / 'y.npy'}",
              check=True)
     got = np.load(tmp_path / "y.npy")
     want = ort.InferenceSession(str(std), providers=["CPUExecutionProvider"]).run(None, {name: x})[0]

@@ -60,7 +60,7 @@ def test_class_features_match_ort(tmp_path, open_clip_ids):
     (tmp_path / "classes.txt").write_text("\n".join(raw) + "\n")
     out = tmp_path / "c.safetensors"
     run_tool("opt", "vclip-run", "encode-text", "--text-model", MODEL, "--classes", tmp_path / "classes.txt",
-             "-o", out, "--batch", "50", check=True)
+             "-o", out, "--batch", "50", "--precision", "fp32", check=True)
     got, meta = read(out)
     assert json.loads(meta["classes"]) == names
     assert json.loads(meta["templates"]) == TEMPLATES
@@ -97,7 +97,7 @@ def test_captions_and_custom_templates(tmp_path, open_clip_ids):
     (tmp_path / "c.txt").write_text("Archery\nbrush_hair\n")
     out = tmp_path / "o.safetensors"
     run_tool("opt", "vclip-run", "encode-text", "--text-model", MODEL, "--captions", tmp_path / "caps.jsonl",
-             "--classes", tmp_path / "c.txt", "--templates", tmp_path / "t.txt", "-o", out, check=True)
+             "--classes", tmp_path / "c.txt", "--templates", tmp_path / "t.txt", "-o", out, "--precision", "fp32", check=True)
     got, meta = read(out)
     assert json.loads(meta["caption_videos"]) == ["v1.avi", "7", "7", "v3"]
     assert np.abs(got["caption_features"] - ort_features(texts, open_clip_ids)).max() < TOL
@@ -106,6 +106,33 @@ def test_captions_and_custom_templates(tmp_path, open_clip_ids):
         f = ort_features([t.format(n) for t in ("a video of {}.", "a photo of {}.")], open_clip_ids).mean(axis=0)
         want.append(f / np.linalg.norm(f))
     assert np.abs(got["class_features"] - np.array(want)).max() < TOL
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_sorted_and_cut_equals_full_context(tmp_path, precision):
+    """The default (texts sorted by length, each batch cut after its longest
+    end-of-text token) writes the very bytes of --full-context.  This
+    fixture's attention has head dim 8, which runs the BLAS kernel: where a
+    shorter context changes its sums (fp32 here), the check on the first cut
+    batch sees it, says so, and the features are the whole context's; where
+    it does not, the cut stays on.  Either way the bytes are the same.  (The
+    cut on the online-softmax kernel is tested in C: test_cut_sequence.c.)"""
+    (tmp_path / "c.txt").write_text("\n".join(open(os.path.join(LABELS, "hmdb51.txt")).read().split()[:20]) + "\n")
+    outs = {}
+    for mode in ("cut", "full"):
+        outs[mode] = tmp_path / f"{mode}.safetensors"
+        p = run_tool("opt", "vclip-run", "encode-text", "--text-model", MODEL, "--classes", tmp_path / "c.txt",
+                     "--batch", "16", "--precision", precision, "-o", outs[mode], *(["--full-context"] if mode == "full" else []))
+        assert p.returncode == 0, p.stderr
+        share = float(p.stderr.rsplit(" ms, ", 1)[1].split("%")[0])
+        fell_back = "differ from the whole context's; encoding texts at the whole context (77 positions)" in p.stderr
+        if mode == "full" or fell_back:
+            assert share == 100.0, p.stderr
+        else:
+            assert share < 30.0, p.stderr
+        if mode == "full":
+            assert not fell_back, p.stderr
+    assert outs["cut"].read_bytes() == outs["full"].read_bytes()
 
 
 def test_errors(tmp_path):

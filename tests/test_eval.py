@@ -56,7 +56,7 @@ def test_metrics_match_numpy(ties, tmp_path):
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("eval")
     (d / "classes.txt").write_text("\n".join(NAMES) + "\n")
-    run_tool("opt", "vclip-run", "encode-text", "--text-model", TEXT, "--classes", d / "classes.txt", "-o", d / "cls.safetensors",
+    run_tool("opt", "vclip-run", "encode-text", "--precision", "fp32", "--text-model", TEXT, "--classes", d / "classes.txt", "-o", d / "cls.safetensors",
              check=True)
     (d / "test.csv").write_text("".join(f"{c},{i}" + "\n" for i, c in enumerate(CLIPS)))
     return d
@@ -77,7 +77,7 @@ def oracle_scores(d, tmp_path):
 
 
 def run_eval(variant, d, tmp_path, *extra):
-    p = run_tool(variant, "vclip-run", "eval", "--visual", VISUAL, "--classes", d / "cls.safetensors", "--list", d / "test.csv",
+    p = run_tool(variant, "vclip-run", "eval", "--precision", "fp32", "--visual", VISUAL, "--classes", d / "cls.safetensors", "--list", d / "test.csv",
                  "--root", VIDEOS, "--json", "--scores", tmp_path / "scores.npy", "--predictions", tmp_path / "pred.csv",
                  "--confusion", tmp_path / "conf.csv", *extra, check=True)
     return json.loads(p.stdout), np.load(tmp_path / "scores.npy")
@@ -102,14 +102,14 @@ def test_eval_is_deterministic_and_text_model_path_agrees(setup, tmp_path):
     _, a = run_eval("opt", setup, tmp_path)
     _, b = run_eval("opt", setup, tmp_path, "--workers", "1", "--batch", "3")
     np.testing.assert_array_equal(a, b)
-    p = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--classes", setup / "classes.txt", "--text-model", TEXT,
+    p = run_tool("opt", "vclip-run", "eval", "--precision", "fp32", "--visual", VISUAL, "--classes", setup / "classes.txt", "--text-model", TEXT,
                  "--list", setup / "test.csv", "--root", VIDEOS, "--scores", tmp_path / "s2.npy", "--json", check=True)
     assert np.abs(np.load(tmp_path / "s2.npy") - a).max() < 1e-4
 
 
 def test_eval_counts_unreadable_videos(setup, tmp_path):
     (tmp_path / "list.csv").write_text((setup / "test.csv").read_text() + "missing.mp4,4\n")
-    p = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--classes", setup / "cls.safetensors", "--list",
+    p = run_tool("opt", "vclip-run", "eval", "--precision", "fp32", "--visual", VISUAL, "--classes", setup / "cls.safetensors", "--list",
                  tmp_path / "list.csv", "--root", VIDEOS, "--json", check=True)
     rep = json.loads(p.stdout)
     assert rep["n_videos"] == 4 and rep["n_skipped"] == 1 and "missing.mp4" in p.stderr
@@ -126,7 +126,7 @@ def test_eval_errors(setup, tmp_path):
         (["--visual", VISUAL, "--list", setup / "test.csv"], "missing --classes"),
     ]
     for args, msg in cases:
-        r = run_tool("opt", "vclip-run", "eval", *args)
+        r = run_tool("opt", "vclip-run", "eval", "--precision", "fp32", *args)
         assert_clean_exit(r)
         assert msg in r.stderr, r.stderr
 
@@ -160,7 +160,7 @@ def test_protocol_runs_every_split_and_caches(tmp_path, setup):
     first = json.loads(run_tool("opt", "vclip-run", *args, check=True, env_extra=cache).stdout)
     assert len(first["splits"]) == 10 and first["decoded"] == 4  # 20 list entries, 4 distinct videos: each decoded once
     for k, sp in enumerate(first["splits"]):  # each split equals a plain single-list run
-        p = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--text-model", TEXT, "--classes",
+        p = run_tool("opt", "vclip-run", "eval", "--precision", "fp32", "--visual", VISUAL, "--text-model", TEXT, "--classes",
                      prot / "ucf101_half_test" / str(k) / "ucf101-index2cls.json", "--list", prot / "ucf101_half_test" / str(k) / "test.csv",
                      "--root", VIDEOS, "--json", "--no-cache", check=True)
         single = json.loads(p.stdout)
@@ -177,11 +177,11 @@ def test_protocol_runs_every_split_and_caches(tmp_path, setup):
 
 
 def test_protocol_errors(tmp_path):
-    r = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--text-model", TEXT, "--protocol", "k600", "--dataset", "ucf101",
+    r = run_tool("opt", "vclip-run", "eval", "--precision", "fp32", "--visual", VISUAL, "--text-model", TEXT, "--protocol", "k600", "--dataset", "ucf101",
                  "--root", VIDEOS)
     assert_clean_exit(r)
     assert "--protocol k600 with --dataset k600" in r.stderr
-    r = run_tool("opt", "vclip-run", "eval", "--visual", VISUAL, "--protocol", "ep2", "--dataset", "ucf101")
+    r = run_tool("opt", "vclip-run", "eval", "--precision", "fp32", "--visual", VISUAL, "--protocol", "ep2", "--dataset", "ucf101")
     assert_clean_exit(r)
     assert "--protocol needs --dataset and --text-model" in r.stderr
 
@@ -211,7 +211,7 @@ def test_retrieval_metrics_match_numpy(ties, tmp_path):
         sim = (rng.integers(0, 3, (len(owner), nv)) if ties else rng.standard_normal((len(owner), nv))).astype(np.float32)
         np.save(tmp_path / "s.npy", sim)
         np.save(tmp_path / "o.npy", owner)
-        got = json.loads(run_tool("opt", "vclip-run", "retrieval", "--similarity", tmp_path / "s.npy", "--owners", tmp_path / "o.npy",
+        got = json.loads(run_tool("opt", "vclip-run", "retrieval", "--precision", "fp32", "--similarity", tmp_path / "s.npy", "--owners", tmp_path / "o.npy",
                                   "--json", check=True).stdout)
         for key, want in zip(("text_to_video", "video_to_text"), numpy_retrieval(sim, owner)):
             for k, w in want.items():
@@ -225,7 +225,7 @@ def test_retrieval_end_to_end(setup, tmp_path):
             {"video": "flipping_pancake.mkv", "caption": "someone flips a pancake in a pan"},
             {"video": "missing.mp4", "caption": "this video does not exist"}]
     (tmp_path / "caps.jsonl").write_text("\n".join(json.dumps(c) for c in caps) + "\n")
-    p = run_tool("opt", "vclip-run", "retrieval", "--visual", VISUAL, "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl",
+    p = run_tool("opt", "vclip-run", "retrieval", "--precision", "fp32", "--visual", VISUAL, "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl",
                  "--root", VIDEOS, "--json", "--save-similarity", tmp_path / "sim.npy", check=True)
     rep = json.loads(p.stdout)
     assert rep["n_captions"] == 5 and rep["n_videos"] == 4 and rep["n_skipped"] == 1
@@ -239,7 +239,7 @@ def test_retrieval_end_to_end(setup, tmp_path):
         f = sess.run(None, {"video": np.load(tmp_path / "x.npy")})[0].astype(np.float64)
         f = (f / np.linalg.norm(f, axis=-1, keepdims=True)).mean(axis=(0, 1))
         vids.append(f / np.linalg.norm(f))
-    run_tool("opt", "vclip-run", "encode-text", "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl", "-o",
+    run_tool("opt", "vclip-run", "encode-text", "--precision", "fp32", "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl", "-o",
              tmp_path / "c.safetensors", check=True)
     T = load_file(str(tmp_path / "c.safetensors"))["caption_features"][:5]  # the 5 captions of readable videos
     want = T @ np.array(vids).T
@@ -249,8 +249,9 @@ def test_retrieval_end_to_end(setup, tmp_path):
         assert abs(rep["text_to_video"][k] - t2v[k]) < 1e-6 and abs(rep["video_to_text"][k] - v2t[k]) < 1e-6
     # shared among two ranks (mpirun): each encodes half of the videos (one share holds the missing one); rank 0 reports the same
     two = subprocess.run(mpi_command(2, os.path.join(BUILDS["opt"], "vclip-run"),
-                                     ["retrieval", "--visual", VISUAL, "--text-model", TEXT, "--captions", tmp_path / "caps.jsonl",
-                                      "--root", VIDEOS, "--json", "--threads", "1", "--save-similarity", tmp_path / "sim2.npy"]),
+                                     ["retrieval", "--precision", "fp32", "--visual", VISUAL, "--text-model", TEXT, "--captions",
+                                      tmp_path / "caps.jsonl", "--root", VIDEOS, "--json", "--threads", "1", "--save-similarity",
+                                      tmp_path / "sim2.npy"]),
                          capture_output=True, text=True, timeout=300, env=mpi_env())
     assert two.returncode == 0, two.stderr
     assert json.loads(two.stdout) == rep
@@ -274,13 +275,13 @@ def test_sweep_interpolates_weights(setup, tmp_path):
     onnx.save(mid, str(tmp_path / "mid.onnx"))
     lists = ["--zero-shot-list", setup / "test.csv", "--zero-shot-classes", setup / "cls.safetensors",
              "--close-list", setup / "test.csv", "--close-classes", setup / "classes.txt", "--text-model", TEXT, "--root", VIDEOS]
-    p = run_tool("opt", "vclip-run", "sweep", "--clip", VISUAL, "--finetuned", tmp_path / "ft.onnx", "--ratios", "0:1:0.5",
+    p = run_tool("opt", "vclip-run", "sweep", "--precision", "fp32", "--clip", VISUAL, "--finetuned", tmp_path / "ft.onnx", "--ratios", "0:1:0.5",
                  "--plot", tmp_path / "curve.svg", "--json", *lists, check=True)
     curve = json.loads(p.stdout)
     assert curve["ratios"] == [0.0, 0.5, 1.0]
 
     def top1(model, classes):
-        q = run_tool("opt", "vclip-run", "eval", "--visual", model, "--classes", classes, "--text-model", TEXT, "--list",
+        q = run_tool("opt", "vclip-run", "eval", "--precision", "fp32", "--visual", model, "--classes", classes, "--text-model", TEXT, "--list",
                      setup / "test.csv", "--root", VIDEOS, "--json", "--no-cache", check=True)
         return json.loads(q.stdout)["top1"]
     for i, model in enumerate((tmp_path / "ft.onnx", tmp_path / "mid.onnx", VISUAL)):
@@ -292,7 +293,7 @@ def test_sweep_interpolates_weights(setup, tmp_path):
 
 
 def test_sweep_refuses_mismatched_models(setup, tmp_path):
-    r = run_tool("opt", "vclip-run", "sweep", "--clip", VISUAL, "--finetuned", Fixture("openai_visual_op17").model,
+    r = run_tool("opt", "vclip-run", "sweep", "--precision", "fp32", "--clip", VISUAL, "--finetuned", Fixture("openai_visual_op17").model,
                  "--zero-shot-list", setup / "test.csv", "--zero-shot-classes", setup / "cls.safetensors",
                  "--close-list", setup / "test.csv", "--close-classes", setup / "cls.safetensors", "--root", VIDEOS)
     assert_clean_exit(r)

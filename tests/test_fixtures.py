@@ -21,7 +21,7 @@ def ort_run(model, feeds):
 
 
 def vclipc_run(variant, model, feeds, tmp_path, outputs, extra=()):
-    args = ["run", model]
+    args = ["run", "--precision", "fp32", model]
     for name, arr in feeds.items():
         p = tmp_path / f"in_{name}.npy"
         np.save(p, arr)
@@ -120,7 +120,7 @@ def test_compile_with_external_data(tmp_path):
 
 def test_repeat_json_report(tmp_path):
     fx = Fixture("openai_visual_op17")
-    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    args = ["run", "--precision", "fp32", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
     p = run_tool("opt", "vclipc", *args, "--repeat", "5", "--json", "--threads", "1", check=True)
     rep = json.loads(p.stdout)
     assert rep["repeat"] == 5 and 0 < rep["min_ms"] <= rep["median_ms"]
@@ -183,7 +183,7 @@ def test_bf16_precision(name, tmp_path):
     AVX512-BF16 gets a clear refusal instead."""
     fx = Fixture(name)
     feeds = {k: np.load(v) for k, v in fx.inputs.items()}
-    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    args = ["run", "--precision", "fp32", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
     args += [a for k in fx.expected for a in ("--output", f"{k}={tmp_path / (k + '.npy')}")]
     p = run_tool("opt", "vclipc", *args, "--precision", "bf16")
     if p.returncode:
@@ -197,11 +197,37 @@ def test_bf16_precision(name, tmp_path):
         assert rel_err(got, want) > 10 * rel_err(f32[k], want), "bf16 output as exact as f32: the bf16 path did not run"
 
 
+def cpu_has_native_bf16():
+    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+    return "avx512_bf16" in flags
+
+
+@pytest.mark.parametrize("name", ["openai_visual_op17", "hf_text_op17"])
+def test_auto_precision_is_the_default(name, tmp_path):
+    """No --precision means auto: bf16 where the CPU has AVX512-BF16, fp32
+    elsewhere; the report says which, and the output is that precision's,
+    bit for bit.  With --reference, auto is fp32 (no refusal)."""
+    fx = Fixture(name)
+    inputs = [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    k = next(iter(fx.expected))
+    want = "bf16" if cpu_has_native_bf16() else "fp32"
+    outs = {}
+    for prec in (None, want):
+        out = tmp_path / f"{prec}.npy"
+        p = run_tool("opt", "vclipc", "run", fx.model, *inputs, "--output", f"{k}={out}", "--json",
+                     *(["--precision", prec] if prec else []), check=True)
+        assert json.loads(p.stdout)["precision"] == want
+        outs[prec] = np.load(out)
+    assert np.array_equal(outs[None], outs[want])
+    p = run_tool("opt", "vclipc", "run", fx.model, *inputs, "--precision", "auto", "--reference", "--json", check=True)
+    assert json.loads(p.stdout)["precision"] == "fp32"
+
+
 def test_bf16_precision_bad_usage(tmp_path):
     fx = Fixture("openai_visual_op17")
-    args = ["run", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
+    args = ["run", "--precision", "fp32", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]
     p = run_tool("opt", "vclipc", *args, "--precision", "fp8")
-    assert p.returncode == 2 and "--precision is fp32, bf16 or fp16" in p.stderr, p.stderr
+    assert p.returncode == 2 and "--precision is auto, fp32, bf16 or fp16" in p.stderr, p.stderr
     p = run_tool("opt", "vclipc", *args, "--precision", "fp16")
     assert p.returncode == 2 and "is for --target cuda" in p.stderr, p.stderr
     p = run_tool("opt", "vclipc", *args, "--precision", "bf16", "--reference")

@@ -106,11 +106,14 @@ def test_python_model_matches_onnx_runtime():
     f = Fixture("openai_visual_op17")
     name, path = next(iter(f.inputs.items()))
     x = np.load(path)
-    got = vclip.compile(f.model)(x)[0]
+    got = vclip.compile(f.model, precision="fp32")(x)[0]
     want = ort.InferenceSession(f.model, providers=["CPUExecutionProvider"]).run(None, {name: x})[0]
     assert got.shape == want.shape and np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
-    m = vclip.compile(f.model)
+    m = vclip.compile(f.model, precision="fp32")
     assert np.array_equal(m(**{m.inputs[0]: x})[0], got)
+    # the default, auto: the same as the precision it picks here (bf16 with AVX512-BF16)
+    bf16 = "avx512_bf16" in next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+    assert np.array_equal(vclip.compile(f.model)(x)[0], vclip.compile(f.model, precision="bf16" if bf16 else "fp32")(x)[0])
 
 
 def test_python_tokenize_and_load_video_match_the_tools(tmp_path):

@@ -116,11 +116,11 @@ def test_out_of_range_gather_index_names_the_node(variant, tmp_path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), m)
     ids = tmp_path / "ids.npy"
     np.save(ids, np.array([1, 4, -5], np.int64))
-    ok = run_tool(variant, "vclipc", "run", m, "--input", f"ids={ids}", "--output", f"y={tmp_path / 'y.npy'}", check=True)
+    ok = run_tool(variant, "vclipc", "run", "--precision", "fp32", m, "--input", f"ids={ids}", "--output", f"y={tmp_path / 'y.npy'}", check=True)
     assert ok.returncode == 0
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.arange(10, dtype=np.float32).reshape(5, 2)[[1, 4, -5]])
     np.save(ids, np.array([1, 5], np.int64))
-    r = run_tool(variant, "vclipc", "run", m, "--input", f"ids={ids}")
+    r = run_tool(variant, "vclipc", "run", "--precision", "fp32", m, "--input", f"ids={ids}")
     assert_clean_exit(r)
     assert "node 'lookup' (Gather): index 5 out of range [0, 5)" in r.stderr, r.stderr
 
@@ -171,6 +171,6 @@ def test_hostile_vclip_ops_are_refused(case, variant, tmp_path):
     model, x = tmp_path / "m.onnx", tmp_path / "x.npy"
     vclip_model(node, inits, xs, ys, model)
     np.save(x, np.ones(xs, np.float32))
-    p = run_tool(variant, "vclipc", "run", model, "--input", f"x={x}")
+    p = run_tool(variant, "vclipc", "run", "--precision", "fp32", model, "--input", f"x={x}")
     assert_clean_exit(p)
     assert p.returncode == 1 and message in p.stderr and node.name in p.stderr, p.stderr

@@ -40,7 +40,7 @@ def commands(d, out):
 
 
 def no_device_here():
-    p = run_tool("opt", "vclipc", "run", VISUAL, "--target", "cuda", "--input", "image=/nonexistent.npy")
+    p = run_tool("opt", "vclipc", "run", "--precision", "fp32", VISUAL, "--target", "cuda", "--input", "image=/nonexistent.npy")
     return "no CUDA" in p.stderr
 
 
@@ -78,7 +78,7 @@ def test_target_cpu_is_the_default(files, tmp_path):
     args = commands(files, tmp_path)["encode-text"]
     run_tool("opt", "vclip-run", *args, check=True)
     default = load_file(str(tmp_path / "c.safetensors"))
-    run_tool("opt", "vclip-run", *args[:-1], tmp_path / "cpu.safetensors", "--target", "cpu", "--precision", "fp32", check=True)
+    run_tool("opt", "vclip-run", *args[:-1], tmp_path / "cpu.safetensors", "--target", "cpu", "--precision", "auto", check=True)
     explicit = load_file(str(tmp_path / "cpu.safetensors"))
     assert default.keys() == explicit.keys()
     for k in default:

@@ -27,7 +27,7 @@ def compile_vclip(tmp_path, *args):
 
 def run_video(variant, model, tmp_path, video=VIDEO):
     out = tmp_path / "fe.npy"
-    run_tool(variant, "vclipc", "run", model, "--input", f"video={video}", "--output", f"frame_embeddings={out}", check=True)
+    run_tool(variant, "vclipc", "run", "--precision", "fp32", model, "--input", f"video={video}", "--output", f"frame_embeddings={out}", check=True)
     return np.load(out)
 
 
@@ -67,7 +67,7 @@ def image_model_per_frame(tmp_path, video):
     frames = tmp_path / "frames.npy"
     np.save(frames, video.reshape(-1, *video.shape[2:]))
     out = tmp_path / "img.npy"
-    run_tool("opt", "vclipc", "run", IMAGE, "--input", f"image={frames}", "--output", f"image_features={out}", check=True)
+    run_tool("opt", "vclipc", "run", "--precision", "fp32", IMAGE, "--input", f"image={frames}", "--output", f"image_features={out}", check=True)
     return np.load(out).reshape(video.shape[0], video.shape[1], -1)
 
 
@@ -99,6 +99,6 @@ def test_errors(tmp_path):
     m = compile_vclip(tmp_path, "--frames", "8")
     bad = tmp_path / "bad.npy"
     np.save(bad, np.load(VIDEO)[:, :4])
-    r = run_tool("opt", "vclipc", "run", m, "--input", f"video={bad}")
+    r = run_tool("opt", "vclipc", "run", "--precision", "fp32", m, "--input", f"video={bad}")
     assert_clean_exit(r)
     assert "input 'video': dim 1 must be 8, got 4" in r.stderr

@@ -42,7 +42,7 @@ int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions 
 {
     char err[256];
     if (code == CLI_OPT_TARGET && target_parse(arg, &co->target)) snprintf(err, sizeof err, "--target is cpu or cuda");
-    else if (code == CLI_OPT_PRECISION && precision_parse(arg, &co->precision)) snprintf(err, sizeof err, "--precision is fp32, bf16 or fp16");
+    else if (code == CLI_OPT_PRECISION && precision_parse(arg, &co->precision)) snprintf(err, sizeof err, "--precision is auto, fp32, bf16 or fp16");
     else if (compile_check(co, err, sizeof err) == 0) return 0;
     return cli_usage_error(tool, err);
 }

@@ -85,7 +85,7 @@ int cmd_classify(int argc, char **argv)
         {"json", 0, 0, 'j'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *weights = NULL, *text_model = NULL, *classes = NULL, *classes_file = NULL;
     int top_k = 5, frames = 8, window = 1, threads = 0, json = 0, c;
-    CompileOptions co = {0};
+    CompileOptions co = {.precision = PRECISION_AUTO};
     Evaluator ev;
     evaluator_init(&ev);
     optind = 1;

@@ -59,7 +59,7 @@ int cmd_encode_text(int argc, char **argv)
     const char *model = NULL, *classes = NULL, *captions = NULL, *templates = NULL, *out = NULL;
     TokenizerSource src = {0};
     int normalize = 1, batch = 64, threads = 0, full_context = 0, c;
-    CompileOptions co = {0};
+    CompileOptions co = {.precision = PRECISION_AUTO};
     while ((c = getopt_long(argc, argv, "m:c:p:t:Nb:FT:o:v:j:k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;

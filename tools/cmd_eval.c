@@ -131,7 +131,7 @@ int cmd_eval(int argc, char **argv)
     Outputs outs = {0};
     int frames = 8, window = 1, threads = 0, json = 0, no_cache = 0, c;
     double comm_timeout = 300;
-    CompileOptions co = {0};
+    CompileOptions co = {.precision = PRECISION_AUTO};
     Evaluator ev;
     evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "V:c:m:L:r:v:C:T:W:S:x:b:w:t:P:Q:M:p:d:D:Njh", opts, NULL)) != -1) {

@@ -84,7 +84,7 @@ int cmd_retrieval(int argc, char **argv)
     const char *visual = NULL, *text_model = NULL, *captions = NULL, *root = ".", *sim_in = NULL, *owners = NULL, *sim_out = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
     double comm_timeout = 300;
-    CompileOptions co = {0};
+    CompileOptions co = {.precision = PRECISION_AUTO};
     SamplingConfig sc;
     sampling_defaults(&sc);
     while ((c = getopt_long(argc, argv, "V:m:c:r:v:S:T:W:s:o:w:t:jh", opts, NULL)) != -1) {

@@ -40,7 +40,7 @@ int cmd_sweep(int argc, char **argv)
     const char *clip = NULL, *ft = NULL, *weights = NULL, *ratios = "0:1:0.1", *zl = NULL, *zc = NULL, *cl = NULL, *cc = NULL, *root = ".";
     const char *zroot = NULL, *croot = NULL, *text_model = NULL, *plot = NULL;
     int frames = 8, window = 1, threads = 0, json = 0, c;
-    CompileOptions co = {0};
+    CompileOptions co = {.precision = PRECISION_AUTO};
     Evaluator ev;
     evaluator_init(&ev);
     while ((c = getopt_long(argc, argv, "a:f:R:z:Z:c:C:r:1:2:m:p:v:T:W:t:jh", opts, NULL)) != -1) {

@@ -240,6 +240,7 @@ int cmd_train(int argc, char **argv)
         return 1;
     }
     if (!precision_given && co.target == TARGET_CUDA) co.precision = PRECISION_BF16; /* the default on a GPU */
+    if (co.precision == PRECISION_AUTO) { cli_error(TOOL, NULL, "--precision auto is for inference: train in fp32 or bf16"); return 1; }
     if (co.precision == PRECISION_FP16) { cli_error(TOOL, NULL, "--precision fp16: training needs dynamic loss scaling, not there yet (use bf16)"); return 1; }
     if (co.precision != PRECISION_FP32 && co.target == TARGET_CPU) { cli_error(TOOL, NULL, "--precision: training on the CPU runs in fp32"); return 1; }
     co.threads = threads;

@@ -190,7 +190,7 @@ static int cmd_run(int argc, char **argv)
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     Binding ins[64], outs[64];
     int n_in = 0, n_out = 0, repeat = 0, json = 0, c, rc = 1;
-    CompileOptions co = {0};
+    CompileOptions co = {.precision = PRECISION_AUTO};
     while ((c = getopt_long(argc, argv, "i:o:t:r:jRFg:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
@@ -208,16 +208,19 @@ static int cmd_run(int argc, char **argv)
         case 'F': co.no_fusion = 1; break;
         case 'g': if (target_parse(optarg, &co.target)) { rc = usage_error("run", "--target is cpu or cuda"); goto bad_args; } break;
         case 'p':
-            if (precision_parse(optarg, &co.precision)) { rc = usage_error("run", "--precision is fp32, bf16 or fp16 (fp16: --target cuda)"); goto bad_args; }
+            if (precision_parse(optarg, &co.precision)) { rc = usage_error("run", "--precision is auto, fp32, bf16 or fp16 (fp16: --target cuda)"); goto bad_args; }
             break;
         case 'h':
             printf("usage: vclipc run MODEL.onnx --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
                    "                  [--threads N] [--repeat N] [--json] [--reference] [--target cpu|cuda]\n"
-                   "                  [--precision fp32|bf16|fp16]\n"
+                   "                  [--precision auto|fp32|bf16|fp16]\n"
                    "  --target cuda  run on CUDA device 0 (cuBLASLt GEMMs, generated and template kernels,\n"
                    "                 CUDA graphs for repeated runs); fails cleanly where there is none\n"
                    "  --precision bf16  Linear weights and their inputs in bf16, sums in f32 (on the CPU:\n"
-                   "                 needs AVX512-BF16; on CUDA: tensor-core GEMMs); the rest stays f32.  Default fp32.\n"
+                   "                 needs AVX512-BF16; on CUDA: tensor-core GEMMs); the rest stays f32\n"
+                   "  --precision auto  (the default) bf16 where the CPU multiplies bf16 natively\n"
+                   "                 (AVX512-BF16, AMX), else fp32; fp32 on cuda for now, and with\n"
+                   "                 --reference or --no-fusion.  --precision fp32 for exact work\n"
                    "  --precision fp16  the same with fp16 inputs (CUDA only)\n"
                    "  Inputs and outputs are .npy files (f32, f64, f16, i64, i32, i8, u8, bool).\n"
                    "  Outputs without --output are summarized on stdout.\n"
@@ -286,9 +289,9 @@ static int cmd_run(int argc, char **argv)
     if (json) {
         printf("{\"model\": ");
         json_str(stdout, argv[optind]);
-        printf(", \"target\": \"%s\", \"threads\": %d, \"repeat\": %d, \"load_ms\": %.3f, \"min_ms\": %.3f, \"median_ms\": %.3f, "
+        printf(", \"target\": \"%s\", \"precision\": \"%s\", \"threads\": %d, \"repeat\": %d, \"load_ms\": %.3f, \"min_ms\": %.3f, \"median_ms\": %.3f, "
                "\"peak_activation_bytes\": %zu, \"arena_bytes\": %zu, \"generated_kernels\": %d, \"host_nodes\": %d, \"outputs\": {",
-               target_name(co.target), co.threads, repeat, load_ms, mn, med, st.backend.peak_bytes, st.backend.arena_bytes,
+               target_name(co.target), precision_name(st.precision), co.threads, repeat, load_ms, mn, med, st.backend.peak_bytes, st.backend.arena_bytes,
                st.generated_kernels, st.backend.host_nodes);
         for (int k = 0; k < g->n_outputs; k++) {
             printf("%s", k ? ", " : "");
@@ -311,9 +314,9 @@ static int cmd_run(int argc, char **argv)
         char th[32];
         if (co.threads) snprintf(th, sizeof th, "%d threads", co.threads);
         else snprintf(th, sizeof th, "default threads");
-        if (repeat) printf("time: min %.3f ms, median %.3f ms over %d runs (load+compile %.1f ms, %s)\n", mn, med, repeat,
-                           load_ms, th);
-        else printf("time: %.3f ms (first run; use --repeat N for timings)\n", mn);
+        if (repeat) printf("time: min %.3f ms, median %.3f ms over %d runs (load+compile %.1f ms, %s, %s)\n", mn, med, repeat,
+                           load_ms, th, precision_name(st.precision));
+        else printf("time: %.3f ms (first run; use --repeat N for timings), %s\n", mn, precision_name(st.precision));
         const BackendStats *b = &st.backend;
         if (co.target == TARGET_CPU) printf("peak activations: %.2f MB (planned arena: %.2f MB)\n", b->peak_bytes / 1e6, b->arena_bytes / 1e6);
         else

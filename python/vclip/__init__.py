@@ -161,7 +161,7 @@ class Model:
         self.close()
 
 
-def compile(path, *, target="cpu", precision="fp32", threads=0, frames=0, window=1):
+def compile(path, *, target="cpu", precision="auto", threads=0, frames=0, window=1):
     """Compile an ONNX model (a CLIP export or a model vclipc wrote).  frames > 0 makes an image encoder VCLIP's
     video encoder over that many frames, attending over frames t-window..t+window."""
     h = _lib.vclip_model_load(_path(path, "path"), ctypes.byref(_options(target, precision, threads, frames, window)))
@@ -193,7 +193,7 @@ class Classifier:
     """Zero-shot video classification: a video encoder (an image encoder made temporal, a VCLIP encoder, or an image
     encoder with trained weights) and a text encoder."""
 
-    def __init__(self, visual, text_model, *, weights=None, frames=8, window=1, target="cpu", precision="fp32", threads=0):
+    def __init__(self, visual, text_model, *, weights=None, frames=8, window=1, target="cpu", precision="auto", threads=0):
         w = _path(weights, "weights") if weights is not None else None
         self._h = _lib.vclip_classifier_open(_path(visual, "visual"), w, _path(text_model, "text_model"),
                                              ctypes.byref(_options(target, precision, threads, frames, window)))

@@ -2,11 +2,15 @@
  * Conv (gemm.h).  An 8x32 micro-kernel (16 accumulators, B rows loaded, A
  * broadcast; FMA for f32 weights, VDPBF16PS on k pairs for bf16 ones) over A
  * packed per block of 96 rows and 768 deep, B pre-packed in panels of 32
- * columns.  Work is cut into (row block, column
- * range) units that the thread pool takes dynamically, so both cores stay
+ * columns.  Where the CPU has AMX, bf16 weights of a depth that is a multiple
+ * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed
+ * row-major in bf16 pairs, B's panels loaded as they are (a panel's 16 k
+ * pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
+ * into (row block, column range) units that the thread pool takes dynamically, so both cores stay
  * busy at batch 1 and the GEMM never competes with BLAS's own spinning
  * threads.  Checked against ref_linear.c (double accumulation) in
  * tests/unit/test_kernels.c. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "gemm.h"
@@ -20,6 +24,29 @@
 _Static_assert(NR == LINEAR_PANEL, "the micro-kernel's width is the packed weight's panel");
 
 int64_t gemm_packed_floats(int64_t K, int64_t N) { return (N + NR - 1) / NR * K * NR; }
+
+static const char *const kernel_names[GEMM_KERNEL_COUNT] = {"avx512-f32", "avx512-bf16", "amx-bf16"};
+static int pinned_bf16 = -1; /* gemm_pin's choice for bf16 weights, or -1 */
+
+const char *gemm_kernel_name(GemmKernel k) { return (unsigned)k < GEMM_KERNEL_COUNT ? kernel_names[k] : "?"; }
+DType gemm_kernel_dtype(GemmKernel k) { return k == GEMM_KERNEL_AVX512 ? DT_F32 : DT_BF16; }
+
+int gemm_pin(GemmKernel k)
+{
+    if (!gemm_kernel_runs(k)) return -1;
+    if (gemm_kernel_dtype(k) == DT_BF16) pinned_bf16 = (int)k;
+    return 0;
+}
+
+void gemm_unpin(void) { pinned_bf16 = -1; }
+
+int gemm_kernel_for(DType dtype)
+{
+    if (dtype == DT_F32) return gemm_kernel_runs(GEMM_KERNEL_AVX512) ? GEMM_KERNEL_AVX512 : -1;
+    if (dtype != DT_BF16) return -1;
+    if (pinned_bf16 >= 0) return pinned_bf16;
+    return gemm_kernel_runs(GEMM_KERNEL_AMX_BF16) ? GEMM_KERNEL_AMX_BF16 : gemm_kernel_runs(GEMM_KERNEL_AVX512_BF16) ? GEMM_KERNEL_AVX512_BF16 : -1;
+}
 
 typedef struct { const float *B; int64_t K, N; int transposed; float *panels; } PackJob;
 
@@ -45,10 +72,36 @@ void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *pa
 #if defined(__x86_64__)
 #include "avx512_math.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 int gemm_available(DType dtype)
 {
     if (dtype == DT_BF16) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
     return dtype == DT_F32 && __builtin_cpu_supports("avx512f");
+}
+
+/* AMX: the CPU has tiles and bf16 products (CPUID 7.0 EDX bits 24, 22), and
+ * Linux lets this process use the tile data (arch_prctl, once). */
+static int amx_usable;
+static void amx_probe(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 22))) return;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    amx_usable = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+
+int gemm_kernel_runs(GemmKernel k)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    switch (k) {
+    case GEMM_KERNEL_AVX512: return gemm_available(DT_F32);
+    case GEMM_KERNEL_AVX512_BF16: return gemm_available(DT_BF16);
+    case GEMM_KERNEL_AMX_BF16: pthread_once(&once, amx_probe); return gemm_available(DT_BF16) && amx_usable;
+    default: return 0;
+    }
 }
 
 /* A rows [mc, kc] -> micro-panels of MR rows, k-major, zero rows past mc */
@@ -116,6 +169,21 @@ AVX512_BF16 static void pack_a_bf16(const float *A, int64_t lda, int64_t mc, int
                 _mm512_store_si512(row + k / 2, (__m512i)v);
             }
             for (int64_t p = 0; p < kp; p++) d[p * MR + i] = row[p];
+        }
+    }
+}
+
+/* AMX: A rows [mc, kc] -> rows of kc / 2 bf16 pairs (row-major, the tile
+ * layout), zero rows up to a multiple of 32. */
+AVX512_BF16 static void pack_a_bf16_rows(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
+{
+    int64_t kp = kc / 2, mcp = (mc + 31) / 32 * 32;
+    for (int64_t i = 0; i < mcp; i++) {
+        uint32_t *d = Ap + i * kp;
+        if (i >= mc) { memset(d, 0, sizeof(uint32_t) * (size_t)kp); continue; }
+        for (int64_t k = 0; k < kc; k += 32) {
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(A + i * lda + k + 16), _mm512_loadu_ps(A + i * lda + k));
+            _mm512_storeu_si512(d + k / 2, (__m512i)v);
         }
     }
 }
@@ -218,6 +286,7 @@ AVX512 static void epilogue_only(int64_t M, float *C, int64_t ldc, int64_t N, co
 
 typedef struct {
     int64_t M, lda, ldc, row_blocks, k_blocks, col_chunks, panels_per_chunk;
+    int amx;       /* bf16 on AMX tiles: A row-major, row blocks padded to 32 rows */
     const float *A;
     void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
     const PackedB *B;
@@ -229,7 +298,7 @@ typedef struct {
  * (or K/2 pairs for bf16) in order, micro-panels of MR rows per depth block. */
 static size_t apack_at(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0)
 {
-    int64_t mcp = (mc + MR - 1) / MR * MR;
+    int64_t align = j->amx ? 32 : MR, mcp = (mc + align - 1) / align * align;
     return j->B->dtype == DT_BF16 ? (size_t)(i0 * ((j->B->K + 1) / 2) + k0 / 2 * mcp) : (size_t)(i0 * j->B->K + k0 * mcp);
 }
 
@@ -245,7 +314,8 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
     for (int64_t u = b; u < e; u++) {
         int64_t i0 = (u / j->k_blocks) * MC, mc = j->M - i0 < MC ? j->M - i0 : MC;
         int64_t k0 = (u % j->k_blocks) * KC, kc = j->B->K - k0 < KC ? j->B->K - k0 : KC;
-        if (j->B->dtype == DT_BF16) pack_piece_bf16(j, i0, mc, k0, kc);
+        if (j->amx) pack_a_bf16_rows(j->A + i0 * j->lda + k0, j->lda, mc, kc, (uint32_t *)j->Apack + apack_at(j, i0, mc, k0));
+        else if (j->B->dtype == DT_BF16) pack_piece_bf16(j, i0, mc, k0, kc);
         else pack_a(j->A + i0 * j->lda + k0, j->lda, mc, kc, (float *)j->Apack + apack_at(j, i0, mc, k0));
     }
 }
@@ -265,6 +335,58 @@ AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int
             micro_kernel_bf16(kp, Ap + ii * kp, Bp, j->C, j->ldc, &t, j->ep);
         }
     }
+}
+
+/* AMX: the tile configuration (palette 1; every tile 16 rows of 64 bytes):
+ * C in tiles 0-3 (rows 0-15 / 16-31 x columns 0-15 / 16-31), A in 4-5, B in 6-7. */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) TileConfig;
+
+AMX_BF16 static void block_amx(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
+{
+    const PackedB *B = j->B;
+    int64_t kp = kc / 2, K2 = B->K / 2;
+    const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
+    TileConfig cfg = {.palette = 1};
+    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+    float acc[32][32] __attribute__((aligned(64)));
+    for (int64_t q = p0; q < p1; q++) {
+        const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
+        int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
+        for (int64_t ii = 0; ii < mc; ii += 32) {
+            const uint32_t *A0 = Ap + ii * kp, *A1 = A0 + 16 * kp;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t p = 0; p < kp; p += 16) {
+                _tile_loadd(4, A0 + p, kp * 4);
+                _tile_loadd(5, A1 + p, kp * 4);
+                _tile_loadd(6, Bp + p * 2 * NR, 2 * NR * 2);
+                _tile_loadd(7, Bp + p * 2 * NR + NR, 2 * NR * 2);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            _tile_stored(0, &acc[0][0], 128);
+            _tile_stored(1, &acc[0][16], 128);
+            _tile_stored(2, &acc[16][0], 128);
+            _tile_stored(3, &acc[16][16], 128);
+            for (int64_t r = 0; r < 32 && ii + r < mc; r += MR) {
+                __m512 c[MR][2];
+                for (int i = 0; i < MR; i++) { c[i][0] = _mm512_load_ps(&acc[r + i][0]); c[i][1] = _mm512_load_ps(&acc[r + i][16]); }
+                Tile t = {.row = i0 + ii + r, .col = q * NR, .mr = mc - ii - r < MR ? (int)(mc - ii - r) : MR, .nr = nr,
+                          .accumulate = k0 > 0, .last = k0 + kc == B->K};
+                store_tile(c, j->C, j->ldc, &t, j->ep);
+            }
+        }
+    }
+    _tile_release();
 }
 
 AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
@@ -291,7 +413,8 @@ static void gemm_units(void *ctx, int64_t ub, int64_t ue)
         int64_t p0 = (u % j->col_chunks) * j->panels_per_chunk, p1 = p0 + j->panels_per_chunk < np ? p0 + j->panels_per_chunk : np;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
-            if (j->B->dtype == DT_BF16) block_bf16(j, i0, mc, k0, kc, p0, p1);
+            if (j->amx) block_amx(j, i0, mc, k0, kc, p0, p1);
+            else if (j->B->dtype == DT_BF16) block_bf16(j, i0, mc, k0, kc, p0, p1);
             else block_f32(j, i0, mc, k0, kc, p0, p1);
         }
     }
@@ -307,11 +430,12 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
     int64_t np = (B->N + NR - 1) / NR, rb = (M + MC - 1) / MC, want = 4 * parallel_threads();
     int64_t cc = rb >= want ? 1 : (want + rb - 1) / rb;
     if (cc > np) cc = np;
-    GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .row_blocks = rb, .k_blocks = (B->K + KC - 1) / KC, .A = A, .B = B, .C = C, .ep = ep};
+    GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .row_blocks = rb, .k_blocks = (B->K + KC - 1) / KC, .A = A, .B = B, .C = C, .ep = ep,
+                 .amx = B->dtype == DT_BF16 && B->K % 32 == 0 && gemm_kernel_for(DT_BF16) == GEMM_KERNEL_AMX_BF16};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
     /* A packed once for every column range (rows rounded up to MR, zero-padded) */
-    size_t words = (size_t)((M + MR - 1) / MR * MR + MC) * (size_t)B->K;
+    size_t words = (size_t)((M + 31) / 32 * 32 + MC) * (size_t)B->K;
     if (!(j.Apack = aligned_alloc(64, (words * sizeof(float) + 63) / 64 * 64))) return -1;
     parallel_for(rb * j.k_blocks, 1, pack_pieces, &j);
     parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
@@ -321,6 +445,7 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
 
 #else /* not x86-64: callers use BLAS */
 int gemm_available(DType dtype) { (void)dtype; return 0; }
+int gemm_kernel_runs(GemmKernel k) { (void)k; return 0; }
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
 { (void)M; (void)A; (void)lda; (void)B; (void)C; (void)ldc; (void)ep; return -1; }
 #endif

@@ -2,8 +2,9 @@
  * into column panels (constant weights once, by passes/pack_linear_weights.c),
  * the epilogue (bias, activation, residual) applied while the tile is still
  * in registers.  B is f32, or bf16 (A is then rounded to bf16 as it is
- * packed and products are summed in f32).  AVX-512 only (bf16: AVX512-BF16);
- * gemm_available() says whether this CPU runs a kind (else callers use BLAS). */
+ * packed and products are summed in f32).  AVX-512 only (bf16: AVX512-BF16,
+ * or AMX where the CPU has its tiles); gemm_available() says whether this CPU
+ * runs a kind (else callers use BLAS). */
 #ifndef VCLIP_GEMM_H
 #define VCLIP_GEMM_H
 
@@ -27,6 +28,25 @@ typedef struct {
 } GemmEpilogue;
 
 int gemm_available(DType dtype);
+
+/* The micro-kernels of this build.  Each dtype uses the fastest this CPU
+ * runs, unless gemm_pin() chose one (tests and benches compare them). */
+typedef enum {
+    GEMM_KERNEL_AVX512,      /* f32: 8x32 FMA tile */
+    GEMM_KERNEL_AVX512_BF16, /* bf16: 8x32 VDPBF16PS tile */
+    GEMM_KERNEL_AMX_BF16,    /* bf16: 32x32 of four AMX tiles (depth a multiple of 32) */
+    GEMM_KERNEL_COUNT
+} GemmKernel;
+const char *gemm_kernel_name(GemmKernel k);
+DType gemm_kernel_dtype(GemmKernel k);
+/* Whether this CPU (and, for AMX, its kernel's permission) runs k. */
+int gemm_kernel_runs(GemmKernel k);
+/* Use k for its dtype from now on (process-wide); -1 if this CPU cannot.
+ * gemm_unpin() returns to the fastest. */
+int gemm_pin(GemmKernel k);
+void gemm_unpin(void);
+/* What gemm() would use for weights of this dtype; -1 if none. */
+int gemm_kernel_for(DType dtype);
 /* Packs f32 B [K, N] row-major, or [N, K] when transposed (a Gemm's transB),
  * into f32 panels of gemm_packed_floats(K, N) floats. */
 int64_t gemm_packed_floats(int64_t K, int64_t N);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "check.h"
 #include "../../ir/ops.h"
+#include "../../runtime/cpu/gemm.h"
 #include "../../runtime/cpu/session.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -240,7 +241,8 @@ static Tensor *bf16_packed_by_definition(const Tensor *w)
  * packed f32 or packed bf16 weights (odd K: a half-empty last k pair). */
 static void test_linear_epilogue(void)
 {
-    struct { int64_t rows, K, N; } shapes[] = {{1, 1, 1}, {5, 7, 33}, {8, 32, 32}, {9, 33, 65}, {37, 13, 70}, {3, 800, 40}, {17, 0, 5}};
+    struct { int64_t rows, K, N; } shapes[] = {{1, 1, 1}, {5, 7, 33}, {8, 32, 32}, {9, 33, 65}, {37, 13, 70}, {3, 800, 40}, {17, 0, 5},
+                                               {45, 64, 40}, {100, 1536, 70}};
     static const char *acts[] = {"", "quick_gelu", "gelu"};
     int cases = 0;
     for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
@@ -269,7 +271,7 @@ static void test_linear_epilogue(void)
                 for (int i = 0; i < 4; i++) tensor_free(ins[i]);
                 cases++;
             }
-    CHECK(cases == 7 * 3 * 6, "ran %d linear cases", cases);
+    CHECK(cases == 9 * 3 * 6, "ran %d linear cases", cases);
     /* the layout check: a packed weight whose packed_n disagrees is refused */
     int64_t xd[2] = {2, 3}, wd[3] = {1, 3, LINEAR_PANEL};
     Tensor *ins[2] = {rand_tensor(2, xd), rand_tensor(3, wd)};
@@ -584,12 +586,24 @@ int main(void)
     exec_set_threads(2);
     test_matmul();
     test_gemm();
+    /* every GEMM micro-kernel this CPU runs, each pinned in turn; the others are named */
+    for (int k = 0; k < GEMM_KERNEL_COUNT; k++) {
+        if (!gemm_kernel_runs((GemmKernel)k)) {
+            printf("gemm kernel %s: compiled, not run (this CPU lacks it)\n", gemm_kernel_name((GemmKernel)k));
+            continue;
+        }
+        CHECK(gemm_pin((GemmKernel)k) == 0, "pin %s", gemm_kernel_name((GemmKernel)k));
+        CHECK(gemm_kernel_for(gemm_kernel_dtype((GemmKernel)k)) == k, "%s is used once pinned", gemm_kernel_name((GemmKernel)k));
+        int before = checks_failed;
+        test_linear_epilogue();
+        printf("gemm kernel %s: %s against the reference\n", gemm_kernel_name((GemmKernel)k), checks_failed == before ? "agrees" : "DISAGREES");
+        gemm_unpin();
+    }
     test_conv();
     test_exp_family();
     test_softmax_layernorm();
     test_reductions();
     test_fused_ops();
-    test_linear_epilogue();
     test_attention();
     test_attention_zero_boundary_by_hand();
     test_reference_conv_by_hand();
