@@ -25,27 +25,31 @@ _Static_assert(NR == LINEAR_PANEL, "the micro-kernel's width is the packed weigh
 
 int64_t gemm_packed_floats(int64_t K, int64_t N) { return (N + NR - 1) / NR * K * NR; }
 
-static const char *const kernel_names[GEMM_KERNEL_COUNT] = {"avx512-f32", "avx512-bf16", "amx-bf16"};
-static int pinned_bf16 = -1; /* gemm_pin's choice for bf16 weights, or -1 */
+static const char *const kernel_names[GEMM_KERNEL_COUNT] = {"avx512-f32", "avx2-f32", "avx512-bf16", "amx-bf16"};
+static int pinned_f32 = -1, pinned_bf16 = -1; /* gemm_pin's choices, or -1 */
 
 const char *gemm_kernel_name(GemmKernel k) { return (unsigned)k < GEMM_KERNEL_COUNT ? kernel_names[k] : "?"; }
-DType gemm_kernel_dtype(GemmKernel k) { return k == GEMM_KERNEL_AVX512 ? DT_F32 : DT_BF16; }
+DType gemm_kernel_dtype(GemmKernel k) { return k == GEMM_KERNEL_AVX512 || k == GEMM_KERNEL_AVX2 ? DT_F32 : DT_BF16; }
 
 int gemm_pin(GemmKernel k)
 {
     if (!gemm_kernel_runs(k)) return -1;
-    if (gemm_kernel_dtype(k) == DT_BF16) pinned_bf16 = (int)k;
+    *(gemm_kernel_dtype(k) == DT_BF16 ? &pinned_bf16 : &pinned_f32) = (int)k;
     return 0;
 }
 
-void gemm_unpin(void) { pinned_bf16 = -1; }
+void gemm_unpin(void) { pinned_f32 = pinned_bf16 = -1; }
 
+/* The fastest first */
 int gemm_kernel_for(DType dtype)
 {
-    if (dtype == DT_F32) return gemm_kernel_runs(GEMM_KERNEL_AVX512) ? GEMM_KERNEL_AVX512 : -1;
-    if (dtype != DT_BF16) return -1;
-    if (pinned_bf16 >= 0) return pinned_bf16;
-    return gemm_kernel_runs(GEMM_KERNEL_AMX_BF16) ? GEMM_KERNEL_AMX_BF16 : gemm_kernel_runs(GEMM_KERNEL_AVX512_BF16) ? GEMM_KERNEL_AVX512_BF16 : -1;
+    static const GemmKernel f32[] = {GEMM_KERNEL_AVX512, GEMM_KERNEL_AVX2}, bf16[] = {GEMM_KERNEL_AMX_BF16, GEMM_KERNEL_AVX512_BF16};
+    if (dtype != DT_F32 && dtype != DT_BF16) return -1;
+    int pinned = dtype == DT_F32 ? pinned_f32 : pinned_bf16;
+    if (pinned >= 0) return pinned;
+    for (int i = 0; i < 2; i++)
+        if (gemm_kernel_runs(dtype == DT_F32 ? f32[i] : bf16[i])) return dtype == DT_F32 ? f32[i] : bf16[i];
+    return -1;
 }
 
 typedef struct { const float *B; int64_t K, N; int transposed; float *panels; } PackJob;
@@ -79,7 +83,7 @@ void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *pa
 int gemm_available(DType dtype)
 {
     if (dtype == DT_BF16) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
-    return dtype == DT_F32 && __builtin_cpu_supports("avx512f");
+    return dtype == DT_F32 && (__builtin_cpu_supports("avx512f") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
 }
 
 /* AMX: the CPU has tiles and bf16 products (CPUID 7.0 EDX bits 24, 22), and
@@ -97,7 +101,8 @@ int gemm_kernel_runs(GemmKernel k)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     switch (k) {
-    case GEMM_KERNEL_AVX512: return gemm_available(DT_F32);
+    case GEMM_KERNEL_AVX512: return __builtin_cpu_supports("avx512f");
+    case GEMM_KERNEL_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case GEMM_KERNEL_AVX512_BF16: return gemm_available(DT_BF16);
     case GEMM_KERNEL_AMX_BF16: pthread_once(&once, amx_probe); return gemm_available(DT_BF16) && amx_usable;
     default: return 0;
@@ -274,6 +279,53 @@ AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const 
     store_tile(c, C, ldc, t, ep);
 }
 
+/* ---- AVX2 (f32, no AVX-512): 6 rows x 16 columns, 12 ymm accumulators ---- */
+#define MR2 6
+#define AVX2_FMA __attribute__((target("avx2,fma")))
+_Static_assert(MC % MR2 == 0 && NR == 2 * 16, "row blocks hold whole AVX2 micro-panels; a panel is two halves");
+
+/* A rows [mc, kc] -> micro-panels of MR2 rows, k-major, zero rows past mc */
+static void pack_a_avx2(const float *A, int64_t lda, int64_t mc, int64_t kc, float *Ap)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += MR2) {
+        float *d = Ap + i0 * kc;
+        int64_t mr = mc - i0 < MR2 ? mc - i0 : MR2;
+        for (int64_t k = 0; k < kc; k++)
+            for (int64_t i = 0; i < MR2; i++) d[k * MR2 + i] = i < mr ? A[(i0 + i) * lda + k] : 0.0f;
+    }
+}
+
+static float epilogue1(float v, const GemmEpilogue *ep, int64_t row, int64_t col)
+{
+    if (ep->bias) v += ep->bias[col];
+    if (ep->act == LINEAR_ACT_QUICK_GELU) v = v / (1.0f + expf(-1.702f * v));
+    else if (ep->act == LINEAR_ACT_GELU) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    if (ep->residual) v += ep->residual[row * ep->ldr + col];
+    return v;
+}
+
+/* kc steps of 6 rows x one 16-column half of a panel, into acc (row stride 16) */
+AVX2_FMA static void tile_avx2(int64_t kc, const float *Ap, const float *Bp, float *acc)
+{
+    __m256 c[MR2][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR2; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(Bp + k * NR), b1 = _mm256_loadu_ps(Bp + k * NR + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR2; i++) {
+            __m256 a = _mm256_broadcast_ss(Ap + k * MR2 + i);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR2; i++) {
+        _mm256_storeu_ps(acc + i * 16, c[i][0]);
+        _mm256_storeu_ps(acc + i * 16 + 8, c[i][1]);
+    }
+}
+
 /* K == 0: C = epilogue(0) */
 AVX512 static void epilogue_only(int64_t M, float *C, int64_t ldc, int64_t N, const GemmEpilogue *ep)
 {
@@ -286,6 +338,7 @@ AVX512 static void epilogue_only(int64_t M, float *C, int64_t ldc, int64_t N, co
 
 typedef struct {
     int64_t M, lda, ldc, row_blocks, k_blocks, col_chunks, panels_per_chunk;
+    GemmKernel kernel;
     int amx;       /* bf16 on AMX tiles: A row-major, row blocks padded to 32 rows */
     const float *A;
     void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
@@ -298,7 +351,7 @@ typedef struct {
  * (or K/2 pairs for bf16) in order, micro-panels of MR rows per depth block. */
 static size_t apack_at(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0)
 {
-    int64_t align = j->amx ? 32 : MR, mcp = (mc + align - 1) / align * align;
+    int64_t align = j->amx ? 32 : j->kernel == GEMM_KERNEL_AVX2 ? MR2 : MR, mcp = (mc + align - 1) / align * align;
     return j->B->dtype == DT_BF16 ? (size_t)(i0 * ((j->B->K + 1) / 2) + k0 / 2 * mcp) : (size_t)(i0 * j->B->K + k0 * mcp);
 }
 
@@ -316,6 +369,7 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
         int64_t k0 = (u % j->k_blocks) * KC, kc = j->B->K - k0 < KC ? j->B->K - k0 : KC;
         if (j->amx) pack_a_bf16_rows(j->A + i0 * j->lda + k0, j->lda, mc, kc, (uint32_t *)j->Apack + apack_at(j, i0, mc, k0));
         else if (j->B->dtype == DT_BF16) pack_piece_bf16(j, i0, mc, k0, kc);
+        else if (j->kernel == GEMM_KERNEL_AVX2) pack_a_avx2(j->A + i0 * j->lda + k0, j->lda, mc, kc, (float *)j->Apack + apack_at(j, i0, mc, k0));
         else pack_a(j->A + i0 * j->lda + k0, j->lda, mc, kc, (float *)j->Apack + apack_at(j, i0, mc, k0));
     }
 }
@@ -389,6 +443,30 @@ AMX_BF16 static void block_amx(const GemmJob *j, int64_t i0, int64_t mc, int64_t
     _tile_release();
 }
 
+static void block_avx2(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
+{
+    const PackedB *B = j->B;
+    const float *Ap = (const float *)j->Apack + apack_at(j, i0, mc, k0);
+    int accumulate = k0 > 0, last = k0 + kc == B->K;
+    float acc[MR2 * 16];
+    for (int64_t q = p0; q < p1; q++) {
+        const float *Bp = (const float *)B->panels + (q * B->K + k0) * NR;
+        for (int h = 0; h < 2 && q * NR + 16 * h < B->N; h++) {
+            int64_t col = q * NR + 16 * h, nc = B->N - col < 16 ? B->N - col : 16;
+            for (int64_t ii = 0; ii < mc; ii += MR2) {
+                tile_avx2(kc, Ap + ii * kc, Bp + 16 * h, acc);
+                for (int64_t i = 0; i < MR2 && ii + i < mc; i++) {
+                    float *c = j->C + (i0 + ii + i) * j->ldc + col;
+                    for (int64_t n = 0; n < nc; n++) {
+                        float v = acc[i * 16 + n] + (accumulate ? c[n] : 0.0f);
+                        c[n] = last ? epilogue1(v, j->ep, i0 + ii + i, col + n) : v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
     const PackedB *B = j->B;
@@ -415,6 +493,7 @@ static void gemm_units(void *ctx, int64_t ub, int64_t ue)
             int64_t kc = K - k0 < KC ? K - k0 : KC;
             if (j->amx) block_amx(j, i0, mc, k0, kc, p0, p1);
             else if (j->B->dtype == DT_BF16) block_bf16(j, i0, mc, k0, kc, p0, p1);
+            else if (j->kernel == GEMM_KERNEL_AVX2) block_avx2(j, i0, mc, k0, kc, p0, p1);
             else block_f32(j, i0, mc, k0, kc, p0, p1);
         }
     }
@@ -426,12 +505,19 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
     if (!ep) ep = &none;
     if (!gemm_available(B->dtype)) return -1;
     if (M == 0 || B->N == 0) return 0;
-    if (B->K == 0) { epilogue_only(M, C, ldc, B->N, ep); return 0; }
+    int kernel = gemm_kernel_for(B->dtype);
+    if (B->K == 0) {
+        if (kernel == GEMM_KERNEL_AVX2)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t n = 0; n < B->N; n++) C[i * ldc + n] = epilogue1(0.0f, ep, i, n);
+        else epilogue_only(M, C, ldc, B->N, ep);
+        return 0;
+    }
     int64_t np = (B->N + NR - 1) / NR, rb = (M + MC - 1) / MC, want = 4 * parallel_threads();
     int64_t cc = rb >= want ? 1 : (want + rb - 1) / rb;
     if (cc > np) cc = np;
     GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .row_blocks = rb, .k_blocks = (B->K + KC - 1) / KC, .A = A, .B = B, .C = C, .ep = ep,
-                 .amx = B->dtype == DT_BF16 && B->K % 32 == 0 && gemm_kernel_for(DT_BF16) == GEMM_KERNEL_AMX_BF16};
+                 .kernel = (GemmKernel)kernel, .amx = kernel == GEMM_KERNEL_AMX_BF16 && B->K % 32 == 0};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
     /* A packed once for every column range (rows rounded up to MR, zero-padded) */

@@ -2,9 +2,9 @@
  * into column panels (constant weights once, by passes/pack_linear_weights.c),
  * the epilogue (bias, activation, residual) applied while the tile is still
  * in registers.  B is f32, or bf16 (A is then rounded to bf16 as it is
- * packed and products are summed in f32).  AVX-512 only (bf16: AVX512-BF16,
- * or AMX where the CPU has its tiles); gemm_available() says whether this CPU
- * runs a kind (else callers use BLAS). */
+ * packed and products are summed in f32).  f32 on AVX-512, or AVX2 + FMA;
+ * bf16 on AVX512-BF16, or AMX where the CPU has its tiles; gemm_available()
+ * says whether this CPU runs a kind (else callers use BLAS). */
 #ifndef VCLIP_GEMM_H
 #define VCLIP_GEMM_H
 
@@ -33,6 +33,7 @@ int gemm_available(DType dtype);
  * runs, unless gemm_pin() chose one (tests and benches compare them). */
 typedef enum {
     GEMM_KERNEL_AVX512,      /* f32: 8x32 FMA tile */
+    GEMM_KERNEL_AVX2,        /* f32: 6x16 FMA tile, each 32-column panel in two halves (no AVX-512) */
     GEMM_KERNEL_AVX512_BF16, /* bf16: 8x32 VDPBF16PS tile */
     GEMM_KERNEL_AMX_BF16,    /* bf16: 32x32 of four AMX tiles (depth a multiple of 32) */
     GEMM_KERNEL_COUNT

@@ -180,9 +180,10 @@ static void test_exp_family(void)
         float *v = x->data;
         for (int64_t i = 0; i < 37 * 129; i++) v[i] *= (o == 1) ? 80.0f : 12.0f; /* cover the clamp ranges */
         Graph *g = one_node(ops[o], 1, &x);
-        /* exp/sigmoid: a few ulp everywhere; erf: 4e-7 absolute (A&S 7.1.26's
-         * 1.5e-7 plus the float evaluation's rounding) */
-        compare_fast_ref_tol(g, names[o], 1e-6, o == 2 ? 4e-7 : 1e-37);
+        /* exp/sigmoid: a few ulp everywhere; erf: 7e-7 absolute (A&S 7.1.26's
+         * 1.5e-7 plus the float evaluation's rounding: the worst over [-12, 12]
+         * in steps of 1e-6 is 6.4e-7, near |x| = 0.038; 5.2e-7 with FMAs) */
+        compare_fast_ref_tol(g, names[o], 1e-6, o == 2 ? 7e-7 : 1e-37);
         graph_free(g);
         tensor_free(x);
     }
