@@ -3,9 +3,9 @@
  * broadcast; FMA for f32 weights, VDPBF16PS on k pairs for bf16 ones) over A
  * packed per block of 96 rows and 768 deep, B pre-packed in panels of 32
  * columns.  Where the CPU has AMX, bf16 weights of a depth that is a multiple
- * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed
- * row-major in bf16 pairs, B's panels loaded as they are (a panel's 16 k
- * pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
+ * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed in
+ * bf16 pairs as whole 1 KB tiles, B's panels loaded as they are (a panel's
+ * 16 k pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
  * into (row block, column range) units that the thread pool takes dynamically, so both cores stay
  * busy at batch 1 and the GEMM never competes with BLAS's own spinning
  * threads.  Checked against ref_linear.c (double accumulation) in
@@ -178,19 +178,20 @@ AVX512_BF16 static void pack_a_bf16(const float *A, int64_t lda, int64_t mc, int
     }
 }
 
-/* AMX: A rows [mc, kc] -> rows of kc / 2 bf16 pairs (row-major, the tile
- * layout), zero rows up to a multiple of 32. */
-AVX512_BF16 static void pack_a_bf16_rows(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
+/* AMX: A rows [mc, kc] -> tiles of 16 rows x 16 bf16 pairs, each 1 KB
+ * contiguous (row r, pair p at r * 16 + p), rows of tiles in k order: the
+ * tile of rows 16g.. and pairs 16c.. starts at (g * kc / 32 + c) * 256.  Zero
+ * rows up to a multiple of 32. */
+AVX512_BF16 static void pack_a_amx(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
 {
-    int64_t kp = kc / 2, mcp = (mc + 31) / 32 * 32;
-    for (int64_t i = 0; i < mcp; i++) {
-        uint32_t *d = Ap + i * kp;
-        if (i >= mc) { memset(d, 0, sizeof(uint32_t) * (size_t)kp); continue; }
-        for (int64_t k = 0; k < kc; k += 32) {
-            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(A + i * lda + k + 16), _mm512_loadu_ps(A + i * lda + k));
-            _mm512_storeu_si512(d + k / 2, (__m512i)v);
+    int64_t chunks = kc / 32, mcp = (mc + 31) / 32 * 32;
+    for (int64_t i = 0; i < mcp; i++)
+        for (int64_t c = 0; c < chunks; c++) {
+            uint32_t *d = Ap + ((i / 16) * chunks + c) * 256 + (i % 16) * 16;
+            if (i >= mc) { _mm512_storeu_si512(d, _mm512_setzero_si512()); continue; }
+            const float *s = A + i * lda + c * 32;
+            _mm512_storeu_si512(d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s)));
         }
-    }
 }
 
 typedef struct {
@@ -367,7 +368,7 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
     for (int64_t u = b; u < e; u++) {
         int64_t i0 = (u / j->k_blocks) * MC, mc = j->M - i0 < MC ? j->M - i0 : MC;
         int64_t k0 = (u % j->k_blocks) * KC, kc = j->B->K - k0 < KC ? j->B->K - k0 : KC;
-        if (j->amx) pack_a_bf16_rows(j->A + i0 * j->lda + k0, j->lda, mc, kc, (uint32_t *)j->Apack + apack_at(j, i0, mc, k0));
+        if (j->amx) pack_a_amx(j->A + i0 * j->lda + k0, j->lda, mc, kc, (uint32_t *)j->Apack + apack_at(j, i0, mc, k0));
         else if (j->B->dtype == DT_BF16) pack_piece_bf16(j, i0, mc, k0, kc);
         else if (j->kernel == GEMM_KERNEL_AVX2) pack_a_avx2(j->A + i0 * j->lda + k0, j->lda, mc, kc, (float *)j->Apack + apack_at(j, i0, mc, k0));
         else pack_a(j->A + i0 * j->lda + k0, j->lda, mc, kc, (float *)j->Apack + apack_at(j, i0, mc, k0));
@@ -412,14 +413,14 @@ AMX_BF16 static void block_amx(const GemmJob *j, int64_t i0, int64_t mc, int64_t
         const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += 32) {
-            const uint32_t *A0 = Ap + ii * kp, *A1 = A0 + 16 * kp;
+            const uint32_t *A0 = Ap + ii * kp, *A1 = A0 + 16 * kp; /* (ii / 16) * chunks * 256 = ii * kp */
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
             _tile_zero(3);
             for (int64_t p = 0; p < kp; p += 16) {
-                _tile_loadd(4, A0 + p, kp * 4);
-                _tile_loadd(5, A1 + p, kp * 4);
+                _tile_loadd(4, A0 + p * 16, 64);
+                _tile_loadd(5, A1 + p * 16, 64);
                 _tile_loadd(6, Bp + p * 2 * NR, 2 * NR * 2);
                 _tile_loadd(7, Bp + p * 2 * NR + NR, 2 * NR * 2);
                 _tile_dpbf16ps(0, 4, 6);
