@@ -3,7 +3,7 @@
 did a change (a refactor, a new pass order) make CPU inference slower?  The
 ratio is the base build's time / this build's (> 1: this build is faster).
 ONNX Runtime runs in the same rounds, so each build's ratio to it is given
-too, comparable with bench/results/cpu_inference.md.  Models come from
+too, comparable with bench/results/cpu_inference/.  Models come from
 bench/make_models.py.
 
   python3 bench/bench_versions.py BASE_VCLIPC [--rounds 5] [--repeat 10] [--out FILE.md]

@@ -137,6 +137,7 @@ int op_linear_params(InferCtx *c, LinearParams *p)
     if (p->act < 0) return infer_fail(c, "unknown activation '%s' (expected quick_gelu or gelu)", act);
     p->has_bias = c->n_in > 2 && c->in[2];
     p->has_residual = c->n_in > 3 && c->in[3];
+    p->bf16 = node_attr_i(n, "bf16", 0) != 0;
     p->packed = w->shape.rank == 3 || w->shape.rank == 4 ? w->shape.rank : 0;
     if (w->shape.rank < 2 || w->shape.rank > 4)
         return infer_fail(c, "W must be [K, N] or packed ([panels, K, %d] f32, [panels, K/2, %d, 2] bf16)", LINEAR_PANEL, LINEAR_PANEL);

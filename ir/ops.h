@@ -104,12 +104,16 @@ int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
  *         [n / LINEAR_PANEL, k / 2, n % LINEAR_PANEL, k % 2]; X is then
  *         rounded to bf16 too and the products summed in f32;
  *   zero past N (and K).
- * activation: "" (none), "quick_gelu" or "gelu"; R has the output's shape. */
+ * activation: "" (none), "quick_gelu" or "gelu"; R has the output's shape.
+ * bf16 = 1 (on Linear and Gemm with f32 operands: the CPU's bf16 training
+ * path, passes/mark_bf16_gemms.c): both operands rounded to bf16 (nearest
+ * even), products summed in f32, as a bf16-packed W does. */
 #define LINEAR_PANEL 32
 enum { LINEAR_ACT_NONE, LINEAR_ACT_QUICK_GELU, LINEAR_ACT_GELU };
 typedef struct {
     int64_t K, N;
     int packed, act, has_bias, has_residual;  /* packed: 0, or the layout's rank (3 f32, 4 bf16) */
+    int bf16;                                 /* an f32 W and X rounded to bf16 (attribute bf16) */
 } LinearParams;
 /* From the weight's shape and the attributes; -1 (message in c) when invalid. */
 int op_linear_params(InferCtx *c, LinearParams *p);

@@ -86,9 +86,12 @@ int compile_kernels(Graph *g, const CompileOptions *opt, char *err, size_t cap)
     const CompileOptions *o = &r;
     PassOptions po = pass_options(o, pipeline_length(default_pipeline) + 1);
     if (run_passes(g, kernel_pipeline, &po, err, cap)) return -1;
-    /* bf16 on the CPU: Linear weights stored in bf16 once, here.  CUDA
-     * casts per GEMM inside its session (cuBLASLt's bf16/fp16 inputs). */
-    if (o->target == TARGET_CPU && o->precision == PRECISION_BF16 && pass_cast_linear_weights_bf16(g, err, cap) < 0) return -1;
+    /* bf16 on the CPU: constant Linear weights stored in bf16 once, here;
+     * GEMMs of f32 operands (weights being trained, the backward pass)
+     * marked to round them.  CUDA casts per GEMM inside its session
+     * (cuBLASLt's bf16/fp16 inputs). */
+    if (o->target == TARGET_CPU && o->precision == PRECISION_BF16 &&
+        (pass_cast_linear_weights_bf16(g, err, cap) < 0 || pass_mark_bf16_gemms(g, err, cap) < 0)) return -1;
     return 0;
 }
 

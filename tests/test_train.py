@@ -251,3 +251,32 @@ def test_hostile_checkpoint_is_refused_on_resume(data, tmp_path, case):
     assert_clean_exit(p)
     assert str(ck) in p.stderr, p.stderr
     assert (out / "metrics.jsonl").read_bytes() == metrics
+
+
+def test_bf16_training_on_the_cpu(data, tmp_path):
+    """--precision bf16 on the CPU: the step's GEMMs (forward Linear on the
+    weights being trained, the backward pass's Gemms) round their operands to
+    bf16 and sum in f32; master weights, AdamW, norms and losses stay f32.
+    The first step (the same weights) stays within bf16's rounding of the
+    fp32 run's loss and gradient norm; later steps follow their own path at
+    lr 1e-3 (this tiny model's losses jump between 0.3 and 27), so they are
+    only required finite, with the same alpha draws, and not all equal to
+    fp32's (the bf16 kernels ran).  The step's numerics against the reference
+    kernels and PyTorch are in tests/unit/test_train_step.c.  A CPU without
+    AVX512-BF16 refuses it clearly instead."""
+    run_tool("opt", "vclip-run", *train_args(data, tmp_path / "f32"), check=True)
+    p = run_tool("opt", "vclip-run", *train_args(data, tmp_path / "bf16", "--precision", "bf16"))
+    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+    if "avx512_bf16" not in flags:
+        assert p.returncode == 1 and "AVX512-BF16" in p.stderr, p.stderr
+        pytest.skip("this CPU has no AVX512-BF16: bf16 training is refused, as checked")
+    assert p.returncode == 0, p.stderr
+    f32, bf16 = losses(tmp_path / "f32"), losses(tmp_path / "bf16")
+    assert f32.keys() == bf16.keys() and len(f32) == 10
+    for s in f32:
+        (l32, a32, g32), (l16, a16, g16) = f32[s], bf16[s]
+        assert a32 == a16, "the same alpha draws"
+        assert l16 is not None and g16 is not None, (s, l16, g16)
+    (l32, _, g32), (l16, _, g16) = f32[1], bf16[1]
+    assert abs(l16 - l32) <= 3e-2 * abs(l32) and abs(g16 - g32) <= 3e-2 * abs(g32), (l32, l16, g32, g16)
+    assert any(f32[s][0] != bf16[s][0] for s in f32), "bf16 losses equal fp32's: the bf16 path did not run"

@@ -51,8 +51,9 @@ static const char *usage =
     "  --resume            continue from OUT/checkpoint.safetensors (same options)\n"
     "  --seed S --workers N --threads N   randomness (0), decoding threads (2), compute threads\n"
     "  --target cpu        where it trains (cuda: device 0, parameters and AdamW there)\n"
-    "  --precision P       the step's GEMMs: fp32 (the CPU's only choice) or bf16 (the default on cuda;\n"
-    "                      sums, softmax, norms and losses stay fp32)\n"
+    "  --precision P       the step's GEMMs: fp32 (the default on the CPU) or bf16 (the default on cuda;\n"
+    "                      on the CPU it needs AVX512-BF16, and runs on AMX where there is one);\n"
+    "                      master weights, AdamW, sums, softmax, norms and losses stay fp32\n"
     "  --quiet             no progress output\n"
     CLI_COMM_TIMEOUT_HELP
     "  --bucket-mb N       data parallel: gradients are all-reduced in buckets of about N MB (25)\n"
@@ -242,7 +243,6 @@ int cmd_train(int argc, char **argv)
     if (!precision_given && co.target == TARGET_CUDA) co.precision = PRECISION_BF16; /* the default on a GPU */
     if (co.precision == PRECISION_AUTO) { cli_error(TOOL, NULL, "--precision auto is for inference: train in fp32 or bf16"); return 1; }
     if (co.precision == PRECISION_FP16) { cli_error(TOOL, NULL, "--precision fp16: training needs dynamic loss scaling, not there yet (use bf16)"); return 1; }
-    if (co.precision != PRECISION_FP32 && co.target == TARGET_CPU) { cli_error(TOOL, NULL, "--precision: training on the CPU runs in fp32"); return 1; }
     co.threads = threads;
     if (!visual || !classes || !list || !root) return cli_usage_error(TOOL, "--visual, --classes, --train-list and --root are required");
     if (captions && !text_model) return cli_usage_error(TOOL, "--captions needs --text-model to encode them");

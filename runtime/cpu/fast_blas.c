@@ -52,6 +52,41 @@ int fast_matmul(KernelCtx *k)
     return 0;
 }
 
+/* Gemm marked bf16 (ir/ops.h): op(B) rounded into bf16 panels, op(A)
+ * rounded as the GEMM packs it (transposed into a copy first when transA),
+ * then Y = alpha * product + b0 * Y (Y holds C when b0 is not 0). */
+static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
+{
+    if (!gemm_available(DT_BF16)) return ref_gemm(k);
+    const Tensor *a = k->in[0], *b = k->in[1];
+    Tensor *y = k->out[0];
+    int64_t m = y->dims[0], n = y->dims[1], kk = ta ? a->dims[0] : a->dims[1];
+    const float *A = a->data;
+    float *At = ta ? malloc(sizeof(float) * (size_t)(m * kk)) : NULL;
+    float *prod = alpha != 1.0f || b0 != 0.0f ? malloc(sizeof(float) * (size_t)(m * n)) : y->data;
+    uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(kk, n) + 127) / 64 * 64);
+    int rc = -1;
+    if ((ta && !At) || !prod || !panels) goto done;
+    if (ta) {
+        for (int64_t t = 0; t < kk; t++)
+            for (int64_t i = 0; i < m; i++) At[i * kk + t] = A[t * m + i];
+        A = At;
+    }
+    gemm_pack_b_bf16(b->data, kk, n, tb, panels);
+    PackedB pb = {.dtype = DT_BF16, .panels = panels, .K = kk, .N = n};
+    if (gemm(m, A, kk, &pb, prod, n, NULL)) goto done;
+    if (prod != y->data) {
+        float *Y = y->data;
+        for (int64_t i = 0; i < m * n; i++) Y[i] = alpha * prod[i] + (b0 != 0.0f ? b0 * Y[i] : 0.0f);
+    }
+    rc = 0;
+done:
+    free(At);
+    if (prod != y->data) free(prod);
+    free(panels);
+    return rc ? kernel_fail(k, "out of memory for a bf16 GEMM [%lld, %lld, %lld]", (long long)m, (long long)kk, (long long)n) : 0;
+}
+
 int fast_gemm(KernelCtx *k)
 {
     int r = f32_only(k);
@@ -74,6 +109,7 @@ int fast_gemm(KernelCtx *k)
     }
     if (m == 0 || n == 0) return 0;
     if (kk == 0) { if (b0 == 0.0f) memset(Y, 0, y->nbytes); return 0; }
+    if (node_attr_i(k->ic->node, "bf16", 0)) return bf16_gemm(k, ta, tb, alpha, b0);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
                 (int)kk, alpha, a->data, ta ? (int)m : (int)kk, b->data, tb ? (int)kk : (int)n, b0, Y, (int)n);
     return 0;

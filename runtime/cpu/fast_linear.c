@@ -1,8 +1,9 @@
 /* fast_linear.c — ai.vclip.Linear, act(X @ W + B) + R: on gemm.c with its
  * fused epilogue where the CPU has AVX-512 (a plain W is packed per call, a
- * packed one is used in place; bf16 panels need AVX512-BF16), else BLAS (per
- * panel for a packed f32 W) followed by the epilogue in scalar code, or the
- * reference kernel for bf16.  Checked against ref_linear. */
+ * packed one is used in place; bf16 panels need AVX512-BF16; an f32 W marked
+ * bf16 is rounded into bf16 panels per call), else BLAS (per panel for a
+ * packed f32 W) followed by the epilogue in scalar code, or the reference
+ * kernel for bf16.  Checked against ref_linear. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -49,6 +50,17 @@ int fast_linear(KernelCtx *k)
     float *Y = k->out[0]->data;
     int64_t rows = tensor_numel(k->out[0]) / (p.N ? p.N : 1);
     if (rows == 0 || p.N == 0) return 0;
+    if (p.bf16) { /* a weight being trained, rounded to bf16 panels per call */
+        if (p.packed || !gemm_available(DT_BF16)) return ref_linear(k);
+        uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(p.K, p.N) + 127) / 64 * 64);
+        if (!panels) return kernel_fail(k, "out of memory packing W [%lld, %lld] in bf16", (long long)p.K, (long long)p.N);
+        gemm_pack_b_bf16(W, p.K, p.N, 0, panels);
+        PackedB pb = {.dtype = DT_BF16, .panels = panels, .K = p.K, .N = p.N};
+        GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
+        int rc = gemm(rows, X, p.K, &pb, Y, p.N, &ep);
+        free(panels);
+        return rc ? kernel_fail(k, "out of memory") : 0;
+    }
     if (!gemm_available(DT_F32)) {
         blas_linear(&p, X, W, Y, rows);
         scalar_epilogue(&p, Y, rows, B, R);

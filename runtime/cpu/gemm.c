@@ -73,6 +73,30 @@ void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *pa
     parallel_for((N + NR - 1) / NR, 4, pack_panels, &p); /* weights being trained are packed on every call */
 }
 
+int64_t gemm_packed_bf16_halves(int64_t K, int64_t N) { return (N + NR - 1) / NR * ((K + 1) / 2) * 2 * NR; }
+
+typedef struct { const float *B; int64_t K, N; int transposed; uint16_t *panels; } PackJob16;
+
+static void pack_panels_bf16(void *ctx, int64_t qb, int64_t qe)
+{
+    const PackJob16 *p = ctx;
+    int64_t K2 = (p->K + 1) / 2;
+    for (int64_t q = qb; q < qe; q++)
+        for (int64_t k = 0; k < 2 * K2; k++) {
+            uint16_t *d = p->panels + (q * K2 + k / 2) * 2 * NR + k % 2;
+            for (int64_t j = 0; j < NR; j++) {
+                int64_t n = q * NR + j;
+                d[2 * j] = n >= p->N || k >= p->K ? 0 : float_to_bf16(p->transposed ? p->B[n * p->K + k] : p->B[k * p->N + n]);
+            }
+        }
+}
+
+void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint16_t *panels)
+{
+    PackJob16 p = {B, K, N, transposed, panels};
+    parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
+}
+
 #if defined(__x86_64__)
 #include "avx512_math.h"
 

@@ -72,6 +72,7 @@ int ref_gemm(KernelCtx *k)
     Tensor *y = k->out[0];
     if (a->dtype != DT_F32) return kernel_fail(k, "only f32 is supported, got %s", dtype_name(a->dtype));
     int ta = (int)node_attr_i(k->ic->node, "transA", 0), tb = (int)node_attr_i(k->ic->node, "transB", 0);
+    int bf16 = node_attr_i(k->ic->node, "bf16", 0) != 0; /* operands rounded to bf16 (ops.h) */
     double alpha = node_attr_f(k->ic->node, "alpha", 1.0f), beta = node_attr_f(k->ic->node, "beta", 1.0f);
     int64_t m = y->dims[0], n = y->dims[1], kk = ta ? a->dims[0] : a->dims[1];
     const float *A = a->data, *B = b->data;
@@ -80,8 +81,11 @@ int ref_gemm(KernelCtx *k)
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             double s = 0;
-            for (int64_t t = 0; t < kk; t++)
-                s += (double)A[ta ? t * m + i : i * kk + t] * B[tb ? j * kk + t : t * n + j];
+            for (int64_t t = 0; t < kk; t++) {
+                float x = A[ta ? t * m + i : i * kk + t], w = B[tb ? j * kk + t : t * n + j];
+                if (bf16) { x = bf16_to_float(float_to_bf16(x)); w = bf16_to_float(float_to_bf16(w)); }
+                s += (double)x * w;
+            }
             s *= alpha;
             if (c) s += beta * tensor_get_f64(c, i * cst[0] + j * cst[1]);
             ((float *)y->data)[i * n + j] = (float)s;

@@ -131,6 +131,7 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     /* forward and backward through the same kernel fusion; outputs may be
      * replaced by fused nodes, so the handles are taken again */
     for (int i = 0; i < tg->n_params; i++) tg->params[i]->trainable = 1;
+    co.precision = cfg->cpu_bf16 ? PRECISION_BF16 : PRECISION_FP32;
     if (compile_kernels(g, &co, msg, sizeof msg)) { snprintf(err, cap, "%.300s: %s", onnx_path, msg); goto fail; }
     tg->loss = g->outputs[0];
     tg->loss_ce = g->outputs[1];

@@ -18,6 +18,7 @@ typedef struct {
     int exact_gradient;           /* chain rule's (1 - alpha) vs the released code's convention */
     int captions;                 /* add the caption loss (inputs caption_features [batch, D], caption_mask [batch, batch]) */
     float caption_weight;         /* lambda */
+    int cpu_bf16;                 /* the CPU's bf16 step: GEMM operands rounded to bf16, sums f32 (passes: mark-bf16-gemms) */
 } TrainGraphConfig;
 
 typedef struct {

@@ -234,6 +234,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     const TrainerConfig *c = &local;
     int ranks = comm_size(c->comm), lead = comm_rank(c->comm) == 0; /* lead: the rank that logs and writes */
     if (!lead) local.quiet = 1, local.progress = 0;
+    local.graph.cpu_bf16 = c->target == TARGET_CPU && c->precision == PRECISION_BF16;
     int rc = -1, tty = c->progress && isatty(2);
     memset(res, 0, sizeof *res);
     if (trainer_check_target(c->target, err, cap)) return -1;

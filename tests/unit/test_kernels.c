@@ -118,12 +118,17 @@ static void test_matmul(void)
     }
 }
 
+/* Gemm with every transpose and C broadcast, in f32 and marked bf16 (both
+ * operands rounded; ir/ops.h), at a small size and a backward pass's size
+ * (800 deep: two depth blocks). */
 static void test_gemm(void)
 {
+    for (int bf16 = 0; bf16 < 2; bf16++)
+    for (int size = 0; size < 2; size++)
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (int cshape = 0; cshape < 4; cshape++) {
-                int64_t M = 5, N = 9, K = 11;
+                int64_t M = size ? 40 : 5, N = size ? 70 : 9, K = size ? 800 : 11;
                 int64_t ad[2] = {ta ? K : M, ta ? M : K}, bd[2] = {tb ? N : K, tb ? K : N};
                 int64_t cd[4][2] = {{M, N}, {1, N}, {M, 1}, {1, 1}};
                 Tensor *ins[3] = {rand_tensor(2, ad), rand_tensor(2, bd), rand_tensor(2, cd[cshape])};
@@ -133,9 +138,12 @@ static void test_gemm(void)
                 node_add_attr(n, "transB", ATTR_INT)->i = tb;
                 node_add_attr(n, "alpha", ATTR_FLOAT)->f = 0.75f;
                 node_add_attr(n, "beta", ATTR_FLOAT)->f = 1.5f;
+                if (bf16) node_add_attr(n, "bf16", ATTR_INT)->i = 1;
                 char what[64];
-                snprintf(what, sizeof what, "gemm tA=%d tB=%d C%d", ta, tb, cshape);
-                compare_fast_ref(g, what);
+                snprintf(what, sizeof what, "gemm %lldx%lldx%lld tA=%d tB=%d C%d%s", (long long)M, (long long)K, (long long)N,
+                         ta, tb, cshape, bf16 ? " bf16" : "");
+                /* f32 sums of K products of rounded operands: the absolute error grows with K */
+                compare_fast_ref_tol(g, what, 2e-5, 2e-6 + 2e-7 * (double)K);
                 graph_free(g);
                 for (int i = 0; i < 3; i++) tensor_free(ins[i]);
             }
@@ -248,23 +256,24 @@ static void test_linear_epilogue(void)
     int cases = 0;
     for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
         for (int act = 0; act < 3; act++)
-            for (int variant = 0; variant < 6; variant++) {
-                int residual = variant & 1, packed = variant >> 1; /* 1 f32, 2 bf16 */
+            for (int variant = 0; variant < 8; variant++) {
+                int residual = variant & 1, packed = variant >> 1; /* 1 f32, 2 bf16, 3: an f32 W marked bf16 */
                 int64_t xd[2] = {shapes[sh].rows, shapes[sh].K}, wd[2] = {shapes[sh].K, shapes[sh].N}, bd[1] = {shapes[sh].N};
                 int64_t yd[2] = {shapes[sh].rows, shapes[sh].N};
                 Tensor *w = rand_tensor(2, wd);
                 Tensor *ins[4] = {rand_tensor(2, xd),
-                                  packed == 2 ? bf16_packed_by_definition(w) : packed ? packed_by_definition(w) : tensor_copy(w),
+                                  packed == 2 ? bf16_packed_by_definition(w) : packed == 1 ? packed_by_definition(w) : tensor_copy(w),
                                   rand_tensor(1, bd), rand_tensor(2, yd)};
                 for (int64_t i = 0; i < tensor_numel(ins[0]); i++) ((float *)ins[0]->data)[i] *= 2.0f; /* reach GELU's tails */
                 Graph *g = one_node(OP_LINEAR, residual ? 4 : 3, ins);
                 if (*acts[act]) node_add_attr(g->nodes[0], "activation", ATTR_STRING)->s = strdup(acts[act]);
-                if (packed) node_add_attr(g->nodes[0], "packed_n", ATTR_INT)->i = shapes[sh].N;
+                if (packed == 1 || packed == 2) node_add_attr(g->nodes[0], "packed_n", ATTR_INT)->i = shapes[sh].N;
                 if (packed == 2) node_add_attr(g->nodes[0], "packed_k", ATTR_INT)->i = shapes[sh].K;
+                if (packed == 3) node_add_attr(g->nodes[0], "bf16", ATTR_INT)->i = 1;
                 char what[96];
                 snprintf(what, sizeof what, "linear %lldx%lldx%lld act '%s'%s%s", (long long)shapes[sh].rows,
                          (long long)shapes[sh].K, (long long)shapes[sh].N, acts[act], residual ? " +residual" : "",
-                         packed == 2 ? " bf16" : packed ? " packed" : "");
+                         packed == 2 ? " bf16" : packed == 3 ? " f32 W marked bf16" : packed ? " packed" : "");
                 /* f32 sums of K products: absolute error grows with K */
                 compare_fast_ref_tol(g, what, 2e-5, 2e-6 + 2e-7 * (double)shapes[sh].K);
                 graph_free(g);
@@ -272,7 +281,7 @@ static void test_linear_epilogue(void)
                 for (int i = 0; i < 4; i++) tensor_free(ins[i]);
                 cases++;
             }
-    CHECK(cases == 9 * 3 * 6, "ran %d linear cases", cases);
+    CHECK(cases == 9 * 3 * 8, "ran %d linear cases", cases);
     /* the layout check: a packed weight whose packed_n disagrees is refused */
     int64_t xd[2] = {2, 3}, wd[3] = {1, 3, LINEAR_PANEL};
     Tensor *ins[2] = {rand_tensor(2, xd), rand_tensor(3, wd)};
@@ -586,7 +595,6 @@ int main(void)
 {
     exec_set_threads(2);
     test_matmul();
-    test_gemm();
     /* every GEMM micro-kernel this CPU runs, each pinned in turn; the others are named */
     for (int k = 0; k < GEMM_KERNEL_COUNT; k++) {
         if (!gemm_kernel_runs((GemmKernel)k)) {
@@ -596,6 +604,7 @@ int main(void)
         CHECK(gemm_pin((GemmKernel)k) == 0, "pin %s", gemm_kernel_name((GemmKernel)k));
         CHECK(gemm_kernel_for(gemm_kernel_dtype((GemmKernel)k)) == k, "%s is used once pinned", gemm_kernel_name((GemmKernel)k));
         int before = checks_failed;
+        test_gemm();
         test_linear_epilogue();
         printf("gemm kernel %s: %s against the reference\n", gemm_kernel_name((GemmKernel)k), checks_failed == before ? "agrees" : "DISAGREES");
         gemm_unpin();

@@ -23,6 +23,7 @@
 #include <string.h>
 #include "check.h"
 #include "../../ir/ops.h"
+#include "../../runtime/cpu/gemm.h"
 #include "../../runtime/cpu/session.h"
 #include "../../runtime/safetensors.h"
 #include "../../runtime/train/optimizer.h"
@@ -39,6 +40,14 @@ static Tensor *ref(const char *name)
     return t;
 }
 
+/* bf16 tolerances, per tensor relative to its largest element: the same
+ * rounding on both sides leaves the summation order and an operand that
+ * rounds the other way near a bf16 boundary (measured: 1.7e-3; kernels that
+ * skip the rounding: 6e-3); against fp32, bf16's 2^-9 relative rounding of
+ * both operands through two layers and the backward (measured: 6e-3). */
+#define BF16_VS_REFERENCE 3e-3
+#define BF16_VS_TORCH 2e-2
+
 static double worst_excess(const Tensor *got, const Tensor *want, double rel, double abs_tol)
 {
     if (tensor_numel(got) != tensor_numel(want)) return INFINITY;
@@ -51,11 +60,11 @@ static double worst_excess(const Tensor *got, const Tensor *want, double rel, do
 
 /* The training graph, its parameters set to the reference's starting point
  * (θ_CLIP, which IWR interpolates towards, stays the ONNX file's). */
-static int build(TrainGraph *tg, const Tensor *classes, int exact, int window, int boundary_mask)
+static int build_precision(TrainGraph *tg, const Tensor *classes, int exact, int window, int boundary_mask, int cpu_bf16)
 {
     TrainGraphConfig cfg = {.batch = 2, .frames = 8, .window = window, .boundary_mask = boundary_mask, .class_features = classes,
                             .logit_scale = (float)log(1 / 0.07), .iwr = 1, .beta = 0.5f, .exact_gradient = exact, .captions = 1,
-                            .caption_weight = 4.0f};
+                            .caption_weight = 4.0f, .cpu_bf16 = cpu_bf16};
     char err[512];
     int rc = train_graph_build(DIR "visual.onnx", &cfg, tg, err, sizeof err);
     CHECK(rc == 0, "train_graph_build: %s", err);
@@ -70,16 +79,23 @@ static int build(TrainGraph *tg, const Tensor *classes, int exact, int window, i
     return rc;
 }
 
-/* outs: loss, loss_ce, logits, grads... */
-static int run(TrainGraph *tg, Tensor *const *inputs, Tensor **outs)
+static int build(TrainGraph *tg, const Tensor *classes, int exact, int window, int boundary_mask)
+{
+    return build_precision(tg, classes, exact, window, boundary_mask, 0);
+}
+
+/* outs: loss, loss_ce, logits, grads...; reference: the reference kernels only */
+static int run_kernels(TrainGraph *tg, Tensor *const *inputs, Tensor **outs, int reference)
 {
     char err[512];
-    Session *s = session_new(tg->g, &(ExecOptions){0}, err, sizeof err);
+    Session *s = session_new(tg->g, &(ExecOptions){.reference_only = reference}, err, sizeof err);
     int rc = s ? session_run(s, inputs, outs, err, sizeof err) : -1;
     CHECK(rc == 0, "session: %s", err);
     session_free(s);
     return rc;
 }
+
+static int run(TrainGraph *tg, Tensor *const *inputs, Tensor **outs) { return run_kernels(tg, inputs, outs, 0); }
 
 static void free_outs(Tensor **outs, int n) { for (int i = 0; i < n; i++) { tensor_free(outs[i]); outs[i] = NULL; } }
 
@@ -117,6 +133,50 @@ static void check_case(const Tensor *classes, int window, int boundary_mask, Ten
         train_graph_free(&tg);
     }
     tensor_free(want_loss);
+}
+
+/* The CPU's bf16 step (--precision bf16): every f32 GEMM of the graph is
+ * marked to round its operands; its fast kernels (AMX or AVX512-BF16) agree
+ * with the reference kernels doing the same rounding, and its loss and
+ * gradients stay within bf16's rounding of PyTorch's fp32 ones. */
+static void check_bf16(const Tensor *classes, Tensor *const *inputs, const Tensor *losses)
+{
+    TrainGraph tg;
+    if (build_precision(&tg, classes, 0, 1, 0, 1)) return;
+    int marked = 0, unmarked = 0;
+    for (int i = 0; i < tg.g->n_nodes; i++) {
+        const Node *n = tg.g->nodes[i];
+        if (n->op != OP_LINEAR && n->op != OP_GEMM) continue;
+        if (node_attr_i(n, "bf16", 0)) marked++;
+        else unmarked += n->in[1]->dtype == DT_F32;
+    }
+    CHECK(marked >= 20 && unmarked == 0, "%d GEMMs marked bf16, %d f32 ones left", marked, unmarked);
+    int n_out = tg.g->n_outputs;
+    Tensor **fast = calloc((size_t)n_out, sizeof(Tensor *)), **slow = calloc((size_t)n_out, sizeof(Tensor *));
+    if (run_kernels(&tg, inputs, fast, 0) == 0 && run_kernels(&tg, inputs, slow, 1) == 0) {
+        double l = tensor_get_f64(fast[0], 0), lr = tensor_get_f64(slow[0], 0), want = tensor_get_f64(losses, 0);
+        double worst_ref = 0, worst_torch = 0;
+        for (int i = 0; i < tg.n_params; i++) {
+            char name[300];
+            snprintf(name, sizeof name, "grad.%s", tg.params[i]->name);
+            Tensor *t = ref(name);
+            worst_ref = fmax(worst_ref, worst_excess(fast[3 + i], slow[3 + i], BF16_VS_REFERENCE, 1e-7));
+            if (t) worst_torch = fmax(worst_torch, worst_excess(fast[3 + i], t, BF16_VS_TORCH, 1e-7));
+            tensor_free(t);
+        }
+        printf("bf16 step: loss %.7f (reference kernels %.7f, PyTorch fp32 %.7f); gradients: %.2fx the tolerance against the "
+               "reference kernels, %.2fx against PyTorch\n", l, lr, want, worst_ref, worst_torch);
+        CHECK(fabs(l - lr) <= 1e-4 * fabs(lr), "bf16 loss %.7f, reference kernels %.7f", l, lr);
+        CHECK(fabs(l - want) <= 1e-3 * fabs(want), "bf16 loss %.7f, PyTorch fp32 %.7f", l, want);
+        CHECK(fabs(l - want) > 1e-6 * fabs(want), "bf16 loss equals fp32's: nothing was rounded");
+        CHECK(worst_ref <= 1, "bf16 gradients against the reference kernels: %.2fx the tolerance", worst_ref);
+        CHECK(worst_torch <= 1, "bf16 gradients against PyTorch fp32: %.2fx the tolerance", worst_torch);
+    }
+    free_outs(fast, n_out);
+    free_outs(slow, n_out);
+    free(fast);
+    free(slow);
+    train_graph_free(&tg);
 }
 
 int main(void)
@@ -196,6 +256,8 @@ int main(void)
     }
     tensor_free(dup);
     tensor_free(dup_mask);
+    if (gemm_available(DT_BF16)) check_bf16(classes, inputs, losses);
+    else printf("bf16 step: SKIPPED, this CPU has no AVX512-BF16 (the trainer refuses bf16 here; tests/test_train.py checks that)\n");
     tensor_free(mask);
     free(outs);
     Tensor *all[] = {video, labels, classes, captions, losses, loss_ce, alpha};
