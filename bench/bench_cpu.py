@@ -22,13 +22,15 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpu_info import cpu_description  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -38,20 +40,6 @@ RUNNERS = os.path.join(HERE, "reference_runners.py")
 SYSTEMS = [("ort", "ONNX Runtime fp32"), ("ov-f32", "OpenVINO f32"), ("ov-default", "OpenVINO default"),
            ("torch-fp32", "PyTorch fp32 eager"), ("torch-bf16", "PyTorch bf16 autocast"),
            ("vclip-fp32", "vclipc fp32"), ("vclip-auto", "vclipc auto")]
-
-
-def cpu_description():
-    """The CPU by name, family/model and the features that pick kernels (a
-    hypervisor may hide the marketing name)."""
-    info = {}
-    for line in open("/proc/cpuinfo"):
-        k, _, v = line.partition(":")
-        info.setdefault(k.strip(), v.strip())
-    flags = set(info.get("flags", "").split())
-    names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
-    feats = ", ".join(n for f, n in names.items() if f in flags) or "no AVX2"
-    return (f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')}, "
-            f"model {info.get('model', '?')}; {feats})")
 
 
 def run_with_rss(cmd):

@@ -23,13 +23,15 @@ Usage: python3 bench/bench_encode_text.py [--threads 2] [--rounds 2]
 import argparse
 import datetime
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpu_info import cpu_description  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -40,13 +42,6 @@ PREFIXES = ["a photo of", "a video of", "a example of", "a demonstration of"]
 FORMS = ["{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
          "a person performing {}", "a person practicing {}"]
 TEMPLATES = [f"{p} {f}." for p in PREFIXES for f in FORMS]
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def read_features(path):
@@ -121,7 +116,7 @@ def main():
     auto_cos = float((feats["auto"].astype(np.float64) * ref).sum(1).min())
     best = {k: min(v) for k, v in times.items()}
     table = [
-        f"## {cpu_name()}, {a.threads} threads, {datetime.date.today()}",
+        f"## {cpu_description()}, {a.threads} threads, {datetime.date.today()}",
         "",
         f"{len(prompts)} prompts (Kinetics-600's {len(names)} classes x {len(TEMPLATES)} templates), "
         f"tokens per prompt {lengths.min()}-{lengths.max()} (mean {lengths.mean():.1f}) of 77; "

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """CPU training step: vclip against PyTorch doing the same computation, in one
-run, as ratios (issue 7).
+run, as ratios (issues 7 and 19), in fp32 and in bf16 (ours: GEMM operands
+rounded to bf16 with f32 sums, fp32 master weights and AdamW; PyTorch's:
+torch.autocast("cpu", torch.bfloat16) around the forwards).
 
 The step: VCLIP ViT-B/32 (T = 8, temporal window 1, zero-filled boundary),
 batch 2 videos, frame-averaged logits against 400 fixed class features,
@@ -9,17 +11,22 @@ released gradient convention), gradient clipping and AdamW.  PyTorch runs
 tests/ref/vclip_reference.py's VCLIP forward on the open_clip model the ONNX
 file was exported from (bench/make_models.py), fp32, the same thread count.
 Peak memory is each process's max RSS (PyTorch's includes ~300 MB of
-framework).  Writes bench/results/training.md.
+framework).  Appends a section naming the CPU to bench/results/training.md
+(tables of other CPUs stay).
 
-Usage: python3 bench/bench_train.py [--steps 3] [--threads 2]
+Usage: python3 bench/bench_train.py [--steps 3] [--threads 2] [--precision fp32 bf16]
 Needs bench/models/vit_b32_visual.onnx and torch + open_clip (tools/install-deps.sh --fixtures).
 """
 import argparse
+import datetime
 import json
 import os
 import subprocess
 import sys
 import textwrap
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpu_info import cpu_description  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -45,7 +52,8 @@ TORCH_STEP = textwrap.dedent("""
     opt = torch.optim.AdamW(list(theta.values()) + [logit_scale], lr=1e-5)
 
     def loss_at(params, scale):
-        fe = vclip_with(visual, params, visual, video)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled={bf16}):
+            fe = vclip_with(visual, params, visual, video).float()
         f = fe / fe.norm(dim=-1, keepdim=True)
         return F.cross_entropy(scale.exp() * (f @ text.T).mean(1), labels)
 
@@ -77,36 +85,40 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     a = ap.parse_args()
     if not os.path.exists(MODEL):
         sys.exit(f"{MODEL} is missing: run python3 bench/make_models.py --only b32")
     subprocess.run(["make", "-s", "build/bench/train_step"], cwd=ROOT, check=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
-    ours = json.loads(subprocess.run([os.path.join(ROOT, "build", "bench", "train_step"), MODEL, str(a.batch), str(a.frames),
-                                      str(a.steps), str(a.threads)], capture_output=True, text=True, check=True, env=env).stdout)
-    code = TORCH_STEP.format(ref=os.path.join(ROOT, "tests", "ref"), threads=a.threads, batch=a.batch, frames=a.frames, steps=a.steps)
-    torch_r = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1])
-    t_ratio = ours["ms_per_step"] / torch_r["ms_per_step"]
-    m_ratio = ours["peak_rss_mb"] / torch_r["peak_rss_mb"]
-    table = textwrap.dedent(f"""\
-        # CPU training step (issue 7)
-
-        VCLIP ViT-B/32 (random weights), T = {a.frames}, temporal window 1, batch {a.batch} videos, 400 classes,
-        IWR on (two forwards), clipping + AdamW; {a.threads} threads, fp32, mean of {a.steps} steps after a warm-up step.
-        Measured by `python3 bench/bench_train.py` in one run; ratios are vclip / PyTorch (lower is better).
-
-        | | vclip | PyTorch {torch_version()} | ratio |
-        | --- | --- | --- | --- |
-        | time per step | {ours['ms_per_step']:.0f} ms | {torch_r['ms_per_step']:.0f} ms | {t_ratio:.2f} |
-        | best step | {ours['best_ms']:.0f} ms | {torch_r['best_ms']:.0f} ms | {ours['best_ms'] / torch_r['best_ms']:.2f} |
-        | peak RSS | {ours['peak_rss_mb']:.0f} MB | {torch_r['peak_rss_mb']:.0f} MB | {m_ratio:.2f} |
-
-        vclip's graph: {ours['nodes']} nodes, {ours['params']} parameters (including logit_scale), built in {ours['build_ms']:.0f} ms.
-        """)
+    rows = []
+    for prec in a.precision:
+        ours = json.loads(subprocess.run([os.path.join(ROOT, "build", "bench", "train_step"), MODEL, str(a.batch), str(a.frames),
+                                          str(a.steps), str(a.threads), "400", prec], capture_output=True, text=True, check=True,
+                                         env=env).stdout)
+        code = TORCH_STEP.format(ref=os.path.join(ROOT, "tests", "ref"), threads=a.threads, batch=a.batch, frames=a.frames,
+                                 steps=a.steps, bf16=prec == "bf16")
+        torch_r = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                            env=env).stdout.strip().splitlines()[-1])
+        rows.append((prec, ours, torch_r))
+        print(prec, json.dumps(ours), json.dumps(torch_r), flush=True)
+    lines = [f"## {cpu_description()}, {a.threads} threads, {datetime.date.today()}", "",
+             f"VCLIP ViT-B/32 (random weights), T = {a.frames}, temporal window 1, batch {a.batch} videos, 400 classes, "
+             f"IWR on (two forwards), clipping + AdamW; mean of {a.steps} steps after a warm-up step, PyTorch {torch_version()}. "
+             "Speed = PyTorch's time / vclip's (above 1: vclip is faster); memory = vclip's peak RSS / PyTorch's.", "",
+             "| precision | vclip ms/step | PyTorch ms/step | speed | best steps (vclip / PyTorch) | vclip peak RSS | PyTorch peak RSS | memory |",
+             "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for prec, ours, torch_r in rows:
+        what = "fp32" if prec == "fp32" else "bf16 (vclip: --precision bf16; PyTorch: autocast)"
+        lines.append(f"| {what} | {ours['ms_per_step']:.0f} | {torch_r['ms_per_step']:.0f} | "
+                     f"{torch_r['ms_per_step'] / ours['ms_per_step']:.2f} | {ours['best_ms']:.0f} / {torch_r['best_ms']:.0f} | "
+                     f"{ours['peak_rss_mb']:.0f} MB | {torch_r['peak_rss_mb']:.0f} MB | {ours['peak_rss_mb'] / torch_r['peak_rss_mb']:.2f} |")
+    lines += ["", f"vclip's graph: {rows[0][1]['nodes']} nodes, {rows[0][1]['params']} parameters (including logit_scale), "
+              f"built in {rows[0][1]['build_ms']:.0f} ms.", ""]
     out = os.path.join(HERE, "results", "training.md")
-    with open(out, "w") as f:
-        f.write(table)
-    print(table)
+    with open(out, "a") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def torch_version():

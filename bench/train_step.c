@@ -1,7 +1,8 @@
 /* train_step.c — the C side of bench/bench_train.py: builds the Open-VCLIP
  * training graph for an image encoder (T frames, temporal window 1, IWR on,
  * released gradient convention), then times full steps (forward on θ and θ~,
- * backward, clipping, AdamW) on random inputs.  Prints one JSON line. */
+ * backward, clipping, AdamW) on random inputs, in fp32 or bf16 (the CPU's
+ * bf16 step: GEMM operands rounded, f32 sums).  Prints one JSON line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,9 @@
 
 int main(int argc, char **argv)
 {
-    if (argc < 6) { fprintf(stderr, "usage: train_step MODEL.onnx BATCH FRAMES STEPS THREADS [CLASSES]\n"); return 2; }
+    if (argc < 6) { fprintf(stderr, "usage: train_step MODEL.onnx BATCH FRAMES STEPS THREADS [CLASSES [fp32|bf16]]\n"); return 2; }
     int64_t batch = atoi(argv[2]), frames = atoi(argv[3]), classes = argc > 6 ? atoi(argv[6]) : 400;
+    int bf16 = argc > 7 && !strcmp(argv[7], "bf16");
     int steps = atoi(argv[4]), threads = atoi(argv[5]);
     char err[1024];
     uint64_t s = 42;
@@ -27,13 +29,14 @@ int main(int argc, char **argv)
         cf = tensor_new(DT_F32, 2, (int64_t[]){classes, D});
         for (int64_t i = 0; i < tensor_numel(cf); i++) { s = s * 6364136223846793005ull + 1; ((float *)cf->data)[i] = (float)((s >> 40) / 16777216.0 - 0.5); }
         TrainGraphConfig cfg = {.batch = batch, .frames = frames, .window = 1, .class_features = cf, .logit_scale = 4.6052f,
-                                .iwr = 1, .beta = 0.5f, .exact_gradient = 0};
+                                .iwr = 1, .beta = 0.5f, .exact_gradient = 0, .cpu_bf16 = bf16};
         if (train_graph_build(argv[1], &cfg, &tg, err, sizeof err) == 0) break;
         if (!strstr(err, "does not match the class features")) { fprintf(stderr, "%s\n", err); return 1; }
         if (D == 1024) { fprintf(stderr, "%s\n", err); return 1; }
     }
     double t_build = now_ms() - t_start;
-    Model *sess = model_new(tg.g, 0, &(CompileOptions){.threads = threads, .outputs_in_arena = 1}, err, sizeof err);
+    Model *sess = model_new(tg.g, 0, &(CompileOptions){.threads = threads, .precision = bf16 ? PRECISION_BF16 : PRECISION_FP32,
+                                                         .outputs_in_arena = 1}, err, sizeof err);
     if (!sess) { fprintf(stderr, "%s\n", err); return 1; }
     const Value *vv = tg.video;
     int64_t vd[5];

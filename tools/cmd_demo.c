@@ -43,7 +43,9 @@ static const char *usage =
     "                test videos differ by seed; rows are mean +- std, and Open-VCLIP++ minus\n"
     "                plain fine-tuning is given with its 95% interval\n"
     "  --threads N   compute threads (default: all cores)\n"
-    "  --target cpu  where it runs (cuda: fine-tuning and eval on device 0); --precision fp32\n"
+    "  --target cpu  where it runs (cuda: fine-tuning and eval on device 0)\n"
+    "  --precision fp32|bf16  fine-tuning's GEMMs (default fp32; bf16 on the CPU needs AVX512-BF16);\n"
+    "                evaluation stays fp32\n"
     "  --quick       a few steps of everything (a smoke test; the numbers mean nothing)\n"
     "  --epochs N --lr X   fine-tuning epochs (12) and peak learning rate (3e-4)\n"
     "  --caption-weight L  the caption loss's weight (1: chosen on --split val; the paper's best on K400 is 4)\n"
@@ -76,7 +78,7 @@ static void json_row(FILE *f, const double *zs, const double *cs, int n)
  * demo stay), the ablation, each seed's rows, the paired difference, the
  * mean curve. */
 static int write_results(const char *path, const DemoSeedResult *res, int n, const double *ratio, double chance, int quick,
-                         const DemoPlan *p, double seconds, char *err, size_t cap)
+                         const DemoPlan *p, const char *precision, double seconds, char *err, size_t cap)
 {
     AtomicFile af;
     if (atomic_open(&af, path, "w", err, cap)) return -1;
@@ -122,9 +124,10 @@ static int write_results(const char *path, const DemoSeedResult *res, int n, con
         fprintf(f, "%s{\"ratio\": %.1f, \"zero_shot_top1\": %.4f, \"closed_set_top1\": %.4f}", i ? ", " : "", ratio[i], a, b);
     }
     fprintf(f, "],\n  \"seeds\": %d, \"split\": \"%s\", \"caption_source\": \"%s\", \"caption_weight\": %g, \"chance_top1\": %.4f, "
-               "\"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, \"seconds\": %.1f\n}\n",
+               "\"classes_per_split\": %d, \"test_videos_per_split\": %zu, \"quick\": %s, \"fine_tuning_precision\": \"%s\", "
+               "\"seconds\": %.1f\n}\n",
             n, p->validation ? "val" : "test", p->class_captions ? "class" : "video", p->caption_weight, chance, DEMO_CLASSES, res[0].n_test,
-            quick ? "true" : "false", seconds);
+            quick ? "true" : "false", precision, seconds);
     return atomic_commit(&af, err, cap);
 }
 
@@ -174,7 +177,10 @@ int cmd_demo(int argc, char **argv)
     if (optind < argc) return cli_usage_error(TOOL, "unexpected argument (see --help)");
     char err[2048] = "", visual[4400], text[4400];
     if (trainer_check_target(co.target, err, sizeof err)) { cli_error(TOOL, NULL, err); return 1; }
-    if (co.precision != PRECISION_FP32) { cli_error(TOOL, NULL, "--precision: the demo trains in fp32 for now"); return 1; }
+    if (co.precision != PRECISION_FP32 && co.precision != PRECISION_BF16) {
+        cli_error(TOOL, NULL, "--precision: the demo fine-tunes in fp32 or bf16");
+        return 1;
+    }
     co.threads = threads;
     DemoPlan p;
     demo_plan(&p, quick);
@@ -207,7 +213,9 @@ int cmd_demo(int argc, char **argv)
     DemoSeedResult *res = calloc((size_t)seeds, sizeof *res);
     DemoVideo *seen = NULL, *unseen = NULL;
     if (!res) { cli_error(TOOL, NULL, "out of memory"); goto done; }
-    if (evaluator_open_text(&ev, text, &co, err, sizeof err)) { cli_error(TOOL, text, err); goto done; }
+    CompileOptions eval_co = co;
+    eval_co.precision = PRECISION_FP32; /* only fine-tuning takes --precision */
+    if (evaluator_open_text(&ev, text, &eval_co, err, sizeof err)) { cli_error(TOOL, text, err); goto done; }
     /* class features of all 108 classes with the 28 templates */
     names.items = calloc(SW_CLASSES, sizeof(char *));
     if (!names.items) { cli_error(TOOL, NULL, "out of memory"); goto done; }
@@ -227,7 +235,7 @@ int cmd_demo(int argc, char **argv)
     }
     memcpy(cf_seen->data, cf_all->data, cf_seen->nbytes);
     const float *cf_unseen = (const float *)cf_all->data + (size_t)DEMO_CLASSES * (size_t)D;
-    DemoWorld world = {&p, visual, &ev.text, cf_seen, cf_unseen, D, logit_scale, threads, 0, co.target};
+    DemoWorld world = {&p, visual, &ev.text, cf_seen, cf_unseen, D, logit_scale, threads, 0, co.target, co.precision};
     fprintf(stderr, "[2/3] fine-tuning on %d seen classes (%d videos each), %d seed%s x 4 runs: plain, + IWR, + captions, all\n",
             DEMO_CLASSES, p.train_per_class, seeds, seeds > 1 ? "s" : "");
     for (int k = 0; k < seeds; k++) {
@@ -291,7 +299,7 @@ int cmd_demo(int argc, char **argv)
         goto done;
     }
     snprintf(path, sizeof path, "%s/results.json", out);
-    if (write_results(path, res, seeds, ratio, chance, quick, &p, (now_ms() - t0) / 1000, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
+    if (write_results(path, res, seeds, ratio, chance, quick, &p, precision_name(co.precision), (now_ms() - t0) / 1000, err, sizeof err)) { cli_error(TOOL, NULL, err); goto done; }
     printf("\nwrote %s/results.json and %s/curve.svg in %.0f s\n", out, out, (now_ms() - t0) / 1000);
     rc = 0;
 done:

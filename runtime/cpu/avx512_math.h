@@ -11,8 +11,8 @@
 #include <math.h>
 
 #define AVX512 __attribute__((target("avx512f,fma")))
-#define AVX512_BF16 __attribute__((target("avx512f,avx512bf16,fma")))
-#define AMX_BF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16,fma")))
+#define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,fma")))
+#define AMX_BF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16,fma")))
 
 /* e^x; -inf gives exactly 0 */
 AVX512 static inline __m512 exp16(__m512 x)

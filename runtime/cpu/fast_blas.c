@@ -67,9 +67,11 @@ static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
     uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(kk, n) + 127) / 64 * 64);
     int rc = -1;
     if ((ta && !At) || !prod || !panels) goto done;
-    if (ta) {
-        for (int64_t t = 0; t < kk; t++)
-            for (int64_t i = 0; i < m; i++) At[i * kk + t] = A[t * m + i];
+    if (ta) { /* A [kk, m] -> At [m, kk] in 32 x 32 blocks that stay in the cache */
+        for (int64_t t0 = 0; t0 < kk; t0 += 32)
+            for (int64_t i0 = 0; i0 < m; i0 += 32)
+                for (int64_t t = t0; t < t0 + 32 && t < kk; t++)
+                    for (int64_t i = i0; i < i0 + 32 && i < m; i++) At[i * kk + t] = A[t * m + i];
         A = At;
     }
     gemm_pack_b_bf16(b->data, kk, n, tb, panels);

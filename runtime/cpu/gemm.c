@@ -77,18 +77,27 @@ int64_t gemm_packed_bf16_halves(int64_t K, int64_t N) { return (N + NR - 1) / NR
 
 typedef struct { const float *B; int64_t K, N; int transposed; uint16_t *panels; } PackJob16;
 
+/* Panel q of the bf16 layout, one element at a time (CPUs without AVX512-BF16) */
+static void pack_panel_bf16_scalar(const PackJob16 *p, int64_t q)
+{
+    int64_t K2 = (p->K + 1) / 2;
+    for (int64_t k = 0; k < 2 * K2; k++) {
+        uint16_t *d = p->panels + (q * K2 + k / 2) * 2 * NR + k % 2;
+        for (int64_t j = 0; j < NR; j++) {
+            int64_t n = q * NR + j;
+            d[2 * j] = n >= p->N || k >= p->K ? 0 : float_to_bf16(p->transposed ? p->B[n * p->K + k] : p->B[k * p->N + n]);
+        }
+    }
+}
+
+static void pack_panel_bf16_avx512(const PackJob16 *p, int64_t q);
 static void pack_panels_bf16(void *ctx, int64_t qb, int64_t qe)
 {
     const PackJob16 *p = ctx;
-    int64_t K2 = (p->K + 1) / 2;
-    for (int64_t q = qb; q < qe; q++)
-        for (int64_t k = 0; k < 2 * K2; k++) {
-            uint16_t *d = p->panels + (q * K2 + k / 2) * 2 * NR + k % 2;
-            for (int64_t j = 0; j < NR; j++) {
-                int64_t n = q * NR + j;
-                d[2 * j] = n >= p->N || k >= p->K ? 0 : float_to_bf16(p->transposed ? p->B[n * p->K + k] : p->B[k * p->N + n]);
-            }
-        }
+    for (int64_t q = qb; q < qe; q++) {
+        if (gemm_available(DT_BF16)) pack_panel_bf16_avx512(p, q);
+        else pack_panel_bf16_scalar(p, q);
+    }
 }
 
 void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint16_t *panels)
@@ -106,7 +115,7 @@ void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint
 
 int gemm_available(DType dtype)
 {
-    if (dtype == DT_BF16) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    if (dtype == DT_BF16) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
     return dtype == DT_F32 && (__builtin_cpu_supports("avx512f") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
 }
 
@@ -130,6 +139,45 @@ int gemm_kernel_runs(GemmKernel k)
     case GEMM_KERNEL_AVX512_BF16: return gemm_available(DT_BF16);
     case GEMM_KERNEL_AMX_BF16: pthread_once(&once, amx_probe); return gemm_available(DT_BF16) && amx_usable;
     default: return 0;
+    }
+}
+
+/* Panel q in bf16 k pairs, 16 columns at a time: B [K, N] gives rows k and
+ * k + 1 as two vectors, rounded together and interleaved (vpermw); B^T
+ * [N, K] gives a column's 32 k as one row, rounded, its 16 pairs scattered
+ * 32 words apart.  Past N and K: zeros.  Same rounding as float_to_bf16
+ * (nearest even), except that denormals become zero. */
+AVX512_BF16 static void pack_panel_bf16_avx512(const PackJob16 *p, int64_t q)
+{
+    int64_t K = p->K, N = p->N, K2 = (K + 1) / 2, n0 = q * NR;
+    if (!p->transposed) {
+        static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                           8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+        __m512i idx = _mm512_loadu_si512(order);
+        for (int h = 0; h < 2; h++) {
+            int64_t left = N - n0 - 16 * h;
+            __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            for (int64_t k2 = 0; k2 < K2; k2++) {
+                const float *r = p->B + 2 * k2 * N + n0 + 16 * h;
+                __m512 r0 = _mm512_maskz_loadu_ps(m, r), r1 = 2 * k2 + 1 < K ? _mm512_maskz_loadu_ps(m, r + N) : _mm512_setzero_ps();
+                __m512i v = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(r1, r0));
+                _mm512_storeu_si512(p->panels + (q * K2 + k2) * 2 * NR + 32 * h, v);
+            }
+        }
+        return;
+    }
+    uint32_t *words = (uint32_t *)p->panels + q * K2 * NR; /* pair k2, column j at k2 * NR + j */
+    __m512i stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(NR));
+    for (int j = 0; j < NR; j++) {
+        int64_t n = n0 + j;
+        for (int64_t c = 0; c < K2; c += 16) {
+            int64_t k = 2 * c, left = K - k, pairs = K2 - c < 16 ? K2 - c : 16;
+            __mmask16 m0 = n >= N ? 0 : left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 m1 = n >= N || left <= 16 ? 0 : left >= 32 ? 0xffff : (__mmask16)((1u << (left - 16)) - 1);
+            const float *r = p->B + (n < N ? n : 0) * K + k;
+            __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, r + 16), _mm512_maskz_loadu_ps(m0, r));
+            _mm512_mask_i32scatter_epi32(words + c * NR + j, (__mmask16)((1u << pairs) - 1), stride, v, 4);
+        }
     }
 }
 
@@ -555,6 +603,7 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
 }
 
 #else /* not x86-64: callers use BLAS */
+static void pack_panel_bf16_avx512(const PackJob16 *p, int64_t q) { pack_panel_bf16_scalar(p, q); }
 int gemm_available(DType dtype) { (void)dtype; return 0; }
 int gemm_kernel_runs(GemmKernel k) { (void)k; return 0; }
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)

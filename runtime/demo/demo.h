@@ -62,8 +62,8 @@ typedef struct {
  * recipe's final ones).  captions: one feature row per video (needed by the
  * caption loss).  seed: the batch order and the IWR sampler. */
 int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, const DemoVideo *train, size_t n, const float *captions,
-                  const DemoRecipe *r, uint64_t seed, double logit_scale, const char *out, int threads, Target target, int quiet, char *err,
-                  size_t cap);
+                  const DemoRecipe *r, uint64_t seed, double logit_scale, const char *out, int threads, Target target,
+                  Precision precision, int quiet, char *err, size_t cap);
 
 /* Top-1 (%) of the encoder r * θ_CLIP + (1 - r) * weights (weights NULL:
  * CLIP) on videos v against class features cf [C, D], logits averaged over
@@ -99,6 +99,7 @@ typedef struct {
     double logit_scale;
     int threads, quiet;
     Target target;             /* fine-tuning and evaluation (pretraining stays on the CPU) */
+    Precision precision;       /* fine-tuning's GEMMs (evaluation is fp32) */
 } DemoWorld;
 
 /* A seed's test videos (seed 0: the ones the single-seed demo always had). */

@@ -67,7 +67,7 @@ int demo_run_seed(const DemoWorld *w, int seed, const char *dir, DemoSeedResult 
         snprintf(swa[k], sizeof swa[k], "%.4200s/swa.safetensors", run_dir[k]);
         if (!w->quiet) fprintf(stderr, "  seed %d: fine-tuning %s\n", seed, runs[k].name);
         if (demo_finetune(p, w->clip_visual, w->cf_seen, train, n_train, captions, &runs[k].r, (uint64_t)seed, w->logit_scale, run_dir[k],
-                          w->threads, w->target, w->quiet, err, cap))
+                          w->threads, w->target, w->precision, w->quiet, err, cap))
             goto done;
     }
     /* the rows: CLIP itself (window 0: frame by frame), then each run's weights */

@@ -41,8 +41,8 @@ static int world_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *cap
 }
 
 int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, const DemoVideo *train, size_t n, const float *captions,
-                  const DemoRecipe *r, uint64_t seed, double logit_scale, const char *out, int threads, Target target, int quiet, char *err,
-                  size_t cap)
+                  const DemoRecipe *r, uint64_t seed, double logit_scale, const char *out, int threads, Target target,
+                  Precision precision, int quiet, char *err, size_t cap)
 {
     if (r->captions && !captions) { snprintf(err, cap, "the caption loss needs the videos' caption features"); return -1; }
     WorldSource ws = {train, n, calloc(n + 1, sizeof(size_t)), 0, p->frames, p->clip.image, p->ft_batch, captions, cf->dims[1],
@@ -65,6 +65,7 @@ int demo_finetune(const DemoPlan *p, const char *clip_onnx, const Tensor *cf, co
     tc.out_dir = out;
     tc.threads = threads;
     tc.target = target;
+    tc.precision = precision;
     tc.quiet = quiet;
     tc.progress = !quiet;
     char config[160];
