@@ -223,6 +223,20 @@ def test_auto_precision_is_the_default(name, tmp_path):
     assert json.loads(p.stdout)["precision"] == "fp32"
 
 
+def test_gemm_kernel_pinned_by_environment(tmp_path):
+    """VCLIP_GEMM pins one GEMM micro-kernel (benchmarks compare them): the
+    AVX2 one (every x86-64 CI machine runs it) gives ONNX Runtime's answer
+    end to end; a name this CPU does not run is refused with the list."""
+    fx = Fixture("openai_visual_op17")
+    k, ref = next(iter(fx.expected.items()))
+    args = ["run", "--precision", "fp32", fx.model] + [a for n, v in fx.inputs.items() for a in ("--input", f"{n}={v}")]
+    out = tmp_path / "y.npy"
+    run_tool("opt", "vclipc", *args, "--output", f"{k}={out}", check=True, env_extra={"VCLIP_GEMM": "avx2-f32"})
+    assert rel_err(np.load(out), np.load(ref)) < 1e-4
+    p = run_tool("opt", "vclipc", *args, env_extra={"VCLIP_GEMM": "sse-f64"})
+    assert p.returncode == 1 and "VCLIP_GEMM=sse-f64: not a GEMM kernel this CPU runs (it runs: " in p.stderr, p.stderr
+
+
 def test_bf16_precision_bad_usage(tmp_path):
     fx = Fixture("openai_visual_op17")
     args = ["run", "--precision", "fp32", fx.model] + [a for k, v in fx.inputs.items() for a in ("--input", f"{k}={v}")]

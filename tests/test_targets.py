@@ -74,6 +74,16 @@ def test_training_on_cuda_without_a_device_says_so_at_once(cmd):
     assert "--target cuda: cannot train there" in p.stderr and "CUDA" in p.stderr.split("there:")[1], p.stderr
 
 
+@pytest.mark.parametrize("cmd", ["train", "demo"])
+def test_auto_precision_is_for_inference(cmd, tmp_path):
+    """--precision auto (inference's default) picks by CPU; training says its choices instead."""
+    p = run_tool("opt", "vclip-run", cmd, "--precision", "auto", "--out", tmp_path / "out")
+    assert_clean_exit(p)
+    assert ("--precision auto is for inference: train in fp32 or bf16" if cmd == "train"
+            else "the demo fine-tunes in fp32 or bf16") in p.stderr, p.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_target_cpu_is_the_default(files, tmp_path):
     args = commands(files, tmp_path)["encode-text"]
     run_tool("opt", "vclip-run", *args, check=True)
