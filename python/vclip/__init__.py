@@ -163,7 +163,8 @@ class Model:
 
 def compile(path, *, target="cpu", precision="auto", threads=0, frames=0, window=1):
     """Compile an ONNX model (a CLIP export or a model vclipc wrote).  frames > 0 makes an image encoder VCLIP's
-    video encoder over that many frames, attending over frames t-window..t+window."""
+    video encoder over that many frames, attending over frames t-window..t+window.  precision "auto" (the default)
+    is bf16 where the CPU multiplies bf16 natively (AVX512-BF16, AMX) and fp32 elsewhere; "fp32" for exact work."""
     h = _lib.vclip_model_load(_path(path, "path"), ctypes.byref(_options(target, precision, threads, frames, window)))
     if not h:
         _fail()
