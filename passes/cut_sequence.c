@@ -16,9 +16,9 @@
  * what the full one does is not decided here: the caller (text_features.c)
  * compares the two on real batches. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "passes.h"
+#include "rewrite.h"
 #include "../ir/ops.h"
 
 /* src's prefix of `length` along every axis of size `full`. */
@@ -39,16 +39,20 @@ static Tensor *prefix_copy(const Tensor *src, int64_t full, int64_t length)
     return t;
 }
 
-/* The data of v when it is a constant (an initializer or a Constant node's
- * value) with an axis as long as the context, else NULL. */
+/* v's data when it is a constant: an initializer, or a Constant node's value
+ * (imported graphs are not folded yet). */
+static const Tensor *constant_data(const Value *v)
+{
+    if (v && v->konst) return v->konst;
+    const Node *c = producer_is(v, OP_CONSTANT);
+    const Attr *a = c ? node_attr(c, "value") : NULL;
+    return a && a->type == ATTR_TENSOR ? a->t : NULL;
+}
+
+/* The data of v when it is a constant with an axis as long as the context, else NULL. */
 static const Tensor *spans_context(const Value *v, int64_t full)
 {
-    const Tensor *t = NULL;
-    if (v && v->konst) t = v->konst;
-    else if (v && v->producer && v->producer->op == OP_CONSTANT) {
-        const Attr *a = node_attr(v->producer, "value");
-        t = a && a->type == ATTR_TENSOR ? a->t : NULL;
-    }
+    const Tensor *t = constant_data(v);
     for (int a = 0; t && a < t->rank; a++)
         if (t->dims[a] == full) return t;
     return NULL;
@@ -58,11 +62,7 @@ static const Tensor *spans_context(const Value *v, int64_t full)
  * copy holding `length` there, or NULL (not such a constant, or no memory). */
 static Tensor *retarget(const Value *v, int64_t full, int64_t length)
 {
-    const Tensor *t = v && v->konst ? v->konst : NULL;
-    if (v && !t && v->producer && v->producer->op == OP_CONSTANT) {
-        const Attr *a = node_attr(v->producer, "value");
-        t = a && a->type == ATTR_TENSOR ? a->t : NULL;
-    }
+    const Tensor *t = constant_data(v);
     if (!t || t->rank > 1 || (t->dtype != DT_I64 && t->dtype != DT_I32)) return NULL;
     int64_t n = tensor_numel(t), hits = 0;
     for (int64_t i = 0; i < n; i++) hits += tensor_get_i64(t, i) == full;
@@ -75,11 +75,8 @@ static Tensor *retarget(const Value *v, int64_t full, int64_t length)
 /* Input k of n becomes a new constant t (other readers keep the old one). */
 static int replace_input(Graph *g, Node *n, int k, Tensor *t)
 {
-    char *name = graph_unique_name(g, n->in[k]->name);
-    Value *v = name ? graph_new_value(g, name) : NULL;
-    free(name);
-    if (!v) { tensor_free(t); return -1; }
-    value_set_const(v, t);
+    Value *v = new_const(g, n->in[k]->name, "_cut", t);
+    if (!v) return -1;
     n->in[k] = v;
     return 0;
 }

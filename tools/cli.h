@@ -22,7 +22,7 @@ enum { CLI_OPT_TARGET = 0x100, CLI_OPT_PRECISION };
 #define CLI_COMPILE_OPTIONS {"target", 1, 0, CLI_OPT_TARGET}, {"precision", 1, 0, CLI_OPT_PRECISION}
 #define CLI_COMPILE_HELP                                                                                  \
     "  --target cpu|cuda   where the model runs (default cpu; cuda: device 0, a clear error without one)\n" \
-    "  --precision auto|fp32|bf16|fp16   GEMM and attention inputs, sums in f32.  auto (the\n"   \
+    "  --precision auto|fp32|bf16|fp16   GEMM inputs, sums in f32.  auto (the\n"              \
     "                      default): bf16 where the CPU multiplies bf16 natively (AVX512-BF16,\n" \
     "                      AMX), else fp32; fp32 on cuda for now.  fp32 for exact work; fp16 is\n" \
     "                      for cuda\n"

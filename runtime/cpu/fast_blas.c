@@ -64,9 +64,8 @@ static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
     const float *A = a->data;
     float *At = ta ? malloc(sizeof(float) * (size_t)(m * kk)) : NULL;
     float *prod = alpha != 1.0f || b0 != 0.0f ? malloc(sizeof(float) * (size_t)(m * n)) : y->data;
-    uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(kk, n) + 127) / 64 * 64);
     int rc = -1;
-    if ((ta && !At) || !prod || !panels) goto done;
+    if ((ta && !At) || !prod) goto done;
     if (ta) { /* A [kk, m] -> At [m, kk] in 32 x 32 blocks that stay in the cache */
         for (int64_t t0 = 0; t0 < kk; t0 += 32)
             for (int64_t i0 = 0; i0 < m; i0 += 32)
@@ -74,9 +73,7 @@ static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
                     for (int64_t i = i0; i < i0 + 32 && i < m; i++) At[i * kk + t] = A[t * m + i];
         A = At;
     }
-    gemm_pack_b_bf16(b->data, kk, n, tb, panels);
-    PackedB pb = {.dtype = DT_BF16, .panels = panels, .K = kk, .N = n};
-    if (gemm(m, A, kk, &pb, prod, n, NULL)) goto done;
+    if (gemm_bf16_unpacked(m, A, kk, b->data, kk, n, tb, prod, n, NULL)) goto done;
     if (prod != y->data) {
         float *Y = y->data;
         for (int64_t i = 0; i < m * n; i++) Y[i] = alpha * prod[i] + (b0 != 0.0f ? b0 * Y[i] : 0.0f);
@@ -85,7 +82,6 @@ static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
 done:
     free(At);
     if (prod != y->data) free(prod);
-    free(panels);
     return rc ? kernel_fail(k, "out of memory for a bf16 GEMM [%lld, %lld, %lld]", (long long)m, (long long)kk, (long long)n) : 0;
 }
 

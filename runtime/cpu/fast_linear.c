@@ -5,23 +5,10 @@
  * packed f32 W) followed by the epilogue in scalar code, or the reference
  * kernel for bf16.  Checked against ref_linear. */
 #include <cblas.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "gemm.h"
 #include "kernels.h"
-
-/* What the GEMM leaves out when BLAS computed X @ W: bias, activation, residual. */
-static void scalar_epilogue(const LinearParams *p, float *Y, int64_t rows, const float *B, const float *R)
-{
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t n = 0; n < p->N; n++) {
-            float v = Y[r * p->N + n] + (B ? B[n] : 0.0f);
-            if (p->act == LINEAR_ACT_QUICK_GELU) v = v / (1.0f + expf(-1.702f * v));
-            else if (p->act == LINEAR_ACT_GELU) v = 0.5f * v * (1.0f + erff(v * 0.70710678f));
-            Y[r * p->N + n] = v + (R ? R[r * p->N + n] : 0.0f);
-        }
-}
 
 static int blas_linear(const LinearParams *p, const float *X, const float *W, float *Y, int64_t rows)
 {
@@ -52,18 +39,14 @@ int fast_linear(KernelCtx *k)
     if (rows == 0 || p.N == 0) return 0;
     if (p.bf16) { /* a weight being trained, rounded to bf16 panels per call */
         if (p.packed || !gemm_available(DT_BF16)) return ref_linear(k);
-        uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(p.K, p.N) + 127) / 64 * 64);
-        if (!panels) return kernel_fail(k, "out of memory packing W [%lld, %lld] in bf16", (long long)p.K, (long long)p.N);
-        gemm_pack_b_bf16(W, p.K, p.N, 0, panels);
-        PackedB pb = {.dtype = DT_BF16, .panels = panels, .K = p.K, .N = p.N};
         GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
-        int rc = gemm(rows, X, p.K, &pb, Y, p.N, &ep);
-        free(panels);
-        return rc ? kernel_fail(k, "out of memory") : 0;
+        if (gemm_bf16_unpacked(rows, X, p.K, W, p.K, p.N, 0, Y, p.N, &ep))
+            return kernel_fail(k, "out of memory packing W [%lld, %lld] in bf16", (long long)p.K, (long long)p.N);
+        return 0;
     }
     if (!gemm_available(DT_F32)) {
         blas_linear(&p, X, W, Y, rows);
-        scalar_epilogue(&p, Y, rows, B, R);
+        gemm_epilogue_scalar(rows, Y, p.N, p.N, &(GemmEpilogue){.bias = B, .act = p.act, .residual = R, .ldr = p.N});
         return 0;
     }
     PackedB pb = {.dtype = k->in[1]->dtype, .panels = W, .K = p.K, .N = p.N};

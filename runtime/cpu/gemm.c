@@ -10,6 +10,7 @@
  * busy at batch 1 and the GEMM never competes with BLAS's own spinning
  * threads.  Checked against ref_linear.c (double accumulation) in
  * tests/unit/test_kernels.c. */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,23 @@ void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *pa
     parallel_for((N + NR - 1) / NR, 4, pack_panels, &p); /* weights being trained are packed on every call */
 }
 
-int64_t gemm_packed_bf16_halves(int64_t K, int64_t N) { return (N + NR - 1) / NR * ((K + 1) / 2) * 2 * NR; }
+/* One element of the epilogue (bias, activation, residual) in scalar code */
+static float epilogue1(float v, const GemmEpilogue *ep, int64_t row, int64_t col)
+{
+    if (ep->bias) v += ep->bias[col];
+    if (ep->act == LINEAR_ACT_QUICK_GELU) v = v / (1.0f + expf(-1.702f * v));
+    else if (ep->act == LINEAR_ACT_GELU) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    if (ep->residual) v += ep->residual[row * ep->ldr + col];
+    return v;
+}
+
+void gemm_epilogue_scalar(int64_t M, float *C, int64_t ldc, int64_t N, const GemmEpilogue *ep)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t n = 0; n < N; n++) C[i * ldc + n] = epilogue1(C[i * ldc + n], ep, i, n);
+}
+
+static int64_t packed_bf16_halves(int64_t K, int64_t N) { return (N + NR - 1) / NR * ((K + 1) / 2) * 2 * NR; }
 
 typedef struct { const float *B; int64_t K, N; int transposed; uint16_t *panels; } PackJob16;
 
@@ -94,16 +111,24 @@ static void pack_panel_bf16_avx512(const PackJob16 *p, int64_t q);
 static void pack_panels_bf16(void *ctx, int64_t qb, int64_t qe)
 {
     const PackJob16 *p = ctx;
+    int vector = gemm_available(DT_BF16);
     for (int64_t q = qb; q < qe; q++) {
-        if (gemm_available(DT_BF16)) pack_panel_bf16_avx512(p, q);
+        if (vector) pack_panel_bf16_avx512(p, q);
         else pack_panel_bf16_scalar(p, q);
     }
 }
 
-void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint16_t *panels)
+int gemm_bf16_unpacked(int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
+                       float *C, int64_t ldc, const GemmEpilogue *ep)
 {
+    uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)packed_bf16_halves(K, N) + 127) / 64 * 64);
+    if (!panels) return -1;
     PackJob16 p = {B, K, N, transposed, panels};
     parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
+    PackedB pb = {.dtype = DT_BF16, .panels = panels, .K = K, .N = N};
+    int rc = gemm(M, A, lda, &pb, C, ldc, ep);
+    free(panels);
+    return rc;
 }
 
 #if defined(__x86_64__)
@@ -368,15 +393,6 @@ static void pack_a_avx2(const float *A, int64_t lda, int64_t mc, int64_t kc, flo
     }
 }
 
-static float epilogue1(float v, const GemmEpilogue *ep, int64_t row, int64_t col)
-{
-    if (ep->bias) v += ep->bias[col];
-    if (ep->act == LINEAR_ACT_QUICK_GELU) v = v / (1.0f + expf(-1.702f * v));
-    else if (ep->act == LINEAR_ACT_GELU) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    if (ep->residual) v += ep->residual[row * ep->ldr + col];
-    return v;
-}
-
 /* kc steps of 6 rows x one 16-column half of a panel, into acc (row stride 16) */
 AVX2_FMA static void tile_avx2(int64_t kc, const float *Ap, const float *Bp, float *acc)
 {
@@ -412,7 +428,7 @@ AVX512 static void epilogue_only(int64_t M, float *C, int64_t ldc, int64_t N, co
 typedef struct {
     int64_t M, lda, ldc, row_blocks, k_blocks, col_chunks, panels_per_chunk;
     GemmKernel kernel;
-    int amx;       /* bf16 on AMX tiles: A row-major, row blocks padded to 32 rows */
+    int amx;       /* bf16 on AMX tiles: A packed as whole tiles, row blocks padded to 32 rows */
     const float *A;
     void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
     const PackedB *B;
@@ -580,10 +596,10 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
     if (M == 0 || B->N == 0) return 0;
     int kernel = gemm_kernel_for(B->dtype);
     if (B->K == 0) {
-        if (kernel == GEMM_KERNEL_AVX2)
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t n = 0; n < B->N; n++) C[i * ldc + n] = epilogue1(0.0f, ep, i, n);
-        else epilogue_only(M, C, ldc, B->N, ep);
+        if (kernel == GEMM_KERNEL_AVX2) {
+            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, sizeof(float) * (size_t)B->N);
+            gemm_epilogue_scalar(M, C, ldc, B->N, ep);
+        } else epilogue_only(M, C, ldc, B->N, ep);
         return 0;
     }
     int64_t np = (B->N + NR - 1) / NR, rb = (M + MC - 1) / MC, want = 4 * parallel_threads();

@@ -122,7 +122,9 @@ int encode_texts(Encoder *e, char *const *texts, size_t n, float *out, char *err
         if (clip_tokenize(e->tok, texts[i], strlen(texts[i]), e->context, ids + i * C)) { snprintf(err, cap, "out of memory"); goto done; }
         len[i] = row_length(ids + i * C, e->context);
     }
-restart:
+restart: /* (again when the cut has just turned off: the given batches, the whole context, counted anew) */
+    e->positions = positions;
+    e->positions_full = positions_full;
     for (size_t i = 0; i < n; i++) order[i] = i;
     int sorted = !e->full_context && !e->cut_off;
     if (sorted && n > 1) { /* similar lengths share a batch */
@@ -139,11 +141,7 @@ restart:
         int L = 2, fresh;
         for (size_t i = 0; i < b; i++) L = len[rows[i]] > L ? len[rows[i]] : L;
         Model *m = cut_model(e, L, &fresh);
-        if (sorted && e->cut_off) { /* the cut just failed to compile: the given batches, from the start */
-            e->positions = positions;
-            e->positions_full = positions_full;
-            goto restart;
-        }
+        if (sorted && e->cut_off) goto restart; /* the cut just failed to compile */
         Tensor *f = run_rows(e, m ? m : e->m, ids, rows, b, m ? L : e->context, err, cap);
         if (!f) goto done;
         if (fresh) { /* a new cut's first batch: also at the whole context, compared bit for bit */
@@ -151,13 +149,11 @@ restart:
             if (!whole) { tensor_free(f); goto done; }
             int same = memcmp(whole->data, f->data, f->nbytes) == 0;
             tensor_free(whole);
-            if (!same) { /* then the whole context's features, in the given batches, from the start */
+            if (!same) {
                 char why[128];
                 snprintf(why, sizeof why, "features on the first %d positions differ from the whole context's", L);
                 tensor_free(f);
                 cut_off(e, why);
-                e->positions = positions;
-                e->positions_full = positions_full;
                 goto restart;
             }
         }
