@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cpu_info import cpu_description  # noqa: E402
+from cpu_info import cpu_description, cpu_slug  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -202,10 +201,9 @@ def write_table(a, rows):
         auto, ovd = by[(label, 8, "vclip-auto")], by[(label, 8, "ov-default")]
         lines.append(f"- {label}, batch 8, auto: {ovd['ms'] / auto['ms']:.2f}x OpenVINO's default (bar 1.0), "
                      f"cosine to fp32 ORT {auto['min_cos']:.5f} (bar 0.999)")
-    slug = re.sub(r"[^a-z0-9]+", "_", cpu.lower()).strip("_")[:80]
     d = os.path.join(HERE, "results", "cpu_inference")
     os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, f"{slug}.md")
+    path = os.path.join(d, f"{cpu_slug(cpu)}.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {os.path.relpath(path, ROOT)}")

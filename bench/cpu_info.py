@@ -14,3 +14,9 @@ def cpu_description():
     feats = ", ".join(n for f, n in names.items() if f in flags) or "no AVX2"
     return (f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')}, "
             f"model {info.get('model', '?')}; {feats})")
+
+
+def cpu_slug(description):
+    """A file name for a CPU's results table (bench/results/<bench>/<slug>.md)."""
+    import re
+    return re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")[:80]

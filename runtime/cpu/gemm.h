@@ -32,9 +32,9 @@ int gemm_available(DType dtype);
 /* The micro-kernels of this build.  Each dtype uses the fastest this CPU
  * runs, unless gemm_pin() chose one (tests and benches compare them). */
 typedef enum {
-    GEMM_KERNEL_AVX512,      /* f32: 8x32 FMA tile */
+    GEMM_KERNEL_AVX512,      /* f32: 12x32 FMA tile */
     GEMM_KERNEL_AVX2,        /* f32: 6x16 FMA tile, each 32-column panel in two halves (no AVX-512) */
-    GEMM_KERNEL_AVX512_BF16, /* bf16: 8x32 VDPBF16PS tile */
+    GEMM_KERNEL_AVX512_BF16, /* bf16: 12x32 VDPBF16PS tile */
     GEMM_KERNEL_AMX_BF16,    /* bf16: 32x32 of four AMX tiles (depth a multiple of 32) */
     GEMM_KERNEL_COUNT
 } GemmKernel;

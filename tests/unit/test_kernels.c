@@ -245,13 +245,16 @@ static Tensor *bf16_packed_by_definition(const Tensor *w)
     return p;
 }
 
-/* Linear's GEMM with its epilogue: odd sizes around the micro-tile (8 x 32)
- * and the depth block (768), every activation, residual or not, plain,
- * packed f32 or packed bf16 weights (odd K: a half-empty last k pair). */
+/* Linear's GEMM with its epilogue: odd sizes around the micro-tile (12 x 32),
+ * the depth block (768) and the row block (a share of L2: 900 rows are
+ * several blocks on any CPU, each packed in pieces, the last one partial; at
+ * 400 a short tail joins the block before it), every activation, residual or
+ * not, plain, packed f32 or packed bf16 weights (odd K: a half-empty last k
+ * pair). */
 static void test_linear_epilogue(void)
 {
     struct { int64_t rows, K, N; } shapes[] = {{1, 1, 1}, {5, 7, 33}, {8, 32, 32}, {9, 33, 65}, {37, 13, 70}, {3, 800, 40}, {17, 0, 5},
-                                               {45, 64, 40}, {100, 1536, 70}};
+                                               {45, 64, 40}, {100, 1536, 70}, {400, 64, 40}, {900, 96, 70}};
     static const char *acts[] = {"", "quick_gelu", "gelu"};
     int cases = 0;
     for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
@@ -281,7 +284,7 @@ static void test_linear_epilogue(void)
                 for (int i = 0; i < 4; i++) tensor_free(ins[i]);
                 cases++;
             }
-    CHECK(cases == 9 * 3 * 8, "ran %d linear cases", cases);
+    CHECK(cases == 11 * 3 * 8, "ran %d linear cases", cases);
     /* the layout check: a packed weight whose packed_n disagrees is refused */
     int64_t xd[2] = {2, 3}, wd[3] = {1, 3, LINEAR_PANEL};
     Tensor *ins[2] = {rand_tensor(2, xd), rand_tensor(3, wd)};
