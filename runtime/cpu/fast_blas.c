@@ -1,7 +1,8 @@
 /* fast_blas.c — MatMul, Gemm and Conv through BLAS sgemm (multi-threaded by
- * the BLAS library); the patch-embedding Conv (stride = kernel, no padding)
- * through gemm.c where the CPU has AVX-512.  Checked against
- * ref_linear.c in tests/unit. */
+ * the BLAS library); Gemm (a training step's products whose operands change
+ * every call) and the patch-embedding Conv (stride = kernel, no padding)
+ * through gemm.c where the CPU has AVX-512, whose kernel beats OpenBLAS's
+ * there (bench/results/gemm/).  Checked against ref_linear.c in tests/unit. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +53,12 @@ int fast_matmul(KernelCtx *k)
     return 0;
 }
 
-/* Gemm marked bf16 (ir/ops.h): op(B) rounded into bf16 panels, op(A)
- * rounded as the GEMM packs it (transposed into a copy first when transA),
- * then Y = alpha * product + b0 * Y (Y holds C when b0 is not 0). */
-static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
+/* Gemm on gemm.c: op(B) packed into panels of dtype for this call (bf16,
+ * for a Gemm marked bf16 (ir/ops.h): rounded, and op(A) rounded as the GEMM
+ * packs it), op(A) transposed into a copy first when transA, then Y = alpha *
+ * product + b0 * Y (Y holds C when b0 is not 0). */
+static int our_gemm(KernelCtx *k, DType dtype, int ta, int tb, float alpha, float b0)
 {
-    if (!gemm_available(DT_BF16)) return ref_gemm(k);
     const Tensor *a = k->in[0], *b = k->in[1];
     Tensor *y = k->out[0];
     int64_t m = y->dims[0], n = y->dims[1], kk = ta ? a->dims[0] : a->dims[1];
@@ -73,7 +74,7 @@ static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
                     for (int64_t i = i0; i < i0 + 32 && i < m; i++) At[i * kk + t] = A[t * m + i];
         A = At;
     }
-    if (gemm_bf16_unpacked(m, A, kk, b->data, kk, n, tb, prod, n, NULL)) goto done;
+    if (gemm_unpacked(dtype, m, A, kk, b->data, kk, n, tb, prod, n, NULL)) goto done;
     if (prod != y->data) {
         float *Y = y->data;
         for (int64_t i = 0; i < m * n; i++) Y[i] = alpha * prod[i] + (b0 != 0.0f ? b0 * Y[i] : 0.0f);
@@ -82,7 +83,7 @@ static int bf16_gemm(KernelCtx *k, int ta, int tb, float alpha, float b0)
 done:
     free(At);
     if (prod != y->data) free(prod);
-    return rc ? kernel_fail(k, "out of memory for a bf16 GEMM [%lld, %lld, %lld]", (long long)m, (long long)kk, (long long)n) : 0;
+    return rc ? kernel_fail(k, "out of memory for a GEMM [%lld, %lld, %lld]", (long long)m, (long long)kk, (long long)n) : 0;
 }
 
 int fast_gemm(KernelCtx *k)
@@ -107,7 +108,8 @@ int fast_gemm(KernelCtx *k)
     }
     if (m == 0 || n == 0) return 0;
     if (kk == 0) { if (b0 == 0.0f) memset(Y, 0, y->nbytes); return 0; }
-    if (node_attr_i(k->ic->node, "bf16", 0)) return bf16_gemm(k, ta, tb, alpha, b0);
+    if (node_attr_i(k->ic->node, "bf16", 0)) return gemm_available(DT_BF16) ? our_gemm(k, DT_BF16, ta, tb, alpha, b0) : ref_gemm(k);
+    if (gemm_kernel_for(DT_F32) == GEMM_KERNEL_AVX512) return our_gemm(k, DT_F32, ta, tb, alpha, b0); /* faster than OpenBLAS (bench/results/gemm) */
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
                 (int)kk, alpha, a->data, ta ? (int)m : (int)kk, b->data, tb ? (int)kk : (int)n, b0, Y, (int)n);
     return 0;

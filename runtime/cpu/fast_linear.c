@@ -37,28 +37,16 @@ int fast_linear(KernelCtx *k)
     float *Y = k->out[0]->data;
     int64_t rows = tensor_numel(k->out[0]) / (p.N ? p.N : 1);
     if (rows == 0 || p.N == 0) return 0;
-    if (p.bf16) { /* a weight being trained, rounded to bf16 panels per call */
-        if (p.packed || !gemm_available(DT_BF16)) return ref_linear(k);
-        GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
-        if (gemm_bf16_unpacked(rows, X, p.K, W, p.K, p.N, 0, Y, p.N, &ep))
-            return kernel_fail(k, "out of memory packing W [%lld, %lld] in bf16", (long long)p.K, (long long)p.N);
-        return 0;
-    }
-    if (!gemm_available(DT_F32)) {
+    if (p.bf16 && (p.packed || !gemm_available(DT_BF16))) return ref_linear(k);
+    if (!p.bf16 && !gemm_available(DT_F32)) {
         blas_linear(&p, X, W, Y, rows);
         gemm_epilogue_scalar(rows, Y, p.N, p.N, &(GemmEpilogue){.bias = B, .act = p.act, .residual = R, .ldr = p.N});
         return 0;
     }
-    PackedB pb = {.dtype = k->in[1]->dtype, .panels = W, .K = p.K, .N = p.N};
-    float *owned = NULL;
-    if (!p.packed) {
-        owned = aligned_alloc(64, sizeof(float) * (size_t)(gemm_packed_floats(p.K, p.N) + 16));
-        if (!owned) return kernel_fail(k, "out of memory packing W [%lld, %lld]", (long long)p.K, (long long)p.N);
-        gemm_pack_b(W, p.K, p.N, 0, owned);
-        pb.panels = owned;
-    }
     GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
-    int rc = gemm(rows, X, p.K, &pb, Y, p.N, &ep);
-    free(owned);
-    return rc ? kernel_fail(k, "out of memory") : 0;
+    int rc;
+    if (p.packed) rc = gemm(rows, X, p.K, &(PackedB){.dtype = k->in[1]->dtype, .panels = W, .K = p.K, .N = p.N}, Y, p.N, &ep);
+    else /* a weight being trained, packed (bf16: rounded) per call */
+        rc = gemm_unpacked(p.bf16 ? DT_BF16 : DT_F32, rows, X, p.K, W, p.K, p.N, 0, Y, p.N, &ep);
+    return rc ? kernel_fail(k, "out of memory for the GEMM [%lld, %lld, %lld]", (long long)rows, (long long)p.K, (long long)p.N) : 0;
 }

@@ -58,14 +58,18 @@ typedef struct { const float *B; int64_t K, N; int transposed; float *panels; } 
 static void pack_panels(void *ctx, int64_t qb, int64_t qe)
 {
     const PackJob *p = ctx;
-    for (int64_t q = qb; q < qe; q++)
-        for (int64_t k = 0; k < p->K; k++) {
-            float *d = p->panels + (q * p->K + k) * NR;
-            for (int64_t j = 0; j < NR; j++) {
-                int64_t n = q * NR + j;
-                d[j] = n >= p->N ? 0.0f : p->transposed ? p->B[n * p->K + k] : p->B[k * p->N + n];
+    for (int64_t q = qb; q < qe; q++) {
+        float *d = p->panels + q * p->K * NR;
+        int64_t n0 = q * NR, cols = p->N - n0 < NR ? p->N - n0 : NR;
+        if (cols < NR) memset(d, 0, sizeof(float) * (size_t)(p->K * NR));
+        if (!p->transposed)
+            for (int64_t k = 0; k < p->K; k++) memcpy(d + k * NR, p->B + k * p->N + n0, sizeof(float) * (size_t)cols);
+        else /* column n0 + j is a row of B^T: read along it, written NR apart */
+            for (int64_t j = 0; j < cols; j++) {
+                const float *r = p->B + (n0 + j) * p->K;
+                for (int64_t k = 0; k < p->K; k++) d[k * NR + j] = r[k];
             }
-        }
+    }
 }
 
 void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *panels)
@@ -118,14 +122,17 @@ static void pack_panels_bf16(void *ctx, int64_t qb, int64_t qe)
     }
 }
 
-int gemm_bf16_unpacked(int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
-                       float *C, int64_t ldc, const GemmEpilogue *ep)
+int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
+                  float *C, int64_t ldc, const GemmEpilogue *ep)
 {
-    uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)packed_bf16_halves(K, N) + 127) / 64 * 64);
+    size_t bytes = dtype == DT_BF16 ? sizeof(uint16_t) * (size_t)packed_bf16_halves(K, N) : sizeof(float) * (size_t)gemm_packed_floats(K, N);
+    void *panels = aligned_alloc(64, (bytes + 127) / 64 * 64);
     if (!panels) return -1;
-    PackJob16 p = {B, K, N, transposed, panels};
-    parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
-    PackedB pb = {.dtype = DT_BF16, .panels = panels, .K = K, .N = N};
+    if (dtype == DT_BF16) {
+        PackJob16 p = {B, K, N, transposed, panels};
+        parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
+    } else gemm_pack_b(B, K, N, transposed, panels);
+    PackedB pb = {.dtype = dtype, .panels = panels, .K = K, .N = N};
     int rc = gemm(M, A, lda, &pb, C, ldc, ep);
     free(panels);
     return rc;

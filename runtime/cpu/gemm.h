@@ -54,11 +54,12 @@ int64_t gemm_packed_floats(int64_t K, int64_t N);
 void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *panels);
 /* C [M, ldc] = epilogue(A [M, lda] · B) on the thread pool; -1 when out of memory. */
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep);
-/* The same for an f32 B [K, N] ([N, K] when transposed) rounded into bf16
- * panels for this call only (weights being trained, the backward pass's
- * operands); needs gemm_available(DT_BF16).  -1 when out of memory. */
-int gemm_bf16_unpacked(int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
-                       float *C, int64_t ldc, const GemmEpilogue *ep);
+/* The same for an f32 B [K, N] ([N, K] when transposed) packed into panels
+ * of dtype (bf16: rounded) for this call only: weights being trained, the
+ * backward pass's operands.  Needs gemm_available(dtype); -1 when out of
+ * memory. */
+int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
+                  float *C, int64_t ldc, const GemmEpilogue *ep);
 /* C [M, ldc] (N columns) = epilogue(C) in scalar code: after BLAS. */
 void gemm_epilogue_scalar(int64_t M, float *C, int64_t ldc, int64_t N, const GemmEpilogue *ep);
 
