@@ -55,20 +55,29 @@ int gemm_kernel_for(DType dtype)
 
 typedef struct { const float *B; int64_t K, N; int transposed; float *panels; } PackJob;
 
+/* Panels qb..qe: B [K, N] row by row across all of them (each row's span
+ * read in order), B^T [N, K] column by column (a column is a row of B^T,
+ * written NR apart); zeros past N. */
 static void pack_panels(void *ctx, int64_t qb, int64_t qe)
 {
     const PackJob *p = ctx;
-    for (int64_t q = qb; q < qe; q++) {
-        float *d = p->panels + q * p->K * NR;
-        int64_t n0 = q * NR, cols = p->N - n0 < NR ? p->N - n0 : NR;
-        if (cols < NR) memset(d, 0, sizeof(float) * (size_t)(p->K * NR));
-        if (!p->transposed)
-            for (int64_t k = 0; k < p->K; k++) memcpy(d + k * NR, p->B + k * p->N + n0, sizeof(float) * (size_t)cols);
-        else /* column n0 + j is a row of B^T: read along it, written NR apart */
-            for (int64_t j = 0; j < cols; j++) {
-                const float *r = p->B + (n0 + j) * p->K;
-                for (int64_t k = 0; k < p->K; k++) d[k * NR + j] = r[k];
+    int64_t K = p->K, N = p->N;
+    if (qe * NR > N) memset(p->panels + (qe - 1) * K * NR, 0, sizeof(float) * (size_t)(K * NR)); /* the last panel is partial */
+    if (!p->transposed) {
+        int64_t n_end = qe * NR < N ? qe * NR : N;
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t q = qb; q < qe; q++) {
+                int64_t n0 = q * NR, cols = n_end - n0 < NR ? n_end - n0 : NR;
+                memcpy(p->panels + (q * K + k) * NR, p->B + k * N + n0, sizeof(float) * (size_t)cols);
             }
+        return;
+    }
+    for (int64_t q = qb; q < qe; q++) {
+        float *d = p->panels + q * K * NR;
+        for (int64_t j = 0; j < NR && q * NR + j < N; j++) {
+            const float *r = p->B + (q * NR + j) * K;
+            for (int64_t k = 0; k < K; k++) d[k * NR + j] = r[k];
+        }
     }
 }
 
@@ -111,15 +120,13 @@ static void pack_panel_bf16_scalar(const PackJob16 *p, int64_t q)
     }
 }
 
-static void pack_panel_bf16_avx512(const PackJob16 *p, int64_t q);
+static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe);
 static void pack_panels_bf16(void *ctx, int64_t qb, int64_t qe)
 {
     const PackJob16 *p = ctx;
-    int vector = gemm_available(DT_BF16);
-    for (int64_t q = qb; q < qe; q++) {
-        if (vector) pack_panel_bf16_avx512(p, q);
-        else pack_panel_bf16_scalar(p, q);
-    }
+    if (gemm_available(DT_BF16)) pack_panels_bf16_avx512(p, qb, qe);
+    else
+        for (int64_t q = qb; q < qe; q++) pack_panel_bf16_scalar(p, q);
 }
 
 int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
@@ -174,30 +181,39 @@ int gemm_kernel_runs(GemmKernel k)
     }
 }
 
-/* Panel q in bf16 k pairs, 16 columns at a time: B [K, N] gives rows k and
- * k + 1 as two vectors, rounded together and interleaved (vpermw); B^T
- * [N, K] gives a column's 32 k as one row, rounded, its 16 pairs scattered
- * 32 words apart.  Past N and K: zeros.  Same rounding as float_to_bf16
- * (nearest even), except that denormals become zero. */
-AVX512_BF16 static void pack_panel_bf16_avx512(const PackJob16 *p, int64_t q)
+/* Panels qb..qe in bf16 k pairs, 16 columns at a time: B [K, N] gives
+ * rows k and k + 1 as two vectors, rounded together and interleaved
+ * (vpermw), row pair by row pair across all the panels (each row's span read
+ * in order: a walk down one panel's columns misses the cache on every row);
+ * B^T [N, K] gives a column's 32 k as one row, rounded, its 16 pairs
+ * scattered 32 words apart.  Past N and K: zeros.  Same rounding as
+ * float_to_bf16 (nearest even), except that denormals become zero. */
+AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q);
+AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe)
 {
-    int64_t K = p->K, N = p->N, K2 = (K + 1) / 2, n0 = q * NR;
-    if (!p->transposed) {
-        static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                           8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-        __m512i idx = _mm512_loadu_si512(order);
-        for (int h = 0; h < 2; h++) {
-            int64_t left = N - n0 - 16 * h;
-            __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-            for (int64_t k2 = 0; k2 < K2; k2++) {
-                const float *r = p->B + 2 * k2 * N + n0 + 16 * h;
+    if (p->transposed) {
+        for (int64_t q = qb; q < qe; q++) pack_panel_bf16_transposed(p, q);
+        return;
+    }
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i idx = _mm512_loadu_si512(order);
+    int64_t K = p->K, N = p->N, K2 = (K + 1) / 2;
+    for (int64_t k2 = 0; k2 < K2; k2++)
+        for (int64_t q = qb; q < qe; q++)
+            for (int h = 0; h < 2; h++) {
+                int64_t n = q * NR + 16 * h, left = N - n;
+                __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+                const float *r = p->B + 2 * k2 * N + n;
                 __m512 r0 = _mm512_maskz_loadu_ps(m, r), r1 = 2 * k2 + 1 < K ? _mm512_maskz_loadu_ps(m, r + N) : _mm512_setzero_ps();
                 __m512i v = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(r1, r0));
                 _mm512_storeu_si512(p->panels + (q * K2 + k2) * 2 * NR + 32 * h, v);
             }
-        }
-        return;
-    }
+}
+
+AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q)
+{
+    int64_t K = p->K, N = p->N, K2 = (K + 1) / 2, n0 = q * NR;
     uint32_t *words = (uint32_t *)p->panels + q * K2 * NR; /* pair k2, column j at k2 * NR + j */
     __m512i stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(NR));
     for (int j = 0; j < NR; j++) {
@@ -653,7 +669,10 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
 }
 
 #else /* not x86-64: callers use BLAS */
-static void pack_panel_bf16_avx512(const PackJob16 *p, int64_t q) { pack_panel_bf16_scalar(p, q); }
+static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe)
+{
+    for (int64_t q = qb; q < qe; q++) pack_panel_bf16_scalar(p, q);
+}
 int gemm_available(DType dtype) { (void)dtype; return 0; }
 int gemm_kernel_runs(GemmKernel k) { (void)k; return 0; }
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
