@@ -4,7 +4,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,19 +19,6 @@ uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 uint64_t fnv1a_str(uint64_t h, const char *s) { return fnv1a(h, s, strlen(s)); }
 
 uint64_t fnv1a_u64(uint64_t h, uint64_t x) { return (h ^ x) * 1099511628211ull; }
-
-void *alloc_tensor_memory(size_t bytes)
-{
-    enum { HUGE = 2 << 20 };
-    size_t n = (bytes + 63) & ~(size_t)63;
-    if (n < bytes) return NULL;
-    if (n < HUGE) return aligned_alloc(64, n ? n : 64);
-    void *p = aligned_alloc(HUGE, n);
-#ifdef MADV_HUGEPAGE
-    if (p) madvise(p, n & ~(size_t)(HUGE - 1), MADV_HUGEPAGE); /* advice: where the kernel refuses, pages stay small */
-#endif
-    return p;
-}
 
 double now_ms(void)
 {

@@ -18,12 +18,6 @@ uint64_t fnv1a_u64(uint64_t h, uint64_t x); /* one 64-bit word at a time (sizes,
 /* Milliseconds on the monotonic clock (for durations only). */
 double now_ms(void);
 
-/* Memory for tensors and arenas, freed with free(): 64-byte aligned; from 2
- * MB on, 2 MB aligned with transparent huge pages asked for (madvise), so
- * that large weights and activations fault in and walk the TLB 512x less
- * often.  NULL when out of memory. */
-void *alloc_tensor_memory(size_t bytes);
-
 /* CACHE/sub, created with its parents: CACHE is $VCLIP_CACHE_DIR,
  * $XDG_CACHE_HOME/vclip or ~/.cache/vclip.  0, or -1 with a message. */
 int vclip_cache_dir(const char *sub, char *out, size_t cap, char *err, size_t ecap);

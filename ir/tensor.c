@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ir.h"
-#include "base.h"
 
 /* The product of the non-zero dims must fit too: kernels take partial
  * products of dims (strides, outer/inner counts) even of empty tensors. */
@@ -45,7 +44,8 @@ Tensor *tensor_new(DType t, int rank, const int64_t *dims)
     x->buf = malloc(sizeof *x->buf);
     /* 64-byte alignment for SIMD; at least one byte so empty tensors have a
      * pointer.  Not zeroed: every kernel writes all of its outputs. */
-    void *p = x->buf ? alloc_tensor_memory(x->nbytes) : NULL;
+    size_t alloc = (x->nbytes + 63) & ~(size_t)63;
+    void *p = x->buf ? aligned_alloc(64, alloc ? alloc : 64) : NULL;
     if (!p) { free(x->buf); free(x); errno = ENOMEM; return NULL; }
     x->buf->ptr = p;
     x->buf->refs = 1;

@@ -160,7 +160,7 @@ static void replan(Session *s, int64_t *sig, int len)
     s->signature = sig;
     s->sig_len = len;
     if (plan_memory(s->g, s->bytes, s->opt.outputs_in_arena, &s->plan) == 0 && s->plan.arena_bytes) {
-        s->arena = alloc_tensor_memory(s->plan.arena_bytes);
+        s->arena = aligned_alloc(64, (s->plan.arena_bytes + 63) / 64 * 64);
         malloc_trim(0); /* the heap the unplanned run kept is not needed next to the arena */
         if (debug_level() >= 1)
             fprintf(stderr, "vclip: memory plan: %d buffers, arena %.1f MB (%.1f MB without reuse)%s\n", s->plan.n_planned,
