@@ -246,7 +246,7 @@ static Tensor *bf16_packed_by_definition(const Tensor *w)
 }
 
 /* Linear's GEMM with its epilogue: odd sizes around the micro-tile (12 x 32),
- * the depth block (768) and the row block (a share of L2: 900 rows are
+ * the depth block (768; 1536 on AMX: 3200 deep is several of either) and the row block (a share of L2: 900 rows are
  * several blocks on any CPU, each packed in pieces, the last one partial; at
  * 400 a short tail joins the block before it), every activation, residual or
  * not, plain, packed f32 or packed bf16 weights (odd K: a half-empty last k
@@ -254,7 +254,7 @@ static Tensor *bf16_packed_by_definition(const Tensor *w)
 static void test_linear_epilogue(void)
 {
     struct { int64_t rows, K, N; } shapes[] = {{1, 1, 1}, {5, 7, 33}, {8, 32, 32}, {9, 33, 65}, {37, 13, 70}, {3, 800, 40}, {17, 0, 5},
-                                               {45, 64, 40}, {100, 1536, 70}, {400, 64, 40}, {900, 96, 70}};
+                                               {45, 64, 40}, {100, 3200, 70}, {400, 64, 40}, {900, 96, 70}};
     static const char *acts[] = {"", "quick_gelu", "gelu"};
     int cases = 0;
     for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
