@@ -104,13 +104,16 @@ void value_info_from_value(ValueInfo *vi, const Value *v)
     vi->data = v->konst;
 }
 
+/* A tensor without data (a head: the dtype and shape of a value held
+ * elsewhere, e.g. on a device) gives a value info without contents. */
 void value_info_from_tensor(ValueInfo *vi, const Tensor *t)
 {
+    int head = !t->data && tensor_numel(t) > 0;
     vi->dtype = t->dtype;
     vi->shape.rank = t->rank;
     for (int i = 0; i < t->rank; i++) vi->shape.d[i] = dim_const(t->dims[i]);
-    vi->data = t;
-    known_from_tensor(vi, t);
+    vi->data = head ? NULL : t;
+    known_from_tensor(vi, head ? NULL : t);
 }
 
 int infer_node(const Graph *g, Node *n, char *err, size_t cap)

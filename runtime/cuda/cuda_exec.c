@@ -18,7 +18,7 @@
 #include "../../ir/base.h"
 
 typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE, K_LAYERNORM, K_SOFTMAX, K_ATTENTION, K_TRANSPOSE, K_CONCAT, K_GATHER, K_CONV, K_REDUCE, K_GEMM, K_INTERPOLATE, K_ACT_GRAD, K_SUM, K_LAYERNORM_GRAD, K_ATTENTION_GRAD, K_SOFTMAX_CE, K_SOFTMAX_CE_GRAD, K_EXPAND, K_SLICE, K_GATHER_GRAD,
-               K_CONV_GRAD, K_COUNT } Kind;
+               K_CONV_GRAD, K_INT_ELEMWISE, K_ARGREDUCE, K_COUNT } Kind;
 
 typedef struct {
     Tensor *host;   /* host copy (owned unless it is the value's constant) */
@@ -47,6 +47,7 @@ struct CudaSession {
     Slot *slots;
     int *last_use;
     Kind *kind;             /* per node, from the last run */
+    char *dynamic;          /* per value: depends on the inputs' values (not only on their shapes) */
     Weight *weights;        /* per value: its device copy as a constant */
     NodeState *nodes;
     size_t *bytes;          /* per value: device bytes in the last run (0: none, or a view) */
@@ -226,6 +227,62 @@ static int fits_copying(const Node *n, const Slot *x)
 /* (dy, x, w) -> dx, dw of the patch embedding */
 static int fits_conv_grad(const Node *n, const Slot *x) { (void)x; return n->n_in == 3 && f32_inputs(n); }
 
+/* The integer kernels' element type of a dtype, or -1 */
+static int int_elem(DType t)
+{
+    switch (t) {
+    case DT_I64: return CUDA_ELEM_I64;
+    case DT_I32: return CUDA_ELEM_I32;
+    case DT_I8: return CUDA_ELEM_I8;
+    case DT_U8: return CUDA_ELEM_U8;
+    case DT_BOOL: return CUDA_ELEM_BOOL;
+    default: return -1;
+    }
+}
+
+/* vclip_int_elementwise's op for an ONNX op, or -1 */
+static int int_op(int op)
+{
+    switch (op) {
+    case OP_ADD: return CUDA_INT_ADD;
+    case OP_SUB: return CUDA_INT_SUB;
+    case OP_MUL: return CUDA_INT_MUL;
+    case OP_EQUAL: return CUDA_INT_EQUAL;
+    case OP_LESS: return CUDA_INT_LESS;
+    case OP_LESS_OR_EQUAL: return CUDA_INT_LESS_EQUAL;
+    case OP_GREATER: return CUDA_INT_GREATER;
+    case OP_GREATER_OR_EQUAL: return CUDA_INT_GREATER_EQUAL;
+    case OP_CAST: return CUDA_INT_CAST;
+    default: return -1;
+    }
+}
+
+/* Integers in and out: a cast between integer types, a comparison, or
+ * Add/Sub/Mul into int64 (the reference wraps those in 64 bits) */
+static int fits_int_elementwise(const Node *n)
+{
+    int op = int_op(n->op), arity = op == CUDA_INT_CAST ? 1 : 2;
+    if (op < 0 || n->n_in != arity || n->n_out != 1 || !n->out[0] || int_elem(n->out[0]->dtype) < 0) return 0;
+    for (int i = 0; i < arity; i++) if (!n->in[i] || int_elem(n->in[i]->dtype) < 0) return 0;
+    return op >= CUDA_INT_EQUAL || n->out[0]->dtype == DT_I64;
+}
+
+/* ArgMax / ArgMin of integers or f32 into int64 */
+static int fits_argreduce(const Node *n, const Slot *x)
+{
+    return n->n_in == 1 && n->out[0] && n->out[0]->dtype == DT_I64 && (int_elem(n->in[0]->dtype) >= 0 || n->in[0]->dtype == DT_F32) && x;
+}
+
+/* Shape arithmetic: integers computed from constants and shapes alone,
+ * never from the inputs' values (fixed while the plan holds), run on the
+ * host like Shape itself */
+static int shape_arithmetic(const CudaSession *s, const Node *n)
+{
+    for (int j = 0; j < n->n_in; j++) if (n->in[j] && s->dynamic[n->in[j]->id]) return 0;
+    for (int j = 0; j < n->n_out; j++) if (n->out[j] && int_elem(n->out[j]->dtype) < 0) return 0;
+    return 1;
+}
+
 /* The ops with a device kernel of their own, indexed by op as the CPU's
  * kernel table is: what runs it, and whether this node fits it.  The
  * fusable scalar ops (ir/scalar_ops.def) run as one-op generated kernels;
@@ -247,6 +304,7 @@ static const struct {
     [OP_SOFTMAX_CE] = {K_SOFTMAX_CE, fits_softmax_ce}, [OP_SOFTMAX_CE_GRAD] = {K_SOFTMAX_CE_GRAD, fits_softmax_ce_grad},
     [OP_EXPAND] = {K_EXPAND, fits_copying},        [OP_SLICE] = {K_SLICE, fits_copying},
     [OP_GATHER_GRAD] = {K_GATHER_GRAD, fits_copying}, [OP_CONV_GRAD] = {K_CONV_GRAD, fits_conv_grad},
+    [OP_ARGMAX] = {K_ARGREDUCE, fits_argreduce},   [OP_ARGMIN] = {K_ARGREDUCE, fits_argreduce},
 };
 
 static Kind classify(const CudaSession *s, const Node *n)
@@ -254,6 +312,8 @@ static Kind classify(const CudaSession *s, const Node *n)
     const Slot *x = n->n_in && n->in[0] ? &s->slots[n->in[0]->id] : NULL;
     if (n->op == OP_SHAPE) return K_SHAPE;
     if (op_table[n->op].pattern == PAT_VIEW) return K_VIEW;
+    if (shape_arithmetic(s, n)) return K_SHAPE;
+    if (fits_int_elementwise(n)) return K_INT_ELEMWISE;
     if (device_ops[n->op].fits) return device_ops[n->op].fits(n, x) ? device_ops[n->op].kind : K_HOST;
     int pr = program_op_of(n->op);
     return pr >= 0 && plain(n) && n->n_in == program_op_arity(pr) && x && x->rank <= 8 ? K_ELEMWISE : K_HOST;
@@ -360,11 +420,9 @@ static CuPtr need_dev(CudaSession *s, int i, int j, int planned, int capturing, 
 
 /* ---- shapes ------------------------------------------------------------- */
 
-/* Output shapes of node n from its inputs' slots (run as exec_node does).
- * ic and vi are the caller's (vi: 24 entries); ic->out[k] has the shapes. */
 /* A node's inputs as host tensors: the host copy or constant, or, for a
- * value only on the device, a head with its shape (device values are f32,
- * and their shape is all the host needs of them). */
+ * value only on the device, a head with its dtype and shape (all that the
+ * shape rules need of it). */
 static void input_tensors(CudaSession *s, const Node *n, const Tensor **ins, Tensor *heads)
 {
     for (int i = 0; i < n->n_in && i < 16; i++) {
@@ -379,6 +437,8 @@ static void input_tensors(CudaSession *s, const Node *n, const Tensor **ins, Ten
     }
 }
 
+/* Output shapes of node n from its inputs' slots (run as exec_node does).
+ * ic and vi are the caller's (vi: 24 entries); ic->out[k] has the shapes. */
 static int infer(CudaSession *s, const Node *n, InferCtx *ic, ValueInfo *vi, Tensor *heads, char *err, size_t cap)
 {
     const Tensor *ins[16] = {0};
@@ -860,6 +920,52 @@ static int launch_gather(Launch *L)
     return 0;
 }
 
+/* Integer elementwise ops: each input's strides against the output's
+ * dims, 0 along the axes it is broadcast on */
+static int launch_int_elementwise(Launch *L)
+{
+    const Node *n = L->n;
+    const Slot *o = &L->s->slots[n->out[0]->id];
+    int rank = o->rank, op = int_op(n->op), arity = op == CUDA_INT_CAST ? 1 : 2;
+    if (rank > CUDA_COPY_MAX_RANK) return 1;
+    int64_t params[3 * CUDA_COPY_MAX_RANK] = {0};
+    memcpy(params, o->dims, sizeof(int64_t) * (size_t)rank);
+    CuPtr in[2] = {0, 0};
+    for (int j = 0; j < arity; j++) {
+        int r;
+        const int64_t *d = input_dims(L->s, n->in[j], &r);
+        int64_t st[IR_MAX_RANK];
+        if (r > rank) return 1;
+        strides_of(r, d, st);
+        for (int k = 0; k < r; k++) params[(j + 1) * rank + rank - r + k] = d[k] == 1 ? 0 : st[k];
+        if (!(in[j] = need_dev(L->s, L->i, j, L->planned, L->capturing, L->err, L->cap))) return -1;
+    }
+    int64_t count = (int64_t)numel_of(rank, o->dims);
+    if (!count) return 0;
+    if (params_once(L, params, sizeof(int64_t) * (size_t)(3 * (rank ? rank : 1)))) return -1;
+    return cuda_int_elementwise(in[0], int_elem(n->in[0]->dtype), arity == 2 ? in[1] : in[0], int_elem(n->in[arity - 1]->dtype), L->out,
+                                int_elem(n->out[0]->dtype), op, count, rank, L->s->nodes[L->i].params, L->s->stream, L->err, L->cap);
+}
+
+/* ArgMax / ArgMin along one axis */
+static int launch_argreduce(Launch *L)
+{
+    int rank = L->x->rank;
+    int64_t axis = node_attr_i(L->n, "axis", 0), outer = 1, inner = 1;
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= (rank ? rank : 1)) { snprintf(L->err, L->cap, "node '%s': axis out of range", L->n->name); return -1; }
+    for (int64_t d = 0; d < axis; d++) outer *= L->x->dims[d];
+    for (int d = (int)axis + 1; d < rank; d++) inner *= L->x->dims[d];
+    int64_t len = rank ? L->x->dims[axis] : 1;
+    if (len == 0) { snprintf(L->err, L->cap, "node '%s': reduction over an empty axis", L->n->name); return -1; }
+    CuPtr x = need_dev(L->s, L->i, 0, L->planned, L->capturing, L->err, L->cap);
+    if (!x) return -1;
+    DType t = L->n->in[0]->dtype;
+    if (outer * inner == 0) return 0;
+    return cuda_argreduce(x, t == DT_F32 ? CUDA_ELEM_F32 : int_elem(t), L->out, outer, len, inner, L->n->op == OP_ARGMAX,
+                          (int)node_attr_i(L->n, "select_last_index", 0), L->s->stream, L->err, L->cap);
+}
+
 /* the patch embedding: im2col by a gather, the GEMM with its bias, a gather back to NCHW */
 static int launch_conv(Launch *L)
 {
@@ -1157,6 +1263,7 @@ static int (*const launchers[K_COUNT])(Launch *) = {
     [K_SUM] = launch_sum,             [K_LAYERNORM_GRAD] = launch_layernorm_grad, [K_ATTENTION_GRAD] = launch_attention_grad,
     [K_SOFTMAX_CE] = launch_softmax_ce, [K_SOFTMAX_CE_GRAD] = launch_softmax_ce_grad, [K_EXPAND] = launch_expand,
     [K_SLICE] = launch_slice,         [K_GATHER_GRAD] = launch_gather_grad, [K_CONV_GRAD] = launch_conv_grad,
+    [K_INT_ELEMWISE] = launch_int_elementwise, [K_ARGREDUCE] = launch_argreduce,
 };
 
 static int run_device(CudaSession *s, int i, int planned, int capturing, char *err, size_t cap)
@@ -1174,7 +1281,7 @@ static int run_device(CudaSession *s, int i, int planned, int capturing, char *e
         const Shape *os = &ic->out[0]->shape;
         o->rank = os->rank;
         for (int d = 0; d < os->rank; d++) o->dims[d] = os->d[d].n;
-        size_t bytes = sizeof(float) * numel_of(o->rank, o->dims);
+        size_t bytes = dtype_size(n->out[0]->dtype) * numel_of(o->rank, o->dims);
         if (!(L.out = value_buffer(s, n->out[0], bytes, planned))) {
             snprintf(err, cap, "node '%s': device allocation failed (%zu bytes)", n->name, bytes);
             goto done;
@@ -1222,21 +1329,16 @@ static const Value *view_root(const Value *v)
 static void decide_capture(CudaSession *s)
 {
     const Graph *g = s->g;
-    char *dynamic = calloc((size_t)(g->n_values ? g->n_values : 1), 1);
     s->capturable = 0;
-    if (!dynamic) return;
-    for (int i = 0; i < g->n_inputs; i++) dynamic[g->inputs[i]->id] = 1;
     const char *blocker = NULL;
     for (int i = 0; i < g->n_nodes && !blocker; i++) {
         const Node *n = g->nodes[i];
         int dyn = 0;
-        for (int j = 0; j < n->n_in; j++) if (n->in[j] && dynamic[n->in[j]->id]) dyn = 1;
+        for (int j = 0; j < n->n_in; j++) if (n->in[j] && s->dynamic[n->in[j]->id]) dyn = 1;
         int host_reads = s->kind[i] == K_HOST;
         if (s->kind[i] == K_FUSED) /* a view's operands are read on the host */
-            for (int j = 0; j < n->n_in; j++) host_reads |= n->in[j] && n->in[j]->dtype != DT_F32 && dynamic[n->in[j]->id];
-        if (n->op == OP_SHAPE) dyn = 0;
-        else if (dyn && host_reads) blocker = n->name;
-        for (int j = 0; j < n->n_out; j++) if (n->out[j]) dynamic[n->out[j]->id] = (char)dyn;
+            for (int j = 0; j < n->n_in; j++) host_reads |= n->in[j] && n->in[j]->dtype != DT_F32 && s->dynamic[n->in[j]->id];
+        if (n->op != OP_SHAPE && dyn && host_reads) blocker = n->name;
     }
     for (int i = 0; i < g->n_outputs && !blocker; i++) {
         const Value *v = view_root(g->outputs[i]);
@@ -1245,23 +1347,30 @@ static void decide_capture(CudaSession *s)
     if (s->opt.no_graphs) snprintf(s->stats.graph_note, sizeof s->stats.graph_note, "CUDA graphs turned off");
     else if (blocker) snprintf(s->stats.graph_note, sizeof s->stats.graph_note, "not captured: '%.180s' is computed on the host from the inputs' values", blocker);
     else { s->capturable = 1; s->stats.graph_note[0] = 0; }
-    free(dynamic);
 }
 
-/* stats.host_ops: each op run on the host, with its count, in graph order;
- * stats.host_f32_nodes: how many of them touch f32 data */
+/* Which values depend on the inputs' values: everything downstream of an
+ * input, except through Shape (shapes are fixed while a plan holds). */
+static void mark_dynamic(CudaSession *s)
+{
+    const Graph *g = s->g;
+    for (int i = 0; i < g->n_inputs; i++) s->dynamic[g->inputs[i]->id] = 1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        int dyn = 0;
+        for (int j = 0; j < n->n_in && n->op != OP_SHAPE; j++) dyn |= n->in[j] && s->dynamic[n->in[j]->id];
+        for (int j = 0; j < n->n_out; j++) if (n->out[j]) s->dynamic[n->out[j]->id] = (char)dyn;
+    }
+}
+
+/* stats.host_ops: each op that fell back to the host, with its count, in graph order */
 static void describe_host_ops(CudaSession *s)
 {
     int counts[OP_COUNT] = {0}, order[OP_COUNT], n = 0;
-    s->stats.host_f32_nodes = 0;
     for (int i = 0; i < s->g->n_nodes; i++) {
-        const Node *nd = s->g->nodes[i];
-        int op = nd->op, f32 = 0;
+        int op = s->g->nodes[i]->op;
         if (s->kind[i] != K_HOST) continue;
         if (!counts[op]++) order[n++] = op;
-        for (int j = 0; j < nd->n_in; j++) f32 |= nd->in[j] && nd->in[j]->dtype == DT_F32;
-        for (int j = 0; j < nd->n_out; j++) f32 |= nd->out[j] && nd->out[j]->dtype == DT_F32;
-        s->stats.host_f32_nodes += f32;
     }
     char *p = s->stats.host_ops, *end = p + sizeof s->stats.host_ops;
     *p = 0;
@@ -1498,12 +1607,12 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         if (s->cu->begin_capture(s->stream, VCLIP_CU_CAPTURE_THREAD_LOCAL)) snprintf(s->stats.graph_note, sizeof s->stats.graph_note, "stream capture refused");
         else capturing = s->capturing = 1;
     }
-    s->stats.device_nodes = s->stats.host_nodes = 0;
+    s->stats.device_nodes = s->stats.host_nodes = s->stats.shape_nodes = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const Node *n = g->nodes[i];
         s->kind[i] = classify(s, n);
         int r = s->kind[i] == K_HOST    ? 1
-                : s->kind[i] == K_SHAPE ? run_shape(s, i, err, cap)
+                : s->kind[i] == K_SHAPE ? (n->op == OP_SHAPE ? run_shape(s, i, err, cap) : run_host(s, i, err, cap))
                 : s->kind[i] == K_VIEW  ? run_view(s, i, err, cap)
                                         : run_device(s, i, planned, capturing, err, cap);
         if (r > 0) { /* the host, after all (while recording: only nodes that do not read the inputs' values) */
@@ -1511,7 +1620,8 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
             r = run_host(s, i, err, cap);
         }
         if (r) goto done;
-        if (s->kind[i] == K_HOST || s->kind[i] == K_SHAPE) s->stats.host_nodes++;
+        if (s->kind[i] == K_HOST) s->stats.host_nodes++;
+        else if (s->kind[i] == K_SHAPE) s->stats.shape_nodes++;
         else if (s->kind[i] != K_VIEW) s->stats.device_nodes++;
     }
     describe_host_ops(s);
@@ -1572,10 +1682,12 @@ CudaSession *cuda_session_new(Graph *g, const CudaOptions *opt, char *err, size_
     s->weights = calloc(nv, sizeof *s->weights);
     s->bytes = calloc(nv, sizeof *s->bytes);
     s->kind = calloc(nn, sizeof *s->kind);
+    s->dynamic = calloc(nv, 1);
     s->nodes = calloc(nn, sizeof *s->nodes);
     s->out_shape = calloc((size_t)(g->n_outputs ? g->n_outputs : 1), sizeof *s->out_shape);
     s->input_dev = calloc((size_t)(g->n_inputs ? g->n_inputs : 1), sizeof *s->input_dev);
-    if (!s->slots || !s->weights || !s->bytes || !s->kind || !s->nodes || !s->out_shape || !s->input_dev) { cuda_session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
+    if (!s->slots || !s->weights || !s->bytes || !s->kind || !s->dynamic || !s->nodes || !s->out_shape || !s->input_dev) { cuda_session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
+    mark_dynamic(s);
     if (cu->stream_create(&s->stream, VCLIP_CU_STREAM_NON_BLOCKING)) { cuda_session_free(s); snprintf(err, cap, "cannot create a CUDA stream"); return NULL; }
     return s;
 }
@@ -1602,6 +1714,7 @@ void cuda_session_free(CudaSession *s)
     free(s->weights);
     free(s->bytes);
     free(s->kind);
+    free(s->dynamic);
     free(s->nodes);
     free(s->out_shape);
     free(s->input_dev);

@@ -75,13 +75,13 @@ int cuda_session_train_swa(CudaSession *s, double weight, char *err, size_t cap)
 int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, Tensor *const *swa, int to_host, char *err, size_t cap);
 
 typedef struct {
-    int device_nodes, host_nodes; /* where the last run ran each node */
+    int device_nodes, host_nodes; /* where the last run ran each node (host: fell back to the CPU's kernels) */
+    int shape_nodes;              /* shape arithmetic on the host: Shape, and integers computed from shapes and constants alone */
     size_t arena_bytes;           /* the planned device arena (0 before a second run) */
     size_t weight_bytes;          /* weights held on the device */
     int graph_replays;            /* runs served by a CUDA graph */
     char graph_note[256];         /* why runs are not captured, if they are not */
-    char host_ops[512];           /* the ops the last run left to the host, with counts ("Gather x2, Range") */
-    int host_f32_nodes;           /* of those, the ones reading or writing f32 data (not only shape arithmetic) */
+    char host_ops[512];           /* the ops that fell back to the host, with counts ("ArgMax, Range x2") */
 } CudaStats;
 void cuda_session_stats(const CudaSession *s, CudaStats *st);
 

@@ -145,3 +145,19 @@ int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, 
     void *args[] = {&p, &m, &v, &g, &nn, &grad_scale, &decay, &beta1, &beta2, &step_size, &bc2_sqrt, &eps};
     return launch("vclip_adamw", blocks_for(n, 256), 1, 256, s, args, err, cap);
 }
+
+int cuda_int_elementwise(CuPtr a, int ta, CuPtr b, int tb, CuPtr y, int ty, int op, int64_t n, int rank, CuPtr params, CuStream s,
+                         char *err, size_t cap)
+{
+    long long nn = n;
+    void *args[] = {&a, &ta, &b, &tb, &y, &ty, &op, &nn, &rank, &params};
+    return launch("vclip_int_elementwise", blocks_for(n, 256), 1, 256, s, args, err, cap);
+}
+
+int cuda_argreduce(CuPtr x, int t, CuPtr y, int64_t outer, int64_t len, int64_t inner, int want_max, int select_last, CuStream s, char *err,
+                   size_t cap)
+{
+    long long o = outer, l = len, in = inner;
+    void *args[] = {&x, &t, &y, &o, &l, &in, &want_max, &select_last};
+    return launch("vclip_argreduce", blocks_for(outer * inner, 128), 1, 128, s, args, err, cap);
+}

@@ -43,11 +43,20 @@ int cuda_softmax_ce_grad(CuPtr dloss, CuPtr scores, CuPtr labels, CuPtr ds, int6
 int cuda_gather(CuPtr x, CuPtr idx, CuPtr y, int64_t outer, int64_t len, int64_t ni, int64_t inner, CuStream s, char *err, size_t cap);
 /* acc (a device double) += sum of g's squares */
 int cuda_sum_squares(CuPtr g, int64_t n, CuPtr acc, CuStream s, char *err, size_t cap);
-/* One AdamW update of p [n] with moments m, v and gradient g (see the kernel) */
 /* avg[i] += weight * (w[i] - avg[i]) (in double): SWA's running mean */
 int cuda_swa(CuPtr avg, CuPtr w, int64_t n, double weight, CuStream s, char *err, size_t cap);
+/* One AdamW update of p [n] with moments m, v and gradient g (see the kernel) */
 int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, float decay, float beta1, float beta2, float step_size,
                float bc2_sqrt, float eps, CuStream s, char *err, size_t cap);
+/* y [n] = a op b over integers (CUDA_INT_*; b unused by CUDA_INT_CAST), types
+ * CUDA_ELEM_*; params: a device copy of the output's dims, a's strides and
+ * b's strides (3 * rank int64, strides 0 where broadcast) */
+int cuda_int_elementwise(CuPtr a, int ta, CuPtr b, int tb, CuPtr y, int ty, int op, int64_t n, int rank, CuPtr params, CuStream s,
+                         char *err, size_t cap);
+/* y [outer, inner] (int64) = the position of the largest (want_max) or
+ * smallest element of x [outer, len, inner] (type CUDA_ELEM_*) */
+int cuda_argreduce(CuPtr x, int t, CuPtr y, int64_t outer, int64_t len, int64_t inner, int want_max, int select_last, CuStream s, char *err,
+                   size_t cap);
 /* y [n] = 0 */
 int cuda_zero(CuPtr y, int64_t n, CuStream s, char *err, size_t cap);
 /* LayerNormalization's gradient over rows of cols: dx (or 0), and t = dy *

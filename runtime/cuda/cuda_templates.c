@@ -338,6 +338,72 @@ extern "C" __global__ void vclip_gather(const float *x, const long long *idx, fl
     y[i] = g >= 0 && g < len ? x[(o * len + g) * inner + c] : __int_as_float(0x7fc00000);
 }
 
+/* ---- integer index arithmetic (the text tower's end-of-text position:
+ * Cast, Equal, ArgMax, Add), as runtime/cpu/ref_elementwise.c and
+ * ref_reduce.c compute it.  Types: 0 int64, 1 int32, 2 int8, 3 uint8,
+ * 4 bool, 5 float (read only, by the arg-reductions). */
+
+__device__ long long int_get(const void *p, int t, long long i)
+{
+    return t == 0 ? ((const long long *)p)[i] : t == 1 ? (long long)((const int *)p)[i]
+         : t == 2 ? (long long)((const signed char *)p)[i] : (long long)((const unsigned char *)p)[i];
+}
+
+__device__ void int_set(void *p, int t, long long i, long long v)
+{
+    if (t == 0) ((long long *)p)[i] = v;
+    else if (t == 1) ((int *)p)[i] = (int)v;
+    else if (t == 2) ((signed char *)p)[i] = (signed char)v;
+    else if (t == 3) ((unsigned char *)p)[i] = (unsigned char)v;
+    else ((unsigned char *)p)[i] = v != 0;
+}
+
+/* A thread per output element, inputs broadcast by strides: op 0 add,
+ * 1 sub, 2 mul (wrapping in 64 bits), 3 equal, 4 less, 5 less or equal,
+ * 6 greater, 7 greater or equal (0 or 1 out), 8 cast (a alone).  p: the
+ * output's dims [rank], a's strides [rank], b's strides [rank] (0 where
+ * an input is broadcast). */
+extern "C" __global__ void vclip_int_elementwise(const void *a, int ta, const void *b, int tb, void *y, int ty, int op, long long n,
+                                                 int rank, const long long *p)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    long long rem = i, ia = 0, ib = 0;
+    for (int d = rank - 1; d >= 0; d--) {
+        const long long c = rem % p[d];
+        rem /= p[d];
+        ia += c * p[rank + d];
+        ib += c * p[2 * rank + d];
+    }
+    const long long x = int_get(a, ta, ia);
+    if (op == 8) { int_set(y, ty, i, x); return; }
+    const long long z = int_get(b, tb, ib);
+    const unsigned long long ux = (unsigned long long)x, uz = (unsigned long long)z;
+    const long long r = op == 0 ? (long long)(ux + uz) : op == 1 ? (long long)(ux - uz) : op == 2 ? (long long)(ux * uz)
+                      : op == 3 ? x == z : op == 4 ? x < z : op == 5 ? x <= z : op == 6 ? x > z : x >= z;
+    int_set(y, ty, i, r);
+}
+
+/* ArgMax (want_max 1) or ArgMin over [outer, len, inner] of x, a thread
+ * per output, compared in double as the reference does (a NaN is never
+ * better; select_last takes the last of equal values) */
+extern "C" __global__ void vclip_argreduce(const void *x, int t, long long *y, long long outer, long long len, long long inner,
+                                           int want_max, int select_last)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= outer * inner) return;
+    const long long o = i / inner, c = i % inner;
+    long long best = 0;
+    double bv = t == 5 ? (double)((const float *)x)[o * len * inner + c] : (double)int_get(x, t, o * len * inner + c);
+    for (long long k = 1; k < len; k++) {
+        const long long at = (o * len + k) * inner + c;
+        const double v = t == 5 ? (double)((const float *)x)[at] : (double)int_get(x, t, at);
+        const int better = want_max ? (select_last ? v >= bv : v > bv) : (select_last ? v <= bv : v < bv);
+        if (better) { bv = v; best = k; }
+    }
+    y[i] = best;
+}
+
 /* ---- the optimizer ---- */
 
 /* acc[0] += the sum of g's squares: block sums in f32, added in f64 */
@@ -487,5 +553,5 @@ const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax",
                                              "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad",
                                              "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero",
                                              "vclip_softmax_ce", "vclip_softmax_ce_grad", "vclip_gather", "vclip_sum_squares",
-                                             "vclip_adamw", "vclip_swa"};
+                                             "vclip_adamw", "vclip_swa", "vclip_int_elementwise", "vclip_argreduce"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

@@ -334,6 +334,109 @@ static void test_copy_and_activation(void)
     tensor_free(x); tensor_free(r); tensor_free(y);
 }
 
+/* ---- integer index arithmetic, through the session --------------------- */
+
+/* Random values of dtype t in [lo, hi] (f32: every fourth a tie with the
+ * one before, and a NaN now and then); lo > hi: any int64 of up to 62 bits */
+static Tensor *rand_values(DType t, int rank, const int64_t *dims, int64_t lo, int64_t hi)
+{
+    Tensor *x = tensor_new(t, rank, dims);
+    for (int64_t i = 0; i < tensor_numel(x); i++) {
+        double v = lo > hi ? (urand() - 0.5) * 0x1p63 : (double)lo + floor(urand() * (double)(hi - lo + 1));
+        if (t == DT_F32) ((float *)x->data)[i] = i % 4 == 3 ? ((float *)x->data)[i - 1] : urand() < 0.05 ? NAN : (float)v * 0.37f;
+        else if (t == DT_I64) ((int64_t *)x->data)[i] = (int64_t)v;
+        else tensor_set_f64(x, i, v);
+    }
+    return x;
+}
+
+/* One node over graph inputs (their values live on the device) through the
+ * CUDA session, against the reference kernel: the same bytes, nothing left
+ * to the host. */
+static void check_index_node(int op, Tensor **ins, int n_in, const char *attr, int64_t a, const char *attr2, int64_t a2, const char *what)
+{
+    char err[512];
+    Graph *g = graph_new("index");
+    g->opset = 17;
+    Value *iv[2], *ov = graph_new_value(g, "y");
+    for (int i = 0; i < n_in; i++) {
+        iv[i] = graph_new_value(g, i ? "b" : "a");
+        iv[i]->dtype = ins[i]->dtype;
+        iv[i]->shape.rank = ins[i]->rank;
+        for (int d = 0; d < ins[i]->rank; d++) iv[i]->shape.d[d] = dim_const(ins[i]->dims[d]);
+        graph_add_input(g, iv[i]);
+    }
+    Node *n = graph_add_node(g, op, "n", n_in, iv, 1, &ov);
+    if (attr) node_add_attr(n, attr, ATTR_INT)->i = a;
+    if (attr2) node_add_attr(n, attr2, ATTR_INT)->i = a2;
+    graph_add_output(g, ov);
+    Tensor *want = NULL, *got = NULL;
+    const Tensor *ci[2] = {ins[0], n_in > 1 ? ins[1] : NULL};
+    CudaSession *cs = NULL;
+    int ok = infer_graph(g, err, sizeof err) == 0 && exec_node(g, n, ci, &want, &(ExecOptions){.reference_only = 1}, err, sizeof err) == 0 &&
+             (cs = cuda_session_new(g, NULL, err, sizeof err)) && cuda_session_run(cs, ins, &got, err, sizeof err) == 0;
+    CHECK(ok, "%s: %s", what, err);
+    if (ok) {
+        CudaStats st;
+        cuda_session_stats(cs, &st);
+        CHECK(st.host_nodes == 0 && st.device_nodes == 1, "%s: ran on the host (%s)", what, st.host_ops);
+        CHECK(got->dtype == want->dtype && got->nbytes == want->nbytes && !memcmp(got->data, want->data, want->nbytes),
+              "%s: the device's bytes differ from the reference's", what);
+    }
+    tensor_free(want);
+    tensor_free(got);
+    cuda_session_free(cs);
+    graph_free(g);
+}
+
+/* Add/Sub/Mul into int64 (wrapping), comparisons, casts between the integer
+ * types (truncation, bool as nonzero), ArgMax/ArgMin of integers and f32
+ * (ties, NaNs, select_last_index, keepdims) */
+static void test_index_ops(void)
+{
+    const DType types[] = {DT_I64, DT_I32, DT_I8, DT_U8, DT_BOOL};
+    const int onnx_types[] = {7, 6, 3, 2, 9};
+    const int arith[] = {OP_ADD, OP_SUB, OP_MUL}, cmp[] = {OP_EQUAL, OP_LESS, OP_LESS_OR_EQUAL, OP_GREATER, OP_GREATER_OR_EQUAL};
+    int64_t da[3] = {3, 1, 5}, db[2] = {4, 1};
+    char what[128];
+    for (int k = 0; k < 3; k++) {
+        Tensor *ins[2] = {rand_values(DT_I64, 3, da, 1, 0), rand_values(DT_I64, 2, db, 1, 0)};
+        snprintf(what, sizeof what, "%s of int64, broadcast", op_name(arith[k]));
+        check_index_node(arith[k], ins, 2, NULL, 0, NULL, 0, what);
+        tensor_free(ins[0]);
+        tensor_free(ins[1]);
+    }
+    for (int k = 0; k < 5; k++)
+        for (int t = 0; t < 5; t++) {
+            Tensor *ins[2] = {rand_values(types[t], 3, da, 0, types[t] == DT_BOOL ? 1 : 3), rand_values(types[t], 2, db, 0, types[t] == DT_BOOL ? 1 : 3)};
+            snprintf(what, sizeof what, "%s of %s, broadcast", op_name(cmp[k]), dtype_name(types[t]));
+            check_index_node(cmp[k], ins, 2, NULL, 0, NULL, 0, what);
+            tensor_free(ins[0]);
+            tensor_free(ins[1]);
+        }
+    for (int from = 0; from < 5; from++)
+        for (int to = 0; to < 5; to++) {
+            int64_t d[2] = {7, 9};
+            int64_t lo = types[from] == DT_BOOL ? 0 : types[from] == DT_U8 ? 0 : types[from] == DT_I8 ? -128 : -300000;
+            int64_t hi = types[from] == DT_BOOL ? 1 : types[from] == DT_U8 ? 255 : types[from] == DT_I8 ? 127 : 300000;
+            Tensor *x = rand_values(types[from], 2, d, lo, hi);
+            snprintf(what, sizeof what, "Cast %s to %s", dtype_name(types[from]), dtype_name(types[to]));
+            check_index_node(OP_CAST, &x, 1, "to", onnx_types[to], NULL, 0, what);
+            tensor_free(x);
+        }
+    const DType arg_types[] = {DT_F32, DT_I64, DT_I32, DT_BOOL};
+    for (int t = 0; t < 4; t++)
+        for (int axis = -1; axis < 3; axis++)
+            for (int last = 0; last < 2; last++)
+                for (int op = 0; op < 2; op++) {
+                    int64_t d[3] = {3, 6, 77};
+                    Tensor *x = rand_values(arg_types[t], 3, d, -4, 4);
+                    snprintf(what, sizeof what, "%s of %s, axis %d, select_last_index %d", op ? "ArgMin" : "ArgMax", dtype_name(arg_types[t]), axis, last);
+                    check_index_node(op ? OP_ARGMIN : OP_ARGMAX, &x, 1, "axis", axis, "select_last_index", last, what);
+                    tensor_free(x);
+                }
+}
+
 /* Variants 0-5: W or W^T, with or without C, f32 or bf16; 6 and 7: A
  * stored transposed ([K, M], as the weight gradients take it), with a
  * scale alpha, with W^T and with C. */
@@ -396,8 +499,10 @@ static void test_sessions(void)
         CudaStats st;
         if (cs) {
             cuda_session_stats(cs, &st);
-            printf("%s: %d nodes on the device, %d on the host, arena %.1f MB, %d graph replays %s\n", fx[f][0], st.device_nodes,
-                   st.host_nodes, st.arena_bytes / 1e6, st.graph_replays, st.graph_note);
+            printf("%s: %d nodes on the device, %d of shape arithmetic on the host, arena %.1f MB, %d graph replays %s\n", fx[f][0],
+                   st.device_nodes, st.shape_nodes, st.arena_bytes / 1e6, st.graph_replays, st.graph_note);
+            CHECK(st.host_nodes == 0 && st.graph_replays > 0, "%s: %d nodes fell back to the host (%s); %d graph replays %s", fx[f][0],
+                  st.host_nodes, st.host_ops, st.graph_replays, st.graph_note);
         }
         cuda_session_free(cs);
         session_free(cpu);
@@ -450,6 +555,7 @@ int main(void)
     test_reduce();
     test_attention();
     test_copy_and_activation();
+    test_index_ops();
     test_cublaslt();
     test_sessions();
     if (emulated) {
