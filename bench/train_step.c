@@ -2,7 +2,8 @@
  * training graph for an image encoder (T frames, temporal window 1, IWR on,
  * released gradient convention), then times full steps (forward on θ and θ~,
  * backward, clipping, AdamW) on random inputs, in fp32 or bf16 (the CPU's
- * bf16 step: GEMM operands rounded, f32 sums).  Prints one JSON line. */
+ * bf16 step: GEMM operands rounded, f32 sums), optionally recomputing each
+ * block's activations in the backward pass.  Prints one JSON line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,22 +15,25 @@
 
 int main(int argc, char **argv)
 {
-    if (argc < 6) { fprintf(stderr, "usage: train_step MODEL.onnx BATCH FRAMES STEPS THREADS [CLASSES [fp32|bf16]]\n"); return 2; }
+    if (argc < 6) { fprintf(stderr, "usage: train_step MODEL.onnx BATCH FRAMES STEPS THREADS [CLASSES [fp32|bf16 [recompute]]]\n"); return 2; }
     int64_t batch = atoi(argv[2]), frames = atoi(argv[3]), classes = argc > 6 ? atoi(argv[6]) : 400;
-    int bf16 = argc > 7 && !strcmp(argv[7], "bf16");
+    int bf16 = argc > 7 && !strcmp(argv[7], "bf16"), recompute = argc > 8 && !strcmp(argv[8], "recompute");
     int steps = atoi(argv[4]), threads = atoi(argv[5]);
     char err[1024];
     uint64_t s = 42;
-    /* class features: D from a first build would need the model; ViT-B/32 and the fixtures use D = 512 or less */
+    /* class features: D from a first build would need the model; the fixtures, ViT-B (512) and ViT-L (768) are among these */
+    static const int64_t widths[] = {16, 32, 64, 128, 256, 512, 768, 1024};
     Tensor *cf = NULL;
     TrainGraph tg;
     double t_start = now_ms();
-    for (int64_t D = 16; D <= 1024; D *= 2) {
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+        int64_t D = widths[w];
         tensor_free(cf);
         cf = tensor_new(DT_F32, 2, (int64_t[]){classes, D});
         for (int64_t i = 0; i < tensor_numel(cf); i++) { s = s * 6364136223846793005ull + 1; ((float *)cf->data)[i] = (float)((s >> 40) / 16777216.0 - 0.5); }
         TrainGraphConfig cfg = {.batch = batch, .frames = frames, .window = 1, .class_features = cf, .logit_scale = 4.6052f,
-                                .iwr = 1, .beta = 0.5f, .exact_gradient = 0, .cpu_bf16 = bf16};
+                                .iwr = 1, .beta = 0.5f, .exact_gradient = 0, .cpu_bf16 = bf16,
+                                .recompute = recompute};
         if (train_graph_build(argv[1], &cfg, &tg, err, sizeof err) == 0) break;
         if (!strstr(err, "does not match the class features")) { fprintf(stderr, "%s\n", err); return 1; }
         if (D == 1024) { fprintf(stderr, "%s\n", err); return 1; }
@@ -64,7 +68,11 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"ms_per_step\": %.1f, \"best_ms\": %.1f, \"peak_rss_mb\": %.0f, \"loss\": %.5f, \"params\": %d, \"nodes\": %d, \"build_ms\": %.0f}\n",
-           total / steps, best, ru.ru_maxrss / 1024.0, loss, tg.n_params, tg.g->n_nodes, t_build);
+    ModelStats ms;
+    model_stats(sess, &ms);
+    printf("{\"ms_per_step\": %.1f, \"best_ms\": %.1f, \"peak_rss_mb\": %.0f, \"arena_mb\": %.1f, \"loss\": %.5f, \"params\": %d, "
+           "\"nodes\": %d, \"recomputed_blocks\": %d, \"build_ms\": %.0f}\n",
+           total / steps, best, ru.ru_maxrss / 1024.0, ms.backend.arena_bytes / 1e6, loss, tg.n_params, tg.g->n_nodes, tg.recompute.blocks,
+           t_build);
     return 0;
 }

@@ -211,36 +211,54 @@ void graph_remove_dead(Graph *g)
     free(used);
 }
 
+/* Each node keeps its place, except that a node's producers that come
+ * after it are pulled in just before it (their own producers first): a
+ * graph already in order stays as it is, and a node a pass appended at the
+ * end runs where it is first needed, not after everything else. */
 int graph_topo_sort(Graph *g)
 {
-    int n = g->n_nodes, rc = -1, k = 0;
-    int *placed = calloc((size_t)(n ? n : 1), sizeof(int));
+    int n = g->n_nodes, rc = -1, k = 0, depth = 0;
+    int *producer = malloc(sizeof(int) * (size_t)(g->n_values ? g->n_values : 1));
+    char *state = calloc((size_t)(n ? n : 1), 1); /* 0 to place, 1 pulling its producers, 2 placed */
+    int *stack = malloc(sizeof(int) * (size_t)(n ? n : 1)), *cursor = malloc(sizeof(int) * (size_t)(n ? n : 1));
     Node **order = malloc(sizeof(Node *) * (size_t)(n ? n : 1));
-    char *ready = calloc((size_t)(g->n_values ? g->n_values : 1), 1);
-    if (!placed || !order || !ready) goto done;
-    for (int i = 0; i < g->n_values; i++) if (!g->values[i]->producer) ready[i] = 1;
-    /* repeated sweeps in the current order: each places every node whose inputs are ready */
-    while (k < n) {
-        int progress = 0;
-        for (int i = 0; i < n; i++) {
-            if (placed[i]) continue;
-            Node *nd = g->nodes[i];
-            int ok = 1;
-            for (int j = 0; j < nd->n_in && ok; j++) if (nd->in[j] && !ready[nd->in[j]->id]) ok = 0;
-            if (!ok) continue;
-            placed[i] = 1;
-            order[k++] = nd;
-            for (int j = 0; j < nd->n_out; j++) if (nd->out[j]) ready[nd->out[j]->id] = 1;
-            progress = 1;
+    if (!producer || !state || !stack || !cursor || !order) goto done;
+    for (int v = 0; v < g->n_values; v++) producer[v] = -1;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < g->nodes[i]->n_out; j++) if (g->nodes[i]->out[j]) producer[g->nodes[i]->out[j]->id] = i;
+    for (int i = 0; i < n; i++) {
+        if (state[i]) continue;
+        stack[depth] = i;
+        cursor[depth++] = 0;
+        state[i] = 1;
+        while (depth) {
+            int t = stack[depth - 1];
+            const Node *nd = g->nodes[t];
+            int pulled = 0;
+            while (cursor[depth - 1] < nd->n_in && !pulled) {
+                const Value *v = nd->in[cursor[depth - 1]++];
+                int p = v ? producer[v->id] : -1;
+                if (p < 0 || state[p] == 2) continue;
+                if (state[p] == 1) goto done; /* a cycle */
+                state[p] = 1;
+                stack[depth] = p;
+                cursor[depth++] = 0;
+                pulled = 1;
+            }
+            if (pulled) continue;
+            state[t] = 2;
+            order[k++] = g->nodes[t];
+            depth--;
         }
-        if (!progress) goto done;
     }
     if (n) memcpy(g->nodes, order, sizeof(Node *) * (size_t)n); /* a graph with no nodes may have no array */
     rc = 0;
 done:
-    free(placed);
+    free(producer);
+    free(state);
+    free(stack);
+    free(cursor);
     free(order);
-    free(ready);
     return rc;
 }
 

@@ -151,8 +151,10 @@ Node *graph_add_node(Graph *g, int op, const char *name, int n_in, Value **in,
 int graph_add_input(Graph *g, Value *v);
 int graph_add_output(Graph *g, Value *v);
 void graph_remove_dead(Graph *g);  /* drop nodes marked with op < 0 */
-/* Reorders nodes topologically, keeping the current order where it already
- * is one (passes append new nodes and call this).  -1 on a cycle. */
+/* Reorders nodes topologically: each node keeps its place unless one of its
+ * producers comes after it, which is then pulled in just before it (passes
+ * append new nodes and call this; an ordered graph stays as it is).  -1 on
+ * a cycle. */
 int graph_topo_sort(Graph *g);
 int graph_add_mapping(Graph *g, void *addr, size_t len);
 /* Every constant of g that has a namesake in `from` with the same dtype,

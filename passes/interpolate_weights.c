@@ -11,14 +11,6 @@
 #include "passes.h"
 #include "rewrite.h"
 
-static Value *fresh_value(Graph *g, const char *base)
-{
-    char *name = graph_unique_name(g, base);
-    Value *v = name ? graph_new_value(g, name) : NULL;
-    free(name);
-    return v;
-}
-
 Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *alpha, Value *out, int exact_gradient,
                            char *err, size_t cap)
 {
@@ -47,25 +39,11 @@ Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *
         int depends = 0;
         for (int j = 0; j < n->n_in; j++) depends |= n->in[j] && n->in[j]->id < n_values && map[n->in[j]->id];
         if (!depends) continue;
-        Value *in[16], *outs[8];
-        if (n->n_in > 16 || n->n_out > 8) { snprintf(err, cap, "interpolate-weights: node '%s' has too many edges", n->name); goto done; }
-        for (int j = 0; j < n->n_in; j++) in[j] = n->in[j] && map[n->in[j]->id] ? map[n->in[j]->id] : n->in[j];
-        for (int j = 0; j < n->n_out; j++) {
-            char base[300];
-            snprintf(base, sizeof base, "interpolated/%s", n->out[j] ? n->out[j]->name : "unused");
-            outs[j] = fresh_value(g, base);
-            if (!outs[j]) { snprintf(err, cap, "out of memory"); goto done; }
-        }
-        char base[300];
-        snprintf(base, sizeof base, "interpolated/%s", n->name);
-        char *name = graph_unique_name(g, base);
-        Node *c = name ? graph_add_node(g, n->op, name, n->n_in, in, n->n_out, outs) : NULL;
-        free(name);
-        if (!c || node_copy_attrs(c, n)) { snprintf(err, cap, "out of memory"); goto done; }
-        free(c->domain);
-        if (!(c->domain = strdup(n->domain ? n->domain : ""))) { snprintf(err, cap, "out of memory"); goto done; }
-        if (infer_node(g, c, err, cap)) goto done;
-        for (int j = 0; j < n->n_out; j++) if (n->out[j]) map[n->out[j]->id] = outs[j];
+        Value *in[16];
+        for (int j = 0; j < n->n_in && j < 16; j++) in[j] = n->in[j] && map[n->in[j]->id] ? map[n->in[j]->id] : n->in[j];
+        Node *c = clone_node(g, n, in, "interpolated/", err, cap);
+        if (!c) goto done;
+        for (int j = 0; j < n->n_out; j++) if (n->out[j]) map[n->out[j]->id] = c->out[j];
     }
     result = map[out->id];
     if (!result) snprintf(err, cap, "interpolate-weights: '%s' does not depend on the parameters", out->name);

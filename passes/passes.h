@@ -80,6 +80,14 @@ int specialize_batch(Graph *g, int64_t n, char *err, size_t cap);
 Value *interpolate_weights(Graph *g, Value *const *params, int n_params, Value *alpha, Value *out, int exact_gradient,
                            char *err, size_t cap);
 
+/* Activation recomputation for a training graph whose nodes [0, n_forward)
+ * are its forward pass and the rest its backward pass: each transformer
+ * block (found from the residual stream) keeps only its input, and the
+ * backward pass reads copies of the block's forward nodes, placed before
+ * its first reader.  Run after autodiff, before kernel fusion. */
+typedef struct { int blocks, nodes; } RecomputeStats; /* blocks recomputed, forward nodes copied */
+int recompute_blocks(Graph *g, int n_forward, RecomputeStats *st, char *err, size_t cap);
+
 /* The default pipeline, in order; NULL-terminated. */
 extern const Pass default_pipeline[];
 /* Kernel fusion for code generation, run after the default pipeline (and on

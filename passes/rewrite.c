@@ -51,6 +51,34 @@ Node *new_node(Graph *g, int op, const char *base, int n_in, Value **in)
     return n;
 }
 
+Value *fresh_value(Graph *g, const char *base)
+{
+    char *name = graph_unique_name(g, base);
+    Value *v = name ? graph_new_value(g, name) : NULL;
+    free(name);
+    return v;
+}
+
+Node *clone_node(Graph *g, const Node *n, Value *const *in, const char *prefix, char *err, size_t cap)
+{
+    Value *ins[16], *outs[8];
+    if (n->n_in > 16 || n->n_out > 8) { snprintf(err, cap, "node '%s' has too many edges to copy", n->name); return NULL; }
+    memcpy(ins, in, sizeof(Value *) * (size_t)n->n_in);
+    char base[300];
+    for (int j = 0; j < n->n_out; j++) {
+        snprintf(base, sizeof base, "%s%s", prefix, n->out[j] ? n->out[j]->name : "unused");
+        if (!(outs[j] = fresh_value(g, base))) { snprintf(err, cap, "out of memory"); return NULL; }
+    }
+    snprintf(base, sizeof base, "%s%s", prefix, n->name);
+    char *name = graph_unique_name(g, base);
+    Node *c = name ? graph_add_node(g, n->op, name, n->n_in, ins, n->n_out, outs) : NULL;
+    free(name);
+    if (!c || node_copy_attrs(c, n)) { snprintf(err, cap, "out of memory"); return NULL; }
+    free(c->domain);
+    if (!(c->domain = strdup(n->domain ? n->domain : ""))) { snprintf(err, cap, "out of memory"); return NULL; }
+    return infer_node(g, c, err, cap) ? NULL : c;
+}
+
 Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in)
 {
     Node *n = new_node(g, op, base, n_in, in);

@@ -20,6 +20,12 @@ Node *replace_with_node(Graph *g, Value *like, int op, const char *name, int n_i
 /* A new node with one fresh output named after `base`, not yet inferred
  * (set its attributes, then infer_node). */
 Node *new_node(Graph *g, int op, const char *base, int n_in, Value **in);
+/* A fresh value named after base (made unique). */
+Value *fresh_value(Graph *g, const char *base);
+/* A copy of n (op, domain, attributes) reading `in` (n->n_in values), with
+ * fresh outputs named prefix + each output's name; inferred.  NULL with a
+ * message naming the node when it cannot be made. */
+Node *clone_node(Graph *g, const Node *n, Value *const *in, const char *prefix, char *err, size_t cap);
 /* The same, inferred; returns its output (NULL if inference fails). */
 Value *append_node(Graph *g, int op, const char *base, int n_in, Value **in);
 /* ai.vclip.Attention as standard ops (lower_attention.c); its output or NULL. */

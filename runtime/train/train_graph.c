@@ -123,7 +123,20 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     tg->loss = loss;
     tg->grads = calloc((size_t)tg->n_params, sizeof(Value *));
     if (!tg->grads) { snprintf(err, cap, "out of memory"); goto fail; }
-    if (autodiff(g, loss, tg->params, tg->n_params, tg->grads, msg, sizeof msg)) { snprintf(err, cap, "%.300s: %s", onnx_path, msg); goto fail; }
+    int n_forward = g->n_nodes;
+    Node **forward = malloc(sizeof(Node *) * (size_t)(n_forward ? n_forward : 1));
+    if (!forward) { snprintf(err, cap, "out of memory"); goto fail; }
+    memcpy(forward, g->nodes, sizeof(Node *) * (size_t)n_forward);
+    int bad = autodiff(g, loss, tg->params, tg->n_params, tg->grads, msg, sizeof msg);
+    /* the backward pass comes after the forward pass, which keeps its order */
+    if (!bad && cfg->recompute) {
+        if (g->n_nodes < n_forward || memcmp(forward, g->nodes, sizeof(Node *) * (size_t)n_forward)) {
+            snprintf(msg, sizeof msg, "recompute: the backward pass is not after the forward pass");
+            bad = 1;
+        } else bad = recompute_blocks(g, n_forward, &tg->recompute, msg, sizeof msg) != 0;
+    }
+    free(forward);
+    if (bad) { snprintf(err, cap, "%.300s: %s", onnx_path, msg); goto fail; }
     graph_add_output(g, loss);
     graph_add_output(g, tg->loss_ce);
     graph_add_output(g, logits);

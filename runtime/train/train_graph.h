@@ -7,6 +7,7 @@
 #define VCLIP_TRAIN_GRAPH_H
 
 #include "../../ir/ir.h"
+#include "../../passes/passes.h"
 
 typedef struct {
     int64_t batch, frames, window;
@@ -19,6 +20,7 @@ typedef struct {
     int captions;                 /* add the caption loss (inputs caption_features [batch, D], caption_mask [batch, batch]) */
     float caption_weight;         /* lambda */
     int cpu_bf16;                 /* the CPU's bf16 step: GEMM operands rounded to bf16, sums f32 (passes: mark-bf16-gemms) */
+    int recompute;                /* keep only each block's input; the backward pass recomputes the rest (passes: recompute_blocks) */
 } TrainGraphConfig;
 
 typedef struct {
@@ -31,6 +33,7 @@ typedef struct {
     Value *video, *labels, *alpha, *caption_features, *caption_mask;
     /* outputs: loss (total), loss_ce (classification on θ), logits [batch, classes], then the gradients */
     Value *loss, *loss_ce, *logits;
+    RecomputeStats recompute;     /* what --recompute copied (zeros without it) */
 } TrainGraph;
 
 /* Builds the graph; parameters get private, writable copies of their data.

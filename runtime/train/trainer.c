@@ -222,6 +222,20 @@ int trainer_check_target(Target t, char *err, size_t cap)
     return -1;
 }
 
+/* After the first step: the activations' memory, and what --recompute did to it */
+static void report_memory(const Model *sess, const TrainGraph *tg, int tty)
+{
+    ModelStats ms;
+    model_stats(sess, &ms);
+    size_t bytes = ms.backend.peak_bytes ? ms.backend.peak_bytes : ms.backend.arena_bytes;
+    if (!bytes) return;
+    char how[160] = "";
+    if (tg->recompute.blocks)
+        snprintf(how, sizeof how, " (--recompute: %d blocks keep only their input; %d forward nodes run again in the backward pass)",
+                 tg->recompute.blocks, tg->recompute.nodes);
+    fprintf(stderr, "%strainer: the step's activations take %.*f MB at their peak%s\n", tty ? "\n" : "", bytes < 10e6 ? 2 : 0, bytes / 1e6, how);
+}
+
 int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, TrainResult *res, char *err, size_t cap)
 {
     Run r = {0};
@@ -355,7 +369,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             }
             st.step++;
             st.step_in_epoch++;
-            steps_here++;
+            if (!steps_here++ && !c->quiet) report_memory(sess, &r.tg, tty);
             for (int i = 0; i < r.tg.g->n_outputs; i++) { tensor_free(outs[i]); outs[i] = NULL; }
             double el = (now_ms() / 1e3) - t0, clips_s = (double)(steps_here * gc->batch * ranks) / (el > 0 ? el : 1e-9);
             double eta = (double)(total - st.step) * el / (double)steps_here;

@@ -102,8 +102,9 @@ static void check_model(const char *fixture, const char *input_file, int frames)
  * logits and every parameter's gradient, at the reference's perturbed
  * starting point (test_train_step.c).  Every generated kernel of the
  * graph runs as its CUDA C here, and no node may fall back to the host
- * (shape arithmetic runs there). */
-static void check_training_graph(void)
+ * (shape arithmetic runs there).  Also with --recompute's graph, whose
+ * copies of the blocks run between the backward nodes. */
+static void check_training_graph(int recompute)
 {
     char err[1024];
     const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
@@ -115,7 +116,7 @@ static void check_training_graph(void)
         if (!t[i]) return;
     }
     TrainGraphConfig c = {.batch = 2, .frames = 8, .window = 1, .class_features = t[3], .logit_scale = 2.6f, .iwr = 1, .beta = 0.5f,
-                          .exact_gradient = 1, .captions = 1, .caption_weight = 4};
+                          .exact_gradient = 1, .captions = 1, .caption_weight = 4, .recompute = recompute};
     TrainGraph tg;
     if (train_graph_build(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &tg, err, sizeof err)) {
         CHECK(0, "%s", err);
@@ -151,8 +152,8 @@ static void check_training_graph(void)
     if (cs) {
         CudaStats st;
         cuda_session_stats(cs, &st);
-        printf("training graph: %d outputs agree to %.1e; %d nodes on the device, %d of shape arithmetic on the host\n", n, worst,
-               st.device_nodes, st.shape_nodes);
+        printf("training graph%s: %d outputs agree to %.1e; %d nodes on the device, %d of shape arithmetic on the host\n",
+               recompute ? " (recompute)" : "", n, worst, st.device_nodes, st.shape_nodes);
         CHECK(st.host_nodes == 0, "training graph: %d nodes fell back to the host (%s); only shape arithmetic may run there", st.host_nodes,
               st.host_ops);
     }
@@ -339,7 +340,8 @@ int main(void)
         check_model("openai_visual_op17", "vclip_temporal/video.npy", 8);
         check_bad_input();
     }
-    if (part("training")) check_training_graph();
+    if (part("training")) check_training_graph(0);
+    if (part("training")) check_training_graph(1);
     if (part("trainer")) check_trainer();
     CHECK(emu.live_allocs == start, "%ld emulated device buffers never freed", emu.live_allocs - start);
     printf("emulated device: %ld kernel launches, %ld graph replays\n", emu.launches, emu.replays);

@@ -85,6 +85,41 @@ static void test_symbolic_reshape(void)
 }
 
 /* mkstemp/mkdtemp template under $TMPDIR (default /tmp) */
+/* graph_topo_sort: an ordered graph stays as it is; a node appended after
+ * its consumer (as fusion passes do) moves to just before that consumer,
+ * pulling its own late producer along, and nothing else moves; a cycle is
+ * refused. */
+static void test_topo_sort(void)
+{
+    Graph *g = graph_new("sort");
+    Value *v[8];
+    for (int i = 0; i < 8; i++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "v%d", i);
+        v[i] = graph_new_value(g, nm);
+    }
+    graph_add_input(g, v[0]);
+    /* a: v0 -> v1, b: v1 -> v2, c: (v2, v6) -> v3, d: v3 -> v4, h: v0 -> v7, then appended e: v5 -> v6 and
+     * f: v1 -> v5 (sorting in sweeps would run h, which needs nothing late, before c and d) */
+    Node *a = graph_add_node(g, OP_RELU, "a", 1, (Value *[]){v[0]}, 1, &v[1]);
+    Node *b = graph_add_node(g, OP_RELU, "b", 1, (Value *[]){v[1]}, 1, &v[2]);
+    Node *c = graph_add_node(g, OP_ADD, "c", 2, (Value *[]){v[2], v[6]}, 1, &v[3]);
+    Node *d = graph_add_node(g, OP_RELU, "d", 1, (Value *[]){v[3]}, 1, &v[4]);
+    Node *h = graph_add_node(g, OP_RELU, "h", 1, (Value *[]){v[0]}, 1, &v[7]);
+    Node *e = graph_add_node(g, OP_RELU, "e", 1, (Value *[]){v[5]}, 1, &v[6]);
+    Node *f = graph_add_node(g, OP_RELU, "f", 1, (Value *[]){v[1]}, 1, &v[5]);
+    CHECK(graph_topo_sort(g) == 0, "sort failed");
+    const Node *want[7] = {a, b, f, e, c, d, h};
+    int same = 1;
+    for (int i = 0; i < 7; i++) same &= g->nodes[i] == want[i];
+    CHECK(same, "appended producers: got %s %s %s %s %s %s %s, want a b f e c d h", g->nodes[0]->name, g->nodes[1]->name,
+          g->nodes[2]->name, g->nodes[3]->name, g->nodes[4]->name, g->nodes[5]->name, g->nodes[6]->name);
+    CHECK(graph_topo_sort(g) == 0 && g->nodes[2] == f && g->nodes[6] == h, "an ordered graph moved");
+    a->in[0] = v[4]; /* a reads d's output: a cycle */
+    CHECK(graph_topo_sort(g) == -1, "a cycle was sorted");
+    graph_free(g);
+}
+
 static void temp_template(char *buf, size_t cap, const char *name)
 {
     const char *t = getenv("TMPDIR");
@@ -143,6 +178,7 @@ int main(void)
 {
     test_dims();
     test_symbolic_reshape();
+    test_topo_sort();
     test_npy_roundtrip();
     test_external_paths();
     return TEST_SUMMARY();

@@ -60,11 +60,11 @@ static double worst_excess(const Tensor *got, const Tensor *want, double rel, do
 
 /* The training graph, its parameters set to the reference's starting point
  * (θ_CLIP, which IWR interpolates towards, stays the ONNX file's). */
-static int build_precision(TrainGraph *tg, const Tensor *classes, int exact, int window, int boundary_mask, int cpu_bf16)
+static int build_options(TrainGraph *tg, const Tensor *classes, int exact, int window, int boundary_mask, int cpu_bf16, int recompute)
 {
     TrainGraphConfig cfg = {.batch = 2, .frames = 8, .window = window, .boundary_mask = boundary_mask, .class_features = classes,
                             .logit_scale = (float)log(1 / 0.07), .iwr = 1, .beta = 0.5f, .exact_gradient = exact, .captions = 1,
-                            .caption_weight = 4.0f, .cpu_bf16 = cpu_bf16};
+                            .caption_weight = 4.0f, .cpu_bf16 = cpu_bf16, .recompute = recompute};
     char err[512];
     int rc = train_graph_build(DIR "visual.onnx", &cfg, tg, err, sizeof err);
     CHECK(rc == 0, "train_graph_build: %s", err);
@@ -81,7 +81,7 @@ static int build_precision(TrainGraph *tg, const Tensor *classes, int exact, int
 
 static int build(TrainGraph *tg, const Tensor *classes, int exact, int window, int boundary_mask)
 {
-    return build_precision(tg, classes, exact, window, boundary_mask, 0);
+    return build_options(tg, classes, exact, window, boundary_mask, 0, 0);
 }
 
 /* outs: loss, loss_ce, logits, grads...; reference: the reference kernels only */
@@ -135,6 +135,49 @@ static void check_case(const Tensor *classes, int window, int boundary_mask, Ten
     tensor_free(want_loss);
 }
 
+/* --recompute: every block of both IWR forwards is recomputed, the loss and
+ * every gradient equal the plain graph's (the same kernels on the same
+ * values; a fused epilogue the copies allow may round differently, so not
+ * bit for bit) and PyTorch's, and the peak of live intermediates is at most
+ * half the plain graph's. */
+static void check_recompute(const Tensor *classes, Tensor *const *inputs)
+{
+    TrainGraph plain, rec;
+    if (build(&plain, classes, 0, 1, 0)) return;
+    if (build_options(&rec, classes, 0, 1, 0, 0, 1)) { train_graph_free(&plain); return; }
+    CHECK(rec.recompute.blocks == 4 && rec.recompute.nodes > 0, "recompute: %d blocks (%d nodes) copied, want the 2 blocks of both forwards",
+          rec.recompute.blocks, rec.recompute.nodes);
+    int n = plain.g->n_outputs;
+    Tensor **a = calloc((size_t)n, sizeof *a), **b = calloc((size_t)n, sizeof *b);
+    size_t peak[2] = {0, 0};
+    TrainGraph *tgs[2] = {&plain, &rec};
+    Tensor **outs[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        char err[512];
+        Session *s = session_new(tgs[k]->g, &(ExecOptions){.threads = 1}, err, sizeof err);
+        int rc = s ? session_run(s, inputs, outs[k], err, sizeof err) : -1;
+        peak[k] = s ? session_peak_bytes(s) : 0;
+        CHECK(rc == 0, "session: %s", err);
+        session_free(s);
+    }
+    if (a[0] && b[0]) {
+        double worst = 0;
+        for (int i = 0; i < n; i++) worst = fmax(worst, worst_excess(b[i], a[i], 1e-6, 1e-9));
+        CHECK(worst <= 1, "recompute vs plain: an output off by %.2fx 1e-6 of its largest element", worst);
+        check_grads(&rec, b, "grad");
+    }
+    printf("recompute: %d blocks, %d forward nodes copied; peak live intermediates %.2f MB -> %.2f MB\n", rec.recompute.blocks,
+           rec.recompute.nodes, peak[0] / 1e6, peak[1] / 1e6);
+    /* measured 0.38; copies that read the forward's values instead of their own copies keep those alive (0.75) */
+    CHECK(peak[1] <= peak[0] / 2, "recompute: peak intermediates %zu bytes, not half the plain graph's %zu", peak[1], peak[0]);
+    free_outs(a, n);
+    free_outs(b, n);
+    free(a);
+    free(b);
+    train_graph_free(&plain);
+    train_graph_free(&rec);
+}
+
 /* The CPU's bf16 step (--precision bf16): every f32 GEMM of the graph is
  * marked to round its operands; its fast kernels (AMX or AVX512-BF16) agree
  * with the reference kernels doing the same rounding, and its loss and
@@ -142,7 +185,7 @@ static void check_case(const Tensor *classes, int window, int boundary_mask, Ten
 static void check_bf16(const Tensor *classes, Tensor *const *inputs, const Tensor *losses)
 {
     TrainGraph tg;
-    if (build_precision(&tg, classes, 0, 1, 0, 1)) return;
+    if (build_options(&tg, classes, 0, 1, 0, 1, 0)) return;
     int marked = 0, unmarked = 0;
     for (int i = 0; i < tg.g->n_nodes; i++) {
         const Node *n = tg.g->nodes[i];
@@ -287,6 +330,7 @@ int main(void)
         free_outs(outs, tg.g->n_outputs);
         train_graph_free(&tg);
     }
+    check_recompute(classes, inputs);
     /* a wider window with the masked boundary (its attention backward) */
     check_case(classes, 2, 1, inputs, outs, "loss_w2_mask", "grad_w2_mask");
     /* both videos with one caption: neither is the other's negative */
