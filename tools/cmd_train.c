@@ -56,7 +56,7 @@ static const char *usage =
     "                      master weights, AdamW, sums, softmax, norms and losses stay fp32\n"
     "  --recompute         each transformer block keeps only its input for the backward pass, which\n"
     "                      runs the block's forward again: ViT-B/32's activations take about a third of\n"
-    "                      the memory, for about 17% more time per step (docs/training.md)\n"
+    "                      the memory, for about 15% more time per step (docs/training.md)\n"
     "  --quiet             no progress output\n"
     CLI_COMM_TIMEOUT_HELP
     "  --bucket-mb N       data parallel: gradients are all-reduced in buckets of about N MB (25)\n"
