@@ -303,3 +303,22 @@ def test_recompute_trains_the_same_run_in_less_memory(tmp_path, data):
     for s in a:
         (la, aa, ga), (lb, ab, gb) = a[s], b[s]
         assert aa == ab and abs(la - lb) <= 1e-5 * abs(la) and abs(ga - gb) <= 1e-5 * abs(ga), (s, a[s], b[s])
+
+
+def test_loss_scaling_by_a_power_of_two_changes_nothing_in_fp32(tmp_path, data):
+    """--loss-scale S takes the gradients of S x loss and divides them by S in
+    the update (fp16's dynamic loss scaling, on by default there; the scale's
+    halving on overflow and doubling after good steps are checked on the
+    emulated device in tests/unit/test_cuda_exec.c).  In fp32 on the CPU
+    nothing overflows and a power of two scales exactly, so the run must be
+    the plain run bit for bit: every logged loss and gradient norm, and the
+    final weights; the metrics log the scale."""
+    run_tool("opt", "vclip-run", *train_args(data, tmp_path / "plain", "--epochs", "2"), check=True)
+    run_tool("opt", "vclip-run", *train_args(data, tmp_path / "scaled", "--epochs", "2", "--loss-scale", "65536"), check=True)
+    assert losses(tmp_path / "plain") == losses(tmp_path / "scaled")
+    scales = [json.loads(l)["loss_scale"] for l in open(tmp_path / "scaled" / "metrics.jsonl")]
+    assert scales == [65536] * 4, scales
+    a, b = load_file(str(tmp_path / "plain" / "weights.safetensors")), load_file(str(tmp_path / "scaled" / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    p = run_tool("opt", "vclip-run", *train_args(data, tmp_path / "bad", "--loss-scale", "0.5"))
+    assert p.returncode == 2 and "--loss-scale needs 1..1e30" in p.stderr, p.stderr

@@ -51,9 +51,13 @@ static const char *usage =
     "  --resume            continue from OUT/checkpoint.safetensors (same options)\n"
     "  --seed S --workers N --threads N   randomness (0), decoding threads (2), compute threads\n"
     "  --target cpu        where it trains (cuda: device 0, parameters and AdamW there)\n"
-    "  --precision P       the step's GEMMs: fp32 (the default on the CPU) or bf16 (the default on cuda;\n"
-    "                      on the CPU it needs AVX512-BF16, and runs on AMX where there is one);\n"
-    "                      master weights, AdamW, sums, softmax, norms and losses stay fp32\n"
+    "  --precision P       the step's GEMMs: fp32 (the default on the CPU), bf16 (the default on cuda;\n"
+    "                      on the CPU it needs AVX512-BF16, and runs on AMX where there is one) or fp16\n"
+    "                      (cuda, with dynamic loss scaling); master weights, AdamW, sums, softmax, norms\n"
+    "                      and losses stay fp32\n"
+    "  --loss-scale S      dynamic loss scaling from S (default 65536 with fp16, off otherwise): the\n"
+    "                      gradients are taken of S x loss and divided by S in the update; a step whose\n"
+    "                      gradients overflow is skipped and halves S, 2000 good steps in a row double it\n"
     "  --recompute         each transformer block keeps only its input for the backward pass, which\n"
     "                      runs the block's forward again: ViT-B/32's activations take about a third of\n"
     "                      the memory, for about 15% more time per step (docs/training.md)\n"
@@ -176,14 +180,14 @@ int cmd_train(int argc, char **argv)
         {"iwr-gradient", 1, 0, 'g'}, {"swa-start", 1, 0, 's'}, {"patch-ratio", 1, 0, 'p'}, {"plain", 0, 0, 'P'},
         {"logit-scale", 1, 0, 'x'}, {"save-every", 1, 0, 'E'}, {"resume", 0, 0, 'R'}, {"seed", 1, 0, 'd'},
         {"workers", 1, 0, 'k'}, {"threads", 1, 0, 't'}, {"quiet", 0, 0, 'q'}, {"keep-epochs", 0, 0, 'K'}, {"caption-weight", 1, 0, 'Y'},
-        {"comm-timeout", 1, 0, 'Z'}, {"bucket-mb", 1, 0, 'U'}, {"recompute", 0, 0, 'Q'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"comm-timeout", 1, 0, 'Z'}, {"bucket-mb", 1, 0, 'U'}, {"recompute", 0, 0, 'Q'}, {"loss-scale", 1, 0, 'J'}, CLI_COMPILE_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *visual = NULL, *init = NULL, *classes = NULL, *text_model = NULL, *captions = NULL, *list = NULL, *root = NULL,
                *out = "train-out";
     int frames = 8, stride = 16, window = 1, batch = 8, epochs = 22, warmup = 2, swa_start = 2, plain = 0, save_every = 0;
     int resume = 0, keep_epochs = 0, workers = 2, threads = 0, quiet = 0, exact = 0, seed = 0, precision_given = 0, recompute = 0, c;
     double comm_timeout = 300, bucket_mb = 25;
     CompileOptions co = {0};
-    double lr = -1, clip_norm = 1.0, alo = 0, ahi = 0.6, beta = 0.5, patch = 0.5, logit_scale = 4.6052, lambda = 4.0;
+    double loss_scale = 0, lr = -1, clip_norm = 1.0, alo = 0, ahi = 0.6, beta = 0.5, patch = 0.5, logit_scale = 4.6052, lambda = 4.0;
     char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -226,6 +230,7 @@ int cmd_train(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'K': keep_epochs = 1; break;
         case 'Q': recompute = 1; break;
+        case 'J': loss_scale = strtod(optarg, &end); if (*end || !(loss_scale >= 1 && loss_scale <= 1e30)) return cli_usage_error(TOOL, "--loss-scale needs 1..1e30"); break;
         case CLI_OPT_TARGET:
         case CLI_OPT_PRECISION:
             precision_given |= c == CLI_OPT_PRECISION;
@@ -246,7 +251,6 @@ int cmd_train(int argc, char **argv)
     }
     if (!precision_given && co.target == TARGET_CUDA) co.precision = PRECISION_BF16; /* the default on a GPU */
     if (co.precision == PRECISION_AUTO) { cli_error(TOOL, NULL, "--precision auto is for inference: train in fp32 or bf16"); return 1; }
-    if (co.precision == PRECISION_FP16) { cli_error(TOOL, NULL, "--precision fp16: training needs dynamic loss scaling, not there yet (use bf16)"); return 1; }
     co.threads = threads;
     if (!visual || !classes || !list || !root) return cli_usage_error(TOOL, "--visual, --classes, --train-list and --root are required");
     if (captions && !text_model) return cli_usage_error(TOOL, "--captions needs --text-model to encode them");
@@ -307,6 +311,7 @@ int cmd_train(int argc, char **argv)
     tc.graph.captions = captions != NULL;
     tc.graph.caption_weight = (float)lambda;
     tc.graph.recompute = recompute;
+    tc.loss_scale = loss_scale;
     tc.warmup_epochs = warmup;
     if (lr > 0) { tc.lr = lr; tc.lr_min = tc.lr_start = lr / 100; }
     tc.clip_norm = clip_norm;

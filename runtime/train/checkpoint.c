@@ -37,8 +37,10 @@ int checkpoint_save(const char *path, const CheckpointView *v, char *err, size_t
         const TrainState *s = v->state;
         snprintf(state, sizeof state,
                  "{\"step\": %" PRId64 ", \"epoch\": %" PRId64 ", \"step_in_epoch\": %" PRId64 ", \"rng\": \"%" PRIu64
-                 "\", \"swa_count\": %" PRId64 ", \"skipped\": %" PRId64 ", \"adamw_step\": %" PRId64 "}",
-                 s->step, s->epoch, s->step_in_epoch, s->rng, s->swa_count, s->skipped, v->opt ? v->opt->step : 0);
+                 "\", \"swa_count\": %" PRId64 ", \"skipped\": %" PRId64 ", \"adamw_step\": %" PRId64 ", \"loss_scale\": %.17g, "
+                 "\"scale_good_steps\": %" PRId64 "}",
+                 s->step, s->epoch, s->step_in_epoch, s->rng, s->swa_count, s->skipped, v->opt ? v->opt->step : 0, s->loss_scale,
+                 s->scale_good_steps);
         meta[nm++] = (MetadataEntry){"state", state};
     }
     if (v->config_json) meta[nm++] = (MetadataEntry){"config", v->config_json};
@@ -104,6 +106,8 @@ int checkpoint_load(const char *path, const CheckpointView *v, AdamW *opt, Train
     state->step_in_epoch = json_i64(o, "step_in_epoch");
     state->swa_count = json_i64(o, "swa_count");
     state->skipped = json_i64(o, "skipped");
+    state->loss_scale = json_number_value(json_object_get(o, "loss_scale")); /* 0 in checkpoints from before it */
+    state->scale_good_steps = json_i64(o, "scale_good_steps");
     const char *r = json_string_value(json_object_get(o, "rng"));
     state->rng = r ? strtoull(r, NULL, 10) : 0;
     if (opt) opt->step = json_i64(o, "adamw_step");

@@ -15,6 +15,8 @@ typedef struct {
     uint64_t rng;            /* the alpha sampler's state */
     int64_t swa_count;       /* epochs averaged into swa */
     int64_t skipped;         /* non-finite steps skipped so far */
+    double loss_scale;       /* dynamic loss scaling's S (0: not scaling) */
+    int64_t scale_good_steps; /* finite steps since S last changed */
 } TrainState;
 
 typedef struct {

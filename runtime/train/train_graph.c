@@ -123,11 +123,17 @@ int train_graph_build(const char *onnx_path, const TrainGraphConfig *cfg, TrainG
     tg->loss = loss;
     tg->grads = calloc((size_t)tg->n_params, sizeof(Value *));
     if (!tg->grads) { snprintf(err, cap, "out of memory"); goto fail; }
+    Value *target = loss; /* what the gradients are of: the loss, or S times it */
+    if (cfg->loss_scale) {
+        tg->loss_scale = b_input(&b, "loss_scale", DT_F32, 0, NULL);
+        target = tg->loss_scale ? b_op2(&b, OP_MUL, "loss_scaled", loss, tg->loss_scale) : NULL;
+        if (!target || b.failed) goto fail;
+    }
     int n_forward = g->n_nodes;
     Node **forward = malloc(sizeof(Node *) * (size_t)(n_forward ? n_forward : 1));
     if (!forward) { snprintf(err, cap, "out of memory"); goto fail; }
     memcpy(forward, g->nodes, sizeof(Node *) * (size_t)n_forward);
-    int bad = autodiff(g, loss, tg->params, tg->n_params, tg->grads, msg, sizeof msg);
+    int bad = autodiff(g, target, tg->params, tg->n_params, tg->grads, msg, sizeof msg);
     /* the backward pass comes after the forward pass, which keeps its order */
     if (!bad && cfg->recompute) {
         if (g->n_nodes < n_forward || memcmp(forward, g->nodes, sizeof(Node *) * (size_t)n_forward)) {

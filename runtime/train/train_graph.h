@@ -21,6 +21,7 @@ typedef struct {
     float caption_weight;         /* lambda */
     int cpu_bf16;                 /* the CPU's bf16 step: GEMM operands rounded to bf16, sums f32 (passes: mark-bf16-gemms) */
     int recompute;                /* keep only each block's input; the backward pass recomputes the rest (passes: recompute_blocks) */
+    int loss_scale;               /* a last input "loss_scale" (f32 scalar) S: the gradients are those of S * loss (fp16's dynamic loss scaling) */
 } TrainGraphConfig;
 
 typedef struct {
@@ -29,8 +30,8 @@ typedef struct {
     Value **params;               /* trainable: the encoder's f32 initializers, then logit_scale */
     Value **grads;
     Tensor **initial;             /* θ_CLIP: views of each parameter's data as loaded (not copies) */
-    /* inputs, in graph order: video, labels, then alpha (iwr), caption_features and caption_mask (captions) */
-    Value *video, *labels, *alpha, *caption_features, *caption_mask;
+    /* inputs, in graph order: video, labels, then alpha (iwr), caption_features and caption_mask (captions), loss_scale */
+    Value *video, *labels, *alpha, *caption_features, *caption_mask, *loss_scale;
     /* outputs: loss (total), loss_ce (classification on θ), logits [batch, classes], then the gradients */
     Value *loss, *loss_ce, *logits;
     RecomputeStats recompute;     /* what --recompute copied (zeros without it) */

@@ -156,15 +156,18 @@ done:
 
 /* The update's gradient scale for a backend that updates itself: clipping,
  * or NaN (skip) when the loss, already on the host, is not finite. */
-typedef struct { double max_norm; Tensor **outs; int ranks; } ClipCtx;
+/* norm: of the gradients as the graph gives them, S times the loss's (S:
+ * the loss scale, 1 without); the result scales them for the update */
+typedef struct { double max_norm; Tensor **outs; int ranks; double loss_scale; } ClipCtx;
 static double clip_or_skip(double norm, void *ctx)
 {
     const ClipCtx *c = ctx;
+    norm /= c->loss_scale;
     /* several ranks: the norm of the averaged gradients decides alone (a
      * rank's own loss could differ from the others', and every rank must
      * make the same decision; a loss that is not finite makes the
      * gradients, and so the norm, not finite anyway) */
-    return c->ranks > 1 || isfinite(tensor_get_f64(c->outs[0], 0)) ? clip_scale(norm, c->max_norm) : NAN;
+    return c->ranks > 1 || isfinite(tensor_get_f64(c->outs[0], 0)) ? clip_scale(norm, c->max_norm) / c->loss_scale : NAN;
 }
 
 /* TrainStep.reduce on a device: the ranks' mean of every gradient, in place, by NCCL */
@@ -249,6 +252,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     int ranks = comm_size(c->comm), lead = comm_rank(c->comm) == 0; /* lead: the rank that logs and writes */
     if (!lead) local.quiet = 1, local.progress = 0;
     local.graph.cpu_bf16 = c->target == TARGET_CPU && c->precision == PRECISION_BF16;
+    local.graph.loss_scale = c->precision == PRECISION_FP16 || c->loss_scale > 0;
     int rc = -1, tty = c->progress && isatty(2);
     memset(res, 0, sizeof *res);
     if (trainer_check_target(c->target, err, cap)) return -1;
@@ -300,6 +304,11 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
         in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->class_features->dims[1]});
         in[k++] = tensor_new(DT_F32, 2, (int64_t[]){gc->batch, gc->batch});
     }
+    int scale_k = k;
+    if (gc->loss_scale && !(in[k++] = tensor_new(DT_F32, 0, NULL))) { snprintf(err, cap, "out of memory"); goto done; }
+    if (gc->loss_scale && !(st.loss_scale > 0)) st.loss_scale = c->loss_scale > 0 ? c->loss_scale : 65536.0; /* kept by checkpoints */
+    if (!gc->loss_scale) st.loss_scale = 0;
+    int64_t scale_window = c->loss_scale_window > 0 ? c->loss_scale_window : 2000;
     outs = calloc((size_t)r.tg.g->n_outputs, sizeof(Tensor *));
     sess = model_new(r.tg.g, 0, &(CompileOptions){.target = c->target, .precision = c->precision, .threads = c->threads, .outputs_in_arena = 1}, err, cap);
     if (!outs || !sess || !in[0] || !in[1] || (gc->iwr && !in[2]) || (gc->captions && (!in[cap_k] || !in[cap_k + 1]))) { if (sess) snprintf(err, cap, "out of memory"); goto done; }
@@ -329,7 +338,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
         model_observe(sess, grad_reducer_observe, red); /* where it cannot, the buckets start after the run */
     }
     if (on_device && c->resume && model_train_sync(sess, r.opt.m, r.opt.v, r.swa, 0, err, cap)) goto done;
-    ClipCtx clip = {c->clip_norm, outs, ranks};
+    ClipCtx clip = {c->clip_norm, outs, ranks, 1.0};
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
     int bad_run = 0;
@@ -346,6 +355,9 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             if (gc->captions) caption_mask_fill(in[cap_k], in[cap_k + 1]);
             double alpha = c->alpha_lo + (c->alpha_hi - c->alpha_lo) * (double)(rng_next(&st.rng) >> 11) * (1.0 / 9007199254740992.0);
             if (gc->iwr) *(float *)in[2]->data = (float)alpha;
+            double scale = gc->loss_scale ? st.loss_scale : 1.0;
+            if (gc->loss_scale) *(float *)in[scale_k]->data = (float)scale;
+            clip.loss_scale = scale;
             double lr = lr_at(&sched, st.step), norm;
             TrainStep ts = {r.opt.step + 1, lr, clip_or_skip, &clip, 0, 0, device_comm ? reduce_on_device : NULL, device_comm};
             if (on_device ? model_train_run(sess, in, outs, &ts, err, cap) : model_run(sess, in, outs, err, cap)) goto done;
@@ -354,13 +366,20 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
                 goto done;
             waited = comm_wait_seconds(c->comm) - waited;
             double loss = losses[0], ce = losses[1];
-            norm = on_device ? ts.norm : grad_global_norm(outs + 3, n);
+            norm = (on_device ? ts.norm : grad_global_norm(outs + 3, n)) / scale; /* the loss's own gradients' norm */
             int finite = isfinite(loss) && isfinite(norm);
             if (on_device && ts.applied != finite) { snprintf(err, cap, "the device's update and the host disagree on step %lld", (long long)st.step + 1); goto done; }
             if (finite) {
                 if (on_device) r.opt.step++; /* made on the device */
-                else adamw_step(&r.opt, outs + 3, lr, clip_scale(norm, c->clip_norm));
+                else adamw_step(&r.opt, outs + 3, lr, clip_scale(norm, c->clip_norm) / scale);
                 bad_run = 0;
+                if (gc->loss_scale && ++st.scale_good_steps >= scale_window) { st.loss_scale = scale * 2; st.scale_good_steps = 0; }
+            } else if (gc->loss_scale && isfinite(loss) && scale > 1) { /* S times the gradients overflowed: a smaller S */
+                st.skipped++;
+                st.loss_scale = scale / 2;
+                st.scale_good_steps = 0;
+                if (!c->quiet) fprintf(stderr, "%strainer: step %lld: the gradients overflowed at loss scale %g: step skipped, the scale halved\n",
+                                       tty ? "\n" : "", (long long)st.step + 1, scale);
             } else {
                 st.skipped++;
                 if (!c->quiet) fprintf(stderr, "%strainer: step %lld: loss %g, gradient norm %g: not finite, step skipped\n",
@@ -373,12 +392,13 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             for (int i = 0; i < r.tg.g->n_outputs; i++) { tensor_free(outs[i]); outs[i] = NULL; }
             double el = (now_ms() / 1e3) - t0, clips_s = (double)(steps_here * gc->batch * ranks) / (el > 0 ? el : 1e-9);
             double eta = (double)(total - st.step) * el / (double)steps_here;
-            char nl[32], nc[32], nn[32], comm_s[48] = "";
-            if (ranks > 1) snprintf(comm_s, sizeof comm_s, ", \"comm_wait_s\": %.6f", waited);
+            char nl[32], nc[32], nn[32], extra[96] = "";
+            if (ranks > 1) snprintf(extra, sizeof extra, ", \"comm_wait_s\": %.6f", waited);
+            if (gc->loss_scale) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"loss_scale\": %.17g", scale);
             if (mf) fprintf(mf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %s, \"loss_ce\": %s, \"lr\": %.9g, \"alpha\": %.9g, "
                                 "\"grad_norm\": %s, \"skipped\": %d, \"clips_per_s\": %.3f, \"step_s\": %.6f, \"data_s\": %.6f%s}\n",
                             (long long)st.step, (long long)st.epoch + 1, json_number(loss, nl), json_number(ce, nc), lr,
-                            gc->iwr ? alpha : 0.0, json_number(norm, nn), !finite, clips_s, (now_ms() - step_t0) / 1e3, data_s, comm_s);
+                            gc->iwr ? alpha : 0.0, json_number(norm, nn), !finite, clips_s, (now_ms() - step_t0) / 1e3, data_s, extra);
             if (mf && fflush(mf)) { snprintf(err, cap, "%s: %s", r.metrics, strerror(errno)); goto done; }
             res->last_loss = loss;
             if (bad_run >= c->max_bad_steps) {

@@ -51,7 +51,12 @@ typedef struct {
     const char *config_json;       /* stored in checkpoints */
     int threads;
     Target target;                 /* where the step runs (on CUDA also the AdamW update and SWA's mean) */
-    Precision precision;           /* the step's GEMMs (CUDA: bf16 or fp32; sums, norms, softmax and losses stay f32) */
+    Precision precision;           /* the step's GEMMs (CUDA: bf16, fp16 or fp32; sums, norms, softmax and losses stay f32) */
+    /* dynamic loss scaling (on with fp16, or when loss_scale > 0): the gradients are taken of S * loss and
+     * divided by S in the update; a step whose gradients overflow is skipped and halves S, and
+     * loss_scale_window finite steps in a row double it (PyTorch's GradScaler) */
+    double loss_scale;             /* the first S (0: 65536 with fp16, none otherwise) */
+    int64_t loss_scale_window;     /* 0: 2000 */
     Comm *comm;                    /* NULL or one rank: a single process; graph.batch is the per-rank batch */
     size_t bucket_bytes;           /* gradient all-reduce buckets (0: 25 MB, DDP's default) */
 } TrainerConfig;

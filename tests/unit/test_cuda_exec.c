@@ -180,6 +180,21 @@ static void check_training_graph(int recompute)
  * 1e-5, under 2e-2), which shows the precision reaches the GEMMs.  A
  * fourth stops after the first epoch and resumes from its checkpoint: the
  * moments must go back to the device (fresh ones are off by ~lr). */
+/* The first n values of a metrics.jsonl column (NaN where missing). */
+static void metrics_column(const char *dir, const char *key, double *out, int n)
+{
+    char path[1100], line[1024], pat[64];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    FILE *f = fopen(path, "r");
+    for (int k = 0; k < n; k++) out[k] = NAN;
+    for (int k = 0; f && k < n && fgets(line, sizeof line, f); k++) {
+        const char *l = strstr(line, pat);
+        out[k] = l ? atof(l + strlen(pat)) : NAN;
+    }
+    if (f) fclose(f);
+}
+
 typedef struct { Tensor *video, *labels, *captions; int64_t left, fail_epoch; } FixedBatches;
 
 static int fixed_begin(BatchSource *s, int64_t epoch, int64_t skip, char *err, size_t cap)
@@ -203,7 +218,7 @@ static int fixed_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *cap
 
 static void check_trainer(void)
 {
-    char err[1024], dirs[4][256];
+    char err[1024], dirs[5][256];
     const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
     FixedBatches fb = {safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
                        safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1};
@@ -211,9 +226,10 @@ static void check_trainer(void)
     CHECK(fb.video && fb.labels && fb.captions && classes, "%s", err);
     if (!fb.video || !fb.labels || !fb.captions || !classes) return;
     static const char *names[4] = {"visual.conv1.weight", "onnx::MatMul_436", "visual.transformer.resblocks.1.ln_2.weight", "logit_scale"};
-    Tensor *w[4][4] = {{0}};
-    double losses[4][4] = {{0}};
-    for (int t = 0; t < 4; t++) { /* the CPU, the device in fp32, with bf16 GEMMs, in fp32 stopped after an epoch and resumed */
+    Tensor *w[5][4] = {{0}};
+    double losses[5][4] = {{0}};
+    for (int t = 0; t < 5; t++) { /* the CPU, the device in fp32, with bf16 GEMMs, in fp32 stopped after an epoch and resumed,
+                                   * with fp16 GEMMs and dynamic loss scaling */
         char *tmp = getenv("TMPDIR");
         snprintf(dirs[t], sizeof dirs[t], "%s/vclip-cuda-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         CHECK(mkdtemp(dirs[t]) != NULL, "mkdtemp");
@@ -228,7 +244,8 @@ static void check_trainer(void)
         c.quiet = 1;
         c.threads = 2;
         c.target = t ? TARGET_CUDA : TARGET_CPU;
-        c.precision = t == 2 ? PRECISION_BF16 : PRECISION_FP32;
+        c.precision = t == 2 ? PRECISION_BF16 : t == 4 ? PRECISION_FP16 : PRECISION_FP32;
+        if (t == 4) c.loss_scale = 128; /* 65536 x this head's logit scale of 100 overflows fp16 (check_loss_scaling) */
         BatchSource src = {fixed_begin, fixed_next, 2, &fb};
         TrainResult res;
         int rc = 0;
@@ -244,14 +261,7 @@ static void check_trainer(void)
         if (!rc) rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
         CHECK(rc == 0 && res.steps == 4, "trainer on %s: %s", t ? "the emulated device" : "the CPU", rc ? err : "not 4 steps");
         char path[1100];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", dirs[t]);
-        FILE *f = fopen(path, "r");
-        char line[1024];
-        for (int k = 0; f && k < 4 && fgets(line, sizeof line, f); k++) {
-            const char *l = strstr(line, "\"loss\": ");
-            losses[t][k] = l ? atof(l + 8) : NAN;
-        }
-        if (f) fclose(f);
+        metrics_column(dirs[t], "loss", losses[t], 4);
         snprintf(path, sizeof path, "%s/weights.safetensors", dirs[t]);
         /* on the device, each step averaged every gradient through NCCL (a world of one here: the same code as
          * eight GPUs), as one group of means over exactly the parameters' elements */
@@ -292,14 +302,69 @@ static void check_trainer(void)
     double bf = 0;
     for (int k = 0; k < 4; k++) bf = fmax(bf, fabs(losses[2][k] - losses[0][k]) / fabs(losses[0][k]));
     CHECK(bf > 1e-5 && bf < 2e-2, "trainer with bf16 GEMMs: losses %g (relative) from the CPU's fp32 ones; want bf16's rounding, no more", bf);
+    double hf = 0;
+    for (int k = 0; k < 4; k++) hf = fmax(hf, fabs(losses[4][k] - losses[0][k]) / fabs(losses[0][k]));
+    CHECK(hf > 1e-7 && hf < bf, "trainer with fp16 GEMMs: losses %g (relative) from the CPU's fp32 ones; want fp16's rounding, below bf16's", hf);
     printf("trainer on the emulated device: 4 steps, losses within %.1e of the CPU's, final weights within %.1e; with bf16 GEMMs "
-           "losses within %.1e\n", worst, wd, bf);
-    for (int t = 0; t < 4; t++) {
+           "losses within %.1e, with fp16 GEMMs and loss scaling %.1e\n", worst, wd, bf, hf);
+    for (int t = 0; t < 5; t++) {
         for (int k = 0; k < 4; k++) tensor_free(w[t][k]);
-        char cmd[1100];
+        char cmd[1400];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[t]);
         CHECK(system(cmd) == 0, "%s", cmd);
     }
+    tensor_free(fb.video); tensor_free(fb.labels); tensor_free(fb.captions); tensor_free(classes);
+    cublaslt_release();
+}
+
+/* fp16's dynamic loss scaling from S = 4096, too large for this head (its
+ * logit scale of 100 makes S x the gradients overflow fp16 in the GEMMs;
+ * from 65536 the scale settles between 512 and 1024): each such step is
+ * skipped and halves S until the steps go through; then every 2 good steps
+ * in a row double S again, and an overflow halves it.  The logged scales
+ * must follow that rule step by step, with skips and growths both seen. */
+static void check_loss_scaling(void)
+{
+    char err[1024], dir[256];
+    const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
+    FixedBatches fb = {safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
+                       safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1};
+    Tensor *classes = safetensors_load(ref, "class_features", NULL, NULL, err, sizeof err);
+    char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/vclip-cuda-scale-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    CHECK(fb.video && fb.labels && fb.captions && classes && mkdtemp(dir), "%s", err);
+    TrainerConfig c;
+    trainer_defaults(&c, 2, 4);
+    c.graph.class_features = classes;
+    c.graph.captions = 1;
+    c.lr = 1e-3;
+    c.warmup_epochs = 0;
+    c.out_dir = dir;
+    c.quiet = 1;
+    c.target = TARGET_CUDA;
+    c.precision = PRECISION_FP16;
+    c.loss_scale = 4096;
+    c.loss_scale_window = 2;
+    BatchSource src = {fixed_begin, fixed_next, 2, &fb};
+    TrainResult res;
+    int rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
+    CHECK(rc == 0 && res.steps == 8, "loss scaling: %s", rc ? err : "not 8 steps");
+    double scale[8], skipped[8];
+    metrics_column(dir, "loss_scale", scale, 8);
+    metrics_column(dir, "skipped", skipped, 8);
+    int bad = 0, skips = 0, grew = 0, good = 0;
+    double want = 4096;
+    for (int k = 0; k < 8; k++) {
+        bad += scale[k] != want;
+        if (skipped[k]) { skips++; want /= 2; good = 0; }
+        else if (++good == 2) { want *= 2; good = 0; grew++; }
+    }
+    CHECK(!bad && skips >= 1 && grew >= 1 && skips < 8, "loss scaling: %d steps' scales off the rule; %d skipped, %d growths", bad, skips, grew);
+    printf("loss scaling from 4096 on the emulated device: %d of 8 steps skipped by overflow, the scale grew %d times, last %g\n", skips, grew,
+           scale[7]);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
     tensor_free(fb.video); tensor_free(fb.labels); tensor_free(fb.captions); tensor_free(classes);
     cublaslt_release();
 }
@@ -343,6 +408,7 @@ int main(void)
     if (part("training")) check_training_graph(0);
     if (part("training")) check_training_graph(1);
     if (part("trainer")) check_trainer();
+    if (part("trainer")) check_loss_scaling();
     CHECK(emu.live_allocs == start, "%ld emulated device buffers never freed", emu.live_allocs - start);
     printf("emulated device: %ld kernel launches, %ld graph replays\n", emu.launches, emu.replays);
     return TEST_SUMMARY();
