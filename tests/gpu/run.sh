@@ -4,7 +4,8 @@
 # reference kernels, cuBLASLt, whole exports through the CUDA session), every
 # fixture through `vclipc run --target cuda` against ONNX Runtime's answers,
 # the demo's smoke run trained and evaluated on the device, a short training
-# whose gradients go through NCCL with one rank, and the GPU benchmark
+# whose gradients go through NCCL with one rank, one in fp16 with loss
+# scaling and --recompute, and the GPU benchmark
 # against PyTorch.  Results go under $OUT.
 # The device image lacks our build dependencies: run tests/gpu/bundle.sh here
 # first and carry gpu-bundle.tar.xz; without it this script builds in place.
@@ -56,7 +57,13 @@ timeout 120 ./bin/vclip-run train --target cuda --visual tests/fixtures/openai_v
     --root tests/fixtures/videos --batch 2 --epochs 2 --out "$OUT/train-nccl" > "$OUT/train_nccl.log" 2>&1 &&
     grep -q "averaged on the device by NCCL over 1 rank" "$OUT/train_nccl.log" || status=1
 { echo "== training with NCCL over one rank"; cat "$OUT/train_nccl.log"; } >> "$OUT/demo_cuda.txt" # few files come back from $OUT
-rm -rf "$OUT/train-nccl" "$OUT/train_nccl.log" "$OUT/train.csv" "$OUT/classes.txt"
+# fp16 GEMMs with dynamic loss scaling, and the blocks' activations recomputed
+timeout 120 ./bin/vclip-run train --target cuda --precision fp16 --recompute --visual tests/fixtures/openai_visual_fullvocab/model.onnx \
+    --text-model tests/fixtures/openai_text_fullvocab/model.onnx --classes "$OUT/classes.txt" --train-list "$OUT/train.csv" \
+    --root tests/fixtures/videos --batch 2 --epochs 2 --out "$OUT/train-fp16" > "$OUT/train_fp16.log" 2>&1 &&
+    grep -q "blocks keep only their input" "$OUT/train_fp16.log" && grep -q '"loss_scale"' "$OUT/train-fp16/metrics.jsonl" || status=1
+{ echo "== fp16 with loss scaling and --recompute"; cat "$OUT/train_fp16.log" "$OUT/train-fp16/metrics.jsonl"; } >> "$OUT/demo_cuda.txt"
+rm -rf "$OUT/train-nccl" "$OUT/train_nccl.log" "$OUT/train-fp16" "$OUT/train_fp16.log" "$OUT/train.csv" "$OUT/classes.txt"
 timeout 300 python3 bench/bench_gpu.py --out "$OUT/gpu_inference.md" > "$OUT/bench_gpu.txt" 2>&1 || status=1
 rm -rf "$OUT/cache" # only 8 files come back from $OUT
 tail -n 3 "$OUT"/test_cuda.txt "$OUT"/test_cuda_exec.txt "$OUT"/test_codegen.txt "$OUT"/fixtures.txt "$OUT"/demo_cuda.txt "$OUT"/bench_gpu.txt
