@@ -155,9 +155,9 @@ done:
 }
 
 /* The update's gradient scale for a backend that updates itself: clipping,
- * or NaN (skip) when the loss, already on the host, is not finite. */
-/* norm: of the gradients as the graph gives them, S times the loss's (S:
- * the loss scale, 1 without); the result scales them for the update */
+ * or NaN (skip) when the loss, already on the host, is not finite.  norm is
+ * of the gradients as the graph gives them, S times the loss's (S: the loss
+ * scale, 1 without); the result scales them for the update. */
 typedef struct { double max_norm; Tensor **outs; int ranks; double loss_scale; } ClipCtx;
 static double clip_or_skip(double norm, void *ctx)
 {
