@@ -245,7 +245,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     Model *sess = NULL;
     GradReducer *red = NULL;
     Comm *device_comm = NULL, *own_comm = NULL;
-    Tensor *in[5] = {0}, **outs = NULL;
+    Tensor *in[6] = {0}, **outs = NULL; /* the graph's inputs (train_graph.h), loss_scale last */
     FILE *mf = NULL;
     TrainerConfig local = *cfg;
     const TrainerConfig *c = &local;
@@ -460,7 +460,7 @@ done:
     comm_close(device_comm, rc != 0);
     comm_close(own_comm, 0);
     model_free(sess);
-    for (int i = 0; i < 5; i++) tensor_free(in[i]);
+    for (int i = 0; i < 6; i++) tensor_free(in[i]);
     for (int i = 0; outs && i < r.tg.g->n_outputs; i++) tensor_free(outs[i]);
     free(outs);
     run_free(&r);
