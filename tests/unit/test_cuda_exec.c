@@ -216,32 +216,48 @@ static int fixed_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *cap
     return 1;
 }
 
+/* The reference's batch (every step) and class features; 0, or -1 after a failed check */
+static int load_fixture(FixedBatches *fb, Tensor **classes)
+{
+    char err[1024];
+    const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
+    *fb = (FixedBatches){safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
+                         safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1};
+    *classes = safetensors_load(ref, "class_features", NULL, NULL, err, sizeof err);
+    CHECK(fb->video && fb->labels && fb->captions && *classes, "%s", err);
+    return fb->video && fb->labels && fb->captions && *classes ? 0 : -1;
+}
+
+/* A quiet trainer over the fixture for `epochs` epochs (lr 1e-3, no warm-up,
+ * captions), writing to a new folder (dir: its name) */
+static void fixture_trainer(TrainerConfig *c, Tensor *classes, int64_t epochs, char *dir, size_t dir_cap)
+{
+    char *tmp = getenv("TMPDIR");
+    snprintf(dir, dir_cap, "%s/vclip-cuda-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    trainer_defaults(c, 2, epochs);
+    c->graph.class_features = classes;
+    c->graph.captions = 1;
+    c->lr = 1e-3;
+    c->warmup_epochs = 0;
+    c->out_dir = dir;
+    c->quiet = 1;
+}
+
 static void check_trainer(void)
 {
     char err[1024], dirs[5][256];
-    const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
-    FixedBatches fb = {safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
-                       safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1};
-    Tensor *classes = safetensors_load(ref, "class_features", NULL, NULL, err, sizeof err);
-    CHECK(fb.video && fb.labels && fb.captions && classes, "%s", err);
-    if (!fb.video || !fb.labels || !fb.captions || !classes) return;
+    FixedBatches fb;
+    Tensor *classes;
+    if (load_fixture(&fb, &classes)) return;
     static const char *names[4] = {"visual.conv1.weight", "onnx::MatMul_436", "visual.transformer.resblocks.1.ln_2.weight", "logit_scale"};
     Tensor *w[5][4] = {{0}};
     double losses[5][4] = {{0}};
     for (int t = 0; t < 5; t++) { /* the CPU, the device in fp32, with bf16 GEMMs, in fp32 stopped after an epoch and resumed,
                                    * with fp16 GEMMs and dynamic loss scaling */
-        char *tmp = getenv("TMPDIR");
-        snprintf(dirs[t], sizeof dirs[t], "%s/vclip-cuda-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        CHECK(mkdtemp(dirs[t]) != NULL, "mkdtemp");
         TrainerConfig c;
-        trainer_defaults(&c, 2, 2);
-        c.graph.class_features = classes;
-        c.graph.captions = 1;
-        c.lr = 1e-3;
-        c.warmup_epochs = 0;
+        fixture_trainer(&c, classes, 2, dirs[t], sizeof dirs[t]);
         c.swa_start = 0; /* both epochs averaged: SWA's mean with weights 1 and 1/2, on the device for t > 0 */
-        c.out_dir = dirs[t];
-        c.quiet = 1;
         c.threads = 2;
         c.target = t ? TARGET_CUDA : TARGET_CPU;
         c.precision = t == 2 ? PRECISION_BF16 : t == 4 ? PRECISION_FP16 : PRECISION_FP32;
@@ -326,21 +342,11 @@ static void check_trainer(void)
 static void check_loss_scaling(void)
 {
     char err[1024], dir[256];
-    const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
-    FixedBatches fb = {safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
-                       safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1};
-    Tensor *classes = safetensors_load(ref, "class_features", NULL, NULL, err, sizeof err);
-    char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/vclip-cuda-scale-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    CHECK(fb.video && fb.labels && fb.captions && classes && mkdtemp(dir), "%s", err);
+    FixedBatches fb;
+    Tensor *classes;
+    if (load_fixture(&fb, &classes)) return;
     TrainerConfig c;
-    trainer_defaults(&c, 2, 4);
-    c.graph.class_features = classes;
-    c.graph.captions = 1;
-    c.lr = 1e-3;
-    c.warmup_epochs = 0;
-    c.out_dir = dir;
-    c.quiet = 1;
+    fixture_trainer(&c, classes, 4, dir, sizeof dir);
     c.target = TARGET_CUDA;
     c.precision = PRECISION_FP16;
     c.loss_scale = 4096;
