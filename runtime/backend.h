@@ -53,8 +53,12 @@ typedef struct {
 typedef struct {
     int64_t step;                   /* the update's number, from 1 */
     double lr;
-    double (*clip)(double norm, void *ctx); /* the gradients' scale; not finite: skip the update */
-    void *clip_ctx;
+    /* The rule for the gradients' scale, applied where they are (see
+     * CudaTrainStep): S = loss_scale (0: 1) times the loss's gradients,
+     * their norm / S clipped to max_norm (0: none); skipped when that norm
+     * or, with check_loss, the loss (output 0) is not finite. */
+    double max_norm, loss_scale;
+    int check_loss;
     double norm;                    /* out: the global gradient norm */
     int applied;                    /* out: whether the update was made */
     /* Data parallel: averages the gradients over the ranks where they are

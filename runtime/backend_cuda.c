@@ -34,7 +34,7 @@ static int cuda_train_begin(void *s, const TrainSpec *t, char *err, size_t cap)
 
 static int cuda_train_run(void *s, Tensor *const *in, Tensor **out, TrainStep *t, char *err, size_t cap)
 {
-    CudaTrainStep cs = {t->step, t->lr, t->clip, t->clip_ctx, 0, 0, t->reduce, t->reduce_ctx};
+    CudaTrainStep cs = {t->step, t->lr, t->max_norm, t->loss_scale, t->check_loss, 0, 0, t->reduce, t->reduce_ctx};
     int rc = cuda_session_train_run(s, in, out, &cs, err, cap);
     t->norm = cs.norm;
     t->applied = cs.applied;

@@ -64,7 +64,8 @@ struct CudaSession {
     CudaStats stats;
     CudaTrainSpec train;     /* n_params > 0: training in device memory (cuda_session_train) */
     CuPtr *moments;         /* per parameter: m, v, then SWA's running mean: 3 * its bytes */
-    CuPtr norm_acc;         /* a double: the sum of the gradients' squares */
+    CuPtr ctl;              /* the update's control block: CTL_COUNT doubles (cuda_templates.c) */
+    CuGraphExec update_graph; /* the update, recorded once the step's graph is (same buffers) */
     CudaTrainStep *step;    /* the update to make at the end of this run, or NULL */
 };
 
@@ -1384,7 +1385,8 @@ static void describe_host_ops(CudaSession *s)
 static void forget_plan(CudaSession *s)
 {
     if (s->graph) s->cu->graph_exec_destroy(s->graph);
-    s->graph = NULL;
+    if (s->update_graph) s->cu->graph_exec_destroy(s->update_graph);
+    s->graph = s->update_graph = NULL;
     if (s->arena) s->cu->mem_free(s->arena);
     s->arena = 0;
     memory_plan_free(&s->plan);
@@ -1433,7 +1435,7 @@ int cuda_session_train(CudaSession *s, const CudaTrainSpec *spec, char *err, siz
     }
     s->train = *spec;
     if (!(s->moments = calloc((size_t)spec->n_params, sizeof *s->moments))) { snprintf(err, cap, "out of memory"); return -1; }
-    if (s->cu->mem_alloc(&s->norm_acc, sizeof(double))) { snprintf(err, cap, "device allocation failed"); return -1; }
+    if (s->cu->mem_alloc(&s->ctl, CTL_COUNT * sizeof(double))) { snprintf(err, cap, "device allocation failed"); return -1; }
     for (int i = 0; i < spec->n_params; i++) {
         const Value *p = spec->params[i];
         if (!p->konst || p->dtype != DT_F32 || !constant_on_device(s, p, err, cap)) {
@@ -1452,45 +1454,93 @@ int cuda_session_train(CudaSession *s, const CudaTrainSpec *spec, char *err, siz
     return s->cu->stream_sync(s->stream) ? (snprintf(err, cap, "the device failed"), -1) : 0;
 }
 
-/* After a training run: the global norm (read back: the clip scale and the
- * skip decision need it), then AdamW on every parameter */
-static int train_update(CudaSession *s, char *err, size_t cap)
+/* Before a training run: the step's scalars into the control block, as
+ * the host derives them from the learning rate and the step's number */
+static int write_step_scalars(CudaSession *s, char *err, size_t cap)
 {
-    CudaTrainStep *st = s->step;
+    const CudaTrainStep *st = s->step;
     const CudaTrainSpec *t = &s->train;
-    const Graph *g = s->g;
-    CuPtr grads[t->n_params];
-    int64_t numel[t->n_params];
-    double sum = 0;
-    for (int i = 0; i < t->n_params; i++) {
-        const Value *gv = g->outputs[t->grad_first + i];
-        grads[i] = s->slots[gv->id].dev ? s->slots[gv->id].dev : s->slots[view_root(gv)->id].dev;
-        numel[i] = (int64_t)(t->params[i]->konst->nbytes / sizeof(float));
-        if (!grads[i]) { snprintf(err, cap, "the gradient '%s' is not on the device", gv->name); return -1; }
-    }
-    if (st->reduce) { /* the backward pass is done once the stream is; then the ranks' mean, in place */
-        if (s->cu->stream_sync(s->stream)) { snprintf(err, cap, "the device failed"); return -1; }
-        if (st->reduce(st->reduce_ctx, grads, numel, t->n_params, err, cap)) return -1;
-    }
-    if (cuda_zero(s->norm_acc, 2, s->stream, err, cap)) return -1;
-    for (int i = 0; i < t->n_params; i++) {
-        if (cuda_sum_squares(grads[i], (int64_t)(t->params[i]->konst->nbytes / sizeof(float)), s->norm_acc, s->stream, err, cap)) return -1;
-    }
-    if (s->cu->stream_sync(s->stream) || s->cu->d2h(&sum, s->norm_acc, sizeof sum)) { snprintf(err, cap, "reading the gradient norm failed"); return -1; }
-    st->norm = sqrt(sum);
-    st->applied = isfinite(st->norm);
-    if (!st->applied) return 0;
-    double scale = st->clip(st->norm, st->clip_ctx), bc1 = 1 - pow(t->beta1, (double)st->step), bc2 = 1 - pow(t->beta2, (double)st->step);
-    if (!isfinite(scale)) { st->applied = 0; return 0; } /* the caller skips this step */
+    double bc1 = 1 - pow(t->beta1, (double)st->step), bc2 = 1 - pow(t->beta2, (double)st->step);
+    double host[CTL_SUM_SQUARES] = {st->lr / bc1, sqrt(bc2), 1 - st->lr * t->weight_decay, st->max_norm, st->loss_scale > 0 ? st->loss_scale : 1};
+    if (s->cu->h2d(s->ctl, host, sizeof host)) { snprintf(err, cap, "writing the step's scalars to the device failed"); return -1; }
+    return 0;
+}
+
+/* The device buffer of graph output i (a view's: its root's) */
+static CuPtr output_on_device(const CudaSession *s, int i)
+{
+    const Value *v = s->g->outputs[i];
+    return s->slots[v->id].dev ? s->slots[v->id].dev : s->slots[view_root(v)->id].dev;
+}
+
+/* The update on the stream: the sum of the gradients' squares, the scale
+ * and skip decision from it, AdamW on every parameter; nothing on the host
+ * reads anything in between, so it can be recorded */
+static int queue_update(CudaSession *s, char *err, size_t cap)
+{
+    const CudaTrainSpec *t = &s->train;
+    CuPtr sum = s->ctl + CTL_SUM_SQUARES * sizeof(double), loss = s->step->check_loss ? output_on_device(s, 0) : 0;
+    if (cuda_zero(sum, 2, s->stream, err, cap)) return -1;
+    for (int i = 0; i < t->n_params; i++)
+        if (cuda_sum_squares(output_on_device(s, t->grad_first + i), (int64_t)(t->params[i]->konst->nbytes / sizeof(float)), sum, s->stream, err, cap))
+            return -1;
+    if (cuda_update_scale(s->ctl, loss, s->stream, err, cap)) return -1;
     for (int i = 0; i < t->n_params; i++) {
         const Value *p = t->params[i];
         int64_t n = (int64_t)(p->konst->nbytes / sizeof(float));
         CuPtr w = s->weights[p->id].ptr, m = s->moments[i], v = m + (CuPtr)(n * (int64_t)sizeof(float));
-        float decay = t->decay[i] ? (float)(1 - st->lr * t->weight_decay) : 1.0f;
-        if (n && cuda_adamw(w, m, v, grads[i], n, (float)scale, decay, (float)t->beta1, (float)t->beta2, (float)(st->lr / bc1), (float)sqrt(bc2),
+        if (n && cuda_adamw(w, m, v, output_on_device(s, t->grad_first + i), n, s->ctl, t->decay[i], (float)t->beta1, (float)t->beta2,
                             (float)t->eps, s->stream, err, cap))
             return -1;
     }
+    return 0;
+}
+
+/* After the backward pass: the ranks' mean of the gradients (where there
+ * are ranks), then the update, replayed from its recording once the step's
+ * graph is recorded (the buffers are the same from then on) */
+static int run_update(CudaSession *s, char *err, size_t cap)
+{
+    const CudaTrainSpec *t = &s->train;
+    CuPtr grads[t->n_params];
+    int64_t numel[t->n_params];
+    for (int i = 0; i < t->n_params; i++) {
+        grads[i] = output_on_device(s, t->grad_first + i);
+        numel[i] = (int64_t)(t->params[i]->konst->nbytes / sizeof(float));
+        if (!grads[i]) { snprintf(err, cap, "the gradient '%s' is not on the device", s->g->outputs[t->grad_first + i]->name); return -1; }
+    }
+    if (s->step->check_loss && !output_on_device(s, 0)) { snprintf(err, cap, "the loss is not on the device"); return -1; }
+    if (s->step->reduce) { /* the backward pass is done once the stream is; then the ranks' mean, in place */
+        if (s->cu->stream_sync(s->stream)) { snprintf(err, cap, "the device failed"); return -1; }
+        if (s->step->reduce(s->step->reduce_ctx, grads, numel, t->n_params, err, cap)) return -1;
+    }
+    if (s->graph && !s->update_graph && !s->cu->begin_capture(s->stream, VCLIP_CU_CAPTURE_THREAD_LOCAL)) {
+        CuGraph graph = NULL;
+        int rc = queue_update(s, err, cap);
+        if (s->cu->end_capture(s->stream, &graph) || rc || s->cu->graph_instantiate(&s->update_graph, graph, 0)) {
+            if (!rc) snprintf(err, cap, "recording the update's CUDA graph failed");
+            if (graph) s->cu->graph_destroy(graph);
+            s->update_graph = NULL;
+            return -1;
+        }
+        s->cu->graph_destroy(graph);
+    }
+    if (!s->update_graph) return queue_update(s, err, cap);
+    if (s->cu->graph_launch(s->update_graph, s->stream)) { snprintf(err, cap, "CUDA graph launch failed (the update)"); return -1; }
+    s->stats.update_replays++;
+    return 0;
+}
+
+/* Once the stream is done: what the device decided (the logged scalars) */
+static int read_update(CudaSession *s, char *err, size_t cap)
+{
+    double got[CTL_COUNT - CTL_SUM_SQUARES];
+    if (s->cu->stream_sync(s->stream) || s->cu->d2h(got, s->ctl + CTL_SUM_SQUARES * sizeof(double), sizeof got)) {
+        snprintf(err, cap, "reading the gradient norm failed");
+        return -1;
+    }
+    s->step->norm = sqrt(got[0]);
+    s->step->applied = got[CTL_APPLIED - CTL_SUM_SQUARES] != 0;
     return 0;
 }
 
@@ -1590,6 +1640,7 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         }
         sl->dev = s->input_dev[i];
     }
+    if (s->step && write_step_scalars(s, err, cap)) goto done;
     if (planned && s->graph) { /* replay: one launch */
         if (s->cu->graph_launch(s->graph, s->stream)) { snprintf(err, cap, "CUDA graph launch failed"); goto done; }
         for (int i = 0; i < g->n_outputs; i++) { /* where the recording left the outputs */
@@ -1599,7 +1650,9 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
             sl->rank = s->out_shape[i].rank;
             memcpy(sl->dims, s->out_shape[i].dims, sizeof sl->dims);
         }
+        if (s->step && run_update(s, err, cap)) goto done;
         rc = outputs_to_host(s, outputs, err, cap);
+        if (!rc && s->step) rc = read_update(s, err, cap);
         if (!rc) s->stats.graph_replays++;
         goto done;
     }
@@ -1639,7 +1692,8 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         s->stats.graph_replays++;
     }
     for (int i = 0; i < g->n_outputs; i++) s->out_shape[i] = s->slots[g->outputs[i]->id];
-    if (outputs_to_host(s, outputs, err, cap)) goto done;
+    if (s->step && run_update(s, err, cap)) goto done;
+    if (outputs_to_host(s, outputs, err, cap) || (s->step && read_update(s, err, cap))) goto done;
     if (!planned) { /* plan the arena from this run's sizes */
         s->sig = sig;
         s->sig_len = len;
@@ -1657,7 +1711,6 @@ done:
         s->cu->end_capture(s->stream, &graph);
         if (graph) s->cu->graph_destroy(graph);
     }
-    if (!rc && s->step) rc = train_update(s, err, cap); /* the gradients are still in their buffers */
     if (rc) { s->cu->stream_sync(s->stream); forget_plan(s); }
     else s->cu->stream_sync(s->stream);
     free_eager(s);
@@ -1701,7 +1754,7 @@ void cuda_session_free(CudaSession *s)
         free_eager(s);
         for (int v = 0; s->weights && v < s->g->n_values; v++) if (s->weights[v].ptr) s->cu->mem_free(s->weights[v].ptr);
         for (int i = 0; s->moments && i < s->train.n_params; i++) if (s->moments[i]) s->cu->mem_free(s->moments[i]);
-        if (s->norm_acc) s->cu->mem_free(s->norm_acc);
+        if (s->ctl) s->cu->mem_free(s->ctl);
         for (int i = 0; s->nodes && i < s->g->n_nodes; i++) {
             if (s->nodes[i].params) s->cu->mem_free(s->nodes[i].params);
             if (s->nodes[i].temp) s->cu->mem_free(s->nodes[i].temp);

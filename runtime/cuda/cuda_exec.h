@@ -51,14 +51,19 @@ typedef struct {
     double beta1, beta2, eps, weight_decay;
 } CudaTrainSpec;
 int cuda_session_train(CudaSession *s, const CudaTrainSpec *spec, char *err, size_t cap);
-/* step: the update's number (from 1, for the bias corrections); clip(norm)
- * gives the gradients' scale.  *norm: the global gradient norm (NaN or Inf
- * when not finite, then nothing is updated and *applied is 0). */
+/* step: the update's number (from 1, for the bias corrections).  The
+ * gradients' scale is decided on the device, so a captured step needs no
+ * host in the middle: the gradients are loss_scale (S; 0 means 1) times
+ * the loss's, their norm over S is clipped to max_norm (0: no clipping),
+ * and the update is skipped when the norm or, with check_loss, the loss
+ * (output 0) is not finite.  *norm: the global norm of the gradients as the
+ * graph gives them (NaN or Inf when not finite); *applied: whether the
+ * update was made. */
 typedef struct {
     int64_t step;
     double lr;
-    double (*clip)(double norm, void *ctx);
-    void *clip_ctx;
+    double max_norm, loss_scale;
+    int check_loss;
     double norm;
     int applied;
     /* data parallel: averages the gradients (device addresses) over the ranks before the norm; NULL: one process */
@@ -80,6 +85,7 @@ typedef struct {
     size_t arena_bytes;           /* the planned device arena (0 before a second run) */
     size_t weight_bytes;          /* weights held on the device */
     int graph_replays;            /* runs served by a CUDA graph */
+    int update_replays;           /* training: updates (norm, clipping, AdamW) served by a CUDA graph */
     char graph_note[256];         /* why runs are not captured, if they are not */
     char host_ops[512];           /* the ops that fell back to the host, with counts ("ArgMax, Range x2") */
 } CudaStats;

@@ -138,11 +138,17 @@ int cuda_swa(CuPtr avg, CuPtr w, int64_t n, double weight, CuStream s, char *err
     return launch("vclip_swa", blocks_for(n, 256), 1, 256, s, args, err, cap);
 }
 
-int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, float decay, float beta1, float beta2, float step_size,
-               float bc2_sqrt, float eps, CuStream s, char *err, size_t cap)
+int cuda_update_scale(CuPtr ctl, CuPtr loss, CuStream s, char *err, size_t cap)
+{
+    void *args[] = {&ctl, &loss};
+    return launch("vclip_update_scale", 1, 1, 32, s, args, err, cap);
+}
+
+int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, CuPtr ctl, int decays, float beta1, float beta2, float eps, CuStream s,
+               char *err, size_t cap)
 {
     long long nn = n;
-    void *args[] = {&p, &m, &v, &g, &nn, &grad_scale, &decay, &beta1, &beta2, &step_size, &bc2_sqrt, &eps};
+    void *args[] = {&p, &m, &v, &g, &nn, &ctl, &decays, &beta1, &beta2, &eps};
     return launch("vclip_adamw", blocks_for(n, 256), 1, 256, s, args, err, cap);
 }
 

@@ -45,9 +45,19 @@ int cuda_gather(CuPtr x, CuPtr idx, CuPtr y, int64_t outer, int64_t len, int64_t
 int cuda_sum_squares(CuPtr g, int64_t n, CuPtr acc, CuStream s, char *err, size_t cap);
 /* avg[i] += weight * (w[i] - avg[i]) (in double): SWA's running mean */
 int cuda_swa(CuPtr avg, CuPtr w, int64_t n, double weight, CuStream s, char *err, size_t cap);
-/* One AdamW update of p [n] with moments m, v and gradient g (see the kernel) */
-int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, float grad_scale, float decay, float beta1, float beta2, float step_size,
-               float bc2_sqrt, float eps, CuStream s, char *err, size_t cap);
+/* The update's control block, ctl: CTL_COUNT doubles on the device.  The
+ * host writes the first five before each step; the device sums the
+ * gradients' squares into CTL_SUM_SQUARES and derives the last two from it
+ * (the kernels in cuda_templates.c index it by these numbers). */
+enum { CTL_STEP_SIZE, CTL_BC2_SQRT, CTL_DECAY, CTL_MAX_NORM, CTL_LOSS_SCALE, CTL_SUM_SQUARES, CTL_GRAD_SCALE, CTL_APPLIED, CTL_COUNT };
+/* The update's gradient scale and skip decision, from the sum of squares
+ * in ctl; loss: the loss to check, or 0 */
+int cuda_update_scale(CuPtr ctl, CuPtr loss, CuStream s, char *err, size_t cap);
+/* One AdamW update of p [n] with moments m, v and gradient g, its scalars
+ * from the control block ctl (none when it says skip); decays: weight decay
+ * applies */
+int cuda_adamw(CuPtr p, CuPtr m, CuPtr v, CuPtr g, int64_t n, CuPtr ctl, int decays, float beta1, float beta2, float eps, CuStream s,
+               char *err, size_t cap);
 /* y [n] = a op b over integers (CUDA_INT_*; b unused by CUDA_INT_CAST), types
  * CUDA_ELEM_*; params: a device copy of the output's dims, a's strides and
  * b's strides (3 * rank int64, strides 0 where broadcast) */

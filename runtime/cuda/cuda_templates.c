@@ -416,13 +416,41 @@ extern "C" __global__ void vclip_sum_squares(const float *g, long long n, double
     if (threadIdx.x == 0) atomicAdd(acc, (double)s);
 }
 
+/* The update's control block (double ctl[], cuda_ops.h's CTL_*): the host
+ * writes 0-4 before each step; the device sums the squares into 5 and
+ * derives 6-7 from it, so that a captured step needs no host in between:
+ *   0 lr / (1 - beta1^t)   1 sqrt(1 - beta2^t)   2 1 - lr * weight_decay
+ *   3 max_norm (0: no clipping)   4 the loss scale S   5 sum of squares
+ *   6 the gradients' scale   7 1: update, 0: skip */
+
+/* ctl[6], ctl[7] from the sum of squares, as runtime/train/optimizer.c's
+ * clip_scale of the loss's own norm (sqrt(sum) / S), over S again; the step
+ * is skipped when the norm, the loss (loss: 0 for no check) or the scale is
+ * not finite (x - x is 0 only for finite x) */
+extern "C" __global__ void vclip_update_scale(double *ctl, const float *loss)
+{
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    const double norm = sqrt(ctl[5]) / ctl[4], max_norm = ctl[3];
+    double scale = 1.0;
+    if (max_norm > 0) {
+        const double c = max_norm / (norm + 1e-6);
+        scale = c < 1 ? c : 1;
+    }
+    scale /= ctl[4];
+    const double l = loss ? (double)loss[0] : 0.0;
+    ctl[6] = scale;
+    ctl[7] = norm - norm == 0.0 && l - l == 0.0 && scale - scale == 0.0 ? 1.0 : 0.0;
+}
+
 /* AdamW on one parameter, as runtime/train/optimizer.c: g scaled (clipping),
- * decoupled decay, bias corrections folded into step_size and bc2_sqrt */
-extern "C" __global__ void vclip_adamw(float *p, float *m, float *v, const float *g, long long n, float grad_scale, float decay,
-                                       float beta1, float beta2, float step_size, float bc2_sqrt, float eps)
+ * decoupled decay where decays, bias corrections folded into ctl[0] and
+ * ctl[1]; nothing when ctl[7] says skip */
+extern "C" __global__ void vclip_adamw(float *p, float *m, float *v, const float *g, long long n, const double *ctl, int decays,
+                                       float beta1, float beta2, float eps)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+    if (i >= n || ctl[7] == 0.0) return;
+    const float grad_scale = (float)ctl[6], step_size = (float)ctl[0], bc2_sqrt = (float)ctl[1], decay = decays ? (float)ctl[2] : 1.0f;
     const float gj = g[i] * grad_scale;
     const float mj = beta1 * m[i] + (1.0f - beta1) * gj, vj = beta2 * v[i] + (1.0f - beta2) * gj * gj;
     m[i] = mj;
@@ -553,5 +581,5 @@ const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax",
                                              "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad",
                                              "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero",
                                              "vclip_softmax_ce", "vclip_softmax_ce_grad", "vclip_gather", "vclip_sum_squares",
-                                             "vclip_adamw", "vclip_swa", "vclip_int_elementwise", "vclip_argreduce"};
+                                             "vclip_update_scale", "vclip_adamw", "vclip_swa", "vclip_int_elementwise", "vclip_argreduce"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;

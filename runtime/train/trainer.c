@@ -154,22 +154,6 @@ done:
     return rc;
 }
 
-/* The update's gradient scale for a backend that updates itself: clipping,
- * or NaN (skip) when the loss, already on the host, is not finite.  norm is
- * of the gradients as the graph gives them, S times the loss's (S: the loss
- * scale, 1 without); the result scales them for the update. */
-typedef struct { double max_norm; Tensor **outs; int ranks; double loss_scale; } ClipCtx;
-static double clip_or_skip(double norm, void *ctx)
-{
-    const ClipCtx *c = ctx;
-    norm /= c->loss_scale;
-    /* several ranks: the norm of the averaged gradients decides alone (a
-     * rank's own loss could differ from the others', and every rank must
-     * make the same decision; a loss that is not finite makes the
-     * gradients, and so the norm, not finite anyway) */
-    return c->ranks > 1 || isfinite(tensor_get_f64(c->outs[0], 0)) ? clip_scale(norm, c->max_norm) / c->loss_scale : NAN;
-}
-
 /* TrainStep.reduce on a device: the ranks' mean of every gradient, in place, by NCCL */
 static int reduce_on_device(void *ctx, const unsigned long long *grads, const int64_t *numel, int n, char *err, size_t cap)
 {
@@ -338,7 +322,6 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
         model_observe(sess, grad_reducer_observe, red); /* where it cannot, the buckets start after the run */
     }
     if (on_device && c->resume && model_train_sync(sess, r.opt.m, r.opt.v, r.swa, 0, err, cap)) goto done;
-    ClipCtx clip = {c->clip_norm, outs, ranks, 1.0};
     int64_t per = src->batches_per_epoch, total = per * c->epochs;
     LrSchedule sched = {c->lr, c->lr_min, c->lr_start, c->warmup_epochs * per, total};
     int bad_run = 0;
@@ -357,9 +340,10 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             if (gc->iwr) *(float *)in[2]->data = (float)alpha;
             double scale = gc->loss_scale ? st.loss_scale : 1.0;
             if (gc->loss_scale) *(float *)in[scale_k]->data = (float)scale;
-            clip.loss_scale = scale;
             double lr = lr_at(&sched, st.step), norm;
-            TrainStep ts = {r.opt.step + 1, lr, clip_or_skip, &clip, 0, 0, device_comm ? reduce_on_device : NULL, device_comm};
+            /* several ranks: the norm of the averaged gradients decides alone (a rank's own loss could differ from the
+             * others', and every rank must decide alike; a loss that is not finite makes the norm not finite anyway) */
+            TrainStep ts = {r.opt.step + 1, lr, c->clip_norm, scale, ranks == 1, 0, 0, device_comm ? reduce_on_device : NULL, device_comm};
             if (on_device ? model_train_run(sess, in, outs, &ts, err, cap) : model_run(sess, in, outs, err, cap)) goto done;
             double losses[2] = {tensor_get_f64(outs[0], 0), tensor_get_f64(outs[1], 0)}, waited = comm_wait_seconds(c->comm);
             if (ranks > 1 && ((red && grad_reducer_finish(red, outs, err, cap)) || comm_allreduce(c->comm, losses, 2, COMM_F64, 1, err, cap)))

@@ -21,6 +21,7 @@
 #include "../../runtime/cpu/session.h"
 #include "../../runtime/npy.h"
 #include "../../runtime/safetensors.h"
+#include "../../runtime/train/optimizer.h"
 #include "../../runtime/train/train_graph.h"
 #include "../../runtime/train/trainer.h"
 
@@ -97,6 +98,83 @@ static void check_model(const char *fixture, const char *input_file, int frames)
     graph_free(g);
 }
 
+/* The training step captured whole, on the session that just ran the
+ * graph: cuda_session_train keeps the parameters and AdamW's moments on the
+ * device; the step after the plan's first records the forward and backward
+ * pass and the update (norm, clipping, skip decision, AdamW) as two CUDA
+ * graphs, and from then on a step launches no kernel and no GEMM of its
+ * own: the host writes the step's scalars (lr's) and the inputs, replays,
+ * and reads back the outputs and the norm.  Oracle: the CPU session with
+ * runtime/train/optimizer.c's AdamW and clipping (max_norm 0.05, below the
+ * norm, so the clip scale is in play), three steps at lr 1e-3; the
+ * parameters must agree as the trainer's test's do.  A fourth step with a
+ * NaN in the video must be skipped by the replayed update, leaving every
+ * parameter as it was, bit for bit. */
+static void check_captured_step(TrainGraph *tg, Session *cpu, CudaSession *cs, Tensor **inputs)
+{
+    char err[1024];
+    int n = tg->n_params, no = tg->g->n_outputs;
+    const double lr = 1e-3, max_norm = 0.05;
+    AdamW opt;
+    Tensor **data = calloc((size_t)n, sizeof *data), **want = calloc((size_t)n, sizeof *want), **got = calloc((size_t)no, sizeof *got);
+    const char **names = calloc((size_t)n, sizeof *names);
+    for (int i = 0; i < n; i++) { data[i] = tg->params[i]->konst; names[i] = tg->params[i]->name; }
+    CHECK(adamw_init(&opt, &ADAMW_DEFAULTS, data, names, n) == 0, "out of memory");
+    CudaTrainSpec spec = {n, 3, tg->params, opt.decay, opt.cfg.beta1, opt.cfg.beta2, opt.cfg.eps, opt.cfg.weight_decay};
+    int rc = cuda_session_train(cs, &spec, err, sizeof err);
+    CHECK(rc == 0, "cuda_session_train: %s", err);
+    double worst_norm = 0;
+    long launches = 0, gemms = 0;
+    CudaStats before, after;
+    for (int k = 1; !rc && k <= 3; k++) {
+        CudaTrainStep st = {.step = k, .lr = lr, .max_norm = max_norm, .check_loss = 1};
+        cuda_session_stats(cs, &before);
+        launches = emu.launches, gemms = emu.gemms;
+        rc = cuda_session_train_run(cs, inputs, got, &st, err, sizeof err);
+        launches = emu.launches - launches, gemms = emu.gemms - gemms;
+        cuda_session_stats(cs, &after);
+        CHECK(rc == 0 && st.applied, "captured step %d on the emulated device: %s", k, rc ? err : "the update was skipped");
+        for (int i = 0; i < no; i++) { tensor_free(got[i]); got[i] = NULL; }
+        if (rc || session_run(cpu, inputs, got, err, sizeof err)) { CHECK(0, "step %d on the CPU: %s", k, err); rc = -1; break; }
+        double norm = grad_global_norm(got + 3, n);
+        adamw_step(&opt, got + 3, lr, clip_scale(norm, max_norm));
+        CHECK(norm > 2 * max_norm, "step %d: gradient norm %g: the test wants clipping in play", k, norm);
+        worst_norm = fmax(worst_norm, fabs(st.norm - norm) / norm);
+        for (int i = 0; i < no; i++) { tensor_free(got[i]); got[i] = NULL; }
+    }
+    CHECK(!rc && launches == 0 && gemms == 0 && after.graph_replays == before.graph_replays + 1 &&
+          after.update_replays == before.update_replays + 1,
+          "the third captured step: %ld kernel launches and %ld GEMMs of its own, %d step and %d update replays; want all replayed", launches,
+          gemms, after.graph_replays - before.graph_replays, after.update_replays - before.update_replays);
+    CHECK(worst_norm < 1e-4, "captured steps: gradient norms on the emulated device off the CPU's by %g", worst_norm);
+    for (int i = 0; i < n; i++) want[i] = tensor_copy(data[i]); /* the CPU's parameters; then the device's into the graph */
+    CHECK(!rc && cuda_session_train_sync(cs, NULL, NULL, NULL, 1, err, sizeof err) == 0, "reading the parameters back: %s", err);
+    double worst = 0;
+    for (int i = 0; i < n; i++) worst = fmax(worst, rel_diff(data[i], want[i]));
+    CHECK(worst < 1e-4, "captured steps: parameters after 3 AdamW steps on the emulated device off the CPU's by %g", worst);
+    /* a NaN in the video: the replayed update must skip, every parameter untouched */
+    for (int i = 0; i < n; i++) memcpy(want[i]->data, data[i]->data, data[i]->nbytes);
+    float keep = ((float *)inputs[0]->data)[5];
+    ((float *)inputs[0]->data)[5] = NAN;
+    CudaTrainStep st = {.step = 4, .lr = lr, .max_norm = max_norm, .check_loss = 1};
+    launches = emu.launches;
+    int rc4 = rc ? -1 : cuda_session_train_run(cs, inputs, got, &st, err, sizeof err);
+    launches = emu.launches - launches;
+    ((float *)inputs[0]->data)[5] = keep;
+    CHECK(rc4 == 0 && !st.applied && !isfinite(st.norm) && launches == 0, "a NaN in the video: rc %d, applied %d, norm %g, %ld launches (%s)",
+          rc4, st.applied, st.norm, launches, rc4 ? err : "");
+    int moved = 0;
+    CHECK(rc4 == 0 && cuda_session_train_sync(cs, NULL, NULL, NULL, 1, err, sizeof err) == 0, "reading the parameters back: %s", err);
+    for (int i = 0; i < n; i++) moved += memcmp(want[i]->data, data[i]->data, data[i]->nbytes) != 0;
+    CHECK(moved == 0, "a skipped step changed %d parameters", moved);
+    printf("captured training step: the third step all replayed (forward, backward and update: no launch of its own), norms within %.1e "
+           "and parameters after 3 AdamW steps within %.1e of the CPU's; a NaN step skipped on the device\n", worst_norm, worst);
+    for (int i = 0; i < no; i++) tensor_free(got[i]);
+    for (int i = 0; i < n; i++) tensor_free(want[i]);
+    free(got); free(want); free(data); free(names);
+    adamw_free(&opt);
+}
+
 /* A whole training step's graph (forward, IWR's second forward, backward,
  * losses) through the CUDA session against the CPU session: the loss, the
  * logits and every parameter's gradient, at the reference's perturbed
@@ -157,6 +235,7 @@ static void check_training_graph(int recompute)
         CHECK(st.host_nodes == 0, "training graph: %d nodes fell back to the host (%s); only shape arithmetic may run there", st.host_nodes,
               st.host_ops);
     }
+    if (!rc && !recompute) check_captured_step(&tg, cpu, cs, inputs);
     for (int i = 0; i < n; i++) { tensor_free(want[i]); tensor_free(got[i]); }
     free(want);
     free(got);
