@@ -64,7 +64,7 @@ struct CudaSession {
     CudaStats stats;
     CudaTrainSpec train;     /* n_params > 0: training in device memory (cuda_session_train) */
     CuPtr *moments;         /* per parameter: m, v, then SWA's running mean: 3 * its bytes */
-    CuPtr ctl;              /* the update's control block: CTL_COUNT doubles (cuda_templates.c) */
+    CuPtr ctl;              /* the update's control block: CTL_COUNT doubles (cuda_ops.h) */
     CuGraphExec update_graph; /* the update, recorded once the step's graph is (same buffers) */
     CudaTrainStep *step;    /* the update to make at the end of this run, or NULL */
 };
@@ -1476,21 +1476,18 @@ static CuPtr output_on_device(const CudaSession *s, int i)
 /* The update on the stream: the sum of the gradients' squares, the scale
  * and skip decision from it, AdamW on every parameter; nothing on the host
  * reads anything in between, so it can be recorded */
-static int queue_update(CudaSession *s, char *err, size_t cap)
+static int queue_update(CudaSession *s, const CuPtr *grads, const int64_t *numel, char *err, size_t cap)
 {
     const CudaTrainSpec *t = &s->train;
     CuPtr sum = s->ctl + CTL_SUM_SQUARES * sizeof(double), loss = s->step->check_loss ? output_on_device(s, 0) : 0;
     if (cuda_zero(sum, 2, s->stream, err, cap)) return -1;
     for (int i = 0; i < t->n_params; i++)
-        if (cuda_sum_squares(output_on_device(s, t->grad_first + i), (int64_t)(t->params[i]->konst->nbytes / sizeof(float)), sum, s->stream, err, cap))
-            return -1;
+        if (cuda_sum_squares(grads[i], numel[i], sum, s->stream, err, cap)) return -1;
     if (cuda_update_scale(s->ctl, loss, s->stream, err, cap)) return -1;
     for (int i = 0; i < t->n_params; i++) {
-        const Value *p = t->params[i];
-        int64_t n = (int64_t)(p->konst->nbytes / sizeof(float));
-        CuPtr w = s->weights[p->id].ptr, m = s->moments[i], v = m + (CuPtr)(n * (int64_t)sizeof(float));
-        if (n && cuda_adamw(w, m, v, output_on_device(s, t->grad_first + i), n, s->ctl, t->decay[i], (float)t->beta1, (float)t->beta2,
-                            (float)t->eps, s->stream, err, cap))
+        CuPtr w = s->weights[t->params[i]->id].ptr, m = s->moments[i], v = m + (CuPtr)(numel[i] * (int64_t)sizeof(float));
+        if (numel[i] && cuda_adamw(w, m, v, grads[i], numel[i], s->ctl, t->decay[i], (float)t->beta1, (float)t->beta2, (float)t->eps, s->stream,
+                                   err, cap))
             return -1;
     }
     return 0;
@@ -1516,7 +1513,7 @@ static int run_update(CudaSession *s, char *err, size_t cap)
     }
     if (s->graph && !s->update_graph && !s->cu->begin_capture(s->stream, VCLIP_CU_CAPTURE_THREAD_LOCAL)) {
         CuGraph graph = NULL;
-        int rc = queue_update(s, err, cap);
+        int rc = queue_update(s, grads, numel, err, cap);
         if (s->cu->end_capture(s->stream, &graph) || rc || s->cu->graph_instantiate(&s->update_graph, graph, 0)) {
             if (!rc) snprintf(err, cap, "recording the update's CUDA graph failed");
             if (graph) s->cu->graph_destroy(graph);
@@ -1525,7 +1522,7 @@ static int run_update(CudaSession *s, char *err, size_t cap)
         }
         s->cu->graph_destroy(graph);
     }
-    if (!s->update_graph) return queue_update(s, err, cap);
+    if (!s->update_graph) return queue_update(s, grads, numel, err, cap);
     if (s->cu->graph_launch(s->update_graph, s->stream)) { snprintf(err, cap, "CUDA graph launch failed (the update)"); return -1; }
     s->stats.update_replays++;
     return 0;
@@ -1584,6 +1581,15 @@ int cuda_session_train_sync(CudaSession *s, Tensor *const *m, Tensor *const *v, 
         }
     }
     return 0;
+}
+
+/* After the graph's nodes: a training run's update, then the outputs to
+ * the host and what the update decided */
+static int finish_run(CudaSession *s, Tensor **outputs, char *err, size_t cap)
+{
+    if (s->step && run_update(s, err, cap)) return -1;
+    if (outputs_to_host(s, outputs, err, cap)) return -1;
+    return s->step ? read_update(s, err, cap) : 0;
 }
 
 static void clear_slots(CudaSession *s)
@@ -1650,9 +1656,7 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
             sl->rank = s->out_shape[i].rank;
             memcpy(sl->dims, s->out_shape[i].dims, sizeof sl->dims);
         }
-        if (s->step && run_update(s, err, cap)) goto done;
-        rc = outputs_to_host(s, outputs, err, cap);
-        if (!rc && s->step) rc = read_update(s, err, cap);
+        rc = finish_run(s, outputs, err, cap);
         if (!rc) s->stats.graph_replays++;
         goto done;
     }
@@ -1692,8 +1696,7 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         s->stats.graph_replays++;
     }
     for (int i = 0; i < g->n_outputs; i++) s->out_shape[i] = s->slots[g->outputs[i]->id];
-    if (s->step && run_update(s, err, cap)) goto done;
-    if (outputs_to_host(s, outputs, err, cap) || (s->step && read_update(s, err, cap))) goto done;
+    if (finish_run(s, outputs, err, cap)) goto done;
     if (!planned) { /* plan the arena from this run's sizes */
         s->sig = sig;
         s->sig_len = len;
