@@ -793,7 +793,7 @@ static int launch_attention(Launch *L)
     return cuda_attention(q, kk, v, m, L->out, &a, L->s->stream, L->err, L->cap);
 }
 
-/* (dout, q, k, v, mask?) -> dq, dk, dv, the recomputing kernels of
+/* (dout, q, k, v, mask?) -> dq, dk, dv, the recomputing kernel of
  * cuda_ops.h; each row's statistics in the node's temporary buffer */
 static int launch_attention_grad(Launch *L)
 {
@@ -811,14 +811,8 @@ static int launch_attention_grad(Launch *L)
     NodeState *ns = &L->s->nodes[L->i];
     size_t need = sizeof(float) * 2 * (size_t)(a.B * a.heads * a.N);
     if (node_temp(L, need)) return -1;
-    int64_t count[3];
-    for (int t = 0; t < 3; t++) {
-        const Slot *sl = &L->s->slots[n->in[1 + t]->id];
-        count[t] = (int64_t)numel_of(sl->rank, sl->dims);
-    }
     CuPtr dq = n->out[0] ? L->out : 0, dk = n->n_out > 1 ? L->more[0] : 0, dv = n->n_out > 2 ? L->more[1] : 0;
-    return cuda_attention_grad(in[0], in[1], in[2], in[3], in[4], ns->temp, dq, dk, dv, count[0], count[1], count[2], &a, L->s->stream,
-                               L->err, L->cap);
+    return cuda_attention_grad(in[0], in[1], in[2], in[3], in[4], ns->temp, dq, dk, dv, &a, L->s->stream, L->err, L->cap);
 }
 
 static int launch_transpose(Launch *L)

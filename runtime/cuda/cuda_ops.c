@@ -86,19 +86,17 @@ int cuda_zero(CuPtr y, int64_t n, CuStream s, char *err, size_t cap)
     return launch("vclip_zero", blocks_for(n, 256), 1, 256, s, args, err, cap);
 }
 
-int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr stats, CuPtr dq, CuPtr dk, CuPtr dv, int64_t nq,
-                        int64_t nk, int64_t nv, const CudaAttnArgs *a, CuStream s, char *err, size_t cap)
+int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr stats, CuPtr dq, CuPtr dk, CuPtr dv, const CudaAttnArgs *a,
+                        CuStream s, char *err, size_t cap)
 {
     CudaAttnArgs copy = *a;
-    unsigned rows = (unsigned)(a->B * a->heads);
-    void *stat_args[] = {&q, &k, &v, &mask, &dout, &stats, &copy};
-    void *dq_args[] = {&q, &k, &v, &mask, &dout, &stats, &dq, &copy};
-    void *dkv_args[] = {&q, &k, &v, &mask, &dout, &stats, &dk, &dv, &copy};
-    if ((dq && cuda_zero(dq, nq, s, err, cap)) || (dk && cuda_zero(dk, nk, s, err, cap)) || (dv && cuda_zero(dv, nv, s, err, cap))) return -1;
-    if (launch("vclip_attention_stats", (unsigned)a->N, rows, 32, s, stat_args, err, cap)) return -1;
-    if (dq && launch("vclip_attention_dq", (unsigned)a->N, rows, 32, s, dq_args, err, cap)) return -1;
-    if ((dk || dv) && launch("vclip_attention_dkv", (unsigned)a->M, rows, 32, s, dkv_args, err, cap)) return -1;
-    return 0;
+    const int64_t span = a->frames && a->window ? a->frames : 1;
+    if (a->B % span) {
+        snprintf(err, cap, "attention gradient: batch %lld is not a whole number of %lld-frame clips", (long long)a->B, (long long)span);
+        return -1;
+    }
+    void *args[] = {&q, &k, &v, &mask, &dout, &stats, &dq, &dk, &dv, &copy};
+    return launch("vclip_attention_grad", (unsigned)(a->B / span), (unsigned)a->heads, 256, s, args, err, cap);
 }
 
 int cuda_softmax_ce(CuPtr scores, CuPtr labels, CuPtr loss, CuPtr lp, int64_t B, int64_t C, int mode, CuStream s, char *err, size_t cap)

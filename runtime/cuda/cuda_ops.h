@@ -28,11 +28,11 @@ int cuda_activation_grad(CuPtr dy, CuPtr x, CuPtr dx, int64_t n, int quick, CuSt
  * kept dims and their strides in x (ro each), then the reduced dims and
  * strides (rr each) */
 int cuda_sum_axes(CuPtr x, CuPtr y, int64_t n_out, int ro, int rr, CuPtr params, CuStream s, char *err, size_t cap);
-/* The attention's gradient: dq, dk, dv (each may be 0) shaped like q, k, v
- * (nq, nk, nv elements; zero outside the heads' channels); stats: device
- * room for 2 * B * heads * N floats */
-int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr stats, CuPtr dq, CuPtr dk, CuPtr dv, int64_t nq,
-                        int64_t nk, int64_t nv, const CudaAttnArgs *a, CuStream s, char *err, size_t cap);
+/* The attention's gradient in one kernel: dq, dk, dv (each may be 0) shaped
+ * like q, k, v (zero outside the heads' channels); stats: device room for
+ * 2 * B * heads * N floats */
+int cuda_attention_grad(CuPtr dout, CuPtr q, CuPtr k, CuPtr v, CuPtr mask, CuPtr stats, CuPtr dq, CuPtr dk, CuPtr dv, const CudaAttnArgs *a,
+                        CuStream s, char *err, size_t cap);
 /* SoftmaxCrossEntropyLoss: scores [B, C], labels [B] int64; loss one value
  * (mode 0 mean, 1 sum) or [B] (2 none); lp [B, C] log probabilities or 0 */
 int cuda_softmax_ce(CuPtr scores, CuPtr labels, CuPtr loss, CuPtr lp, int64_t B, int64_t C, int mode, CuStream s, char *err, size_t cap);

@@ -182,24 +182,24 @@ extern "C" __global__ void vclip_attention(const float *Q, const float *K, const
     store_head(O, qrow, a.Co, 0, h, d, lane, o);
 }
 
-/* ---- the attention's gradient, flash style: the scores are recomputed
- * where they are needed and never stored.  Three kernels: each query row's
- * log-sum-exp and D = dO . O (the forward recomputed); dQ by query rows; dK
- * and dV by key rows, walking the query rows whose window holds the key's
- * frame.  With P = exp(logit - lse) and dS = P (dO . V - D) scale:
- * dQ = sum dS K, dK = sum dS Q, dV = sum P dO. ---- */
+/* ---- the attention's gradient in one kernel, flash style: the scores are
+ * recomputed where they are needed and never stored.  A block owns one head
+ * of one clip (the frames whose windows read each other's keys; a single
+ * frame without a window), so every row its work needs is its own.  Its
+ * warps take rows in turn through three phases, with a barrier after each:
+ * each query row's log-sum-exp and D = dO . O (the forward recomputed) into
+ * stats; dQ by query rows; dK and dV by key rows, walking the query rows
+ * whose window holds the key's frame.  With P = exp(logit - lse) and
+ * dS = P (dO . V - D) scale: dQ = sum dS K, dK = sum dS Q, dV = sum P dO. ---- */
 
-/* stats[2 r], stats[2 r + 1] for r = (b * heads + h) * N + i: grid (N, B * heads), a warp */
-extern "C" __global__ void vclip_attention_stats(const float *Q, const float *K, const float *V, const float *mask, const float *dO,
-                                                 float *stats, AttnArgs a)
+/* stats[2 r], stats[2 r + 1] for query row i of frame b, r = (b * heads + h) * N + i */
+__device__ void attention_grad_stats(const AttnArgs &a, const float *Q, const float *K, const float *V, const float *mask,
+                                     const float *dO, float *stats, long long b, long long i, long long h, int lane)
 {
-    const int lane = threadIdx.x & 31, d = (int)a.head_dim;
-    const long long i = blockIdx.x, b = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
-    if (i >= a.N || d > 256) return;
     const long long qrow = a.seq_first ? i * a.B + b : b * a.N + i;
     float qs[8], o[8], g[8], mx, sum;
-    load_head(Q, qrow, a.Cq, a.q_off, h, d, lane, a.scale, qs);
-    load_head(dO, qrow, a.Co, 0, h, d, lane, 1.0f, g);
+    load_head(Q, qrow, a.Cq, a.q_off, h, (int)a.head_dim, lane, a.scale, qs);
+    load_head(dO, qrow, a.Co, 0, h, (int)a.head_dim, lane, 1.0f, g);
     attention_row(a, qs, K, V, mask, b, i, h, lane, o, &mx, &sum);
     for (int t = 0; t < 8; t++) o[t] /= sum;
     const float D = warp_dot(g, o);
@@ -210,13 +210,11 @@ extern "C" __global__ void vclip_attention_stats(const float *Q, const float *K,
     }
 }
 
-/* dQ: grid (N, B * heads), a warp per query row */
-extern "C" __global__ void vclip_attention_dq(const float *Q, const float *K, const float *V, const float *mask, const float *dO,
-                                              const float *stats, float *dQ, AttnArgs a)
+/* dQ of query row i of frame b */
+__device__ void attention_grad_dq(const AttnArgs &a, const float *Q, const float *K, const float *V, const float *mask,
+                                  const float *dO, const float *stats, float *dQ, long long b, long long i, long long h, int lane)
 {
-    const int lane = threadIdx.x & 31, d = (int)a.head_dim;
-    const long long i = blockIdx.x, b = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
-    if (i >= a.N || d > 256) return;
+    const int d = (int)a.head_dim;
     const long long qrow = a.seq_first ? i * a.B + b : b * a.N + i, r = (b * a.heads + h) * a.N + i;
     const float lse = stats[2 * r], D = stats[2 * r + 1];
     float qs[8], g[8], dq[8];
@@ -239,19 +237,17 @@ extern "C" __global__ void vclip_attention_dq(const float *Q, const float *K, co
     store_head(dQ, qrow, a.Cq, a.q_off, h, d, lane, dq);
 }
 
-/* dK and dV (either may be null): grid (M, B * heads), a warp per key row */
-extern "C" __global__ void vclip_attention_dkv(const float *Q, const float *K, const float *V, const float *mask, const float *dO,
-                                               const float *stats, float *dK, float *dV, AttnArgs a)
+/* dK and dV (either may be null) of key row m of frame bk, from the query
+ * rows of frames first .. last - 1 that read it */
+__device__ void attention_grad_dkv(const AttnArgs &a, const float *Q, const float *K, const float *V, const float *mask,
+                                   const float *dO, const float *stats, float *dK, float *dV, long long bk, long long m,
+                                   long long first, long long last, long long h, int lane)
 {
-    const int lane = threadIdx.x & 31, d = (int)a.head_dim;
-    const long long m = blockIdx.x, bk = blockIdx.y / a.heads, h = blockIdx.y % a.heads;
-    if (m >= a.M || d > 256) return;
+    const int d = (int)a.head_dim;
     const long long kv = key_row(a, bk, m);
     float v[8], dk[8], dv[8];
     load_head(V, kv, a.Cv, a.v_off, h, d, lane, 1.0f, v);
     for (int t = 0; t < 8; t++) dk[t] = dv[t] = 0.0f;
-    const int windowed = a.frames && a.window;
-    const long long first = windowed ? bk - bk % a.frames : bk, last = windowed ? first + a.frames : bk + 1;
     for (long long b = first; b < last; b++) {
         long long src[129];
         const int ns = attention_sources(a, b, src);
@@ -275,6 +271,42 @@ extern "C" __global__ void vclip_attention_dkv(const float *Q, const float *K, c
     }
     if (dK) store_head(dK, kv, a.Ck, a.k_off, h, d, lane, dk);
     if (dV) store_head(dV, kv, a.Cv, a.v_off, h, d, lane, dv);
+}
+
+/* Zero the channels that no head writes (outside off .. off + heads *
+ * head_dim) in the rows of frames first .. first + span - 1 of X [.., C],
+ * n rows a frame; every thread of the block strides */
+__device__ void zero_outside_heads(const AttnArgs &a, float *X, long long C, long long off, long long n, long long first, long long span)
+{
+    const long long inside = a.heads * a.head_dim, outside = C - inside;
+    for (long long e = threadIdx.x; e < span * n * outside; e += blockDim.x) {
+        const long long c = e % outside, j = e / outside, b = first + j / n, i = j % n;
+        const long long row = a.seq_first ? i * a.B + b : b * n + i;
+        X[row * C + (c < off ? c : c + inside)] = 0.0f;
+    }
+}
+
+/* grid (clips, heads), a block of whole warps; stats: room for
+ * 2 * B * heads * N floats; dQ, dK, dV may each be null */
+extern "C" __global__ void vclip_attention_grad(const float *Q, const float *K, const float *V, const float *mask, const float *dO,
+                                                float *stats, float *dQ, float *dK, float *dV, AttnArgs a)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    if (a.head_dim > 256) return;
+    const long long h = blockIdx.y, span = a.frames && a.window ? a.frames : 1, first = blockIdx.x * span, last = first + span;
+    if (h == 0) { /* the channels outside the heads, once */
+        if (dQ) zero_outside_heads(a, dQ, a.Cq, a.q_off, a.N, first, span);
+        if (dK) zero_outside_heads(a, dK, a.Ck, a.k_off, a.M, first, span);
+        if (dV) zero_outside_heads(a, dV, a.Cv, a.v_off, a.M, first, span);
+    }
+    for (long long w = warp; w < span * a.N; w += warps) attention_grad_stats(a, Q, K, V, mask, dO, stats, first + w / a.N, w % a.N, h, lane);
+    __syncthreads();
+    if (dQ)
+        for (long long w = warp; w < span * a.N; w += warps)
+            attention_grad_dq(a, Q, K, V, mask, dO, stats, dQ, first + w / a.N, w % a.N, h, lane);
+    if (dK || dV)
+        for (long long w = warp; w < span * a.M; w += warps)
+            attention_grad_dkv(a, Q, K, V, mask, dO, stats, dK, dV, first + w / a.M, w % a.M, first, last, h, lane);
 }
 
 /* A row's log-sum-exp, every thread of the block gets it */
@@ -579,7 +611,7 @@ const char *cuda_templates_source(void) { return source; }
 
 const char *const cuda_template_kernels[] = {"vclip_layernorm", "vclip_softmax", "vclip_attention", "vclip_copy", "vclip_act_residual",
                                              "vclip_interpolate", "vclip_activation_grad", "vclip_sum_axes", "vclip_layernorm_grad",
-                                             "vclip_attention_stats", "vclip_attention_dq", "vclip_attention_dkv", "vclip_zero",
+                                             "vclip_attention_grad", "vclip_zero",
                                              "vclip_softmax_ce", "vclip_softmax_ce_grad", "vclip_gather", "vclip_sum_squares",
                                              "vclip_update_scale", "vclip_adamw", "vclip_swa", "vclip_int_elementwise", "vclip_argreduce"};
 const int cuda_template_kernel_count = sizeof cuda_template_kernels / sizeof *cuda_template_kernels;
