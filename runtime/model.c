@@ -186,6 +186,14 @@ int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep
     return m->be->train_run(m->session, inputs, outputs, step, err, cap);
 }
 
+int model_can_stage(const Model *m) { return m->be->stage != NULL; }
+
+int model_stage(Model *m, Tensor *const *inputs, char *err, size_t cap)
+{
+    if (!m->be->stage) return 1;
+    return m->be->stage(m->session, inputs, err, cap);
+}
+
 int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, Tensor *const *swa, int to_host, char *err, size_t cap)
 {
     return m->be->train_sync(m->session, mom1, mom2, swa, to_host, err, cap);

@@ -75,6 +75,10 @@ int model_run_named(Model *m, int n_in, const char *const *in_names, Tensor *con
  * no training state (the caller updates the constants), 0 once bound, -1. */
 int model_train_begin(Model *m, const TrainSpec *spec, char *err, size_t cap);
 int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep *step, char *err, size_t cap);
+/* Inputs of a later run copied ahead (Backend.stage); 1 where the backend
+ * does not stage (then runs take their inputs as they come). */
+int model_stage(Model *m, Tensor *const *inputs, char *err, size_t cap);
+int model_can_stage(const Model *m);
 int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, Tensor *const *swa, int to_host, char *err, size_t cap);
 int model_train_swa(Model *m, double weight, char *err, size_t cap);
 /* Which device of target t this process uses (a data-parallel rank: its

@@ -50,6 +50,14 @@ static int load(void)
     SYM(d2h, "cuMemcpyDtoH_v2");
     SYM(h2d_async, "cuMemcpyHtoDAsync_v2");
     SYM(d2h_async, "cuMemcpyDtoHAsync_v2");
+    SYM(d2d_async, "cuMemcpyDtoDAsync_v2");
+    SYM(host_alloc, "cuMemAllocHost_v2");
+    SYM(host_free, "cuMemFreeHost");
+    SYM(event_create, "cuEventCreate");
+    SYM(event_destroy, "cuEventDestroy_v2");
+    SYM(event_record, "cuEventRecord");
+    SYM(event_sync, "cuEventSynchronize");
+    SYM(stream_wait_event, "cuStreamWaitEvent");
     SYM(module_load, "cuModuleLoadData");
     SYM(module_unload, "cuModuleUnload");
     SYM(get_function, "cuModuleGetFunction");

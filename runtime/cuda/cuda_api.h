@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 typedef unsigned long long CuPtr;
-typedef void *CuModule, *CuFunction, *CuStream, *CuGraph, *CuGraphExec;
+typedef void *CuModule, *CuFunction, *CuStream, *CuGraph, *CuGraphExec, *CuEvent;
 
 /* cuda.h's values (checked against it by tests/unit/test_cuda.c) */
-enum { VCLIP_CU_STREAM_NON_BLOCKING = 1, VCLIP_CU_CAPTURE_THREAD_LOCAL = 1, VCLIP_CU_NOT_READY = 600 };
+enum { VCLIP_CU_STREAM_NON_BLOCKING = 1, VCLIP_CU_CAPTURE_THREAD_LOCAL = 1, VCLIP_CU_NOT_READY = 600, VCLIP_CU_EVENT_DISABLE_TIMING = 2 };
 
 typedef struct {
     int major, minor;        /* compute capability of device 0 */
@@ -26,6 +26,14 @@ typedef struct {
     int (*d2h)(void *, CuPtr, size_t);
     int (*h2d_async)(CuPtr, const void *, size_t, CuStream);
     int (*d2h_async)(void *, CuPtr, size_t, CuStream);
+    int (*d2d_async)(CuPtr, CuPtr, size_t, CuStream);
+    int (*host_alloc)(void **, size_t);   /* page-locked host memory: copies from it are truly asynchronous */
+    int (*host_free)(void *);
+    int (*event_create)(CuEvent *, unsigned);
+    int (*event_destroy)(CuEvent);
+    int (*event_record)(CuEvent, CuStream);
+    int (*event_sync)(CuEvent);
+    int (*stream_wait_event)(CuStream, CuEvent, unsigned); /* the stream's later work waits for the event */
     int (*module_load)(CuModule *, const void *);
     int (*module_unload)(CuModule);
     int (*get_function)(CuFunction *, CuModule, const char *);

@@ -10,6 +10,7 @@
 #include "cuda_exec.h"
 #include "cuda_fused.h"
 #include "cuda_ops.h"
+#include "cuda_stage.h"
 #include "../cpu/kernels.h"
 #include "../cpu/exec_node.h"
 #include "../cpu/memory_plan.h"
@@ -58,6 +59,8 @@ struct CudaSession {
     CuGraphExec graph;
     Slot *out_shape;        /* per graph output: its shape in the recorded run */
     CuPtr *input_dev;       /* per graph input: its device copy, for the current shapes */
+    CudaStager *stager;     /* inputs copied ahead of their runs (cuda_session_stage), or NULL */
+    int *taken;             /* per graph input: whether this run took it from a staged batch */
     int capturing;          /* recording a CUDA graph: nothing may be allocated */
     CuPtr *eager;           /* this run's cuMemAlloc'd buffers */
     int n_eager, cap_eager;
@@ -1594,6 +1597,18 @@ static void clear_slots(CudaSession *s)
     }
 }
 
+/* The step's hook, once its work is queued */
+static int while_running(CudaSession *s, char *err, size_t cap)
+{
+    return s->step && s->step->while_running ? s->step->while_running(s->step->while_running_ctx, err, cap) : 0;
+}
+
+int cuda_session_stage(CudaSession *s, Tensor *const *inputs, char *err, size_t cap)
+{
+    if (!s->stager && !(s->stager = cuda_stager_new(s->cu, s->g->n_inputs, err, cap))) return -1;
+    return cuda_stager_put(s->stager, inputs, err, cap);
+}
+
 int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap)
 {
     Graph *g = s->g;
@@ -1626,19 +1641,23 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         sl->rank = inputs[i]->rank;
         memcpy(sl->dims, inputs[i]->dims, sizeof sl->dims);
     }
-    /* the inputs go to the device as they come (a recorded graph reads them there) */
-    for (int i = 0; i < g->n_inputs; i++) {
-        Slot *sl = &s->slots[g->inputs[i]->id];
+    /* the inputs go to the device buffers a recorded graph reads: from a
+     * staged batch, copied ahead, or from the host now */
+    for (int i = 0; i < g->n_inputs; i++)
         if (!s->input_dev[i] && s->cu->mem_alloc(&s->input_dev[i], inputs[i]->nbytes ? inputs[i]->nbytes : 4)) {
             s->input_dev[i] = 0;
             snprintf(err, cap, "input '%s': device allocation failed", g->inputs[i]->name);
             goto done;
         }
-        if (inputs[i]->nbytes && s->cu->h2d(s->input_dev[i], inputs[i]->data, inputs[i]->nbytes)) {
+    if (s->stager && cuda_stager_take(s->stager, inputs, s->input_dev, s->stream, s->taken, err, cap)) goto done;
+    for (int i = 0; i < g->n_inputs; i++) {
+        int taken = s->stager && s->taken[i];
+        s->stats.staged_inputs += taken;
+        if (!taken && inputs[i]->nbytes && s->cu->h2d(s->input_dev[i], inputs[i]->data, inputs[i]->nbytes)) {
             snprintf(err, cap, "input '%s': copy to the device failed", g->inputs[i]->name);
             goto done;
         }
-        sl->dev = s->input_dev[i];
+        s->slots[g->inputs[i]->id].dev = s->input_dev[i];
     }
     if (s->step && write_step_scalars(s, err, cap)) goto done;
     if (planned && s->graph) { /* replay: one launch */
@@ -1650,6 +1669,7 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
             sl->rank = s->out_shape[i].rank;
             memcpy(sl->dims, s->out_shape[i].dims, sizeof sl->dims);
         }
+        if (while_running(s, err, cap)) goto done;
         rc = finish_run(s, outputs, err, cap);
         if (!rc) s->stats.graph_replays++;
         goto done;
@@ -1690,7 +1710,7 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         s->stats.graph_replays++;
     }
     for (int i = 0; i < g->n_outputs; i++) s->out_shape[i] = s->slots[g->outputs[i]->id];
-    if (finish_run(s, outputs, err, cap)) goto done;
+    if (while_running(s, err, cap) || finish_run(s, outputs, err, cap)) goto done;
     if (!planned) { /* plan the arena from this run's sizes */
         s->sig = sig;
         s->sig_len = len;
@@ -1736,7 +1756,8 @@ CudaSession *cuda_session_new(Graph *g, const CudaOptions *opt, char *err, size_
     s->nodes = calloc(nn, sizeof *s->nodes);
     s->out_shape = calloc((size_t)(g->n_outputs ? g->n_outputs : 1), sizeof *s->out_shape);
     s->input_dev = calloc((size_t)(g->n_inputs ? g->n_inputs : 1), sizeof *s->input_dev);
-    if (!s->slots || !s->weights || !s->bytes || !s->kind || !s->dynamic || !s->nodes || !s->out_shape || !s->input_dev) { cuda_session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
+    s->taken = calloc((size_t)(g->n_inputs ? g->n_inputs : 1), sizeof *s->taken);
+    if (!s->slots || !s->weights || !s->bytes || !s->kind || !s->dynamic || !s->nodes || !s->out_shape || !s->input_dev || !s->taken) { cuda_session_free(s); snprintf(err, cap, "out of memory"); return NULL; }
     mark_dynamic(s);
     if (cu->stream_create(&s->stream, VCLIP_CU_STREAM_NON_BLOCKING)) { cuda_session_free(s); snprintf(err, cap, "cannot create a CUDA stream"); return NULL; }
     return s;
@@ -1747,6 +1768,7 @@ void cuda_session_free(CudaSession *s)
     if (!s) return;
     if (s->cu) {
         if (s->stream) s->cu->stream_sync(s->stream);
+        cuda_stager_free(s->stager);
         if (s->nodes && s->input_dev) forget_plan(s);
         free_eager(s);
         for (int v = 0; s->weights && v < s->g->n_values; v++) if (s->weights[v].ptr) s->cu->mem_free(s->weights[v].ptr);
@@ -1768,6 +1790,7 @@ void cuda_session_free(CudaSession *s)
     free(s->nodes);
     free(s->out_shape);
     free(s->input_dev);
+    free(s->taken);
     free(s->eager);
     free(s->sig);
     free(s->moments);

@@ -38,6 +38,12 @@ void cuda_session_free(CudaSession *s);
 /* inputs[i] matches g->inputs[i]; outputs[i] receives g->outputs[i] as host
  * tensors the caller frees.  0, or -1 with a message naming the node. */
 int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, char *err, size_t cap);
+/* Starts copying a later run's inputs to the device now (cuda_stage.h:
+ * page-locked buffers, a copy stream, two batches ahead): inputs[i] NULL
+ * is not staged.  Each run takes the oldest staged batch, whose inputs
+ * must equal, in value, shape and dtype, the ones it is given (they stay
+ * its host copies).  0, or -1 with the reason. */
+int cuda_session_stage(CudaSession *s, Tensor *const *inputs, char *err, size_t cap);
 
 /* Training in device memory: the parameters (graph constants params[i],
  * their gradients outputs grad_first + i) stay on the device with AdamW's
@@ -69,6 +75,10 @@ typedef struct {
     /* data parallel: averages the gradients (device addresses) over the ranks before the norm; NULL: one process */
     int (*reduce)(void *ctx, const unsigned long long *grads, const int64_t *numel, int n, char *err, size_t cap);
     void *reduce_ctx;
+    /* called once the step is queued on the device, before the host waits
+     * for it (the caller fetches and stages its next batch); NULL: none */
+    int (*while_running)(void *ctx, char *err, size_t cap);
+    void *while_running_ctx;
 } CudaTrainStep;
 int cuda_session_train_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, CudaTrainStep *step, char *err, size_t cap);
 /* SWA's running mean, kept on the device from the parameters' first
@@ -86,6 +96,7 @@ typedef struct {
     size_t weight_bytes;          /* weights held on the device */
     int graph_replays;            /* runs served by a CUDA graph */
     int update_replays;           /* training: updates (norm, clipping, AdamW) served by a CUDA graph */
+    int staged_inputs;            /* inputs that came from staged batches (cuda_session_stage) */
     char graph_note[256];         /* why runs are not captured, if they are not */
     char host_ops[512];           /* the ops that fell back to the host, with counts ("ArgMax, Range x2") */
 } CudaStats;

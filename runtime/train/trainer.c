@@ -223,6 +223,54 @@ static void report_memory(const Model *sess, const TrainGraph *tg, int tty)
     fprintf(stderr, "%strainer: the step's activations take %.*f MB at their peak%s\n", tty ? "\n" : "", bytes < 10e6 ? 2 : 0, bytes / 1e6, how);
 }
 
+/* The loader's inputs of one batch (video, labels, caption features and
+ * mask; the rest of the graph's inputs are set per step), and fetching the
+ * next one into them: 1 with a batch, 0 at the end of the epoch, -1 error */
+typedef struct {
+    Tensor *video, *labels, *captions, *mask;
+    double fetch_s;          /* the host's time getting it */
+} BatchInputs;
+
+static int in_sets(const BatchInputs *sets, const Tensor *t)
+{
+    for (int j = 0; j < 2; j++)
+        if (t && (t == sets[j].video || t == sets[j].labels || t == sets[j].captions || t == sets[j].mask)) return 1;
+    return 0;
+}
+
+static int fetch_batch(BatchSource *src, BatchInputs *b, char *err, size_t cap)
+{
+    double t0 = now_ms();
+    int got = src->next(src, b->video, b->labels, b->captions, err, cap);
+    if (got > 0 && b->captions) caption_mask_fill(b->captions, b->mask);
+    b->fetch_s = (now_ms() - t0) / 1e3;
+    return got;
+}
+
+/* Where the backend copies inputs ahead (CUDA), the next batch is fetched
+ * and staged while the device runs the current step (TrainStep's
+ * while_running), into the other of two sets of inputs */
+typedef struct {
+    BatchSource *src;
+    Model *sess;
+    BatchInputs *next;
+    int video_k, labels_k, cap_k; /* where the batch's inputs are among the graph's */
+    int got, fetched;        /* the fetch's result; whether it ran this step */
+} Lookahead;
+
+static int fetch_and_stage(Lookahead *la, char *err, size_t cap)
+{
+    la->fetched = 1;
+    if ((la->got = fetch_batch(la->src, la->next, err, cap)) <= 0) return la->got < 0 ? -1 : 0;
+    Tensor *staged[8] = {0};
+    staged[la->video_k] = la->next->video;
+    staged[la->labels_k] = la->next->labels;
+    if (la->next->captions) { staged[la->cap_k] = la->next->captions; staged[la->cap_k + 1] = la->next->mask; }
+    return model_stage(la->sess, staged, err, cap) < 0 ? -1 : 0;
+}
+
+static int while_running_fetch(void *ctx, char *err, size_t cap) { return fetch_and_stage(ctx, err, cap); }
+
 int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, TrainResult *res, char *err, size_t cap)
 {
     Run r = {0};
@@ -230,6 +278,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     GradReducer *red = NULL;
     Comm *device_comm = NULL, *own_comm = NULL;
     Tensor *in[6] = {0}, **outs = NULL; /* the graph's inputs (train_graph.h), loss_scale last */
+    BatchInputs sets[2] = {{0}};         /* the loader's inputs among them, double buffered where the backend stages */
     FILE *mf = NULL;
     TrainerConfig local = *cfg;
     const TrainerConfig *c = &local;
@@ -327,15 +376,32 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
     int bad_run = 0;
     double t0 = (now_ms() / 1e3);
     int64_t steps_here = 0;
+    sets[0] = (BatchInputs){in[0], in[1], gc->captions ? in[cap_k] : NULL, gc->captions ? in[cap_k + 1] : NULL, 0};
+    /* staging: a second set of the loader's inputs, and the first batch of each epoch fetched before its step */
+    int ahead = on_device && model_can_stage(sess), cur = 0, have = 0;
+    if (ahead) {
+        Tensor *const a[4] = {sets[0].video, sets[0].labels, sets[0].captions, sets[0].mask};
+        Tensor **b[4] = {&sets[1].video, &sets[1].labels, &sets[1].captions, &sets[1].mask};
+        for (int i = 0; i < 4; i++)
+            if (a[i] && !(*b[i] = tensor_new(a[i]->dtype, a[i]->rank, a[i]->dims))) { snprintf(err, cap, "out of memory"); goto done; }
+    }
+    Lookahead la = {src, sess, NULL, 0, 1, cap_k, 0, 0};
     for (; st.epoch < c->epochs; st.epoch++, st.step_in_epoch = 0) {
         if (src->begin_epoch(src, st.epoch, st.step_in_epoch, err, cap)) goto done;
+        if (ahead) {
+            la.next = &sets[cur];
+            if (fetch_and_stage(&la, err, cap)) goto done;
+            have = la.got;
+        }
         for (;;) {
             double step_t0 = now_ms();
-            int got = src->next(src, in[0], in[1], gc->captions ? in[cap_k] : NULL, err, cap);
-            double data_s = (now_ms() - step_t0) / 1e3; /* waiting for the loader */
+            BatchInputs *b = &sets[cur];
+            int got = ahead ? have : fetch_batch(src, b, err, cap);
+            double data_s = b->fetch_s; /* the host's time getting this step's batch (ahead: while the previous step ran) */
             if (got < 0) goto done;
             if (got == 0) break;
-            if (gc->captions) caption_mask_fill(in[cap_k], in[cap_k + 1]);
+            in[0] = b->video, in[1] = b->labels;
+            if (gc->captions) in[cap_k] = b->captions, in[cap_k + 1] = b->mask;
             double alpha = c->alpha_lo + (c->alpha_hi - c->alpha_lo) * (double)(rng_next(&st.rng) >> 11) * (1.0 / 9007199254740992.0);
             if (gc->iwr) *(float *)in[2]->data = (float)alpha;
             double scale = gc->loss_scale ? st.loss_scale : 1.0;
@@ -343,8 +409,16 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             double lr = lr_at(&sched, st.step), norm;
             /* several ranks: the norm of the averaged gradients decides alone (a rank's own loss could differ from the
              * others', and every rank must decide alike; a loss that is not finite makes the norm not finite anyway) */
-            TrainStep ts = {r.opt.step + 1, lr, c->clip_norm, scale, ranks == 1, 0, 0, device_comm ? reduce_on_device : NULL, device_comm};
+            TrainStep ts = {r.opt.step + 1, lr, c->clip_norm, scale, ranks == 1, 0, 0, device_comm ? reduce_on_device : NULL, device_comm,
+                            ahead ? while_running_fetch : NULL, &la};
+            la.next = &sets[cur ^ 1];
+            la.fetched = 0;
             if (on_device ? model_train_run(sess, in, outs, &ts, err, cap) : model_run(sess, in, outs, err, cap)) goto done;
+            if (ahead) { /* the next batch, fetched while the step ran (or now, if the backend never called back) */
+                if (!la.fetched && fetch_and_stage(&la, err, cap)) goto done;
+                have = la.got;
+                cur ^= 1;
+            }
             double losses[2] = {tensor_get_f64(outs[0], 0), tensor_get_f64(outs[1], 0)}, waited = comm_wait_seconds(c->comm);
             if (ranks > 1 && ((red && grad_reducer_finish(red, outs, err, cap)) || comm_allreduce(c->comm, losses, 2, COMM_F64, 1, err, cap)))
                 goto done;
@@ -444,7 +518,9 @@ done:
     comm_close(device_comm, rc != 0);
     comm_close(own_comm, 0);
     model_free(sess);
-    for (int i = 0; i < 6; i++) tensor_free(in[i]);
+    for (int i = 0; i < 6; i++)
+        if (!in_sets(sets, in[i])) tensor_free(in[i]); /* the loader's inputs are the sets' */
+    for (int j = 0; j < 2; j++) { tensor_free(sets[j].video); tensor_free(sets[j].labels); tensor_free(sets[j].captions); tensor_free(sets[j].mask); }
     for (int i = 0; outs && i < r.tg.g->n_outputs; i++) tensor_free(outs[i]);
     free(outs);
     run_free(&r);

@@ -9,7 +9,14 @@
  * the tensor cores would take them) and scales, then a double-precision
  * GEMM.  Stream capture records copies, launches (their argument values, as
  * CUDA copies them at launch) and GEMMs, and replays them, reading host
- * sources at replay time as CUDA does. */
+ * sources at replay time as CUDA does.
+ *
+ * Streams are in order, and an asynchronous copy from page-locked host
+ * memory (host_alloc) is deferred: it happens only when its stream must
+ * have done it (the stream's next other work, a synchronization, or an
+ * event recorded after it being waited for).  That is a schedule a real
+ * device may choose, so code that reads the destination, or refills the
+ * source, without waiting on the right event reads stale data here. */
 #ifndef VCLIP_CUDA_EMULATOR_H
 #define VCLIP_CUDA_EMULATOR_H
 
@@ -56,6 +63,15 @@ typedef struct {
 
 typedef struct { uint64_t key; int ok; } EmuChecked;
 
+typedef struct { CuPtr dst; const void *src; size_t bytes; } EmuCopy;
+typedef struct {
+    EmuCopy *pending;       /* deferred copies, oldest first */
+    int n, cap;
+    long issued, done;      /* copies ever deferred on it, and carried out */
+} EmuStream;
+typedef struct { EmuStream *st; long upto; } EmuEvent; /* done once st has done `upto` copies */
+#define EMU_MAX_PINNED 64
+
 static struct {
     EmuFn fns[EMU_MAX_FNS];
     int n_fns;
@@ -65,6 +81,9 @@ static struct {
     EmuOp *rec;
     int n_rec, cap_rec;
     long live_allocs, launches, replays, gemms;
+    EmuStream null_stream;
+    struct { const char *base; size_t bytes; } pinned[EMU_MAX_PINNED];
+    long live_pinned, deferred_copies;
 } emu;
 
 static int emu_alloc(CuPtr *p, size_t n)
@@ -87,21 +106,106 @@ static void emu_record(const EmuOp *op)
 
 static int emu_h2d(CuPtr d, const void *s, size_t n) { memcpy((void *)(uintptr_t)d, s, n); return 0; }
 static int emu_d2h(void *d, CuPtr s, size_t n) { memcpy(d, (const void *)(uintptr_t)s, n); return 0; }
+
+static EmuStream *emu_stream(CuStream s) { return s ? (EmuStream *)s : &emu.null_stream; }
+/* carry out st's deferred copies until it has done `upto` */
+static void emu_catch_up(EmuStream *st, long upto)
+{
+    while (st->done < upto && st->n) {
+        emu_h2d(st->pending[0].dst, st->pending[0].src, st->pending[0].bytes);
+        memmove(st->pending, st->pending + 1, sizeof *st->pending * (size_t)--st->n);
+        st->done++;
+    }
+}
+static void emu_drain(CuStream s) { EmuStream *st = emu_stream(s); emu_catch_up(st, st->issued); }
+static int emu_is_pinned(const void *p)
+{
+    for (int i = 0; i < EMU_MAX_PINNED; i++)
+        if (emu.pinned[i].base && (const char *)p >= emu.pinned[i].base && (const char *)p < emu.pinned[i].base + emu.pinned[i].bytes) return 1;
+    return 0;
+}
+static int emu_host_alloc(void **p, size_t n)
+{
+    for (int i = 0; i < EMU_MAX_PINNED; i++)
+        if (!emu.pinned[i].base) {
+            if (!(*p = calloc(1, n ? n : 1))) return 2;
+            emu.pinned[i].base = *p;
+            emu.pinned[i].bytes = n ? n : 1;
+            emu.live_pinned++;
+            return 0;
+        }
+    return 2;
+}
+static int emu_host_free(void *p)
+{
+    for (int i = 0; i < EMU_MAX_PINNED; i++)
+        if (p && emu.pinned[i].base == p) {
+            emu.pinned[i].base = NULL;
+            emu.live_pinned--;
+            free(p);
+            return 0;
+        }
+    return p ? 1 : 0; /* CUDA_ERROR_INVALID_VALUE: not page-locked memory of ours */
+}
 static int emu_h2d_async(CuPtr d, const void *s, size_t n, CuStream st)
 {
-    (void)st;
     if (emu.recording) { EmuOp op = {.type = 1, .dst = d, .src = s, .bytes = n}; emu_record(&op); return 0; }
-    return emu_h2d(d, s, n);
+    EmuStream *q = emu_stream(st);
+    if (!emu_is_pinned(s)) { emu_drain(st); return emu_h2d(d, s, n); } /* pageable: CUDA stages it before returning */
+    if (q->n == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 8;
+        q->pending = realloc(q->pending, sizeof *q->pending * (size_t)q->cap);
+    }
+    q->pending[q->n++] = (EmuCopy){d, s, n};
+    q->issued++;
+    emu.deferred_copies++;
+    return 0;
 }
-static int emu_d2h_async(void *d, CuPtr s, size_t n, CuStream st) { (void)st; return emu.recording ? 900 : emu_d2h(d, s, n); }
+static int emu_d2h_async(void *d, CuPtr s, size_t n, CuStream st)
+{
+    if (emu.recording) return 900;
+    emu_drain(st);
+    return emu_d2h(d, s, n);
+}
+static int emu_d2d_async(CuPtr d, CuPtr s, size_t n, CuStream st)
+{
+    if (emu.recording) return 900; /* not recorded here: the executor copies its inputs before a recording */
+    emu_drain(st);
+    memmove((void *)(uintptr_t)d, (const void *)(uintptr_t)s, n);
+    return 0;
+}
+static int emu_event_create(CuEvent *e, unsigned flags) { (void)flags; *e = calloc(1, sizeof(EmuEvent)); return *e ? 0 : 2; }
+static int emu_event_destroy(CuEvent e) { free(e); return 0; }
+static int emu_event_record(CuEvent e, CuStream s)
+{
+    if (emu.recording) return 900;
+    EmuEvent *ev = e;
+    ev->st = emu_stream(s);
+    ev->upto = ev->st->issued;
+    return 0;
+}
+static int emu_event_sync(CuEvent e)
+{
+    EmuEvent *ev = e;
+    if (ev->st) emu_catch_up(ev->st, ev->upto);
+    return 0;
+}
+static int emu_stream_wait_event(CuStream s, CuEvent e, unsigned flags) { (void)s; (void)flags; return emu.recording ? 900 : emu_event_sync(e); }
 static int emu_module_load(CuModule *m, const void *ptx) { (void)ptx; *m = NULL; return 0; }
 static int emu_module_unload(CuModule m) { (void)m; return 0; }
 static int emu_get_function(CuFunction *f, CuModule m, const char *n) { (void)f; (void)m; (void)n; return 500; }
-static int emu_ctx_sync(void) { return 0; }
-static int emu_stream_create(CuStream *s, unsigned f) { (void)f; *s = (CuStream)&emu; return 0; }
-static int emu_stream_destroy(CuStream s) { (void)s; return 0; }
-static int emu_stream_sync(CuStream s) { (void)s; return emu.recording ? 900 : 0; } /* illegal while capturing, as in CUDA */
-static int emu_stream_query(CuStream s) { (void)s; return emu.recording ? 900 : 0; } /* the emulated device finishes work as it is queued */
+static int emu_ctx_sync(void) { emu_drain(NULL); return 0; } /* the executor's streams are synchronized one by one */
+static int emu_stream_create(CuStream *s, unsigned f) { (void)f; *s = calloc(1, sizeof(EmuStream)); return *s ? 0 : 2; }
+static int emu_stream_destroy(CuStream s)
+{
+    emu_drain(s);
+    if (s) { free(((EmuStream *)s)->pending); free(s); }
+    return 0;
+}
+/* illegal while capturing, as in CUDA */
+static int emu_stream_sync(CuStream s) { if (emu.recording) return 900; emu_drain(s); return 0; }
+/* the emulated device finishes kernels as they are queued; deferred copies count as not done */
+static int emu_stream_query(CuStream s) { return emu.recording ? 900 : emu_stream(s)->n ? VCLIP_CU_NOT_READY : 0; }
 static int emu_begin_capture(CuStream s, int mode) { (void)s; (void)mode; emu.recording = 1; emu.n_rec = 0; return 0; }
 
 typedef struct { EmuOp *ops; int n; } EmuGraph;
@@ -170,8 +274,9 @@ static int emu_run_launch(EmuOp *op)
 static int emu_launch(CuFunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh,
                       CuStream s, void **args, void **extra)
 {
-    (void)s; (void)extra;
+    (void)extra;
     EmuOp op = {.type = 0, .fn = f, .grid = {gx, gy, gz}, .block = {bx, by, bz}, .shared = sh};
+    if (!emu.recording) emu_drain(s); /* in order */
     host_pack(&op.fn->k, args, op.args);
     emu.launches++;
     if (emu.recording) { emu_record(&op); return 0; }
@@ -288,7 +393,8 @@ static void emu_gemm_run(const EmuGemm *g)
 static int lt_matmul(void *h, void *desc, const void *alpha, const void *A, void *la, const void *B, void *lb, const void *beta,
                      const void *C, void *lc, void *D, void *ld, const LtAlgo *algo, void *ws, size_t ws_bytes, CuStream s)
 {
-    (void)ws; (void)ws_bytes; (void)s;
+    (void)ws; (void)ws_bytes;
+    if (!emu.recording) emu_drain(s);
     const EmuDesc *d = desc;
     const EmuLayout *a = la, *b = lb, *c = lc, *dd = ld;
     uint64_t mnk[3];
@@ -315,7 +421,7 @@ static const LtApi emu_lt = {
 
 static int emu_graph_launch(CuGraphExec e, CuStream s)
 {
-    (void)s;
+    emu_drain(s);
     EmuGraph *eg = e;
     for (int i = 0; i < eg->n; i++) {
         EmuOp *op = &eg->ops[i];
@@ -332,7 +438,9 @@ static int emu_graph_launch(CuGraphExec e, CuStream s)
 static const CudaApi emu_api = {
     .major = 9, .minor = 0, .device = "emulated device",
     .mem_alloc = emu_alloc, .mem_free = emu_free, .h2d = emu_h2d, .d2h = emu_d2h, .h2d_async = emu_h2d_async,
-    .d2h_async = emu_d2h_async, .module_load = emu_module_load,
+    .d2h_async = emu_d2h_async, .d2d_async = emu_d2d_async, .host_alloc = emu_host_alloc, .host_free = emu_host_free,
+    .event_create = emu_event_create, .event_destroy = emu_event_destroy, .event_record = emu_event_record, .event_sync = emu_event_sync,
+    .stream_wait_event = emu_stream_wait_event, .module_load = emu_module_load,
     .module_unload = emu_module_unload, .get_function = emu_get_function, .launch = emu_launch, .ctx_sync = emu_ctx_sync,
     .stream_create = emu_stream_create, .stream_destroy = emu_stream_destroy, .stream_sync = emu_stream_sync, .stream_query = emu_stream_query,
     .begin_capture = emu_begin_capture, .end_capture = emu_end_capture, .graph_instantiate = emu_graph_instantiate,

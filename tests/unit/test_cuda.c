@@ -35,6 +35,7 @@
 #include <nccl.h>
 _Static_assert((int)VCLIP_CU_STREAM_NON_BLOCKING == (int)CU_STREAM_NON_BLOCKING, "cuda.h");
 _Static_assert((int)VCLIP_CU_NOT_READY == (int)CUDA_ERROR_NOT_READY, "cuda.h");
+_Static_assert((int)VCLIP_CU_EVENT_DISABLE_TIMING == (int)CU_EVENT_DISABLE_TIMING, "cuda.h");
 _Static_assert((int)VCLIP_NCCL_SUCCESS == (int)ncclSuccess && (int)VCLIP_NCCL_IN_PROGRESS == (int)ncclInProgress, "nccl.h");
 _Static_assert((int)VCLIP_NCCL_UINT8 == (int)ncclUint8 && (int)VCLIP_NCCL_FLOAT32 == (int)ncclFloat32 && (int)VCLIP_NCCL_FLOAT64 == (int)ncclFloat64, "nccl.h");
 _Static_assert((int)VCLIP_NCCL_SUM == (int)ncclSum && (int)VCLIP_NCCL_AVG == (int)ncclAvg, "nccl.h");

@@ -14,6 +14,8 @@
 #include <string.h>
 #include "check.h"
 #include "compare.h"
+#define TEST_RNG_SEED 0x57A6EDull
+#include "rand.h"
 #include "cuda_emulator.h"
 #include "../../onnx/onnx_io.h"
 #include "../../passes/passes.h"
@@ -274,13 +276,17 @@ static void metrics_column(const char *dir, const char *key, double *out, int n)
     if (f) fclose(f);
 }
 
-typedef struct { Tensor *video, *labels, *captions; int64_t left, fail_epoch; } FixedBatches;
+/* The reference's batch, its video scaled by 1 + step / 8 (the step's
+ * number in the run, from the epoch and the position in it), so that every
+ * step's batch differs and a step that computed on another's would show */
+typedef struct { Tensor *video, *labels, *captions; int64_t left, fail_epoch, epoch; } FixedBatches;
 
 static int fixed_begin(BatchSource *s, int64_t epoch, int64_t skip, char *err, size_t cap)
 {
     FixedBatches *f = s->ctx;
     if (epoch == f->fail_epoch) { snprintf(err, cap, "stopped on purpose before epoch %lld", (long long)epoch + 1); return -1; }
     f->left = s->batches_per_epoch - skip;
+    f->epoch = epoch;
     return 0;
 }
 
@@ -288,8 +294,11 @@ static int fixed_next(BatchSource *s, Tensor *video, Tensor *labels, Tensor *cap
 {
     (void)err; (void)cap;
     FixedBatches *f = s->ctx;
-    if (f->left-- <= 0) return 0;
-    memcpy(video->data, f->video->data, video->nbytes);
+    if (f->left <= 0) return 0;
+    const float mul = 1.0f + (float)(f->epoch * s->batches_per_epoch + s->batches_per_epoch - f->left--) / 8;
+    const float *from = f->video->data;
+    float *to = video->data;
+    for (int64_t i = 0, n = tensor_numel(video); i < n; i++) to[i] = from[i] * mul;
     memcpy(labels->data, f->labels->data, labels->nbytes);
     if (captions) memcpy(captions->data, f->captions->data, captions->nbytes);
     return 1;
@@ -301,7 +310,7 @@ static int load_fixture(FixedBatches *fb, Tensor **classes)
     char err[1024];
     const char *ref = VCLIP_DATA_DIR "/tests/fixtures/train_step/reference.safetensors";
     *fb = (FixedBatches){safetensors_load(ref, "video", NULL, NULL, err, sizeof err), safetensors_load(ref, "labels", NULL, NULL, err, sizeof err),
-                         safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1};
+                         safetensors_load(ref, "caption_features", NULL, NULL, err, sizeof err), 0, -1, 0};
     *classes = safetensors_load(ref, "class_features", NULL, NULL, err, sizeof err);
     CHECK(fb->video && fb->labels && fb->captions && *classes, "%s", err);
     return fb->video && fb->labels && fb->captions && *classes ? 0 : -1;
@@ -344,7 +353,7 @@ static void check_trainer(void)
         BatchSource src = {fixed_begin, fixed_next, 2, &fb};
         TrainResult res;
         int rc = 0;
-        long nccl_before[4] = {emu_nccl.calls, emu_nccl.avg_calls, emu_nccl.elements, emu_nccl.groups};
+        long nccl_before[4] = {emu_nccl.calls, emu_nccl.avg_calls, emu_nccl.elements, emu_nccl.groups}, deferred = emu.deferred_copies;
         if (t == 3) { /* the run dies before its second epoch; a new one resumes from the checkpoint */
             fb.fail_epoch = 1;
             rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
@@ -355,6 +364,11 @@ static void check_trainer(void)
         }
         if (!rc) rc = trainer_run(VCLIP_DATA_DIR "/tests/fixtures/train_step/visual.onnx", &c, &src, &res, err, sizeof err);
         CHECK(rc == 0 && res.steps == 4, "trainer on %s: %s", t ? "the emulated device" : "the CPU", rc ? err : "not 4 steps");
+        /* on the device, each batch's video, labels, caption features and caption mask crossed ahead of its step from
+         * page-locked memory, asynchronously (the emulator defers such copies until a stream must have made them) */
+        deferred = emu.deferred_copies - deferred;
+        CHECK(deferred == (t ? 4 * 4 : 0), "trainer on %s: %ld asynchronous copies from page-locked memory; want %d (4 inputs of 4 batches)",
+              t ? "the emulated device" : "the CPU", deferred, t ? 16 : 0);
         char path[1100];
         metrics_column(dirs[t], "loss", losses[t], 4);
         snprintf(path, sizeof path, "%s/weights.safetensors", dirs[t]);
@@ -477,6 +491,52 @@ static int part(const char *name)
     return !only || !*only || !strcmp(only, name);
 }
 
+/* Staged inputs: two batches copied ahead, each run takes the oldest and
+ * gives what an unstaged run gives on the same input (the replayed graph
+ * reading them where the recording did); a third batch while two wait, and
+ * a run whose input is not shaped like its staged batch, are refused. */
+static void check_staging(void)
+{
+    char err[1024];
+    Graph *g = compiled("openai_visual_op17", 0);
+    if (!g) return;
+    CudaSession *plain = cuda_session_new(g, NULL, err, sizeof err), *ahead = cuda_session_new(g, NULL, err, sizeof err);
+    int64_t d[4] = {2, 3, 32, 32}, small[4] = {1, 3, 32, 32};
+    Tensor *x[4], *want = NULL, *got = NULL;
+    for (int k = 0; k < 4; k++) x[k] = rand_tensor(4, d, -1, 1);
+    long deferred = emu.deferred_copies;
+    double worst = 0;
+    CHECK(plain && ahead && cuda_session_stage(ahead, &x[0], err, sizeof err) == 0, "staging: %s", err);
+    for (int k = 0; k < 4 && plain && ahead; k++) { /* eager, planned, recorded, replayed; the next batch staged before each run */
+        if (k + 1 < 4) CHECK(cuda_session_stage(ahead, &x[k + 1], err, sizeof err) == 0, "staging batch %d: %s", k + 1, err);
+        CHECK(cuda_session_run(plain, &x[k], &want, err, sizeof err) == 0 && cuda_session_run(ahead, &x[k], &got, err, sizeof err) == 0,
+              "run %d: %s", k, err);
+        if (want && got) worst = fmax(worst, rel_diff(got, want));
+        tensor_free(want); tensor_free(got);
+        want = got = NULL;
+    }
+    CudaStats st;
+    if (ahead) cuda_session_stats(ahead, &st);
+    CHECK(ahead && worst == 0 && st.staged_inputs == 4 && emu.deferred_copies - deferred == 4,
+          "staged runs: %g from the unstaged ones (want 0), %d inputs taken from staged batches and %ld deferred copies (want 4)", worst,
+          ahead ? st.staged_inputs : -1, emu.deferred_copies - deferred);
+    Tensor *odd = tensor_new(DT_F32, 4, small);
+    if (ahead) {
+        CHECK(cuda_session_stage(ahead, &x[0], err, sizeof err) == 0 && cuda_session_stage(ahead, &x[1], err, sizeof err) == 0 &&
+                  cuda_session_stage(ahead, &x[2], err, sizeof err) != 0 && strstr(err, "two batches"),
+              "a third waiting batch is refused: %s", err);
+        CHECK(cuda_session_run(ahead, &odd, &got, err, sizeof err) != 0 && strstr(err, "staged batch"), "a run unlike its staged batch is refused: %s",
+              err);
+    }
+    tensor_free(odd);
+    for (int k = 0; k < 4; k++) tensor_free(x[k]);
+    cuda_session_free(plain);
+    cuda_session_free(ahead);
+    graph_free(g);
+    cublaslt_release();
+    printf("staged inputs: 4 runs equal to unstaged ones, each batch copied ahead from page-locked memory\n");
+}
+
 int main(void)
 {
     emulate_cuda();
@@ -489,12 +549,14 @@ int main(void)
         check_model("hf_text_op17", "hf_text_op17/input_input_ids.npy", 0);
         check_model("openai_visual_op17", "vclip_temporal/video.npy", 8);
         check_bad_input();
+        check_staging();
     }
     if (part("training")) check_training_graph(0);
     if (part("training")) check_training_graph(1);
     if (part("trainer")) check_trainer();
     if (part("trainer")) check_loss_scaling();
     CHECK(emu.live_allocs == start, "%ld emulated device buffers never freed", emu.live_allocs - start);
+    CHECK(emu.live_pinned == 0, "%ld page-locked host buffers never freed", emu.live_pinned);
     printf("emulated device: %ld kernel launches, %ld graph replays\n", emu.launches, emu.replays);
     return TEST_SUMMARY();
 }
