@@ -66,11 +66,6 @@ typedef struct {
      * the backward pass and before the norm.  NULL: one process. */
     int (*reduce)(void *ctx, const unsigned long long *grads, const int64_t *numel, int n, char *err, size_t cap);
     void *reduce_ctx;
-    /* Called once the step is queued where it runs asynchronously (CUDA),
-     * before the host waits for it: the trainer fetches and stages its
-     * next batch meanwhile.  NULL: none; never called on the CPU. */
-    int (*while_running)(void *ctx, char *err, size_t cap);
-    void *while_running_ctx;
 } TrainStep;
 
 typedef struct Backend {
@@ -101,6 +96,11 @@ typedef struct Backend {
      * staged), and each run takes the oldest staged batch, which must
      * equal its own inputs; at most two wait.  0, or -1 with the reason. */
     int (*stage)(void *session, Tensor *const *inputs, char *err, size_t cap);
+    /* NULL with stage; else fn is called in each later run once its work
+     * is queued where it runs asynchronously, before the host waits for
+     * it (the caller fetches and stages its next batch meanwhile); its
+     * failure fails the run.  fn NULL: none. */
+    void (*while_running)(void *session, int (*fn)(void *ctx, char *err, size_t cap), void *ctx);
     /* NULL where runs cannot be watched; else as session_observe in
      * runtime/cpu/session.h: fn hears of each graph output as soon as a
      * run completes it (and of every other node with -1), while it runs. */

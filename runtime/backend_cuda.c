@@ -34,8 +34,7 @@ static int cuda_train_begin(void *s, const TrainSpec *t, char *err, size_t cap)
 
 static int cuda_train_run(void *s, Tensor *const *in, Tensor **out, TrainStep *t, char *err, size_t cap)
 {
-    CudaTrainStep cs = {t->step, t->lr, t->max_norm, t->loss_scale, t->check_loss, 0, 0, t->reduce, t->reduce_ctx, t->while_running,
-                        t->while_running_ctx};
+    CudaTrainStep cs = {t->step, t->lr, t->max_norm, t->loss_scale, t->check_loss, 0, 0, t->reduce, t->reduce_ctx};
     int rc = cuda_session_train_run(s, in, out, &cs, err, cap);
     t->norm = cs.norm;
     t->applied = cs.applied;
@@ -43,6 +42,8 @@ static int cuda_train_run(void *s, Tensor *const *in, Tensor **out, TrainStep *t
 }
 
 static int cuda_backend_stage(void *s, Tensor *const *in, char *err, size_t cap) { return cuda_session_stage(s, in, err, cap); }
+
+static void cuda_backend_while_running(void *s, int (*fn)(void *ctx, char *err, size_t cap), void *ctx) { cuda_session_while_running(s, fn, ctx); }
 
 static int cuda_train_swa(void *s, double weight, char *err, size_t cap) { return cuda_session_train_swa(s, weight, err, cap); }
 
@@ -113,6 +114,7 @@ const Backend cuda_backend = {
     .train_sync = cuda_train_sync,
     .train_swa = cuda_train_swa,
     .stage = cuda_backend_stage,
+    .while_running = cuda_backend_while_running,
     .stats = cuda_backend_stats,
     .session_free = cuda_backend_session_free,
     .buffer_alloc = cuda_buffer_alloc,

@@ -188,6 +188,11 @@ int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep
 
 int model_can_stage(const Model *m) { return m->be->stage != NULL; }
 
+void model_while_running(Model *m, int (*fn)(void *ctx, char *err, size_t cap), void *ctx)
+{
+    if (m->be->while_running) m->be->while_running(m->session, fn, ctx);
+}
+
 int model_stage(Model *m, Tensor *const *inputs, char *err, size_t cap)
 {
     if (!m->be->stage) return 1;

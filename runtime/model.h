@@ -79,6 +79,10 @@ int model_train_run(Model *m, Tensor *const *inputs, Tensor **outputs, TrainStep
  * does not stage (then runs take their inputs as they come). */
 int model_stage(Model *m, Tensor *const *inputs, char *err, size_t cap);
 int model_can_stage(const Model *m);
+/* Where the backend stages: fn runs in each later run once its work is
+ * queued, before the host waits for it (Backend.while_running); nothing
+ * elsewhere, where runs are synchronous. */
+void model_while_running(Model *m, int (*fn)(void *ctx, char *err, size_t cap), void *ctx);
 int model_train_sync(Model *m, Tensor *const *mom1, Tensor *const *mom2, Tensor *const *swa, int to_host, char *err, size_t cap);
 int model_train_swa(Model *m, double weight, char *err, size_t cap);
 /* Which device of target t this process uses (a data-parallel rank: its

@@ -61,6 +61,8 @@ struct CudaSession {
     CuPtr *input_dev;       /* per graph input: its device copy, for the current shapes */
     CudaStager *stager;     /* inputs copied ahead of their runs (cuda_session_stage), or NULL */
     int *taken;             /* per graph input: whether this run took it from a staged batch */
+    int (*while_running)(void *ctx, char *err, size_t cap); /* cuda_session_while_running */
+    void *while_running_ctx;
     int capturing;          /* recording a CUDA graph: nothing may be allocated */
     CuPtr *eager;           /* this run's cuMemAlloc'd buffers */
     int n_eager, cap_eager;
@@ -1597,10 +1599,16 @@ static void clear_slots(CudaSession *s)
     }
 }
 
-/* The step's hook, once its work is queued */
+/* The caller's hook, once the run's work is queued */
 static int while_running(CudaSession *s, char *err, size_t cap)
 {
-    return s->step && s->step->while_running ? s->step->while_running(s->step->while_running_ctx, err, cap) : 0;
+    return s->while_running ? s->while_running(s->while_running_ctx, err, cap) : 0;
+}
+
+void cuda_session_while_running(CudaSession *s, int (*fn)(void *ctx, char *err, size_t cap), void *ctx)
+{
+    s->while_running = fn;
+    s->while_running_ctx = ctx;
 }
 
 int cuda_session_stage(CudaSession *s, Tensor *const *inputs, char *err, size_t cap)

@@ -44,6 +44,10 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
  * must equal, in value, shape and dtype, the ones it is given (they stay
  * its host copies).  0, or -1 with the reason. */
 int cuda_session_stage(CudaSession *s, Tensor *const *inputs, char *err, size_t cap);
+/* fn is called in each later run once its work is queued on the device,
+ * before the host waits for it (the caller fetches and stages its next
+ * batch meanwhile); its failure fails the run.  fn NULL: none. */
+void cuda_session_while_running(CudaSession *s, int (*fn)(void *ctx, char *err, size_t cap), void *ctx);
 
 /* Training in device memory: the parameters (graph constants params[i],
  * their gradients outputs grad_first + i) stay on the device with AdamW's
@@ -75,10 +79,6 @@ typedef struct {
     /* data parallel: averages the gradients (device addresses) over the ranks before the norm; NULL: one process */
     int (*reduce)(void *ctx, const unsigned long long *grads, const int64_t *numel, int n, char *err, size_t cap);
     void *reduce_ctx;
-    /* called once the step is queued on the device, before the host waits
-     * for it (the caller fetches and stages its next batch); NULL: none */
-    int (*while_running)(void *ctx, char *err, size_t cap);
-    void *while_running_ctx;
 } CudaTrainStep;
 int cuda_session_train_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, CudaTrainStep *step, char *err, size_t cap);
 /* SWA's running mean, kept on the device from the parameters' first

@@ -58,21 +58,57 @@ void l2_normalize(float *v, int d)
     for (int i = 0; i < d; i++) v[i] *= inv;
 }
 
-int video_embed(VideoModel *m, const uint8_t *pixels, int videos, int views, float *feat, char *err, size_t cap)
+/* A batch's clips normalised into the model's input [videos * views, T, 3, S, S]; NULL: out of memory */
+static Tensor *clips_tensor(const VideoModel *m, const uint8_t *pixels, int videos, int views)
 {
-    int T = m->T, D = m->D, size = m->size;
-    size_t per_video = (size_t)views * T * D, clip_px = (size_t)T * size * size * 3;
-    int64_t dims[5] = {(int64_t)videos * views, T, 3, size, size};
-    Tensor *x = tensor_new(DT_F32, 5, dims), *outs[8] = {0};
-    if (!x) { snprintf(err, cap, "out of memory"); return -1; }
-    for (int k = 0; k < videos * views; k++) normalize_clip(pixels + (size_t)k * clip_px, T, size, (float *)x->data + (size_t)k * clip_px);
-    int rc = model_run(m->m, &x, outs, err, cap);
-    tensor_free(x);
-    if (rc) return -1;
-    memcpy(feat, outs[0]->data, sizeof(float) * per_video * (size_t)videos);
-    for (int k = 0; k < videos * views * T; k++) l2_normalize(feat + (size_t)k * D, D);
+    size_t clip_px = (size_t)m->T * m->size * m->size * 3;
+    int64_t dims[5] = {(int64_t)videos * views, m->T, 3, m->size, m->size};
+    Tensor *x = tensor_new(DT_F32, 5, dims);
+    for (int k = 0; x && k < videos * views; k++) normalize_clip(pixels + (size_t)k * clip_px, m->T, m->size, (float *)x->data + (size_t)k * clip_px);
+    return x;
+}
+
+/* The features of x's clips, each frame's L2-normalised, into feat */
+static int embed_clips(VideoModel *m, Tensor *x, int videos, int views, float *feat, char *err, size_t cap)
+{
+    Tensor *outs[8] = {0};
+    if (model_run(m->m, &x, outs, err, cap)) return -1;
+    memcpy(feat, outs[0]->data, sizeof(float) * (size_t)views * m->T * m->D * (size_t)videos);
+    for (int k = 0; k < videos * views * m->T; k++) l2_normalize(feat + (size_t)k * m->D, m->D);
     for (int k = 0; k < model_graph(m->m)->n_outputs; k++) tensor_free(outs[k]);
     return 0;
+}
+
+int video_embed(VideoModel *m, const uint8_t *pixels, int videos, int views, float *feat, char *err, size_t cap)
+{
+    Tensor *x = clips_tensor(m, pixels, videos, views);
+    if (!x) { snprintf(err, cap, "out of memory"); return -1; }
+    int rc = embed_clips(m, x, videos, views, feat, err, cap);
+    tensor_free(x);
+    return rc;
+}
+
+/* The loader's next batch and its input tensor.  Where the backend stages
+ * inputs (CUDA), it is fetched and staged while the device computes the
+ * current batch (model_while_running), so its copy overlaps that compute;
+ * elsewhere after the run, as it comes. */
+typedef struct {
+    Loader *ld;
+    VideoModel *m;
+    int views, stage;
+    int got, fetched;       /* loader_next's result (1: b and x hold a batch); whether it ran during this run */
+    Batch b;
+    Tensor *x;
+} NextBatch;
+
+static int fetch_next(void *ctx, char *err, size_t cap)
+{
+    NextBatch *nb = ctx;
+    nb->fetched = 1;
+    if ((nb->got = loader_next(nb->ld, &nb->b)) < 0) { snprintf(err, cap, "out of memory"); return -1; }
+    if (!nb->got) return 0;
+    if (!(nb->x = clips_tensor(nb->m, nb->b.pixels, nb->b.n, nb->views))) { snprintf(err, cap, "out of memory"); return -1; }
+    return nb->stage && model_stage(nb->m->m, &nb->x, err, cap) < 0 ? -1 : 0;
 }
 
 int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, int batch, int workers,
@@ -94,13 +130,20 @@ int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, i
         LoaderConfig lc = {.ds = &todo, .sampling = *sc, .batch = batch, .workers = workers, .prefetch = 2 * batch,
                            .replace_broken = 0, .time_limit_s = 60};
         Loader *ld = loader_start(&lc, err, cap);
-        Batch b;
-        int r = 0;
+        NextBatch nb = {ld, m, V, ld && model_can_stage(m->m), 0, 0, {0}, NULL};
         if (!ld) rc = -1;
         float *batch_feat = malloc(sizeof(float) * per_video * (size_t)batch);
         if (!batch_feat) { snprintf(err, cap, "out of memory"); rc = -1; }
-        while (ld && batch_feat && (r = loader_next(ld, &b)) == 1) {
-            int rr = video_embed(m, b.pixels, b.n, V, batch_feat, err, cap);
+        if (nb.stage) model_while_running(m->m, fetch_next, &nb);
+        if (!rc && fetch_next(&nb, err, cap)) rc = -1;
+        while (!rc && nb.got == 1) {
+            Batch b = nb.b;
+            Tensor *x = nb.x;
+            nb.got = nb.fetched = 0;
+            nb.x = NULL;
+            int rr = embed_clips(m, x, b.n, V, batch_feat, err, cap); /* the next batch is fetched meanwhile where it can be */
+            if (!rr && !nb.fetched) rr = fetch_next(&nb, err, cap);
+            tensor_free(x);
             if (rr) { batch_free(&b); rc = -1; break; }
             for (int v = 0; v < b.n; v++) {
                 size_t i = where[b.items[v]];
@@ -112,8 +155,10 @@ int video_features(VideoModel *m, const Dataset *ds, const SamplingConfig *sc, i
             }
             batch_free(&b);
         }
+        if (nb.got == 1) batch_free(&nb.b); /* after a failure */
+        tensor_free(nb.x);
+        if (m->m) model_while_running(m->m, NULL, NULL);
         free(batch_feat);
-        if (r < 0) { snprintf(err, cap, "out of memory"); rc = -1; }
         if (ld) *skipped = loader_skipped(ld);
         loader_stop(ld);
     }

@@ -248,8 +248,8 @@ static int fetch_batch(BatchSource *src, BatchInputs *b, char *err, size_t cap)
 }
 
 /* Where the backend copies inputs ahead (CUDA), the next batch is fetched
- * and staged while the device runs the current step (TrainStep's
- * while_running), into the other of two sets of inputs */
+ * and staged while the device runs the current step (model_while_running),
+ * into the other of two sets of inputs */
 typedef struct {
     BatchSource *src;
     Model *sess;
@@ -386,6 +386,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             if (a[i] && !(*b[i] = tensor_new(a[i]->dtype, a[i]->rank, a[i]->dims))) { snprintf(err, cap, "out of memory"); goto done; }
     }
     Lookahead la = {src, sess, NULL, 0, 1, cap_k, 0, 0};
+    if (ahead) model_while_running(sess, while_running_fetch, &la);
     for (; st.epoch < c->epochs; st.epoch++, st.step_in_epoch = 0) {
         if (src->begin_epoch(src, st.epoch, st.step_in_epoch, err, cap)) goto done;
         if (ahead) {
@@ -409,8 +410,7 @@ int trainer_run(const char *onnx, const TrainerConfig *cfg, BatchSource *src, Tr
             double lr = lr_at(&sched, st.step), norm;
             /* several ranks: the norm of the averaged gradients decides alone (a rank's own loss could differ from the
              * others', and every rank must decide alike; a loss that is not finite makes the norm not finite anyway) */
-            TrainStep ts = {r.opt.step + 1, lr, c->clip_norm, scale, ranks == 1, 0, 0, device_comm ? reduce_on_device : NULL, device_comm,
-                            ahead ? while_running_fetch : NULL, &la};
+            TrainStep ts = {r.opt.step + 1, lr, c->clip_norm, scale, ranks == 1, 0, 0, device_comm ? reduce_on_device : NULL, device_comm};
             la.next = &sets[cur ^ 1];
             la.fetched = 0;
             if (on_device ? model_train_run(sess, in, outs, &ts, err, cap) : model_run(sess, in, outs, err, cap)) goto done;

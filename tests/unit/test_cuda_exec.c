@@ -20,6 +20,7 @@
 #include "../../onnx/onnx_io.h"
 #include "../../passes/passes.h"
 #include "../../runtime/cuda/cuda_exec.h"
+#include "../../runtime/eval/video_features.h"
 #include "../../runtime/cpu/session.h"
 #include "../../runtime/npy.h"
 #include "../../runtime/safetensors.h"
@@ -537,6 +538,56 @@ static void check_staging(void)
     printf("staged inputs: 4 runs equal to unstaged ones, each batch copied ahead from page-locked memory\n");
 }
 
+/* Evaluation's features on the device equal the CPU's, four real clips in
+ * two batches, and each batch crossed ahead of its run (the second fetched
+ * and staged while the first computed). */
+static void check_eval_staging(void)
+{
+    char err[1024];
+    static const char *names[4] = {"apply_eye_makeup.avi", "arm_wrestling.mp4", "cleaning_pool.mp4", "flipping_pancake.mkv"};
+    char paths[4][512];
+    DatasetItem items[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(paths[i], sizeof paths[i], VCLIP_DATA_DIR "/tests/fixtures/videos/%s", names[i]);
+        items[i] = (DatasetItem){paths[i], i};
+    }
+    Dataset ds = {items, 4};
+    const char *model = VCLIP_DATA_DIR "/tests/fixtures/openai_visual_op17/model.onnx";
+    VideoModel cpu, dev;
+    int ok_cpu = video_model_open(&cpu, model, 8, 1, &(CompileOptions){.target = TARGET_CPU, .threads = 2}, err, sizeof err) == 0;
+    CHECK(ok_cpu, "%s", err);
+    int ok_dev = video_model_open(&dev, model, 8, 1, &(CompileOptions){.target = TARGET_CUDA}, err, sizeof err) == 0;
+    CHECK(ok_dev, "%s", err);
+    if (ok_cpu && ok_dev) {
+        SamplingConfig sc;
+        sampling_defaults(&sc);
+        sc.frames = 8;
+        sc.views = 1;
+        sc.crop_size = cpu.size;
+        size_t per = (size_t)cpu.T * cpu.D, skipped[2], decoded[2];
+        float *f[2] = {calloc(4 * per, sizeof(float)), calloc(4 * per, sizeof(float))};
+        char ok[2][4];
+        FeatureCache none = {.enabled = 0};
+        long deferred = emu.deferred_copies, got = 0;
+        int rc[2];
+        rc[0] = video_features(&cpu, &ds, &sc, 2, 2, &none, f[0], ok[0], &skipped[0], &decoded[0], err, sizeof err);
+        CHECK(rc[0] == 0, "eval features on the CPU: %s", err);
+        got = emu.deferred_copies;
+        rc[1] = video_features(&dev, &ds, &sc, 2, 2, &none, f[1], ok[1], &skipped[1], &decoded[1], err, sizeof err);
+        CHECK(rc[1] == 0, "eval features on the emulated device: %s", err);
+        double worst = 0;
+        for (size_t i = 0; i < 4 * per; i++) worst = fmax(worst, fabs((double)f[0][i] - f[1][i]));
+        CHECK(!rc[0] && !rc[1] && decoded[0] == 4 && decoded[1] == 4 && worst < 1e-5 && got == deferred && emu.deferred_copies - got == 2,
+              "eval features: device vs CPU %g (want < 1e-5), %zu and %zu videos decoded, %ld copies from page-locked memory on the CPU "
+              "and %ld on the device (want 0 and 2: one per batch)", worst, decoded[0], decoded[1], got - deferred, emu.deferred_copies - got);
+        printf("eval features on the emulated device: 4 clips in 2 batches, within %.1e of the CPU's, each batch staged ahead\n", worst);
+        free(f[0]); free(f[1]);
+    }
+    if (ok_cpu) video_model_close(&cpu);
+    if (ok_dev) video_model_close(&dev);
+    cublaslt_release();
+}
+
 int main(void)
 {
     emulate_cuda();
@@ -550,6 +601,7 @@ int main(void)
         check_model("openai_visual_op17", "vclip_temporal/video.npy", 8);
         check_bad_input();
         check_staging();
+        check_eval_staging();
     }
     if (part("training")) check_training_graph(0);
     if (part("training")) check_training_graph(1);
