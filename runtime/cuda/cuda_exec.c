@@ -22,7 +22,8 @@ typedef enum { K_HOST, K_SHAPE, K_VIEW, K_LINEAR, K_MATMUL, K_FUSED, K_ELEMWISE,
                K_CONV_GRAD, K_INT_ELEMWISE, K_ARGREDUCE, K_COUNT } Kind;
 
 typedef struct {
-    Tensor *host;   /* host copy (owned unless it is the value's constant) */
+    Tensor *host;   /* host copy (owned unless it is the value's constant or borrowed) */
+    int borrowed;   /* host is the caller's input tensor, read for the run's duration */
     CuPtr dev;      /* device copy, 0 when none */
     int rank;       /* shape, known once the value exists */
     int64_t dims[IR_MAX_RANK];
@@ -1183,8 +1184,9 @@ static int launch_conv_grad(Launch *L)
 static void drop_host(CudaSession *s, const Value *v)
 {
     Slot *sl = &s->slots[v->id];
-    if (sl->host && sl->host != v->konst) tensor_free(sl->host);
+    if (sl->host && sl->host != v->konst && !sl->borrowed) tensor_free(sl->host);
     sl->host = NULL;
+    sl->borrowed = 0;
 }
 
 static int run_host(CudaSession *s, int i, char *err, size_t cap)
@@ -1645,7 +1647,8 @@ int cuda_session_run(CudaSession *s, Tensor *const *inputs, Tensor **outputs, ch
         }
     for (int i = 0; i < g->n_inputs; i++) {
         Slot *sl = &s->slots[g->inputs[i]->id];
-        if (!(sl->host = tensor_copy(inputs[i]))) { snprintf(err, cap, "out of memory"); goto done; }
+        sl->host = inputs[i]; /* borrowed, not copied: a batch of video is tens of MB */
+        sl->borrowed = 1;
         sl->rank = inputs[i]->rank;
         memcpy(sl->dims, inputs[i]->dims, sizeof sl->dims);
     }
