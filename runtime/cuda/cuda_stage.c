@@ -113,8 +113,6 @@ int cuda_stager_put(CudaStager *st, Tensor *const *inputs, char *err, size_t cap
     return 0;
 }
 
-int cuda_stager_pending(const CudaStager *st) { return st && st->waiting > 0; }
-
 int cuda_stager_take(CudaStager *st, Tensor *const *inputs, const CuPtr *dst, CuStream s, int *taken, char *err, size_t cap)
 {
     const CudaApi *cu = st->cu;

@@ -22,8 +22,6 @@ void cuda_stager_free(CudaStager *st);
  * own) into the next free buffers and starts their copy to the device.
  * -1 with the reason (two batches are already waiting, out of memory). */
 int cuda_stager_put(CudaStager *st, Tensor *const *inputs, char *err, size_t cap);
-/* Whether a batch is waiting */
-int cuda_stager_pending(const CudaStager *st);
 /* The oldest waiting batch into dst[i] on stream s (after its copy, in
  * stream order); taken[i] says which inputs it held.  Each must match
  * inputs[i] in dtype and shape.  0, or -1 with the reason. */
