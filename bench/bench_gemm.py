@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Our f32 GEMM against OpenBLAS's sgemm on ViT-B/32's Linear shapes, in one
-run, as ratios (issue 19: the GEMM is about 85% of an fp32 forward).
+"""Our GEMM against OpenBLAS's sgemm on ViT-B/32's Linear shapes, in one
+run, as ratios (issue 19: the GEMM is about 85% of an fp32 forward): each f32
+kernel this CPU runs, and each bf16 one (on bf16 weight panels, as
+--precision auto/bf16 runs them; its ratio is against OpenBLAS's f32).
 
 Both run on the same threads over the same operands; our weights are packed
 beforehand, as a compiled model holds them.  Tokens 50 is batch 1 of the
@@ -44,11 +46,12 @@ def main():
     cpu = cpu_description()
     l2 = subprocess.run(["getconf", "LEVEL2_CACHE_SIZE"], capture_output=True, text=True).stdout.strip()
     l2 = f"{int(l2) // 1024} KB" if l2.isdigit() and int(l2) > 0 else "unknown"
-    lines = [f"# f32 GEMM on {cpu}", "",
+    lines = [f"# GEMM (f32 and bf16 kernels) on {cpu}", "",
              f"Measured {datetime.date.today()} by `bench/bench_gemm.py`, {args.threads} threads for both, "
              f"L2 {l2} per core (it sets our row blocks).  Time: the median over {args.rounds} alternating rounds of each "
              f"round's median of {args.repeat} calls.  Ratio = OpenBLAS time / ours.  Cold: the caches are "
-             "evicted before every call (512 MB written), as a model run meets its weights.", "",
+             "evicted before every call (512 MB written), as a model run meets its weights.  The bf16 kernels "
+             "round A to bf16 and run on weights packed in bf16 (sums in f32): their ratio is against OpenBLAS's f32.", "",
              "| tokens | K | N | cache | OpenBLAS ms | OpenBLAS GFLOP/s | kernel | ours ms | ours GFLOP/s | ratio |",
              "| ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     by = {}

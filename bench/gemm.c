@@ -1,5 +1,5 @@
-/* gemm.c — the C side of bench/bench_gemm.py: times our f32 GEMM (each
- * kernel this CPU runs, weights pre-packed as a compiled model holds them)
+/* gemm.c — the C side of bench/bench_gemm.py: times our GEMM (each f32 and
+ * bf16 kernel this CPU runs, weights pre-packed as a compiled model holds them)
  * against OpenBLAS's sgemm on the Linear shapes of ViT-B/32 (tokens x 768 ->
  * 2304, 768, 3072; 3072 -> 768), on the same number of threads, the systems
  * alternating in rounds.  "cold" evicts the caches before every call (512 MB
@@ -46,15 +46,18 @@ int main(int argc, char **argv)
         float *A = malloc(sizeof(float) * (size_t)(M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
         float *C = malloc(sizeof(float) * (size_t)(M * N));
         float *panels = aligned_alloc(64, sizeof(float) * (size_t)gemm_packed_floats(K, N));
+        uint16_t *panels16 = aligned_alloc(64, (sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(K, N) + 63) / 64 * 64);
         uint64_t r = 7;
         for (int64_t i = 0; i < M * K; i++) { r = r * 6364136223846793005ull + 1; A[i] = (float)((r >> 40) / 16777216.0 - 0.5); }
         for (int64_t i = 0; i < K * N; i++) { r = r * 6364136223846793005ull + 1; B[i] = (float)((r >> 40) / 16777216.0 - 0.5); }
         gemm_pack_b(B, K, N, 0, panels);
-        PackedB pb = {.dtype = DT_F32, .panels = panels, .K = K, .N = N};
-        /* systems: OpenBLAS, then each f32 kernel this CPU runs */
+        PackedB pb = {.dtype = DT_F32, .panels = panels, .K = K, .N = N}, pb16 = {.dtype = DT_BF16, .panels = panels16, .K = K, .N = N};
+        int bf16 = gemm_available(DT_BF16);
+        if (bf16) gemm_pack_b_bf16(B, K, N, 0, panels16);
+        /* systems: OpenBLAS, then each kernel this CPU runs (bf16 ones on bf16 panels) */
         int kernels[GEMM_KERNEL_COUNT], nk = 0;
         for (int k = 0; k < GEMM_KERNEL_COUNT; k++)
-            if (gemm_kernel_runs((GemmKernel)k) && gemm_kernel_dtype((GemmKernel)k) == DT_F32) kernels[nk++] = k;
+            if (gemm_kernel_runs((GemmKernel)k)) kernels[nk++] = k;
         double *times = calloc((size_t)(nk + 1) * (size_t)rounds, sizeof(double));
         for (int round = 0; round < rounds; round++)
             for (int sys = 0; sys <= nk; sys++) {
@@ -64,7 +67,7 @@ int main(int argc, char **argv)
                     for (size_t z = 0; cold && z < junk_bytes; z += 64) junk[z]++;
                     double t0 = now_ms();
                     if (sys == 0) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)N, 0.0f, C, (int)N);
-                    else gemm(M, A, K, &pb, C, N, NULL);
+                    else gemm(M, A, K, gemm_kernel_dtype((GemmKernel)kernels[sys - 1]) == DT_BF16 ? &pb16 : &pb, C, N, NULL);
                     if (it > 0) t[it - 1] = now_ms() - t0;
                 }
                 gemm_unpin();
@@ -77,7 +80,7 @@ int main(int argc, char **argv)
                    (long long)M, (long long)K, (long long)N, cold ? "cold" : "warm", sys == 0 ? "openblas" : gemm_kernel_name((GemmKernel)kernels[sys - 1]), ms,
                    2.0 * (double)M * (double)K * (double)N / ms / 1e6);
         }
-        free(times); free(A); free(B); free(C); free(panels);
+        free(times); free(A); free(B); free(C); free(panels); free(panels16);
     }
     free(junk);
     return 0;

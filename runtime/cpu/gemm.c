@@ -104,7 +104,7 @@ void gemm_epilogue_scalar(int64_t M, float *C, int64_t ldc, int64_t N, const Gem
         for (int64_t n = 0; n < N; n++) C[i * ldc + n] = epilogue1(C[i * ldc + n], ep, i, n);
 }
 
-static int64_t packed_bf16_halves(int64_t K, int64_t N) { return (N + NR - 1) / NR * ((K + 1) / 2) * 2 * NR; }
+int64_t gemm_packed_bf16_halves(int64_t K, int64_t N) { return (N + NR - 1) / NR * ((K + 1) / 2) * 2 * NR; }
 
 typedef struct { const float *B; int64_t K, N; int transposed; uint16_t *panels; } PackJob16;
 
@@ -130,16 +130,20 @@ static void pack_panels_bf16(void *ctx, int64_t qb, int64_t qe)
         for (int64_t q = qb; q < qe; q++) pack_panel_bf16_scalar(p, q);
 }
 
+void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint16_t *panels)
+{
+    PackJob16 p = {B, K, N, transposed, panels};
+    parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
+}
+
 int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
                   float *C, int64_t ldc, const GemmEpilogue *ep)
 {
-    size_t bytes = dtype == DT_BF16 ? sizeof(uint16_t) * (size_t)packed_bf16_halves(K, N) : sizeof(float) * (size_t)gemm_packed_floats(K, N);
+    size_t bytes = dtype == DT_BF16 ? sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(K, N) : sizeof(float) * (size_t)gemm_packed_floats(K, N);
     void *panels = aligned_alloc(64, (bytes + 127) / 64 * 64);
     if (!panels) return -1;
-    if (dtype == DT_BF16) {
-        PackJob16 p = {B, K, N, transposed, panels};
-        parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
-    } else gemm_pack_b(B, K, N, transposed, panels);
+    if (dtype == DT_BF16) gemm_pack_b_bf16(B, K, N, transposed, panels);
+    else gemm_pack_b(B, K, N, transposed, panels);
     PackedB pb = {.dtype = dtype, .panels = panels, .K = K, .N = N};
     int rc = gemm(M, A, lda, &pb, C, ldc, ep);
     free(panels);
@@ -266,27 +270,34 @@ AVX512 static void pack_a(const float *A, int64_t lda, int64_t mc, int64_t kc, f
 
 /* bf16: A rows [mc, kc] -> micro-panels of MR rows by k pairs, each pair
  * two bf16 in one 32-bit word (low half: the even k), zero past kc and mc.
- * Rows are rounded 32 values at a time, then interleaved. */
+ * Four rows at a time are rounded 32 values at a time into words, then
+ * moved into the panel by the f32 packing's 4x16 transpose (the words only
+ * move, so any bits are safe). */
 AVX512_BF16 static void pack_a_bf16(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
 {
     int64_t kp = (kc + 1) / 2;
-    uint32_t row[KC / 2] __attribute__((aligned(64)));
+    uint32_t rows[4][KC / 2] __attribute__((aligned(64)));
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
         uint32_t *d = Ap + i0 * kp;
-        for (int64_t i = 0; i < MR; i++) {
-            if (i0 + i >= mc) {
-                for (int64_t p = 0; p < kp; p++) d[p * MR + i] = 0;
-                continue;
+        for (int64_t i = 0; i < MR; i += 4) {
+            for (int r = 0; r < 4; r++) {
+                if (i0 + i + r >= mc) {
+                    memset(rows[r], 0, sizeof(uint32_t) * (size_t)kp);
+                    continue;
+                }
+                const float *src = A + (i0 + i + r) * lda;
+                for (int64_t k = 0; k < kc; k += 32) {
+                    int64_t left = kc - k;
+                    __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+                    __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+                    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + k + 16), _mm512_maskz_loadu_ps(m0, src + k));
+                    _mm512_store_si512(rows[r] + k / 2, (__m512i)v);
+                }
             }
-            const float *src = A + (i0 + i) * lda;
-            for (int64_t k = 0; k < kc; k += 32) {
-                int64_t left = kc - k;
-                __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-                __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
-                __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + k + 16), _mm512_maskz_loadu_ps(m0, src + k));
-                _mm512_store_si512(row + k / 2, (__m512i)v);
-            }
-            for (int64_t p = 0; p < kp; p++) d[p * MR + i] = row[p];
+            int64_t p = 0;
+            for (; p + 16 <= kp; p += 16) transpose_4x16((const float *)rows[0] + p, KC / 2, (float *)d + p * MR + i);
+            for (; p < kp; p++)
+                for (int r = 0; r < 4; r++) d[p * MR + i + r] = rows[r][p];
         }
     }
 }
@@ -379,15 +390,20 @@ AVX512 static void micro_kernel(int64_t kc, const float *Ap, const float *Bp, co
     else tile_rows(kc, Ap, Bp, Bnext, C, ldc, t, ep, 1);
 }
 
-/* bf16: kp k pairs; each B row pair is 32 columns x 2 = two vectors */
-AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const uint16_t *Bp, float *C, int64_t ldc,
+/* bf16: kp k pairs; each B row pair is 32 columns x 2 = two vectors.  Like
+ * the f32 kernel, the first micro-panel of a panel prefetches the next
+ * panel's pairs into L2, and the pair loop is unrolled twice. */
+AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const uint16_t *Bp, const uint16_t *Bnext, float *C, int64_t ldc,
                                           const Tile *t, const GemmEpilogue *ep)
 {
     __m512 c[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
     for (int64_t p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR), b1 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR + NR);
+        _mm_prefetch((const char *)(Bnext + p * 2 * NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(Bnext + p * 2 * NR + NR), _MM_HINT_T1);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[p * MR + i]);
@@ -510,13 +526,14 @@ AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int
     const PackedB *B = j->B;
     int64_t kp = (kc + 1) / 2, K2 = (B->K + 1) / 2;
     const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
+    int64_t np = (B->N + NR - 1) / NR;
     for (int64_t q = p0; q < p1; q++) {
         const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += MR) {
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
                       .accumulate = k0 > 0, .last = k0 + kc == B->K};
-            micro_kernel_bf16(kp, Ap + ii * kp, Bp, j->C, j->ldc, &t, j->ep);
+            micro_kernel_bf16(kp, Ap + ii * kp, Bp, ii == 0 && q + 1 < np ? Bp + K2 * 2 * NR : Bp, j->C, j->ldc, &t, j->ep);
         }
     }
 }

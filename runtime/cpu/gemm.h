@@ -52,6 +52,10 @@ int gemm_kernel_for(DType dtype);
  * into f32 panels of gemm_packed_floats(K, N) floats. */
 int64_t gemm_packed_floats(int64_t K, int64_t N);
 void gemm_pack_b(const float *B, int64_t K, int64_t N, int transposed, float *panels);
+/* The same into bf16 panels of gemm_packed_bf16_halves(K, N) halves, rounded
+ * to nearest even (what the bf16 GEMM runs on). */
+int64_t gemm_packed_bf16_halves(int64_t K, int64_t N);
+void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint16_t *panels);
 /* C [M, ldc] = epilogue(A [M, lda] · B) on the thread pool; -1 when out of memory. */
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep);
 /* The same for an f32 B [K, N] ([N, K] when transposed) packed into panels
