@@ -55,33 +55,23 @@ int fast_matmul(KernelCtx *k)
 
 /* Gemm on gemm.c: op(B) packed into panels of dtype for this call (bf16,
  * for a Gemm marked bf16 (ir/ops.h): rounded, and op(A) rounded as the GEMM
- * packs it), op(A) transposed into a copy first when transA, then Y = alpha *
+ * packs it), op(A) read in place (transposed or not), then Y = alpha *
  * product + b0 * Y (Y holds C when b0 is not 0). */
 static int our_gemm(KernelCtx *k, DType dtype, int ta, int tb, float alpha, float b0)
 {
     const Tensor *a = k->in[0], *b = k->in[1];
     Tensor *y = k->out[0];
     int64_t m = y->dims[0], n = y->dims[1], kk = ta ? a->dims[0] : a->dims[1];
-    const float *A = a->data;
-    float *At = ta ? malloc(sizeof(float) * (size_t)(m * kk)) : NULL;
     float *prod = alpha != 1.0f || b0 != 0.0f ? malloc(sizeof(float) * (size_t)(m * n)) : y->data;
     int rc = -1;
-    if ((ta && !At) || !prod) goto done;
-    if (ta) { /* A [kk, m] -> At [m, kk] in 32 x 32 blocks that stay in the cache */
-        for (int64_t t0 = 0; t0 < kk; t0 += 32)
-            for (int64_t i0 = 0; i0 < m; i0 += 32)
-                for (int64_t t = t0; t < t0 + 32 && t < kk; t++)
-                    for (int64_t i = i0; i < i0 + 32 && i < m; i++) At[i * kk + t] = A[t * m + i];
-        A = At;
-    }
-    if (gemm_unpacked(dtype, m, A, kk, b->data, kk, n, tb, prod, n, NULL)) goto done;
+    if (!prod) goto done;
+    if (gemm_unpacked(dtype, m, a->data, ta ? m : kk, ta, b->data, kk, n, tb, prod, n, NULL)) goto done;
     if (prod != y->data) {
         float *Y = y->data;
         for (int64_t i = 0; i < m * n; i++) Y[i] = alpha * prod[i] + (b0 != 0.0f ? b0 * Y[i] : 0.0f);
     }
     rc = 0;
 done:
-    free(At);
     if (prod != y->data) free(prod);
     return rc ? kernel_fail(k, "out of memory for a GEMM [%lld, %lld, %lld]", (long long)m, (long long)kk, (long long)n) : 0;
 }

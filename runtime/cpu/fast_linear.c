@@ -47,6 +47,6 @@ int fast_linear(KernelCtx *k)
     int rc;
     if (p.packed) rc = gemm(rows, X, p.K, &(PackedB){.dtype = k->in[1]->dtype, .panels = W, .K = p.K, .N = p.N}, Y, p.N, &ep);
     else /* a weight being trained, packed (bf16: rounded) per call */
-        rc = gemm_unpacked(p.bf16 ? DT_BF16 : DT_F32, rows, X, p.K, W, p.K, p.N, 0, Y, p.N, &ep);
+        rc = gemm_unpacked(p.bf16 ? DT_BF16 : DT_F32, rows, X, p.K, 0, W, p.K, p.N, 0, Y, p.N, &ep);
     return rc ? kernel_fail(k, "out of memory for the GEMM [%lld, %lld, %lld]", (long long)rows, (long long)p.K, (long long)p.N) : 0;
 }

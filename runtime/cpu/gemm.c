@@ -136,7 +136,9 @@ void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint
     parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
 }
 
-int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
+static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep);
+
+int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, int a_transposed, const float *B, int64_t K, int64_t N, int transposed,
                   float *C, int64_t ldc, const GemmEpilogue *ep)
 {
     size_t bytes = dtype == DT_BF16 ? sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(K, N) : sizeof(float) * (size_t)gemm_packed_floats(K, N);
@@ -145,7 +147,7 @@ int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, const flo
     if (dtype == DT_BF16) gemm_pack_b_bf16(B, K, N, transposed, panels);
     else gemm_pack_b(B, K, N, transposed, panels);
     PackedB pb = {.dtype = dtype, .panels = panels, .K = K, .N = N};
-    int rc = gemm(M, A, lda, &pb, C, ldc, ep);
+    int rc = gemm_a(M, A, lda, a_transposed, &pb, C, ldc, ep);
     free(panels);
     return rc;
 }
@@ -318,6 +320,38 @@ AVX512_BF16 static void pack_a_amx(const float *A, int64_t lda, int64_t mc, int6
         }
 }
 
+/* Transposed A (A^T stored [K, M], element (i, k) at A[k * lda + i]): the
+ * same micro-panels, now read as MR consecutive floats of each k row, so
+ * the weight gradient X^T dY needs no transposed copy of X. */
+AVX512 static void pack_a_t(const float *A, int64_t lda, int64_t mc, int64_t kc, float *Ap)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+        float *d = Ap + i0 * kc;
+        __mmask16 m = (__mmask16)((1u << (mc - i0 < MR ? mc - i0 : MR)) - 1);
+        for (int64_t k = 0; k < kc; k++) _mm512_mask_storeu_ps(d + k * MR, (1u << MR) - 1, _mm512_maskz_loadu_ps(m, A + k * lda + i0));
+    }
+}
+
+/* bf16, transposed A: rows 2p and 2p + 1 rounded together and interleaved
+ * into MR words (the same rounding as pack_a_bf16) */
+AVX512_BF16 static void pack_a_bf16_t(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
+{
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i idx = _mm512_loadu_si512(order);
+    int64_t kp = (kc + 1) / 2;
+    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+        uint32_t *d = Ap + i0 * kp;
+        __mmask16 m = (__mmask16)((1u << (mc - i0 < MR ? mc - i0 : MR)) - 1);
+        for (int64_t p = 0; p < kp; p++) {
+            const float *r = A + 2 * p * lda + i0;
+            __m512 r0 = _mm512_maskz_loadu_ps(m, r), r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_ps(m, r + lda) : _mm512_setzero_ps();
+            __m512i v = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(r1, r0));
+            _mm512_mask_storeu_epi32(d + p * MR, (1u << MR) - 1, v);
+        }
+    }
+}
+
 typedef struct {
     int64_t row, col;      /* of the tile's first element in C */
     int mr, nr;            /* valid rows and columns */
@@ -482,6 +516,8 @@ typedef struct {
     int64_t M, lda, ldc, mc, kc, row_blocks, k_blocks, pieces, col_chunks, panels_per_chunk;
     GemmKernel kernel;
     int amx;       /* bf16 on AMX tiles: A packed as whole tiles, row blocks padded to 32 rows */
+    int a_transposed; /* A stored as A^T [K, M] (row stride lda) */
+    int failed;       /* a piece could not get memory */
     const float *A;
     void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
     const PackedB *B;
@@ -504,7 +540,7 @@ static size_t apack_at(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0)
  * into its block lies r0 micro-panel rows into the block's depth block */
 static void pack_pieces(void *ctx, int64_t b, int64_t e)
 {
-    const GemmJob *j = ctx;
+    GemmJob *j = ctx;
     for (int64_t u = b; u < e; u++) {
         int64_t piece = u % j->pieces, block = u / j->pieces;
         int64_t i0 = (block / j->k_blocks) * j->mc, mc = block_rows(j, i0);
@@ -512,6 +548,22 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
         int64_t r0 = piece * MP, rows = mc - r0 < MP ? mc - r0 : MP;
         if (rows <= 0) continue;
         size_t at = apack_at(j, i0, mc, k0) + (size_t)(r0 * (j->B->dtype == DT_BF16 ? (kc + 1) / 2 : kc));
+        if (j->a_transposed && (j->amx || j->kernel == GEMM_KERNEL_AVX2)) { /* rows copied out first (AMX, AVX2 machines) */
+            float *rowsA = malloc(sizeof(float) * (size_t)(rows * kc));
+            if (!rowsA) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); continue; }
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t k = 0; k < kc; k++) rowsA[i * kc + k] = j->A[(k0 + k) * j->lda + i0 + r0 + i];
+            if (j->amx) pack_a_amx(rowsA, kc, rows, kc, (uint32_t *)j->Apack + at);
+            else pack_a_avx2(rowsA, kc, rows, kc, (float *)j->Apack + at);
+            free(rowsA);
+            continue;
+        }
+        if (j->a_transposed) {
+            const float *A = j->A + k0 * j->lda + i0 + r0;
+            if (j->B->dtype == DT_BF16) pack_a_bf16_t(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
+            else pack_a_t(A, j->lda, rows, kc, (float *)j->Apack + at);
+            continue;
+        }
         const float *A = j->A + (i0 + r0) * j->lda + k0;
         if (j->amx) pack_a_amx(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
         else if (j->B->dtype == DT_BF16) pack_a_bf16(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
@@ -650,7 +702,7 @@ static void gemm_units(void *ctx, int64_t ub, int64_t ue)
     }
 }
 
-int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
+static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
 {
     static const GemmEpilogue none = {0};
     if (!ep) ep = &none;
@@ -674,7 +726,7 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
     int amx = kernel == GEMM_KERNEL_AMX_BF16 && B->K % 32 == 0, kcb = amx ? KC_AMX : KC;
     GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .mc = mcb, .kc = kcb, .row_blocks = rb, .k_blocks = (B->K + kcb - 1) / kcb,
                  .pieces = ((tallest < M ? tallest : M) + MP - 1) / MP, .A = A, .B = B, .C = C, .ep = ep,
-                 .kernel = (GemmKernel)kernel, .amx = amx};
+                 .kernel = (GemmKernel)kernel, .amx = amx, .a_transposed = a_transposed};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
     /* A packed once for every column range (the last block's rows rounded up
@@ -682,9 +734,14 @@ int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int
     size_t words = (size_t)(M + 31) * (size_t)B->K;
     if (!(j.Apack = aligned_alloc(64, (words * sizeof(float) + 63) / 64 * 64))) return -1;
     parallel_for(rb * j.k_blocks * j.pieces, 1, pack_pieces, &j);
-    parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
+    if (!j.failed) parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
     free(j.Apack);
-    return 0;
+    return j.failed ? -1 : 0;
+}
+
+int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
+{
+    return gemm_a(M, A, lda, 0, B, C, ldc, ep);
 }
 
 #else /* not x86-64: callers use BLAS */
@@ -694,6 +751,8 @@ static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe)
 }
 int gemm_available(DType dtype) { (void)dtype; return 0; }
 int gemm_kernel_runs(GemmKernel k) { (void)k; return 0; }
+static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
+{ (void)M; (void)A; (void)lda; (void)a_transposed; (void)B; (void)C; (void)ldc; (void)ep; return -1; }
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
-{ (void)M; (void)A; (void)lda; (void)B; (void)C; (void)ldc; (void)ep; return -1; }
+{ return gemm_a(M, A, lda, 0, B, C, ldc, ep); }
 #endif

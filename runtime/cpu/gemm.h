@@ -60,10 +60,11 @@ void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep);
 /* The same for an f32 B [K, N] ([N, K] when transposed) packed into panels
  * of dtype (bf16: rounded) for this call only: weights being trained, the
- * backward pass's operands.  Needs gemm_available(dtype); -1 when out of
- * memory. */
-int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, const float *B, int64_t K, int64_t N, int transposed,
-                  float *C, int64_t ldc, const GemmEpilogue *ep);
+ * backward pass's operands.  A is [M, lda], or with a_transposed A^T
+ * [K, lda] (the weight gradient's X^T, read in place).  Needs
+ * gemm_available(dtype); -1 when out of memory. */
+int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, int a_transposed, const float *B, int64_t K, int64_t N,
+                  int transposed, float *C, int64_t ldc, const GemmEpilogue *ep);
 /* C [M, ldc] (N columns) = epilogue(C) in scalar code: after BLAS. */
 void gemm_epilogue_scalar(int64_t M, float *C, int64_t ldc, int64_t N, const GemmEpilogue *ep);
 
