@@ -72,6 +72,8 @@ static char *stacks; /* max_threads stacks of stack_bytes, given by the caller *
 static size_t stack_bytes;
 static Fiber *current;
 static void *scheduler_sp;
+/* the warp's turn in progress: its threads lo..hi, taken in steps of step (1 or -1) */
+static int turn_lo, turn_hi, turn_step;
 static void (*running_thunk)(void **);
 static void **running_args;
 static uint3 block_index;
@@ -95,9 +97,9 @@ __asm__(".text\n"
         ".type vclip_host_switch,@function\n"
         "vclip_host_switch:\n"
         "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
-        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+        "  subq $8, %rsp\n"
         "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
-        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+        "  addq $8, %rsp\n"
         "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
         "  ret\n"
         ".size vclip_host_switch, .-vclip_host_switch\n");
@@ -122,7 +124,20 @@ __asm__(".text\n"
 
 namespace vclip_host {
 
-static void yield_to_scheduler() { vclip_host_switch(&current->sp, scheduler_sp); }
+/* A thread that waits hands over to the next thread of its warp's turn
+ * that still runs, or, at the turn's end, to the scheduler: the order the
+ * scheduler would take them in, with half the switches. */
+static void yield_to_scheduler()
+{
+    Fiber *me = current;
+    for (int k = (int)(me - fibers) + turn_step; k >= turn_lo && k <= turn_hi; k += turn_step)
+        if (fibers[k].state == RUNNING) {
+            current = &fibers[k];
+            vclip_host_switch(&me->sp, fibers[k].sp);
+            return;
+        }
+    vclip_host_switch(&me->sp, scheduler_sp);
+}
 
 [[noreturn]] static void fiber_main()
 {
@@ -135,7 +150,9 @@ static void yield_to_scheduler() { vclip_host_switch(&current->sp, scheduler_sp)
 /* A fresh stack whose first switch "returns" into fiber_main. */
 static void *fiber_stack(int k)
 {
-    char *top = stacks + (size_t)(k + 1) * stack_bytes;
+    /* staggered by a few cache lines per thread: tops exactly stack_bytes
+     * apart would all fall in the same cache sets */
+    char *top = stacks + (size_t)(k + 1) * stack_bytes - (size_t)(k % 128) * 192;
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
 #if defined(__x86_64__)
     uint64_t *sp = (uint64_t *)(t - 16);       /* fiber_main entered with rsp = 8 mod 16 */
@@ -349,13 +366,16 @@ static int run_block(int n_threads, int reverse, char *err, size_t cap, const ch
     for (;;) {
         for (int j = 0; j < n_warps; j++) {
             int w = reverse ? n_warps - 1 - j : j, first = w * 32, count = n_threads - first < 32 ? n_threads - first : 32, r;
+            turn_lo = first;
+            turn_hi = first + count - 1;
+            turn_step = reverse ? -1 : 1;
             do {
-                for (int i = 0; i < count; i++) {
-                    int k = first + (reverse ? count - 1 - i : i);
-                    if (fibers[k].state != RUNNING) continue;
-                    current = &fibers[k];
-                    vclip_host_switch(&scheduler_sp, fibers[k].sp);
-                }
+                for (int k = reverse ? turn_hi : turn_lo; k >= turn_lo && k <= turn_hi; k += turn_step)
+                    if (fibers[k].state == RUNNING) { /* it runs, and passes on to the others (yield_to_scheduler) */
+                        current = &fibers[k];
+                        vclip_host_switch(&scheduler_sp, fibers[k].sp);
+                        break;
+                    }
                 if ((r = release_warp(w, n_threads, err, cap, kernel)) < 0) return -1;
             } while (r);
         }
