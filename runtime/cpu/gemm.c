@@ -192,8 +192,8 @@ int gemm_kernel_runs(GemmKernel k)
  * rows k and k + 1 as two vectors, rounded together and interleaved
  * (vpermw), row pair by row pair across all the panels (each row's span read
  * in order: a walk down one panel's columns misses the cache on every row);
- * B^T [N, K] gives a column's 32 k as one row, rounded, its 16 pairs
- * scattered 32 words apart.  Past N and K: zeros.  Same rounding as
+ * B^T [N, K] gives a column's 32 k as one row, rounded into 16 pairs, and
+ * 16 columns' pairs are transposed in registers.  Past N and K: zeros.  Same rounding as
  * float_to_bf16 (nearest even), except that denormals become zero. */
 AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q);
 AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe)
@@ -218,20 +218,51 @@ AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, 
             }
 }
 
+/* 16 vectors of 16 words -> their transpose (32-bit interleaves, then
+ * 64-bit ones, then 128-bit lanes gathered twice) */
+AVX512 static inline void transpose_16x16_words(__m512i r[16])
+{
+    __m512i a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* b[4i + m], lane L: rows 4i..4i+3 of column 4L + m */
+        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    for (int m = 0; m < 4; m++) {
+        __m512i s0 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x44), s1 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xEE);
+        __m512i s2 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x44), s3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xEE);
+        r[m] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+        r[4 + m] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
+        r[8 + m] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+        r[12 + m] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
+    }
+}
+
+/* B^T [N, K]: 16 columns' next 32 k rounded into 16 pair words each, then
+ * transposed into the panel's 16 pair rows (16 columns wide) */
 AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q)
 {
     int64_t K = p->K, N = p->N, K2 = (K + 1) / 2, n0 = q * NR;
     uint32_t *words = (uint32_t *)p->panels + q * K2 * NR; /* pair k2, column j at k2 * NR + j */
-    __m512i stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(NR));
-    for (int j = 0; j < NR; j++) {
-        int64_t n = n0 + j;
-        for (int64_t c = 0; c < K2; c += 16) {
-            int64_t k = 2 * c, left = K - k, pairs = K2 - c < 16 ? K2 - c : 16;
-            __mmask16 m0 = n >= N ? 0 : left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            __mmask16 m1 = n >= N || left <= 16 ? 0 : left >= 32 ? 0xffff : (__mmask16)((1u << (left - 16)) - 1);
-            const float *r = p->B + (n < N ? n : 0) * K + k;
-            __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, r + 16), _mm512_maskz_loadu_ps(m0, r));
-            _mm512_mask_i32scatter_epi32(words + c * NR + j, (__mmask16)((1u << pairs) - 1), stride, v, 4);
+    for (int64_t c = 0; c < K2; c += 16) {
+        int64_t k = 2 * c, left = K - k, pairs = K2 - c < 16 ? K2 - c : 16;
+        __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left <= 16 ? 0 : left >= 32 ? 0xffff : (__mmask16)((1u << (left - 16)) - 1);
+        for (int h = 0; h < 2; h++) {
+            __m512i v[16];
+            for (int jj = 0; jj < 16; jj++) {
+                int64_t n = n0 + 16 * h + jj;
+                const float *r = p->B + (n < N ? n : 0) * K + k;
+                v[jj] = n >= N ? _mm512_setzero_si512()
+                               : (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, r + 16), _mm512_maskz_loadu_ps(m0, r));
+            }
+            transpose_16x16_words(v);
+            for (int64_t pp = 0; pp < pairs; pp++) _mm512_storeu_si512(words + (c + pp) * NR + 16 * h, v[pp]);
         }
     }
 }
@@ -721,6 +752,10 @@ static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, cons
      * again for a few rows (ViT-B/32 at batch 8: 400 rows, one block) */
     if (rb > 1 && M - (rb - 1) * mcb <= mcb / 4) rb--;
     int64_t cc = rb >= want ? 1 : (want + rb - 1) / rb;
+    /* whole rounds of units for the threads (the text tower at batch 8, 616
+     * rows: 3 row blocks x 3 column ranges left one of 2 threads idle for
+     * the ninth unit) */
+    while (cc < np && (rb * cc) % parallel_threads()) cc++;
     if (cc > np) cc = np;
     int64_t tallest = M - (rb - 1) * mcb > mcb ? M - (rb - 1) * mcb : mcb; /* the last block's rows, or mcb */
     int amx = kernel == GEMM_KERNEL_AMX_BF16 && B->K % 32 == 0, kcb = amx ? KC_AMX : KC;
