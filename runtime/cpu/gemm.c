@@ -196,15 +196,17 @@ int gemm_kernel_runs(GemmKernel k)
  * 16 columns' pairs are transposed in registers.  Past N and K: zeros.  Same rounding as
  * float_to_bf16 (nearest even), except that denormals become zero. */
 AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q);
+/* vpermw's order that interleaves two rounded rows (cvtne2ps: the first in
+ * words 0-15, the second in 16-31) into k pairs */
+static const uint16_t pair_order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
 AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe)
 {
     if (p->transposed) {
         for (int64_t q = qb; q < qe; q++) pack_panel_bf16_transposed(p, q);
         return;
     }
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    __m512i idx = _mm512_loadu_si512(order);
+    __m512i idx = _mm512_loadu_si512(pair_order);
     int64_t K = p->K, N = p->N, K2 = (K + 1) / 2;
     for (int64_t k2 = 0; k2 < K2; k2++)
         for (int64_t q = qb; q < qe; q++)
@@ -367,9 +369,7 @@ AVX512 static void pack_a_t(const float *A, int64_t lda, int64_t mc, int64_t kc,
  * into MR words (the same rounding as pack_a_bf16) */
 AVX512_BF16 static void pack_a_bf16_t(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
 {
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    __m512i idx = _mm512_loadu_si512(order);
+    __m512i idx = _mm512_loadu_si512(pair_order);
     int64_t kp = (kc + 1) / 2;
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
         uint32_t *d = Ap + i0 * kp;
