@@ -196,7 +196,7 @@ void graph_remove_dead(Graph *g)
     for (int i = 0; i < g->n_nodes; i++) {
         Node *n = g->nodes[i];
         for (int j = 0; j < n->n_in; j++) if (n->in[j]) used[n->in[j]->id] = 1;
-        for (int j = 0; j < n->n_out; j++) used[n->out[j]->id] = 1;
+        for (int j = 0; j < n->n_out; j++) if (n->out[j]) used[n->out[j]->id] = 1;
     }
     for (int i = 0; i < g->n_inputs; i++) used[g->inputs[i]->id] = 1;
     for (int i = 0; i < g->n_outputs; i++) used[g->outputs[i]->id] = 1;

@@ -1,6 +1,7 @@
 /* attention.h — what the CPU attention kernels share: the decoded arguments
- * of one ai.vclip.Attention call and the per-(batch row, head) workers that
- * parallel_for spreads over the thread pool. */
+ * of one ai.vclip.Attention or AttentionGrad call, the workers that
+ * parallel_for spreads over the thread pool, and the key-set helpers of the
+ * AVX-512 kernels (attention_avx512.c, attention_grad_avx512.c). */
 #ifndef VCLIP_CPU_ATTENTION_H
 #define VCLIP_CPU_ATTENTION_H
 
@@ -9,14 +10,32 @@
 typedef struct {
     AttentionParams p;
     const float *Q, *K, *V, *mask;
-    float *O;
+    float *O;                 /* Attention's output */
+    const float *dO;          /* AttentionGrad: the output's gradient (Co channels) ... */
+    float *dQ, *dK, *dV;      /* ... and the inputs' (shaped like Q, K and V) */
     int64_t B, N, M, Cq, Ck, Cv, Co;
     int failed;
 } AttnArgs;
 
-/* flash_attention.c: 1 when the online-softmax kernel runs this call
+/* attention_avx512.c: 1 when the AVX-512 kernels run this call
  * (an AVX-512 CPU and a head size of 16, 32, 64 or 128). */
-int flash_attention_fits(const AttnArgs *a);
-void flash_attention_pairs(void *args, int64_t pair_begin, int64_t pair_end);
+int attention_avx512_fits(const AttnArgs *a);
+void attention_avx512_pairs(void *args, int64_t pair_begin, int64_t pair_end);
+
+/* attention_grad_avx512.c: heads [head_begin, head_end) of the gradient, the
+ * outputs zeroed beforehand; runs where attention_avx512_fits. */
+void attention_grad_avx512_heads(void *args, int64_t head_begin, int64_t head_end);
+
+/* The key set of one (batch row, head): L = sources * M keys, padded to Lp,
+ * a whole number of ATTN_BLOCKs.  attention_key_row: the row of K or V that
+ * holds key j, -1 for zero-filled frames and padding.  attention_transpose_keys:
+ * panel [d, Lp] = the keys' channels off .. off+d-1 of base (C per row),
+ * transposed, zeros where there is no row (AVX-512).  attention_bias_row: the
+ * additive terms of query row i (padding, mask, causal positions). */
+#define ATTN_BLOCK 16
+int64_t attention_key_row(const AttnArgs *a, const int64_t *src, int64_t L, int64_t j);
+void attention_transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C,
+                              int64_t off, float *panel);
+void attention_bias_row(const AttnArgs *a, int64_t L, int64_t Lp, int64_t i, float *row);
 
 #endif

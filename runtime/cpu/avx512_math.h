@@ -1,5 +1,5 @@
 /* avx512_math.h — 16-lane exp, erf and the GELU activations for the
- * AVX-512 kernels (flash_attention.c, gemm_f32.c).  Same range reduction,
+ * AVX-512 kernels (attention_avx512.h, gemm.c).  Same range reduction,
  * polynomials and error as the scalar ones in fast_math.c.  Only for
  * functions compiled with the AVX512 target attribute, after a run-time
  * check that the CPU has it. */

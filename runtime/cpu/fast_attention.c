@@ -1,5 +1,5 @@
-/* fast_attention.c — ai.vclip.Attention: the online-softmax template kernel
- * (flash_attention.c) where it fits, else BLAS: for each (batch row,
+/* fast_attention.c — ai.vclip.Attention: the AVX-512 template kernel
+ * (attention_avx512.c) where it fits, else BLAS: for each (batch row,
  * head) gather Q [N, d] and the concatenated key/value blocks [S*M, d]
  * (zeros for zero-filled frames), S = scale * Q K^T by sgemm, softmax rows
  * with the vectorized exp, O = P V by sgemm; the pairs are spread over the
@@ -97,8 +97,8 @@ int fast_attention(KernelCtx *k)
     a.V = v->data;
     a.mask = mask ? mask->data : NULL;
     a.O = k->out[0]->data;
-    if (flash_attention_fits(&a)) {
-        parallel_for(a.B * a.p.heads, 1, flash_attention_pairs, &a);
+    if (attention_avx512_fits(&a)) {
+        parallel_for(a.B * a.p.heads, 1, attention_avx512_pairs, &a);
         return a.failed ? kernel_fail(k, "out of memory") : 0;
     }
     /* BLAS inside the workers must not fan out again: one thread each */

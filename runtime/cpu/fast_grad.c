@@ -1,6 +1,7 @@
-/* fast_grad.c — BLAS versions of the two heavy gradient ops.
+/* fast_grad.c — fast versions of the heavy gradient ops.
  *
- * AttentionGrad: per (head, batch row) the softmax is recomputed as in
+ * AttentionGrad: attention_grad_avx512.c where the AVX-512 kernel fits;
+ * elsewhere, per (head, batch row) the softmax is recomputed as in
  * fast_attention.c, then dP = dO V^T, dS = P * (dP - rowsum(P * dP)) * scale,
  * dQ = dS K, dK = dS^T Q, dV = P^T dO, all by sgemm.  Neighbouring frames
  * share keys, so batch rows of one head accumulate into the same dK/dV rows:
@@ -16,33 +17,25 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "attention.h"
 #include "parallel.h"
 
 int openblas_get_num_threads(void);
 void openblas_set_num_threads(int);
 float fast_softmax_row(const float *in, float *out, int64_t len); /* fast_math.c */
 
-typedef struct {
-    AttentionParams p;
-    const float *Q, *K, *V, *DO, *mask;
-    float *DQ, *DK, *DV;
-    int64_t B, N, M, Cq, Ck, Cv, Co;
-    int failed;
-} GradArgs;
-
-static void gather_rows(float *dst, const float *src, int64_t rows, int64_t d, int64_t (*row)(const GradArgs *, int64_t, int64_t, int64_t),
-                        const GradArgs *a, int64_t b, int64_t C, int64_t off)
+static void gather_rows(float *dst, const float *src, int64_t rows, int64_t d, int64_t (*row)(const AttnArgs *, int64_t, int64_t, int64_t),
+                        const AttnArgs *a, int64_t b, int64_t C, int64_t off)
 {
     for (int64_t i = 0; i < rows; i++) memcpy(dst + i * d, src + row(a, b, i, C) + off, sizeof(float) * (size_t)d);
 }
 
-static int64_t qrow(const GradArgs *a, int64_t b, int64_t i, int64_t C) { return a->p.seq_first ? (i * a->B + b) * C : (b * a->N + i) * C; }
-static int64_t krow(const GradArgs *a, int64_t b, int64_t m, int64_t C) { return a->p.seq_first ? (m * a->B + b) * C : (b * a->M + m) * C; }
+static int64_t qrow(const AttnArgs *a, int64_t b, int64_t i, int64_t C) { return a->p.seq_first ? (i * a->B + b) * C : (b * a->N + i) * C; }
+static int64_t krow(const AttnArgs *a, int64_t b, int64_t m, int64_t C) { return a->p.seq_first ? (m * a->B + b) * C : (b * a->M + m) * C; }
 
 static void heads(void *vctx, int64_t hb, int64_t he)
 {
-    GradArgs *a = vctx;
+    AttnArgs *a = vctx;
     const AttentionParams *p = &a->p;
     int64_t N = a->N, M = a->M, d = p->head_dim, S = (2 * p->window + 1) * M, src[2 * 64 + 1];
     float *Qh = malloc(sizeof(float) * (size_t)(N * d)), *DOh = malloc(sizeof(float) * (size_t)(N * d));
@@ -55,7 +48,7 @@ static void heads(void *vctx, int64_t hb, int64_t he)
             int ns = attention_sources(p, b, src);
             int64_t L = ns * M;
             gather_rows(Qh, a->Q, N, d, qrow, a, b, a->Cq, p->q_off + h * d);
-            gather_rows(DOh, a->DO, N, d, qrow, a, b, a->Co, h * d);
+            gather_rows(DOh, a->dO, N, d, qrow, a, b, a->Co, h * d);
             for (int s = 0; s < ns; s++) {
                 if (src[s] < 0) {
                     memset(Kh + s * M * d, 0, sizeof(float) * (size_t)(M * d));
@@ -79,13 +72,13 @@ static void heads(void *vctx, int64_t hb, int64_t he)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L, (int)d, (int)N, 1.0f, dP, (int)L, Qh, (int)d, 0.0f, dKh, (int)d);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L, (int)d, (int)N, 1.0f, P, (int)L, DOh, (int)d, 0.0f, dVh, (int)d);
             for (int64_t i = 0; i < N; i++) {
-                float *dst = a->DQ + qrow(a, b, i, a->Cq) + p->q_off + h * d;
+                float *dst = a->dQ + qrow(a, b, i, a->Cq) + p->q_off + h * d;
                 for (int64_t j = 0; j < d; j++) dst[j] += dQh[i * d + j];
             }
             for (int s = 0; s < ns; s++) {
                 if (src[s] < 0) continue;
                 for (int64_t m = 0; m < M; m++) {
-                    float *dk = a->DK + krow(a, src[s], m, a->Ck) + p->k_off + h * d, *dv = a->DV + krow(a, src[s], m, a->Cv) + p->v_off + h * d;
+                    float *dk = a->dK + krow(a, src[s], m, a->Ck) + p->k_off + h * d, *dv = a->dV + krow(a, src[s], m, a->Cv) + p->v_off + h * d;
                     const float *gk = dKh + (s * M + m) * d, *gv = dVh + (s * M + m) * d;
                     for (int64_t j = 0; j < d; j++) { dk[j] += gk[j]; dv[j] += gv[j]; }
                 }
@@ -97,7 +90,7 @@ done:
 
 int fast_attention_grad(KernelCtx *k)
 {
-    GradArgs a;
+    AttnArgs a;
     memset(&a, 0, sizeof a);
     InferCtx shifted = *k->ic;
     for (int i = 0; i < 3; i++) shifted.in[i] = k->ic->in[1 + i];
@@ -109,9 +102,13 @@ int fast_attention_grad(KernelCtx *k)
     if (kk->dims[bi] != a.B || v->dims[bi] != a.B || v->dims[si] != a.M || (a.p.frames && a.B % a.p.frames) || a.p.window > 64 ||
         (mask && (mask->dims[0] != a.N || mask->dims[1] != a.M)) || k->n_out < 3 || !k->out[0] || !k->out[1] || !k->out[2])
         return ref_attention_grad(k);
-    a.Q = q->data; a.K = kk->data; a.V = v->data; a.DO = dout->data; a.mask = mask ? mask->data : NULL;
-    a.DQ = k->out[0]->data; a.DK = k->out[1]->data; a.DV = k->out[2]->data;
+    a.Q = q->data; a.K = kk->data; a.V = v->data; a.dO = dout->data; a.mask = mask ? mask->data : NULL;
+    a.dQ = k->out[0]->data; a.dK = k->out[1]->data; a.dV = k->out[2]->data;
     for (int t = 0; t < 3; t++) memset(k->out[t]->data, 0, k->out[t]->nbytes);
+    if (attention_avx512_fits(&a)) {
+        parallel_for(a.p.heads, 1, attention_grad_avx512_heads, &a);
+        return a.failed ? kernel_fail(k, "out of memory") : 0;
+    }
     int blas = parallel_threads() > 1 ? openblas_get_num_threads() : 1;
     if (blas > 1) openblas_set_num_threads(1);
     parallel_for(a.p.heads, 1, heads, &a);
@@ -181,11 +178,11 @@ typedef struct {
     float *dx, *ds, *db, *mean, *inv;
     int64_t rows, cols;
     float eps;
-} LnGradArgs;
+} LnAttnArgs;
 
 static void ln_grad_rows(void *vctx, int64_t rb, int64_t re)
 {
-    const LnGradArgs *a = vctx;
+    const LnAttnArgs *a = vctx;
     int64_t C = a->cols;
     for (int64_t r = rb; r < re; r++) {
         const float *x = a->x + r * C, *dy = a->dy + r * C;
@@ -207,7 +204,7 @@ static void ln_grad_rows(void *vctx, int64_t rb, int64_t re)
 
 static void ln_grad_cols(void *vctx, int64_t cb, int64_t ce)
 {
-    const LnGradArgs *a = vctx;
+    const LnAttnArgs *a = vctx;
     int64_t C = a->cols;
     for (int64_t c = cb; c < ce; c++) { if (a->ds) a->ds[c] = 0; if (a->db) a->db[c] = 0; }
     for (int64_t r = 0; r < a->rows; r++) {
@@ -231,7 +228,7 @@ int fast_layernorm_grad(KernelCtx *k)
     int64_t rows = tensor_numel(x) / cols;
     float *stats = malloc(sizeof(float) * (size_t)(2 * rows + 1));
     if (!stats) return kernel_fail(k, "out of memory");
-    LnGradArgs a = {dy->data, x->data, scale->data, k->out[0] ? k->out[0]->data : NULL,
+    LnAttnArgs a = {dy->data, x->data, scale->data, k->out[0] ? k->out[0]->data : NULL,
                     k->n_out > 1 && k->out[1] ? k->out[1]->data : NULL, k->n_out > 2 && k->out[2] ? k->out[2]->data : NULL,
                     stats, stats + rows, rows, cols, node_attr_f(k->ic->node, "epsilon", 1e-5f)};
     parallel_for(rows, 1 + 16384 / cols, ln_grad_rows, &a);

@@ -325,7 +325,7 @@ static void test_attention(void)
         {16, 5, 2, 4, 0, 0, 0, 0, 8, 2, 0},
         {16, 5, 2, 4, 0, 0, 0, 0, 8, 2, 1},
         {6, 4, 1, 8, 0, 0, 0, 0, 3, 2, 0},    /* window reaching past both ends */
-        /* head sizes the online-softmax kernel takes (flash_attention.c) */
+        /* head sizes the AVX-512 kernel takes (attention_avx512.c) */
         {3, 50, 2, 64, 1, 0, 0, 1, 0, 0, 0},  /* ViT: 50 tokens, partial key block */
         {2, 77, 2, 64, 1, 1, 0, 1, 0, 0, 0},  /* text: causal */
         {2, 19, 3, 16, 0, 0, 1, 0, 0, 0, 0},  /* additive mask */
@@ -536,6 +536,10 @@ static void test_gradient_kernels(void)
         {2, 5, 2, 3, 0, 0, 0, 0, 0, 0, 0}, {3, 17, 2, 32, 1, 0, 0, 1, 0, 0, 0}, {2, 9, 3, 4, 0, 1, 0, 0, 0, 0, 0},
         {2, 6, 2, 4, 0, 0, 1, 0, 0, 0, 0}, {16, 5, 2, 4, 1, 0, 0, 1, 8, 1, 0}, {16, 5, 2, 4, 1, 0, 0, 1, 8, 1, 1},
         {6, 4, 1, 8, 0, 0, 0, 0, 3, 2, 0},
+        /* head sizes of 16, 32, 64 and 128 run the AVX-512 kernel where the CPU has it: a VCLIP frame batch,
+           zero-filled neighbours, causal, a mask, a window of 2, query rows not a multiple of 4 */
+        {16, 50, 2, 64, 1, 0, 0, 1, 8, 1, 0}, {16, 7, 2, 64, 1, 0, 0, 0, 8, 1, 1}, {3, 13, 2, 16, 0, 1, 0, 0, 0, 0, 0},
+        {2, 21, 1, 128, 0, 0, 1, 0, 0, 0, 0}, {6, 9, 2, 32, 0, 0, 0, 1, 3, 2, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         int B = cases[c].B, N = cases[c].N, H = cases[c].heads, d = cases[c].d, C = H * d;
