@@ -124,6 +124,10 @@ static void check_case(const Tensor *classes, int window, int boundary_mask, Ten
     Tensor *want_loss = ref(loss_name);
     CHECK(want_loss != NULL, "reference has no %s", loss_name);
     if (want_loss && build(&tg, classes, 0, window, boundary_mask) == 0) {
+        int conv_grads = 0, pixel_grads = 0; /* the pixels need no gradient: the patch embedding's ConvGrad gives dW only */
+        for (int i = 0; i < tg.g->n_nodes; i++)
+            if (tg.g->nodes[i]->op == OP_CONV_GRAD) { conv_grads++; pixel_grads += tg.g->nodes[i]->out[0] != NULL; }
+        CHECK(conv_grads > 0 && pixel_grads == 0, "%s: %d ConvGrad nodes, %d computing the pixels' gradient", loss_name, conv_grads, pixel_grads);
         if (run(&tg, inputs, outs) == 0) {
             double l = tensor_get_f64(outs[0], 0), want = tensor_get_f64(want_loss, 0);
             CHECK(fabs(l - want) <= 1e-5 * fabs(want), "%s: %.7f, PyTorch %.7f", loss_name, l, want);
