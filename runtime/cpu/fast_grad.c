@@ -10,8 +10,6 @@
  * ConvGrad for patch embeddings (stride = kernel, no padding, one group):
  * patches are rows of an im2col matrix, so dW = dY_rows^T X_cols and
  * dX_cols = dY_rows W are two GEMMs; other convolutions use the reference.
- * LayerNormalizationGrad: dx by rows (the pool splits rows), then dscale and
- * dbias by column blocks, so no two threads add into the same column.
  * All are checked against the reference kernels in tests/unit. */
 #include <cblas.h>
 #include <math.h>
@@ -168,71 +166,5 @@ int fast_conv_grad(KernelCtx *k)
     }
     free(cols);
     free(dyr);
-    return 0;
-}
-
-/* LayerNormalizationGrad over the last axes: dx row by row, then dscale and
- * dbias column block by column block (each thread owns its columns). */
-typedef struct {
-    const float *dy, *x, *g;
-    float *dx, *ds, *db, *mean, *inv;
-    int64_t rows, cols;
-    float eps;
-} LnAttnArgs;
-
-static void ln_grad_rows(void *vctx, int64_t rb, int64_t re)
-{
-    const LnAttnArgs *a = vctx;
-    int64_t C = a->cols;
-    for (int64_t r = rb; r < re; r++) {
-        const float *x = a->x + r * C, *dy = a->dy + r * C;
-        double s = 0, q = 0;
-        for (int64_t c = 0; c < C; c++) s += x[c];
-        float mean = (float)(s / (double)C);
-        for (int64_t c = 0; c < C; c++) { float d = x[c] - mean; q += (double)d * d; }
-        float inv = (float)(1.0 / sqrt(q / (double)C + a->eps));
-        a->mean[r] = mean;
-        a->inv[r] = inv;
-        if (!a->dx) continue;
-        double mg = 0, mgx = 0;
-        for (int64_t c = 0; c < C; c++) { float gc = dy[c] * a->g[c], xh = (x[c] - mean) * inv; mg += gc; mgx += (double)gc * xh; }
-        float fmg = (float)(mg / (double)C), fmgx = (float)(mgx / (double)C);
-        float *dx = a->dx + r * C;
-        for (int64_t c = 0; c < C; c++) dx[c] = inv * (dy[c] * a->g[c] - fmg - (x[c] - mean) * inv * fmgx);
-    }
-}
-
-static void ln_grad_cols(void *vctx, int64_t cb, int64_t ce)
-{
-    const LnAttnArgs *a = vctx;
-    int64_t C = a->cols;
-    for (int64_t c = cb; c < ce; c++) { if (a->ds) a->ds[c] = 0; if (a->db) a->db[c] = 0; }
-    for (int64_t r = 0; r < a->rows; r++) {
-        const float *x = a->x + r * C, *dy = a->dy + r * C;
-        float mean = a->mean[r], inv = a->inv[r];
-        if (a->ds) for (int64_t c = cb; c < ce; c++) a->ds[c] += dy[c] * (x[c] - mean) * inv;
-        if (a->db) for (int64_t c = cb; c < ce; c++) a->db[c] += dy[c];
-    }
-}
-
-int fast_layernorm_grad(KernelCtx *k)
-{
-    const Tensor *dy = k->in[0], *x = k->in[1], *scale = k->in[2];
-    int64_t axis;
-    if (dy->dtype != DT_F32 || x->dtype != DT_F32 || scale->dtype != DT_F32 ||
-        norm_axis(node_attr_i(k->ic->node, "axis", -1), x->rank, &axis))
-        return ref_layernorm_grad(k);
-    int64_t cols = 1;
-    for (int i = (int)axis; i < x->rank; i++) cols *= x->dims[i];
-    if (!cols || tensor_numel(scale) != cols) return ref_layernorm_grad(k);
-    int64_t rows = tensor_numel(x) / cols;
-    float *stats = malloc(sizeof(float) * (size_t)(2 * rows + 1));
-    if (!stats) return kernel_fail(k, "out of memory");
-    LnAttnArgs a = {dy->data, x->data, scale->data, k->out[0] ? k->out[0]->data : NULL,
-                    k->n_out > 1 && k->out[1] ? k->out[1]->data : NULL, k->n_out > 2 && k->out[2] ? k->out[2]->data : NULL,
-                    stats, stats + rows, rows, cols, node_attr_f(k->ic->node, "epsilon", 1e-5f)};
-    parallel_for(rows, 1 + 16384 / cols, ln_grad_rows, &a);
-    if (a.ds || a.db) parallel_for(cols, 64, ln_grad_cols, &a);
-    free(stats);
     return 0;
 }
