@@ -116,7 +116,7 @@ def test_sorted_and_cut_equals_full_context(tmp_path, precision):
     shorter context changes its sums (fp32 here), the check on the first cut
     batch sees it, says so, and the features are the whole context's; where
     it does not, the cut stays on.  Either way the bytes are the same.  (The
-    cut on the online-softmax kernel is tested in C: test_cut_sequence.c.)"""
+    cut on the AVX-512 attention kernel is tested in C: test_cut_sequence.c.)"""
     (tmp_path / "c.txt").write_text("\n".join(open(os.path.join(LABELS, "hmdb51.txt")).read().split()[:20]) + "\n")
     outs = {}
     for mode in ("cut", "full"):

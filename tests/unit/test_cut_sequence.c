@@ -216,7 +216,7 @@ int main(void)
     }
     test_sharing();
     test_refusals();
-    /* a CLIP text tower of the real vocabulary with head dim 32 (the online-softmax attention) */
+    /* a CLIP text tower of the real vocabulary with head dim 32 (the AVX-512 attention kernel) */
     char err[1024], path[] = "/tmp/vclip-test-cut-XXXXXX.onnx";
     ClipConfig cfg = {.context = 77, .vocab = 49408, .text_width = 64, .text_layers = 2, .text_heads = 2, .embed = 32};
     Graph *g = clip_text_graph(&cfg, 5, err, sizeof err);
