@@ -86,6 +86,25 @@ done:
     free(Qh); free(DOh); free(Kh); free(Vh); free(P); free(dP); free(dQh); free(dKh); free(dVh);
 }
 
+/* The three gradients start at zero (packed QKV leaves two thirds of each
+ * untouched, and neighbouring frames add into dK and dV): zeroed in 64 KB
+ * chunks spread over the pool rather than by one thread. */
+#define ZERO_CHUNK 65536
+typedef struct { Tensor *t[3]; } ZeroArgs;
+
+static void zero_chunks(void *vctx, int64_t cb, int64_t ce)
+{
+    const ZeroArgs *z = vctx;
+    for (int64_t c = cb; c < ce; c++) {
+        int64_t at = c * ZERO_CHUNK;
+        for (int t = 0; t < 3; t++) {
+            int64_t n = (int64_t)z->t[t]->nbytes;
+            if (at < n) { memset((char *)z->t[t]->data + at, 0, (size_t)(n - at < ZERO_CHUNK ? n - at : ZERO_CHUNK)); break; }
+            at -= (n + ZERO_CHUNK - 1) / ZERO_CHUNK * ZERO_CHUNK;
+        }
+    }
+}
+
 int fast_attention_grad(KernelCtx *k)
 {
     AttnArgs a;
@@ -102,7 +121,10 @@ int fast_attention_grad(KernelCtx *k)
         return ref_attention_grad(k);
     a.Q = q->data; a.K = kk->data; a.V = v->data; a.dO = dout->data; a.mask = mask ? mask->data : NULL;
     a.dQ = k->out[0]->data; a.dK = k->out[1]->data; a.dV = k->out[2]->data;
-    for (int t = 0; t < 3; t++) memset(k->out[t]->data, 0, k->out[t]->nbytes);
+    ZeroArgs z = {{k->out[0], k->out[1], k->out[2]}};
+    int64_t chunks = 0;
+    for (int t = 0; t < 3; t++) chunks += ((int64_t)k->out[t]->nbytes + ZERO_CHUNK - 1) / ZERO_CHUNK;
+    parallel_for(chunks, 4, zero_chunks, &z);
     if (attention_avx512_fits(&a)) {
         parallel_for(a.p.heads, 1, attention_grad_avx512_heads, &a);
         return a.failed ? kernel_fail(k, "out of memory") : 0;

@@ -1,7 +1,8 @@
 /* compare.h — how the unit tests compare two tensors: the largest absolute
  * difference relative to the expected tensor's largest magnitude (at least
  * 1e-6), INFINITY when the element counts (or, at equal rank, the dims)
- * differ; two NaNs at one place count as equal. */
+ * differ or a NaN meets a number (fmax alone would drop the NaN); two NaNs
+ * at one place count as equal. */
 #ifndef VCLIP_TEST_COMPARE_H
 #define VCLIP_TEST_COMPARE_H
 
@@ -17,7 +18,7 @@ static inline double rel_diff(const Tensor *got, const Tensor *want)
     for (int64_t i = 0; i < tensor_numel(want); i++) scale = fmax(scale, fabs(tensor_get_f64(want, i)));
     for (int64_t i = 0; i < tensor_numel(want); i++) {
         double x = tensor_get_f64(got, i), y = tensor_get_f64(want, i);
-        if (isnan(x) && isnan(y)) continue;
+        if (isnan(x) || isnan(y)) { if (isnan(x) != isnan(y)) return INFINITY; continue; }
         m = fmax(m, fabs(x - y));
     }
     return m / scale;

@@ -95,8 +95,10 @@ static void check_program(const int64_t *code, int n_instr, int n_in, Tensor *co
     expected(&p, ins, want);
     double worst = 0, scale = 1e-6;
     for (int64_t i = 0; i < tensor_numel(want); i++) scale = fmax(scale, fabs(((float *)want->data)[i]));
-    for (int64_t i = 0; !rc && i < tensor_numel(want); i++)
-        worst = fmax(worst, fabs(((float *)got->data)[i] - ((float *)want->data)[i]) / scale);
+    for (int64_t i = 0; !rc && i < tensor_numel(want); i++) {
+        float x = ((float *)got->data)[i], y = ((float *)want->data)[i];
+        worst = isnan(x) || isnan(y) ? (isnan(x) == isnan(y) ? worst : INFINITY) : fmax(worst, fabs(x - y) / scale);
+    }
     CHECK(rc || worst < 1e-5, "%s: device vs interpreter %g", what, worst);
     tensor_free(got);
     tensor_free(want);
@@ -126,7 +128,11 @@ static double worst(const Tensor *got, const Tensor *want)
 {
     double w = 0, scale = 1e-6;
     for (int64_t i = 0; i < tensor_numel(want); i++) scale = fmax(scale, fabs(((float *)want->data)[i]));
-    for (int64_t i = 0; i < tensor_numel(want); i++) w = fmax(w, fabs(((float *)got->data)[i] - ((float *)want->data)[i]) / scale);
+    for (int64_t i = 0; i < tensor_numel(want); i++) {
+        float x = ((float *)got->data)[i], y = ((float *)want->data)[i];
+        if (isnan(x) || isnan(y)) { if (isnan(x) != isnan(y)) return INFINITY; continue; }
+        w = fmax(w, fabs(x - y) / scale);
+    }
     return w;
 }
 

@@ -53,8 +53,11 @@ static double worst_excess(const Tensor *got, const Tensor *want, double rel, do
     if (tensor_numel(got) != tensor_numel(want)) return INFINITY;
     double scale = 0, worst = 0;
     for (int64_t i = 0; i < tensor_numel(want); i++) scale = fmax(scale, fabs(tensor_get_f64(want, i)));
-    for (int64_t i = 0; i < tensor_numel(want); i++)
-        worst = fmax(worst, fabs(tensor_get_f64(got, i) - tensor_get_f64(want, i)) / (rel * scale + abs_tol));
+    for (int64_t i = 0; i < tensor_numel(want); i++) {
+        double x = tensor_get_f64(got, i), y = tensor_get_f64(want, i);
+        if (isnan(x) || isnan(y)) { if (isnan(x) != isnan(y)) return INFINITY; continue; }
+        worst = fmax(worst, fabs(x - y) / (rel * scale + abs_tol));
+    }
     return worst;
 }
 
