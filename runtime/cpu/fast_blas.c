@@ -1,7 +1,7 @@
 /* fast_blas.c — MatMul, Gemm and Conv through BLAS sgemm (multi-threaded by
  * the BLAS library); Gemm (a training step's products whose operands change
- * every call) and the patch-embedding Conv (stride = kernel, no padding)
- * through gemm.c where the CPU has AVX-512, whose kernel beats OpenBLAS's
+ * every call) and the patch-embedding Conv (stride = kernel, no padding;
+ * in bf16 too) through gemm.c where the CPU has AVX-512, whose kernel beats OpenBLAS's
  * there (bench/results/gemm/).  Checked against ref_linear.c in tests/unit. */
 #include <cblas.h>
 #include <stdlib.h>
@@ -108,31 +108,45 @@ int fast_gemm(KernelCtx *k)
 /* ViT's patch embedding: every input pixel in exactly one patch.  The
  * patches go straight into the GEMM's column panels (B = im2col [C*KH*KW,
  * N*OH*OW]), W [M, C*KH*KW] is A, and the result is scattered to NCHW with
- * the bias. */
-static int patch_conv(KernelCtx *k, const ConvParams *p)
+ * the bias.  With the attribute bf16 (passes/mark_bf16_gemms.c) the patches
+ * are gathered as rows [N*OH*OW, C*KH*KW] and the bf16 GEMM rounds both
+ * operands, as ref_conv does. */
+static int patch_conv(KernelCtx *k, const ConvParams *p, int bf16)
 {
     const Tensor *x = k->in[0], *w = k->in[1], *bias = k->n_in > 2 ? k->in[2] : NULL;
     Tensor *y = k->out[0];
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], M = w->dims[0];
     int64_t KH = p->k[0], KW = p->k[1], OH = y->dims[2], OW = y->dims[3], P = OH * OW, K = C * KH * KW, NP = N * P;
-    float *panels = aligned_alloc(64, sizeof(float) * (size_t)(gemm_packed_floats(K, NP) + 16));
+    float *panels = aligned_alloc(64, sizeof(float) * (size_t)((bf16 ? NP * K : gemm_packed_floats(K, NP)) + 16));
     float *c = malloc(sizeof(float) * (size_t)(M * NP + 1));
     if (!panels || !c) { free(panels); free(c); return kernel_fail(k, "out of memory for the patch matrix"); }
     const float *X = x->data;
-    for (int64_t q = 0; q * LINEAR_PANEL < NP; q++) {
-        int64_t at[LINEAR_PANEL];
-        for (int j = 0; j < LINEAR_PANEL; j++) {
-            int64_t col = q * LINEAR_PANEL + j, n = col / P, oh = col % P / OW, ow = col % OW;
-            at[j] = col < NP ? (n * C * H + oh * KH) * W + ow * KW : -1;
+    int rc;
+    if (bf16) {
+        for (int64_t col = 0; col < NP; col++) {
+            int64_t n = col / P, oh = col % P / OW, ow = col % OW;
+            for (int64_t ch = 0; ch < C; ch++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    memcpy(panels + col * K + (ch * KH + kh) * KW, X + ((n * C + ch) * H + oh * KH + kh) * W + ow * KW,
+                           sizeof(float) * (size_t)KW);
         }
-        float *d = panels + q * K * LINEAR_PANEL;
-        for (int64_t ch = 0; ch < C; ch++)
-            for (int64_t kh = 0; kh < KH; kh++)
-                for (int64_t kw = 0; kw < KW; kw++, d += LINEAR_PANEL)
-                    for (int j = 0; j < LINEAR_PANEL; j++) d[j] = at[j] < 0 ? 0.0f : X[at[j] + (ch * H + kh) * W + kw];
+        rc = gemm_unpacked(DT_BF16, M, w->data, K, 0, panels, K, NP, 1, c, NP, NULL);
+    } else {
+        for (int64_t q = 0; q * LINEAR_PANEL < NP; q++) {
+            int64_t at[LINEAR_PANEL];
+            for (int j = 0; j < LINEAR_PANEL; j++) {
+                int64_t col = q * LINEAR_PANEL + j, n = col / P, oh = col % P / OW, ow = col % OW;
+                at[j] = col < NP ? (n * C * H + oh * KH) * W + ow * KW : -1;
+            }
+            float *d = panels + q * K * LINEAR_PANEL;
+            for (int64_t ch = 0; ch < C; ch++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++, d += LINEAR_PANEL)
+                        for (int j = 0; j < LINEAR_PANEL; j++) d[j] = at[j] < 0 ? 0.0f : X[at[j] + (ch * H + kh) * W + kw];
+        }
+        PackedB pb = {.dtype = DT_F32, .panels = panels, .K = K, .N = NP};
+        rc = gemm(M, w->data, K, &pb, c, NP, NULL);
     }
-    PackedB pb = {.dtype = DT_F32, .panels = panels, .K = K, .N = NP};
-    int rc = gemm(M, w->data, K, &pb, c, NP, NULL);
     free(panels);
     if (rc) { free(c); return kernel_fail(k, "out of memory"); }
     float *Y = y->data;
@@ -154,11 +168,13 @@ int fast_conv(KernelCtx *k)
     ConvParams p;
     Shape out;
     if (op_conv_params(k->ic, &p, &out)) return -1;
+    int bf16 = node_attr_i(k->ic->node, "bf16", 0) != 0;
     if (p.nsp != 2) return ref_conv(k);
     if (p.group == 1 && p.stride[0] == p.k[0] && p.stride[1] == p.k[1] && p.dil[0] == 1 && p.dil[1] == 1 && !p.pad_lo[0] &&
         !p.pad_lo[1] && !p.pad_hi[0] && !p.pad_hi[1] && w->dtype == DT_F32 && (!bias || bias->dtype == DT_F32) &&
-        gemm_available(DT_F32))
-        return patch_conv(k, &p);
+        gemm_available(bf16 ? DT_BF16 : DT_F32))
+        return patch_conv(k, &p, bf16);
+    if (bf16) return ref_conv(k); /* only the patch embedding has a bf16 kernel */
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
     int64_t M = w->dims[0], G = p.group, cg = C / G, mg = M / G, OH = y->dims[2], OW = y->dims[3];
     int64_t KH = p.k[0], KW = p.k[1], K = cg * KH * KW, P = OH * OW;

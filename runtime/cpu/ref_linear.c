@@ -107,6 +107,7 @@ int ref_conv(KernelCtx *k)
     for (int i = 0; i < nsp; i++) { xsp *= x->dims[2 + i]; ysp *= y->dims[2 + i]; ksp *= p.k[i]; }
     const float *X = x->data, *W = w->data;
     float *Y = y->data;
+    int bf16 = node_attr_i(k->ic->node, "bf16", 0) != 0; /* operands rounded to bf16, as for Gemm (ops.h) */
     for (int64_t n = 0; n < N; n++)
         for (int64_t m = 0; m < M; m++) {
             int64_t g = m / mg;
@@ -124,7 +125,9 @@ int ref_conv(KernelCtx *k)
                             xoff = xoff * x->dims[2 + i] + xi;
                         }
                         if (!inside) continue;
-                        s += (double)X[(n * C + g * cg + c) * xsp + xoff] * W[(m * cg + c) * ksp + kq];
+                        float xv = X[(n * C + g * cg + c) * xsp + xoff], wv = W[(m * cg + c) * ksp + kq];
+                        if (bf16) { xv = bf16_to_float(float_to_bf16(xv)); wv = bf16_to_float(float_to_bf16(wv)); }
+                        s += (double)xv * wv;
                     }
                 Y[(n * M + m) * ysp + o] = (float)s;
             }

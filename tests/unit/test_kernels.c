@@ -169,20 +169,24 @@ static void test_conv(void)
         {{1, 2, 12, 12}, {3, 2, 3, 3}, 1, 2, 2, 1, 0},     /* dilation */
         {{3, 3, 23, 19}, {37, 3, 5, 5}, 5, 0, 1, 1, 1},    /* patches, leftover pixels, odd sizes */
     };
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        int64_t bd[1] = {cases[c].w[0]};
-        Tensor *ins[3] = {rand_tensor(4, cases[c].x), rand_tensor(4, cases[c].w), cases[c].bias ? rand_tensor(1, bd) : NULL};
-        Graph *g = one_node(OP_CONV, cases[c].bias ? 3 : 2, ins);
+    /* bf16 = 1 (--precision bf16/auto): the patch embedding on the bf16 GEMM, the rest on ref_conv, both rounding operands */
+    const size_t nc = sizeof cases / sizeof *cases;
+    for (size_t c = 0; c < 2 * nc; c++) {
+        int bf16 = c >= nc;
+        int64_t bd[1] = {cases[c % nc].w[0]};
+        Tensor *ins[3] = {rand_tensor(4, cases[c % nc].x), rand_tensor(4, cases[c % nc].w), cases[c % nc].bias ? rand_tensor(1, bd) : NULL};
+        Graph *g = one_node(OP_CONV, cases[c % nc].bias ? 3 : 2, ins);
         Node *n = g->nodes[0];
+        if (bf16) node_add_attr(n, "bf16", ATTR_INT)->i = 1;
         Attr *a = node_add_attr(n, "strides", ATTR_INTS);
-        a->n = 2; a->ints = malloc(2 * sizeof(int64_t)); a->ints[0] = a->ints[1] = cases[c].stride;
+        a->n = 2; a->ints = malloc(2 * sizeof(int64_t)); a->ints[0] = a->ints[1] = cases[c % nc].stride;
         a = node_add_attr(n, "pads", ATTR_INTS);
-        a->n = 4; a->ints = malloc(4 * sizeof(int64_t)); for (int i = 0; i < 4; i++) a->ints[i] = cases[c].pad;
+        a->n = 4; a->ints = malloc(4 * sizeof(int64_t)); for (int i = 0; i < 4; i++) a->ints[i] = cases[c % nc].pad;
         a = node_add_attr(n, "dilations", ATTR_INTS);
-        a->n = 2; a->ints = malloc(2 * sizeof(int64_t)); a->ints[0] = a->ints[1] = cases[c].dil;
-        node_add_attr(n, "group", ATTR_INT)->i = cases[c].group;
+        a->n = 2; a->ints = malloc(2 * sizeof(int64_t)); a->ints[0] = a->ints[1] = cases[c % nc].dil;
+        node_add_attr(n, "group", ATTR_INT)->i = cases[c % nc].group;
         char what[64];
-        snprintf(what, sizeof what, "conv case %zu", c);
+        snprintf(what, sizeof what, "conv case %zu%s", c % nc, bf16 ? " (bf16)" : "");
         compare_fast_ref(g, what);
         graph_free(g);
         for (int i = 0; i < 3; i++) tensor_free(ins[i]);
