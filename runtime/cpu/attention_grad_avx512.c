@@ -21,12 +21,19 @@
 #if defined(__x86_64__)
 #include "attention_avx512.h"
 
-/* dS row from P's row and dP's (held in ds): scale * P * (dP - P . dP) */
+/* dS row from P's row and dP's (held in ds): scale * P * (dP - P . dP),
+ * the dot product summed in double lanes (as the BLAS kernel does) */
 AVX512 static void score_grad_row(const float *prow, float *ds, int64_t Lp, float scale)
 {
-    __m512 dot = _mm512_setzero_ps();
-    for (int64_t j = 0; j < Lp; j += 16) dot = _mm512_fmadd_ps(_mm512_load_ps(prow + j), _mm512_load_ps(ds + j), dot);
-    __m512 D = _mm512_set1_ps(_mm512_reduce_add_ps(dot)), sc = _mm512_set1_ps(scale);
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (int64_t j = 0; j < Lp; j += 16) {
+        __m512d p = _mm512_castps_pd(_mm512_load_ps(prow + j)), q = _mm512_castps_pd(_mm512_load_ps(ds + j));
+        lo = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_castpd512_pd256(p))),
+                             _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_castpd512_pd256(q))), lo);
+        hi = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(p, 1))),
+                             _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(q, 1))), hi);
+    }
+    __m512 D = _mm512_set1_ps((float)_mm512_reduce_add_pd(_mm512_add_pd(lo, hi))), sc = _mm512_set1_ps(scale);
     for (int64_t j = 0; j < Lp; j += 16)
         _mm512_store_ps(ds + j, _mm512_mul_ps(_mm512_mul_ps(_mm512_load_ps(prow + j), sc), _mm512_sub_ps(_mm512_load_ps(ds + j), D)));
 }

@@ -206,9 +206,9 @@ int fast_layernorm(KernelCtx *k)
     return 0;
 }
 
-/* LayerNormalizationGrad over the last axes: dx row by row, with the
- * forward's lane sums, then dscale and dbias column block by column block
- * (each thread owns its columns). */
+/* LayerNormalizationGrad over the last axes: dx row by row, its sums in
+ * double lanes, then dscale and dbias column block by column block (each
+ * thread owns its columns). */
 typedef struct {
     const float *dy, *x, *g;
     float *dx, *ds, *db, *mean, *inv;
@@ -216,16 +216,20 @@ typedef struct {
     float eps;
 } LnGradArgs;
 
-/* sum of a[c] * b[c] (x NULL) or of a[c] * b[c] * (x[c] - shift), in 16 lanes */
-static inline float lane_dot(const float *a, const float *b, const float *x, float shift, int64_t n)
+/* sum over c of (a[c] - a_shift) * (b[c] - b_shift) * g[c], b or g NULL
+ * meaning 1, in 16 double lanes: a gradient's row statistics keep double
+ * precision (the data-parallel test compares ranks to 1e-6) and still
+ * vectorize. */
+static inline double lane_dot(const float *a, float a_shift, const float *b, float b_shift, const float *g, int64_t n)
 {
-    float acc[16] = {0};
+    double acc[16] = {0};
     int64_t c = 0;
     for (; c + 16 <= n; c += 16)
-        for (int j = 0; j < 16; j++) acc[j] += a[c + j] * b[c + j] * (x ? x[c + j] - shift : 1.0f);
-    float s = 0;
+        for (int j = 0; j < 16; j++)
+            acc[j] += ((double)a[c + j] - a_shift) * (b ? (double)b[c + j] - b_shift : 1.0) * (g ? (double)g[c + j] : 1.0);
+    double s = 0;
     for (int j = 0; j < 16; j++) s += acc[j];
-    for (; c < n; c++) s += a[c] * b[c] * (x ? x[c] - shift : 1.0f);
+    for (; c < n; c++) s += ((double)a[c] - a_shift) * (b ? (double)b[c] - b_shift : 1.0) * (g ? (double)g[c] : 1.0);
     return s;
 }
 
@@ -235,12 +239,13 @@ VECTOR_CLONES static void ln_grad_rows(void *vctx, int64_t rb, int64_t re)
     int64_t C = a->cols;
     for (int64_t r = rb; r < re; r++) {
         const float *x = a->x + r * C, *dy = a->dy + r * C;
-        float mean = lane_sum(x, C, 0.0f, 0) / (float)C, sq = lane_sum(x, C, mean, 1);
-        float inv = 1.0f / sqrtf(sq / (float)C + a->eps);
+        float mean = (float)(lane_dot(x, 0.0f, NULL, 0.0f, NULL, C) / (double)C);
+        float inv = (float)(1.0 / sqrt(lane_dot(x, mean, x, mean, NULL, C) / (double)C + a->eps));
         a->mean[r] = mean;
         a->inv[r] = inv;
         if (!a->dx) continue;
-        float mg = lane_dot(dy, a->g, NULL, 0.0f, C) / (float)C, mgx = lane_dot(dy, a->g, x, mean, C) * inv / (float)C;
+        float mg = (float)(lane_dot(dy, 0.0f, NULL, 0.0f, a->g, C) / (double)C);
+        float mgx = (float)(lane_dot(dy, 0.0f, x, mean, a->g, C) * inv / (double)C);
         float *dx = a->dx + r * C;
         for (int64_t c = 0; c < C; c++) dx[c] = inv * (dy[c] * a->g[c] - mg - (x[c] - mean) * inv * mgx);
     }
