@@ -117,7 +117,7 @@ static int patch_conv(KernelCtx *k, const ConvParams *p, int bf16)
     Tensor *y = k->out[0];
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], M = w->dims[0];
     int64_t KH = p->k[0], KW = p->k[1], OH = y->dims[2], OW = y->dims[3], P = OH * OW, K = C * KH * KW, NP = N * P;
-    float *panels = aligned_alloc(64, sizeof(float) * (size_t)((bf16 ? NP * K : gemm_packed_floats(K, NP)) + 16));
+    float *panels = aligned_alloc(64, sizeof(float) * (size_t)(((bf16 ? NP * K : gemm_packed_floats(K, NP)) + 31) / 16 * 16)); /* whole 64-byte lines */
     float *c = malloc(sizeof(float) * (size_t)(M * NP + 1));
     if (!panels || !c) { free(panels); free(c); return kernel_fail(k, "out of memory for the patch matrix"); }
     const float *X = x->data;
