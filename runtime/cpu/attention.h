@@ -33,6 +33,7 @@ void attention_grad_avx512_heads(void *args, int64_t head_begin, int64_t head_en
  * transposed, zeros where there is no row (AVX-512).  attention_bias_row: the
  * additive terms of query row i (padding, mask, causal positions). */
 #define ATTN_BLOCK 16
+static inline int64_t attention_padded(int64_t L) { return (L + ATTN_BLOCK - 1) / ATTN_BLOCK * ATTN_BLOCK; }
 int64_t attention_key_row(const AttnArgs *a, const int64_t *src, int64_t L, int64_t j);
 void attention_transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C,
                               int64_t off, float *panel);

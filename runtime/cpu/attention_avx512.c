@@ -74,7 +74,7 @@ INLINE_AVX512 void attention_pair(const AttnArgs *a, const PairBuffers *w, int64
     const AttentionParams *p = &a->p;
     int64_t B = a->B, N = a->N, d = 16 * NV, src[2 * 64 + 1];
     int ns = attention_sources(p, b, src);
-    int64_t L = ns * a->M, Lp = (L + ATTN_BLOCK - 1) / ATTN_BLOCK * ATTN_BLOCK;
+    int64_t L = ns * a->M, Lp = attention_padded(L);
     attention_transpose_keys(a, src, L, Lp, a->K, a->Ck, p->k_off + h * d, w->kt);
     for (int64_t j = 0; j < Lp; j++) {
         int64_t row = attention_key_row(a, src, L, j);
@@ -93,7 +93,7 @@ INLINE_AVX512 void attention_pair(const AttnArgs *a, const PairBuffers *w, int64
         }
         /* causal over one source: blocks wholly after the last row's position are all masked */
         int64_t n = Lp, last = (i0 + ROWS < N ? i0 + ROWS : N);
-        if (p->causal && ns == 1 && (last + ATTN_BLOCK - 1) / ATTN_BLOCK * ATTN_BLOCK < n) n = (last + ATTN_BLOCK - 1) / ATTN_BLOCK * ATTN_BLOCK;
+        if (p->causal && ns == 1 && attention_padded(last) < n) n = attention_padded(last);
         score_rows(qrow, p->scale, w->kt, Lp, n, w->bias, per_row ? Lp : 0, w->scores, NV);
         for (int r = 0; r < ROWS; r++) softmax_row(w->scores + r * Lp, n);
         weighted_rows(orow, w->scores, Lp, 1, w->val, n < L ? n : L, 1, NV);
@@ -104,7 +104,7 @@ AVX512 void attention_avx512_pairs(void *args, int64_t pb, int64_t pe)
 {
     AttnArgs *a = args;
     int64_t d = a->p.head_dim, H = a->p.heads, Lmax = (2 * a->p.window + 1) * a->M;
-    int64_t Lp = (Lmax + ATTN_BLOCK - 1) / ATTN_BLOCK * ATTN_BLOCK;
+    int64_t Lp = attention_padded(Lmax);
     PairBuffers w;
     w.kt = aligned_alloc(64, sizeof(float) * (size_t)((d + 2 * ROWS) * Lp));
     w.val = malloc(sizeof(*w.val) * (size_t)Lp);

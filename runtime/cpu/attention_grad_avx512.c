@@ -51,7 +51,7 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
     const AttentionParams *p = &a->p;
     int64_t B = a->B, N = a->N, d = 16 * NV, src[2 * 64 + 1];
     int ns = attention_sources(p, b, src);
-    int64_t L = ns * a->M, Lp = (L + ATTN_BLOCK - 1) / ATTN_BLOCK * ATTN_BLOCK, Np = (N + ROWS - 1) / ROWS * ROWS;
+    int64_t L = ns * a->M, Lp = attention_padded(L), Np = (N + ROWS - 1) / ROWS * ROWS;
     attention_transpose_keys(a, src, L, Lp, a->K, a->Ck, p->k_off + h * d, g->kt);
     attention_transpose_keys(a, src, L, Lp, a->V, a->Cv, p->v_off + h * d, g->vt);
     for (int64_t j = 0; j < Lp; j++) {
@@ -101,7 +101,7 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
 AVX512 void attention_grad_avx512_heads(void *args, int64_t hb, int64_t he)
 {
     AttnArgs *a = args;
-    int64_t d = a->p.head_dim, Lmax = (2 * a->p.window + 1) * a->M, Lp = (Lmax + ATTN_BLOCK - 1) / ATTN_BLOCK * ATTN_BLOCK;
+    int64_t d = a->p.head_dim, Lmax = (2 * a->p.window + 1) * a->M, Lp = attention_padded(Lmax);
     int64_t Np = (a->N + ROWS - 1) / ROWS * ROWS;
     GradBuffers g;
     g.kt = aligned_alloc(64, sizeof(float) * (size_t)(2 * d * Lp + 2 * Np * Lp + ROWS * Lp));
