@@ -3,7 +3,8 @@
 x 1 centre crop, 8 frames, stride 16, 224 crops): vclip-run load against the
 same sampling done by PyAV + torch (torchvision-style transforms) and by
 decord + torch, with the same number of workers (threads for us, processes for
-Python), on the four real clips repeated.  Writes bench/results/video.md.
+Python), on the four real clips repeated.  Writes bench/results/video/<cpu>.md
+(the CPU named in it; other CPUs' tables stay).
 Needs torch and decord (tools/install-deps.sh --fixtures; pip install decord).
 Usage: python3 bench/bench_video.py [--workers 2] [--repeat 10]"""
 import argparse
@@ -22,7 +23,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, HERE)
 from ref import video_reference as R  # noqa: E402
+from cpu_info import cpu_description, cpu_slug  # noqa: E402
 
 VIDEOS = os.path.join(ROOT, "tests", "fixtures", "videos")
 CLIPS = ["arm_wrestling.mp4", "cleaning_pool.mp4", "apply_eye_makeup.avi", "flipping_pancake.mkv"]
@@ -94,15 +97,16 @@ def main():
         sec, rss = python_bench(fn, paths, a.workers)
         rows.append((name, sec, rss, "per worker process"))
     lines = ["# Video decoding + preprocessing throughput", "",
-             f"Measured {datetime.date.today()} by `bench/bench_video.py` on this project's machine ({os.cpu_count()} cores): "
+             f"Measured {datetime.date.today()} by `bench/bench_video.py` on {cpu_description()}, {os.cpu_count()} cores: "
              f"{len(paths)} videos (the four real clips x {a.repeat}), each into 3 test views x 8 frames x 224^2 "
              f"({n_clips} clips), {a.workers} workers each. Ratio = the other's time / vclip-run's (above 1: vclip-run is "
              "faster). Memory: peak RSS of vclip-run's whole process, and of one Python worker process (imports included).", "",
              "| pipeline | seconds | clips/s | ratio vs vclip-run | peak RSS MB |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, sec, rss, what in rows:
         lines.append(f"| {name} | {sec:.2f} | {n_clips / sec:.1f} | {sec / rows[0][1]:.2f} | {rss:.0f} ({what}) |")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "video.md"), "w") as f:
+    out = os.path.join(HERE, "results", "video")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{cpu_slug(cpu_description())}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

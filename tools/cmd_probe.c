@@ -54,7 +54,7 @@ int cmd_probe(int argc, char **argv)
                     ends[0] = 0;
                     ends[1] = vi.frames - 1;
                     rgb = malloc((size_t)vi.width * vi.height * 3 * 2);
-                    ok = rgb && video_decode_frames(path, &vi, ends, 2, tl, rgb, err, sizeof err) == 0;
+                    ok = rgb && video_decode_frames(path, &vi, ends, 2, tl, 0, rgb, NULL, err, sizeof err) == 0;
                     if (!rgb) snprintf(err, sizeof err, "%.900s: out of memory", path);
                 }
                 free(rgb);

@@ -42,7 +42,7 @@ int read_clips(const char *path, const SamplingConfig *c, uint64_t seed, uint64_
     size_t fsz = (size_t)W * H * 3;
     uint8_t *all = uniq ? malloc(fsz * (size_t)(nu ? nu : 1)) : NULL, *rgb = malloc(fsz * (size_t)T);
     if (!uniq || !all || !rgb) { free(uniq); free(all); free(rgb); snprintf(err, cap, "%s: out of memory", path); return -1; }
-    int rc = video_decode_frames(path, &vi, uniq, nu, time_limit_s, all, err, cap);
+    int rc = video_decode_frames(path, &vi, uniq, nu, time_limit_s, 0, all, NULL, err, cap);
     size_t per_clip = (size_t)T * c->crop_size * c->crop_size * 3;
     for (int i = 0; i < n && !rc; i++) {
         int rw, rh;

@@ -5,7 +5,11 @@
  * (nb_frames) and from a full decode otherwise; decoding stops after the last
  * frame asked for.  A frame index past the real end (containers can
  * over-state nb_frames) gets the last decoded frame, as the released
- * sampler's clamp would.  Frames are converted to RGB24 at native size by
+ * sampler's clamp would.  H.264 and HEVC pictures that no other picture
+ * refers to are not decoded unless asked for (the decoder's skip_frame, set
+ * per packet from its pts): a third to a half of a typical stream's frames,
+ * and the frames asked for are bit for bit those of a full decode, because
+ * nothing else reads the skipped ones.  Frames are converted to RGB24 at native size by
  * swscale (bilinear, as PyAV's to_ndarray) and turned upright by the
  * stream's display matrix (rotation metadata).  Every call has a wall-clock
  * limit, enforced through FFmpeg's interrupt callback, so a pathological file
@@ -125,10 +129,11 @@ static int decoder_open(Decoder *d, const char *path, double time_limit_s, Video
 }
 
 /* Decodes frames in order, calling keep(index) for each; stops after index
- * stop_after (-1: decode all).  Indices count frames from the start, or, after
- * a seek, come from each frame's pts looked up in `pts` (sorted, n_pts); a pts
- * not in the table returns -2 so the caller can decode from the start.
- * Returns the number of frames seen. */
+ * stop_after (-1: decode all).  Indices count frames from the start, or
+ * come from each frame's pts looked up in `pts` (sorted, n_pts); a pts not
+ * in the table returns -2 so the caller can decode from the start.  With
+ * `wanted` (sorted pts, n_wanted), a packet whose pts is not wanted has its
+ * non-reference pictures skipped.  Returns the number of frames seen. */
 typedef int (*KeepFn)(void *ctx, int64_t index, const AVFrame *f);
 
 static int cmp_i64(const void *a, const void *b)
@@ -138,7 +143,7 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 static int64_t decode_frames(Decoder *d, int64_t stop_after, KeepFn keep, void *ctx, const char *path, char *err, size_t cap,
-                             const int64_t *pts, int64_t n_pts)
+                             const int64_t *pts, int64_t n_pts, const int64_t *wanted, int n_wanted)
 {
     AVPacket *pkt = av_packet_alloc();
     AVFrame *frame = av_frame_alloc();
@@ -155,7 +160,12 @@ static int64_t decode_frames(Decoder *d, int64_t stop_after, KeepFn keep, void *
                 draining = 1; /* a read error part-way: keep what decoded */
                 avcodec_send_packet(d->dec, NULL);
             } else {
-                if (pkt->stream_index == d->stream) avcodec_send_packet(d->dec, pkt); /* decode errors: skip the packet */
+                if (pkt->stream_index == d->stream) {
+                    if (wanted)
+                        d->dec->skip_frame = bsearch(&pkt->pts, wanted, (size_t)n_wanted, sizeof *wanted, cmp_i64) ? AVDISCARD_DEFAULT
+                                                                                                                  : AVDISCARD_NONREF;
+                    avcodec_send_packet(d->dec, pkt); /* decode errors: skip the packet */
+                }
                 av_packet_unref(pkt);
             }
         }
@@ -195,10 +205,17 @@ typedef struct {
     int n_want;
     uint8_t **slots;       /* decoded RGB for each distinct index, by position in want */
     int w, h;
-    int stride;            /* bytes per row: 64-aligned, since swscale's SIMD writes past w*3 */
+    int stride;            /* bytes per row: see rgb_stride() */
     struct SwsContext *sws;
     uint8_t *last;         /* the latest frame kept (for indices past the end) */
 } KeepCtx;
+
+/* Room for the width rounded up to 16 pixels, 64-byte aligned.  swscale's
+ * SIMD YUV-to-RGB converters run whole blocks of 8 pixels, and where the
+ * rounded-up row does not fit the stride they stop a block short and leave
+ * the last width % 8 pixels unwritten (a 340-wide frame in a 1024-byte
+ * stride lost its right 4 columns to whatever the memory held). */
+static int rgb_stride(int width) { return (((width + 15) & ~15) * 3 + 63) & ~63; }
 
 static int to_rgb(KeepCtx *c, const AVFrame *f, uint8_t *dst)
 {
@@ -234,7 +251,7 @@ int video_probe(const char *path, double time_limit_s, VideoInfo *info, char *er
     if (decoder_open(&d, path, time_limit_s, info, err, cap)) return -1;
     int rc = 0;
     if (info->frames < 0) { /* no frame count in the container: count by decoding */
-        int64_t n = decode_frames(&d, -1, count_only, NULL, path, err, cap, NULL, 0);
+        int64_t n = decode_frames(&d, -1, count_only, NULL, path, err, cap, NULL, 0, NULL, 0);
         if (n <= 0) { if (n == 0) snprintf(err, cap, "%s: no decodable frames", path); rc = -1; }
         else info->frames = n;
     }
@@ -271,7 +288,7 @@ static int64_t *pts_table(Decoder *d, int64_t *n)
     int64_t *t = NULL, cap = 0;
     *n = 0;
     while (pkt && av_read_frame(d->fmt, pkt) >= 0) {
-        if (pkt->stream_index == d->stream) {
+        if (pkt->stream_index == d->stream && !(pkt->flags & AV_PKT_FLAG_DISCARD)) { /* discarded: before an edit list's start */
             if (pkt->pts == AV_NOPTS_VALUE) { free(t); t = NULL; *n = 0; av_packet_unref(pkt); break; }
             if (*n == cap) {
                 cap = cap ? cap * 2 : 1024;
@@ -290,37 +307,53 @@ static int64_t *pts_table(Decoder *d, int64_t *n)
     return t;
 }
 
-int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *indices, int n, double time_limit_s,
-                        uint8_t *out, char *err, size_t cap)
+/* Whether the decoder can drop a picture nothing refers to without decoding
+ * it, one packet at a time (skip_frame = AVDISCARD_NONREF). */
+static int skips_unreferenced(const AVCodecContext *dec) { return dec->codec_id == AV_CODEC_ID_H264 || dec->codec_id == AV_CODEC_ID_HEVC; }
+
+int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *indices, int n, double time_limit_s, int flags,
+                        uint8_t *out, VideoDecodeStats *stats, char *err, size_t cap)
 {
     Decoder d;
     VideoInfo vi;
     if (decoder_open(&d, path, time_limit_s, &vi, err, cap)) return -1;
     int64_t maxi = 0;
     for (int i = 0; i < n; i++) maxi = indices[i] > maxi ? indices[i] : maxi;
-    KeepCtx c = {.want = indices, .n_want = n, .w = vi.width, .h = vi.height, .stride = (vi.width * 3 + 63) & ~63};
+    if (stats) *stats = (VideoDecodeStats){0};
+    KeepCtx c = {.want = indices, .n_want = n, .w = vi.width, .h = vi.height, .stride = rgb_stride(vi.width)};
     c.slots = calloc((size_t)(n ? n : 1), sizeof(uint8_t *));
     int rc = -1;
     if (!c.slots) { snprintf(err, cap, "%s: out of memory", path); goto done; }
-    int64_t seen = -2, *pts = NULL, n_pts = 0;
-    if (n && indices[0] >= SEEK_MIN_FRAME) { /* seek near the first wanted frame */
+    int64_t seen = -2, *pts = NULL, n_pts = 0, *wanted = NULL;
+    int seek = n && indices[0] >= SEEK_MIN_FRAME; /* seek near the first wanted frame */
+    int skip = n && maxi >= SEEK_MIN_FRAME && !(flags & VIDEO_DECODE_EVERY_FRAME) && skips_unreferenced(d.dec);
+    if (seek || skip) { /* frames by pts: from a seek, or with pictures skipped */
         pts = pts_table(&d, &n_pts);
-        if (pts && indices[0] < n_pts &&
-            av_seek_frame(d.fmt, d.stream, pts[indices[0]], AVSEEK_FLAG_BACKWARD) >= 0) {
+        int n_wanted = 0;
+        if (pts && skip && (wanted = malloc(sizeof(int64_t) * (size_t)n)))
+            for (int i = 0; i < n; i++)
+                if (indices[i] < n_pts) wanted[n_wanted++] = pts[indices[i]]; /* sorted, as indices are */
+        if (pts && (!seek || indices[0] < n_pts) && (!skip || wanted) &&
+            av_seek_frame(d.fmt, d.stream, pts[seek ? indices[0] : 0], AVSEEK_FLAG_BACKWARD) >= 0) {
             avcodec_flush_buffers(d.dec);
-            seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, pts, n_pts);
+            seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, pts, n_pts, wanted, n_wanted);
         }
+        int missing = 0; /* a frame the pts table has but skipping lost (it cannot, unless the stream lies): decode it all */
+        for (int i = 0; wanted && seen >= 0 && i < n; i++) missing |= indices[i] < n_pts && !c.slots[i];
         free(pts);
-        if (seen == -2 || (seen >= 0 && !c.last)) { /* pts did not map, or nothing kept: decode from the start */
+        free(wanted);
+        if (seen == -2 || (seen >= 0 && (!c.last || missing))) { /* pts did not map, or frames missing: decode from the start */
             for (int i = 0; i < n; i++) { free(c.slots[i]); c.slots[i] = NULL; }
             c.last = NULL;
             decoder_close(&d);
             if (decoder_open(&d, path, time_limit_s, &vi, err, cap)) { d.fmt = NULL; d.dec = NULL; goto done; }
             seen = -2;
+            if (stats) stats->decoded_again = 1;
         }
     }
-    if (seen == -2) seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, NULL, 0);
+    if (seen == -2) seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, NULL, 0, NULL, 0);
     if (seen < 0) goto done;
+    if (stats) stats->frames_decoded = seen;
     if (seen == 0 || !c.last) { snprintf(err, cap, "%s: no decodable frames", path); goto done; }
     size_t fsz = (size_t)vi.width * vi.height * 3;
     uint8_t *prev = NULL;

@@ -22,8 +22,16 @@ static inline int video_out_width(const VideoInfo *v) { return v->rotation % 180
 static inline int video_out_height(const VideoInfo *v) { return v->rotation % 180 ? v->width : v->height; }
 
 /* Decodes frames `indices` (presentation order, sorted ascending, repeats
- * allowed) into out: n upright RGB24 frames [n][H][W][3]. */
-int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *indices, int n, double time_limit_s,
-                        uint8_t *out, char *err, size_t cap);
+ * allowed) into out: n upright RGB24 frames [n][H][W][3].  H.264 and HEVC
+ * pictures that nothing refers to are skipped unless asked for;
+ * VIDEO_DECODE_EVERY_FRAME decodes them all (the same frames, slower: the
+ * tests' oracle).  stats (or NULL) gets what the decoder did. */
+enum { VIDEO_DECODE_EVERY_FRAME = 1 };
+typedef struct {
+    int64_t frames_decoded; /* pictures the decoder produced, in the last pass */
+    int decoded_again;      /* 1: the frames by pts did not map (or one went missing), so it decoded from the start */
+} VideoDecodeStats;
+int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *indices, int n, double time_limit_s, int flags,
+                        uint8_t *out, VideoDecodeStats *stats, char *err, size_t cap);
 
 #endif
