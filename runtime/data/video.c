@@ -329,7 +329,7 @@ int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *
     int skip = n && maxi >= SEEK_MIN_FRAME && !(flags & VIDEO_DECODE_EVERY_FRAME) && skips_unreferenced(d.dec);
     if (seek || skip) { /* frames by pts: from a seek, or with pictures skipped */
         pts = pts_table(&d, &n_pts);
-        int n_wanted = 0;
+        int n_wanted = 0, decoded_by_pts = 0;
         if (pts && skip && (wanted = malloc(sizeof(int64_t) * (size_t)n)))
             for (int i = 0; i < n; i++)
                 if (indices[i] < n_pts) wanted[n_wanted++] = pts[indices[i]]; /* sorted, as indices are */
@@ -337,6 +337,7 @@ int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *
             av_seek_frame(d.fmt, d.stream, pts[seek ? indices[0] : 0], AVSEEK_FLAG_BACKWARD) >= 0) {
             avcodec_flush_buffers(d.dec);
             seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, pts, n_pts, wanted, n_wanted);
+            decoded_by_pts = 1;
         }
         int missing = 0; /* a frame the pts table has but skipping lost (it cannot, unless the stream lies): decode it all */
         for (int i = 0; wanted && seen >= 0 && i < n; i++) missing |= indices[i] < n_pts && !c.slots[i];
@@ -348,7 +349,7 @@ int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *
             decoder_close(&d);
             if (decoder_open(&d, path, time_limit_s, &vi, err, cap)) { d.fmt = NULL; d.dec = NULL; goto done; }
             seen = -2;
-            if (stats) stats->decoded_again = 1;
+            if (stats) stats->decoded_again = decoded_by_pts;
         }
     }
     if (seen == -2) seen = decode_frames(&d, maxi, keep_wanted, &c, path, err, cap, NULL, 0, NULL, 0);

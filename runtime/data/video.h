@@ -29,7 +29,7 @@ static inline int video_out_height(const VideoInfo *v) { return v->rotation % 18
 enum { VIDEO_DECODE_EVERY_FRAME = 1 };
 typedef struct {
     int64_t frames_decoded; /* pictures the decoder produced, in the last pass */
-    int decoded_again;      /* 1: the frames by pts did not map (or one went missing), so it decoded from the start */
+    int decoded_again;      /* 1: a pass by pts did not map (or lost a frame), so it decoded again from the start */
 } VideoDecodeStats;
 int video_decode_frames(const char *path, const VideoInfo *info, const int64_t *indices, int n, double time_limit_s, int flags,
                         uint8_t *out, VideoDecodeStats *stats, char *err, size_t cap);
