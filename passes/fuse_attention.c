@@ -114,7 +114,11 @@ static uint64_t chain_key(const Value *src, Node **chain, int n, int transposed)
 {
     uint64_t h = FNV_OFFSET;
     h = fnv1a(h, &transposed, sizeof transposed);
-    h = fnv1a(h, &src->shape, sizeof src->shape);
+    h = fnv1a(h, &src->shape.rank, sizeof src->shape.rank); /* field by field: dims past the rank and Dim's padding hold garbage */
+    for (int i = 0; i < src->shape.rank; i++) {
+        h = fnv1a(h, &src->shape.d[i].n, sizeof src->shape.d[i].n);
+        h = fnv1a(h, &src->shape.d[i].sym, sizeof src->shape.d[i].sym);
+    }
     for (int i = 0; i < n; i++) {
         const Node *c = chain[i];
         h = fnv1a(h, &c->op, sizeof c->op);
