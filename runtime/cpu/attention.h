@@ -17,6 +17,10 @@ typedef struct {
     int failed;
 } AttnArgs;
 
+/* fast_attention.c: 1 sends every forward call to the portable kernel, as
+ * on a CPU without AVX-512 (tests compare both); 0 returns to the fastest. */
+void attention_force_portable(int on);
+
 /* attention_avx512.c: 1 when the AVX-512 kernels run this call
  * (an AVX-512 CPU and a head size of 16, 32, 64 or 128). */
 int attention_avx512_fits(const AttnArgs *a);

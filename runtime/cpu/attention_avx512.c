@@ -9,8 +9,8 @@
  * softmax, whose per-block reductions and rescaling cost as much as the FMAs.
  * Zero-filled frames (boundary 0) are keys with score 0 and no value; masked
  * frames are absent.  Selected at run time when the CPU has AVX-512;
- * fast_attention.c (BLAS) runs everything else.  Also holds the key-set
- * helpers the gradient (attention_grad_avx512.c) shares.  Checked against
+ * fast_attention.c's portable kernel runs everything else.  Also holds the
+ * key-set helpers the gradient (attention_grad_avx512.c) shares.  Checked against
  * ref_attention.c in tests/unit. */
 #include <math.h>
 #include <stdlib.h>
@@ -19,13 +19,6 @@
 
 #if defined(__x86_64__)
 #include "attention_avx512.h"
-
-int64_t attention_key_row(const AttnArgs *a, const int64_t *src, int64_t L, int64_t j)
-{
-    int64_t s = j / a->M, m = j % a->M;
-    if (j >= L || src[s] < 0) return -1;
-    return a->p.seq_first ? m * a->B + src[s] : src[s] * a->M + m;
-}
 
 AVX512 void attention_transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C,
                                      int64_t off, float *panel)
@@ -122,7 +115,7 @@ done:
     free(w.val);
 }
 
-#else /* not x86-64: the BLAS kernel runs everything */
+#else /* not x86-64: the portable kernel (fast_attention.c) runs everything */
 int attention_avx512_fits(const AttnArgs *a) { (void)a; return 0; }
 void attention_avx512_pairs(void *args, int64_t pb, int64_t pe) { (void)args; (void)pb; (void)pe; }
 #endif

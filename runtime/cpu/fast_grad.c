@@ -22,6 +22,22 @@ int openblas_get_num_threads(void);
 void openblas_set_num_threads(int);
 float fast_softmax_row(const float *in, float *out, int64_t len); /* fast_math.c */
 
+/* P [N, ns*M] scores -> probabilities: additive mask, causal mask, softmax per row. */
+static void softmax_rows(const AttentionParams *p, float *P, int64_t N, int64_t M, int ns, const float *mask)
+{
+    int64_t L = ns * M;
+    for (int64_t i = 0; i < N; i++) {
+        float *r = P + i * L;
+        if (mask)
+            for (int s = 0; s < ns; s++)
+                for (int64_t m = 0; m < M; m++) r[s * M + m] += mask[i * M + m];
+        if (p->causal)
+            for (int s = 0; s < ns; s++)
+                for (int64_t m = i + 1; m < M; m++) r[s * M + m] = -INFINITY;
+        fast_softmax_row(r, r, L);
+    }
+}
+
 static void gather_rows(float *dst, const float *src, int64_t rows, int64_t d, int64_t (*row)(const AttnArgs *, int64_t, int64_t, int64_t),
                         const AttnArgs *a, int64_t b, int64_t C, int64_t off)
 {
@@ -57,7 +73,7 @@ static void heads(void *vctx, int64_t hb, int64_t he)
                 gather_rows(Vh + s * M * d, a->V, M, d, krow, a, src[s], a->Cv, p->v_off + h * d);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p->scale, Qh, (int)d, Kh, (int)d, 0.0f, P, (int)L);
-            attention_softmax_rows(p, P, N, M, ns, a->mask);
+            softmax_rows(p, P, N, M, ns, a->mask);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, 1.0f, DOh, (int)d, Vh, (int)d, 0.0f, dP, (int)L);
             for (int64_t i = 0; i < N; i++) {
                 float *pr = P + i * L, *dr = dP + i * L;

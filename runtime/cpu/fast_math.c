@@ -42,12 +42,6 @@ static inline float erf_poly(float x)
     return x < 0 ? -y : y;
 }
 
-#if defined(__x86_64__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#else
-#define VECTOR_CLONES
-#endif
-
 VECTOR_CLONES static void sigmoid_loop(const float *a, float *o, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) o[i] = 1.0f / (1.0f + expf_poly(-a[i]));
@@ -110,18 +104,36 @@ int fast_unary(KernelCtx *k)
     return 0;
 }
 
+/* The largest of a[0..n) (NaNs are passed over), 16 lanes at a time: a
+ * maximum is exact in any order. */
+VECTOR_CLONES static float row_max(const float *a, int64_t n)
+{
+    float lane[16], mx = -INFINITY;
+    for (int k = 0; k < 16; k++) lane[k] = -INFINITY;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) lane[k] = a[i + k] > lane[k] ? a[i + k] : lane[k];
+    for (; i < n; i++) mx = a[i] > mx ? a[i] : mx;
+    for (int k = 0; k < 16; k++) mx = lane[k] > mx ? lane[k] : mx;
+    return mx;
+}
+
+VECTOR_CLONES static void scale_row(float *a, int64_t n, float s)
+{
+    for (int64_t i = 0; i < n; i++) a[i] *= s;
+}
+
 /* Softmax of one contiguous row (in may equal out); shared with fast_attention.c. */
 float fast_softmax_row(const float *in, float *out, int64_t len);
 float fast_softmax_row(const float *in, float *out, int64_t len)
 {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < len; i++) mx = in[i] > mx ? in[i] : mx;
+    float mx = row_max(in, len);
     if (mx == -INFINITY || mx != mx || mx == INFINITY) {
         for (int64_t i = 0; i < len; i++) out[i] = NAN;
         return 0;
     }
     float inv = 1.0f / softmax_row(in, out, len, mx);
-    for (int64_t i = 0; i < len; i++) out[i] *= inv;
+    scale_row(out, len, inv);
     return inv;
 }
 

@@ -18,6 +18,14 @@ typedef struct {
 
 typedef int (*KernelFn)(KernelCtx *k);
 
+/* A loop compiled for AVX-512, AVX2 and plain x86-64, the best chosen at
+ * load (GCC's target clones), at -O3 so that it vectorizes. */
+#if defined(__x86_64__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#else
+#define VECTOR_CLONES
+#endif
+
 extern const KernelFn ref_kernels[OP_COUNT];
 extern const KernelFn fast_kernels[OP_COUNT];
 
@@ -64,7 +72,5 @@ int fast_layernorm_grad(KernelCtx *k);
 int fast_conv_grad(KernelCtx *k);
 /* Key/value source rows for batch row b (-1: zero-filled); returns the count. */
 int attention_sources(const AttentionParams *p, int64_t b, int64_t *src);
-/* P [N, ns*M] scores -> probabilities: additive mask, causal mask, softmax per row. */
-void attention_softmax_rows(const AttentionParams *p, float *P, int64_t N, int64_t M, int ns, const float *mask);
 
 #endif

@@ -10,10 +10,12 @@
  *
  * The encoder (text_features.h), on HMDB-51's names under the 28 templates:
  * sorted by length and cut, the features equal the whole-context run's in
- * the given order, bit for bit, with the cut on and far fewer positions; on
- * an encoder whose attention runs the BLAS path (head dim 8: OpenBLAS picks
- * its kernels by size, so the sums depend on the length), the check on the
- * first batch turns the cut off and the features are still the exact ones. */
+ * the given order, bit for bit, with the cut on and far fewer positions, on
+ * the AVX-512 attention kernel and on the portable one (head dim 8, and
+ * every head size on a CPU without AVX-512); on an encoder whose attention
+ * is not causal (its end-of-text token sees the positions after it, so the
+ * cut changes the features) the check on the first batch turns the cut off
+ * and the features are still the exact ones. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "../../models/clip_builder.h"
 #include "../../models/prompts.h"
 #include "../../models/tokenizer/tokenizer_source.h"
+#include "../../runtime/cpu/attention.h"
 #include "../../runtime/cpu/gemm.h"
 #include "../../runtime/eval/text_features.h"
 #include "../../runtime/model.h"
@@ -200,14 +203,29 @@ static void test_encoder(const char *model, int expect_cut, Precision p)
     string_list_free(&tmpl);
 }
 
+/* A random CLIP text tower (real vocabulary, head dim 32) saved as ONNX at
+ * path (a mkstemps template ending in .onnx); causal 0 drops its attention's
+ * causal mask. */
+static void save_text_tower(char *path, int causal)
+{
+    char err[1024];
+    ClipConfig cfg = {.context = 77, .vocab = 49408, .text_width = 64, .text_layers = 2, .text_heads = 2, .embed = 32};
+    Graph *g = clip_text_graph(&cfg, 5, err, sizeof err);
+    for (int i = 0; g && !causal && i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_attrs; k++)
+            if (!strcmp(g->nodes[i]->attrs[k].name, "causal")) g->nodes[i]->attrs[k].i = 0;
+    int fd = mkstemps(path, 5);
+    CHECK(g && fd >= 0 && onnx_save(g, path, &(OnnxSaveOptions){.external_data = -1}, err, sizeof err) == 0, "%s", err);
+    if (fd >= 0) close(fd);
+    graph_free(g);
+}
+
 int main(void)
 {
     static const struct { const char *name; int64_t vocab; } models[] = {
         {"openai_text_op17", 1000}, {"openai_text_op14", 1000}, {"openai_text_dynamo", 1000},
         {"hf_text_op17", 1000}, {"hf_text_op14", 1000},
     };
-    /* (openai_text_fullvocab's head dim is 8: its attention runs the BLAS
-     * path, where the cut is not exact; test_encoder shows the check) */
     int bf16 = gemm_available(DT_BF16);
     if (!bf16) printf("bf16 cases SKIPPED: this CPU has no AVX512-BF16 (the CPU backend refuses bf16 here)\n");
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
@@ -216,17 +234,21 @@ int main(void)
     }
     test_sharing();
     test_refusals();
-    /* a CLIP text tower of the real vocabulary with head dim 32 (the AVX-512 attention kernel) */
-    char err[1024], path[] = "/tmp/vclip-test-cut-XXXXXX.onnx";
-    ClipConfig cfg = {.context = 77, .vocab = 49408, .text_width = 64, .text_layers = 2, .text_heads = 2, .embed = 32};
-    Graph *g = clip_text_graph(&cfg, 5, err, sizeof err);
-    int fd = mkstemps(path, 5);
-    CHECK(g && fd >= 0 && onnx_save(g, path, &(OnnxSaveOptions){.external_data = -1}, err, sizeof err) == 0, "%s", err);
-    if (fd >= 0) close(fd);
-    graph_free(g);
+    /* a CLIP text tower of the real vocabulary with head dim 32 (the AVX-512 attention kernel, and the portable one) */
+    char path[] = "/tmp/vclip-test-cut-XXXXXX.onnx";
+    save_text_tower(path, 1);
     test_encoder(path, 1, PRECISION_FP32);
     if (bf16) test_encoder(path, 1, PRECISION_BF16);
+    attention_force_portable(1);
+    test_encoder(path, 1, PRECISION_FP32);
+    attention_force_portable(0);
     unlink(path);
-    test_encoder(FIXTURES "openai_text_fullvocab/model.onnx", 0, PRECISION_FP32);
+    /* head dim 8: the portable kernel on every CPU */
+    test_encoder(FIXTURES "openai_text_fullvocab/model.onnx", 1, PRECISION_FP32);
+    /* the same tower without its causal mask: the cut is caught */
+    char open_path[] = "/tmp/vclip-test-cut-XXXXXX.onnx";
+    save_text_tower(open_path, 0);
+    test_encoder(open_path, 0, PRECISION_FP32);
+    unlink(open_path);
     return TEST_SUMMARY();
 }

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "compare.h"
 #include "../../ir/ops.h"
+#include "../../runtime/cpu/attention.h"
 #include "../../runtime/cpu/gemm.h"
 #include "../../runtime/cpu/session.h"
 
@@ -349,23 +350,31 @@ static void test_attention(void)
         {16, 17, 2, 64, 1, 0, 0, 1, 8, 1, 1}, /* masked boundary */
         {8, 9, 1, 128, 0, 0, 0, 0, 4, 2, 0},
         {5, 1, 1, 16, 0, 0, 0, 0, 0, 0, 0},   /* one token */
+        /* more for the portable kernel: keys past one block, causal with a mask, causal over a window */
+        {2, 40, 2, 8, 0, 1, 1, 0, 0, 0, 0},
+        {16, 5, 2, 8, 0, 1, 0, 0, 8, 1, 0},
     };
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        int B = cases[c].B, N = cases[c].N, H = cases[c].heads, d = cases[c].d, C = H * d;
-        int64_t ch = cases[c].packed ? 3 * C + 5 : C + 3; /* extra channels: offsets must be honoured */
-        int64_t dims[3] = {cases[c].seq_first ? N : B, cases[c].seq_first ? B : N, ch}, md[2] = {N, N};
+    /* every case on the fastest kernel, then on the portable one (what a CPU without AVX-512 runs) */
+    for (size_t c = 0; c < 2 * (sizeof cases / sizeof *cases); c++) {
+        int portable = c >= sizeof cases / sizeof *cases;
+        attention_force_portable(portable);
+        size_t e = c % (sizeof cases / sizeof *cases);
+        int B = cases[e].B, N = cases[e].N, H = cases[e].heads, d = cases[e].d, C = H * d;
+        int64_t ch = cases[e].packed ? 3 * C + 5 : C + 3; /* extra channels: offsets must be honoured */
+        int64_t dims[3] = {cases[e].seq_first ? N : B, cases[e].seq_first ? B : N, ch}, md[2] = {N, N};
         Tensor *x = rand_tensor(3, dims), *y = rand_tensor(3, dims), *z = rand_tensor(3, dims), *m = rand_tensor(2, md);
-        Tensor *ins[4] = {x, cases[c].packed ? x : y, cases[c].packed ? x : z, m};
-        Graph *g = one_node(OP_ATTENTION, cases[c].mask ? 4 : 3, ins);
-        set_attention_attrs(g->nodes[0], H, d, cases[c].packed ? 1 : 2, cases[c].packed ? 1 + C : 0,
-                            cases[c].packed ? 1 + 2 * C : 3, 0.35f, cases[c].causal, cases[c].seq_first, cases[c].frames,
-                            cases[c].window, cases[c].boundary);
+        Tensor *ins[4] = {x, cases[e].packed ? x : y, cases[e].packed ? x : z, m};
+        Graph *g = one_node(OP_ATTENTION, cases[e].mask ? 4 : 3, ins);
+        set_attention_attrs(g->nodes[0], H, d, cases[e].packed ? 1 : 2, cases[e].packed ? 1 + C : 0,
+                            cases[e].packed ? 1 + 2 * C : 3, 0.35f, cases[e].causal, cases[e].seq_first, cases[e].frames,
+                            cases[e].window, cases[e].boundary);
         char what[64];
-        snprintf(what, sizeof what, "attention case %zu", c);
+        snprintf(what, sizeof what, "attention case %zu%s", e, portable ? " (portable kernel)" : "");
         compare_fast_ref(g, what);
         graph_free(g);
         tensor_free(x); tensor_free(y); tensor_free(z); tensor_free(m);
     }
+    attention_force_portable(0);
 }
 
 /* Zero-filled neighbours by hand: one head, d=1, N=M=1, T=2, window 1.
