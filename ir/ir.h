@@ -74,9 +74,19 @@ int64_t dims_numel_checked(int rank, const int64_t *dims);
 double tensor_get_f64(const Tensor *t, int64_t i);  /* any dtype */
 int64_t tensor_get_i64(const Tensor *t, int64_t i); /* any dtype */
 void tensor_set_f64(Tensor *t, int64_t i, double v);
-/* bf16 <-> f32, rounding to nearest even (NaN stays NaN). */
-uint16_t float_to_bf16(float f);
-float bf16_to_float(uint16_t h);
+/* bf16 <-> f32, rounding to nearest even (NaN stays NaN, quietened).
+ * Inline and branch-free, so that loops over weights vectorize. */
+static inline uint16_t float_to_bf16(float f)
+{
+    union { float f; uint32_t u; } v = {f};
+    uint32_t x = v.u, rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16, quiet = (x >> 16) | 0x40u;
+    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+}
+static inline float bf16_to_float(uint16_t h)
+{
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
 
 typedef enum {
     ATTR_INT, ATTR_FLOAT, ATTR_STRING, ATTR_INTS, ATTR_FLOATS, ATTR_TENSOR, ATTR_STRINGS

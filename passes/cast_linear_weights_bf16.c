@@ -18,9 +18,20 @@ static Value *bf16_copy(Graph *g, const Value *w)
     const float *src = t->data;
     uint16_t *dst = b->data;
     for (int64_t q = 0; q < P; q++)
-        for (int64_t k = 0; k < 2 * K2; k++)
-            for (int64_t j = 0; j < LINEAR_PANEL; j++)
-                dst[((q * K2 + k / 2) * LINEAR_PANEL + j) * 2 + k % 2] = k < K ? float_to_bf16(src[(q * K + k) * LINEAR_PANEL + j]) : 0;
+        for (int64_t k2 = 0; k2 < K2; k2++) { /* rows 2 k2 and 2 k2 + 1 of the panel, interleaved */
+            const float *even = src + (q * K + 2 * k2) * LINEAR_PANEL, *odd = even + LINEAR_PANEL;
+            uint16_t *d = dst + (q * K2 + k2) * LINEAR_PANEL * 2;
+            if (2 * k2 + 1 < K)
+                for (int64_t j = 0; j < LINEAR_PANEL; j++) {
+                    d[2 * j] = float_to_bf16(even[j]);
+                    d[2 * j + 1] = float_to_bf16(odd[j]);
+                }
+            else
+                for (int64_t j = 0; j < LINEAR_PANEL; j++) {
+                    d[2 * j] = float_to_bf16(even[j]);
+                    d[2 * j + 1] = 0;
+                }
+        }
     return new_const(g, w->name, "_bf16", b);
 }
 

@@ -1,6 +1,7 @@
 /* test_ir.c — IR invariants: dim algebra, symbolic shape inference through
  * an exporter-style Shape->Gather->Concat->Reshape chain, .npy round trips,
- * external-data path rules and the verifier. */
+ * external-data path rules, the verifier and bf16 rounding. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -174,6 +175,57 @@ static void test_external_paths(void)
     rmdir(dir);
 }
 
+/* float_to_bf16 against rounding done in double arithmetic: the two bf16
+ * values around a float (its truncation and the next one up in magnitude),
+ * the nearer one, ties to the even mantissa.  Edge patterns first (ties,
+ * just off ties, the largest finite floats, infinities, NaNs, denormals,
+ * zeros), then 2^20 random bit patterns. */
+static uint16_t bf16_by_value(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if (isnan(f)) return (uint16_t)((x >> 16) | 0x40);
+    uint32_t lo_bits = x & 0xffff0000u, hi_bits = lo_bits + 0x10000u; /* magnitude up; past the largest: infinity */
+    float lo, hi;
+    memcpy(&lo, &lo_bits, 4);
+    memcpy(&hi, &hi_bits, 4);
+    if (isinf(f)) return (uint16_t)(x >> 16);
+    /* an infinite neighbour stands for 2^128, the next value up were the exponent unbounded */
+    double dlo = fabs((double)f - lo), dhi = isinf(hi) ? 0x1p128 - fabs((double)f) : fabs((double)f - hi);
+    uint32_t pick = dlo < dhi ? lo_bits : dhi < dlo ? hi_bits : ((lo_bits >> 16) & 1) ? hi_bits : lo_bits;
+    return (uint16_t)(pick >> 16);
+}
+
+static void test_bf16_rounding(void)
+{
+    static const uint32_t edges[] = {0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf808000, 0xbf818000, 0x7f7fffff,
+                                     0x7f7f8000, 0x7f7f7fff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7f800001, 0x7fc00000,
+                                     0xffffffff, 0x00000001, 0x00008000, 0x00018000, 0x007fffff, 0x80000000, 0x00000000,
+                                     0x3f800000, 0x477fe000, 0x0080ffff};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        float f;
+        memcpy(&f, &edges[i], 4);
+        uint16_t got = float_to_bf16(f), want = bf16_by_value(f);
+        CHECK(got == want, "float bits 0x%08x -> bf16 0x%04x, want 0x%04x", (unsigned)edges[i], got, want);
+        CHECK(isnan(f) == isnan(bf16_to_float(got)), "NaN 0x%08x must stay NaN", (unsigned)edges[i]);
+    }
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 1 << 20; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint32_t x = (uint32_t)(s >> 11);
+        float f;
+        memcpy(&f, &x, 4);
+        uint16_t got = float_to_bf16(f), want = bf16_by_value(f);
+        if (got != want && bad++ < 5) CHECK(0, "float bits 0x%08x -> bf16 0x%04x, want 0x%04x", (unsigned)x, got, want);
+        uint32_t back;
+        float r = bf16_to_float(got);
+        memcpy(&back, &r, 4);
+        if (back != (uint32_t)got << 16 && bad++ < 5) CHECK(0, "bf16 0x%04x widens to 0x%08x", got, (unsigned)back);
+    }
+    CHECK(!bad, "%d of 2^20 random floats rounded differently", bad);
+}
+
 int main(void)
 {
     test_dims();
@@ -181,5 +233,6 @@ int main(void)
     test_topo_sort();
     test_npy_roundtrip();
     test_external_paths();
+    test_bf16_rounding();
     return TEST_SUMMARY();
 }
