@@ -13,6 +13,11 @@
  * along the key axis.  boundary=0 ("zero") fills frames outside the clip with
  * zero keys and values (they still take softmax mass with logit 0, as the
  * released code does); boundary=1 ("mask") leaves them out.
+ *
+ * bf16=1 (the CPU's bf16 inference path, passes/mark_bf16_gemms.c): q, k
+ * and v are rounded to bf16 (nearest even) and their products summed in
+ * f32, scale applied to the sum; the softmax is f32, and its probabilities
+ * are rounded to bf16 before they weight v.
  */
 #include "ops.h"
 
@@ -30,6 +35,7 @@ int op_attention_params(InferCtx *c, AttentionParams *p)
     p->frames = node_attr_i(n, "frames", 0);
     p->window = node_attr_i(n, "window", 0);
     p->boundary = (int)node_attr_i(n, "boundary", 0);
+    p->bf16 = node_attr_i(n, "bf16", 0) != 0;
     if (p->heads < 1 || p->head_dim < 1) return infer_fail(c, "num_heads and head_dim must be positive");
     if (p->frames < 0 || p->window < 0 || p->window > 64 || p->boundary < 0 || p->boundary > 1)
         return infer_fail(c, "bad temporal attributes (frames %lld, window %lld, boundary %d)", (long long)p->frames,

@@ -122,6 +122,7 @@ typedef struct {
     int64_t heads, head_dim, q_off, k_off, v_off, frames, window;
     float scale;
     int causal, seq_first, boundary; /* boundary: 0 zero-filled, 1 masked */
+    int bf16;                        /* q, k, v and the probabilities rounded to bf16 (infer_attention.c) */
 } AttentionParams;
 int op_attention_params(InferCtx *c, AttentionParams *p);
 

@@ -22,10 +22,10 @@ enum { CLI_OPT_TARGET = 0x100, CLI_OPT_PRECISION };
 #define CLI_COMPILE_OPTIONS {"target", 1, 0, CLI_OPT_TARGET}, {"precision", 1, 0, CLI_OPT_PRECISION}
 #define CLI_COMPILE_HELP                                                                                  \
     "  --target cpu|cuda   where the model runs (default cpu; cuda: device 0, a clear error without one)\n" \
-    "  --precision auto|fp32|bf16|fp16   GEMM inputs, sums in f32.  auto (the\n"              \
-    "                      default): bf16 where the CPU multiplies bf16 natively (AVX512-BF16,\n" \
-    "                      AMX), else fp32; fp32 on cuda for now.  fp32 for exact work; fp16 is\n" \
-    "                      for cuda\n"
+    "  --precision auto|fp32|bf16|fp16   GEMM inputs (on the CPU also attention's, except\n"     \
+    "                      in training), sums in f32.  auto (the default): bf16 where the CPU\n"  \
+    "                      multiplies bf16 natively (AVX512-BF16, AMX), else fp32; fp32 on cuda\n" \
+    "                      for now.  fp32 for exact work; fp16 is for cuda\n"
 /* Applies one of them to co: 0, or 2 (the usage-error status) with the
  * message printed as "TOOL: ...". */
 int cli_compile_arg(const char *tool, int code, const char *arg, CompileOptions *co);

@@ -59,7 +59,31 @@ void attention_bias_row(const AttnArgs *a, int64_t L, int64_t Lp, int64_t i, flo
 int attention_avx512_fits(const AttnArgs *a)
 {
     int64_t d = a->p.head_dim;
-    return (d == 16 || d == 32 || d == 64 || d == 128) && __builtin_cpu_supports("avx512f");
+    return (d == 16 || d == 32 || d == 64 || d == 128) && __builtin_cpu_supports("avx512f") &&
+           (!a->p.bf16 || (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16")));
+}
+
+/* Pair (b, h)'s query, key and value channels into L2, asked for while the
+ * pair before it computes: rows lie a whole QKV row apart (9 KB in ViT-B),
+ * which the hardware prefetchers do not follow, and a batch's QKV (44 MB for
+ * an eval batch of 96 frames) outgrows L3. */
+AVX512 static void prefetch_pair(const AttnArgs *a, int64_t b, int64_t h)
+{
+    const AttentionParams *p = &a->p;
+    int64_t d = p->head_dim, src[2 * 64 + 1];
+    int64_t L = attention_sources(p, b, src) * a->M;
+    for (int64_t j = 0; j < L; j++) {
+        int64_t row = attention_key_row(a, src, L, j);
+        if (row < 0) continue;
+        for (int64_t c = 0; c < d; c += 16) {
+            _mm_prefetch((const char *)(a->K + row * a->Ck + p->k_off + h * d + c), _MM_HINT_T1);
+            _mm_prefetch((const char *)(a->V + row * a->Cv + p->v_off + h * d + c), _MM_HINT_T1);
+        }
+    }
+    for (int64_t i = 0; i < a->N; i++) {
+        int64_t row = p->seq_first ? i * a->B + b : b * a->N + i;
+        for (int64_t c = 0; c < d; c += 16) _mm_prefetch((const char *)(a->Q + row * a->Cq + p->q_off + h * d + c), _MM_HINT_T1);
+    }
 }
 
 typedef struct {
@@ -99,9 +123,139 @@ INLINE_AVX512 void attention_pair(const AttnArgs *a, const PairBuffers *w, int64
     }
 }
 
+/* ---- bf16 (attribute bf16, on AVX512-BF16): each dot product is d / 2
+ * pair products (vdpbf16ps) instead of d FMAs.  The keys' panel holds
+ * words of channel pairs [d / 2, Lp]: each key row rounded to bf16, then
+ * 16 keys x 16 words transposed like floats.  The values are re-laid as
+ * words of key pairs [Lp / 2, d] (rows 2t and 2t + 1 interleaved), so the
+ * weighted sums take two keys per instruction against a broadcast pair of
+ * probabilities.  Scores, softmax and sums stay f32. */
+typedef struct {
+    uint32_t *kw;      /* [d / 2, Lp] */
+    uint32_t *vw;      /* [Lp / 2, d] */
+    uint32_t *staging; /* 16 rounded key rows of d / 2 words */
+    float *scores, *bias;
+} PairBuffersBf16;
+
+/* n floats (a multiple of 16) -> n / 2 words of bf16 pairs, in order; NULL: zeros */
+INLINE_AVX512_BF16 void round_row_bf16(const float *x, int64_t n, uint32_t *out)
+{
+    for (int64_t c = 0; c < n; c += 16)
+        _mm256_storeu_si256((__m256i *)((uint16_t *)out + c), x ? (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + c)) : _mm256_setzero_si256());
+}
+
+INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffersBf16 *w, int64_t b, int64_t h, const int NV)
+{
+    const AttentionParams *p = &a->p;
+    int64_t B = a->B, N = a->N, d = 16 * NV, d2 = 8 * NV, src[2 * 64 + 1];
+    int ns = attention_sources(p, b, src);
+    int64_t L = ns * a->M, Lp = attention_padded(L);
+    for (int64_t j0 = 0; j0 < Lp; j0 += ATTN_BLOCK) { /* the keys' panel */
+        const float *words[ATTN_BLOCK];
+        for (int64_t j = 0; j < ATTN_BLOCK; j++) {
+            int64_t row = attention_key_row(a, src, L, j0 + j);
+            round_row_bf16(row < 0 ? NULL : a->K + row * a->Ck + p->k_off + h * d, d, w->staging + j * d2);
+        }
+        for (int64_t c0 = 0; c0 < d2; c0 += 16) {
+            for (int r = 0; r < ATTN_BLOCK; r++) words[r] = (const float *)(w->staging + r * d2 + c0);
+            transpose_16x16(words, (float *)(w->kw + c0 * Lp + j0), Lp);
+        }
+    }
+    for (int64_t t = 0; t < L; t += 2) { /* the values' key pairs */
+        int64_t r0 = attention_key_row(a, src, L, t), r1 = t + 1 < L ? attention_key_row(a, src, L, t + 1) : -1;
+        const float *v0 = r0 < 0 ? NULL : a->V + r0 * a->Cv + p->v_off + h * d, *v1 = r1 < 0 ? NULL : a->V + r1 * a->Cv + p->v_off + h * d;
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_si512(w->vw + t / 2 * d + 16 * v, bf16_pairs16(v0 ? _mm512_loadu_ps(v0 + 16 * v) : _mm512_setzero_ps(),
+                                                                      v1 ? _mm512_loadu_ps(v1 + 16 * v) : _mm512_setzero_ps()));
+    }
+    int per_row = a->mask || p->causal;
+    if (!per_row) attention_bias_row(a, L, Lp, 0, w->bias);
+    uint32_t qw[ROWS][64] __attribute__((aligned(64)));
+    for (int64_t i0 = 0; i0 < N; i0 += ROWS) {
+        float *orow[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            int64_t i = i0 + r < N ? i0 + r : N - 1, row = p->seq_first ? i * B + b : b * N + i;
+            round_row_bf16(a->Q + row * a->Cq + p->q_off + h * d, d, qw[r]);
+            orow[r] = i0 + r < N ? a->O + row * a->Co + h * d : NULL;
+            if (per_row) attention_bias_row(a, L, Lp, i, w->bias + r * Lp);
+        }
+        int64_t n = Lp, last = (i0 + ROWS < N ? i0 + ROWS : N);
+        if (p->causal && ns == 1 && attention_padded(last) < n) n = attention_padded(last);
+        for (int64_t kb = 0; kb < n; kb += ATTN_BLOCK) { /* scores: scale * q.k + bias */
+            __m512 s[ROWS];
+            #pragma GCC unroll 4
+            for (int r = 0; r < ROWS; r++) s[r] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < d2; c++) {
+                __m512bh k = (__m512bh)_mm512_loadu_si512(w->kw + c * Lp + kb);
+                #pragma GCC unroll 4
+                for (int r = 0; r < ROWS; r++) s[r] = _mm512_dpbf16_ps(s[r], (__m512bh)_mm512_set1_epi32((int)qw[r][c]), k);
+            }
+            #pragma GCC unroll 4
+            for (int r = 0; r < ROWS; r++)
+                _mm512_store_ps(w->scores + r * Lp + kb,
+                                _mm512_fmadd_ps(s[r], _mm512_set1_ps(p->scale), _mm512_loadu_ps(w->bias + (per_row ? r * Lp : 0) + kb)));
+        }
+        int64_t nv = n < L ? n : L, pairs = (nv + 1) / 2;
+        uint32_t *prob = w->staging; /* ROWS rows of Lp / 2 words: the probabilities, rounded */
+        for (int r = 0; r < ROWS; r++) {
+            softmax_row(w->scores + r * Lp, n);
+            round_row_bf16(w->scores + r * Lp, n, prob + r * (Lp / 2));
+        }
+        __m512 acc[ROWS][8];
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++)
+            #pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int64_t t = 0; t < pairs; t++) {
+            __m512bh x[8];
+            #pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) x[v] = (__m512bh)_mm512_loadu_si512(w->vw + t * d + 16 * v);
+            #pragma GCC unroll 4
+            for (int r = 0; r < ROWS; r++) {
+                __m512bh pr = (__m512bh)_mm512_set1_epi32((int)prob[r * (Lp / 2) + t]);
+                #pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], pr, x[v]);
+            }
+        }
+        for (int r = 0; r < ROWS; r++)
+            if (orow[r])
+                #pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) _mm512_storeu_ps(orow[r] + 16 * v, acc[r][v]);
+    }
+}
+
+AVX512_BF16 static void attention_avx512_bf16_pairs(AttnArgs *a, int64_t pb, int64_t pe)
+{
+    int64_t d = a->p.head_dim, H = a->p.heads, Lmax = (2 * a->p.window + 1) * a->M;
+    int64_t Lp = attention_padded(Lmax);
+    PairBuffersBf16 w;
+    /* panel d/2 x Lp, values Lp/2 x d, staging (16 key rows or ROWS probability rows), scores and bias */
+    size_t staging = (size_t)(ATTN_BLOCK * d / 2 > ROWS * Lp / 2 ? ATTN_BLOCK * d / 2 : ROWS * Lp / 2);
+    w.kw = aligned_alloc(64, sizeof(uint32_t) * ((size_t)(d * Lp) + staging) + sizeof(float) * (size_t)(2 * ROWS * Lp));
+    if (!w.kw) { a->failed = 1; return; }
+    w.vw = w.kw + d / 2 * Lp;
+    w.staging = w.vw + Lp / 2 * d;
+    w.scores = (float *)(w.staging + staging);
+    w.bias = w.scores + ROWS * Lp;
+    for (int64_t pair = pb; pair < pe; pair++) {
+        if (pair + 1 < pe) prefetch_pair(a, (pair + 1) / H, (pair + 1) % H);
+        switch (d / 16) {
+        case 1: attention_pair_bf16(a, &w, pair / H, pair % H, 1); break;
+        case 2: attention_pair_bf16(a, &w, pair / H, pair % H, 2); break;
+        case 4: attention_pair_bf16(a, &w, pair / H, pair % H, 4); break;
+        default: attention_pair_bf16(a, &w, pair / H, pair % H, 8); break;
+        }
+    }
+    free(w.kw);
+}
+
 AVX512 void attention_avx512_pairs(void *args, int64_t pb, int64_t pe)
 {
     AttnArgs *a = args;
+    if (a->p.bf16) {
+        attention_avx512_bf16_pairs(a, pb, pe);
+        return;
+    }
     int64_t d = a->p.head_dim, H = a->p.heads, Lmax = (2 * a->p.window + 1) * a->M;
     int64_t Lp = attention_padded(Lmax);
     PairBuffers w;
@@ -110,12 +264,15 @@ AVX512 void attention_avx512_pairs(void *args, int64_t pb, int64_t pe)
     if (!w.kt || !w.val) { a->failed = 1; goto done; }
     w.scores = w.kt + d * Lp;
     w.bias = w.scores + ROWS * Lp;
-    for (int64_t pair = pb; pair < pe; pair++) switch (d / 16) {
+    for (int64_t pair = pb; pair < pe; pair++) {
+        if (pair + 1 < pe) prefetch_pair(a, (pair + 1) / H, (pair + 1) % H);
+        switch (d / 16) {
         case 1: attention_pair(a, &w, pair / H, pair % H, 1); break;
         case 2: attention_pair(a, &w, pair / H, pair % H, 2); break;
         case 4: attention_pair(a, &w, pair / H, pair % H, 4); break;
         default: attention_pair(a, &w, pair / H, pair % H, 8); break;
         }
+    }
 done:
     free(w.kt);
     free(w.val);

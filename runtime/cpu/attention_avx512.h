@@ -17,6 +17,7 @@
 
 #define ROWS 4 /* rows per pass: four accumulators cover the FMA latency */
 #define INLINE_AVX512 AVX512 static inline __attribute__((always_inline))
+#define INLINE_AVX512_BF16 AVX512_BF16 static inline __attribute__((always_inline))
 
 /* 16 rows of 16 floats -> out[c * ld + r] (row r, column c): a transpose in
  * registers (32-bit pairs, 64-bit pairs, then 128-bit lanes). */

@@ -1,5 +1,5 @@
 /* avx512_math.h — 16-lane exp, erf and the GELU activations for the
- * AVX-512 kernels (attention_avx512.h, gemm.c).  Same range reduction,
+ * AVX-512 kernels (attention_avx512.h, gemm.c), and their bf16 pairing.  Same range reduction,
  * polynomials and error as the scalar ones in fast_math.c.  Only for
  * functions compiled with the AVX512 target attribute, after a run-time
  * check that the CPU has it. */
@@ -9,10 +9,22 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 
 #define AVX512 __attribute__((target("avx512f,fma")))
 #define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,fma")))
 #define AMX_BF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16,fma")))
+
+/* Two rows of 16 floats -> 16 words of bf16 pairs: word c holds even[c] in
+ * its low half and odd[c] in its high half (the k pairs of the bf16 GEMM's
+ * panels, the key pairs of bf16 attention's values), rounded to nearest
+ * even (cvtne2ps; denormals become zero), interleaved by vpermw. */
+AVX512_BF16 static inline __m512i bf16_pairs16(__m512 even, __m512 odd)
+{
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), (__m512i)_mm512_cvtne2ps_pbh(odd, even));
+}
 
 /* e^x; -inf gives exactly 0 */
 AVX512 static inline __m512 exp16(__m512 x)

@@ -210,6 +210,7 @@ int fast_attention(KernelCtx *k)
         parallel_for(a.B * a.p.heads, 1, attention_avx512_pairs, &a);
         return a.failed ? kernel_fail(k, "out of memory") : 0;
     }
+    if (a.p.bf16) return ref_attention(k); /* bf16 needs AVX512-BF16 and a head size of 16-128 (auto asks for it only there) */
     parallel_for(a.B * a.p.heads, 1, attention_pairs, &a);
     return a.failed ? kernel_fail(k, "out of memory") : 0;
 }

@@ -196,17 +196,12 @@ int gemm_kernel_runs(GemmKernel k)
  * 16 columns' pairs are transposed in registers.  Past N and K: zeros.  Same rounding as
  * float_to_bf16 (nearest even), except that denormals become zero. */
 AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q);
-/* vpermw's order that interleaves two rounded rows (cvtne2ps: the first in
- * words 0-15, the second in 16-31) into k pairs */
-static const uint16_t pair_order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
 AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe)
 {
     if (p->transposed) {
         for (int64_t q = qb; q < qe; q++) pack_panel_bf16_transposed(p, q);
         return;
     }
-    __m512i idx = _mm512_loadu_si512(pair_order);
     int64_t K = p->K, N = p->N, K2 = (K + 1) / 2;
     for (int64_t k2 = 0; k2 < K2; k2++)
         for (int64_t q = qb; q < qe; q++)
@@ -215,8 +210,7 @@ AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, 
                 __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
                 const float *r = p->B + 2 * k2 * N + n;
                 __m512 r0 = _mm512_maskz_loadu_ps(m, r), r1 = 2 * k2 + 1 < K ? _mm512_maskz_loadu_ps(m, r + N) : _mm512_setzero_ps();
-                __m512i v = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(r1, r0));
-                _mm512_storeu_si512(p->panels + (q * K2 + k2) * 2 * NR + 32 * h, v);
+                _mm512_storeu_si512(p->panels + (q * K2 + k2) * 2 * NR + 32 * h, bf16_pairs16(r0, r1));
             }
 }
 
@@ -369,7 +363,6 @@ AVX512 static void pack_a_t(const float *A, int64_t lda, int64_t mc, int64_t kc,
  * into MR words (the same rounding as pack_a_bf16) */
 AVX512_BF16 static void pack_a_bf16_t(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
 {
-    __m512i idx = _mm512_loadu_si512(pair_order);
     int64_t kp = (kc + 1) / 2;
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
         uint32_t *d = Ap + i0 * kp;
@@ -377,8 +370,7 @@ AVX512_BF16 static void pack_a_bf16_t(const float *A, int64_t lda, int64_t mc, i
         for (int64_t p = 0; p < kp; p++) {
             const float *r = A + 2 * p * lda + i0;
             __m512 r0 = _mm512_maskz_loadu_ps(m, r), r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_ps(m, r + lda) : _mm512_setzero_ps();
-            __m512i v = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(r1, r0));
-            _mm512_mask_storeu_epi32(d + p * MR, (1u << MR) - 1, v);
+            _mm512_mask_storeu_epi32(d + p * MR, (1u << MR) - 1, bf16_pairs16(r0, r1));
         }
     }
 }

@@ -1,10 +1,13 @@
 /* ref_attention.c — the reference ai.vclip.Attention (see
  * ir/infer_attention.c): loops and double precision, written straight from
  * the definition so it can be the oracle for the fast kernel and for the
- * fusion.  Zero-filled frames give logit 0 (plus any mask) and value 0. */
+ * fusion.  Zero-filled frames give logit 0 (plus any mask) and value 0.
+ * bf16=1 rounds q, k, v and the normalised probabilities to bf16 first. */
 #include <math.h>
 #include <stdlib.h>
 #include "kernels.h"
+
+static float rounded(float x, int bf16) { return bf16 ? bf16_to_float(float_to_bf16(x)) : x; }
 
 int ref_attention(KernelCtx *k)
 {
@@ -36,7 +39,7 @@ int ref_attention(KernelCtx *k)
                         if (src[s] >= 0) {
                             int64_t krow = p.seq_first ? (m * B + src[s]) * Ck : (src[s] * M + m) * Ck;
                             const float *kv = K + krow + p.k_off + h * d;
-                            for (int64_t j = 0; j < d; j++) l += (double)qv[j] * kv[j];
+                            for (int64_t j = 0; j < d; j++) l += (double)rounded(qv[j], p.bf16) * rounded(kv[j], p.bf16);
                             l *= p.scale;
                         }
                         if (mask) l += ((const float *)mask->data)[i * M + m];
@@ -53,10 +56,11 @@ int ref_attention(KernelCtx *k)
                         if (src[s] < 0) continue;
                         for (int64_t m = 0; m < M; m++) {
                             int64_t vrow = p.seq_first ? (m * B + src[s]) * Cv : (src[s] * M + m) * Cv;
-                            acc += logit[s * M + m] * V[vrow + p.v_off + h * d + j];
+                            float w = rounded((float)(logit[s * M + m] / sum), p.bf16), x = rounded(V[vrow + p.v_off + h * d + j], p.bf16);
+                            acc += p.bf16 ? (double)w * x : logit[s * M + m] * x;
                         }
                     }
-                    O[orow + h * d + j] = (float)(acc / sum);
+                    O[orow + h * d + j] = (float)(p.bf16 ? acc : acc / sum);
                 }
             }
     }
