@@ -20,6 +20,7 @@ APT_PACKAGES=(
     libjpeg-dev libcurl4-openssl-dev        # pseudo-captions: frames as JPEG, HTTP to model servers
     cmake g++                               # the caption tests' llama.cpp server, built below
     ffmpeg                                  # the tests make their own test videos with it
+    valgrind                                # memcheck over decoding and compiling (tests/test_valgrind.py)
     libopenmpi-dev openmpi-bin              # data-parallel training: mpicc builds the MPI plugin, mpirun launches
     python3 python3-venv                    # the tests' virtual environment (.venv)
 )
