@@ -156,10 +156,13 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
             int64_t row = attention_key_row(a, src, L, j0 + j);
             round_row_bf16(row < 0 ? NULL : a->K + row * a->Ck + p->k_off + h * d, d, w->staging + j * d2);
         }
-        for (int64_t c0 = 0; c0 < d2; c0 += 16) {
+        for (int64_t c0 = 0; c0 + 16 <= d2; c0 += 16) {
             for (int r = 0; r < ATTN_BLOCK; r++) words[r] = (const float *)(w->staging + r * d2 + c0);
             transpose_16x16(words, (float *)(w->kw + c0 * Lp + j0), Lp);
         }
+        if (d2 < 16) /* head size 16: 8 words a key */
+            for (int64_t c = 0; c < d2; c++)
+                for (int r = 0; r < ATTN_BLOCK; r++) w->kw[c * Lp + j0 + r] = w->staging[r * d2 + c];
     }
     for (int64_t t = 0; t < L; t += 2) { /* the values' key pairs */
         int64_t r0 = attention_key_row(a, src, L, t), r1 = t + 1 < L ? attention_key_row(a, src, L, t + 1) : -1;

@@ -13,7 +13,9 @@
  * bit for bit here too.  (OpenBLAS, which ran this before, picks its kernels
  * by size: the cut was never exact off AVX-512, and encode-text then ran
  * every batch at the whole context.)  Zero-filled frames are keys of score 0
- * and no value.  Checked against ref_attention.c in tests/unit/test_kernels.c. */
+ * and no value.  bf16 = 1 rounds the keys in the panel, the query rows, the
+ * values (into a copy) and the probabilities.  Checked against
+ * ref_attention.c in tests/unit/test_kernels.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,10 +118,20 @@ FMA_CLONES static void weighted_rows(const float *p, int64_t Lp, const float *co
     }
 }
 
+static float bf16_rounded(float x) { return bf16_to_float(float_to_bf16(x)); }
+
+/* bf16 = 1: n floats rounded to bf16 into out */
+static void round_bf16(const float *x, int64_t n, float *out)
+{
+    for (int64_t i = 0; i < n; i++) out[i] = bf16_rounded(x[i]);
+}
+
 /* The keys of head h into the panel kt [d, Lp] (zeros for zero-filled
  * frames and past the keys), KEY_BLOCK keys at a time so that each store
- * writes a row piece; val: the value rows (NULL where none). */
-static void transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, int64_t h, float *kt, const float **val)
+ * writes a row piece; val: the value rows (NULL where none).  bf16: the
+ * keys rounded, and the values rounded into vb [Lp, d], which val points at. */
+static void transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, int64_t h, float *kt, const float **val,
+                           float *vb)
 {
     static const float zeros[1] = {0};
     const AttentionParams *p = &a->p;
@@ -132,9 +144,15 @@ static void transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int
             key[j] = row < 0 ? zeros : a->K + row * a->Ck + p->k_off + h * d;
             step[j] = row < 0 ? 0 : 1;
             val[j0 + j] = row < 0 ? NULL : a->V + row * a->Cv + p->v_off + h * d;
+            if (p->bf16 && val[j0 + j]) {
+                round_bf16(val[j0 + j], d, vb + (j0 + j) * d);
+                val[j0 + j] = vb + (j0 + j) * d;
+            }
         }
         for (int64_t c = 0; c < d; c++)
             for (int j = 0; j < KEY_BLOCK; j++) kt[c * Lp + j0 + j] = key[j][c * step[j]];
+        if (p->bf16)
+            for (int64_t c = 0; c < d; c++) round_bf16(kt + c * Lp + j0, KEY_BLOCK, kt + c * Lp + j0);
     }
 }
 
@@ -145,15 +163,16 @@ static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
     const AttentionParams *p = &a->p;
     int64_t B = a->B, N = a->N, M = a->M, d = p->head_dim, H = p->heads, src[2 * 64 + 1];
     int64_t Lp = ((2 * p->window + 1) * M + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
-    float *kt = malloc(sizeof(float) * (size_t)((d + ROWS) * Lp));
+    /* the key panel, ROWS rows of scores; bf16: the rounded values and query rows */
+    float *kt = malloc(sizeof(float) * (size_t)((d + ROWS) * Lp + (p->bf16 ? (Lp + ROWS) * d : 0)));
     const float **val = malloc(sizeof(*val) * (size_t)(Lp ? Lp : 1));
     if (!kt || !val) { a->failed = 1; goto done; }
-    float *s = kt + d * Lp;
+    float *s = kt + d * Lp, *vb = s + ROWS * Lp, *qb = vb + Lp * d;
     for (int64_t pair = pb; pair < pe; pair++) {
         int64_t b = pair / H, h = pair % H;
         int ns = attention_sources(p, b, src);
         int64_t L = ns * M;
-        transpose_keys(a, src, L, Lp, h, kt, val);
+        transpose_keys(a, src, L, Lp, h, kt, val, vb);
         for (int64_t i0 = 0; i0 < N; i0 += ROWS) {
             const float *q[ROWS];
             float *o[ROWS];
@@ -161,6 +180,10 @@ static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
             for (int r = 0; r < ROWS; r++) {
                 int64_t i = i0 + r < N ? i0 + r : N - 1, qr = p->seq_first ? i * B + b : b * N + i;
                 q[r] = a->Q + qr * a->Cq + p->q_off + h * d;
+                if (p->bf16) {
+                    round_bf16(q[r], d, qb + r * d);
+                    q[r] = qb + r * d;
+                }
                 o[r] = i0 + r < N ? a->O + qr * a->Co + h * d : NULL;
                 /* causal over one source: the keys after i are not read at all */
                 n[r] = !o[r] ? 0 : p->causal && ns == 1 ? (i + 1 < L ? i + 1 : L) : L;
@@ -175,6 +198,7 @@ static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
                         if (p->causal && m > i0 + r) sr[j] = -INFINITY;
                     }
                 fast_softmax_row(sr, sr, n[r]);
+                if (p->bf16) round_bf16(sr, n[r], sr);
             }
             weighted_rows(s, Lp, val, n, d, o);
         }
@@ -210,7 +234,6 @@ int fast_attention(KernelCtx *k)
         parallel_for(a.B * a.p.heads, 1, attention_avx512_pairs, &a);
         return a.failed ? kernel_fail(k, "out of memory") : 0;
     }
-    if (a.p.bf16) return ref_attention(k); /* bf16 needs AVX512-BF16 and a head size of 16-128 (auto asks for it only there) */
     parallel_for(a.B * a.p.heads, 1, attention_pairs, &a);
     return a.failed ? kernel_fail(k, "out of memory") : 0;
 }

@@ -401,11 +401,11 @@ static void test_attention(void)
         {16, 5, 2, 8, 0, 1, 0, 0, 8, 1, 0},
     };
     /* every case on the fastest kernel, then on the portable one (what a CPU
-     * without AVX-512 runs), then with bf16 = 1 (--precision auto's inference
-     * on AVX512-BF16; elsewhere the reference answers) */
+     * without AVX-512 runs), then both again with bf16 = 1 (--precision
+     * auto's inference; the AVX512-BF16 kernel where the CPU has it) */
     size_t n_cases = sizeof cases / sizeof *cases;
-    for (size_t c = 0; c < 3 * n_cases; c++) {
-        int portable = c >= n_cases && c < 2 * n_cases, bf16 = c >= 2 * n_cases;
+    for (size_t c = 0; c < 4 * n_cases; c++) {
+        int portable = (c / n_cases) % 2, bf16 = c >= 2 * n_cases;
         attention_force_portable(portable);
         size_t e = c % n_cases;
         int B = cases[e].B, N = cases[e].N, H = cases[e].heads, d = cases[e].d, C = H * d;
@@ -419,7 +419,7 @@ static void test_attention(void)
                             cases[e].window, cases[e].boundary);
         if (bf16) node_add_attr(g->nodes[0], "bf16", ATTR_INT)->i = 1;
         char what[64];
-        snprintf(what, sizeof what, "attention case %zu%s", e, portable ? " (portable kernel)" : bf16 ? " (bf16)" : "");
+        snprintf(what, sizeof what, "attention case %zu%s%s", e, portable ? " (portable kernel)" : "", bf16 ? " (bf16)" : "");
         /* bf16: f32 sums of rounded operands, but a probability rounds apart where the kernel's f32 softmax and
          * the reference's double one straddle a bf16 boundary (one bf16 ulp, 2^-8 relative, of a weight) */
         if (bf16) compare_fast_ref_bf16(g, what, 1e-2, 2e-6);
@@ -429,7 +429,7 @@ static void test_attention(void)
     }
     attention_force_portable(0);
     if (!__builtin_cpu_supports("avx512bf16"))
-        printf("attention kernel bf16: compiled, not run (this CPU lacks AVX512-BF16; the reference answered)\n");
+        printf("attention kernel avx512-bf16: compiled, not run (this CPU lacks AVX512-BF16; the portable kernel ran bf16)\n");
 }
 
 /* Zero-filled neighbours by hand: one head, d=1, N=M=1, T=2, window 1.
