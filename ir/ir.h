@@ -87,6 +87,8 @@ static inline float bf16_to_float(uint16_t h)
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};
     return v.f;
 }
+/* x rounded to the nearest bf16, as a float */
+static inline float bf16_round(float x) { return bf16_to_float(float_to_bf16(x)); }
 
 typedef enum {
     ATTR_INT, ATTR_FLOAT, ATTR_STRING, ATTR_INTS, ATTR_FLOATS, ATTR_TENSOR, ATTR_STRINGS

@@ -118,12 +118,10 @@ FMA_CLONES static void weighted_rows(const float *p, int64_t Lp, const float *co
     }
 }
 
-static float bf16_rounded(float x) { return bf16_to_float(float_to_bf16(x)); }
-
 /* bf16 = 1: n floats rounded to bf16 into out */
 static void round_bf16(const float *x, int64_t n, float *out)
 {
-    for (int64_t i = 0; i < n; i++) out[i] = bf16_rounded(x[i]);
+    for (int64_t i = 0; i < n; i++) out[i] = bf16_round(x[i]);
 }
 
 /* The keys of head h into the panel kt [d, Lp] (zeros for zero-filled

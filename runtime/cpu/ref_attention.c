@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include "kernels.h"
 
-static float rounded(float x, int bf16) { return bf16 ? bf16_to_float(float_to_bf16(x)) : x; }
+static float rounded(float x, int bf16) { return bf16 ? bf16_round(x) : x; }
 
 int ref_attention(KernelCtx *k)
 {

@@ -46,10 +46,10 @@ int ref_linear(KernelCtx *k)
             for (int64_t t = 0; t < K; t++) {
                 int64_t q = n / LINEAR_PANEL, j = n % LINEAR_PANEL;
                 if (p.packed == 4) /* bf16 weights: X rounded to bf16 as well */
-                    s += (double)bf16_to_float(float_to_bf16(X[r * K + t])) * bf16_to_float(W16[((q * K2 + t / 2) * LINEAR_PANEL + j) * 2 + t % 2]);
+                    s += (double)bf16_round(X[r * K + t]) * bf16_to_float(W16[((q * K2 + t / 2) * LINEAR_PANEL + j) * 2 + t % 2]);
                 else if (p.bf16) /* both rounded to bf16 */
-                    s += (double)bf16_to_float(float_to_bf16(X[r * K + t])) *
-                         bf16_to_float(float_to_bf16(p.packed ? W[(q * K + t) * LINEAR_PANEL + j] : W[t * N + n]));
+                    s += (double)bf16_round(X[r * K + t]) *
+                         bf16_round(p.packed ? W[(q * K + t) * LINEAR_PANEL + j] : W[t * N + n]);
                 else
                     s += (double)X[r * K + t] * (p.packed ? W[(q * K + t) * LINEAR_PANEL + j] : W[t * N + n]);
             }

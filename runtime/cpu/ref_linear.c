@@ -83,7 +83,7 @@ int ref_gemm(KernelCtx *k)
             double s = 0;
             for (int64_t t = 0; t < kk; t++) {
                 float x = A[ta ? t * m + i : i * kk + t], w = B[tb ? j * kk + t : t * n + j];
-                if (bf16) { x = bf16_to_float(float_to_bf16(x)); w = bf16_to_float(float_to_bf16(w)); }
+                if (bf16) { x = bf16_round(x); w = bf16_round(w); }
                 s += (double)x * w;
             }
             s *= alpha;
@@ -126,7 +126,7 @@ int ref_conv(KernelCtx *k)
                         }
                         if (!inside) continue;
                         float xv = X[(n * C + g * cg + c) * xsp + xoff], wv = W[(m * cg + c) * ksp + kq];
-                        if (bf16) { xv = bf16_to_float(float_to_bf16(xv)); wv = bf16_to_float(float_to_bf16(wv)); }
+                        if (bf16) { xv = bf16_round(xv); wv = bf16_round(wv); }
                         s += (double)xv * wv;
                     }
                 Y[(n * M + m) * ysp + o] = (float)s;
