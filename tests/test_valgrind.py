@@ -24,6 +24,7 @@ if VALGRIND is None:  # install-deps installs it: its absence is a broken setup,
 CLIPS = [os.path.join(FIXTURES, "videos", n) for n in ("arm_wrestling.mp4", "cleaning_pool.mp4", "apply_eye_makeup.avi",
                                                        "flipping_pancake.mkv")]
 
+
 def memcheck(tool, *args, tmp_path):
     """tool's run under memcheck, and memcheck's log (its reports; 97 is the exit status when there are any)."""
     env = dict(os.environ, VCLIP_CACHE_DIR=str(tmp_path / "cache"))

@@ -22,7 +22,8 @@ typedef struct {
 void attention_force_portable(int on);
 
 /* attention_avx512.c: 1 when the AVX-512 kernels run this call
- * (an AVX-512 CPU and a head size of 16, 32, 64 or 128). */
+ * (an AVX-512 CPU and a head size of 16, 32, 64 or 128; with bf16 = 1,
+ * AVX512-BF16 too). */
 int attention_avx512_fits(const AttnArgs *a);
 void attention_avx512_pairs(void *args, int64_t pair_begin, int64_t pair_end);
 
