@@ -14,10 +14,12 @@
  * zero keys and values (they still take softmax mass with logit 0, as the
  * released code does); boundary=1 ("mask") leaves them out.
  *
- * bf16=1 (the CPU's bf16 inference path, passes/mark_bf16_gemms.c): q, k
- * and v are rounded to bf16 (nearest even) and their products summed in
- * f32, scale applied to the sum; the softmax is f32, and its probabilities
- * are rounded to bf16 before they weight v.
+ * bf16=1 (the CPU's bf16 path, passes/mark_bf16_gemms.c): q, k and v are
+ * rounded to bf16 (nearest even) and their products summed in f32, scale
+ * applied to the sum; the softmax is f32, and its probabilities are rounded
+ * to bf16 before they weight v.  AttentionGrad with bf16=1 is this
+ * forward's gradient with the roundings passed through (as autocast's casts
+ * are), every product on bf16 operands (runtime/cpu/ref_attention_grad.c).
  */
 #include "ops.h"
 

@@ -12,7 +12,11 @@
  * and dS live in two [N, Lp] buffers (about 32 KB each for a ViT-B/32 frame
  * with a window of 1).  Neighbouring batch rows share keys, so the pool
  * splits the work by head and a head's batch rows add into dK and dV one
- * after another.  Checked against ref_attention_grad.c in tests/unit. */
+ * after another.  With bf16 = 1 (the gradient of the bf16 forward, as
+ * ir/infer_attention.c and ref_attention_grad.c define it) q, k, v and dO
+ * are rounded into private copies and panels first, and P and dS after
+ * their row sums, so that every product takes bf16 operands; the sums stay
+ * f32.  Checked against ref_attention_grad.c in tests/unit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +42,23 @@ AVX512 static void score_grad_row(const float *prow, float *ds, int64_t Lp, floa
         _mm512_store_ps(ds + j, _mm512_mul_ps(_mm512_mul_ps(_mm512_load_ps(prow + j), sc), _mm512_sub_ps(_mm512_load_ps(ds + j), D)));
 }
 
+/* bf16: n floats (a multiple of 16) rounded in place; a row of d = 16 NV
+ * copied rounded into dst, which is returned */
+INLINE_AVX512 void round_in_place(float *x, int64_t n)
+{
+    for (int64_t j = 0; j < n; j += 16) _mm512_store_ps(x + j, bf16_round16(_mm512_load_ps(x + j)));
+}
+
+INLINE_AVX512 const float *rounded_row(const float *row, float *dst, const int NV)
+{
+    #pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) _mm512_store_ps(dst + 16 * v, bf16_round16(_mm512_loadu_ps(row + 16 * v)));
+    return dst;
+}
+
 typedef struct {
     float *kt, *vt, *P, *dS, *bias;       /* panels [d, Lp]; [Np, Lp] buffers; ROWS bias rows */
+    float *kr, *qr, *dor;                 /* bf16: rounded rows of K [Lp, d], Q and dO [Np, d] */
     const float **krow, **qrow, **dorow; /* [Lp] key rows of K; [Np] rows of Q and dO */
     float **dkrow, **dvrow;               /* [Lp] rows of dK and dV (NULL: no key) */
 } GradBuffers;
@@ -65,6 +84,16 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
         g->qrow[i] = a->Q + r * a->Cq + p->q_off + h * d;
         g->dorow[i] = a->dO + r * a->Co + h * d;
     }
+    if (p->bf16) {
+        round_in_place(g->kt, d * Lp);
+        round_in_place(g->vt, d * Lp);
+        for (int64_t j = 0; j < Lp; j++)
+            if (g->krow[j]) g->krow[j] = rounded_row(g->krow[j], g->kr + j * d, NV);
+        for (int64_t i = 0; i < Np; i++) {
+            g->qrow[i] = rounded_row(g->qrow[i], g->qr + i * d, NV);
+            g->dorow[i] = rounded_row(g->dorow[i], g->dor + i * d, NV);
+        }
+    }
     int per_row = a->mask || p->causal;
     if (!per_row) attention_bias_row(a, L, Lp, 0, g->bias);
     for (int64_t i0 = 0; i0 < Np; i0 += ROWS) {
@@ -81,6 +110,10 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
             }
             softmax_row(prow + r * Lp, Lp);
             score_grad_row(prow + r * Lp, dsrow + r * Lp, Lp, p->scale);
+            if (p->bf16) {
+                round_in_place(prow + r * Lp, Lp);
+                round_in_place(dsrow + r * Lp, Lp);
+            }
         }
     }
     for (int64_t i0 = 0; i0 < N; i0 += ROWS) { /* dQ rows: dS K */
@@ -104,7 +137,7 @@ AVX512 void attention_grad_avx512_heads(void *args, int64_t hb, int64_t he)
     int64_t d = a->p.head_dim, Lmax = (2 * a->p.window + 1) * a->M, Lp = attention_padded(Lmax);
     int64_t Np = (a->N + ROWS - 1) / ROWS * ROWS;
     GradBuffers g;
-    g.kt = aligned_alloc(64, sizeof(float) * (size_t)(2 * d * Lp + 2 * Np * Lp + ROWS * Lp));
+    g.kt = aligned_alloc(64, sizeof(float) * (size_t)(2 * d * Lp + 2 * Np * Lp + ROWS * Lp + (a->p.bf16 ? (Lp + 2 * Np) * d : 0)));
     g.krow = malloc(sizeof(*g.krow) * (size_t)(Lp + 2 * Np));
     g.dkrow = malloc(sizeof(*g.dkrow) * (size_t)(2 * Lp));
     if (!g.kt || !g.krow || !g.dkrow) { a->failed = 1; goto done; }
@@ -112,6 +145,9 @@ AVX512 void attention_grad_avx512_heads(void *args, int64_t hb, int64_t he)
     g.P = g.vt + d * Lp;
     g.dS = g.P + Np * Lp;
     g.bias = g.dS + Np * Lp;
+    g.kr = g.bias + ROWS * Lp;
+    g.qr = g.kr + Lp * d;
+    g.dor = g.qr + Np * d;
     g.qrow = g.krow + Lp;
     g.dorow = g.qrow + Np;
     g.dvrow = g.dkrow + Lp;

@@ -3,7 +3,8 @@
  * AttentionGrad: attention_grad_avx512.c where the AVX-512 kernel fits;
  * elsewhere, per (head, batch row) the softmax is recomputed as in
  * fast_attention.c, then dP = dO V^T, dS = P * (dP - rowsum(P * dP)) * scale,
- * dQ = dS K, dK = dS^T Q, dV = P^T dO, all by sgemm.  Neighbouring frames
+ * dQ = dS K, dK = dS^T Q, dV = P^T dO, all by sgemm (bf16 = 1: on operands
+ * rounded to bf16 first, as ref_attention_grad.c defines it).  Neighbouring frames
  * share keys, so batch rows of one head accumulate into the same dK/dV rows:
  * the pool splits the work by head (disjoint channels), never by batch row.
  *
@@ -47,6 +48,12 @@ static void gather_rows(float *dst, const float *src, int64_t rows, int64_t d, i
 static int64_t qrow(const AttnArgs *a, int64_t b, int64_t i, int64_t C) { return a->p.seq_first ? (i * a->B + b) * C : (b * a->N + i) * C; }
 static int64_t krow(const AttnArgs *a, int64_t b, int64_t m, int64_t C) { return a->p.seq_first ? (m * a->B + b) * C : (b * a->M + m) * C; }
 
+/* bf16 = 1: operands rounded before their products (ref_attention_grad.c) */
+static void round_in_place(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
+}
+
 static void heads(void *vctx, int64_t hb, int64_t he)
 {
     AttnArgs *a = vctx;
@@ -72,6 +79,12 @@ static void heads(void *vctx, int64_t hb, int64_t he)
                 gather_rows(Kh + s * M * d, a->K, M, d, krow, a, src[s], a->Ck, p->k_off + h * d);
                 gather_rows(Vh + s * M * d, a->V, M, d, krow, a, src[s], a->Cv, p->v_off + h * d);
             }
+            if (p->bf16) {
+                round_in_place(Qh, N * d);
+                round_in_place(DOh, N * d);
+                round_in_place(Kh, L * d);
+                round_in_place(Vh, L * d);
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p->scale, Qh, (int)d, Kh, (int)d, 0.0f, P, (int)L);
             softmax_rows(p, P, N, M, ns, a->mask);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, 1.0f, DOh, (int)d, Vh, (int)d, 0.0f, dP, (int)L);
@@ -81,6 +94,10 @@ static void heads(void *vctx, int64_t hb, int64_t he)
                 for (int64_t j = 0; j < L; j++) dot += (double)pr[j] * dr[j];
                 float fd = (float)dot;
                 for (int64_t j = 0; j < L; j++) dr[j] = pr[j] * (dr[j] - fd) * p->scale;
+                if (p->bf16) {
+                    round_in_place(pr, L);
+                    round_in_place(dr, L);
+                }
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)L, 1.0f, dP, (int)L, Kh, (int)d, 0.0f, dQh, (int)d);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L, (int)d, (int)N, 1.0f, dP, (int)L, Qh, (int)d, 0.0f, dKh, (int)d);

@@ -5,11 +5,18 @@
  *   dq += scale * dS k,  dk += scale * dS q,  dv += P dout.
  * Zero-filled neighbour frames keep their softmax share (logit 0) but have no
  * keys or values to receive a gradient.  dq, dk, dv are shaped like q, k, v
- * and zero outside the channels the heads read, so packed QKV works. */
+ * and zero outside the channels the heads read, so packed QKV works.
+ *
+ * bf16 = 1 differentiates the bf16 forward (ref_attention.c), the rounding
+ * passed through as autocast's casts are: q, k, v and dout are rounded to
+ * bf16, so are dS and the P that weights dout; the softmax, its row sum
+ * dout . (P v) and every sum stay in double. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+
+static float rounded(float x, int bf16) { return bf16 ? bf16_round(x) : x; }
 
 int ref_attention_grad(KernelCtx *k)
 {
@@ -43,7 +50,7 @@ int ref_attention_grad(KernelCtx *k)
                         double l = 0;
                         if (src[s] >= 0) {
                             const float *kv = K + (p.seq_first ? (m * B + src[s]) * Ck : (src[s] * M + m) * Ck) + p.k_off + h * d;
-                            for (int64_t j = 0; j < d; j++) l += (double)qv[j] * kv[j];
+                            for (int64_t j = 0; j < d; j++) l += (double)rounded(qv[j], p.bf16) * rounded(kv[j], p.bf16);
                             l *= p.scale;
                         }
                         if (mask) l += ((const float *)mask->data)[i * M + m];
@@ -60,21 +67,26 @@ int ref_attention_grad(KernelCtx *k)
                     for (int64_t m = 0; m < M; m++) {
                         const float *vv = V + (p.seq_first ? (m * B + src[s]) * Cv : (src[s] * M + m) * Cv) + p.v_off + h * d;
                         double acc = 0;
-                        for (int64_t j = 0; j < d; j++) { acc += (double)dov[j] * vv[j]; o[j] += P[s * M + m] * vv[j]; }
+                        for (int64_t j = 0; j < d; j++) {
+                            float x = rounded(vv[j], p.bf16);
+                            acc += (double)rounded(dov[j], p.bf16) * x;
+                            o[j] += P[s * M + m] * x;
+                        }
                         dP[s * M + m] = acc;
                     }
                 }
-                for (int64_t j = 0; j < d; j++) dot_do += o[j] * dov[j];
+                for (int64_t j = 0; j < d; j++) dot_do += o[j] * rounded(dov[j], p.bf16);
                 for (int s = 0; s < ns; s++) {
                     if (src[s] < 0) continue;
                     for (int64_t m = 0; m < M; m++) {
                         double pr = P[s * M + m], ds = pr * (dP[s * M + m] - dot_do) * p.scale;
+                        if (p.bf16) { ds = bf16_round((float)ds); pr = bf16_round((float)pr); }
                         int64_t krow = (p.seq_first ? (m * B + src[s]) * Ck : (src[s] * M + m) * Ck) + p.k_off + h * d;
                         int64_t vrow = (p.seq_first ? (m * B + src[s]) * Cv : (src[s] * M + m) * Cv) + p.v_off + h * d;
                         for (int64_t j = 0; j < d; j++) {
-                            DQ[qrow + p.q_off + h * d + j] += ds * K[krow + j];
-                            DK[krow + j] += ds * qv[j];
-                            DV[vrow + j] += pr * dov[j];
+                            DQ[qrow + p.q_off + h * d + j] += ds * rounded(K[krow + j], p.bf16);
+                            DK[krow + j] += ds * rounded(qv[j], p.bf16);
+                            DV[vrow + j] += pr * rounded(dov[j], p.bf16);
                         }
                     }
                 }
