@@ -105,7 +105,7 @@ int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
  *         rounded to bf16 too and the products summed in f32;
  *   zero past N (and K).
  * activation: "" (none), "quick_gelu" or "gelu"; R has the output's shape.
- * bf16 = 1 (on Linear, Gemm and Conv with f32 operands: the CPU's bf16
+ * bf16 = 1 (on Linear, Gemm, Conv and ConvGrad with f32 operands: the CPU's bf16
  * path, passes/mark_bf16_gemms.c): both operands rounded to bf16 (nearest
  * even), products summed in f32, as a bf16-packed W does. */
 #define LINEAR_PANEL 32

@@ -10,13 +10,15 @@
  *
  * ConvGrad for patch embeddings (stride = kernel, no padding, one group):
  * patches are rows of an im2col matrix, so dW = dY_rows^T X_cols and
- * dX_cols = dY_rows W are two GEMMs; other convolutions use the reference.
+ * dX_cols = dY_rows W are two GEMMs (sgemm, or with bf16 = 1 our bf16 GEMM,
+ * which rounds both operands); other convolutions use the reference.
  * All are checked against the reference kernels in tests/unit. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "attention.h"
+#include "gemm.h"
 #include "parallel.h"
 
 int openblas_get_num_threads(void);
@@ -198,7 +200,9 @@ int fast_conv_grad(KernelCtx *k)
     shifted.n_in = 2;
     ConvParams p;
     Shape out;
-    if (op_conv_params(&shifted, &p, &out) || p.nsp != 2 || p.group != 1 || x->rank != 4) return ref_conv_grad(k);
+    int bf16 = node_attr_i(k->ic->node, "bf16", 0) != 0; /* on the bf16 GEMM, or the reference where the CPU has none */
+    if (op_conv_params(&shifted, &p, &out) || p.nsp != 2 || p.group != 1 || x->rank != 4 || (bf16 && !gemm_available(DT_BF16)))
+        return ref_conv_grad(k);
     for (int i = 0; i < 2; i++)
         if (p.stride[i] != p.k[i] || p.dil[i] != 1 || p.pad_lo[i] || p.pad_hi[i] || x->dims[2 + i] != dy->dims[2 + i] * p.k[i])
             return ref_conv_grad(k);
@@ -212,14 +216,21 @@ int fast_conv_grad(KernelCtx *k)
     for (int64_t n = 0; n < N; n++)
         for (int64_t m = 0; m < M; m++)
             for (int64_t o = 0; o < OH * OW; o++) dyr[(n * OH * OW + o) * M + m] = DY[(n * M + m) * OH * OW + o];
-    if (k->n_out > 1 && k->out[1]) /* dW [M, CK] = dY_rows^T [M, R] . cols [R, CK] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)CK, (int)R, 1.0f, dyr, (int)M, cols, (int)CK, 0.0f,
-                    k->out[1]->data, (int)CK);
-    if (k->out[0]) { /* dX_cols [R, CK] = dY_rows [R, M] . W [M, CK], scattered back (patches do not overlap) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)CK, (int)M, 1.0f, dyr, (int)M, w->data, (int)CK, 0.0f, cols, (int)CK);
-        patches(&ps, k->out[0]->data, cols, 0);
+    int rc = 0;
+    if (k->n_out > 1 && k->out[1]) { /* dW [M, CK] = dY_rows^T [M, R] . cols [R, CK] */
+        if (bf16) rc = gemm_unpacked(DT_BF16, M, dyr, M, 1, cols, R, CK, 0, k->out[1]->data, CK, NULL);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)CK, (int)R, 1.0f, dyr, (int)M, cols, (int)CK, 0.0f,
+                        k->out[1]->data, (int)CK);
+    }
+    if (!rc && k->out[0]) { /* dX_cols [R, CK] = dY_rows [R, M] . W [M, CK], scattered back (patches do not overlap) */
+        if (bf16) rc = gemm_unpacked(DT_BF16, R, dyr, M, 0, w->data, M, CK, 0, cols, CK, NULL);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)CK, (int)M, 1.0f, dyr, (int)M, w->data, (int)CK, 0.0f, cols,
+                        (int)CK);
+        if (!rc) patches(&ps, k->out[0]->data, cols, 0);
     }
     free(cols);
     free(dyr);
-    return 0;
+    return rc ? kernel_fail(k, "out of memory") : 0;
 }

@@ -181,13 +181,15 @@ int ref_conv_grad(KernelCtx *k)
     double *dx = calloc((size_t)tensor_numel(x), sizeof(double)), *dw = calloc((size_t)tensor_numel(w), sizeof(double));
     if (!dx || !dw) { free(dx); free(dw); return kernel_fail(k, "out of memory"); }
     const float *X = x->data, *W = w->data, *DY = dy->data;
+    int bf16 = node_attr_i(k->ic->node, "bf16", 0) != 0; /* operands rounded (ir/ops.h) */
     for (int64_t n = 0; n < N; n++)
         for (int64_t m = 0; m < M; m++) {
             int64_t g = m / mg;
             for (int64_t o = 0; o < ysp; o++) {
                 int64_t opos[IR_MAX_RANK], rem = o;
                 for (int i = nsp - 1; i >= 0; i--) { opos[i] = rem % dy->dims[2 + i]; rem /= dy->dims[2 + i]; }
-                double d = DY[(n * M + m) * ysp + o];
+                float dv = DY[(n * M + m) * ysp + o];
+                double d = bf16 ? bf16_round(dv) : dv;
                 for (int64_t c = 0; c < cg; c++)
                     for (int64_t kq = 0; kq < ksp; kq++) {
                         int64_t kpos[IR_MAX_RANK], r2 = kq, xoff = 0, inside = 1;
@@ -199,8 +201,8 @@ int ref_conv_grad(KernelCtx *k)
                         }
                         if (!inside) continue;
                         int64_t xi = (n * C + g * cg + c) * xsp + xoff, wi = (m * cg + c) * ksp + kq;
-                        dx[xi] += d * W[wi];
-                        dw[wi] += d * X[xi];
+                        dx[xi] += d * (bf16 ? bf16_round(W[wi]) : W[wi]);
+                        dw[wi] += d * (bf16 ? bf16_round(X[xi]) : X[xi]);
                     }
             }
         }

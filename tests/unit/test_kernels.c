@@ -676,7 +676,10 @@ static void test_gradient_kernels(void)
         graph_free(g);
         tensor_free(dy); tensor_free(x); tensor_free(sc);
     }
-    for (int patch = 0; patch < 2; patch++) { /* the GEMM path (patch embedding) and the fallback */
+    /* the GEMM path (patch embedding) and the fallback, in f32 and with bf16 = 1
+     * (bf16 training: the bf16 GEMM, or the reference for the fallback) */
+    for (int c = 0; c < 4; c++) {
+        int patch = c % 2, bf16 = c >= 2;
         int64_t xd[4] = {3, 3, 32, 32}, wd[4] = {7, 3, 8, 8}, yd[4] = {3, 7, 4, 4};
         int64_t xd2[4] = {2, 3, 9, 9}, wd2[4] = {5, 3, 3, 3}, yd2[4] = {2, 5, 9, 9};
         Tensor *dy = rand_tensor(4, patch ? yd : yd2), *x = rand_tensor(4, patch ? xd : xd2), *w = rand_tensor(4, patch ? wd : wd2);
@@ -690,7 +693,10 @@ static void test_gradient_kernels(void)
             Attr *pd = node_add_attr(g->nodes[0], "pads", ATTR_INTS);
             pd->n = 4; pd->ints = malloc(4 * sizeof(int64_t)); for (int i = 0; i < 4; i++) pd->ints[i] = 1;
         }
-        compare_all_outputs(g, 2, patch ? "conv gradient (patch embedding)" : "conv gradient (padded)");
+        if (bf16) node_add_attr(g->nodes[0], "bf16", ATTR_INT)->i = 1;
+        char what[64];
+        snprintf(what, sizeof what, "conv gradient (%s%s)", patch ? "patch embedding" : "padded", bf16 ? ", bf16" : "");
+        compare_all_outputs(g, 2, what);
         graph_free(g);
         tensor_free(dy); tensor_free(x); tensor_free(w);
     }
