@@ -12,6 +12,7 @@
  * patches are rows of an im2col matrix, so dW = dY_rows^T X_cols and
  * dX_cols = dY_rows W are two GEMMs (sgemm, or with bf16 = 1 our bf16 GEMM,
  * which rounds both operands); other convolutions use the reference.
+ * InterpolateWeights (IWR's second forward's weights) over the thread pool.
  * All are checked against the reference kernels in tests/unit. */
 #include <cblas.h>
 #include <math.h>
@@ -169,6 +170,30 @@ int fast_attention_grad(KernelCtx *k)
     parallel_for(a.p.heads, 1, heads, &a);
     if (blas > 1) openblas_set_num_threads(blas);
     return a.failed ? kernel_fail(k, "out of memory") : 0;
+}
+
+/* InterpolateWeights, IWR's θ~ = α θ_CLIP + (1 - α) θ: the reference's
+ * double arithmetic, bit for bit, over the thread pool (a pass over every
+ * weight of the model each step; one thread's before). */
+typedef struct {
+    const float *w0, *w;
+    float *y;
+    double alpha;
+} InterpolateArgs;
+
+static void interpolate_range(void *vctx, int64_t b, int64_t e)
+{
+    const InterpolateArgs *m = vctx;
+    for (int64_t i = b; i < e; i++) m->y[i] = (float)(m->alpha * m->w0[i] + (1 - m->alpha) * m->w[i]);
+}
+
+int fast_interpolate_weights(KernelCtx *k)
+{
+    const Tensor *w0 = k->in[0], *w = k->in[1];
+    if (w0->dtype != DT_F32 || w->dtype != DT_F32 || tensor_numel(w0) != tensor_numel(w)) return ref_interpolate_weights(k);
+    InterpolateArgs m = {w0->data, w->data, k->out[0]->data, tensor_get_f64(k->in[2], 0)};
+    parallel_for(tensor_numel(w), 65536, interpolate_range, &m);
+    return 0;
 }
 
 /* Non-overlapping patches of an image batch <-> rows of an im2col matrix. */

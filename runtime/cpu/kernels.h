@@ -70,6 +70,7 @@ int fast_reduce(KernelCtx *k);
 int fast_activation_grad(KernelCtx *k);
 int fast_layernorm_grad(KernelCtx *k);
 int fast_conv_grad(KernelCtx *k);
+int fast_interpolate_weights(KernelCtx *k);
 /* Key/value source rows for batch row b (-1: zero-filled); returns the count. */
 int attention_sources(const AttentionParams *p, int64_t b, int64_t *src);
 

@@ -676,6 +676,20 @@ static void test_gradient_kernels(void)
         graph_free(g);
         tensor_free(dy); tensor_free(x); tensor_free(sc);
     }
+    { /* InterpolateWeights over more elements than one thread's share: the reference's values, bit for bit */
+        int64_t d[2] = {301, 1001};
+        Tensor *w0 = rand_tensor(2, d), *w = rand_tensor(2, d), *alpha = tensor_new(DT_F32, 0, NULL);
+        *(float *)alpha->data = 0.35f;
+        Tensor *ins[3] = {w0, w, alpha}, *fast[8] = {0}, *ref[8] = {0};
+        Graph *g = multi_out_node(OP_INTERPOLATE_WEIGHTS, 3, ins, 1);
+        StaleArena stale = {0};
+        if (!run_fast_and_ref(g, "InterpolateWeights", fast, ref, &stale))
+            CHECK(!memcmp(fast[0]->data, ref[0]->data, ref[0]->nbytes), "InterpolateWeights: fast and reference values differ");
+        tensor_free(fast[0]); tensor_free(ref[0]);
+        for (int i = 0; i < stale.n; i++) free(stale.blocks[i]);
+        graph_free(g);
+        tensor_free(w0); tensor_free(w); tensor_free(alpha);
+    }
     /* the GEMM path (patch embedding) and the fallback, in f32 and with bf16 = 1
      * (bf16 training: the bf16 GEMM, or the reference for the fallback) */
     for (int c = 0; c < 4; c++) {
