@@ -177,16 +177,17 @@ static void test_matmul(void)
 }
 
 /* Gemm with every transpose and C broadcast, in f32 and marked bf16 (both
- * operands rounded; ir/ops.h), at a small size and a backward pass's size
- * (800 deep: two depth blocks). */
+ * operands rounded; ir/ops.h), at a small size, a backward pass's size (800
+ * deep: 768 and a thin 32, joined into one depth block) and 1601 deep (two
+ * joined blocks of 802 and 799, an odd last k). */
 static void test_gemm(void)
 {
     for (int bf16 = 0; bf16 < 2; bf16++)
-    for (int size = 0; size < 2; size++)
+    for (int size = 0; size < 3; size++)
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (int cshape = 0; cshape < 4; cshape++) {
-                int64_t M = size ? 40 : 5, N = size ? 70 : 9, K = size ? 800 : 11;
+                int64_t M = size ? 40 : 5, N = size ? 70 : 9, K = size == 2 ? 1601 : size ? 800 : 11;
                 int64_t ad[2] = {ta ? K : M, ta ? M : K}, bd[2] = {tb ? N : K, tb ? K : N};
                 int64_t cd[4][2] = {{M, N}, {1, N}, {M, 1}, {1, 1}};
                 Tensor *ins[3] = {rand_tensor(2, ad), rand_tensor(2, bd), rand_tensor(2, cd[cshape])};
