@@ -2,10 +2,11 @@
  * only reader is QuickGelu or Gelu takes the activation as an attribute,
  * and a Linear whose only reader is an Add with a same-shaped operand (the
  * transformer's residual), directly or through a Reshape of its rows, takes
- * that operand (viewed as its rows) as its residual input.  The
+ * that operand (viewed as its rows) as its residual input.  Likewise a Gemm
+ * whose only reader is such an Add takes the operand as its C (IWR's weight
+ * gradients: the interpolated pass's X^T dY added to the plain pass's).  The
  * GEMM then applies bias, activation and residual to each tile while it is
- * in registers (runtime/cpu/gemm_f32.c) instead of three more passes over
- * memory.  Run after autodiff: the backward keeps its own readers, so a
+ * in registers (runtime/cpu/gemm.c) instead of more passes over memory.  Run after autodiff: the backward keeps its own readers, so a
  * training graph fuses only where the forward value is not needed again. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,34 @@ static Node *refuse(Graph *g, Node *lin, const char *act, Value *residual, Node 
     return n;
 }
 
+/* Gemm `gemm` (no C) whose only reader is Add `add` with a same-shaped
+ * other operand: a copy with that operand as C (beta 1) stands in for the
+ * Add.  0 when it does not apply, 1 when fused, -1 out of memory. */
+static int fuse_gemm_add(Graph *g, Node *gemm, Node *add)
+{
+    if (gemm->n_in != 2 || add->op != OP_ADD || add->n_in != 2 || gemm->out[0]->dtype != DT_F32 || gemm->out[0]->shape.rank != 2 ||
+        node_attr_f(gemm, "beta", 1.0f) != 1.0f)
+        return 0;
+    Value *other = add->in[0] == gemm->out[0] ? add->in[1] : add->in[0];
+    if (other == gemm->out[0] || other->dtype != DT_F32 || !same_shape(&other->shape, &gemm->out[0]->shape) ||
+        !same_shape(&add->out[0]->shape, &gemm->out[0]->shape))
+        return 0;
+    Node *n = new_node(g, OP_GEMM, add->name, 3, (Value *[]){gemm->in[0], gemm->in[1], other});
+    if (!n) return -1;
+    for (int a = 0; a < gemm->n_attrs; a++) {
+        const Attr *src = &gemm->attrs[a];
+        Attr *d = node_add_attr(n, src->name, src->type);
+        if (!d || (src->type != ATTR_INT && src->type != ATTR_FLOAT)) return -1; /* transA, transB, alpha, beta */
+        d->i = src->i;
+        d->f = src->f;
+    }
+    char msg[IR_ERR_CAP];
+    if (infer_node(g, n, msg, sizeof msg)) return -1;
+    graph_replace_uses(g, add->out[0], n->out[0]);
+    gemm->op = add->op = -1;
+    return 1;
+}
+
 static int sweep(Graph *g, int residual, int *changed)
 {
     int *uses = graph_use_counts(g);
@@ -63,6 +92,13 @@ static int sweep(Graph *g, int residual, int *changed)
     int n = g->n_nodes;
     for (int i = 0; i < n; i++) {
         Node *lin = g->nodes[i];
+        if (residual && lin->op == OP_GEMM) {
+            Node *r = sole_reader(g, lin->out[0], uses);
+            int f = r && r->op >= 0 ? fuse_gemm_add(g, lin, r) : 0;
+            if (f < 0) goto oom;
+            *changed += f;
+            continue;
+        }
         if (lin->op != OP_LINEAR || lin->n_in > 3 || lin->out[0]->dtype != DT_F32) continue;
         Node *r = sole_reader(g, lin->out[0], uses);
         if (!r || r->op < 0) continue;

@@ -30,6 +30,7 @@
 #include "../../ir/ops.h"
 #include "../../passes/passes.h"
 #include "../../passes/rewrite.h"
+#include "../../runtime/cpu/gemm.h"
 #include "../../runtime/cpu/session.h"
 #include "../../runtime/safetensors.h"
 #include "../../runtime/train/train_graph.h"
@@ -289,6 +290,73 @@ static void test_linear_epilogue_pass(void)
     tensor_free(after);
     tensor_free(lowered);
     graph_free(g);
+}
+
+/* IWR's weight gradients, X1^T dY1 + X2^T dY2, as autodiff leaves them: the
+ * first Gemm takes the second's product as C (the Add goes), 1700 deep (two
+ * depth blocks: C must survive the first block's partial sums), with the
+ * fast kernels in f32 and bf16 against the reference kernels on the unfused
+ * graph.  A Gemm read twice, and one whose beta is not 1, stay as they are. */
+static void test_gemm_accumulate_pass(void)
+{
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        Graph *g = graph_new("grads");
+        g->opset = 17;
+        int64_t xd[2] = {1700, 40}, dd[2] = {1700, 24};
+        Value *x = graph_new_value(g, "x");
+        x->dtype = DT_F32;
+        x->shape.rank = 2;
+        x->shape.d[0] = dim_const(1700);
+        x->shape.d[1] = dim_const(40);
+        graph_add_input(g, x);
+        Value *d1 = const_value(g, "dy1", 2, dd), *x2 = const_value(g, "x2", 2, xd), *d2 = const_value(g, "dy2", 2, dd);
+        Value *v[7];
+        const char *names[7] = {"g1", "g2", "sum", "g3", "twice", "g4", "scaled"};
+        for (int i = 0; i < 7; i++) v[i] = graph_new_value(g, names[i]);
+        Node *g1 = graph_add_node(g, OP_GEMM, "g1", 2, (Value *[]){x, d1}, 1, &v[0]);
+        Node *g2 = graph_add_node(g, OP_GEMM, "g2", 2, (Value *[]){x2, d2}, 1, &v[1]);
+        node_add_attr(g1, "transA", ATTR_INT)->i = 1;
+        node_add_attr(g2, "transA", ATTR_INT)->i = 1;
+        node_add_attr(g2, "alpha", ATTR_FLOAT)->f = 0.5f;
+        graph_add_node(g, OP_ADD, "sum", 2, (Value *[]){v[0], v[1]}, 1, &v[2]);
+        Node *g3 = graph_add_node(g, OP_GEMM, "g3", 2, (Value *[]){x, d2}, 1, &v[3]); /* read twice: stays */
+        node_add_attr(g3, "transA", ATTR_INT)->i = 1;
+        graph_add_node(g, OP_ADD, "twice", 2, (Value *[]){v[2], v[3]}, 1, &v[4]);
+        Node *g4 = graph_add_node(g, OP_GEMM, "g4", 2, (Value *[]){x2, d1}, 1, &v[5]); /* beta 2: stays */
+        node_add_attr(g4, "transA", ATTR_INT)->i = 1;
+        node_add_attr(g4, "beta", ATTR_FLOAT)->f = 2.0f;
+        graph_add_node(g, OP_ADD, "scaled", 2, (Value *[]){v[4], v[5]}, 1, &v[6]);
+        graph_add_output(g, v[6]);
+        graph_add_output(g, v[3]);
+        char err[512];
+        CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
+        Tensor *in = rand_tensor(2, xd, -2, 2), *before[2] = {0}, *after[2] = {0};
+        Session *s = session_new(g, &(ExecOptions){.reference_only = 1}, err, sizeof err);
+        CHECK(s && session_run(s, &in, before, err, sizeof err) == 0, "%s", err);
+        session_free(s);
+        int fused = pass_fuse_linear_epilogue(g, err, sizeof err);
+        CHECK(fused == 1 && count_op(g, OP_ADD) == 2 && count_op(g, OP_GEMM) == 4, "fused %d (want 1), %d Adds (want 2)", fused,
+              count_op(g, OP_ADD));
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i]->op == OP_GEMM && g->nodes[i]->n_in == 3)
+                CHECK(g->nodes[i]->in[0] == x && g->nodes[i]->in[1] == d1, "the first Gemm takes the second's product as C");
+        if (bf16) CHECK(pass_mark_bf16_gemms(g, err, sizeof err) == 4, "four Gemms marked bf16");
+        if (bf16 && !gemm_available(DT_BF16)) {
+            printf("Gemm + C in bf16: SKIPPED, this CPU has no AVX512-BF16 (the reference kernel would run both)\n");
+        } else {
+            s = session_new(g, &(ExecOptions){0}, err, sizeof err);
+            CHECK(s && session_run(s, &in, after, err, sizeof err) == 0, "%s", err);
+            session_free(s);
+            for (int o = 0; o < 2 && after[o]; o++) {
+                double d = rel_diff(after[o], before[o]);
+                /* bf16: 2^-9 relative rounding of each operand over 1700 products */
+                CHECK(d < (bf16 ? 1e-2 : 1e-5), "output %d%s: fused fast vs unfused reference rel diff %g", o, bf16 ? " (bf16)" : "", d);
+            }
+        }
+        tensor_free(in);
+        for (int o = 0; o < 2; o++) { tensor_free(before[o]); tensor_free(after[o]); }
+        graph_free(g);
+    }
 }
 
 static Value *reduce_node(Graph *g, int op, Value *x, const char *name, int keepdims)
@@ -769,6 +837,7 @@ int main(void)
     test_random_programs();
     test_fusion_pass();
     test_linear_epilogue_pass();
+    test_gemm_accumulate_pass();
     test_fused_reduce();
     test_views();
     test_view_and_plain_kernels_differ();
