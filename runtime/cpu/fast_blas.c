@@ -56,16 +56,17 @@ int fast_matmul(KernelCtx *k)
 /* Gemm on gemm.c: op(B) packed into panels of dtype for this call (bf16,
  * for a Gemm marked bf16 (ir/ops.h): rounded, and op(A) rounded as the GEMM
  * packs it), op(A) read in place (transposed or not), then Y = alpha *
- * product + b0 * Y (Y holds C when b0 is not 0).  A whole [M, N] C at
- * alpha = beta = 1 (a weight gradient's second half, fused by
- * fuse-linear-epilogue) is the GEMM's residual instead, added in registers. */
-static int our_gemm(KernelCtx *k, DType dtype, int ta, int tb, float alpha, float b0, const float *residual)
+ * product + b0 * Y (Y holds C when b0 is not 0).  At alpha = beta = 1 a
+ * C of one row is the GEMM's bias and a whole [M, N] one its residual (a
+ * weight gradient's second half, fused by fuse-linear-epilogue), both added
+ * in registers instead. */
+static int our_gemm(KernelCtx *k, DType dtype, int ta, int tb, float alpha, float b0, const float *bias, const float *residual)
 {
     const Tensor *a = k->in[0], *b = k->in[1];
     Tensor *y = k->out[0];
     int64_t m = y->dims[0], n = y->dims[1], kk = ta ? a->dims[0] : a->dims[1];
     float *prod = alpha != 1.0f || b0 != 0.0f ? malloc(sizeof(float) * (size_t)(m * n)) : y->data;
-    GemmEpilogue ep = {.residual = residual, .ldr = n};
+    GemmEpilogue ep = {.bias = bias, .residual = residual, .ldr = n};
     int rc = -1;
     if (!prod) goto done;
     if (gemm_unpacked(dtype, m, a->data, ta ? m : kk, ta, b->data, kk, n, tb, prod, n, &ep)) goto done;
@@ -91,8 +92,11 @@ int fast_gemm(KernelCtx *k)
     float *Y = y->data;
     float b0 = 0.0f;
     int bf16 = node_attr_i(k->ic->node, "bf16", 0) != 0, ours = bf16 ? gemm_available(DT_BF16) : gemm_kernel_for(DT_F32) == GEMM_KERNEL_AVX512;
-    if (c && ours && alpha == 1.0f && beta == 1.0f && c->dtype == DT_F32 && c->rank == 2 && c->dims[0] == m && c->dims[1] == n && kk > 0)
-        return our_gemm(k, bf16 ? DT_BF16 : DT_F32, ta, tb, 1.0f, 0.0f, c->data);
+    if (c && ours && alpha == 1.0f && beta == 1.0f && c->dtype == DT_F32 && kk > 0) {
+        int whole = c->rank == 2 && c->dims[0] == m && c->dims[1] == n;
+        int row = !whole && tensor_numel(c) == n && (c->rank == 1 || (c->rank == 2 && c->dims[0] == 1)); /* the out_proj's bias */
+        if (whole || row) return our_gemm(k, bf16 ? DT_BF16 : DT_F32, ta, tb, 1.0f, 0.0f, row ? c->data : NULL, whole ? c->data : NULL);
+    }
     if (c && beta != 0.0f) {
         if (c->dtype != DT_F32) return ref_gemm(k);
         int64_t cst[IR_MAX_RANK];
@@ -104,8 +108,8 @@ int fast_gemm(KernelCtx *k)
     }
     if (m == 0 || n == 0) return 0;
     if (kk == 0) { if (b0 == 0.0f) memset(Y, 0, y->nbytes); return 0; }
-    if (bf16) return ours ? our_gemm(k, DT_BF16, ta, tb, alpha, b0, NULL) : ref_gemm(k);
-    if (ours) return our_gemm(k, DT_F32, ta, tb, alpha, b0, NULL); /* faster than OpenBLAS (bench/results/gemm) */
+    if (bf16) return ours ? our_gemm(k, DT_BF16, ta, tb, alpha, b0, NULL, NULL) : ref_gemm(k);
+    if (ours) return our_gemm(k, DT_F32, ta, tb, alpha, b0, NULL, NULL); /* faster than OpenBLAS (bench/results/gemm) */
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
                 (int)kk, alpha, a->data, ta ? (int)m : (int)kk, b->data, tb ? (int)kk : (int)n, b0, Y, (int)n);
     return 0;

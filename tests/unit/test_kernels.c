@@ -176,12 +176,14 @@ static void test_matmul(void)
     }
 }
 
-/* Gemm with every transpose and C broadcast, in f32 and marked bf16 (both
+/* Gemm with every transpose and C broadcast, alpha and beta 1 (a row of C
+ * and a whole C then go into the GEMM's epilogue) or not, in f32 and marked bf16 (both
  * operands rounded; ir/ops.h), at a small size, a backward pass's size (800
  * deep: 768 and a thin 32, joined into one depth block) and 1601 deep (two
  * joined blocks of 802 and 799, an odd last k). */
 static void test_gemm(void)
 {
+    for (int unit = 0; unit < 2; unit++)
     for (int bf16 = 0; bf16 < 2; bf16++)
     for (int size = 0; size < 3; size++)
     for (int ta = 0; ta < 2; ta++)
@@ -195,12 +197,12 @@ static void test_gemm(void)
                 Node *n = g->nodes[0];
                 node_add_attr(n, "transA", ATTR_INT)->i = ta;
                 node_add_attr(n, "transB", ATTR_INT)->i = tb;
-                node_add_attr(n, "alpha", ATTR_FLOAT)->f = 0.75f;
-                node_add_attr(n, "beta", ATTR_FLOAT)->f = 1.5f;
+                node_add_attr(n, "alpha", ATTR_FLOAT)->f = unit ? 1.0f : 0.75f;
+                node_add_attr(n, "beta", ATTR_FLOAT)->f = unit ? 1.0f : 1.5f;
                 if (bf16) node_add_attr(n, "bf16", ATTR_INT)->i = 1;
                 char what[64];
-                snprintf(what, sizeof what, "gemm %lldx%lldx%lld tA=%d tB=%d C%d%s", (long long)M, (long long)K, (long long)N,
-                         ta, tb, cshape, bf16 ? " bf16" : "");
+                snprintf(what, sizeof what, "gemm %lldx%lldx%lld tA=%d tB=%d C%d%s%s", (long long)M, (long long)K, (long long)N,
+                         ta, tb, cshape, bf16 ? " bf16" : "", unit ? " alpha=beta=1" : "");
                 /* f32 sums of K products of rounded operands: the absolute error grows with K */
                 compare_fast_ref_tol(g, what, 2e-5, 2e-6 + 2e-7 * (double)K);
                 graph_free(g);
