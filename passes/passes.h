@@ -25,6 +25,7 @@ int pass_fuse_linear(Graph *g, char *err, size_t cap);
 int pass_fuse_attention(Graph *g, char *err, size_t cap);
 int pass_lower_to_standard_ops(Graph *g, char *err, size_t cap);
 int pass_sink_attention_transposes(Graph *g, char *err, size_t cap);
+int pass_narrow_to_pooled_row(Graph *g, char *err, size_t cap);
 int pass_linear_from_gemm(Graph *g, char *err, size_t cap);
 int pass_fuse_linear_epilogue(Graph *g, char *err, size_t cap);
 int pass_pack_linear_weights(Graph *g, char *err, size_t cap);

@@ -3,7 +3,8 @@
  * with the option named; a target that is not here says so; the same
  * export compiled for the CPU runs by position and by name and agrees
  * with the reference kernels (the oracle); --no-fusion leaves no generated
- * kernels; frames make an image encoder a video encoder; on the emulated
+ * kernels; frames make an image encoder a video encoder; narrowing the
+ * last block to the pooled row changes no output bit; on the emulated
  * device (cuda_emulator.h) the CUDA target gives the CPU's answer and every
  * buffer it took is returned; both backends' buffers round-trip bytes; the
  * trainer refuses a target it cannot train on. */
@@ -14,6 +15,9 @@
 #include "check.h"
 #include "compare.h"
 #include "cuda_emulator.h"
+#include "../../onnx/onnx_io.h"
+#include "../../passes/passes.h"
+#include "../../runtime/cpu/gemm.h"
 #include "../../runtime/model.h"
 #include "../../runtime/npy.h"
 #include "../../runtime/train/trainer.h"
@@ -109,6 +113,70 @@ static void test_cpu(const Tensor *in)
     model_free(v);
 }
 
+/* The fixture compiled through the default pipeline without
+ * narrow-to-pooled-row, then as vclip_compile does: the narrowed graph
+ * computes the last block's MLP on the pooled row alone, and its output is
+ * the full graph's to the bit (the same kernels on the same rows), as an
+ * image encoder, as VCLIP (frames 8) and in bf16 where the CPU has it. */
+static Model *compiled_without_narrowing(const CompileOptions *co, char *err, size_t cap)
+{
+    Pass pipeline[64];
+    int n = 0;
+    for (const Pass *p = default_pipeline; p->name && n < 63; p++)
+        if (strcmp(p->name, "narrow-to-pooled-row")) pipeline[n++] = *p;
+    pipeline[n] = (Pass){0};
+    Graph *g = onnx_load(FIXTURE, err, cap);
+    if (!g) return NULL;
+    TemporalOptions to = {.frames = co->frames, .window = co->window};
+    if (run_passes(g, pipeline, &(PassOptions){0}, err, cap) || (co->frames && temporal_attention(g, &to, err, cap) < 0) ||
+        compile_kernels(g, co, err, cap)) {
+        graph_free(g);
+        return NULL;
+    }
+    return model_new(g, 1, co, err, cap);
+}
+
+static void test_pooled_row(const Tensor *image)
+{
+    char err[1024];
+    int64_t vd[5] = {2, 8, image->dims[1], image->dims[2], image->dims[3]};
+    Tensor *video = tensor_new(DT_F32, 5, vd);
+    int64_t per = image->dims[1] * image->dims[2] * image->dims[3];
+    for (int64_t f = 0; f < 16; f++) /* 16 frames: the first image, each brightened a little more */
+        for (int64_t i = 0; i < per; i++) ((float *)video->data)[f * per + i] = ((const float *)image->data)[i] * (1.0f + 0.03f * (float)f);
+    for (int c = 0; c < 4; c++) {
+        int frames = c % 2 ? 8 : 0, bf16 = c >= 2;
+        if (bf16 && !gemm_available(DT_BF16)) {
+            printf("narrow-to-pooled-row in bf16: SKIPPED, this CPU has no AVX512-BF16\n");
+            continue;
+        }
+        CompileOptions co = {.threads = 2, .frames = frames, .window = frames ? 1 : 0, .precision = bf16 ? PRECISION_BF16 : PRECISION_FP32};
+        Model *narrowed = vclip_compile(FIXTURE, &co, err, sizeof err), *full = narrowed ? compiled_without_narrowing(&co, err, sizeof err) : NULL;
+        CHECK(narrowed && full, "%s", err);
+        if (narrowed && full) {
+            int one_row = 0, all_rows = 0;
+            const Graph *g = model_graph(narrowed);
+            for (int i = 0; i < g->n_nodes; i++) {
+                const Value *o = g->nodes[i]->out[0];
+                if (g->nodes[i]->op != OP_LINEAR || o->shape.rank != 3) continue;
+                if (o->shape.d[1].n == 1) one_row++;
+                else all_rows++;
+            }
+            CHECK(one_row == 2 && all_rows >= 3, "%s%s: %d Linears on the pooled row (want the last MLP's 2), %d on every row",
+                  frames ? "VCLIP" : "image", bf16 ? " bf16" : "", one_row, all_rows);
+            const Tensor *in = frames ? video : image;
+            Tensor *a = run_one(narrowed, in), *b = run_one(full, in);
+            CHECK(a && b && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes), "%s%s: narrowed vs full graph differ (%g)",
+                  frames ? "VCLIP" : "image", bf16 ? " bf16" : "", a && b ? rel_diff(a, b) : -1.0);
+            tensor_free(a);
+            tensor_free(b);
+        }
+        model_free(narrowed);
+        model_free(full);
+    }
+    tensor_free(video);
+}
+
 static void test_buffers(const Backend *be)
 {
     char err[256];
@@ -157,6 +225,7 @@ int main(void)
     test_refusals();
     test_unavailable_target();
     test_cpu(in);
+    test_pooled_row(in);
     test_buffers(&cpu_backend);
     test_emulated_cuda(in);
     tensor_free(in);
