@@ -146,7 +146,7 @@ static void check_case(const Tensor *classes, int window, int boundary_mask, Ten
 /* --recompute: every block of both IWR forwards is recomputed, the loss and
  * every gradient equal the plain graph's (the same kernels on the same
  * values; a fused epilogue the copies allow may round differently, so not
- * bit for bit) and PyTorch's, and the peak of live intermediates is at most
+ * bit for bit) and PyTorch's, and the peak of live intermediates is about
  * half the plain graph's. */
 static void check_recompute(const Tensor *classes, Tensor *const *inputs)
 {
@@ -176,8 +176,9 @@ static void check_recompute(const Tensor *classes, Tensor *const *inputs)
     }
     printf("recompute: %d blocks, %d forward nodes copied; peak live intermediates %.2f MB -> %.2f MB\n", rec.recompute.blocks,
            rec.recompute.nodes, peak[0] / 1e6, peak[1] / 1e6);
-    /* measured 0.38; copies that read the forward's values instead of their own copies keep those alive (0.75) */
-    CHECK(peak[1] <= peak[0] / 2, "recompute: peak intermediates %zu bytes, not half the plain graph's %zu", peak[1], peak[0]);
+    /* measured 0.50 (0.38 before narrow-to-pooled-row shrank the plain graph's last block to its class row: this
+     * fixture has two blocks); copies that read the forward's values instead of their own copies keep those alive (0.75) */
+    CHECK(peak[1] <= peak[0] * 0.55, "recompute: peak intermediates %zu bytes, not 0.55 of the plain graph's %zu", peak[1], peak[0]);
     free_outs(a, n);
     free_outs(b, n);
     free(a);
