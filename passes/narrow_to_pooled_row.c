@@ -19,8 +19,9 @@
  *
  * Then each row-wise op whose output is needed at one row only is copied to
  * compute that row ([B, 1, C], or [B, C] flattened), reading the narrowed
- * copies of its row operands, or a Slice of an operand that others need in
- * full (the packed QKV that the narrowed attention's queries come from); the
+ * copies of its row operands, or that row gathered from an operand that
+ * others need in full (the packed QKV that the narrowed attention's queries
+ * come from); the
  * Gather becomes a Reshape of the narrowed row.  The originals are then dead.
  * Each row is computed by the same kernels as before, so the outputs are
  * the full graph's (tests/unit/test_model.c compares them). */
@@ -192,7 +193,9 @@ static void propagate(Narrowing *z, const Node *n)
         }
 }
 
-/* v's needed row sliced out of the full value ([B, 1, C], or [B, C] for [B*N, C]) */
+/* v's needed row taken out of the full value ([B, 1, C], or [B, C] for
+ * [B*N, C]) by a Gather of a one-element index, whose gradient (GatherGrad)
+ * both backends run */
 static Value *slice_row(Narrowing *z, Value *v, const Need *nd)
 {
     if (z->sliced[v->id]) return z->sliced[v->id];
@@ -200,9 +203,13 @@ static Value *slice_row(Narrowing *z, Value *v, const Need *nd)
     int64_t C = v->shape.d[v->shape.rank - 1].n;
     Value *x = v;
     if (v->shape.rank == 2) x = append_node(g, OP_RESHAPE, v->name, 2, (Value *[]){v, int_vector_const(g, "rows", 3, (int64_t[]){-1, nd->period, C})});
-    Value *starts = int_vector_const(g, "row", 1, &nd->index), *ends = int_vector_const(g, "row_end", 1, (int64_t[]){nd->index + 1});
-    Value *axes = int_vector_const(g, "row_axis", 1, (int64_t[]){1});
-    Value *s = x && starts && ends && axes ? append_node(g, OP_SLICE, v->name, 4, (Value *[]){x, starts, ends, axes}) : NULL;
+    Value *index = int_vector_const(g, "row", 1, &nd->index);
+    Node *gather = x && index ? new_node(g, OP_GATHER, v->name, 2, (Value *[]){x, index}) : NULL;
+    Attr *axis = gather ? node_add_attr(gather, "axis", ATTR_INT) : NULL;
+    char msg[IR_ERR_CAP];
+    if (!axis) return NULL;
+    axis->i = 1;
+    Value *s = infer_node(g, gather, msg, sizeof msg) ? NULL : gather->out[0];
     if (s && v->shape.rank == 2) s = append_node(g, OP_RESHAPE, v->name, 2, (Value *[]){s, int_vector_const(g, "row_flat", 2, (int64_t[]){-1, C})});
     return z->sliced[v->id] = s;
 }
