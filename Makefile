@@ -111,8 +111,10 @@ build-fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h build-fuzz/libvclip.a
 demo: all
 	$(BIN)/vclip-run demo --out demo-out
 
-# NVRTC from the venv's nvidia-cuda-nvrtc wheel where no CUDA toolkit is installed (tools/install-deps.sh)
-VENV_NVRTC := $(firstword $(wildcard $(CURDIR)/.venv/lib/python*/site-packages/nvidia/cu*/lib/libnvrtc.so*))
+# NVRTC from the venv's nvidia-cuda-nvrtc wheel where no CUDA toolkit is installed (tools/install-deps.sh);
+# a toolkit's wins even when torch brought the wheel along (under ASan the wheel's NVRTC cannot open its builtins)
+SYSTEM_NVRTC := $(shell ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so' && echo yes)
+VENV_NVRTC := $(if $(SYSTEM_NVRTC),,$(firstword $(wildcard $(CURDIR)/.venv/lib/python*/site-packages/nvidia/cu*/lib/libnvrtc.so*)))
 test: export VCLIP_NVRTC := $(or $(VCLIP_NVRTC),$(VENV_NVRTC))
 test: all $(UNIT) asan fuzz
 	@test -x "$(PYTHON)" || { echo "make test: no $(PYTHON): run tools/install-deps.sh first (it makes the tests' venv)"; exit 1; }
