@@ -253,6 +253,7 @@ oom:
 
 int pass_narrow_to_pooled_row(Graph *g, char *err, size_t cap)
 {
+    if (!g->n_nodes) return 0;
     Narrowing z = {g, g->n_values, calloc((size_t)g->n_values + 1, sizeof(Need)), calloc((size_t)g->n_values + 1, sizeof(Value *)),
                    calloc((size_t)g->n_values + 1, sizeof(Value *))};
     int n_nodes = g->n_nodes, changed = 0;

@@ -1,7 +1,8 @@
 /* gemm.c — the AVX-512 GEMM behind Linear, Gemm and the patch embedding
  * Conv (gemm.h).  A 12x32 micro-kernel (24 accumulators, B rows loaded, A
  * broadcast; FMA for f32 weights, VDPBF16PS on k pairs for bf16 ones) over A
- * packed per block 768 deep and as many rows as fit the L2 cache, B
+ * packed per block 768 deep (up to 960, where a thin last block joins the
+ * others) and as many rows as fit the L2 cache, B
  * pre-packed in panels of 32 columns.  Where the CPU has AMX, bf16 weights of a depth that is a multiple
  * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed in
  * bf16 pairs as whole 1 KB tiles, B's panels loaded as they are (a panel's

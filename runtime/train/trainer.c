@@ -220,7 +220,9 @@ static void report_memory(const Model *sess, const TrainGraph *tg, int tty)
     if (tg->recompute.blocks)
         snprintf(how, sizeof how, " (--recompute: %d blocks keep only their input; %d forward nodes run again in the backward pass)",
                  tg->recompute.blocks, tg->recompute.nodes);
-    fprintf(stderr, "%strainer: the step's activations take %.*f MB at their peak%s\n", tty ? "\n" : "", bytes < 10e6 ? 2 : 0, bytes / 1e6, how);
+    /* three significant digits below 10 MB: a small model's plain and recomputed peaks differ in the third */
+    if (bytes < 10e6) fprintf(stderr, "%strainer: the step's activations take %.3g MB at their peak%s\n", tty ? "\n" : "", bytes / 1e6, how);
+    else fprintf(stderr, "%strainer: the step's activations take %.0f MB at their peak%s\n", tty ? "\n" : "", bytes / 1e6, how);
 }
 
 /* The loader's inputs of one batch (video, labels, caption features and

@@ -211,6 +211,18 @@ static Value *const_value(Graph *g, const char *name, int rank, const int64_t *d
     return v;
 }
 
+/* An f32 graph input [rows, cols]. */
+static Value *input_2d(Graph *g, const char *name, int64_t rows, int64_t cols)
+{
+    Value *x = graph_new_value(g, name);
+    x->dtype = DT_F32;
+    x->shape.rank = 2;
+    x->shape.d[0] = dim_const(rows);
+    x->shape.d[1] = dim_const(cols);
+    graph_add_input(g, x);
+    return x;
+}
+
 static int count_op(const Graph *g, int op)
 {
     int k = 0;
@@ -231,12 +243,7 @@ static void test_linear_epilogue_pass(void)
     g->opset = 17;
     int64_t xd[2] = {6, 40}, w1[2] = {40, 70}, b1[1] = {70}, w2[2] = {70, 40}, b2[1] = {40}, w3[2] = {24, 40}, b3[1] = {24};
     int64_t w4[2] = {24, 8};
-    Value *x = graph_new_value(g, "x");
-    x->dtype = DT_F32;
-    x->shape.rank = 2;
-    x->shape.d[0] = dim_const(6);
-    x->shape.d[1] = dim_const(40);
-    graph_add_input(g, x);
+    Value *x = input_2d(g, "x", 6, 40);
     Value *W4 = const_value(g, "w4", 2, w4);
     W4->trainable = 1;
     Value *v[6];
@@ -303,12 +310,7 @@ static void test_gemm_accumulate_pass(void)
         Graph *g = graph_new("grads");
         g->opset = 17;
         int64_t xd[2] = {1700, 40}, dd[2] = {1700, 24};
-        Value *x = graph_new_value(g, "x");
-        x->dtype = DT_F32;
-        x->shape.rank = 2;
-        x->shape.d[0] = dim_const(1700);
-        x->shape.d[1] = dim_const(40);
-        graph_add_input(g, x);
+        Value *x = input_2d(g, "x", 1700, 40);
         Value *d1 = const_value(g, "dy1", 2, dd), *x2 = const_value(g, "x2", 2, xd), *d2 = const_value(g, "dy2", 2, dd);
         Value *v[7];
         const char *names[7] = {"g1", "g2", "sum", "g3", "twice", "g4", "scaled"};
