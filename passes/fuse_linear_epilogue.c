@@ -6,8 +6,9 @@
  * whose only reader is such an Add takes the operand as its C (IWR's weight
  * gradients: the interpolated pass's X^T dY added to the plain pass's).  The
  * GEMM then applies bias, activation and residual to each tile while it is
- * in registers (runtime/cpu/gemm.c) instead of more passes over memory.  Run after autodiff: the backward keeps its own readers, so a
- * training graph fuses only where the forward value is not needed again. */
+ * in registers (runtime/cpu/gemm.c) instead of more passes over memory.
+ * Run after autodiff: the backward keeps its own readers, so a training
+ * graph fuses only where the forward value is not needed again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,14 +71,7 @@ static int fuse_gemm_add(Graph *g, Node *gemm, Node *add)
         !same_shape(&add->out[0]->shape, &gemm->out[0]->shape))
         return 0;
     Node *n = new_node(g, OP_GEMM, add->name, 3, (Value *[]){gemm->in[0], gemm->in[1], other});
-    if (!n) return -1;
-    for (int a = 0; a < gemm->n_attrs; a++) {
-        const Attr *src = &gemm->attrs[a];
-        Attr *d = node_add_attr(n, src->name, src->type);
-        if (!d || (src->type != ATTR_INT && src->type != ATTR_FLOAT)) return -1; /* transA, transB, alpha, beta */
-        d->i = src->i;
-        d->f = src->f;
-    }
+    if (!n || node_copy_attrs(n, gemm)) return -1;
     char msg[IR_ERR_CAP];
     if (infer_node(g, n, msg, sizeof msg)) return -1;
     graph_replace_uses(g, add->out[0], n->out[0]);

@@ -21,6 +21,10 @@ typedef struct {
  * on a CPU without AVX-512 (tests compare both); 0 returns to the fastest. */
 void attention_force_portable(int on);
 
+/* bf16 = 1 (ir/infer_attention.c): n floats rounded to bf16 into out (out
+ * may be x), for the portable and BLAS kernels (fast_attention.c). */
+void attention_round_bf16(const float *x, int64_t n, float *out);
+
 /* attention_avx512.c: 1 when the AVX-512 kernels run this call
  * (an AVX-512 CPU and a head size of 16, 32, 64 or 128; with bf16 = 1,
  * AVX512-BF16 too). */

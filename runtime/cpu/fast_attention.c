@@ -118,8 +118,7 @@ FMA_CLONES static void weighted_rows(const float *p, int64_t Lp, const float *co
     }
 }
 
-/* bf16 = 1: n floats rounded to bf16 into out */
-static void round_bf16(const float *x, int64_t n, float *out)
+void attention_round_bf16(const float *x, int64_t n, float *out)
 {
     for (int64_t i = 0; i < n; i++) out[i] = bf16_round(x[i]);
 }
@@ -143,14 +142,14 @@ static void transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int
             step[j] = row < 0 ? 0 : 1;
             val[j0 + j] = row < 0 ? NULL : a->V + row * a->Cv + p->v_off + h * d;
             if (p->bf16 && val[j0 + j]) {
-                round_bf16(val[j0 + j], d, vb + (j0 + j) * d);
+                attention_round_bf16(val[j0 + j], d, vb + (j0 + j) * d);
                 val[j0 + j] = vb + (j0 + j) * d;
             }
         }
         for (int64_t c = 0; c < d; c++)
             for (int j = 0; j < KEY_BLOCK; j++) kt[c * Lp + j0 + j] = key[j][c * step[j]];
         if (p->bf16)
-            for (int64_t c = 0; c < d; c++) round_bf16(kt + c * Lp + j0, KEY_BLOCK, kt + c * Lp + j0);
+            for (int64_t c = 0; c < d; c++) attention_round_bf16(kt + c * Lp + j0, KEY_BLOCK, kt + c * Lp + j0);
     }
 }
 
@@ -179,7 +178,7 @@ static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
                 int64_t i = i0 + r < N ? i0 + r : N - 1, qr = p->seq_first ? i * B + b : b * N + i;
                 q[r] = a->Q + qr * a->Cq + p->q_off + h * d;
                 if (p->bf16) {
-                    round_bf16(q[r], d, qb + r * d);
+                    attention_round_bf16(q[r], d, qb + r * d);
                     q[r] = qb + r * d;
                 }
                 o[r] = i0 + r < N ? a->O + qr * a->Co + h * d : NULL;
@@ -196,7 +195,7 @@ static void attention_pairs(void *vctx, int64_t pb, int64_t pe)
                         if (p->causal && m > i0 + r) sr[j] = -INFINITY;
                     }
                 fast_softmax_row(sr, sr, n[r]);
-                if (p->bf16) round_bf16(sr, n[r], sr);
+                if (p->bf16) attention_round_bf16(sr, n[r], sr);
             }
             weighted_rows(s, Lp, val, n, d, o);
         }

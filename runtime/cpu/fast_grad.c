@@ -51,12 +51,6 @@ static void gather_rows(float *dst, const float *src, int64_t rows, int64_t d, i
 static int64_t qrow(const AttnArgs *a, int64_t b, int64_t i, int64_t C) { return a->p.seq_first ? (i * a->B + b) * C : (b * a->N + i) * C; }
 static int64_t krow(const AttnArgs *a, int64_t b, int64_t m, int64_t C) { return a->p.seq_first ? (m * a->B + b) * C : (b * a->M + m) * C; }
 
-/* bf16 = 1: operands rounded before their products (ref_attention_grad.c) */
-static void round_in_place(float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
-}
-
 static void heads(void *vctx, int64_t hb, int64_t he)
 {
     AttnArgs *a = vctx;
@@ -82,11 +76,11 @@ static void heads(void *vctx, int64_t hb, int64_t he)
                 gather_rows(Kh + s * M * d, a->K, M, d, krow, a, src[s], a->Ck, p->k_off + h * d);
                 gather_rows(Vh + s * M * d, a->V, M, d, krow, a, src[s], a->Cv, p->v_off + h * d);
             }
-            if (p->bf16) {
-                round_in_place(Qh, N * d);
-                round_in_place(DOh, N * d);
-                round_in_place(Kh, L * d);
-                round_in_place(Vh, L * d);
+            if (p->bf16) { /* operands rounded before their products (ref_attention_grad.c) */
+                attention_round_bf16(Qh, N * d, Qh);
+                attention_round_bf16(DOh, N * d, DOh);
+                attention_round_bf16(Kh, L * d, Kh);
+                attention_round_bf16(Vh, L * d, Vh);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)L, (int)d, p->scale, Qh, (int)d, Kh, (int)d, 0.0f, P, (int)L);
             softmax_rows(p, P, N, M, ns, a->mask);
@@ -98,8 +92,8 @@ static void heads(void *vctx, int64_t hb, int64_t he)
                 float fd = (float)dot;
                 for (int64_t j = 0; j < L; j++) dr[j] = pr[j] * (dr[j] - fd) * p->scale;
                 if (p->bf16) {
-                    round_in_place(pr, L);
-                    round_in_place(dr, L);
+                    attention_round_bf16(pr, L, pr);
+                    attention_round_bf16(dr, L, dr);
                 }
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)L, 1.0f, dP, (int)L, Kh, (int)d, 0.0f, dQh, (int)d);
