@@ -165,6 +165,20 @@ static int row_gather(const Node *n, int64_t *index)
     return *index >= 0 && *index < N;
 }
 
+/* Whether n follows one row of its output (rows of `period`) back to the
+ * same row of some inputs, marked in *rows: a row-wise op, a row Reshape,
+ * or an Attention through its queries. */
+static int row_operands(const Node *n, int64_t period, unsigned *rows)
+{
+    if (row_reshape(n, period) || (narrowable_attention(n) && has_rows(n->out[0], period))) {
+        *rows = 1;
+        return 1;
+    }
+    if (row_wise(n, period, rows)) return 1;
+    *rows = 0;
+    return 0;
+}
+
 /* What n's inputs need, from what its outputs' readers need. */
 static void propagate(Narrowing *z, const Node *n)
 {
@@ -182,10 +196,7 @@ static void propagate(Narrowing *z, const Node *n)
         return;
     }
     unsigned rows = 0; /* the inputs that follow the output's row */
-    if (out.kind == NEED_ROW) {
-        if (row_reshape(n, out.period) || (narrowable_attention(n) && has_rows(n->out[0], out.period))) rows = 1;
-        else if (!row_wise(n, out.period, &rows)) rows = 0;
-    }
+    if (out.kind == NEED_ROW) row_operands(n, out.period, &rows);
     for (int j = 0; j < n->n_in; j++)
         if (n->in[j]) {
             if (rows >> j & 1) join(&need[n->in[j]->id], NEED_ROW, out.period, out.index);
@@ -225,10 +236,9 @@ static int narrow(Narrowing *z, Node *n, char *err, size_t cap)
 {
     Graph *g = z->g;
     const Need *nd = &z->need[n->out[0]->id];
-    unsigned rows = 0;
+    unsigned rows;
+    if (!row_operands(n, nd->period, &rows)) return 0;
     int reshape = row_reshape(n, nd->period);
-    if (!reshape && !narrowable_attention(n) && !row_wise(n, nd->period, &rows)) return 0;
-    if (reshape || n->op == OP_ATTENTION) rows = 1;
     for (int j = 0; j < n->n_in; j++)
         if ((rows >> j & 1) && !known(z, n->in[j])) return 0; /* an input this pass made: left whole, its readers slice it */
     Value *in[16];
@@ -267,8 +277,7 @@ int pass_narrow_to_pooled_row(Graph *g, char *err, size_t cap)
     for (int i = 0; i < n_nodes; i++) {
         Node *n = order[i];
         unsigned rows;
-        if (n->out[0] && z.need[n->out[0]->id].kind == NEED_ROW && n->op != OP_RESHAPE &&
-            (narrowable_attention(n) || row_wise(n, z.need[n->out[0]->id].period, &rows)))
+        if (n->out[0] && z.need[n->out[0]->id].kind == NEED_ROW && n->op != OP_RESHAPE && row_operands(n, z.need[n->out[0]->id].period, &rows))
             compute++;
     }
     if (!compute) goto done;
