@@ -9,7 +9,9 @@
  * 16 k pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
  * into (row block, column range) units that the thread pool takes dynamically, so both cores stay
  * busy at batch 1 and the GEMM never competes with BLAS's own spinning
- * threads.  Checked against ref_linear.c (double accumulation) in
+ * threads.  The bf16 packing loops that walk many rows at once (the training
+ * step's per-call operands) prefetch the rows ahead of them: the hardware's
+ * prefetchers lose track of that many streams.  Checked against ref_linear.c (double accumulation) in
  * tests/unit/test_kernels.c. */
 #include <math.h>
 #include <pthread.h>
@@ -23,6 +25,7 @@
 #define MP 96      /* rows per piece of A packed by one task (whole micro-panels and AMX tile pairs) */
 #define KC 768     /* depth per A block */
 #define KC_MAX (KC + KC / 4) /* ... up to this, where a thin last block joins the others */
+#define PACK_AHEAD 16 /* rows prefetched ahead by the packing loops that walk down many rows at once */
 #define KC_AMX 1536 /* depth per A block on AMX tiles: KC's bytes in bf16 (fewer passes over C: ViT-B/32 auto 72 -> 68 ms) */
 
 _Static_assert(NR == LINEAR_PANEL, "the micro-kernel's width is the packed weight's panel");
@@ -206,7 +209,13 @@ AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, 
     }
     int64_t K = p->K, N = p->N, K2 = (K + 1) / 2;
     for (int64_t k2 = 0; k2 < K2; k2++)
-        for (int64_t q = qb; q < qe; q++)
+        for (int64_t q = qb; q < qe; q++) {
+            if (2 * k2 + PACK_AHEAD + 1 < K) /* the hardware's prefetchers lose track of this many rows (3x slower at 3072 x 768) */
+                for (int r = 0; r < 2; r++) {
+                    const float *ahead = p->B + (2 * k2 + PACK_AHEAD + r) * N + q * NR;
+                    _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+                    _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
+                }
             for (int h = 0; h < 2; h++) {
                 int64_t n = q * NR + 16 * h, left = N - n;
                 __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
@@ -214,6 +223,7 @@ AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, 
                 __m512 r0 = _mm512_maskz_loadu_ps(m, r), r1 = 2 * k2 + 1 < K ? _mm512_maskz_loadu_ps(m, r + N) : _mm512_setzero_ps();
                 _mm512_storeu_si512(p->panels + (q * K2 + k2) * 2 * NR + 32 * h, bf16_pairs16(r0, r1));
             }
+        }
 }
 
 /* 16 vectors of 16 words -> their transpose (32-bit interleaves, then
@@ -256,6 +266,10 @@ AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q
             for (int jj = 0; jj < 16; jj++) {
                 int64_t n = n0 + 16 * h + jj;
                 const float *r = p->B + (n < N ? n : 0) * K + k;
+                if (k + 2 * PACK_AHEAD + 32 <= K) { /* this column's k two chunks on */
+                    _mm_prefetch((const char *)(r + 2 * PACK_AHEAD), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(r + 2 * PACK_AHEAD + 16), _MM_HINT_T0);
+                }
                 v[jj] = n >= N ? _mm512_setzero_si512()
                                : (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, r + 16), _mm512_maskz_loadu_ps(m0, r));
             }
@@ -316,9 +330,13 @@ AVX512_BF16 static void pack_a_bf16(const float *A, int64_t lda, int64_t mc, int
                     memset(rows[r], 0, sizeof(uint32_t) * (size_t)kp);
                     continue;
                 }
-                const float *src = A + (i0 + i + r) * lda;
+                const float *src = A + (i0 + i + r) * lda, *next = i0 + i + r + 4 < mc ? src + 4 * lda : NULL;
                 for (int64_t k = 0; k < kc; k += 32) {
                     int64_t left = kc - k;
+                    if (next) { /* the row four on, while this one streams in (each row is a new stream to the hardware) */
+                        _mm_prefetch((const char *)(next + k), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(next + k + 16), _MM_HINT_T0);
+                    }
                     __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
                     __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
                     __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + k + 16), _mm512_maskz_loadu_ps(m0, src + k));
@@ -349,6 +367,12 @@ AVX512_BF16 static void pack_a_amx(const float *A, int64_t lda, int64_t mc, int6
         }
 }
 
+/* Every cache line of x[0..n) on its way into L1 */
+AVX512 static inline void prefetch_span(const float *x, int64_t n)
+{
+    for (int64_t c = 0; c < n; c += 16) _mm_prefetch((const char *)(x + c), _MM_HINT_T0);
+}
+
 /* Transposed A (A^T stored [K, M], element (i, k) at A[k * lda + i]): the
  * same micro-panels, now read as MR consecutive floats of each k row, so
  * the weight gradient X^T dY needs no transposed copy of X. */
@@ -366,13 +390,14 @@ AVX512 static void pack_a_t(const float *A, int64_t lda, int64_t mc, int64_t kc,
 AVX512_BF16 static void pack_a_bf16_t(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
 {
     int64_t kp = (kc + 1) / 2;
-    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
-        uint32_t *d = Ap + i0 * kp;
-        __mmask16 m = (__mmask16)((1u << (mc - i0 < MR ? mc - i0 : MR)) - 1);
-        for (int64_t p = 0; p < kp; p++) {
+    for (int64_t p = 0; p < kp; p++) { /* row pair by row pair, each row's mc floats once (a walk down 12 columns re-read every line) */
+        for (int r = 0; r < 2; r++)
+            if (2 * p + PACK_AHEAD + r < kc) prefetch_span(A + (2 * p + PACK_AHEAD + r) * lda, mc);
+        for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+            __mmask16 m = (__mmask16)((1u << (mc - i0 < MR ? mc - i0 : MR)) - 1);
             const float *r = A + 2 * p * lda + i0;
             __m512 r0 = _mm512_maskz_loadu_ps(m, r), r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_ps(m, r + lda) : _mm512_setzero_ps();
-            _mm512_mask_storeu_epi32(d + p * MR, (1u << MR) - 1, bf16_pairs16(r0, r1));
+            _mm512_mask_storeu_epi32(Ap + i0 * kp + p * MR, (1u << MR) - 1, bf16_pairs16(r0, r1));
         }
     }
 }
