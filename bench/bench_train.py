@@ -11,10 +11,11 @@ released gradient convention), gradient clipping and AdamW.  PyTorch runs
 tests/ref/vclip_reference.py's VCLIP forward on the open_clip model the ONNX
 file was exported from (bench/make_models.py), fp32, the same thread count.
 Peak memory is each process's max RSS (PyTorch's includes ~300 MB of
-framework).  Appends a section naming the CPU to bench/results/training.md
+framework).  The two alternate for --rounds rounds per precision.  Appends
+a section naming the CPU and the commit to bench/results/training.md
 (tables of other CPUs stay).
 
-Usage: python3 bench/bench_train.py [--steps 3] [--threads 2] [--precision fp32 bf16]
+Usage: python3 bench/bench_train.py [--steps 3] [--rounds 3] [--threads 2] [--precision fp32 bf16]
 Needs bench/models/vit_b32_visual.onnx and torch + open_clip (tools/install-deps.sh --fixtures).
 """
 import argparse
@@ -86,6 +87,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of vclip and PyTorch per precision")
     a = ap.parse_args()
     if not os.path.exists(MODEL):
         sys.exit(f"{MODEL} is missing: run python3 bench/make_models.py --only b32")
@@ -93,25 +95,36 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
     rows = []
     for prec in a.precision:
-        ours = json.loads(subprocess.run([os.path.join(ROOT, "build", "bench", "train_step"), MODEL, str(a.batch), str(a.frames),
-                                          str(a.steps), str(a.threads), "400", prec], capture_output=True, text=True, check=True,
-                                         env=env).stdout)
-        code = TORCH_STEP.format(ref=os.path.join(ROOT, "tests", "ref"), threads=a.threads, batch=a.batch, frames=a.frames,
-                                 steps=a.steps, bf16=prec == "bf16")
-        torch_r = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                            env=env).stdout.strip().splitlines()[-1])
-        rows.append((prec, ours, torch_r))
-        print(prec, json.dumps(ours), json.dumps(torch_r), flush=True)
-    lines = [f"## {cpu_description()}, {a.threads} threads, {datetime.date.today()}", "",
+        # the systems alternate for --rounds rounds (the order reversed every
+        # other round, so that a slow minute on a shared machine hits both);
+        # each one's time is the median of its round means
+        ours_runs, torch_runs = [], []
+        for r in range(a.rounds):
+            for system in (("ours", "torch") if r % 2 == 0 else ("torch", "ours")):
+                if system == "ours":
+                    ours_runs.append(json.loads(subprocess.run(
+                        [os.path.join(ROOT, "build", "bench", "train_step"), MODEL, str(a.batch), str(a.frames), str(a.steps),
+                         str(a.threads), "400", prec], capture_output=True, text=True, check=True, env=env).stdout))
+                else:
+                    code = TORCH_STEP.format(ref=os.path.join(ROOT, "tests", "ref"), threads=a.threads, batch=a.batch,
+                                             frames=a.frames, steps=a.steps, bf16=prec == "bf16")
+                    torch_runs.append(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                                check=True, env=env).stdout.strip().splitlines()[-1]))
+                print(prec, system, json.dumps((ours_runs if system == "ours" else torch_runs)[-1]), flush=True)
+        rows.append((prec, summary(ours_runs), summary(torch_runs)))
+    lines = [f"## {cpu_description()}, {a.threads} threads, {datetime.date.today()}, at {commit()}", "",
              f"VCLIP ViT-B/32 (random weights), T = {a.frames}, temporal window 1, batch {a.batch} videos, 400 classes, "
-             f"IWR on (two forwards), clipping + AdamW; mean of {a.steps} steps after a warm-up step, PyTorch {torch_version()}. "
+             f"IWR on (two forwards), clipping + AdamW; {a.rounds} alternating rounds, each the mean of {a.steps} steps after a "
+             f"warm-up step, and each system's time the median of its rounds; PyTorch {torch_version()}. "
              "Speed = PyTorch's time / vclip's (above 1: vclip is faster); memory = vclip's peak RSS / PyTorch's.", "",
-             "| precision | vclip ms/step | PyTorch ms/step | speed | best steps (vclip / PyTorch) | vclip peak RSS | PyTorch peak RSS | memory |",
-             "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+             "| precision | vclip ms/step | PyTorch ms/step | speed | each round, ms (vclip / PyTorch) | best steps (vclip / PyTorch) "
+             "| vclip peak RSS | PyTorch peak RSS | memory |",
+             "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
     for prec, ours, torch_r in rows:
         what = "fp32" if prec == "fp32" else "bf16 (vclip: --precision bf16; PyTorch: autocast)"
         lines.append(f"| {what} | {ours['ms_per_step']:.0f} | {torch_r['ms_per_step']:.0f} | "
-                     f"{torch_r['ms_per_step'] / ours['ms_per_step']:.2f} | {ours['best_ms']:.0f} / {torch_r['best_ms']:.0f} | "
+                     f"{torch_r['ms_per_step'] / ours['ms_per_step']:.2f} | {', '.join(f'{x:.0f}' for x in ours['rounds'])} / "
+                     f"{', '.join(f'{x:.0f}' for x in torch_r['rounds'])} | {ours['best_ms']:.0f} / {torch_r['best_ms']:.0f} | "
                      f"{ours['peak_rss_mb']:.0f} MB | {torch_r['peak_rss_mb']:.0f} MB | {ours['peak_rss_mb'] / torch_r['peak_rss_mb']:.2f} |")
     lines += ["", f"vclip's graph: {rows[0][1]['nodes']} nodes, {rows[0][1]['params']} parameters (including logit_scale), "
               f"built in {rows[0][1]['build_ms']:.0f} ms.", ""]
@@ -119,6 +132,22 @@ def main():
     with open(out, "a") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def summary(runs):
+    """One system's rounds: the median of their step means, the best step, the largest peak RSS."""
+    means = [r["ms_per_step"] for r in runs]
+    out = dict(runs[0], ms_per_step=sorted(means)[len(means) // 2], best_ms=min(r["best_ms"] for r in runs),
+               peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
+    out["rounds"] = means
+    return out
+
+
+def commit():
+    """The checkout's commit, marked when the tree has changes (a table names the code it measured)."""
+    run = lambda *c: subprocess.run(["git", *c], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    head = run("rev-parse", "--short", "HEAD") or "an unknown commit"
+    return head + (" with uncommitted changes" if run("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def torch_version():
