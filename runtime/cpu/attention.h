@@ -47,5 +47,11 @@ int64_t attention_key_row(const AttnArgs *a, const int64_t *src, int64_t L, int6
 void attention_transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C,
                               int64_t off, float *panel);
 void attention_bias_row(const AttnArgs *a, int64_t L, int64_t Lp, int64_t i, float *row);
+/* bf16 (AVX512-BF16): attention_pair_panel: the keys rounded, as a panel
+ * [d / 2, Lp] of channel-pair words (staging: 16 x d / 2 words of scratch);
+ * attention_key_pairs: as words of key pairs [(L + 1) / 2, d]. */
+void attention_pair_panel(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C, int64_t off,
+                          uint32_t *staging, uint32_t *panel);
+void attention_key_pairs(const AttnArgs *a, const int64_t *src, int64_t L, const float *base, int64_t C, int64_t off, uint32_t *pairs);
 
 #endif

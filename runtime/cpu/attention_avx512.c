@@ -56,6 +56,43 @@ void attention_bias_row(const AttnArgs *a, int64_t L, int64_t Lp, int64_t i, flo
     }
 }
 
+/* The keys' channels off .. off+d-1 of base rounded to bf16, as a panel
+ * [d / 2, Lp] of channel-pair words: 16 rounded key rows (staging, 16 x d / 2
+ * words) at a time, transposed like floats; zeros where there is no row. */
+AVX512_BF16 void attention_pair_panel(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C,
+                                      int64_t off, uint32_t *staging, uint32_t *panel)
+{
+    int64_t d = a->p.head_dim, d2 = d / 2;
+    for (int64_t j0 = 0; j0 < Lp; j0 += ATTN_BLOCK) {
+        const float *words[ATTN_BLOCK];
+        for (int64_t j = 0; j < ATTN_BLOCK; j++) {
+            int64_t row = attention_key_row(a, src, L, j0 + j);
+            round_row_bf16(row < 0 ? NULL : base + row * C + off, d, staging + j * d2);
+        }
+        for (int64_t c0 = 0; c0 + 16 <= d2; c0 += 16) {
+            for (int r = 0; r < ATTN_BLOCK; r++) words[r] = (const float *)(staging + r * d2 + c0);
+            transpose_16x16(words, (float *)(panel + c0 * Lp + j0), Lp);
+        }
+        if (d2 < 16) /* head size 16: 8 words a key */
+            for (int64_t c = 0; c < d2; c++)
+                for (int r = 0; r < ATTN_BLOCK; r++) panel[c * Lp + j0 + r] = staging[r * d2 + c];
+    }
+}
+
+/* The keys' channels as words of key pairs [(L + 1) / 2, d]: rows 2t and
+ * 2t + 1 rounded and interleaved; zeros where there is no row. */
+AVX512_BF16 void attention_key_pairs(const AttnArgs *a, const int64_t *src, int64_t L, const float *base, int64_t C, int64_t off, uint32_t *pairs)
+{
+    int64_t d = a->p.head_dim;
+    for (int64_t t = 0; t < L; t += 2) {
+        int64_t r0 = attention_key_row(a, src, L, t), r1 = t + 1 < L ? attention_key_row(a, src, L, t + 1) : -1;
+        const float *v0 = r0 < 0 ? NULL : base + r0 * C + off, *v1 = r1 < 0 ? NULL : base + r1 * C + off;
+        for (int64_t c = 0; c < d; c += 16)
+            _mm512_storeu_si512(pairs + t / 2 * d + c, bf16_pairs16(v0 ? _mm512_loadu_ps(v0 + c) : _mm512_setzero_ps(),
+                                                                  v1 ? _mm512_loadu_ps(v1 + c) : _mm512_setzero_ps()));
+    }
+}
+
 int attention_avx512_fits(const AttnArgs *a)
 {
     int64_t d = a->p.head_dim;
@@ -137,40 +174,14 @@ typedef struct {
     float *scores, *bias;
 } PairBuffersBf16;
 
-/* n floats (a multiple of 16) -> n / 2 words of bf16 pairs, in order; NULL: zeros */
-INLINE_AVX512_BF16 void round_row_bf16(const float *x, int64_t n, uint32_t *out)
-{
-    for (int64_t c = 0; c < n; c += 16)
-        _mm256_storeu_si256((__m256i *)((uint16_t *)out + c), x ? (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + c)) : _mm256_setzero_si256());
-}
-
 INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffersBf16 *w, int64_t b, int64_t h, const int NV)
 {
     const AttentionParams *p = &a->p;
-    int64_t B = a->B, N = a->N, d = 16 * NV, d2 = 8 * NV, src[2 * 64 + 1];
+    int64_t B = a->B, N = a->N, d = 16 * NV, src[2 * 64 + 1];
     int ns = attention_sources(p, b, src);
     int64_t L = ns * a->M, Lp = attention_padded(L);
-    for (int64_t j0 = 0; j0 < Lp; j0 += ATTN_BLOCK) { /* the keys' panel */
-        const float *words[ATTN_BLOCK];
-        for (int64_t j = 0; j < ATTN_BLOCK; j++) {
-            int64_t row = attention_key_row(a, src, L, j0 + j);
-            round_row_bf16(row < 0 ? NULL : a->K + row * a->Ck + p->k_off + h * d, d, w->staging + j * d2);
-        }
-        for (int64_t c0 = 0; c0 + 16 <= d2; c0 += 16) {
-            for (int r = 0; r < ATTN_BLOCK; r++) words[r] = (const float *)(w->staging + r * d2 + c0);
-            transpose_16x16(words, (float *)(w->kw + c0 * Lp + j0), Lp);
-        }
-        if (d2 < 16) /* head size 16: 8 words a key */
-            for (int64_t c = 0; c < d2; c++)
-                for (int r = 0; r < ATTN_BLOCK; r++) w->kw[c * Lp + j0 + r] = w->staging[r * d2 + c];
-    }
-    for (int64_t t = 0; t < L; t += 2) { /* the values' key pairs */
-        int64_t r0 = attention_key_row(a, src, L, t), r1 = t + 1 < L ? attention_key_row(a, src, L, t + 1) : -1;
-        const float *v0 = r0 < 0 ? NULL : a->V + r0 * a->Cv + p->v_off + h * d, *v1 = r1 < 0 ? NULL : a->V + r1 * a->Cv + p->v_off + h * d;
-        for (int v = 0; v < NV; v++)
-            _mm512_storeu_si512(w->vw + t / 2 * d + 16 * v, bf16_pairs16(v0 ? _mm512_loadu_ps(v0 + 16 * v) : _mm512_setzero_ps(),
-                                                                      v1 ? _mm512_loadu_ps(v1 + 16 * v) : _mm512_setzero_ps()));
-    }
+    attention_pair_panel(a, src, L, Lp, a->K, a->Ck, p->k_off + h * d, w->staging, w->kw);
+    attention_key_pairs(a, src, L, a->V, a->Cv, p->v_off + h * d, w->vw);
     int per_row = a->mask || p->causal;
     if (!per_row) attention_bias_row(a, L, Lp, 0, w->bias);
     uint32_t qw[ROWS][64] __attribute__((aligned(64)));
@@ -184,46 +195,15 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
         }
         int64_t n = Lp, last = (i0 + ROWS < N ? i0 + ROWS : N);
         if (p->causal && ns == 1 && attention_padded(last) < n) n = attention_padded(last);
-        for (int64_t kb = 0; kb < n; kb += ATTN_BLOCK) { /* scores: scale * q.k + bias */
-            __m512 s[ROWS];
-            #pragma GCC unroll 4
-            for (int r = 0; r < ROWS; r++) s[r] = _mm512_setzero_ps();
-            for (int64_t c = 0; c < d2; c++) {
-                __m512bh k = (__m512bh)_mm512_loadu_si512(w->kw + c * Lp + kb);
-                #pragma GCC unroll 4
-                for (int r = 0; r < ROWS; r++) s[r] = _mm512_dpbf16_ps(s[r], (__m512bh)_mm512_set1_epi32((int)qw[r][c]), k);
-            }
-            #pragma GCC unroll 4
-            for (int r = 0; r < ROWS; r++)
-                _mm512_store_ps(w->scores + r * Lp + kb,
-                                _mm512_fmadd_ps(s[r], _mm512_set1_ps(p->scale), _mm512_loadu_ps(w->bias + (per_row ? r * Lp : 0) + kb)));
-        }
+        const uint32_t *qwr[ROWS] = {qw[0], qw[1], qw[2], qw[3]};
+        pair_score_rows(qwr, p->scale, w->kw, Lp, n, w->bias, per_row ? Lp : 0, w->scores, NV);
         int64_t nv = n < L ? n : L, pairs = (nv + 1) / 2;
         uint32_t *prob = w->staging; /* ROWS rows of Lp / 2 words: the probabilities, rounded */
         for (int r = 0; r < ROWS; r++) {
             softmax_row(w->scores + r * Lp, n);
             round_row_bf16(w->scores + r * Lp, n, prob + r * (Lp / 2));
         }
-        __m512 acc[ROWS][8];
-        #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++)
-            #pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
-        for (int64_t t = 0; t < pairs; t++) {
-            __m512bh x[8];
-            #pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) x[v] = (__m512bh)_mm512_loadu_si512(w->vw + t * d + 16 * v);
-            #pragma GCC unroll 4
-            for (int r = 0; r < ROWS; r++) {
-                __m512bh pr = (__m512bh)_mm512_set1_epi32((int)prob[r * (Lp / 2) + t]);
-                #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], pr, x[v]);
-            }
-        }
-        for (int r = 0; r < ROWS; r++)
-            if (orow[r])
-                #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) _mm512_storeu_ps(orow[r] + 16 * v, acc[r][v]);
+        pair_weighted_rows(orow, prob, Lp / 2, 1, w->vw, pairs, 1, NV);
     }
 }
 

@@ -2,7 +2,8 @@
  * kernels, forward (attention_avx512.c) and gradient
  * (attention_grad_avx512.c): a 16 x 16 register transpose for the key
  * panels, rows of scores against a transposed panel, an exact softmax over
- * a row, and sums of rows weighted by a matrix of coefficients.  Each works
+ * a row, and sums of rows weighted by a matrix of coefficients, in f32 and
+ * on bf16 pairs.  Each works
  * on ROWS rows at a time and takes NV = head size / 16 as a constant, so the
  * callers instantiate them per head size.  Only for functions compiled with
  * the AVX512 target attribute, after a run-time check of the CPU. */
@@ -113,6 +114,71 @@ INLINE_AVX512 void weighted_rows(float *const *out, const float *coef, int64_t r
             __m512 w = _mm512_set1_ps(ct[r * r_stride]);
             #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w, x[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < ROWS; r++) {
+        if (!out[r]) continue;
+        #pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(out[r] + 16 * v, store ? acc[r][v] : _mm512_add_ps(_mm512_loadu_ps(out[r] + 16 * v), acc[r][v]));
+    }
+}
+
+/* ---- bf16 (on AVX512-BF16): each product takes two operand pairs per
+ * lane (vdpbf16ps), sums f32.  Words hold two bf16: a channel pair of a row
+ * (round_row_bf16), or the same channel of two rows (bf16_pairs16). */
+
+/* n floats (a multiple of 16) -> n / 2 words of bf16 pairs, in order, rounded
+ * to nearest even; NULL: zeros */
+INLINE_AVX512_BF16 void round_row_bf16(const float *x, int64_t n, uint32_t *out)
+{
+    for (int64_t c = 0; c < n; c += 16)
+        _mm256_storeu_si256((__m256i *)((uint16_t *)out + c), x ? (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + c)) : _mm256_setzero_si256());
+}
+
+/* out[r * Lp + j] = scale * x[r] . key j + bias[r * bias_stride + j] (bias
+ * NULL: none) for r < ROWS and the keys j < n (whole blocks): x as d / 2
+ * channel-pair words per row, the keys as a panel [d / 2, Lp] of them. */
+INLINE_AVX512_BF16 void pair_score_rows(const uint32_t *const *xw, float scale, const uint32_t *panel, int64_t Lp, int64_t n,
+                                        const float *bias, int64_t bias_stride, float *out, const int NV)
+{
+    for (int64_t kb = 0; kb < n; kb += ATTN_BLOCK) {
+        __m512 s[ROWS];
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) s[r] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < 8 * NV; c++) {
+            __m512bh k = (__m512bh)_mm512_loadu_si512(panel + c * Lp + kb);
+            #pragma GCC unroll 4
+            for (int r = 0; r < ROWS; r++) s[r] = _mm512_dpbf16_ps(s[r], (__m512bh)_mm512_set1_epi32((int)xw[r][c]), k);
+        }
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++)
+            _mm512_store_ps(out + r * Lp + kb, bias ? _mm512_fmadd_ps(s[r], _mm512_set1_ps(scale), _mm512_loadu_ps(bias + r * bias_stride + kb))
+                                                    : _mm512_mul_ps(s[r], _mm512_set1_ps(scale)));
+    }
+}
+
+/* weighted_rows on pairs: sum over pairs t < pairs of the coefficient word
+ * coef[r * r_stride + t * t_stride] (two rows' coefficients) times the
+ * word row in[t] (the same two rows, [pairs, d] words), for r < ROWS,
+ * stored into out[r] or added to it; out[r] NULL: left alone. */
+INLINE_AVX512_BF16 void pair_weighted_rows(float *const *out, const uint32_t *coef, int64_t r_stride, int64_t t_stride, const uint32_t *in,
+                                           int64_t pairs, const int store, const int NV)
+{
+    __m512 acc[ROWS][8];
+    #pragma GCC unroll 4
+    for (int r = 0; r < ROWS; r++)
+        #pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < pairs; t++) {
+        __m512bh x[8];
+        #pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) x[v] = (__m512bh)_mm512_loadu_si512(in + t * 16 * NV + 16 * v);
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            __m512bh w = (__m512bh)_mm512_set1_epi32((int)coef[r * r_stride + t * t_stride]);
+            #pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], w, x[v]);
         }
     }
     for (int r = 0; r < ROWS; r++) {

@@ -14,9 +14,13 @@
  * splits the work by head and a head's batch rows add into dK and dV one
  * after another.  With bf16 = 1 (the gradient of the bf16 forward, as
  * ir/infer_attention.c and ref_attention_grad.c define it) q, k, v and dO
- * are rounded into private copies and panels first, and P and dS after
- * their row sums, so that every product takes bf16 operands; the sums stay
- * f32.  Checked against ref_attention_grad.c in tests/unit. */
+ * are rounded, and P and dS after their row sums, so that every product
+ * takes bf16 operands; the five products then run on VDPBF16PS, two operand
+ * pairs per lane (grad_pair_bf16): the scores and dP against channel-pair
+ * panels of K and V, as the forward's scores do, dQ against K's key pairs,
+ * dK and dV against Q's and dO's query pairs with dS and P paired the same
+ * way.  The sums stay f32.  Checked against ref_attention_grad.c in
+ * tests/unit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,25 +46,18 @@ AVX512 static void score_grad_row(const float *prow, float *ds, int64_t Lp, floa
         _mm512_store_ps(ds + j, _mm512_mul_ps(_mm512_mul_ps(_mm512_load_ps(prow + j), sc), _mm512_sub_ps(_mm512_load_ps(ds + j), D)));
 }
 
-/* bf16: n floats (a multiple of 16) rounded in place; a row of d = 16 NV
- * copied rounded into dst, which is returned */
-INLINE_AVX512 void round_in_place(float *x, int64_t n)
-{
-    for (int64_t j = 0; j < n; j += 16) _mm512_store_ps(x + j, bf16_round16(_mm512_load_ps(x + j)));
-}
-
-INLINE_AVX512 const float *rounded_row(const float *row, float *dst, const int NV)
-{
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; v++) _mm512_store_ps(dst + 16 * v, bf16_round16(_mm512_loadu_ps(row + 16 * v)));
-    return dst;
-}
-
 typedef struct {
     float *kt, *vt, *P, *dS, *bias;       /* panels [d, Lp]; [Np, Lp] buffers; ROWS bias rows */
-    float *kr, *qr, *dor;                 /* bf16: rounded rows of K [Lp, d], Q and dO [Np, d] */
     const float **krow, **qrow, **dorow; /* [Lp] key rows of K; [Np] rows of Q and dO */
     float **dkrow, **dvrow;               /* [Lp] rows of dK and dV (NULL: no key) */
+    /* bf16: words of two bf16 (attention_avx512.h) */
+    uint32_t *kw, *vw;   /* [d / 2, Lp]: K and V, channel pairs (scores, dP) */
+    uint32_t *kp;        /* [Lp / 2, d]: K's key pairs (dQ) */
+    uint32_t *qp, *dop;  /* [Np / 2, d]: Q's and dO's query pairs (dK, dV) */
+    uint32_t *qw, *dow;  /* [Np, d / 2]: Q's and dO's rows, channel pairs (scores, dP) */
+    uint32_t *dsw;       /* [Np, Lp / 2]: dS's rows, key pairs (dQ) */
+    uint32_t *dsp, *pp;  /* [Np / 2, Lp]: dS and P, query pairs (dK, dV) */
+    uint32_t *staging;   /* 16 x d / 2 */
 } GradBuffers;
 
 /* One (head h, batch row b); NV = d / 16, a constant in each instance. */
@@ -84,16 +81,6 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
         g->qrow[i] = a->Q + r * a->Cq + p->q_off + h * d;
         g->dorow[i] = a->dO + r * a->Co + h * d;
     }
-    if (p->bf16) {
-        round_in_place(g->kt, d * Lp);
-        round_in_place(g->vt, d * Lp);
-        for (int64_t j = 0; j < Lp; j++)
-            if (g->krow[j]) g->krow[j] = rounded_row(g->krow[j], g->kr + j * d, NV);
-        for (int64_t i = 0; i < Np; i++) {
-            g->qrow[i] = rounded_row(g->qrow[i], g->qr + i * d, NV);
-            g->dorow[i] = rounded_row(g->dorow[i], g->dor + i * d, NV);
-        }
-    }
     int per_row = a->mask || p->causal;
     if (!per_row) attention_bias_row(a, L, Lp, 0, g->bias);
     for (int64_t i0 = 0; i0 < Np; i0 += ROWS) {
@@ -110,10 +97,6 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
             }
             softmax_row(prow + r * Lp, Lp);
             score_grad_row(prow + r * Lp, dsrow + r * Lp, Lp, p->scale);
-            if (p->bf16) {
-                round_in_place(prow + r * Lp, Lp);
-                round_in_place(dsrow + r * Lp, Lp);
-            }
         }
     }
     for (int64_t i0 = 0; i0 < N; i0 += ROWS) { /* dQ rows: dS K */
@@ -131,33 +114,133 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
     }
 }
 
+/* bf16 = 1: the same pair on VDPBF16PS.  q, k, v and dO are rounded as
+ * they are laid out; P and dS after their row sums (dS from the f32 P), as
+ * the reference does. */
+INLINE_AVX512_BF16 void grad_pair_bf16(const AttnArgs *a, const GradBuffers *g, int64_t h, int64_t b, const int NV)
+{
+    const AttentionParams *p = &a->p;
+    int64_t B = a->B, N = a->N, d = 16 * NV, d2 = 8 * NV, src[2 * 64 + 1];
+    int ns = attention_sources(p, b, src);
+    int64_t L = ns * a->M, Lp = attention_padded(L), Np = (N + ROWS - 1) / ROWS * ROWS;
+    attention_pair_panel(a, src, L, Lp, a->K, a->Ck, p->k_off + h * d, g->staging, g->kw);
+    attention_pair_panel(a, src, L, Lp, a->V, a->Cv, p->v_off + h * d, g->staging, g->vw);
+    attention_key_pairs(a, src, L, a->K, a->Ck, p->k_off + h * d, g->kp);
+    for (int64_t j = 0; j < Lp; j++) {
+        int64_t row = attention_key_row(a, src, L, j);
+        g->dkrow[j] = row < 0 ? NULL : a->dK + row * a->Ck + p->k_off + h * d;
+        g->dvrow[j] = row < 0 ? NULL : a->dV + row * a->Cv + p->v_off + h * d;
+    }
+    for (int64_t i = 0; i < Np; i += 2) { /* rows past N repeat the last one; their P and dS rows are zeroed below */
+        const float *q[2], *o[2];
+        for (int r = 0; r < 2; r++) {
+            int64_t ii = i + r < N ? i + r : N - 1, row = p->seq_first ? ii * B + b : b * N + ii;
+            q[r] = a->Q + row * a->Cq + p->q_off + h * d;
+            o[r] = a->dO + row * a->Co + h * d;
+            round_row_bf16(q[r], d, g->qw + (i + r) * d2);
+            round_row_bf16(o[r], d, g->dow + (i + r) * d2);
+        }
+        #pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            _mm512_storeu_si512(g->qp + i / 2 * d + 16 * v, bf16_pairs16(_mm512_loadu_ps(q[0] + 16 * v), _mm512_loadu_ps(q[1] + 16 * v)));
+            _mm512_storeu_si512(g->dop + i / 2 * d + 16 * v, bf16_pairs16(_mm512_loadu_ps(o[0] + 16 * v), _mm512_loadu_ps(o[1] + 16 * v)));
+        }
+    }
+    int per_row = a->mask || p->causal;
+    if (!per_row) attention_bias_row(a, L, Lp, 0, g->bias);
+    for (int64_t i0 = 0; i0 < Np; i0 += ROWS) {
+        if (per_row)
+            for (int r = 0; r < ROWS; r++) attention_bias_row(a, L, Lp, i0 + r < N ? i0 + r : N - 1, g->bias + r * Lp);
+        float *prow = g->P + i0 * Lp, *dsrow = g->dS + i0 * Lp;
+        const uint32_t *qw[ROWS], *dow[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            qw[r] = g->qw + (i0 + r) * d2;
+            dow[r] = g->dow + (i0 + r) * d2;
+        }
+        pair_score_rows(qw, p->scale, g->kw, Lp, Lp, g->bias, per_row ? Lp : 0, prow, NV);
+        pair_score_rows(dow, 1.0f, g->vw, Lp, Lp, NULL, 0, dsrow, NV);
+        for (int r = 0; r < ROWS; r++) {
+            if (i0 + r >= N) { /* padding rows take no part in the sums over queries */
+                memset(prow + r * Lp, 0, sizeof(float) * (size_t)Lp);
+                memset(dsrow + r * Lp, 0, sizeof(float) * (size_t)Lp);
+            } else {
+                softmax_row(prow + r * Lp, Lp);
+                score_grad_row(prow + r * Lp, dsrow + r * Lp, Lp, p->scale);
+            }
+            round_row_bf16(dsrow + r * Lp, Lp, g->dsw + (i0 + r) * (Lp / 2));
+        }
+        for (int r = 0; r < ROWS; r += 2) /* P and dS, query pairs */
+            for (int64_t j = 0; j < Lp; j += 16) {
+                int64_t at = (i0 + r) / 2 * Lp + j;
+                _mm512_storeu_si512(g->pp + at, bf16_pairs16(_mm512_load_ps(prow + r * Lp + j), _mm512_load_ps(prow + (r + 1) * Lp + j)));
+                _mm512_storeu_si512(g->dsp + at, bf16_pairs16(_mm512_load_ps(dsrow + r * Lp + j), _mm512_load_ps(dsrow + (r + 1) * Lp + j)));
+            }
+    }
+    for (int64_t i0 = 0; i0 < N; i0 += ROWS) { /* dQ rows: dS K */
+        float *out[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            int64_t i = i0 + r, row = p->seq_first ? i * B + b : b * N + i;
+            out[r] = i < N ? a->dQ + row * a->Cq + p->q_off + h * d : NULL;
+        }
+        pair_weighted_rows(out, g->dsw + i0 * (Lp / 2), Lp / 2, 1, g->kp, (L + 1) / 2, 0, NV);
+    }
+    for (int64_t j0 = 0; j0 < L; j0 += ROWS) { /* dK rows: dS^T Q; dV rows: P^T dO */
+        if (!g->dkrow[j0] && !g->dkrow[j0 + 1] && !g->dkrow[j0 + 2] && !g->dkrow[j0 + 3]) continue;
+        pair_weighted_rows(g->dkrow + j0, g->dsp + j0, 1, Lp, g->qp, Np / 2, 0, NV);
+        pair_weighted_rows(g->dvrow + j0, g->pp + j0, 1, Lp, g->dop, Np / 2, 0, NV);
+    }
+}
+
+AVX512_BF16 static void grad_pair_bf16_any(const AttnArgs *a, const GradBuffers *g, int64_t h, int64_t b)
+{
+    switch (a->p.head_dim / 16) {
+    case 1: grad_pair_bf16(a, g, h, b, 1); break;
+    case 2: grad_pair_bf16(a, g, h, b, 2); break;
+    case 4: grad_pair_bf16(a, g, h, b, 4); break;
+    default: grad_pair_bf16(a, g, h, b, 8); break;
+    }
+}
+
 AVX512 void attention_grad_avx512_heads(void *args, int64_t hb, int64_t he)
 {
     AttnArgs *a = args;
     int64_t d = a->p.head_dim, Lmax = (2 * a->p.window + 1) * a->M, Lp = attention_padded(Lmax);
     int64_t Np = (a->N + ROWS - 1) / ROWS * ROWS;
     GradBuffers g;
-    g.kt = aligned_alloc(64, sizeof(float) * (size_t)(2 * d * Lp + 2 * Np * Lp + ROWS * Lp + (a->p.bf16 ? (Lp + 2 * Np) * d : 0)));
+    /* f32: K and V panels [d, Lp]; both: P and dS [Np, Lp], ROWS bias rows; bf16: the words (in 4-byte units) */
+    size_t words = a->p.bf16 ? (size_t)(d * Lp + Lp / 2 * d + 2 * Np * d + Np * Lp / 2 + Np * Lp + 8 * d) : 0;
+    g.kt = aligned_alloc(64, sizeof(float) * ((size_t)((a->p.bf16 ? 0 : 2 * d * Lp) + 2 * Np * Lp + ROWS * Lp) + words));
     g.krow = malloc(sizeof(*g.krow) * (size_t)(Lp + 2 * Np));
     g.dkrow = malloc(sizeof(*g.dkrow) * (size_t)(2 * Lp));
     if (!g.kt || !g.krow || !g.dkrow) { a->failed = 1; goto done; }
-    g.vt = g.kt + d * Lp;
-    g.P = g.vt + d * Lp;
+    g.vt = g.kt + (a->p.bf16 ? 0 : d * Lp);
+    g.P = g.vt + (a->p.bf16 ? 0 : d * Lp);
     g.dS = g.P + Np * Lp;
     g.bias = g.dS + Np * Lp;
-    g.kr = g.bias + ROWS * Lp;
-    g.qr = g.kr + Lp * d;
-    g.dor = g.qr + Np * d;
+    g.kw = (uint32_t *)(g.bias + ROWS * Lp); /* 64-byte aligned: every size above is a multiple of 16 floats */
+    g.vw = g.kw + d / 2 * Lp;
+    g.kp = g.vw + d / 2 * Lp;
+    g.qp = g.kp + Lp / 2 * d;
+    g.dop = g.qp + Np / 2 * d;
+    g.qw = g.dop + Np / 2 * d;
+    g.dow = g.qw + Np * d / 2;
+    g.dsw = g.dow + Np * d / 2;
+    g.dsp = g.dsw + Np * Lp / 2;
+    g.pp = g.dsp + Np / 2 * Lp;
+    g.staging = g.pp + Np / 2 * Lp;
     g.qrow = g.krow + Lp;
     g.dorow = g.qrow + Np;
     g.dvrow = g.dkrow + Lp;
     for (int64_t h = hb; h < he; h++)
-        for (int64_t b = 0; b < a->B; b++) switch (d / 16) {
-            case 1: grad_pair(a, &g, h, b, 1); break;
-            case 2: grad_pair(a, &g, h, b, 2); break;
-            case 4: grad_pair(a, &g, h, b, 4); break;
-            default: grad_pair(a, &g, h, b, 8); break;
-            }
+        for (int64_t b = 0; b < a->B; b++) {
+            if (a->p.bf16) grad_pair_bf16_any(a, &g, h, b);
+            else switch (d / 16) {
+                case 1: grad_pair(a, &g, h, b, 1); break;
+                case 2: grad_pair(a, &g, h, b, 2); break;
+                case 4: grad_pair(a, &g, h, b, 4); break;
+                default: grad_pair(a, &g, h, b, 8); break;
+                }
+        }
 done:
     free(g.kt);
     free(g.krow);
