@@ -1,6 +1,6 @@
 /* avx512_math.h — 16-lane exp, erf and the GELU activations for the
- * AVX-512 kernels (attention_avx512.h, gemm.c), their bf16 pairing and
- * rounding.  Same range reduction,
+ * AVX-512 kernels (attention_avx512.h, gemm.c) and their bf16 pairing.
+ * Same range reduction,
  * polynomials and error as the scalar ones in fast_math.c.  Only for
  * functions compiled with the AVX512 target attribute, after a run-time
  * check that the CPU has it. */
@@ -25,19 +25,6 @@ AVX512_BF16 static inline __m512i bf16_pairs16(__m512 even, __m512 odd)
     static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), (__m512i)_mm512_cvtne2ps_pbh(odd, even));
-}
-
-/* Each lane rounded to the nearest bf16, kept as a float: ir.h's bf16_round
- * in integer lanes (ties to even, NaN quietened, denormals kept), on plain
- * AVX-512F, so kernels without the BF16 extension can round operands. */
-AVX512 static inline __m512 bf16_round16(__m512 x)
-{
-    __m512i u = _mm512_castps_si512(x), high = _mm512_set1_epi32((int)0xffff0000u);
-    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), high);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-    __m512i quiet = _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x00400000)), high);
-    return _mm512_castsi512_ps(_mm512_mask_mov_epi32(rounded, nan, quiet));
 }
 
 /* e^x; -inf gives exactly 0 */
