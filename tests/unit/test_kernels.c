@@ -200,7 +200,7 @@ static void test_gemm(void)
                 node_add_attr(n, "alpha", ATTR_FLOAT)->f = unit ? 1.0f : 0.75f;
                 node_add_attr(n, "beta", ATTR_FLOAT)->f = unit ? 1.0f : 1.5f;
                 if (bf16) node_add_attr(n, "bf16", ATTR_INT)->i = 1;
-                char what[64];
+                char what[128];
                 snprintf(what, sizeof what, "gemm %lldx%lldx%lld tA=%d tB=%d C%d%s%s", (long long)M, (long long)K, (long long)N,
                          ta, tb, cshape, bf16 ? " bf16" : "", unit ? " alpha=beta=1" : "");
                 /* f32 sums of K products of rounded operands: the absolute error grows with K */
