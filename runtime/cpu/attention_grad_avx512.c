@@ -46,6 +46,13 @@ AVX512 static void score_grad_row(const float *prow, float *ds, int64_t Lp, floa
         _mm512_store_ps(ds + j, _mm512_mul_ps(_mm512_mul_ps(_mm512_load_ps(prow + j), sc), _mm512_sub_ps(_mm512_load_ps(ds + j), D)));
 }
 
+/* The additive terms of query rows i0 .. i0 + ROWS - 1 where they differ
+ * by row (mask, causal); rows past N repeat the last one */
+static void block_bias_rows(const AttnArgs *a, int64_t L, int64_t Lp, int64_t i0, float *bias)
+{
+    for (int r = 0; r < ROWS; r++) attention_bias_row(a, L, Lp, i0 + r < a->N ? i0 + r : a->N - 1, bias + r * Lp);
+}
+
 typedef struct {
     float *kt, *vt, *P, *dS, *bias;       /* panels [d, Lp]; [Np, Lp] buffers; ROWS bias rows */
     const float **krow, **qrow, **dorow; /* [Lp] key rows of K; [Np] rows of Q and dO */
@@ -84,8 +91,7 @@ INLINE_AVX512 void grad_pair(const AttnArgs *a, const GradBuffers *g, int64_t h,
     int per_row = a->mask || p->causal;
     if (!per_row) attention_bias_row(a, L, Lp, 0, g->bias);
     for (int64_t i0 = 0; i0 < Np; i0 += ROWS) {
-        if (per_row)
-            for (int r = 0; r < ROWS; r++) attention_bias_row(a, L, Lp, i0 + r < N ? i0 + r : N - 1, g->bias + r * Lp);
+        if (per_row) block_bias_rows(a, L, Lp, i0, g->bias);
         float *prow = g->P + i0 * Lp, *dsrow = g->dS + i0 * Lp;
         score_rows(g->qrow + i0, p->scale, g->kt, Lp, Lp, g->bias, per_row ? Lp : 0, prow, NV);
         score_rows(g->dorow + i0, 1.0f, g->vt, Lp, Lp, NULL, 0, dsrow, NV);
@@ -149,8 +155,7 @@ INLINE_AVX512_BF16 void grad_pair_bf16(const AttnArgs *a, const GradBuffers *g, 
     int per_row = a->mask || p->causal;
     if (!per_row) attention_bias_row(a, L, Lp, 0, g->bias);
     for (int64_t i0 = 0; i0 < Np; i0 += ROWS) {
-        if (per_row)
-            for (int r = 0; r < ROWS; r++) attention_bias_row(a, L, Lp, i0 + r < N ? i0 + r : N - 1, g->bias + r * Lp);
+        if (per_row) block_bias_rows(a, L, Lp, i0, g->bias);
         float *prow = g->P + i0 * Lp, *dsrow = g->dS + i0 * Lp;
         const uint32_t *qw[ROWS], *dow[ROWS];
         for (int r = 0; r < ROWS; r++) {

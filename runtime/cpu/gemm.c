@@ -193,6 +193,12 @@ int gemm_kernel_runs(GemmKernel k)
     }
 }
 
+/* Every cache line of x[0..n) on its way into L1 */
+AVX512 static inline void prefetch_span(const float *x, int64_t n)
+{
+    for (int64_t c = 0; c < n; c += 16) _mm_prefetch((const char *)(x + c), _MM_HINT_T0);
+}
+
 /* Panels qb..qe in bf16 k pairs, 16 columns at a time: B [K, N] gives
  * rows k and k + 1 as two vectors, rounded together and interleaved
  * (vpermw), row pair by row pair across all the panels (each row's span read
@@ -211,11 +217,7 @@ AVX512_BF16 static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, 
     for (int64_t k2 = 0; k2 < K2; k2++)
         for (int64_t q = qb; q < qe; q++) {
             if (2 * k2 + PACK_AHEAD + 1 < K) /* the hardware's prefetchers lose track of this many rows (3x slower at 3072 x 768) */
-                for (int r = 0; r < 2; r++) {
-                    const float *ahead = p->B + (2 * k2 + PACK_AHEAD + r) * N + q * NR;
-                    _mm_prefetch((const char *)ahead, _MM_HINT_T0);
-                    _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
-                }
+                for (int r = 0; r < 2; r++) prefetch_span(p->B + (2 * k2 + PACK_AHEAD + r) * N + q * NR, NR);
             for (int h = 0; h < 2; h++) {
                 int64_t n = q * NR + 16 * h, left = N - n;
                 __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
@@ -266,10 +268,7 @@ AVX512_BF16 static void pack_panel_bf16_transposed(const PackJob16 *p, int64_t q
             for (int jj = 0; jj < 16; jj++) {
                 int64_t n = n0 + 16 * h + jj;
                 const float *r = p->B + (n < N ? n : 0) * K + k;
-                if (k + 2 * PACK_AHEAD + 32 <= K) { /* this column's k two chunks on */
-                    _mm_prefetch((const char *)(r + 2 * PACK_AHEAD), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(r + 2 * PACK_AHEAD + 16), _MM_HINT_T0);
-                }
+                if (k + 2 * PACK_AHEAD + 32 <= K) prefetch_span(r + 2 * PACK_AHEAD, 32); /* this column's k two chunks on */
                 v[jj] = n >= N ? _mm512_setzero_si512()
                                : (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, r + 16), _mm512_maskz_loadu_ps(m0, r));
             }
@@ -333,10 +332,7 @@ AVX512_BF16 static void pack_a_bf16(const float *A, int64_t lda, int64_t mc, int
                 const float *src = A + (i0 + i + r) * lda, *next = i0 + i + r + 4 < mc ? src + 4 * lda : NULL;
                 for (int64_t k = 0; k < kc; k += 32) {
                     int64_t left = kc - k;
-                    if (next) { /* the row four on, while this one streams in (each row is a new stream to the hardware) */
-                        _mm_prefetch((const char *)(next + k), _MM_HINT_T0);
-                        _mm_prefetch((const char *)(next + k + 16), _MM_HINT_T0);
-                    }
+                    if (next) prefetch_span(next + k, 32); /* the row four on, while this one streams in (each row is a new stream to the hardware) */
                     __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
                     __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
                     __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + k + 16), _mm512_maskz_loadu_ps(m0, src + k));
@@ -365,12 +361,6 @@ AVX512_BF16 static void pack_a_amx(const float *A, int64_t lda, int64_t mc, int6
             const float *s = A + i * lda + c * 32;
             _mm512_storeu_si512(d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s)));
         }
-}
-
-/* Every cache line of x[0..n) on its way into L1 */
-AVX512 static inline void prefetch_span(const float *x, int64_t n)
-{
-    for (int64_t c = 0; c < n; c += 16) _mm_prefetch((const char *)(x + c), _MM_HINT_T0);
 }
 
 /* Transposed A (A^T stored [K, M], element (i, k) at A[k * lda + i]): the
