@@ -3,7 +3,8 @@
  * broadcast; FMA for f32 weights, VDPBF16PS on k pairs for bf16 ones) over A
  * packed per block 768 deep (up to 960, where a thin last block joins the
  * others) and as many rows as fit the L2 cache, B
- * pre-packed in panels of 32 columns.  Where the CPU has AMX, bf16 weights of a depth that is a multiple
+ * pre-packed in panels of 32 columns (f32 A of one depth block is read in
+ * place instead, tile_direct).  Where the CPU has AMX, bf16 weights of a depth that is a multiple
  * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed in
  * bf16 pairs as whole 1 KB tiles, B's panels loaded as they are (a panel's
  * 16 k pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
@@ -431,8 +432,8 @@ AVX512 static inline __attribute__((always_inline)) void store_tile(__m512 c[MR]
 
 /* R rows of the 12-row micro-panel (R < 12 only for the last tile of a block:
  * no FMAs spent on padding rows) */
-AVX512 static inline __attribute__((always_inline)) void tile_rows(int64_t kc, const float *Ap, const float *Bp, const float *Bnext, float *C,
-                                                                  int64_t ldc, const Tile *t, const GemmEpilogue *ep, const int R)
+AVX512 static inline __attribute__((always_inline)) void tile_rows(int64_t kc, const float *Ap, const float *Bp, const float *Bnext, int pf_shift,
+                                                                  float *C, int64_t ldc, const Tile *t, const GemmEpilogue *ep, const int R)
 {
     __m512 c[MR][2];
     /* unrolled so that the accumulators stay in registers at -O2; two k per
@@ -442,8 +443,8 @@ AVX512 static inline __attribute__((always_inline)) void tile_rows(int64_t kc, c
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(Bp + k * NR), b1 = _mm512_loadu_ps(Bp + k * NR + 16);
-        _mm_prefetch((const char *)(Bnext + k * NR), _MM_HINT_T1);
-        _mm_prefetch((const char *)(Bnext + k * NR + 16), _MM_HINT_T1);
+        _mm_prefetch((const char *)(Bnext + (k >> pf_shift) * NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(Bnext + (k >> pf_shift) * NR + 16), _MM_HINT_T1);
 #pragma GCC unroll 12
         for (int i = 0; i < R; i++) {
             __m512 a = _mm512_set1_ps(Ap[k * MR + i]);
@@ -454,21 +455,50 @@ AVX512 static inline __attribute__((always_inline)) void tile_rows(int64_t kc, c
     store_tile(c, C, ldc, t, ep);
 }
 
-AVX512 static void micro_kernel(int64_t kc, const float *Ap, const float *Bp, const float *Bnext, float *C, int64_t ldc, const Tile *t,
-                                const GemmEpilogue *ep)
+/* f32, a full 12-row tile read from A in place (row stride lda) instead of
+ * a packed micro-panel: four row pointers, each with the next two rows at
+ * lda and 2 lda.  Used where K is one depth block: packing A was a pass of
+ * its own over memory and a barrier, which a GEMM with few column panels
+ * (ViT-B/32's out-projection, 768 x 768) never earned back.  Deeper A is
+ * still packed: its rows, read in place, ran slower (2048 and 3072 deep). */
+AVX512 static void tile_direct(int64_t kc, const float *A, int64_t lda, const float *Bp, const float *Bnext, int pf_shift, float *C,
+                               int64_t ldc, const Tile *t, const GemmEpilogue *ep)
 {
-    if (t->mr > 8) tile_rows(kc, Ap, Bp, Bnext, C, ldc, t, ep, 12);
-    else if (t->mr > 4) tile_rows(kc, Ap, Bp, Bnext, C, ldc, t, ep, 8);
-    else if (t->mr > 2) tile_rows(kc, Ap, Bp, Bnext, C, ldc, t, ep, 4);
-    else if (t->mr > 1) tile_rows(kc, Ap, Bp, Bnext, C, ldc, t, ep, 2);
-    else tile_rows(kc, Ap, Bp, Bnext, C, ldc, t, ep, 1);
+    __m512 c[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    const float *a0 = A, *a3 = A + 3 * lda, *a6 = A + 6 * lda, *a9 = A + 9 * lda;
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(Bp + k * NR), b1 = _mm512_loadu_ps(Bp + k * NR + 16);
+        _mm_prefetch((const char *)(Bnext + (k >> pf_shift) * NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(Bnext + (k >> pf_shift) * NR + 16), _MM_HINT_T1);
+        const float *base[4] = {a0 + k, a3 + k, a6 + k, a9 + k};
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512 a = _mm512_set1_ps(base[i / 3][(i % 3) * lda]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    store_tile(c, C, ldc, t, ep);
+}
+
+AVX512 static void micro_kernel(int64_t kc, const float *Ap, const float *Bp, const float *Bnext, int pf_shift, float *C, int64_t ldc,
+                                const Tile *t, const GemmEpilogue *ep)
+{
+    if (t->mr > 8) tile_rows(kc, Ap, Bp, Bnext, pf_shift, C, ldc, t, ep, 12);
+    else if (t->mr > 4) tile_rows(kc, Ap, Bp, Bnext, pf_shift, C, ldc, t, ep, 8);
+    else if (t->mr > 2) tile_rows(kc, Ap, Bp, Bnext, pf_shift, C, ldc, t, ep, 4);
+    else if (t->mr > 1) tile_rows(kc, Ap, Bp, Bnext, pf_shift, C, ldc, t, ep, 2);
+    else tile_rows(kc, Ap, Bp, Bnext, pf_shift, C, ldc, t, ep, 1);
 }
 
 /* bf16: kp k pairs; each B row pair is 32 columns x 2 = two vectors.  Like
- * the f32 kernel, the first micro-panel of a panel prefetches the next
- * panel's pairs into L2, and the pair loop is unrolled twice. */
-AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const uint16_t *Bp, const uint16_t *Bnext, float *C, int64_t ldc,
-                                          const Tile *t, const GemmEpilogue *ep)
+ * the f32 kernel, it prefetches its share of the next panel's pairs into L2
+ * (prefetch_shift), and the pair loop is unrolled twice. */
+AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const uint16_t *Bp, const uint16_t *Bnext, int pf_shift, float *C,
+                                          int64_t ldc, const Tile *t, const GemmEpilogue *ep)
 {
     __m512 c[MR][2];
 #pragma GCC unroll 12
@@ -476,8 +506,8 @@ AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const 
 #pragma GCC unroll 2
     for (int64_t p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR), b1 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR + NR);
-        _mm_prefetch((const char *)(Bnext + p * 2 * NR), _MM_HINT_T1);
-        _mm_prefetch((const char *)(Bnext + p * 2 * NR + NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(Bnext + (p >> pf_shift) * 2 * NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(Bnext + (p >> pf_shift) * 2 * NR + NR), _MM_HINT_T1);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[p * MR + i]);
@@ -557,6 +587,7 @@ typedef struct {
     GemmKernel kernel;
     int amx;       /* bf16 on AMX tiles: A packed as whole tiles, row blocks padded to 32 rows */
     int a_transposed; /* A stored as A^T [K, M] (row stride lda) */
+    int direct;       /* f32: A read in place, not packed */
     int failed;       /* a piece could not get memory */
     const float *A;
     void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
@@ -612,6 +643,19 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
     }
 }
 
+/* While a B panel serves a block's micro-panels, the first 2^shift of them
+ * bring the next panel's depth block into L2, each a 2^-shift share of it
+ * (two lines every 2^shift steps).  One micro-panel fetching it all asked
+ * L3 or memory for two lines per step, more than they deliver: at batch 1
+ * the weights' stream bounds the GEMM, and within a model B always comes
+ * from outside L2. */
+static int prefetch_shift(int64_t mc)
+{
+    int s = 0;
+    while (s < 4 && (MR << (s + 1)) <= mc) s++;
+    return s;
+}
+
 /* One depth block of one (row block, column range) unit. */
 AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
@@ -619,13 +663,16 @@ AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int
     int64_t kp = (kc + 1) / 2, K2 = (B->K + 1) / 2;
     const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
     int64_t np = (B->N + NR - 1) / NR;
+    int shift = prefetch_shift(mc);
+    int64_t tiles_pf = (int64_t)1 << shift;
     for (int64_t q = p0; q < p1; q++) {
         const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += MR) {
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
                       .accumulate = k0 > 0, .last = k0 + kc == B->K};
-            micro_kernel_bf16(kp, Ap + ii * kp, Bp, ii == 0 && q + 1 < np ? Bp + K2 * 2 * NR : Bp, j->C, j->ldc, &t, j->ep);
+            micro_kernel_bf16(kp, Ap + ii * kp, Bp, ii / MR < tiles_pf && q + 1 < np ? Bp + K2 * 2 * NR + ii / MR * (kp >> shift) * 2 * NR : Bp,
+                              shift, j->C, j->ldc, &t, j->ep);
         }
     }
 }
@@ -709,18 +756,23 @@ static void block_avx2(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int
 AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
     const PackedB *B = j->B;
-    const float *Ap = (const float *)j->Apack + apack_at(j, i0, mc, k0);
+    const float *Ap = j->direct ? NULL : (const float *)j->Apack + apack_at(j, i0, mc, k0);
     int64_t np = (B->N + NR - 1) / NR;
+    int shift = prefetch_shift(mc);
+    int64_t tiles_pf = (int64_t)1 << shift;
     for (int64_t q = p0; q < p1; q++) {
         const float *Bp = (const float *)B->panels + (q * B->K + k0) * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += MR) {
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
                       .accumulate = k0 > 0, .last = k0 + kc == B->K};
-            /* the first micro-panel also brings the next panel's depth block
-             * into L2: at batch 1 the weights' stream from memory bounds the
-             * GEMM (1.43 -> 1.30 ms for 50 x 768 x 768 x 4 from memory) */
-            micro_kernel(kc, Ap + ii * kc, Bp, ii == 0 && q + 1 < np ? Bp + B->K * NR : Bp, j->C, j->ldc, &t, j->ep);
+            const float *Bn = ii / MR < tiles_pf && q + 1 < np ? Bp + B->K * NR + ii / MR * (kc >> shift) * NR : Bp;
+            if (j->direct && t.mr == MR) tile_direct(kc, j->A + (i0 + ii) * j->lda + k0, j->lda, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
+            else if (j->direct) {
+                float tail[MR * KC_MAX] __attribute__((aligned(64)));
+                pack_a(j->A + (i0 + ii) * j->lda + k0, j->lda, t.mr, kc, tail);
+                micro_kernel(kc, tail, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
+            } else micro_kernel(kc, Ap + ii * kc, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
         }
     }
 }
@@ -778,14 +830,16 @@ static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, cons
     }
     GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .mc = mcb, .kc = kcb, .row_blocks = rb, .k_blocks = kb,
                  .pieces = ((tallest < M ? tallest : M) + MP - 1) / MP, .A = A, .B = B, .C = C, .ep = ep,
-                 .kernel = (GemmKernel)kernel, .amx = amx, .a_transposed = a_transposed};
+                 .kernel = (GemmKernel)kernel, .amx = amx, .a_transposed = a_transposed,
+                 /* rows a multiple of 4 KB apart would all fall in one L1 set */
+                 .direct = kernel == GEMM_KERNEL_AVX512 && !a_transposed && kb == 1 && lda % 1024};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
     /* A packed once for every column range (the last block's rows rounded up
      * to its micro-panels or tile pairs, zero-padded) */
     size_t words = (size_t)(M + 31) * (size_t)B->K;
-    if (!(j.Apack = aligned_alloc(64, (words * sizeof(float) + 63) / 64 * 64))) return -1;
-    parallel_for(rb * j.k_blocks * j.pieces, 1, pack_pieces, &j);
+    if (!j.direct && !(j.Apack = aligned_alloc(64, (words * sizeof(float) + 63) / 64 * 64))) return -1;
+    if (!j.direct) parallel_for(rb * j.k_blocks * j.pieces, 1, pack_pieces, &j);
     if (!j.failed) parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
     free(j.Apack);
     return j.failed ? -1 : 0;
