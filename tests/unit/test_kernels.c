@@ -719,6 +719,43 @@ static void test_gradient_kernels(void)
     }
 }
 
+/* gemm() itself on an A whose rows are not K apart (a view's rows): 29 rows
+ * (two full 12-row tiles and a tail of 5) read in place where K is one depth
+ * block, once with rows 7 floats of padding apart and once 4 KB apart (which
+ * the GEMM packs instead: every row in one L1 set), against sums in double. */
+static void test_gemm_strided_a(void)
+{
+    const int64_t M = 29, K = 700, N = 45, ldas[2] = {K + 7, 1024}, ldc = N + 3;
+    for (int s = 0; s < 2; s++) {
+        int64_t lda = ldas[s];
+        float *A = malloc(sizeof(float) * (size_t)(M * lda)), *B = malloc(sizeof(float) * (size_t)(K * N));
+        float *C = malloc(sizeof(float) * (size_t)(M * ldc)), *bias = malloc(sizeof(float) * (size_t)N);
+        float *panels = aligned_alloc(64, sizeof(float) * (size_t)gemm_packed_floats(K, N));
+        for (int64_t i = 0; i < M * lda; i++) A[i] = frand();
+        for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+        for (int64_t i = 0; i < N; i++) bias[i] = frand();
+        for (int64_t i = 0; i < M * ldc; i++) C[i] = 1e30f; /* the columns past N stay untouched */
+        gemm_pack_b(B, K, N, 0, panels);
+        PackedB pb = {.dtype = DT_F32, .panels = panels, .K = K, .N = N};
+        GemmEpilogue ep = {.bias = bias};
+        CHECK(gemm(M, A, lda, &pb, C, ldc, &ep) == 0, "gemm with lda %lld", (long long)lda);
+        double worst = 0.0;
+        int untouched = 1;
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t n = 0; n < N; n++) {
+                double want = bias[n];
+                for (int64_t k = 0; k < K; k++) want += (double)A[i * lda + k] * B[k * N + n];
+                double err = fabs(C[i * ldc + n] - want);
+                if (err > worst) worst = err;
+            }
+            for (int64_t n = N; n < ldc; n++) untouched &= C[i * ldc + n] == 1e30f;
+        }
+        CHECK(worst < 2e-6 + 2e-7 * (double)K, "gemm with A rows %lld apart: max error %.3g", (long long)lda, worst);
+        CHECK(untouched, "gemm with A rows %lld apart writes only its N columns of C", (long long)lda);
+        free(A); free(B); free(C); free(bias); free(panels);
+    }
+}
+
 int main(void)
 {
     exec_set_threads(2);
@@ -733,6 +770,7 @@ int main(void)
         CHECK(gemm_kernel_for(gemm_kernel_dtype((GemmKernel)k)) == k, "%s is used once pinned", gemm_kernel_name((GemmKernel)k));
         int before = checks_failed;
         test_gemm();
+        if (gemm_kernel_dtype((GemmKernel)k) == DT_F32) test_gemm_strided_a();
         test_linear_epilogue();
         printf("gemm kernel %s: %s against the reference\n", gemm_kernel_name((GemmKernel)k), checks_failed == before ? "agrees" : "DISAGREES");
         gemm_unpin();
