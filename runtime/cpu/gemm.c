@@ -457,7 +457,8 @@ AVX512 static inline __attribute__((always_inline)) void tile_rows(int64_t kc, c
 
 /* f32, a full 12-row tile read from A in place (row stride lda) instead of
  * a packed micro-panel: four row pointers, each with the next two rows at
- * lda and 2 lda.  Used where K is one depth block: packing A was a pass of
+ * lda and 2 lda.  Used where K is one depth block and A has more than one
+ * row block (gemm_a says when): packing A was a pass of
  * its own over memory and a barrier, which a GEMM with few column panels
  * (ViT-B/32's out-projection, 768 x 768) never earned back.  Deeper A is
  * still packed: its rows, read in place, ran slower (2048 and 3072 deep). */
@@ -831,8 +832,10 @@ static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, cons
     GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .mc = mcb, .kc = kcb, .row_blocks = rb, .k_blocks = kb,
                  .pieces = ((tallest < M ? tallest : M) + MP - 1) / MP, .A = A, .B = B, .C = C, .ep = ep,
                  .kernel = (GemmKernel)kernel, .amx = amx, .a_transposed = a_transposed,
-                 /* rows a multiple of 4 KB apart would all fall in one L1 set */
-                 .direct = kernel == GEMM_KERNEL_AVX512 && !a_transposed && kb == 1 && lda % 1024};
+                 /* not within one row block (batch 1: every unit walks all of A; in place
+                  * ran 5-15% slower there, 30% at 8 rows), nor on rows a multiple of 4 KB
+                  * apart (all in one L1 set) */
+                 .direct = kernel == GEMM_KERNEL_AVX512 && !a_transposed && kb == 1 && rb > 1 && lda % 1024};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
     /* A packed once for every column range (the last block's rows rounded up

@@ -719,13 +719,14 @@ static void test_gradient_kernels(void)
     }
 }
 
-/* gemm() itself on an A whose rows are not K apart (a view's rows): 29 rows
- * (two full 12-row tiles and a tail of 5) read in place where K is one depth
- * block, once with rows 7 floats of padding apart and once 4 KB apart (which
- * the GEMM packs instead: every row in one L1 set), against sums in double. */
+/* gemm() itself on an A whose rows are not K apart (a view's rows): 3077
+ * rows (more than one row block whatever the L2, the last with a 5-row
+ * tail) read in place where K is one depth block, once with rows 7 floats of
+ * padding apart and once 4 KB apart (which the GEMM packs instead: every row
+ * in one L1 set), against sums in double. */
 static void test_gemm_strided_a(void)
 {
-    const int64_t M = 29, K = 700, N = 45, ldas[2] = {K + 7, 1024}, ldc = N + 3;
+    const int64_t M = 3077, K = 700, N = 45, ldas[2] = {K + 7, 1024}, ldc = N + 3;
     for (int s = 0; s < 2; s++) {
         int64_t lda = ldas[s];
         float *A = malloc(sizeof(float) * (size_t)(M * lda)), *B = malloc(sizeof(float) * (size_t)(K * N));
