@@ -3,8 +3,8 @@
  * broadcast; FMA for f32 weights, VDPBF16PS on k pairs for bf16 ones) over A
  * packed per block 768 deep (up to 960, where a thin last block joins the
  * others) and as many rows as fit the L2 cache, B
- * pre-packed in panels of 32 columns (f32 A of one depth block is read in
- * place instead, tile_direct).  Where the CPU has AMX, bf16 weights of a depth that is a multiple
+ * pre-packed in panels of 32 columns (f32 A of one depth block and more
+ * than one row block is read in place instead, tile_direct).  Where the CPU has AMX, bf16 weights of a depth that is a multiple
  * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed in
  * bf16 pairs as whole 1 KB tiles, B's panels loaded as they are (a panel's
  * 16 k pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
@@ -657,6 +657,15 @@ static int prefetch_shift(int64_t mc)
     return s;
 }
 
+/* Where micro-panel ii of panel q prefetches from, as an offset from its own
+ * panel: its share of the next panel (`steps` steps of `step` elements, the
+ * next panel `panel` elements on), or 0 (its own panel, in cache already). */
+static int64_t prefetch_offset(int64_t ii, int64_t q, int64_t np, int shift, int64_t steps, int64_t step, int64_t panel)
+{
+    int64_t t = ii / MR;
+    return t < ((int64_t)1 << shift) && q + 1 < np ? panel + t * (steps >> shift) * step : 0;
+}
+
 /* One depth block of one (row block, column range) unit. */
 AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
@@ -665,15 +674,14 @@ AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int
     const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
     int64_t np = (B->N + NR - 1) / NR;
     int shift = prefetch_shift(mc);
-    int64_t tiles_pf = (int64_t)1 << shift;
     for (int64_t q = p0; q < p1; q++) {
         const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += MR) {
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
                       .accumulate = k0 > 0, .last = k0 + kc == B->K};
-            micro_kernel_bf16(kp, Ap + ii * kp, Bp, ii / MR < tiles_pf && q + 1 < np ? Bp + K2 * 2 * NR + ii / MR * (kp >> shift) * 2 * NR : Bp,
-                              shift, j->C, j->ldc, &t, j->ep);
+            micro_kernel_bf16(kp, Ap + ii * kp, Bp, Bp + prefetch_offset(ii, q, np, shift, kp, 2 * NR, K2 * 2 * NR), shift, j->C, j->ldc, &t,
+                              j->ep);
         }
     }
 }
@@ -758,22 +766,19 @@ AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k
 {
     const PackedB *B = j->B;
     const float *Ap = j->direct ? NULL : (const float *)j->Apack + apack_at(j, i0, mc, k0);
-    int64_t np = (B->N + NR - 1) / NR;
+    int64_t np = (B->N + NR - 1) / NR, full = mc / MR * MR;
     int shift = prefetch_shift(mc);
-    int64_t tiles_pf = (int64_t)1 << shift;
+    float tail[MR * KC_MAX] __attribute__((aligned(64))); /* A in place: the block's last rows short of a tile, packed once */
+    if (j->direct && full < mc) pack_a(j->A + (i0 + full) * j->lda + k0, j->lda, mc - full, kc, tail);
     for (int64_t q = p0; q < p1; q++) {
         const float *Bp = (const float *)B->panels + (q * B->K + k0) * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += MR) {
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
                       .accumulate = k0 > 0, .last = k0 + kc == B->K};
-            const float *Bn = ii / MR < tiles_pf && q + 1 < np ? Bp + B->K * NR + ii / MR * (kc >> shift) * NR : Bp;
+            const float *Bn = Bp + prefetch_offset(ii, q, np, shift, kc, NR, B->K * NR);
             if (j->direct && t.mr == MR) tile_direct(kc, j->A + (i0 + ii) * j->lda + k0, j->lda, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
-            else if (j->direct) {
-                float tail[MR * KC_MAX] __attribute__((aligned(64)));
-                pack_a(j->A + (i0 + ii) * j->lda + k0, j->lda, t.mr, kc, tail);
-                micro_kernel(kc, tail, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
-            } else micro_kernel(kc, Ap + ii * kc, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
+            else micro_kernel(kc, j->direct ? tail : Ap + ii * kc, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
         }
     }
 }
