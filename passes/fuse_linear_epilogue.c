@@ -23,16 +23,6 @@ static int same_shape(const Shape *a, const Shape *b)
     return 1;
 }
 
-/* The one node reading v (NULL if none, several, or v is a graph output). */
-static Node *sole_reader(Graph *g, const Value *v, const int *uses)
-{
-    if (v->is_output || uses[v->id] != 1) return NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i]->n_in; j++)
-            if (g->nodes[i]->in[j] == v) return g->nodes[i];
-    return NULL;
-}
-
 /* A copy of Linear `lin` (its inputs, attributes) with `residual` as input 3
  * and `act` set, standing in for `replaced` (NULL when out of memory). */
 static Node *refuse(Graph *g, Node *lin, const char *act, Value *residual, Node *replaced)

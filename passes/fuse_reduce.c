@@ -13,16 +13,6 @@
 #include "rewrite.h"
 #include "../ir/program.h"
 
-static Node *sole_reader(Graph *g, const Value *v, const int *uses)
-{
-    if (v->is_output || uses[v->id] != 1) return NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i]->op >= 0)
-            for (int j = 0; j < g->nodes[i]->n_in; j++)
-                if (g->nodes[i]->in[j] == v) return g->nodes[i];
-    return NULL;
-}
-
 static int last_axis_only(const Graph *g, Node *r)
 {
     const Value *x = r->in[0];

@@ -10,6 +10,16 @@ Node *producer_is(const Value *v, int op)
     return (v && v->producer && v->producer->op == op) ? v->producer : NULL;
 }
 
+Node *sole_reader(Graph *g, const Value *v, const int *uses)
+{
+    if (!v || v->is_output || uses[v->id] != 1) return NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->op >= 0)
+            for (int j = 0; j < g->nodes[i]->n_in; j++)
+                if (g->nodes[i]->in[j] == v) return g->nodes[i];
+    return NULL;
+}
+
 int const_scalar(const Value *v, double *out)
 {
     if (!v || !v->konst || tensor_numel(v->konst) != 1 || !dtype_is_float(v->konst->dtype)) return 0;

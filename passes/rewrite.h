@@ -7,6 +7,9 @@
 
 /* v's producer when it is an `op` node, else NULL. */
 Node *producer_is(const Value *v, int op);
+/* The one live node reading v: NULL when none or several do (uses from
+ * graph_use_counts) or v is a graph output. */
+Node *sole_reader(Graph *g, const Value *v, const int *uses);
 /* v holds a single constant element; its value in *out. */
 int const_scalar(const Value *v, double *out);
 /* For a two-input node, the input that is not v (NULL if v is neither). */

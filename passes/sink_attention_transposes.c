@@ -21,16 +21,6 @@ static int swaps_first_two(const Node *n)
     return n->op == OP_TRANSPOSE && a && a->type == ATTR_INTS && a->n == 3 && a->ints[0] == 1 && a->ints[1] == 0 && a->ints[2] == 2;
 }
 
-/* The one node reading v, or NULL. */
-static Node *only_reader(Graph *g, const Value *v, const int *uses)
-{
-    if (!v || v->is_output || uses[v->id] != 1) return NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i]->n_in; j++)
-            if (g->nodes[i]->in[j] == v) return g->nodes[i];
-    return NULL;
-}
-
 static int row_wise(const Node *n)
 {
     return n && (n->op == OP_LINEAR || (n->op == OP_GEMM && !node_attr_i(n, "transA", 0)));
@@ -42,10 +32,10 @@ static int rewrite(Graph *g, Node *attn, const int *uses, char *err, size_t cap)
     if (!qkv || attn->in[1] != attn->in[0] || attn->in[2] != attn->in[0] || uses[qkv->out[0]->id] != 3) return 0;
     Node *t1 = producer_is(qkv->in[0], OP_TRANSPOSE);
     if (!t1 || !swaps_first_two(t1) || uses[t1->out[0]->id] != 1) return 0;
-    Node *r1 = only_reader(g, attn->out[0], uses);
-    Node *proj = r1 && r1->op == OP_RESHAPE ? only_reader(g, r1->out[0], uses) : NULL;
-    Node *r2 = row_wise(proj) && proj->in[0] == r1->out[0] ? only_reader(g, proj->out[0], uses) : NULL;
-    Node *t2 = r2 && r2->op == OP_RESHAPE ? only_reader(g, r2->out[0], uses) : NULL;
+    Node *r1 = sole_reader(g, attn->out[0], uses);
+    Node *proj = r1 && r1->op == OP_RESHAPE ? sole_reader(g, r1->out[0], uses) : NULL;
+    Node *r2 = row_wise(proj) && proj->in[0] == r1->out[0] ? sole_reader(g, proj->out[0], uses) : NULL;
+    Node *t2 = r2 && r2->op == OP_RESHAPE ? sole_reader(g, r2->out[0], uses) : NULL;
     if (!t2 || !swaps_first_two(t2) || r1->out[0]->shape.rank != 2) return 0;
     const Shape *want = &t2->out[0]->shape; /* [B, L, C] */
     if (want->rank != 3 || !dim_is_const(want->d[1]) || !dim_is_const(want->d[2])) return 0;

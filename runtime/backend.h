@@ -74,6 +74,11 @@ typedef struct Backend {
     int (*available)(char *why, size_t cap);
     /* What --precision auto means here. */
     Precision (*auto_precision)(void);
+    /* NULL, or whether the GEMM at this precision reads A's rows in place
+     * where they are not a multiple of 4 KB apart (and packs them where they
+     * are): compile_kernels then pads the hidden rows between two Linears
+     * (passes/pad_linear_hidden.c). */
+    int (*reads_rows_in_place)(Precision p);
     /* A session over g (which must outlive it); NULL with the reason. */
     void *(*session_new)(Graph *g, const BackendOptions *opt, char *err, size_t cap);
     /* inputs[i] matches g->inputs[i]; outputs[i] receives g->outputs[i] as a

@@ -32,6 +32,9 @@ static int pin_gemm_from_env(char *err, size_t cap)
     return -1;
 }
 
+/* gemm.c's AVX-512 f32 kernel (tile_direct) */
+static int cpu_reads_rows_in_place(Precision p) { return p == PRECISION_FP32 && gemm_kernel_for(DT_F32) == GEMM_KERNEL_AVX512; }
+
 static void *cpu_session_new(Graph *g, const BackendOptions *o, char *err, size_t cap)
 {
     if (pin_gemm_from_env(err, cap)) return NULL;
@@ -91,6 +94,7 @@ const Backend cpu_backend = {
     .name = "cpu",
     .available = cpu_available,
     .auto_precision = cpu_auto_precision,
+    .reads_rows_in_place = cpu_reads_rows_in_place,
     .session_new = cpu_session_new,
     .run = cpu_run,
     .observe = cpu_observe,

@@ -92,6 +92,11 @@ int compile_kernels(Graph *g, const CompileOptions *opt, char *err, size_t cap)
      * (cuBLASLt's bf16/fp16 inputs). */
     if (o->target == TARGET_CPU && o->precision == PRECISION_BF16 &&
         (pass_cast_linear_weights_bf16(g, err, cap) < 0 || pass_mark_bf16_gemms(g, err, cap) < 0)) return -1;
+    /* f32 MLP hidden rows 4 KB multiples apart are packed by the CPU GEMM;
+     * one zero panel more lets it read them in place */
+    const Backend *be = backend_for(o->target);
+    if (!o->no_fusion && !o->reference_only && be->reads_rows_in_place && be->reads_rows_in_place(o->precision) &&
+        pass_pad_linear_hidden(g, err, cap) < 0) return -1;
     return 0;
 }
 

@@ -3,8 +3,10 @@
  * broadcast; FMA for f32 weights, VDPBF16PS on k pairs for bf16 ones) over A
  * packed per block 768 deep (up to 960, where a thin last block joins the
  * others) and as many rows as fit the L2 cache, B
- * pre-packed in panels of 32 columns (f32 A of one depth block and more
- * than one row block is read in place instead, tile_direct).  Where the CPU has AMX, bf16 weights of a depth that is a multiple
+ * pre-packed in panels of 32 columns (f32 A of more than one row block, its
+ * rows not a multiple of 4 KB apart, is read in place instead, tile_direct;
+ * passes/pad_linear_hidden.c widens the MLP's hidden rows so that fc2's A
+ * qualifies).  Where the CPU has AMX, bf16 weights of a depth that is a multiple
  * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed in
  * bf16 pairs as whole 1 KB tiles, B's panels loaded as they are (a panel's
  * 16 k pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
@@ -839,8 +841,9 @@ static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, cons
                  .kernel = (GemmKernel)kernel, .amx = amx, .a_transposed = a_transposed,
                  /* not within one row block (batch 1: every unit walks all of A; in place
                   * ran 5-15% slower there, 30% at 8 rows), nor on rows a multiple of 4 KB
-                  * apart (all in one L1 set) */
-                 .direct = kernel == GEMM_KERNEL_AVX512 && !a_transposed && kb == 1 && rb > 1 && lda % 1024};
+                  * apart (all in one L1 set: 7% slower than packing at 2048 and 3072
+                  * deep).  At 3104 deep (fc2, padded) it beats packing by 9-28% */
+                 .direct = kernel == GEMM_KERNEL_AVX512 && !a_transposed && rb > 1 && lda % 1024};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
     /* A packed once for every column range (the last block's rows rounded up

@@ -299,6 +299,73 @@ static void test_linear_epilogue_pass(void)
     graph_free(g);
 }
 
+/* A Linear with the given activation over constant weight w and bias b. */
+static Value *linear(Graph *g, const char *name, Value *x, Value *w, Value *b, const char *act)
+{
+    Value *y = graph_new_value(g, name);
+    Node *n = graph_add_node(g, OP_LINEAR, name, 3, (Value *[]){x, w, b}, 1, &y);
+    if (act) node_add_attr(n, "activation", ATTR_STRING)->s = strdup(act);
+    return y;
+}
+
+/* pad-linear-hidden on four MLPs over 500 rows (three row blocks, so the
+ * GEMM reads the padded hidden rows in place, two depth blocks deep): the
+ * one whose 1024-wide hidden value only its second Linear reads gains a
+ * zero panel (its first weight, shared with another Linear, is copied); a
+ * 1000-wide hidden value, one that is also a graph output, and the other
+ * reader of the shared weight stay as they were.  Every output equals the
+ * reference kernels' on the original graph. */
+static void test_pad_linear_hidden_pass(void)
+{
+    Graph *g = graph_new("mlps");
+    g->opset = 17;
+    int64_t M = 500, D = 64, w1[2] = {D, 1024}, b1[1] = {1024}, w2[2] = {1024, D}, b2[1] = {D};
+    int64_t v1[2] = {D, 1000}, c1[1] = {1000}, v2[2] = {1000, D};
+    Value *x = input_2d(g, "x", M, D), *W1 = const_value(g, "w1", 2, w1);
+    Value *h = linear(g, "h", x, W1, const_value(g, "b1", 1, b1), "gelu");
+    Value *outs[5] = {
+        linear(g, "y", h, const_value(g, "w2", 2, w2), const_value(g, "b2", 1, b2), NULL),
+        linear(g, "shared", x, W1, const_value(g, "b1s", 1, b1), NULL),
+        linear(g, "y_1000", linear(g, "h_1000", x, const_value(g, "v1", 2, v1), const_value(g, "c1", 1, c1), "quick_gelu"),
+               const_value(g, "v2", 2, v2), const_value(g, "c2", 1, b2), NULL),
+        linear(g, "h_out", x, const_value(g, "u1", 2, w1), const_value(g, "d1", 1, b1), NULL),
+        NULL};
+    outs[4] = linear(g, "y_out", outs[3], const_value(g, "u2", 2, w2), const_value(g, "d2", 1, b2), NULL);
+    for (int i = 0; i < 5; i++) graph_add_output(g, outs[i]);
+    char err[512];
+    CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
+    Tensor *in = rand_tensor(2, (int64_t[]){M, D}, -2, 2), *before[5] = {0}, *after[5] = {0};
+    Session *s = session_new(g, &(ExecOptions){.reference_only = 1}, err, sizeof err);
+    CHECK(s && session_run(s, &in, before, err, sizeof err) == 0, "%s", err);
+    session_free(s);
+    CHECK(pass_pack_linear_weights(g, err, sizeof err) == 7, "seven Linears packed: %s", err);
+    int padded = pass_pad_linear_hidden(g, err, sizeof err);
+    CHECK(padded == 1, "one hidden value padded (got %d): %s", padded, err);
+    int64_t want_width[5] = {1056, 1000, 1024, 1024, 1056}; /* h, h_1000, h_out, shared; y's weight depth */
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        const Tensor *w = n->in[1]->konst;
+        const char *names[5] = {"h", "h_1000", "h_out", "shared", "y"};
+        for (int k = 0; k < 5; k++) {
+            if (strcmp(n->name, names[k])) continue;
+            int64_t width = k < 4 ? n->out[0]->shape.d[1].n : w->dims[1];
+            CHECK(width == want_width[k], "%s: %s %lld, want %lld", n->name, k < 4 ? "width" : "depth", (long long)width,
+                  (long long)want_width[k]);
+        }
+    }
+    s = session_new(g, &(ExecOptions){0}, err, sizeof err);
+    CHECK(s && session_run(s, &in, after, err, sizeof err) == 0, "%s", err);
+    session_free(s);
+    for (int i = 0; i < 5; i++) {
+        CHECK(after[i] && after[i]->dims[1] == before[i]->dims[1] && rel_diff(after[i], before[i]) < 1e-5,
+              "output %d after padding: rel diff %g", i, after[i] ? rel_diff(after[i], before[i]) : -1.0);
+        tensor_free(before[i]);
+        tensor_free(after[i]);
+    }
+    tensor_free(in);
+    graph_free(g);
+}
+
 /* IWR's weight gradients, X1^T dY1 + X2^T dY2, as autodiff leaves them: the
  * first Gemm takes the second's product as C (the Add goes), 1700 deep (two
  * depth blocks: C must survive the first block's partial sums), with the
@@ -839,6 +906,7 @@ int main(void)
     test_random_programs();
     test_fusion_pass();
     test_linear_epilogue_pass();
+    test_pad_linear_hidden_pass();
     test_gemm_accumulate_pass();
     test_fused_reduce();
     test_views();

@@ -726,9 +726,11 @@ static void test_gradient_kernels(void)
  * in one L1 set), against sums in double. */
 static void test_gemm_strided_a(void)
 {
-    const int64_t M = 3077, K = 700, N = 45, ldas[2] = {K + 7, 1024}, ldc = N + 3;
-    for (int s = 0; s < 2; s++) {
-        int64_t lda = ldas[s];
+    /* in place at one depth block; packed (rows 4 KB apart); in place at two
+     * depth blocks of 850 (1536 + a thin 164 joined) */
+    const int64_t cases[3][2] = {{700, 707}, {700, 1024}, {1700, 1709}}, M = 3077, N = 45, ldc = N + 3;
+    for (int s = 0; s < 3; s++) {
+        int64_t K = cases[s][0], lda = cases[s][1];
         float *A = malloc(sizeof(float) * (size_t)(M * lda)), *B = malloc(sizeof(float) * (size_t)(K * N));
         float *C = malloc(sizeof(float) * (size_t)(M * ldc)), *bias = malloc(sizeof(float) * (size_t)N);
         float *panels = aligned_alloc(64, sizeof(float) * (size_t)gemm_packed_floats(K, N));
@@ -751,7 +753,7 @@ static void test_gemm_strided_a(void)
             }
             for (int64_t n = N; n < ldc; n++) untouched &= C[i * ldc + n] == 1e30f;
         }
-        CHECK(worst < 2e-6 + 2e-7 * (double)K, "gemm with A rows %lld apart: max error %.3g", (long long)lda, worst);
+        CHECK(worst < 2e-6 + 2e-7 * (double)K, "gemm %lld deep with A rows %lld apart: max error %.3g", (long long)K, (long long)lda, worst);
         CHECK(untouched, "gemm with A rows %lld apart writes only its N columns of C", (long long)lda);
         free(A); free(B); free(C); free(bias); free(panels);
     }
