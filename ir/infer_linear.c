@@ -138,6 +138,8 @@ int op_linear_params(InferCtx *c, LinearParams *p)
     p->has_bias = c->n_in > 2 && c->in[2];
     p->has_residual = c->n_in > 3 && c->in[3];
     p->bf16 = node_attr_i(n, "bf16", 0) != 0;
+    p->pad_rows = node_attr_i(n, "pad_rows", 0);
+    p->pad_columns = node_attr_i(n, "pad_columns", 0);
     p->packed = w->shape.rank == 3 || w->shape.rank == 4 ? w->shape.rank : 0;
     if (w->shape.rank < 2 || w->shape.rank > 4)
         return infer_fail(c, "W must be [K, N] or packed ([panels, K, %d] f32, [panels, K/2, %d, 2] bf16)", LINEAR_PANEL, LINEAR_PANEL);
@@ -156,6 +158,9 @@ int op_linear_params(InferCtx *c, LinearParams *p)
         p->K = w->shape.d[0].n;
         p->N = w->shape.d[1].n;
     }
+    if (p->pad_rows < 0 || p->pad_rows >= (p->K > 0 ? p->K : 1) || p->pad_columns < 0 || p->pad_columns >= (p->N > 0 ? p->N : 1))
+        return infer_fail(c, "pad_rows = %lld and pad_columns = %lld must leave some of W [%lld, %lld]", (long long)p->pad_rows,
+                          (long long)p->pad_columns, (long long)p->K, (long long)p->N);
     return 0;
 }
 

@@ -105,6 +105,10 @@ int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
  *         rounded to bf16 too and the products summed in f32;
  *   zero past N (and K).
  * activation: "" (none), "quick_gelu" or "gelu"; R has the output's shape.
+ * pad_columns = n (passes/pad_linear_hidden.c): the last n columns of W and
+ *   B are zero, so those outputs are act(0) = 0 (every activation here);
+ *   pad_rows = n: the last n rows of W are zero.  Fast kernels may skip
+ *   them (and write the zeros); the reference computes them.
  * bf16 = 1 (on Linear, Gemm, Conv and ConvGrad with f32 operands: the CPU's bf16
  * path, passes/mark_bf16_gemms.c): both operands rounded to bf16 (nearest
  * even), products summed in f32, as a bf16-packed W does. */
@@ -114,6 +118,7 @@ typedef struct {
     int64_t K, N;
     int packed, act, has_bias, has_residual;  /* packed: 0, or the layout's rank (3 f32, 4 bf16) */
     int bf16;                                 /* an f32 W and X rounded to bf16 (attribute bf16) */
+    int64_t pad_rows, pad_columns;            /* W's zero last rows and columns (B's too) */
 } LinearParams;
 /* From the weight's shape and the attributes; -1 (message in c) when invalid. */
 int op_linear_params(InferCtx *c, LinearParams *p);

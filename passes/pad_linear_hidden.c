@@ -6,8 +6,8 @@
  * instead, runtime/cpu/gemm.c); 3104 floats apart instead of 3072, fc2 ran
  * 9-28% faster in place than packed.  fc1 gains LINEAR_PANEL zero columns
  * (weight and bias), so the extra hidden columns are act(0); fc2 gains as
- * many zero rows, so they add nothing.  Costs 1% more MLP work where the
- * GEMM does not read in place (a single row block: batch 1).  Run after
+ * many zero rows, so they add nothing; attributes pad_columns and pad_rows
+ * say so, and the CPU kernel skips them (no extra work).  Run after
  * pack-linear-weights, on f32 only (compile_kernels asks the backend). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +90,11 @@ static int pad_pair(Graph *g, Node *fc1, Node *fc2, int64_t N, const int *uses, 
     for (int a = 0; a < fc1->n_attrs; a++)
         if (!strcmp(fc1->attrs[a].name, "packed_n")) fc1->attrs[a].i = N + PAD;
     fc2->in[1] = pw2;
+    /* the kernels may skip the zeros (ir/ops.h): no extra work where the
+     * GEMM packs A anyway */
+    Attr *cols = node_add_attr(fc1, "pad_columns", ATTR_INT), *rows = node_add_attr(fc2, "pad_rows", ATTR_INT);
+    if (!cols || !rows) { snprintf(err, cap, "pad-linear-hidden: out of memory"); return -1; }
+    cols->i = rows->i = PAD;
     char msg[IR_ERR_CAP];
     if (infer_node(g, fc1, msg, sizeof msg) || infer_node(g, fc2, msg, sizeof msg)) {
         snprintf(err, cap, "pad-linear-hidden: nodes '%s', '%s': %s", fc1->name, fc2->name, msg);

@@ -1,6 +1,7 @@
 /* fast_linear.c — ai.vclip.Linear, act(X @ W + B) + R: on gemm.c with its
  * fused epilogue where the CPU has AVX-512 (a plain W is packed per call, a
- * packed one is used in place; bf16 panels need AVX512-BF16; an f32 W marked
+ * packed one is used in place, less its zero padding, pad_rows and
+ * pad_columns; bf16 panels need AVX512-BF16; an f32 W marked
  * bf16 is rounded into bf16 panels per call), else BLAS (per panel for a
  * packed f32 W) followed by the epilogue in scalar code, or the reference
  * kernel for bf16.  Checked against ref_linear. */
@@ -45,8 +46,11 @@ int fast_linear(KernelCtx *k)
     }
     GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
     int rc;
-    if (p.packed) rc = gemm(rows, X, p.K, &(PackedB){.dtype = k->in[1]->dtype, .panels = W, .K = p.K, .N = p.N}, Y, p.N, &ep);
-    else /* a weight being trained, packed (bf16: rounded) per call */
+    if (p.packed) { /* W's zero last rows and columns skipped, those columns of Y written as act(0) = 0 */
+        PackedB pb = {.dtype = k->in[1]->dtype, .panels = W, .K = p.K - p.pad_rows, .N = p.N - p.pad_columns, .panel_rows = p.K};
+        rc = gemm(rows, X, p.K, &pb, Y, p.N, &ep);
+        for (int64_t i = 0; !rc && p.pad_columns && i < rows; i++) memset(Y + i * p.N + pb.N, 0, sizeof(float) * (size_t)p.pad_columns);
+    } else /* a weight being trained, packed (bf16: rounded) per call */
         rc = gemm_unpacked(p.bf16 ? DT_BF16 : DT_F32, rows, X, p.K, 0, W, p.K, p.N, 0, Y, p.N, &ep);
     return rc ? kernel_fail(k, "out of memory for the GEMM [%lld, %lld, %lld]", (long long)rows, (long long)p.K, (long long)p.N) : 0;
 }

@@ -599,6 +599,9 @@ typedef struct {
     const GemmEpilogue *ep;
 } GemmJob;
 
+/* k rows per panel of B's layout (K unless its zero last rows are skipped) */
+static int64_t panel_k(const PackedB *B) { return B->panel_rows ? B->panel_rows : B->K; }
+
 /* Rows of the block at i0: mc, or what is left for the last one */
 static int64_t block_rows(const GemmJob *j, int64_t i0) { return i0 / j->mc == j->row_blocks - 1 ? j->M - i0 : j->mc; }
 
@@ -672,7 +675,7 @@ static int64_t prefetch_offset(int64_t ii, int64_t q, int64_t np, int shift, int
 AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
     const PackedB *B = j->B;
-    int64_t kp = (kc + 1) / 2, K2 = (B->K + 1) / 2;
+    int64_t kp = (kc + 1) / 2, K2 = (panel_k(B) + 1) / 2;
     const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
     int64_t np = (B->N + NR - 1) / NR;
     int shift = prefetch_shift(mc);
@@ -699,7 +702,7 @@ typedef struct {
 AMX_BF16 static void block_amx(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t p0, int64_t p1)
 {
     const PackedB *B = j->B;
-    int64_t kp = kc / 2, K2 = B->K / 2;
+    int64_t kp = kc / 2, K2 = panel_k(B) / 2;
     const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
     TileConfig cfg = {.palette = 1};
     for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
@@ -747,7 +750,7 @@ static void block_avx2(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int
     int accumulate = k0 > 0, last = k0 + kc == B->K;
     float acc[MR2 * 16];
     for (int64_t q = p0; q < p1; q++) {
-        const float *Bp = (const float *)B->panels + (q * B->K + k0) * NR;
+        const float *Bp = (const float *)B->panels + (q * panel_k(B) + k0) * NR;
         for (int h = 0; h < 2 && q * NR + 16 * h < B->N; h++) {
             int64_t col = q * NR + 16 * h, nc = B->N - col < 16 ? B->N - col : 16;
             for (int64_t ii = 0; ii < mc; ii += MR2) {
@@ -773,12 +776,12 @@ AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k
     float tail[MR * KC_MAX] __attribute__((aligned(64))); /* A in place: the block's last rows short of a tile, packed once */
     if (j->direct && full < mc) pack_a(j->A + (i0 + full) * j->lda + k0, j->lda, mc - full, kc, tail);
     for (int64_t q = p0; q < p1; q++) {
-        const float *Bp = (const float *)B->panels + (q * B->K + k0) * NR;
+        const float *Bp = (const float *)B->panels + (q * panel_k(B) + k0) * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += MR) {
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
                       .accumulate = k0 > 0, .last = k0 + kc == B->K};
-            const float *Bn = Bp + prefetch_offset(ii, q, np, shift, kc, NR, B->K * NR);
+            const float *Bn = Bp + prefetch_offset(ii, q, np, shift, kc, NR, panel_k(B) * NR);
             if (j->direct && t.mr == MR) tile_direct(kc, j->A + (i0 + ii) * j->lda + k0, j->lda, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
             else micro_kernel(kc, j->direct ? tail : Ap + ii * kc, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
         }

@@ -18,6 +18,8 @@ typedef struct {
     DType dtype;       /* DT_F32 or DT_BF16 */
     const void *panels;
     int64_t K, N;
+    int64_t panel_rows; /* k rows each panel holds (0: K); more than K where the
+                         * weight's last rows are zero and skipped (pad_rows, ir/ops.h) */
 } PackedB;
 
 typedef struct {

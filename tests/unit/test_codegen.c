@@ -308,18 +308,20 @@ static Value *linear(Graph *g, const char *name, Value *x, Value *w, Value *b, c
     return y;
 }
 
-/* pad-linear-hidden on four MLPs over 500 rows (three row blocks, so the
- * GEMM reads the padded hidden rows in place, two depth blocks deep): the
- * one whose 1024-wide hidden value only its second Linear reads gains a
- * zero panel (its first weight, shared with another Linear, is copied); a
- * 1000-wide hidden value, one that is also a graph output, and the other
- * reader of the shared weight stay as they were.  Every output equals the
- * reference kernels' on the original graph. */
-static void test_pad_linear_hidden_pass(void)
+/* pad-linear-hidden on four MLPs over M rows (500: three row blocks, so
+ * the GEMM reads the padded hidden rows in place, two depth blocks deep;
+ * 40: one block, packed): the one whose 1024-wide hidden value only its
+ * second Linear reads gains a zero panel (its first weight, shared with
+ * another Linear, is copied) and the attributes that let the kernel skip
+ * it; a 1000-wide hidden value, one that is also a graph output, and the
+ * other reader of the shared weight stay as they were.  Every output equals
+ * the reference kernels' on the original graph (the reference computes the
+ * padding, the fast kernel skips it). */
+static void test_pad_linear_hidden_pass(int64_t M)
 {
     Graph *g = graph_new("mlps");
     g->opset = 17;
-    int64_t M = 500, D = 64, w1[2] = {D, 1024}, b1[1] = {1024}, w2[2] = {1024, D}, b2[1] = {D};
+    int64_t D = 64, w1[2] = {D, 1024}, b1[1] = {1024}, w2[2] = {1024, D}, b2[1] = {D};
     int64_t v1[2] = {D, 1000}, c1[1] = {1000}, v2[2] = {1000, D};
     Value *x = input_2d(g, "x", M, D), *W1 = const_value(g, "w1", 2, w1);
     Value *h = linear(g, "h", x, W1, const_value(g, "b1", 1, b1), "gelu");
@@ -351,6 +353,8 @@ static void test_pad_linear_hidden_pass(void)
             int64_t width = k < 4 ? n->out[0]->shape.d[1].n : w->dims[1];
             CHECK(width == want_width[k], "%s: %s %lld, want %lld", n->name, k < 4 ? "width" : "depth", (long long)width,
                   (long long)want_width[k]);
+            int64_t pad = node_attr_i(n, k == 4 ? "pad_rows" : "pad_columns", 0);
+            CHECK(pad == (k == 0 || k == 4 ? 32 : 0), "%s: %s = %lld", n->name, k == 4 ? "pad_rows" : "pad_columns", (long long)pad);
         }
     }
     s = session_new(g, &(ExecOptions){0}, err, sizeof err);
@@ -362,6 +366,13 @@ static void test_pad_linear_hidden_pass(void)
         tensor_free(before[i]);
         tensor_free(after[i]);
     }
+    for (int i = 0; i < g->n_nodes; i++) /* padding that would leave nothing of W is refused */
+        for (int a = 0; a < g->nodes[i]->n_attrs; a++) {
+            Attr *at = &g->nodes[i]->attrs[a];
+            if (strcmp(at->name, "pad_rows")) continue;
+            at->i = 1056;
+            CHECK(infer_node(g, g->nodes[i], err, sizeof err) != 0 && strstr(err, "pad_rows = 1056"), "pad_rows = K refused: %s", err);
+        }
     tensor_free(in);
     graph_free(g);
 }
@@ -906,7 +917,8 @@ int main(void)
     test_random_programs();
     test_fusion_pass();
     test_linear_epilogue_pass();
-    test_pad_linear_hidden_pass();
+    test_pad_linear_hidden_pass(500);
+    test_pad_linear_hidden_pass(40);
     test_gemm_accumulate_pass();
     test_fused_reduce();
     test_views();
