@@ -67,7 +67,7 @@ static Value *longer(Graph *g, const Value *b, int64_t N)
 }
 
 /* Frees v's data when the node being padded was its only reader, so that
- * the model's MLP weights are never held twice while the pass runs. */
+ * no more than one MLP's weights are held twice while the pass runs. */
 static void drop_if_unread(Value *v, const int *uses)
 {
     if (uses[v->id] == 1 && !v->is_output) {
@@ -79,12 +79,10 @@ static void drop_if_unread(Value *v, const int *uses)
 static int pad_pair(Graph *g, Node *fc1, Node *fc2, int64_t N, const int *uses, char *err, size_t cap)
 {
     Value *w1 = fc1->in[1], *w2 = fc2->in[1], *b = fc1->n_in > 2 ? fc1->in[2] : NULL;
-    Value *pw1 = wider(g, w1);
-    if (pw1) drop_if_unread(w1, uses);
-    Value *pw2 = pw1 ? deeper(g, w2) : NULL;
-    if (pw2) drop_if_unread(w2, uses);
-    Value *pb = b && pw2 ? longer(g, b, N) : NULL;
+    Value *pw1 = wider(g, w1), *pw2 = pw1 ? deeper(g, w2) : NULL, *pb = b && pw2 ? longer(g, b, N) : NULL;
     if (!pw2 || (b && !pb)) { snprintf(err, cap, "pad-linear-hidden: out of memory"); return -1; }
+    drop_if_unread(w1, uses);
+    drop_if_unread(w2, uses);
     fc1->in[1] = pw1;
     if (b) fc1->in[2] = pb;
     for (int a = 0; a < fc1->n_attrs; a++)
@@ -114,7 +112,9 @@ int pass_pad_linear_hidden(Graph *g, char *err, size_t cap)
         const Value *b = fc1->n_in > 2 ? fc1->in[2] : NULL;
         if (b && (!b->konst || b->trainable || b->dtype != DT_F32 || b->konst->rank != 1)) continue;
         Node *fc2 = sole_reader(g, fc1->out[0], uses);
-        if (!fc2 || !packed_f32(fc2, &K2, &N2) || fc2->in[0] != fc1->out[0] || K2 != N1) continue;
+        if (!fc2 || !packed_f32(fc2, &K2, &N2) || fc2->in[0] != fc1->out[0] || K2 != N1 || node_attr(fc1, "pad_columns") ||
+            node_attr(fc2, "pad_rows"))
+            continue;
         /* padded copies, as a weight may be shared; what nothing reads any
          * more goes with the dead code */
         if (pad_pair(g, fc1, fc2, N1, uses, err, cap)) { free(uses); return -1; }
