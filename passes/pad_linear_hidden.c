@@ -17,16 +17,16 @@
 
 #define PAD LINEAR_PANEL
 
-/* A packed f32 constant weight (not trained), and its K and N. */
-static int packed_f32(const Node *n, int64_t *K, int64_t *N)
+/* A Linear over a packed f32 constant weight (not trained): its N, else 0
+ * (its K is the weight's dims[1]). */
+static int64_t packed_f32_columns(const Node *n)
 {
     const Value *w = n->n_in > 1 ? n->in[1] : NULL;
     if (n->op != OP_LINEAR || !w || !w->konst || w->trainable || w->is_input || w->is_output || w->dtype != DT_F32 ||
         w->konst->rank != 3 || node_attr_i(n, "bf16", 0))
         return 0;
-    *K = w->konst->dims[1];
-    *N = node_attr_i(n, "packed_n", -1);
-    return *N > 0;
+    int64_t N = node_attr_i(n, "packed_n", 0);
+    return N > 0 ? N : 0;
 }
 
 /* fc1's weight with one more panel of zeros */
@@ -107,12 +107,12 @@ int pass_pad_linear_hidden(Graph *g, char *err, size_t cap)
     if (!uses) { snprintf(err, cap, "pad-linear-hidden: out of memory"); return -1; }
     for (int i = 0; i < g->n_nodes; i++) {
         Node *fc1 = g->nodes[i];
-        int64_t K1, N1, K2, N2;
-        if (!packed_f32(fc1, &K1, &N1) || N1 % 1024 || (fc1->n_in > 3 && fc1->in[3]) || fc1->out[0]->dtype != DT_F32) continue;
+        int64_t N1 = packed_f32_columns(fc1);
+        if (!N1 || N1 % 1024 || (fc1->n_in > 3 && fc1->in[3]) || fc1->out[0]->dtype != DT_F32) continue;
         const Value *b = fc1->n_in > 2 ? fc1->in[2] : NULL;
         if (b && (!b->konst || b->trainable || b->dtype != DT_F32 || b->konst->rank != 1)) continue;
         Node *fc2 = sole_reader(g, fc1->out[0], uses);
-        if (!fc2 || !packed_f32(fc2, &K2, &N2) || fc2->in[0] != fc1->out[0] || K2 != N1 || node_attr(fc1, "pad_columns") ||
+        if (!fc2 || !packed_f32_columns(fc2) || fc2->in[0] != fc1->out[0] || fc2->in[1]->konst->dims[1] != N1 || node_attr(fc1, "pad_columns") ||
             node_attr(fc2, "pad_rows"))
             continue;
         /* padded copies, as a weight may be shared; what nothing reads any
