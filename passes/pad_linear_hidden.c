@@ -112,8 +112,8 @@ int pass_pad_linear_hidden(Graph *g, char *err, size_t cap)
         const Value *b = fc1->n_in > 2 ? fc1->in[2] : NULL;
         if (b && (!b->konst || b->trainable || b->dtype != DT_F32 || b->konst->rank != 1)) continue;
         Node *fc2 = sole_reader(g, fc1->out[0], uses);
-        if (!fc2 || !packed_f32_columns(fc2) || fc2->in[0] != fc1->out[0] || fc2->in[1]->konst->dims[1] != N1 || node_attr(fc1, "pad_columns") ||
-            node_attr(fc2, "pad_rows"))
+        if (!fc2 || !packed_f32_columns(fc2) || fc2->in[0] != fc1->out[0] || fc2->in[1]->konst->dims[1] != N1 ||
+            node_attr(fc1, "pad_columns") || node_attr(fc2, "pad_rows"))
             continue;
         /* padded copies, as a weight may be shared; what nothing reads any
          * more goes with the dead code */
