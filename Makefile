@@ -11,7 +11,7 @@ OPT      ?= -O2
 DATA_DIR ?= $(CURDIR)
 # -fPIC and hidden symbols: the same objects make the static archive and
 # libvclip.so, which exports only include/vclip.h (api/vclip.c)
-CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -fPIC -fvisibility=hidden -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(DATA_DIR)"'
+CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wpointer-arith -fPIC -fvisibility=hidden -D_GNU_SOURCE -I$(BUILD)/gen -Ionnx -MMD -MP -DVCLIP_DATA_DIR='"$(DATA_DIR)"'
 LDLIBS   += -lpthread -lprotobuf-c -lopenblas -lpcre2-8 -lutf8proc -ljansson -lz -lavformat -lavcodec -lswscale -lavutil -lpng -ljpeg -lcurl -ldl -lm
 # The tests' Python: the venv tools/install-deps.sh fills (override with PYTHON=...).
 PYTHON   ?= $(CURDIR)/.venv/bin/python

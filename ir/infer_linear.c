@@ -138,12 +138,14 @@ int op_linear_params(InferCtx *c, LinearParams *p)
     p->has_bias = c->n_in > 2 && c->in[2];
     p->has_residual = c->n_in > 3 && c->in[3];
     p->bf16 = node_attr_i(n, "bf16", 0) != 0;
+    p->bf16_output = node_attr_i(n, "bf16_output", 0) != 0;
     p->pad_rows = node_attr_i(n, "pad_rows", 0);
     p->pad_columns = node_attr_i(n, "pad_columns", 0);
     p->packed = w->shape.rank == 3 || w->shape.rank == 4 ? w->shape.rank : 0;
     if (w->shape.rank < 2 || w->shape.rank > 4)
         return infer_fail(c, "W must be [K, N] or packed ([panels, K, %d] f32, [panels, K/2, %d, 2] bf16)", LINEAR_PANEL, LINEAR_PANEL);
     if ((p->packed == 4) != (w->dtype == DT_BF16)) return infer_fail(c, "a bf16 W must be packed in k pairs, and only a bf16 W");
+    if (p->bf16_output && w->dtype != DT_BF16) return infer_fail(c, "bf16_output needs a bf16 W");
     if (!shape_is_const(&w->shape)) { p->K = p->N = -1; return 0; }
     if (p->packed) {
         p->K = p->packed == 3 ? w->shape.d[1].n : node_attr_i(n, "packed_k", -1);
@@ -170,13 +172,15 @@ int infer_linear_op(InferCtx *c)
     if (c->n_in < 2 || !c->in[0] || !c->in[1]) return infer_fail(c, "expects X and W");
     if (c->n_in > 4) return infer_fail(c, "expects at most X, W, B and a residual");
     const ValueInfo *x = c->in[0], *w = c->in[1], *b = c->n_in > 2 ? c->in[2] : NULL;
-    if ((x->dtype != w->dtype && !(x->dtype == DT_F32 && w->dtype == DT_BF16)) || (b && b->dtype != x->dtype))
+    /* the dtype of the sums, B and R: X's, or f32 where X and W are bf16 */
+    DType sums = x->dtype == DT_BF16 && w->dtype == DT_BF16 ? DT_F32 : x->dtype;
+    if ((x->dtype != w->dtype && !(x->dtype == DT_F32 && w->dtype == DT_BF16)) || (b && b->dtype != sums))
         return infer_fail(c, "input dtypes differ");
     LinearParams p;
     if (op_linear_params(c, &p)) return -1;
     if (b && b->shape.rank != 1) return infer_fail(c, "B must be 1-D");
     ValueInfo *o = c->out[0];
-    o->dtype = x->dtype;
+    o->dtype = p.bf16_output ? DT_BF16 : sums;
     if (x->shape.rank < 1 || p.K < 0) { o->shape.rank = -1; return 0; }
     Dim k = dim_const(p.K), nn = dim_const(p.N);
     if (!p.packed) { k = w->shape.d[0]; nn = w->shape.d[1]; }
@@ -186,7 +190,7 @@ int infer_linear_op(InferCtx *c)
     o->shape.d[o->shape.rank - 1] = nn;
     if (p.has_residual) {
         const ValueInfo *r = c->in[3];
-        if (r->dtype != x->dtype) return infer_fail(c, "residual dtype differs");
+        if (r->dtype != sums) return infer_fail(c, "residual dtype differs");
         if (r->shape.rank >= 0 && r->shape.rank != o->shape.rank) return infer_fail(c, "residual must have the output's shape");
         for (int d = 0; r->shape.rank >= 0 && d < r->shape.rank; d++)
             if (check_dim(c, r->shape.d[d], o->shape.d[d], "residual dimension")) return -1;

@@ -111,13 +111,17 @@ int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
  *   them (and write the zeros); the reference computes them.
  * bf16 = 1 (on Linear, Gemm, Conv and ConvGrad with f32 operands: the CPU's bf16
  * path, passes/mark_bf16_gemms.c): both operands rounded to bf16 (nearest
- * even), products summed in f32, as a bf16-packed W does. */
+ * even), products summed in f32, as a bf16-packed W does.
+ * bf16_output = 1 (passes/bf16_linear_hidden.c; a bf16 W only): Y is stored
+ *   in bf16, act(...) + R rounded to nearest even.  X may be bf16 wherever W
+ *   is (a bf16 W rounds X to bf16 anyway: the same products); B and R stay f32. */
 #define LINEAR_PANEL 32
 enum { LINEAR_ACT_NONE, LINEAR_ACT_QUICK_GELU, LINEAR_ACT_GELU };
 typedef struct {
     int64_t K, N;
     int packed, act, has_bias, has_residual;  /* packed: 0, or the layout's rank (3 f32, 4 bf16) */
     int bf16;                                 /* an f32 W and X rounded to bf16 (attribute bf16) */
+    int bf16_output;                          /* Y stored in bf16 (attribute bf16_output) */
     int64_t pad_rows, pad_columns;            /* W's zero last rows and columns (B's too) */
 } LinearParams;
 /* From the weight's shape and the attributes; -1 (message in c) when invalid. */

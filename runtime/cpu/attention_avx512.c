@@ -97,7 +97,7 @@ int attention_avx512_fits(const AttnArgs *a)
 {
     int64_t d = a->p.head_dim;
     return (d == 16 || d == 32 || d == 64 || d == 128) && __builtin_cpu_supports("avx512f") &&
-           (!a->p.bf16 || (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16")));
+           (!a->p.bf16 || (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16")));
 }
 
 /* Pair (b, h)'s query, key and value channels into L2, asked for while the

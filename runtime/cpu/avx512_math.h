@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define AVX512 __attribute__((target("avx512f,fma")))
-#define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,fma")))
+#define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 #define AMX_BF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16,fma")))
 
 /* Two rows of 16 floats -> 16 words of bf16 pairs: word c holds even[c] in

@@ -1,7 +1,8 @@
 /* fast_linear.c — ai.vclip.Linear, act(X @ W + B) + R: on gemm.c with its
  * fused epilogue where the CPU has AVX-512 (a plain W is packed per call, a
  * packed one is used in place, less its zero padding, pad_rows and
- * pad_columns; bf16 panels need AVX512-BF16; an f32 W marked
+ * pad_columns; bf16 panels need AVX512-BF16, and take X and give Y in bf16
+ * where the graph says so, bf16_output; an f32 W marked
  * bf16 is rounded into bf16 panels per call), else BLAS (per panel for a
  * packed f32 W) followed by the epilogue in scalar code, or the reference
  * kernel for bf16.  Checked against ref_linear. */
@@ -30,9 +31,10 @@ int fast_linear(KernelCtx *k)
 {
     LinearParams p;
     if (op_linear_params(k->ic, &p)) return -1;
+    DType wt = k->in[1]->dtype, xt = k->in[0]->dtype, yt = k->out[0]->dtype; /* bf16 X and Y: with a packed bf16 W only */
     for (int i = 0; i < k->n_in; i++)
-        if (k->in[i] && k->in[i]->dtype != DT_F32 && !(i == 1 && k->in[i]->dtype == DT_BF16 && p.packed)) return ref_linear(k);
-    if (k->in[1]->dtype == DT_BF16 && !gemm_available(DT_BF16)) return ref_linear(k);
+        if (k->in[i] && k->in[i]->dtype != DT_F32 && !(i < 2 && k->in[i]->dtype == DT_BF16 && wt == DT_BF16 && p.packed)) return ref_linear(k);
+    if ((wt == DT_BF16 && !gemm_available(DT_BF16)) || (xt == DT_BF16 && (p.K - p.pad_rows) % 2)) return ref_linear(k); /* gemm_typed: K even */
     const float *X = k->in[0]->data, *W = k->in[1]->data;
     const float *B = p.has_bias ? k->in[2]->data : NULL, *R = p.has_residual ? k->in[3]->data : NULL;
     float *Y = k->out[0]->data;
@@ -47,9 +49,11 @@ int fast_linear(KernelCtx *k)
     GemmEpilogue ep = {.bias = B, .act = p.act, .residual = R, .ldr = p.N};
     int rc;
     if (p.packed) { /* W's zero last rows and columns skipped, those columns of Y written as act(0) = 0 */
-        PackedB pb = {.dtype = k->in[1]->dtype, .panels = W, .K = p.K - p.pad_rows, .N = p.N - p.pad_columns, .panel_rows = p.K};
-        rc = gemm(rows, X, p.K, &pb, Y, p.N, &ep);
-        for (int64_t i = 0; !rc && p.pad_columns && i < rows; i++) memset(Y + i * p.N + pb.N, 0, sizeof(float) * (size_t)p.pad_columns);
+        PackedB pb = {.dtype = wt, .panels = W, .K = p.K - p.pad_rows, .N = p.N - p.pad_columns, .panel_rows = p.K};
+        rc = gemm_typed(rows, X, xt, p.K, &pb, Y, yt, p.N, &ep);
+        size_t y_size = dtype_size(yt);
+        for (int64_t i = 0; !rc && p.pad_columns && i < rows; i++)
+            memset((char *)Y + (i * p.N + pb.N) * y_size, 0, y_size * (size_t)p.pad_columns);
     } else /* a weight being trained, packed (bf16: rounded) per call */
         rc = gemm_unpacked(p.bf16 ? DT_BF16 : DT_F32, rows, X, p.K, 0, W, p.K, p.N, 0, Y, p.N, &ep);
     return rc ? kernel_fail(k, "out of memory for the GEMM [%lld, %lld, %lld]", (long long)rows, (long long)p.K, (long long)p.N) : 0;

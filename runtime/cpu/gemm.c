@@ -6,7 +6,10 @@
  * pre-packed in panels of 32 columns (f32 A of more than one row block, its
  * rows not a multiple of 4 KB apart, is read in place instead, tile_direct;
  * passes/pad_linear_hidden.c widens the MLP's hidden rows so that fc2's A
- * qualifies).  Where the CPU has AMX, bf16 weights of a depth that is a multiple
+ * qualifies).  A may also come in bf16 (gemm_typed: the MLP's hidden value,
+ * passes/bf16_linear_hidden.c), packed without rounding or, past one row
+ * block, read in place (tile_direct_bf16), and C may be stored in bf16,
+ * rounded in the epilogue.  Where the CPU has AMX, bf16 weights of a depth that is a multiple
  * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed in
  * bf16 pairs as whole 1 KB tiles, B's panels loaded as they are (a panel's
  * 16 k pairs x 32 columns are two tiles' rows, 128 bytes apart).  Work is cut
@@ -144,7 +147,8 @@ void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint
     parallel_for((N + NR - 1) / NR, 4, pack_panels_bf16, &p);
 }
 
-static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep);
+static int gemm_a(int64_t M, const void *A, int64_t lda, int a_transposed, int a_bf16, const PackedB *B, void *C, int64_t ldc, int c_bf16,
+                  const GemmEpilogue *ep);
 
 int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, int a_transposed, const float *B, int64_t K, int64_t N, int transposed,
                   float *C, int64_t ldc, const GemmEpilogue *ep)
@@ -155,7 +159,7 @@ int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, int a_tra
     if (dtype == DT_BF16) gemm_pack_b_bf16(B, K, N, transposed, panels);
     else gemm_pack_b(B, K, N, transposed, panels);
     PackedB pb = {.dtype = dtype, .panels = panels, .K = K, .N = N};
-    int rc = gemm_a(M, A, lda, a_transposed, &pb, C, ldc, ep);
+    int rc = gemm_a(M, A, lda, a_transposed, 0, &pb, C, ldc, 0, ep);
     free(panels);
     return rc;
 }
@@ -169,7 +173,9 @@ int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, int a_tra
 
 int gemm_available(DType dtype)
 {
-    if (dtype == DT_BF16) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+    if (dtype == DT_BF16)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bf16");
     return dtype == DT_F32 && (__builtin_cpu_supports("avx512f") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
 }
 
@@ -366,6 +372,33 @@ AVX512_BF16 static void pack_a_amx(const float *A, int64_t lda, int64_t mc, int6
         }
 }
 
+/* bf16 A, its k pairs already words (kc even): pack_a_bf16's micro-panels
+ * without the rounding, four rows at a time through the same transpose */
+AVX512 static void pack_a_words(const uint16_t *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
+{
+    int64_t kp = kc / 2;
+    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+        uint32_t *d = Ap + i0 * kp;
+        for (int64_t i = i0; i < i0 + MR; i += 4) {
+            int64_t p = 0;
+            if (i + 4 <= mc)
+                for (; p + 16 <= kp; p += 16) transpose_4x16((const float *)(A + i * lda) + p, lda / 2, (float *)d + p * MR + (i - i0));
+            for (; p < kp; p++)
+                for (int64_t r = i; r < i + 4; r++) d[p * MR + (r - i0)] = r < mc ? ((const uint32_t *)(A + r * lda))[p] : 0;
+        }
+    }
+}
+
+/* AMX, bf16 A: pack_a_amx's tiles, copied */
+AVX512 static void pack_a_amx_words(const uint16_t *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
+{
+    int64_t chunks = kc / 32, mcp = (mc + 31) / 32 * 32;
+    for (int64_t i = 0; i < mcp; i++)
+        for (int64_t c = 0; c < chunks; c++)
+            _mm512_storeu_si512(Ap + ((i / 16) * chunks + c) * 256 + (i % 16) * 16,
+                                i < mc ? _mm512_loadu_si512(A + i * lda + c * 32) : _mm512_setzero_si512());
+}
+
 /* Transposed A (A^T stored [K, M], element (i, k) at A[k * lda + i]): the
  * same micro-panels, now read as MR consecutive floats of each k row, so
  * the weight gradient X^T dY needs no transposed copy of X. */
@@ -399,6 +432,7 @@ typedef struct {
     int64_t row, col;      /* of the tile's first element in C */
     int mr, nr;            /* valid rows and columns */
     int accumulate, last;  /* add to C (a later depth block); apply the epilogue */
+    int c_bf16;            /* C is bf16: store the tile rounded (with last only) */
 } Tile;
 
 AVX512 static inline __m512 epilogue16(__m512 c, const GemmEpilogue *ep, int64_t row, int64_t col, __mmask16 m)
@@ -412,13 +446,26 @@ AVX512 static inline __m512 epilogue16(__m512 c, const GemmEpilogue *ep, int64_t
 
 /* Accumulators -> C: adds what C holds (a later depth block), applies the
  * epilogue after the last one, stores the valid rows and columns. */
-AVX512 static inline __attribute__((always_inline)) void store_tile(__m512 c[MR][2], float *C, int64_t ldc, const Tile *t, const GemmEpilogue *ep)
+/* A row of a finished tile rounded into bf16 C (nearest even, as
+ * pack_a_bf16 rounds: the next GEMM reads the same bits) */
+AVX512_BF16 static void store_row_bf16(uint16_t *r, __m512 c0, __m512 c1, __mmask16 m0, __mmask16 m1)
+{
+    _mm256_mask_storeu_epi16(r, m0, (__m256i)_mm512_cvtneps_pbh(c0));
+    _mm256_mask_storeu_epi16(r + 16, m1, (__m256i)_mm512_cvtneps_pbh(c1));
+}
+
+AVX512 static inline __attribute__((always_inline)) void store_tile(__m512 c[MR][2], void *C, int64_t ldc, const Tile *t, const GemmEpilogue *ep)
 {
     __mmask16 m0 = t->nr >= 16 ? 0xffff : (__mmask16)((1u << t->nr) - 1);
     __mmask16 m1 = t->nr >= 32 ? 0xffff : t->nr <= 16 ? 0 : (__mmask16)((1u << (t->nr - 16)) - 1);
 #pragma GCC unroll 12
     for (int i = 0; i < t->mr; i++) {
-        float *r = C + (t->row + i) * ldc + t->col;
+        if (t->c_bf16) { /* one depth block (gemm_a): nothing to add */
+            store_row_bf16((uint16_t *)C + (t->row + i) * ldc + t->col, epilogue16(c[i][0], ep, t->row + i, t->col, m0),
+                           epilogue16(c[i][1], ep, t->row + i, t->col + 16, m1), m0, m1);
+            continue;
+        }
+        float *r = (float *)C + (t->row + i) * ldc + t->col;
         if (t->accumulate) {
             c[i][0] = _mm512_add_ps(c[i][0], _mm512_maskz_loadu_ps(m0, r));
             c[i][1] = _mm512_add_ps(c[i][1], _mm512_maskz_loadu_ps(m1, r + 16));
@@ -500,7 +547,7 @@ AVX512 static void micro_kernel(int64_t kc, const float *Ap, const float *Bp, co
 /* bf16: kp k pairs; each B row pair is 32 columns x 2 = two vectors.  Like
  * the f32 kernel, it prefetches its share of the next panel's pairs into L2
  * (prefetch_shift), and the pair loop is unrolled twice. */
-AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const uint16_t *Bp, const uint16_t *Bnext, int pf_shift, float *C,
+AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const uint16_t *Bp, const uint16_t *Bnext, int pf_shift, void *C,
                                           int64_t ldc, const Tile *t, const GemmEpilogue *ep)
 {
     __m512 c[MR][2];
@@ -514,6 +561,33 @@ AVX512_BF16 static void micro_kernel_bf16(int64_t kp, const uint32_t *Ap, const 
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[p * MR + i]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+        }
+    }
+    store_tile(c, C, ldc, t, ep);
+}
+
+/* bf16, a full 12-row tile read from bf16 A in place (row stride lda
+ * halves, k pairs as words): tile_direct's rows with micro_kernel_bf16's
+ * pairs */
+AVX512_BF16 static void tile_direct_bf16(int64_t kp, const uint16_t *A, int64_t lda, const uint16_t *Bp, const uint16_t *Bnext, int pf_shift,
+                                         void *C, int64_t ldc, const Tile *t, const GemmEpilogue *ep)
+{
+    __m512 c[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    int64_t ldw = lda / 2;
+    const uint32_t *a0 = (const uint32_t *)A, *a3 = a0 + 3 * ldw, *a6 = a0 + 6 * ldw, *a9 = a0 + 9 * ldw;
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kp; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR), b1 = (__m512bh)_mm512_loadu_si512(Bp + p * 2 * NR + NR);
+        _mm_prefetch((const char *)(Bnext + (p >> pf_shift) * 2 * NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(Bnext + (p >> pf_shift) * 2 * NR + NR), _MM_HINT_T1);
+        const uint32_t *base[4] = {a0 + p, a3 + p, a6 + p, a9 + p};
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)base[i / 3][(i % 3) * ldw]);
             c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
             c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
         }
@@ -590,12 +664,14 @@ typedef struct {
     GemmKernel kernel;
     int amx;       /* bf16 on AMX tiles: A packed as whole tiles, row blocks padded to 32 rows */
     int a_transposed; /* A stored as A^T [K, M] (row stride lda) */
-    int direct;       /* f32: A read in place, not packed */
+    int direct;       /* f32 or bf16 A read in place, not packed */
+    int c_bf16;       /* C in bf16 (one depth block) */
     int failed;       /* a piece could not get memory */
     const float *A;
+    const uint16_t *A16; /* A in bf16 instead (bf16 B) */
     void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
     const PackedB *B;
-    float *C;
+    void *C;
     const GemmEpilogue *ep;
 } GemmJob;
 
@@ -625,6 +701,12 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
         int64_t r0 = piece * MP, rows = mc - r0 < MP ? mc - r0 : MP;
         if (rows <= 0) continue;
         size_t at = apack_at(j, i0, mc, k0) + (size_t)(r0 * (j->B->dtype == DT_BF16 ? (kc + 1) / 2 : kc));
+        if (j->A16) {
+            const uint16_t *A = j->A16 + (i0 + r0) * j->lda + k0;
+            if (j->amx) pack_a_amx_words(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
+            else pack_a_words(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
+            continue;
+        }
         if (j->a_transposed && (j->amx || j->kernel == GEMM_KERNEL_AVX2)) { /* rows copied out first (AMX, AVX2 machines) */
             float *rowsA = malloc(sizeof(float) * (size_t)(rows * kc));
             if (!rowsA) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); continue; }
@@ -676,17 +758,20 @@ AVX512_BF16 static void block_bf16(const GemmJob *j, int64_t i0, int64_t mc, int
 {
     const PackedB *B = j->B;
     int64_t kp = (kc + 1) / 2, K2 = (panel_k(B) + 1) / 2;
-    const uint32_t *Ap = (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
-    int64_t np = (B->N + NR - 1) / NR;
+    const uint32_t *Ap = j->direct ? NULL : (const uint32_t *)j->Apack + apack_at(j, i0, mc, k0);
+    int64_t np = (B->N + NR - 1) / NR, full = mc / MR * MR;
     int shift = prefetch_shift(mc);
+    uint32_t tail[MR * KC_MAX / 2] __attribute__((aligned(64))); /* A in place: the block's last rows short of a tile, packed once */
+    if (j->direct && full < mc) pack_a_words(j->A16 + (i0 + full) * j->lda + k0, j->lda, mc - full, kc, tail);
     for (int64_t q = p0; q < p1; q++) {
         const uint16_t *Bp = (const uint16_t *)B->panels + (q * K2 + k0 / 2) * 2 * NR;
         int nr = B->N - q * NR < NR ? (int)(B->N - q * NR) : NR;
         for (int64_t ii = 0; ii < mc; ii += MR) {
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
-                      .accumulate = k0 > 0, .last = k0 + kc == B->K};
-            micro_kernel_bf16(kp, Ap + ii * kp, Bp, Bp + prefetch_offset(ii, q, np, shift, kp, 2 * NR, K2 * 2 * NR), shift, j->C, j->ldc, &t,
-                              j->ep);
+                      .accumulate = k0 > 0, .last = k0 + kc == B->K, .c_bf16 = j->c_bf16};
+            const uint16_t *Bn = Bp + prefetch_offset(ii, q, np, shift, kp, 2 * NR, K2 * 2 * NR);
+            if (j->direct && t.mr == MR) tile_direct_bf16(kp, j->A16 + (i0 + ii) * j->lda + k0, j->lda, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
+            else micro_kernel_bf16(kp, j->direct ? tail : Ap + ii * kp, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
         }
     }
 }
@@ -735,7 +820,7 @@ AMX_BF16 static void block_amx(const GemmJob *j, int64_t i0, int64_t mc, int64_t
                 __m512 c[MR][2];
                 for (int i = 0; i < 8; i++) { c[i][0] = _mm512_load_ps(&acc[r + i][0]); c[i][1] = _mm512_load_ps(&acc[r + i][16]); }
                 Tile t = {.row = i0 + ii + r, .col = q * NR, .mr = mc - ii - r < 8 ? (int)(mc - ii - r) : 8, .nr = nr,
-                          .accumulate = k0 > 0, .last = k0 + kc == B->K};
+                          .accumulate = k0 > 0, .last = k0 + kc == B->K, .c_bf16 = j->c_bf16};
                 store_tile(c, j->C, j->ldc, &t, j->ep);
             }
         }
@@ -756,7 +841,7 @@ static void block_avx2(const GemmJob *j, int64_t i0, int64_t mc, int64_t k0, int
             for (int64_t ii = 0; ii < mc; ii += MR2) {
                 tile_avx2(kc, Ap + ii * kc, Bp + 16 * h, acc);
                 for (int64_t i = 0; i < MR2 && ii + i < mc; i++) {
-                    float *c = j->C + (i0 + ii + i) * j->ldc + col;
+                    float *c = (float *)j->C + (i0 + ii + i) * j->ldc + col;
                     for (int64_t n = 0; n < nc; n++) {
                         float v = acc[i * 16 + n] + (accumulate ? c[n] : 0.0f);
                         c[n] = last ? epilogue1(v, j->ep, i0 + ii + i, col + n) : v;
@@ -782,8 +867,9 @@ AVX512 static void block_f32(const GemmJob *j, int64_t i0, int64_t mc, int64_t k
             Tile t = {.row = i0 + ii, .col = q * NR, .mr = mc - ii < MR ? (int)(mc - ii) : MR, .nr = nr,
                       .accumulate = k0 > 0, .last = k0 + kc == B->K};
             const float *Bn = Bp + prefetch_offset(ii, q, np, shift, kc, NR, panel_k(B) * NR);
-            if (j->direct && t.mr == MR) tile_direct(kc, j->A + (i0 + ii) * j->lda + k0, j->lda, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
-            else micro_kernel(kc, j->direct ? tail : Ap + ii * kc, Bp, Bn, shift, j->C, j->ldc, &t, j->ep);
+            float *C = j->C;
+            if (j->direct && t.mr == MR) tile_direct(kc, j->A + (i0 + ii) * j->lda + k0, j->lda, Bp, Bn, shift, C, j->ldc, &t, j->ep);
+            else micro_kernel(kc, j->direct ? tail : Ap + ii * kc, Bp, Bn, shift, C, j->ldc, &t, j->ep);
         }
     }
 }
@@ -805,16 +891,41 @@ static void gemm_units(void *ctx, int64_t ub, int64_t ue)
     }
 }
 
-static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
+/* C [M, ldc] of bf16 = Cf [M, N] rounded (the instruction store_row_bf16 uses) */
+AVX512_BF16 static void round_rows_bf16(int64_t M, int64_t N, const float *Cf, uint16_t *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t n = 0; n < N; n += 16) {
+            __mmask16 m = N - n >= 16 ? 0xffff : (__mmask16)((1u << (N - n)) - 1);
+            _mm256_mask_storeu_epi16(C + i * ldc + n, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, Cf + i * N + n)));
+        }
+}
+
+/* bf16 C that needs f32 sums between depth blocks (or has no depth):
+ * computed in f32, then rounded */
+static int gemm_via_f32(int64_t M, const void *A, int64_t lda, int a_bf16, const PackedB *B, uint16_t *C, int64_t ldc, const GemmEpilogue *ep)
+{
+    float *Cf = malloc(sizeof(float) * (size_t)(M * B->N));
+    if (!Cf) return -1;
+    int rc = gemm_a(M, A, lda, 0, a_bf16, B, Cf, B->N, 0, ep);
+    if (!rc) round_rows_bf16(M, B->N, Cf, C, ldc);
+    free(Cf);
+    return rc;
+}
+
+static int gemm_a(int64_t M, const void *A, int64_t lda, int a_transposed, int a_bf16, const PackedB *B, void *C, int64_t ldc, int c_bf16,
+                  const GemmEpilogue *ep)
 {
     static const GemmEpilogue none = {0};
     if (!ep) ep = &none;
     if (!gemm_available(B->dtype)) return -1;
+    if ((a_bf16 || c_bf16) && (B->dtype != DT_BF16 || (a_bf16 && (a_transposed || lda % 2 || B->K % 2)))) return -1;
     if (M == 0 || B->N == 0) return 0;
+    if (c_bf16 && B->K == 0) return gemm_via_f32(M, A, lda, a_bf16, B, C, ldc, ep);
     int kernel = gemm_kernel_for(B->dtype);
     if (B->K == 0) {
         if (kernel == GEMM_KERNEL_AVX2) {
-            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, sizeof(float) * (size_t)B->N);
+            for (int64_t i = 0; i < M; i++) memset((float *)C + i * ldc, 0, sizeof(float) * (size_t)B->N);
             gemm_epilogue_scalar(M, C, ldc, B->N, ep);
         } else epilogue_only(M, C, ldc, B->N, ep);
         return 0;
@@ -839,14 +950,20 @@ static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, cons
         kb--;
         kcb = ((B->K + kb - 1) / kb + 1) / 2 * 2; /* even: bf16 packs k in pairs */
     }
+    if (c_bf16 && kb > 1) return gemm_via_f32(M, A, lda, a_bf16, B, C, ldc, ep);
     GemmJob j = {.M = M, .lda = lda, .ldc = ldc, .mc = mcb, .kc = kcb, .row_blocks = rb, .k_blocks = kb,
-                 .pieces = ((tallest < M ? tallest : M) + MP - 1) / MP, .A = A, .B = B, .C = C, .ep = ep,
+                 .pieces = ((tallest < M ? tallest : M) + MP - 1) / MP, .A = a_bf16 ? NULL : A, .A16 = a_bf16 ? A : NULL,
+                 .B = B, .C = C, .c_bf16 = c_bf16, .ep = ep,
                  .kernel = (GemmKernel)kernel, .amx = amx, .a_transposed = a_transposed,
                  /* not within one row block (batch 1: every unit walks all of A; in place
-                  * ran 5-15% slower there, 30% at 8 rows), nor on rows a multiple of 4 KB
-                  * apart (all in one L1 set: 7% slower than packing at 2048 and 3072
-                  * deep).  At 3104 deep (fc2, padded) it beats packing by 9-28% */
-                 .direct = kernel == GEMM_KERNEL_AVX512 && !a_transposed && rb > 1 && lda % 1024};
+                  * ran 5-15% slower there, 30% at 8 rows), nor, for f32, on rows a multiple
+                  * of 4 KB apart (all in one L1 set: 7% slower than packing at 2048 and 3072
+                  * deep).  At 3104 deep (fc2, padded) it beats packing by 9-28%.  bf16 A
+                  * (a line holds 16 k pairs, not 16 k) reads in place at any stride: at
+                  * 2048 deep, 4 KB apart, 3% faster than packing it (616 rows), 16%
+                  * (1232 rows); 400 rows 3072 deep: the same */
+                 .direct = !a_transposed && rb > 1 &&
+                           ((kernel == GEMM_KERNEL_AVX512 && lda % 1024) || (a_bf16 && kernel == GEMM_KERNEL_AVX512_BF16))};
     j.panels_per_chunk = (np + cc - 1) / cc;
     j.col_chunks = (np + j.panels_per_chunk - 1) / j.panels_per_chunk;
     /* A packed once for every column range (the last block's rows rounded up
@@ -861,7 +978,12 @@ static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, cons
 
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
 {
-    return gemm_a(M, A, lda, 0, B, C, ldc, ep);
+    return gemm_a(M, A, lda, 0, 0, B, C, ldc, 0, ep);
+}
+
+int gemm_typed(int64_t M, const void *A, DType a_dtype, int64_t lda, const PackedB *B, void *C, DType c_dtype, int64_t ldc, const GemmEpilogue *ep)
+{
+    return gemm_a(M, A, lda, 0, a_dtype == DT_BF16, B, C, ldc, c_dtype == DT_BF16, ep);
 }
 
 #else /* not x86-64: callers use BLAS */
@@ -871,8 +993,11 @@ static void pack_panels_bf16_avx512(const PackJob16 *p, int64_t qb, int64_t qe)
 }
 int gemm_available(DType dtype) { (void)dtype; return 0; }
 int gemm_kernel_runs(GemmKernel k) { (void)k; return 0; }
-static int gemm_a(int64_t M, const float *A, int64_t lda, int a_transposed, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
-{ (void)M; (void)A; (void)lda; (void)a_transposed; (void)B; (void)C; (void)ldc; (void)ep; return -1; }
+static int gemm_a(int64_t M, const void *A, int64_t lda, int a_transposed, int a_bf16, const PackedB *B, void *C, int64_t ldc, int c_bf16,
+                  const GemmEpilogue *ep)
+{ (void)M; (void)A; (void)lda; (void)a_transposed; (void)a_bf16; (void)B; (void)C; (void)ldc; (void)c_bf16; (void)ep; return -1; }
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)
-{ return gemm_a(M, A, lda, 0, B, C, ldc, ep); }
+{ return gemm_a(M, A, lda, 0, 0, B, C, ldc, 0, ep); }
+int gemm_typed(int64_t M, const void *A, DType a_dtype, int64_t lda, const PackedB *B, void *C, DType c_dtype, int64_t ldc, const GemmEpilogue *ep)
+{ return gemm_a(M, A, lda, 0, a_dtype == DT_BF16, B, C, ldc, c_dtype == DT_BF16, ep); }
 #endif

@@ -60,6 +60,11 @@ int64_t gemm_packed_bf16_halves(int64_t K, int64_t N);
 void gemm_pack_b_bf16(const float *B, int64_t K, int64_t N, int transposed, uint16_t *panels);
 /* C [M, ldc] = epilogue(A [M, lda] · B) on the thread pool; -1 when out of memory. */
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep);
+/* gemm() with A or C (or both) in bf16, for a bf16 B: A [M, lda] of bf16
+ * (lda and K even) is used as it is, the values its packing would round
+ * to; C is rounded to bf16 (nearest even) after the epilogue.  -1 when out
+ * of memory, or when B is not bf16. */
+int gemm_typed(int64_t M, const void *A, DType a_dtype, int64_t lda, const PackedB *B, void *C, DType c_dtype, int64_t ldc, const GemmEpilogue *ep);
 /* The same for an f32 B [K, N] ([N, K] when transposed) packed into panels
  * of dtype (bf16: rounded) for this call only: weights being trained, the
  * backward pass's operands.  A is [M, lda], or with a_transposed A^T

@@ -377,6 +377,65 @@ static void test_pad_linear_hidden_pass(int64_t M)
     graph_free(g);
 }
 
+/* bf16-linear-hidden over M rows (500: fc2 reads the bf16 hidden rows in
+ * place; 40: one row block, packed) on bf16 weights: the hidden value that
+ * only its second Linear reads becomes bf16; one that is a graph output, one
+ * read twice and one of odd width (k pairs would straddle rows) stay f32.
+ * Every output is bit-identical to the graph's before the pass, on the fast
+ * kernels and on the reference ones (a bf16 weight rounds its X anyway). */
+static void test_bf16_linear_hidden_pass(int64_t M)
+{
+    Graph *g = graph_new("mlps");
+    g->opset = 17;
+    int64_t D = 64, w1[2] = {D, 1024}, b1[1] = {1024}, w2[2] = {1024, D}, b2[1] = {D};
+    int64_t v1[2] = {D, 1001}, c1[1] = {1001}, v2[2] = {1001, D};
+    Value *x = input_2d(g, "x", M, D);
+    Value *h = linear(g, "h", x, const_value(g, "w1", 2, w1), const_value(g, "b1", 1, b1), "gelu");
+    Value *twice = linear(g, "h_twice", x, const_value(g, "t1", 2, w1), const_value(g, "e1", 1, b1), NULL);
+    Value *h_out = linear(g, "h_out", x, const_value(g, "u1", 2, w1), const_value(g, "d1", 1, b1), NULL);
+    Value *outs[6] = {
+        linear(g, "y", h, const_value(g, "w2", 2, w2), const_value(g, "b2", 1, b2), NULL),
+        linear(g, "y_odd", linear(g, "h_odd", x, const_value(g, "v1", 2, v1), const_value(g, "c1", 1, c1), "quick_gelu"),
+               const_value(g, "v2", 2, v2), const_value(g, "c2", 1, b2), NULL),
+        h_out,
+        linear(g, "y_out", h_out, const_value(g, "u2", 2, w2), const_value(g, "d2", 1, b2), NULL),
+        linear(g, "y_twice_a", twice, const_value(g, "t2", 2, w2), const_value(g, "e2", 1, b2), NULL),
+        linear(g, "y_twice_b", twice, const_value(g, "t3", 2, w2), const_value(g, "e3", 1, b2), NULL)};
+    for (int i = 0; i < 6; i++) graph_add_output(g, outs[i]);
+    char err[512];
+    CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
+    CHECK(pass_pack_linear_weights(g, err, sizeof err) == 9, "nine Linears packed: %s", err);
+    CHECK(pass_cast_linear_weights_bf16(g, err, sizeof err) >= 0, "%s", err);
+    Tensor *in = rand_tensor(2, (int64_t[]){M, D}, -2, 2), *before[2][6] = {{0}}, *after[2][6] = {{0}};
+    for (int ref = 0; ref < 2; ref++) {
+        Session *s = session_new(g, &(ExecOptions){.reference_only = ref}, err, sizeof err);
+        CHECK(s && session_run(s, &in, before[ref], err, sizeof err) == 0, "%s", err);
+        session_free(s);
+    }
+    int kept = pass_bf16_linear_hidden(g, err, sizeof err);
+    CHECK(kept == 1, "one hidden value kept in bf16 (got %d): %s", kept, err);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        int want = !strcmp(n->name, "h");
+        CHECK((n->out[0]->dtype == DT_BF16) == want && (node_attr_i(n, "bf16_output", 0) == 1) == want, "%s: output %s",
+              n->name, dtype_name(n->out[0]->dtype));
+    }
+    for (int ref = 0; ref < 2; ref++) {
+        Session *s = session_new(g, &(ExecOptions){.reference_only = ref}, err, sizeof err);
+        CHECK(s && session_run(s, &in, after[ref], err, sizeof err) == 0, "%s", err);
+        session_free(s);
+        for (int i = 0; i < 6; i++) {
+            CHECK(after[ref][i] && after[ref][i]->dtype == DT_F32 && tensor_numel(after[ref][i]) == tensor_numel(before[ref][i]) &&
+                      !memcmp(after[ref][i]->data, before[ref][i]->data, sizeof(float) * (size_t)tensor_numel(before[ref][i])),
+                  "%s kernels, %lld rows: output %d changed by the bf16 hidden value", ref ? "reference" : "fast", (long long)M, i);
+            tensor_free(before[ref][i]);
+            tensor_free(after[ref][i]);
+        }
+    }
+    tensor_free(in);
+    graph_free(g);
+}
+
 /* IWR's weight gradients, X1^T dY1 + X2^T dY2, as autodiff leaves them: the
  * first Gemm takes the second's product as C (the Add goes), 1700 deep (two
  * depth blocks: C must survive the first block's partial sums), with the
@@ -919,6 +978,8 @@ int main(void)
     test_linear_epilogue_pass();
     test_pad_linear_hidden_pass(500);
     test_pad_linear_hidden_pass(40);
+    test_bf16_linear_hidden_pass(500);
+    test_bf16_linear_hidden_pass(40);
     test_gemm_accumulate_pass();
     test_fused_reduce();
     test_views();

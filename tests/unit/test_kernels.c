@@ -362,6 +362,62 @@ static void test_linear_epilogue(void)
     tensor_free(ins[1]);
 }
 
+/* Linear on bf16 weights with a bf16 X, a bf16 Y or both (bf16_output,
+ * passes/bf16_linear_hidden.c): fast against the reference.  Shapes around
+ * the tile, several depth blocks (a bf16 Y then goes through f32 sums), several
+ * row blocks (X read in place) and no depth.  A bf16 Y rounds a value the
+ * two compute apart (f32 and double sums): an element may round one bf16
+ * ulp apart, most must agree. */
+static void test_linear_bf16_io(void)
+{
+    struct { int64_t rows, K, N; } shapes[] = {{9, 34, 65}, {37, 14, 70}, {17, 0, 5}, {100, 3200, 70}, {900, 96, 70}};
+    static const char *acts[] = {"", "quick_gelu"};
+    int cases = 0;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
+        for (int act = 0; act < 2; act++)
+            for (int variant = 1; variant < 8; variant++) {
+                int x16 = variant & 1, y16 = (variant >> 1) & 1, residual = variant >> 2;
+                if (!x16 && !y16) continue;
+                int64_t xd[2] = {shapes[sh].rows, shapes[sh].K}, wd[2] = {shapes[sh].K, shapes[sh].N}, bd[1] = {shapes[sh].N};
+                int64_t yd[2] = {shapes[sh].rows, shapes[sh].N};
+                Tensor *w = rand_tensor(2, wd), *x = rand_tensor(2, xd);
+                if (x16) {
+                    Tensor *h = tensor_new(DT_BF16, 2, xd);
+                    for (int64_t i = 0; i < tensor_numel(h); i++) ((uint16_t *)h->data)[i] = float_to_bf16(2.0f * ((float *)x->data)[i]);
+                    tensor_free(x);
+                    x = h;
+                }
+                Tensor *ins[4] = {x, bf16_packed_by_definition(w), rand_tensor(1, bd), rand_tensor(2, yd)};
+                Graph *g = one_node(OP_LINEAR, residual ? 4 : 3, ins);
+                if (*acts[act]) node_add_attr(g->nodes[0], "activation", ATTR_STRING)->s = strdup(acts[act]);
+                node_add_attr(g->nodes[0], "packed_n", ATTR_INT)->i = shapes[sh].N;
+                node_add_attr(g->nodes[0], "packed_k", ATTR_INT)->i = shapes[sh].K;
+                if (y16) node_add_attr(g->nodes[0], "bf16_output", ATTR_INT)->i = 1;
+                char what[112];
+                snprintf(what, sizeof what, "linear %lldx%lldx%lld act '%s'%s, X %s, Y %s", (long long)shapes[sh].rows,
+                         (long long)shapes[sh].K, (long long)shapes[sh].N, acts[act], residual ? " +residual" : "", x16 ? "bf16" : "f32",
+                         y16 ? "bf16" : "f32");
+                Tensor *fast[8] = {0}, *ref[8] = {0};
+                StaleArena stale = {0};
+                if (!run_fast_and_ref(g, what, fast, ref, &stale)) {
+                    CHECK(fast[0]->dtype == (y16 ? DT_BF16 : DT_F32) && ref[0]->dtype == fast[0]->dtype, "%s: output dtype", what);
+                    if (y16) compare_bf16_rounding(fast[0], ref[0], what, 1.0 / 64, 1e-9);
+                    else {
+                        double e = elementwise_excess(fast[0], ref[0], 2e-5, 2e-6 + 2e-7 * (double)shapes[sh].K);
+                        CHECK(e <= 1, "%s: an element is off by %.2fx the tolerance", what, e);
+                    }
+                }
+                tensor_free(fast[0]);
+                tensor_free(ref[0]);
+                for (int i = 0; i < stale.n; i++) free(stale.blocks[i]);
+                graph_free(g);
+                tensor_free(w);
+                for (int i = 0; i < 4; i++) tensor_free(ins[i]);
+                cases++;
+            }
+    CHECK(cases == 5 * 2 * 6, "ran %d bf16-io linear cases", cases);
+}
+
 static void set_attention_attrs(Node *n, int heads, int d, int q_off, int k_off, int v_off, float scale, int causal,
                                 int seq_first, int frames, int window, int boundary)
 {
@@ -759,6 +815,47 @@ static void test_gemm_strided_a(void)
     }
 }
 
+/* gemm_typed() against gemm() on the same values: a bf16 A holding what
+ * gemm() rounds its f32 A to must give the same bits (packed, or read in
+ * place past one row block, 4 KB apart or not), and a bf16 C the f32 C
+ * rounded to nearest even.  3077 rows (several row blocks, a 5-row tail) and
+ * 40; one depth block and two (a bf16 C then sums in f32 first); no depth. */
+static void test_gemm_bf16_operands(void)
+{
+    const int64_t cases[][3] = {{3077, 700, 706}, {3077, 2048, 2048}, {3077, 1700, 1700}, {40, 700, 700}, {40, 0, 2}}, N = 45, ldc = N + 3;
+    for (size_t s = 0; s < sizeof cases / sizeof *cases; s++) {
+        int64_t M = cases[s][0], K = cases[s][1], lda = cases[s][2];
+        float *A = malloc(sizeof(float) * (size_t)(M * lda)), *B = malloc(sizeof(float) * (size_t)(K * N + 1)), *bias = malloc(sizeof(float) * N);
+        uint16_t *A16 = malloc(sizeof(uint16_t) * (size_t)(M * lda)), *C16 = malloc(sizeof(uint16_t) * (size_t)(M * ldc));
+        float *C = malloc(sizeof(float) * (size_t)(M * ldc)), *Ct = malloc(sizeof(float) * (size_t)(M * ldc));
+        uint16_t *panels = aligned_alloc(64, (sizeof(uint16_t) * (size_t)gemm_packed_bf16_halves(K, N) + 64) / 64 * 64);
+        for (int64_t i = 0; i < M * lda; i++) A[i] = bf16_to_float(A16[i] = float_to_bf16(frand()));
+        for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+        for (int64_t i = 0; i < N; i++) bias[i] = frand();
+        for (int64_t i = 0; i < M * ldc; i++) { C[i] = Ct[i] = 1e30f; C16[i] = 0x7777; }
+        gemm_pack_b_bf16(B, K, N, 0, panels);
+        PackedB pb = {.dtype = DT_BF16, .panels = panels, .K = K, .N = N};
+        GemmEpilogue ep = {.bias = bias, .act = LINEAR_ACT_QUICK_GELU};
+        int rc = gemm(M, A, lda, &pb, C, ldc, &ep);
+        rc |= gemm_typed(M, A16, DT_BF16, lda, &pb, Ct, DT_F32, ldc, &ep);
+        rc |= gemm_typed(M, A16, DT_BF16, lda, &pb, C16, DT_BF16, ldc, &ep);
+        CHECK(rc == 0, "gemm_typed %lldx%lld (A rows %lld apart)", (long long)M, (long long)K, (long long)lda);
+        int64_t a_off = 0, c_off = 0, untouched = 1;
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t n = 0; n < N; n++) {
+                a_off += memcmp(&C[i * ldc + n], &Ct[i * ldc + n], sizeof(float)) != 0;
+                c_off += C16[i * ldc + n] != float_to_bf16(C[i * ldc + n]);
+            }
+            for (int64_t n = N; n < ldc; n++) untouched &= Ct[i * ldc + n] == 1e30f && C16[i * ldc + n] == 0x7777;
+        }
+        CHECK(a_off == 0, "gemm %lldx%lld, A rows %lld apart: bf16 A gives other bits than the same values in f32 (%lld elements)",
+              (long long)M, (long long)K, (long long)lda, (long long)a_off);
+        CHECK(c_off == 0, "gemm %lldx%lld: bf16 C is not the f32 C rounded (%lld elements)", (long long)M, (long long)K, (long long)c_off);
+        CHECK(untouched, "gemm_typed %lldx%lld writes only its N columns of C", (long long)M, (long long)K);
+        free(A); free(B); free(bias); free(A16); free(C16); free(C); free(Ct); free(panels);
+    }
+}
+
 int main(void)
 {
     exec_set_threads(2);
@@ -775,6 +872,10 @@ int main(void)
         test_gemm();
         if (gemm_kernel_dtype((GemmKernel)k) == DT_F32) test_gemm_strided_a();
         test_linear_epilogue();
+        if (gemm_kernel_dtype((GemmKernel)k) == DT_BF16) {
+            test_gemm_bf16_operands();
+            test_linear_bf16_io();
+        }
         printf("gemm kernel %s: %s against the reference\n", gemm_kernel_name((GemmKernel)k), checks_failed == before ? "agrees" : "DISAGREES");
         gemm_unpin();
     }
