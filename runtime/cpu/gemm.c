@@ -444,8 +444,6 @@ AVX512 static inline __m512 epilogue16(__m512 c, const GemmEpilogue *ep, int64_t
     return c;
 }
 
-/* Accumulators -> C: adds what C holds (a later depth block), applies the
- * epilogue after the last one, stores the valid rows and columns. */
 /* A row of a finished tile rounded into bf16 C (nearest even, as
  * pack_a_bf16 rounds: the next GEMM reads the same bits) */
 AVX512_BF16 static void store_row_bf16(uint16_t *r, __m512 c0, __m512 c1, __mmask16 m0, __mmask16 m1)
@@ -454,6 +452,9 @@ AVX512_BF16 static void store_row_bf16(uint16_t *r, __m512 c0, __m512 c1, __mmas
     _mm256_mask_storeu_epi16(r + 16, m1, (__m256i)_mm512_cvtneps_pbh(c1));
 }
 
+/* Accumulators -> C: adds what C holds (a later depth block), applies the
+ * epilogue after the last one, stores the valid rows and columns (bf16 C:
+ * rounded). */
 AVX512 static inline __attribute__((always_inline)) void store_tile(__m512 c[MR][2], void *C, int64_t ldc, const Tile *t, const GemmEpilogue *ep)
 {
     __mmask16 m0 = t->nr >= 16 ? 0xffff : (__mmask16)((1u << t->nr) - 1);
