@@ -16,7 +16,7 @@
 static int bf16_linear(const Node *n)
 {
     const Value *w = n->n_in > 1 ? n->in[1] : NULL;
-    return n->op == OP_LINEAR && n->in[0] && w && w->dtype == DT_BF16 && w->konst && w->konst->rank == 4;
+    return n->op == OP_LINEAR && n->in[0] && w && w->dtype == DT_BF16 && w->konst; /* bf16: packed in pairs (ir/ops.h) */
 }
 
 int pass_bf16_linear_hidden(Graph *g, char *err, size_t cap)
@@ -25,7 +25,7 @@ int pass_bf16_linear_hidden(Graph *g, char *err, size_t cap)
     if (!uses) { snprintf(err, cap, "bf16-linear-hidden: out of memory"); return -1; }
     for (int i = 0; i < g->n_nodes; i++) {
         Node *fc1 = g->nodes[i];
-        if (!bf16_linear(fc1) || fc1->out[0]->dtype != DT_F32 || node_attr(fc1, "bf16_output")) continue;
+        if (!bf16_linear(fc1) || fc1->out[0]->dtype != DT_F32) continue; /* (bf16_output already: a bf16 one) */
         Node *fc2 = sole_reader(g, fc1->out[0], uses);
         if (!fc2 || !bf16_linear(fc2) || fc2->in[0] != fc1->out[0] || node_attr_i(fc2, "packed_k", 1) % 2) continue;
         Attr *a = node_add_attr(fc1, "bf16_output", ATTR_INT);

@@ -321,6 +321,19 @@ AVX512 static void pack_a(const float *A, int64_t lda, int64_t mc, int64_t kc, f
     }
 }
 
+/* kp pair words of 4 rows (ld words apart; `valid` of them, zeros for the
+ * rest) into their place in a micro-panel, d = the panel's column of the
+ * first row: 16 pairs at a time by the f32 packing's 4x16 transpose (the
+ * words only move, so any bits are safe), the rest one by one */
+AVX512 static void place_pairs_4rows(const uint32_t *src, int64_t ld, int valid, int64_t kp, uint32_t *d)
+{
+    int64_t p = 0;
+    if (valid == 4)
+        for (; p + 16 <= kp; p += 16) transpose_4x16((const float *)src + p, ld, (float *)d + p * MR);
+    for (; p < kp; p++)
+        for (int r = 0; r < 4; r++) d[p * MR + r] = r < valid ? src[r * ld + p] : 0;
+}
+
 /* bf16: A rows [mc, kc] -> micro-panels of MR rows by k pairs, each pair
  * two bf16 in one 32-bit word (low half: the even k), zero past kc and mc.
  * Four rows at a time are rounded 32 values at a time into words, then
@@ -348,10 +361,7 @@ AVX512_BF16 static void pack_a_bf16(const float *A, int64_t lda, int64_t mc, int
                     _mm512_store_si512(rows[r] + k / 2, (__m512i)v);
                 }
             }
-            int64_t p = 0;
-            for (; p + 16 <= kp; p += 16) transpose_4x16((const float *)rows[0] + p, KC_MAX / 2, (float *)d + p * MR + i);
-            for (; p < kp; p++)
-                for (int r = 0; r < 4; r++) d[p * MR + i + r] = rows[r][p];
+            place_pairs_4rows(rows[0], KC_MAX / 2, 4, kp, d + i);
         }
     }
 }
@@ -379,13 +389,9 @@ AVX512 static void pack_a_words(const uint16_t *A, int64_t lda, int64_t mc, int6
     int64_t kp = kc / 2;
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
         uint32_t *d = Ap + i0 * kp;
-        for (int64_t i = i0; i < i0 + MR; i += 4) {
-            int64_t p = 0;
-            if (i + 4 <= mc)
-                for (; p + 16 <= kp; p += 16) transpose_4x16((const float *)(A + i * lda) + p, lda / 2, (float *)d + p * MR + (i - i0));
-            for (; p < kp; p++)
-                for (int64_t r = i; r < i + 4; r++) d[p * MR + (r - i0)] = r < mc ? ((const uint32_t *)(A + r * lda))[p] : 0;
-        }
+        for (int64_t i = i0; i < i0 + MR; i += 4)
+            place_pairs_4rows((const uint32_t *)(A + (i < mc ? i : 0) * lda), lda / 2, mc - i >= 4 ? 4 : mc - i > 0 ? (int)(mc - i) : 0, kp,
+                              d + (i - i0));
     }
 }
 
