@@ -46,6 +46,38 @@ INLINE_AVX512 void transpose_16x16(const float *const *rows, float *out, int64_t
     }
 }
 
+/* Key blocks are scored SPAN at a time (up to 3 blocks of 16 keys): ROWS x
+ * SPAN independent sums cover the latency of the FMA or VDPBF16PS chains
+ * (ROWS alone left two thirds of the bf16 units idle on Zen 5).  Every sum
+ * keeps its order, so the span changes no bit. */
+#define SPAN_MAX 3
+
+/* score_rows' blocks kb .. kb + SPAN - 1 (xs: the rows, scaled) */
+INLINE_AVX512 void score_span(const float xs[ROWS][128], const float *panel, int64_t Lp, int64_t kb, const float *bias,
+                              int64_t bias_stride, float *out, const int NV, const int SPAN)
+{
+    __m512 s[SPAN_MAX][ROWS];
+    #pragma GCC unroll 3
+    for (int q = 0; q < SPAN; q++)
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) s[q][r] = bias ? _mm512_loadu_ps(bias + r * bias_stride + kb + 16 * q) : _mm512_setzero_ps();
+    for (int64_t c = 0; c < 16 * NV; c++) {
+        __m512 k[SPAN_MAX];
+        #pragma GCC unroll 3
+        for (int q = 0; q < SPAN; q++) k[q] = _mm512_load_ps(panel + c * Lp + kb + 16 * q);
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            __m512 x = _mm512_set1_ps(xs[r][c]);
+            #pragma GCC unroll 3
+            for (int q = 0; q < SPAN; q++) s[q][r] = _mm512_fmadd_ps(x, k[q], s[q][r]);
+        }
+    }
+    #pragma GCC unroll 3
+    for (int q = 0; q < SPAN; q++)
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) _mm512_store_ps(out + r * Lp + kb + 16 * q, s[q][r]);
+}
+
 /* out[r * Lp + j] = scale * x[r] . key j + bias[r * bias_stride + j] (bias
  * NULL: none) for r < ROWS and the keys j < n (a whole number of blocks),
  * against the panel [d, Lp] of transposed keys.  out is 64-byte aligned. */
@@ -56,18 +88,10 @@ INLINE_AVX512 void score_rows(const float *const *x, float scale, const float *p
     float xs[ROWS][128] __attribute__((aligned(64)));
     for (int r = 0; r < ROWS; r++)
         for (int64_t c = 0; c < d; c++) xs[r][c] = x[r][c] * scale;
-    for (int64_t kb = 0; kb < n; kb += ATTN_BLOCK) {
-        __m512 s[ROWS];
-        #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) s[r] = bias ? _mm512_loadu_ps(bias + r * bias_stride + kb) : _mm512_setzero_ps();
-        for (int64_t c = 0; c < d; c++) {
-            __m512 k = _mm512_load_ps(panel + c * Lp + kb);
-            #pragma GCC unroll 4
-            for (int r = 0; r < ROWS; r++) s[r] = _mm512_fmadd_ps(_mm512_set1_ps(xs[r][c]), k, s[r]);
-        }
-        #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) _mm512_store_ps(out + r * Lp + kb, s[r]);
-    }
+    int64_t kb = 0;
+    for (; kb + SPAN_MAX * ATTN_BLOCK <= n; kb += SPAN_MAX * ATTN_BLOCK) score_span(xs, panel, Lp, kb, bias, bias_stride, out, NV, SPAN_MAX);
+    if (n - kb == 2 * ATTN_BLOCK) score_span(xs, panel, Lp, kb, bias, bias_stride, out, NV, 2);
+    else if (n - kb == ATTN_BLOCK) score_span(xs, panel, Lp, kb, bias, bias_stride, out, NV, 1);
 }
 
 /* The first n entries of a row of scores become probabilities, in place:
@@ -136,26 +160,47 @@ INLINE_AVX512_BF16 void round_row_bf16(const float *x, int64_t n, uint32_t *out)
         _mm256_storeu_si256((__m256i *)((uint16_t *)out + c), x ? (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + c)) : _mm256_setzero_si256());
 }
 
+/* pair_score_rows' blocks kb .. kb + SPAN - 1 */
+INLINE_AVX512_BF16 void pair_score_span(const uint32_t *const *xw, float scale, const uint32_t *panel, int64_t Lp, int64_t kb,
+                                        const float *bias, int64_t bias_stride, float *out, const int NV, const int SPAN)
+{
+    __m512 s[SPAN_MAX][ROWS];
+    #pragma GCC unroll 3
+    for (int q = 0; q < SPAN; q++)
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) s[q][r] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < 8 * NV; c++) {
+        __m512bh k[SPAN_MAX];
+        #pragma GCC unroll 3
+        for (int q = 0; q < SPAN; q++) k[q] = (__m512bh)_mm512_loadu_si512(panel + c * Lp + kb + 16 * q);
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)xw[r][c]);
+            #pragma GCC unroll 3
+            for (int q = 0; q < SPAN; q++) s[q][r] = _mm512_dpbf16_ps(s[q][r], x, k[q]);
+        }
+    }
+    #pragma GCC unroll 3
+    for (int q = 0; q < SPAN; q++)
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            int64_t j = kb + 16 * q;
+            _mm512_store_ps(out + r * Lp + j, bias ? _mm512_fmadd_ps(s[q][r], _mm512_set1_ps(scale), _mm512_loadu_ps(bias + r * bias_stride + j))
+                                                   : _mm512_mul_ps(s[q][r], _mm512_set1_ps(scale)));
+        }
+}
+
 /* out[r * Lp + j] = scale * x[r] . key j + bias[r * bias_stride + j] (bias
  * NULL: none) for r < ROWS and the keys j < n (whole blocks): x as d / 2
  * channel-pair words per row, the keys as a panel [d / 2, Lp] of them. */
 INLINE_AVX512_BF16 void pair_score_rows(const uint32_t *const *xw, float scale, const uint32_t *panel, int64_t Lp, int64_t n,
                                         const float *bias, int64_t bias_stride, float *out, const int NV)
 {
-    for (int64_t kb = 0; kb < n; kb += ATTN_BLOCK) {
-        __m512 s[ROWS];
-        #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) s[r] = _mm512_setzero_ps();
-        for (int64_t c = 0; c < 8 * NV; c++) {
-            __m512bh k = (__m512bh)_mm512_loadu_si512(panel + c * Lp + kb);
-            #pragma GCC unroll 4
-            for (int r = 0; r < ROWS; r++) s[r] = _mm512_dpbf16_ps(s[r], (__m512bh)_mm512_set1_epi32((int)xw[r][c]), k);
-        }
-        #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++)
-            _mm512_store_ps(out + r * Lp + kb, bias ? _mm512_fmadd_ps(s[r], _mm512_set1_ps(scale), _mm512_loadu_ps(bias + r * bias_stride + kb))
-                                                    : _mm512_mul_ps(s[r], _mm512_set1_ps(scale)));
-    }
+    int64_t kb = 0;
+    for (; kb + SPAN_MAX * ATTN_BLOCK <= n; kb += SPAN_MAX * ATTN_BLOCK)
+        pair_score_span(xw, scale, panel, Lp, kb, bias, bias_stride, out, NV, SPAN_MAX);
+    if (n - kb == 2 * ATTN_BLOCK) pair_score_span(xw, scale, panel, Lp, kb, bias, bias_stride, out, NV, 2);
+    else if (n - kb == ATTN_BLOCK) pair_score_span(xw, scale, panel, Lp, kb, bias, bias_stride, out, NV, 1);
 }
 
 /* weighted_rows on pairs: sum over pairs t < pairs of the coefficient word
