@@ -20,6 +20,8 @@
  * to bf16 before they weight v.  AttentionGrad with bf16=1 is this
  * forward's gradient with the roundings passed through (as autocast's casts
  * are), every product on bf16 operands (runtime/cpu/ref_attention_grad.c).
+ * bf16_output=1 (with bf16=1, passes/bf16_activations.c): O is stored in
+ * bf16, rounded to nearest even.
  */
 #include "ops.h"
 
@@ -38,6 +40,8 @@ int op_attention_params(InferCtx *c, AttentionParams *p)
     p->window = node_attr_i(n, "window", 0);
     p->boundary = (int)node_attr_i(n, "boundary", 0);
     p->bf16 = node_attr_i(n, "bf16", 0) != 0;
+    p->bf16_output = node_attr_i(n, "bf16_output", 0) != 0;
+    if (p->bf16_output && !p->bf16) return infer_fail(c, "bf16_output needs bf16 = 1");
     if (p->heads < 1 || p->head_dim < 1) return infer_fail(c, "num_heads and head_dim must be positive");
     if (p->frames < 0 || p->window < 0 || p->window > 64 || p->boundary < 0 || p->boundary > 1)
         return infer_fail(c, "bad temporal attributes (frames %lld, window %lld, boundary %d)", (long long)p->frames,
@@ -70,7 +74,7 @@ int infer_attention(InferCtx *c)
         if (m->dtype != DT_F32 || m->shape.rank != 2) return infer_fail(c, "mask must be f32 [N, M]");
     }
     ValueInfo *o = c->out[0];
-    o->dtype = DT_F32;
+    o->dtype = p.bf16_output ? DT_BF16 : DT_F32;
     o->shape.rank = 3;
     o->shape.d[bi] = q->shape.d[bi];
     o->shape.d[si] = q->shape.d[si];

@@ -82,6 +82,10 @@ int infer_layernorm(InferCtx *c)
     if (!dtype_is_float(x->dtype)) return infer_fail(c, "X must be floating point");
     c->out[0]->dtype = x->dtype;
     c->out[0]->shape = x->shape;
+    if (node_attr_i(c->node, "bf16_output", 0)) { /* Y rounded to bf16 (ir/ops.h, passes/bf16_activations.c) */
+        if (x->dtype != DT_F32 || c->n_out > 1) return infer_fail(c, "bf16_output needs an f32 X and Y alone");
+        c->out[0]->dtype = DT_BF16;
+    }
     int64_t axis;
     if (x->shape.rank >= 0 && norm_axis(node_attr_i(c->node, "axis", -1), x->shape.rank, &axis))
         return infer_fail(c, "axis out of range");

@@ -112,9 +112,12 @@ int op_conv_params(InferCtx *c, ConvParams *p, Shape *out);
  * bf16 = 1 (on Linear, Gemm, Conv and ConvGrad with f32 operands: the CPU's bf16
  * path, passes/mark_bf16_gemms.c): both operands rounded to bf16 (nearest
  * even), products summed in f32, as a bf16-packed W does.
- * bf16_output = 1 (passes/bf16_linear_hidden.c; a bf16 W only): Y is stored
+ * bf16_output = 1 (passes/bf16_activations.c; a bf16 W only): Y is stored
  *   in bf16, act(...) + R rounded to nearest even.  X may be bf16 wherever W
- *   is (a bf16 W rounds X to bf16 anyway: the same products); B and R stay f32. */
+ *   is (a bf16 W rounds X to bf16 anyway: the same products); B and R stay f32.
+ *   The same attribute on Attention (bf16 = 1) and on LayerNormalization (f32
+ *   X, Y only) stores their Y rounded the same way (ir/infer_attention.c,
+ *   ir/infer_reduce.c); it is internal to the CPU's bf16 path, never exported. */
 #define LINEAR_PANEL 32
 enum { LINEAR_ACT_NONE, LINEAR_ACT_QUICK_GELU, LINEAR_ACT_GELU };
 typedef struct {
@@ -132,6 +135,7 @@ typedef struct {
     float scale;
     int causal, seq_first, boundary; /* boundary: 0 zero-filled, 1 masked */
     int bf16;                        /* q, k, v and the probabilities rounded to bf16 (infer_attention.c) */
+    int bf16_output;                 /* O stored in bf16 (attribute bf16_output, with bf16 only) */
 } AttentionParams;
 int op_attention_params(InferCtx *c, AttentionParams *p);
 

@@ -31,7 +31,7 @@ int pass_fuse_linear_epilogue(Graph *g, char *err, size_t cap);
 int pass_pack_linear_weights(Graph *g, char *err, size_t cap);
 int pass_pad_linear_hidden(Graph *g, char *err, size_t cap);
 int pass_cast_linear_weights_bf16(Graph *g, char *err, size_t cap);
-int pass_bf16_linear_hidden(Graph *g, char *err, size_t cap);
+int pass_bf16_activations(Graph *g, char *err, size_t cap);
 int pass_mark_bf16_gemms(Graph *g, char *err, size_t cap);
 int pass_shape_before_transpose(Graph *g, char *err, size_t cap);
 int pass_fuse_elementwise(Graph *g, char *err, size_t cap);

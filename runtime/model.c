@@ -88,12 +88,12 @@ int compile_kernels(Graph *g, const CompileOptions *opt, char *err, size_t cap)
     if (run_passes(g, kernel_pipeline, &po, err, cap)) return -1;
     /* bf16 on the CPU: constant Linear weights stored in bf16 once, here;
      * GEMMs of f32 operands (weights being trained, the backward pass)
-     * marked to round them; the MLP's hidden value kept in bf16 between
-     * them.  CUDA casts per GEMM inside its session (cuBLASLt's bf16/fp16
-     * inputs). */
+     * marked to round them; the activations that only bf16 Linears read
+     * stored in bf16 by their producers.  CUDA casts per GEMM inside its
+     * session (cuBLASLt's bf16/fp16 inputs). */
     if (o->target == TARGET_CPU && o->precision == PRECISION_BF16 &&
         (pass_cast_linear_weights_bf16(g, err, cap) < 0 || pass_mark_bf16_gemms(g, err, cap) < 0 ||
-         pass_bf16_linear_hidden(g, err, cap) < 0)) return -1;
+         pass_bf16_activations(g, err, cap) < 0)) return -1;
     /* f32 MLP hidden rows 4 KB multiples apart are packed by the CPU GEMM;
      * one zero panel more lets it read them in place */
     const Backend *be = backend_for(o->target);

@@ -11,6 +11,7 @@ typedef struct {
     AttentionParams p;
     const float *Q, *K, *V, *mask;
     float *O;                 /* Attention's output */
+    uint16_t *O16;            /* ... or, with bf16_output, O rounded to bf16 (the AVX-512 bf16 kernel; O NULL) */
     const float *dO;          /* AttentionGrad: the output's gradient (Co channels) ... */
     float *dQ, *dK, *dV;      /* ... and the inputs' (shaped like Q, K and V) */
     int64_t B, N, M, Cq, Ck, Cv, Co;

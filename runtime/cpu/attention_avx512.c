@@ -199,13 +199,16 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
     int per_row = a->mask || p->causal;
     if (!per_row) attention_bias_row(a, L, Lp, 0, w->bias);
     uint32_t qw[ROWS][64] __attribute__((aligned(64)));
+    float staged[ROWS][128] __attribute__((aligned(64))); /* O16: the rows before rounding */
     for (int64_t i0 = 0; i0 < N; i0 += ROWS) {
         float *orow[ROWS];
+        uint16_t *orow16[ROWS];
         prefetch_queries(a, b, h, i0);
         for (int r = 0; r < ROWS; r++) {
             int64_t i = i0 + r < N ? i0 + r : N - 1, row = p->seq_first ? i * B + b : b * N + i;
             round_row_bf16(a->Q + row * a->Cq + p->q_off + h * d, d, qw[r]);
-            orow[r] = i0 + r < N ? a->O + row * a->Co + h * d : NULL;
+            orow16[r] = a->O16 && i0 + r < N ? a->O16 + row * a->Co + h * d : NULL;
+            orow[r] = i0 + r >= N ? NULL : a->O16 ? staged[r] : a->O + row * a->Co + h * d;
             if (per_row) attention_bias_row(a, L, Lp, i, w->bias + r * Lp);
         }
         int64_t n = Lp, last = (i0 + ROWS < N ? i0 + ROWS : N);
@@ -219,6 +222,8 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
             round_row_bf16(w->scores + r * Lp, n, prob + r * (Lp / 2));
         }
         pair_weighted_rows(orow, prob, Lp / 2, 1, w->vw, pairs, 1, NV);
+        for (int r = 0; r < ROWS; r++)
+            if (orow16[r]) round_row_bf16(staged[r], d, (uint32_t *)orow16[r]);
     }
 }
 

@@ -226,11 +226,21 @@ int fast_attention(KernelCtx *k)
     a.K = kk->data;
     a.V = v->data;
     a.mask = mask ? mask->data : NULL;
-    a.O = k->out[0]->data;
     if (!force_portable && attention_avx512_fits(&a)) {
+        if (a.p.bf16_output) a.O16 = k->out[0]->data;
+        else a.O = k->out[0]->data;
         parallel_for(a.B * a.p.heads, 1, attention_avx512_pairs, &a);
         return a.failed ? kernel_fail(k, "out of memory") : 0;
     }
+    /* bf16_output here (a head size the AVX-512 kernel lacks): f32 first */
+    int64_t n = tensor_numel(k->out[0]);
+    a.O = a.p.bf16_output ? malloc(sizeof(float) * (size_t)n) : k->out[0]->data;
+    if (!a.O) return kernel_fail(k, "out of memory");
     parallel_for(a.B * a.p.heads, 1, attention_pairs, &a);
+    if (a.p.bf16_output) {
+        uint16_t *o16 = k->out[0]->data;
+        for (int64_t i = 0; i < n; i++) o16[i] = float_to_bf16(a.O[i]);
+        free(a.O);
+    }
     return a.failed ? kernel_fail(k, "out of memory") : 0;
 }

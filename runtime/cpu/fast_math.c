@@ -173,7 +173,7 @@ int fast_softmax(KernelCtx *k)
     return 0;
 }
 
-typedef struct { const float *in; float *out; const float *g, *b; int64_t cols; float eps; } LnArgs;
+typedef struct { const float *in; float *out; uint16_t *out16; const float *g, *b; int64_t cols; float eps; } LnArgs; /* out16: bf16_output */
 
 /* Sums in 16 independent lanes: vectorizable without reassociating a
  * single chain (and more accurate than one running sum). */
@@ -195,10 +195,14 @@ VECTOR_CLONES static void layernorm_rows(void *vctx, int64_t rb, int64_t re)
     int64_t cols = l->cols;
     for (int64_t r = rb; r < re; r++) {
         const float *a = l->in + r * cols;
-        float *o = l->out + r * cols;
+        float *o = l->out ? l->out + r * cols : NULL;
         float mean = lane_sum(a, cols, 0.0f, 0) / (float)cols, sq = lane_sum(a, cols, mean, 1);
         float inv = 1.0f / sqrtf(sq / (float)cols + l->eps);
-        if (l->b) for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * l->g[c] + l->b[c];
+        if (l->out16) { /* the same floats, rounded */
+            uint16_t *o16 = l->out16 + r * cols;
+            if (l->b) for (int64_t c = 0; c < cols; c++) o16[c] = float_to_bf16((a[c] - mean) * inv * l->g[c] + l->b[c]);
+            else for (int64_t c = 0; c < cols; c++) o16[c] = float_to_bf16((a[c] - mean) * inv * l->g[c]);
+        } else if (l->b) for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * l->g[c] + l->b[c];
         else for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * l->g[c];
     }
 }
@@ -213,7 +217,9 @@ int fast_layernorm(KernelCtx *k)
     int64_t cols = 1;
     for (int i = (int)axis; i < x->rank; i++) cols *= x->dims[i];
     if (tensor_numel(scale) != cols || (bias && tensor_numel(bias) != cols) || cols == 0) return ref_layernorm(k);
-    LnArgs la = {x->data, k->out[0]->data, scale->data, bias ? bias->data : NULL, cols, node_attr_f(k->ic->node, "epsilon", 1e-5f)};
+    int out16 = k->out[0]->dtype == DT_BF16;
+    LnArgs la = {x->data, out16 ? NULL : k->out[0]->data, out16 ? k->out[0]->data : NULL, scale->data, bias ? bias->data : NULL, cols,
+                 node_attr_f(k->ic->node, "epsilon", 1e-5f)};
     parallel_for(tensor_numel(x) / cols, ELEMENT_GRAIN / cols + 1, layernorm_rows, &la);
     return 0;
 }

@@ -6,8 +6,8 @@
  * pre-packed in panels of 32 columns (f32 A of more than one row block, its
  * rows not a multiple of 4 KB apart, is read in place instead, tile_direct;
  * passes/pad_linear_hidden.c widens the MLP's hidden rows so that fc2's A
- * qualifies).  A may also come in bf16 (gemm_typed: the MLP's hidden value,
- * passes/bf16_linear_hidden.c), packed without rounding or, past one row
+ * qualifies).  A may also come in bf16 (gemm_typed: activations their
+ * producers stored in bf16, passes/bf16_activations.c), packed without rounding or, past one row
  * block, read in place (tile_direct_bf16), and C may be stored in bf16,
  * rounded in the epilogue.  Where the CPU has AMX, bf16 weights of a depth that is a multiple
  * of 32 run on its tiles instead: 32x32 of C in four f32 tiles, A packed in

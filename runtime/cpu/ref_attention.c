@@ -2,7 +2,8 @@
  * ir/infer_attention.c): loops and double precision, written straight from
  * the definition so it can be the oracle for the fast kernel and for the
  * fusion.  Zero-filled frames give logit 0 (plus any mask) and value 0.
- * bf16=1 rounds q, k, v and the normalised probabilities to bf16 first. */
+ * bf16=1 rounds q, k, v and the normalised probabilities to bf16 first;
+ * bf16_output=1 stores O rounded to bf16. */
 #include <math.h>
 #include <stdlib.h>
 #include "kernels.h"
@@ -25,7 +26,8 @@ int ref_attention(KernelCtx *k)
     double *logit = malloc(sizeof(double) * (size_t)((2 * p.window + 1) * M + 1));
     if (!logit) return kernel_fail(k, "out of memory");
     const float *Q = q->data, *K = kk->data, *V = v->data;
-    float *O = k->out[0]->data;
+    float *O = p.bf16_output ? NULL : k->out[0]->data;
+    uint16_t *O16 = p.bf16_output ? k->out[0]->data : NULL;
     for (int64_t b = 0; b < B; b++) {
         int ns = attention_sources(&p, b, src);
         for (int64_t h = 0; h < H; h++)
@@ -60,7 +62,9 @@ int ref_attention(KernelCtx *k)
                             acc += p.bf16 ? (double)w * x : logit[s * M + m] * x;
                         }
                     }
-                    O[orow + h * d + j] = (float)(p.bf16 ? acc : acc / sum);
+                    float o = (float)(p.bf16 ? acc : acc / sum);
+                    if (O16) O16[orow + h * d + j] = float_to_bf16(o);
+                    else O[orow + h * d + j] = o;
                 }
             }
     }

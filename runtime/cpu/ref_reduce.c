@@ -125,7 +125,8 @@ int ref_layernorm(KernelCtx *k)
     if ((ns != cols && ns != 1) || (bias && nb != cols && nb != 1))
         return kernel_fail(k, "Scale/B must hold %lld elements", (long long)cols);
     const float *in = x->data;
-    float *out = k->out[0]->data;
+    float *out = k->out[0]->dtype == DT_BF16 ? NULL : k->out[0]->data; /* else bf16_output (ir/ops.h) */
+    uint16_t *out16 = out ? NULL : k->out[0]->data;
     for (int64_t r = 0; r < rows; r++) {
         const float *row = in + r * cols;
         double mean = 0, var = 0;
@@ -137,7 +138,8 @@ int ref_layernorm(KernelCtx *k)
         for (int64_t c = 0; c < cols; c++) {
             double v = ((double)row[c] - mean) * inv * tensor_get_f64(scale, ns == 1 ? 0 : c);
             if (bias) v += tensor_get_f64(bias, nb == 1 ? 0 : c);
-            out[r * cols + c] = (float)v;
+            if (out16) out16[r * cols + c] = float_to_bf16((float)v);
+            else out[r * cols + c] = (float)v;
         }
         if (k->n_out > 1 && k->out[1]) tensor_set_f64(k->out[1], r, mean);
         if (k->n_out > 2 && k->out[2]) tensor_set_f64(k->out[2], r, inv);

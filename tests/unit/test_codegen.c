@@ -377,65 +377,6 @@ static void test_pad_linear_hidden_pass(int64_t M)
     graph_free(g);
 }
 
-/* bf16-linear-hidden over M rows (500: fc2 reads the bf16 hidden rows in
- * place; 40: one row block, packed) on bf16 weights: the hidden value that
- * only its second Linear reads becomes bf16; one that is a graph output, one
- * read twice and one of odd width (k pairs would straddle rows) stay f32.
- * Every output is bit-identical to the graph's before the pass, on the fast
- * kernels and on the reference ones (a bf16 weight rounds its X anyway). */
-static void test_bf16_linear_hidden_pass(int64_t M)
-{
-    Graph *g = graph_new("mlps");
-    g->opset = 17;
-    int64_t D = 64, w1[2] = {D, 1024}, b1[1] = {1024}, w2[2] = {1024, D}, b2[1] = {D};
-    int64_t v1[2] = {D, 1001}, c1[1] = {1001}, v2[2] = {1001, D};
-    Value *x = input_2d(g, "x", M, D);
-    Value *h = linear(g, "h", x, const_value(g, "w1", 2, w1), const_value(g, "b1", 1, b1), "gelu");
-    Value *twice = linear(g, "h_twice", x, const_value(g, "t1", 2, w1), const_value(g, "e1", 1, b1), NULL);
-    Value *h_out = linear(g, "h_out", x, const_value(g, "u1", 2, w1), const_value(g, "d1", 1, b1), NULL);
-    Value *outs[6] = {
-        linear(g, "y", h, const_value(g, "w2", 2, w2), const_value(g, "b2", 1, b2), NULL),
-        linear(g, "y_odd", linear(g, "h_odd", x, const_value(g, "v1", 2, v1), const_value(g, "c1", 1, c1), "quick_gelu"),
-               const_value(g, "v2", 2, v2), const_value(g, "c2", 1, b2), NULL),
-        h_out,
-        linear(g, "y_out", h_out, const_value(g, "u2", 2, w2), const_value(g, "d2", 1, b2), NULL),
-        linear(g, "y_twice_a", twice, const_value(g, "t2", 2, w2), const_value(g, "e2", 1, b2), NULL),
-        linear(g, "y_twice_b", twice, const_value(g, "t3", 2, w2), const_value(g, "e3", 1, b2), NULL)};
-    for (int i = 0; i < 6; i++) graph_add_output(g, outs[i]);
-    char err[512];
-    CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
-    CHECK(pass_pack_linear_weights(g, err, sizeof err) == 9, "nine Linears packed: %s", err);
-    CHECK(pass_cast_linear_weights_bf16(g, err, sizeof err) >= 0, "%s", err);
-    Tensor *in = rand_tensor(2, (int64_t[]){M, D}, -2, 2), *before[2][6] = {{0}}, *after[2][6] = {{0}};
-    for (int ref = 0; ref < 2; ref++) {
-        Session *s = session_new(g, &(ExecOptions){.reference_only = ref}, err, sizeof err);
-        CHECK(s && session_run(s, &in, before[ref], err, sizeof err) == 0, "%s", err);
-        session_free(s);
-    }
-    int kept = pass_bf16_linear_hidden(g, err, sizeof err);
-    CHECK(kept == 1, "one hidden value kept in bf16 (got %d): %s", kept, err);
-    for (int i = 0; i < g->n_nodes; i++) {
-        const Node *n = g->nodes[i];
-        int want = !strcmp(n->name, "h");
-        CHECK((n->out[0]->dtype == DT_BF16) == want && (node_attr_i(n, "bf16_output", 0) == 1) == want, "%s: output %s",
-              n->name, dtype_name(n->out[0]->dtype));
-    }
-    for (int ref = 0; ref < 2; ref++) {
-        Session *s = session_new(g, &(ExecOptions){.reference_only = ref}, err, sizeof err);
-        CHECK(s && session_run(s, &in, after[ref], err, sizeof err) == 0, "%s", err);
-        session_free(s);
-        for (int i = 0; i < 6; i++) {
-            CHECK(after[ref][i] && after[ref][i]->dtype == DT_F32 && tensor_numel(after[ref][i]) == tensor_numel(before[ref][i]) &&
-                      !memcmp(after[ref][i]->data, before[ref][i]->data, sizeof(float) * (size_t)tensor_numel(before[ref][i])),
-                  "%s kernels, %lld rows: output %d changed by the bf16 hidden value", ref ? "reference" : "fast", (long long)M, i);
-            tensor_free(before[ref][i]);
-            tensor_free(after[ref][i]);
-        }
-    }
-    tensor_free(in);
-    graph_free(g);
-}
-
 /* IWR's weight gradients, X1^T dY1 + X2^T dY2, as autodiff leaves them: the
  * first Gemm takes the second's product as C (the Add goes), 1700 deep (two
  * depth blocks: C must survive the first block's partial sums), with the
@@ -635,6 +576,102 @@ static Value *op_node(Graph *g, int op, int n_in, Value **in, const char *attr, 
     CHECK(infer_node(g, n, err, sizeof err) == 0, "%s: %s", op_name(op), err);
     return out;
 }
+
+/* bf16-activations over M rows (500: the Linears read the bf16 rows in
+ * place; 40: one row block, packed) on bf16 weights.  Stored in bf16: the
+ * MLP's hidden value (fc1 -> fc2), one that two Linears read, a
+ * LayerNormalization's Y that only a Linear reads, and a bf16 Attention's
+ * output that a Reshape flattens for a Linear.  Left f32: a hidden value
+ * that is a graph output, one of odd width (k pairs would straddle rows), a
+ * Y that an Add reads too, an Attention output that is a graph output.
+ * Every output is bit-identical to the graph's before the pass, on the fast
+ * kernels and on the reference ones (a bf16 weight rounds its X anyway). */
+static void test_bf16_activations_pass(int64_t M)
+{
+    Graph *g = graph_new("bf16 activations");
+    g->opset = 17;
+    int64_t D = 64, w1[2] = {D, 1024}, b1[1] = {1024}, w2[2] = {1024, D}, b2[1] = {D}, wd[2] = {D, D}, dv[1] = {D};
+    int64_t v1[2] = {D, 1001}, c1[1] = {1001}, v2[2] = {1001, D};
+    Value *x = input_2d(g, "x", M, D);
+    Value *h = linear(g, "h", x, const_value(g, "w1", 2, w1), const_value(g, "b1", 1, b1), "gelu");
+    Value *twice = linear(g, "h_twice", x, const_value(g, "t1", 2, w1), const_value(g, "e1", 1, b1), NULL);
+    Value *h_out = linear(g, "h_out", x, const_value(g, "u1", 2, w1), const_value(g, "d1", 1, b1), NULL);
+    Value *ln = graph_new_value(g, "ln"), *ln_shared = graph_new_value(g, "ln_shared");
+    node_add_attr(graph_add_node(g, OP_LAYER_NORM, "ln", 3, (Value *[]){x, const_value(g, "g1", 1, dv), const_value(g, "f1", 1, dv)}, 1, &ln),
+                  "epsilon", ATTR_FLOAT)->f = 1e-5f;
+    graph_add_node(g, OP_LAYER_NORM, "ln_shared", 2, (Value *[]){x, const_value(g, "g2", 1, dv)}, 1, &ln_shared);
+    /* attention over M / 4 tokens of 4 rows, 2 heads of 32, q = k = v */
+    Value *seq = op_node(g, OP_RESHAPE, 2, (Value *[]){x, ivec(g, 3, (int64_t[]){4, M / 4, D})}, NULL, 0, NULL);
+    Value *att[2];
+    for (int i = 0; i < 2; i++) {
+        att[i] = graph_new_value(g, i ? "att_out" : "att");
+        Node *a = graph_add_node(g, OP_ATTENTION, att[i]->name, 3, (Value *[]){seq, seq, seq}, 1, &att[i]);
+        node_add_attr(a, "num_heads", ATTR_INT)->i = 2;
+        node_add_attr(a, "head_dim", ATTR_INT)->i = 32;
+        node_add_attr(a, "scale", ATTR_FLOAT)->f = 0.125f;
+        node_add_attr(a, "causal", ATTR_INT)->i = i;
+        node_add_attr(a, "bf16", ATTR_INT)->i = 1;
+    }
+    Value *rows[2];
+    for (int i = 0; i < 2; i++) {
+        rows[i] = graph_new_value(g, i ? "rows_out" : "rows");
+        graph_add_node(g, OP_RESHAPE, rows[i]->name, 2, (Value *[]){att[i], ivec(g, 2, (int64_t[]){M, D})}, 1, &rows[i]);
+    }
+    Value *ln_add = graph_new_value(g, "ln_add");
+    graph_add_node(g, OP_ADD, "ln_add", 2, (Value *[]){ln_shared, x}, 1, &ln_add);
+    Value *outs[] = {
+        linear(g, "y", h, const_value(g, "w2", 2, w2), const_value(g, "b2", 1, b2), NULL),
+        linear(g, "y_odd", linear(g, "h_odd", x, const_value(g, "v1", 2, v1), const_value(g, "c1", 1, c1), "quick_gelu"),
+               const_value(g, "v2", 2, v2), const_value(g, "c2", 1, b2), NULL),
+        h_out,
+        linear(g, "y_out", h_out, const_value(g, "u2", 2, w2), const_value(g, "d2", 1, b2), NULL),
+        linear(g, "y_twice_a", twice, const_value(g, "t2", 2, w2), const_value(g, "e2", 1, b2), NULL),
+        linear(g, "y_twice_b", twice, const_value(g, "t3", 2, w2), const_value(g, "e3", 1, b2), NULL),
+        linear(g, "y_ln", ln, const_value(g, "l1", 2, wd), const_value(g, "k1", 1, dv), NULL),
+        linear(g, "y_ln_shared", ln_shared, const_value(g, "l2", 2, wd), const_value(g, "k2", 1, dv), NULL),
+        ln_add,
+        linear(g, "y_att", rows[0], const_value(g, "o1", 2, wd), const_value(g, "p1", 1, dv), NULL),
+        linear(g, "y_att_out", rows[1], const_value(g, "o2", 2, wd), const_value(g, "p2", 1, dv), NULL),
+        att[1]};
+    enum { OUTS = sizeof outs / sizeof *outs };
+    for (int i = 0; i < OUTS; i++) graph_add_output(g, outs[i]);
+    char err[512];
+    CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
+    CHECK(pass_pack_linear_weights(g, err, sizeof err) == 13, "thirteen Linears packed: %s", err);
+    CHECK(pass_cast_linear_weights_bf16(g, err, sizeof err) >= 0, "%s", err);
+    Tensor *in = rand_tensor(2, (int64_t[]){M, D}, -2, 2), *before[2][OUTS] = {{0}}, *after[2][OUTS] = {{0}};
+    for (int ref = 0; ref < 2; ref++) {
+        Session *s = session_new(g, &(ExecOptions){.reference_only = ref}, err, sizeof err);
+        CHECK(s && session_run(s, &in, before[ref], err, sizeof err) == 0, "%s", err);
+        session_free(s);
+    }
+    int kept = pass_bf16_activations(g, err, sizeof err);
+    CHECK(kept == 4, "four values stored in bf16 (got %d): %s", kept, err);
+    static const char *const bf16_values[] = {"h", "h_twice", "ln", "att"};
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = g->nodes[i];
+        int want = 0;
+        for (int k = 0; k < 4; k++) want |= !strcmp(n->name, bf16_values[k]);
+        want |= n->op == OP_RESHAPE && n->in[0]->dtype == DT_BF16; /* the attention's flattened rows follow it */
+        CHECK((n->out[0]->dtype == DT_BF16) == want && (n->op == OP_RESHAPE || (node_attr_i(n, "bf16_output", 0) == 1) == want),
+              "%s: output %s", n->name, dtype_name(n->out[0]->dtype));
+    }
+    for (int ref = 0; ref < 2; ref++) {
+        Session *s = session_new(g, &(ExecOptions){.reference_only = ref}, err, sizeof err);
+        CHECK(s && session_run(s, &in, after[ref], err, sizeof err) == 0, "%s", err);
+        session_free(s);
+        for (int i = 0; i < OUTS; i++) {
+            CHECK(after[ref][i] && after[ref][i]->dtype == DT_F32 && tensor_numel(after[ref][i]) == tensor_numel(before[ref][i]) &&
+                      !memcmp(after[ref][i]->data, before[ref][i]->data, sizeof(float) * (size_t)tensor_numel(before[ref][i])),
+                  "%s kernels, %lld rows: output %d changed by the bf16 activations", ref ? "reference" : "fast", (long long)M, i);
+            tensor_free(before[ref][i]);
+            tensor_free(after[ref][i]);
+        }
+    }
+    tensor_free(in);
+    graph_free(g);
+}
+
 
 /* A random chain of 1-4 view ops on x; the first may be a Reshape. */
 static Value *random_views(Graph *g, Value *x)
@@ -978,8 +1015,8 @@ int main(void)
     test_linear_epilogue_pass();
     test_pad_linear_hidden_pass(500);
     test_pad_linear_hidden_pass(40);
-    test_bf16_linear_hidden_pass(500);
-    test_bf16_linear_hidden_pass(40);
+    test_bf16_activations_pass(500);
+    test_bf16_activations_pass(40);
     test_gemm_accumulate_pass();
     test_fused_reduce();
     test_views();

@@ -142,6 +142,51 @@ static void compare_fast_ref_tol(Graph *g, const char *what, double rel_tol, dou
     for (int i = 0; i < stale.n; i++) free(stale.blocks[i]);
 }
 
+/* Node 0 of g (inferred again) on the fast kernels (reference = 0, output in
+ * stale memory) or the reference ones: its output 0, or NULL */
+static Tensor *run_node0(Graph *g, int reference, const char *what)
+{
+    char err[512], msg[IR_ERR_CAP];
+    if (infer_graph(g, msg, sizeof msg)) { CHECK(0, "%s: infer: %s", what, msg); return NULL; }
+    Node *n = g->nodes[0];
+    const Tensor *ins[16] = {0};
+    for (int i = 0; i < n->n_in; i++) ins[i] = n->in[i] ? n->in[i]->konst : NULL;
+    StaleArena stale = {0};
+    ExecOptions o = {.reference_only = reference, .alloc = reference ? NULL : stale_alloc, .alloc_ctx = &stale};
+    Tensor *out[8] = {0};
+    int rc = exec_node(g, n, ins, out, &o, err, sizeof err);
+    CHECK(rc == 0, "%s: %s", what, err);
+    Tensor *y = rc ? NULL : tensor_copy(out[0]);
+    tensor_free(out[0]);
+    for (int i = 0; i < stale.n; i++) free(stale.blocks[i]);
+    return y;
+}
+
+/* bf16_output = 1 (passes/bf16_activations.c) on node 0 of g: on the fast
+ * kernels and on the reference ones, its output is bf16 and, bit for bit,
+ * the same kernels' f32 output rounded to nearest even (what a bf16 Linear
+ * reading the f32 output would multiply).  Leaves the attribute at 0. */
+static void check_bf16_output(Graph *g, const char *what)
+{
+    Attr *a = node_add_attr(g->nodes[0], "bf16_output", ATTR_INT);
+    for (int ref = 0; ref < 2; ref++) {
+        a->i = 0;
+        Tensor *f = run_node0(g, ref, what);
+        a->i = 1;
+        Tensor *h = run_node0(g, ref, what);
+        int64_t n = f ? tensor_numel(f) : 0, off = 0;
+        CHECK(f && h && f->dtype == DT_F32 && h->dtype == DT_BF16 && tensor_numel(h) == n, "%s: bf16_output: dtype %s", what,
+              h ? dtype_name(h->dtype) : "-");
+        if (f && h && h->dtype == DT_BF16 && tensor_numel(h) == n)
+            for (int64_t i = 0; i < n; i++) off += ((const uint16_t *)h->data)[i] != float_to_bf16(((const float *)f->data)[i]);
+        CHECK(off == 0, "%s (%s kernels): bf16_output differs from the rounded f32 output in %lld of %lld", what,
+              ref ? "reference" : "fast", (long long)off, (long long)n);
+        tensor_free(f);
+        tensor_free(h);
+    }
+    a->i = 0;
+}
+
 static void compare_fast_ref_bf16(Graph *g, const char *what, double max_rel, double median_rel)
 {
     Tensor *fast[8] = {0}, *ref[8] = {0};
@@ -363,7 +408,7 @@ static void test_linear_epilogue(void)
 }
 
 /* Linear on bf16 weights with a bf16 X, a bf16 Y or both (bf16_output,
- * passes/bf16_linear_hidden.c): fast against the reference.  Shapes around
+ * passes/bf16_activations.c): fast against the reference.  Shapes around
  * the tile, several depth blocks (a bf16 Y then goes through f32 sums), several
  * row blocks (X read in place) and no depth.  A bf16 Y rounds a value the
  * two compute apart (f32 and double sums): an element may round one bf16
@@ -481,8 +526,10 @@ static void test_attention(void)
         snprintf(what, sizeof what, "attention case %zu%s%s", e, portable ? " (portable kernel)" : "", bf16 ? " (bf16)" : "");
         /* bf16: f32 sums of rounded operands, but a probability rounds apart where the kernel's f32 softmax and
          * the reference's double one straddle a bf16 boundary (one bf16 ulp, 2^-8 relative, of a weight) */
-        if (bf16) compare_fast_ref_bf16(g, what, 1e-2, 2e-6);
-        else compare_fast_ref(g, what);
+        if (bf16) {
+            compare_fast_ref_bf16(g, what, 1e-2, 2e-6);
+            check_bf16_output(g, what);
+        } else compare_fast_ref(g, what);
         graph_free(g);
         tensor_free(x); tensor_free(y); tensor_free(z); tensor_free(m);
     }
@@ -538,6 +585,7 @@ static void test_softmax_layernorm(void)
         g = one_node(OP_LAYER_NORM, 3, ins);
         node_add_attr(g->nodes[0], "epsilon", ATTR_FLOAT)->f = 1e-5f;
         compare_fast_ref(g, "layernorm");
+        check_bf16_output(g, "layernorm");
         graph_free(g);
         for (int i = 0; i < 3; i++) tensor_free(ins[i]);
     }
