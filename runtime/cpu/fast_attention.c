@@ -239,7 +239,7 @@ int fast_attention(KernelCtx *k)
     parallel_for(a.B * a.p.heads, 1, attention_pairs, &a);
     if (a.p.bf16_output) {
         uint16_t *o16 = k->out[0]->data;
-        for (int64_t i = 0; i < n; i++) o16[i] = float_to_bf16(a.O[i]);
+        for (int64_t i = 0; i < n; i++) o16[i] = float_to_bf16_flushed(a.O[i]);
         free(a.O);
     }
     return a.failed ? kernel_fail(k, "out of memory") : 0;

@@ -198,10 +198,10 @@ VECTOR_CLONES static void layernorm_rows(void *vctx, int64_t rb, int64_t re)
         float *o = l->out ? l->out + r * cols : NULL;
         float mean = lane_sum(a, cols, 0.0f, 0) / (float)cols, sq = lane_sum(a, cols, mean, 1);
         float inv = 1.0f / sqrtf(sq / (float)cols + l->eps);
-        if (l->out16) { /* the same floats, rounded */
+        if (l->out16) { /* the same floats, rounded as the bf16 GEMM would (kernels.h) */
             uint16_t *o16 = l->out16 + r * cols;
-            if (l->b) for (int64_t c = 0; c < cols; c++) o16[c] = float_to_bf16((a[c] - mean) * inv * l->g[c] + l->b[c]);
-            else for (int64_t c = 0; c < cols; c++) o16[c] = float_to_bf16((a[c] - mean) * inv * l->g[c]);
+            if (l->b) for (int64_t c = 0; c < cols; c++) o16[c] = float_to_bf16_flushed((a[c] - mean) * inv * l->g[c] + l->b[c]);
+            else for (int64_t c = 0; c < cols; c++) o16[c] = float_to_bf16_flushed((a[c] - mean) * inv * l->g[c]);
         } else if (l->b) for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * l->g[c] + l->b[c];
         else for (int64_t c = 0; c < cols; c++) o[c] = (a[c] - mean) * inv * l->g[c];
     }

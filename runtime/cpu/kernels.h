@@ -26,6 +26,17 @@ typedef int (*KernelFn)(KernelCtx *k);
 #define VECTOR_CLONES
 #endif
 
+/* f32 -> bf16 as the AVX512-BF16 conversions (VCVTNEPS2BF16) round:
+ * float_to_bf16 (nearest even) with denormal inputs taken as zero, sign
+ * kept.  The fast bf16 GEMM rounds its f32 activations so; a fast kernel
+ * that stores an activation in bf16 for it (bf16_output) rounds the same
+ * way, so that the GEMM multiplies the same bits. */
+static inline uint16_t float_to_bf16_flushed(float f)
+{
+    union { float f; uint32_t u; } v = {f};
+    return (v.u & 0x7f800000u) ? float_to_bf16(f) : (uint16_t)((v.u >> 16) & 0x8000u);
+}
+
 extern const KernelFn ref_kernels[OP_COUNT];
 extern const KernelFn fast_kernels[OP_COUNT];
 

@@ -164,8 +164,9 @@ static Tensor *run_node0(Graph *g, int reference, const char *what)
 
 /* bf16_output = 1 (passes/bf16_activations.c) on node 0 of g: on the fast
  * kernels and on the reference ones, its output is bf16 and, bit for bit,
- * the same kernels' f32 output rounded to nearest even (what a bf16 Linear
- * reading the f32 output would multiply).  Leaves the attribute at 0. */
+ * the same kernels' f32 output rounded as their bf16 Linear would round it
+ * (fast: nearest even with denormals flushed, as VCVTNEPS2BF16; reference:
+ * nearest even).  Leaves the attribute at 0. */
 static void check_bf16_output(Graph *g, const char *what)
 {
     Attr *a = node_add_attr(g->nodes[0], "bf16_output", ATTR_INT);
@@ -178,7 +179,10 @@ static void check_bf16_output(Graph *g, const char *what)
         CHECK(f && h && f->dtype == DT_F32 && h->dtype == DT_BF16 && tensor_numel(h) == n, "%s: bf16_output: dtype %s", what,
               h ? dtype_name(h->dtype) : "-");
         if (f && h && h->dtype == DT_BF16 && tensor_numel(h) == n)
-            for (int64_t i = 0; i < n; i++) off += ((const uint16_t *)h->data)[i] != float_to_bf16(((const float *)f->data)[i]);
+            for (int64_t i = 0; i < n; i++) {
+                float x = ((const float *)f->data)[i];
+                off += ((const uint16_t *)h->data)[i] != (ref ? float_to_bf16(x) : float_to_bf16_flushed(x));
+            }
         CHECK(off == 0, "%s (%s kernels): bf16_output differs from the rounded f32 output in %lld of %lld", what,
               ref ? "reference" : "fast", (long long)off, (long long)n);
         tensor_free(f);
@@ -586,6 +590,14 @@ static void test_softmax_layernorm(void)
         node_add_attr(g->nodes[0], "epsilon", ATTR_FLOAT)->f = 1e-5f;
         compare_fast_ref(g, "layernorm");
         check_bf16_output(g, "layernorm");
+        graph_free(g);
+        /* outputs among the denormals: where the fast kernel's bf16 flushes them */
+        for (int64_t i = 0; i < cols[0]; i++) {
+            ((float *)ins[1]->data)[i] = 2e-39f * (float)(i % 3);
+            ((float *)ins[2]->data)[i] = 0.0f;
+        }
+        g = one_node(OP_LAYER_NORM, 3, ins);
+        check_bf16_output(g, "layernorm, denormal outputs");
         graph_free(g);
         for (int i = 0; i < 3; i++) tensor_free(ins[i]);
     }
