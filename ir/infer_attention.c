@@ -21,7 +21,8 @@
  * forward's gradient with the roundings passed through (as autocast's casts
  * are), every product on bf16 operands (runtime/cpu/ref_attention_grad.c).
  * bf16_output=1 (with bf16=1, passes/bf16_activations.c): O is stored in
- * bf16, rounded to nearest even.
+ * bf16, rounded to nearest even.  With bf16=1, q, k and v may be bf16 too
+ * (the same products: passes/bf16_activations.c stores them so).
  */
 #include "ops.h"
 
@@ -65,7 +66,9 @@ int infer_attention(InferCtx *c)
     AttentionParams p;
     if (op_attention_params(c, &p)) return -1;
     const ValueInfo *q = c->in[0], *k = c->in[1], *v = c->in[2];
-    if (q->dtype != DT_F32 || k->dtype != DT_F32 || v->dtype != DT_F32) return infer_fail(c, "q, k, v must be f32");
+    for (int i = 0; i < 3; i++) /* bf16 ones where the kernel would round them anyway */
+        if (c->in[i]->dtype != DT_F32 && !(p.bf16 && c->in[i]->dtype == DT_BF16))
+            return infer_fail(c, "q, k, v must be f32 (or bf16 with bf16 = 1)");
     int bi = p.seq_first ? 1 : 0, si = 1 - bi;
     if (!dim_equal(k->shape.d[si], v->shape.d[si]) && dim_is_const(k->shape.d[si]) && dim_is_const(v->shape.d[si]))
         return infer_fail(c, "k and v have different lengths");

@@ -67,6 +67,8 @@ Tensor *tensor_new(DType t, int rank, const int64_t *dims);
 Tensor *tensor_borrow(DType t, int rank, const int64_t *dims, void *data);
 Tensor *tensor_view(const Tensor *src, int rank, const int64_t *dims); /* shares data */
 Tensor *tensor_copy(const Tensor *src);
+/* A new f32 tensor of src's values (exact from f16 and bf16); NULL: out of memory */
+Tensor *tensor_to_f32(const Tensor *src);
 void tensor_free(Tensor *t);
 int64_t tensor_numel(const Tensor *t);
 /* Element count of dims, or -1 on overflow / negative dims. */

@@ -78,6 +78,14 @@ Tensor *tensor_copy(const Tensor *src)
     return x;
 }
 
+Tensor *tensor_to_f32(const Tensor *src)
+{
+    Tensor *x = tensor_new(DT_F32, src->rank, src->dims);
+    if (!x) return NULL;
+    for (int64_t i = 0, n = tensor_numel(src); i < n; i++) ((float *)x->data)[i] = (float)tensor_get_f64(src, i);
+    return x;
+}
+
 void tensor_free(Tensor *t)
 {
     if (!t) return;

@@ -1,16 +1,17 @@
-/* bf16_activations.c — stores in bf16 the activations that only bf16
- * Linears read.  A Linear on bf16 weights rounds its X to bf16 anyway, so
- * the node that produces X may as well store it rounded (bf16_output,
- * ir/ops.h) and the Linear read it as it is: the same products, half the
- * bytes written and read, and the CPU GEMM reads the rows without rounding
- * them, in place past one row block, instead of packing them
- * (runtime/cpu/gemm.c).  The producers that can: a Linear on bf16 weights
- * (the MLP's fc1 for fc2), a LayerNormalization with Y alone (ln_1 for the
- * QKV projection, ln_2 for fc1) and a bf16 Attention (for the output
+/* bf16_activations.c — stores in bf16 the activations that only readers
+ * which round them to bf16 anyway read: Linears on bf16 weights (their X)
+ * and bf16 Attentions (q, k, v).  The node that produces such a value may
+ * as well store it rounded (bf16_output, ir/ops.h) and the readers take it
+ * as it is: the same products, half the bytes written and read, and the CPU
+ * GEMM reads the rows without rounding them, in place past one row block,
+ * instead of packing them (runtime/cpu/gemm.c).  The producers that can: a
+ * Linear on bf16 weights (fc1 for fc2, the QKV projection for the
+ * attention), a LayerNormalization with Y alone (ln_1 for the QKV
+ * projection, ln_2 for fc1) and a bf16 Attention (for the output
  * projection, through the Reshape that flattens its rows).  Every reader
- * must be such a Linear taking the value as X at an even depth (k pairs are
- * words), directly or through Reshapes, and the value no graph output; so
- * every output is bit-identical to the graph's without the pass.  Run after
+ * must be one of those, directly or through Reshapes (a Linear at an even
+ * depth: k pairs are words), and the value no graph output; so every output
+ * is bit-identical to the graph's without the pass.  Run after
  * cast-linear-weights-bf16 and mark-bf16-gemms, on the CPU's bf16 path. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +34,11 @@ static int bf16_producer(const Node *n)
     return bf16_linear(n);
 }
 
-/* Does every reader take v as a bf16 Linear's X of even depth, directly or
+/* Does every reader round v to bf16 before it multiplies it: a bf16
+ * Linear's X of even depth, a bf16 Attention's q, k or v, directly or
  * through Reshapes (at most `depth` deep)?  0 also for a graph output and
  * for a value nothing reads. */
-static int read_as_bf16_x(const Graph *g, const Value *v, int depth)
+static int read_in_bf16(const Graph *g, const Value *v, int depth)
 {
     if (v->is_output || depth < 0) return 0;
     int readers = 0;
@@ -46,8 +48,9 @@ static int read_as_bf16_x(const Graph *g, const Value *v, int depth)
         for (int j = 0; j < n->n_in; j++) {
             if (n->in[j] != v) continue;
             readers++;
-            if (n->op == OP_RESHAPE && j == 0 && n->n_out == 1 && n->out[0] && read_as_bf16_x(g, n->out[0], depth - 1)) continue;
+            if (n->op == OP_RESHAPE && j == 0 && n->n_out == 1 && n->out[0] && read_in_bf16(g, n->out[0], depth - 1)) continue;
             if (bf16_linear(n) && j == 0 && node_attr_i(n, "packed_k", 1) % 2 == 0) continue;
+            if (n->op == OP_ATTENTION && j < 3 && node_attr_i(n, "bf16", 0)) continue;
             return 0;
         }
     }
@@ -75,7 +78,7 @@ int pass_bf16_activations(Graph *g, char *err, size_t cap)
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         Node *n = g->nodes[i];
-        if (n->op < 0 || !bf16_producer(n) || !read_as_bf16_x(g, n->out[0], 4)) continue;
+        if (n->op < 0 || !bf16_producer(n) || !read_in_bf16(g, n->out[0], 4)) continue;
         Attr *a = node_add_attr(n, "bf16_output", ATTR_INT);
         if (!a) { snprintf(err, cap, "bf16-activations: out of memory"); return -1; }
         a->i = 1;

@@ -10,6 +10,7 @@
 typedef struct {
     AttentionParams p;
     const float *Q, *K, *V, *mask;
+    const uint16_t *Q16, *K16, *V16; /* ... or those in bf16 (passes/bf16_activations.c; the AVX-512 bf16 kernel; the f32 pointer NULL) */
     float *O;                 /* Attention's output */
     uint16_t *O16;            /* ... or, with bf16_output, O rounded to bf16 (the AVX-512 bf16 kernel; O NULL) */
     const float *dO;          /* AttentionGrad: the output's gradient (Co channels) ... */
@@ -50,9 +51,12 @@ void attention_transpose_keys(const AttnArgs *a, const int64_t *src, int64_t L, 
 void attention_bias_row(const AttnArgs *a, int64_t L, int64_t Lp, int64_t i, float *row);
 /* bf16 (AVX512-BF16): attention_pair_panel: the keys rounded, as a panel
  * [d / 2, Lp] of channel-pair words (staging: 16 x d / 2 words of scratch);
- * attention_key_pairs: as words of key pairs [(L + 1) / 2, d]. */
-void attention_pair_panel(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C, int64_t off,
-                          uint32_t *staging, uint32_t *panel);
-void attention_key_pairs(const AttnArgs *a, const int64_t *src, int64_t L, const float *base, int64_t C, int64_t off, uint32_t *pairs);
+ * attention_key_pairs: as words of key pairs [(L + 1) / 2, d].  The keys
+ * come from base (f32, rounded) or, where it is not NULL, base16 (bf16,
+ * taken as they are). */
+void attention_pair_panel(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, const uint16_t *base16,
+                          int64_t C, int64_t off, uint32_t *staging, uint32_t *panel);
+void attention_key_pairs(const AttnArgs *a, const int64_t *src, int64_t L, const float *base, const uint16_t *base16, int64_t C,
+                         int64_t off, uint32_t *pairs);
 
 #endif

@@ -56,18 +56,20 @@ void attention_bias_row(const AttnArgs *a, int64_t L, int64_t Lp, int64_t i, flo
     }
 }
 
-/* The keys' channels off .. off+d-1 of base rounded to bf16, as a panel
- * [d / 2, Lp] of channel-pair words: 16 rounded key rows (staging, 16 x d / 2
- * words) at a time, transposed like floats; zeros where there is no row. */
-AVX512_BF16 void attention_pair_panel(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base, int64_t C,
-                                      int64_t off, uint32_t *staging, uint32_t *panel)
+/* The keys' channels off .. off+d-1 of base rounded to bf16 (of base16 as
+ * they are), as a panel [d / 2, Lp] of channel-pair words: 16 key rows
+ * (staging, 16 x d / 2 words) at a time, transposed like floats; zeros where
+ * there is no row. */
+AVX512_BF16 void attention_pair_panel(const AttnArgs *a, const int64_t *src, int64_t L, int64_t Lp, const float *base,
+                                      const uint16_t *base16, int64_t C, int64_t off, uint32_t *staging, uint32_t *panel)
 {
     int64_t d = a->p.head_dim, d2 = d / 2;
     for (int64_t j0 = 0; j0 < Lp; j0 += ATTN_BLOCK) {
         const float *words[ATTN_BLOCK];
         for (int64_t j = 0; j < ATTN_BLOCK; j++) {
             int64_t row = attention_key_row(a, src, L, j0 + j);
-            round_row_bf16(row < 0 ? NULL : base + row * C + off, d, staging + j * d2);
+            if (row >= 0 && base16) memcpy(staging + j * d2, base16 + row * C + off, sizeof(uint16_t) * (size_t)d);
+            else round_row_bf16(row < 0 ? NULL : base + row * C + off, d, staging + j * d2);
         }
         for (int64_t c0 = 0; c0 + 16 <= d2; c0 += 16) {
             for (int r = 0; r < ATTN_BLOCK; r++) words[r] = (const float *)(staging + r * d2 + c0);
@@ -80,12 +82,23 @@ AVX512_BF16 void attention_pair_panel(const AttnArgs *a, const int64_t *src, int
 }
 
 /* The keys' channels as words of key pairs [(L + 1) / 2, d]: rows 2t and
- * 2t + 1 rounded and interleaved; zeros where there is no row. */
-AVX512_BF16 void attention_key_pairs(const AttnArgs *a, const int64_t *src, int64_t L, const float *base, int64_t C, int64_t off, uint32_t *pairs)
+ * 2t + 1 rounded (from base16: as they are) and interleaved, 2t in the low
+ * halves (bf16_pairs16); zeros where there is no row. */
+AVX512_BF16 void attention_key_pairs(const AttnArgs *a, const int64_t *src, int64_t L, const float *base, const uint16_t *base16, int64_t C,
+                                     int64_t off, uint32_t *pairs)
 {
     int64_t d = a->p.head_dim;
     for (int64_t t = 0; t < L; t += 2) {
         int64_t r0 = attention_key_row(a, src, L, t), r1 = t + 1 < L ? attention_key_row(a, src, L, t + 1) : -1;
+        if (base16) {
+            const uint16_t *w0 = r0 < 0 ? NULL : base16 + r0 * C + off, *w1 = r1 < 0 ? NULL : base16 + r1 * C + off;
+            for (int64_t c = 0; c < d; c += 16) {
+                __m512i lo = w0 ? _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w0 + c))) : _mm512_setzero_si512();
+                __m512i hi = w1 ? _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w1 + c))) : _mm512_setzero_si512();
+                _mm512_storeu_si512(pairs + t / 2 * d + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            }
+            continue;
+        }
         const float *v0 = r0 < 0 ? NULL : base + r0 * C + off, *v1 = r1 < 0 ? NULL : base + r1 * C + off;
         for (int64_t c = 0; c < d; c += 16)
             _mm512_storeu_si512(pairs + t / 2 * d + c, bf16_pairs16(v0 ? _mm512_loadu_ps(v0 + c) : _mm512_setzero_ps(),
@@ -104,6 +117,16 @@ int attention_avx512_fits(const AttnArgs *a)
  * pair before it computes: rows lie a whole QKV row apart (9 KB in ViT-B),
  * which the hardware prefetchers do not follow, and a batch's QKV (44 MB for
  * an eval batch of 96 frames) outgrows L3. */
+/* The cache lines of d channels from element i of x (f32) or x16 (bf16, where not NULL) */
+AVX512 static inline void prefetch_channels(const float *x, const uint16_t *x16, int64_t i, int64_t d, int hint)
+{
+    const char *at = x16 ? (const char *)(x16 + i) : (const char *)(x + i);
+    for (int64_t byte = 0; byte < d * (x16 ? 2 : 4); byte += 64) {
+        if (hint == _MM_HINT_T0) _mm_prefetch(at + byte, _MM_HINT_T0);
+        else _mm_prefetch(at + byte, _MM_HINT_T1);
+    }
+}
+
 AVX512 static void prefetch_pair(const AttnArgs *a, int64_t b, int64_t h)
 {
     const AttentionParams *p = &a->p;
@@ -112,14 +135,12 @@ AVX512 static void prefetch_pair(const AttnArgs *a, int64_t b, int64_t h)
     for (int64_t j = 0; j < L; j++) {
         int64_t row = attention_key_row(a, src, L, j);
         if (row < 0) continue;
-        for (int64_t c = 0; c < d; c += 16) {
-            _mm_prefetch((const char *)(a->K + row * a->Ck + p->k_off + h * d + c), _MM_HINT_T1);
-            _mm_prefetch((const char *)(a->V + row * a->Cv + p->v_off + h * d + c), _MM_HINT_T1);
-        }
+        prefetch_channels(a->K, a->K16, row * a->Ck + p->k_off + h * d, d, _MM_HINT_T1);
+        prefetch_channels(a->V, a->V16, row * a->Cv + p->v_off + h * d, d, _MM_HINT_T1);
     }
     for (int64_t i = 0; i < a->N; i++) {
         int64_t row = p->seq_first ? i * a->B + b : b * a->N + i;
-        for (int64_t c = 0; c < d; c += 16) _mm_prefetch((const char *)(a->Q + row * a->Cq + p->q_off + h * d + c), _MM_HINT_T1);
+        prefetch_channels(a->Q, a->Q16, row * a->Cq + p->q_off + h * d, d, _MM_HINT_T1);
     }
 }
 
@@ -132,7 +153,7 @@ AVX512 static void prefetch_queries(const AttnArgs *a, int64_t b, int64_t h, int
     int64_t d = p->head_dim;
     for (int64_t i = i0 + ROWS; i < i0 + 2 * ROWS && i < a->N; i++) {
         int64_t row = p->seq_first ? i * a->B + b : b * a->N + i;
-        for (int64_t c = 0; c < d; c += 16) _mm_prefetch((const char *)(a->Q + row * a->Cq + p->q_off + h * d + c), _MM_HINT_T0);
+        prefetch_channels(a->Q, a->Q16, row * a->Cq + p->q_off + h * d, d, _MM_HINT_T0);
     }
 }
 
@@ -194,8 +215,8 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
     int64_t B = a->B, N = a->N, d = 16 * NV, src[2 * 64 + 1];
     int ns = attention_sources(p, b, src);
     int64_t L = ns * a->M, Lp = attention_padded(L);
-    attention_pair_panel(a, src, L, Lp, a->K, a->Ck, p->k_off + h * d, w->staging, w->kw);
-    attention_key_pairs(a, src, L, a->V, a->Cv, p->v_off + h * d, w->vw);
+    attention_pair_panel(a, src, L, Lp, a->K, a->K16, a->Ck, p->k_off + h * d, w->staging, w->kw);
+    attention_key_pairs(a, src, L, a->V, a->V16, a->Cv, p->v_off + h * d, w->vw);
     int per_row = a->mask || p->causal;
     if (!per_row) attention_bias_row(a, L, Lp, 0, w->bias);
     uint32_t qw[ROWS][64] __attribute__((aligned(64)));
@@ -206,7 +227,8 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
         prefetch_queries(a, b, h, i0);
         for (int r = 0; r < ROWS; r++) {
             int64_t i = i0 + r < N ? i0 + r : N - 1, row = p->seq_first ? i * B + b : b * N + i;
-            round_row_bf16(a->Q + row * a->Cq + p->q_off + h * d, d, qw[r]);
+            if (a->Q16) memcpy(qw[r], a->Q16 + row * a->Cq + p->q_off + h * d, sizeof(uint16_t) * (size_t)d);
+            else round_row_bf16(a->Q + row * a->Cq + p->q_off + h * d, d, qw[r]);
             orow16[r] = a->O16 && i0 + r < N ? a->O16 + row * a->Co + h * d : NULL;
             orow[r] = i0 + r >= N ? NULL : a->O16 ? staged[r] : a->O + row * a->Co + h * d;
             if (per_row) attention_bias_row(a, L, Lp, i, w->bias + r * Lp);

@@ -129,9 +129,9 @@ INLINE_AVX512_BF16 void grad_pair_bf16(const AttnArgs *a, const GradBuffers *g, 
     int64_t B = a->B, N = a->N, d = 16 * NV, d2 = 8 * NV, src[2 * 64 + 1];
     int ns = attention_sources(p, b, src);
     int64_t L = ns * a->M, Lp = attention_padded(L), Np = (N + ROWS - 1) / ROWS * ROWS;
-    attention_pair_panel(a, src, L, Lp, a->K, a->Ck, p->k_off + h * d, g->staging, g->kw);
-    attention_pair_panel(a, src, L, Lp, a->V, a->Cv, p->v_off + h * d, g->staging, g->vw);
-    attention_key_pairs(a, src, L, a->K, a->Ck, p->k_off + h * d, g->kp);
+    attention_pair_panel(a, src, L, Lp, a->K, NULL, a->Ck, p->k_off + h * d, g->staging, g->kw);
+    attention_pair_panel(a, src, L, Lp, a->V, NULL, a->Cv, p->v_off + h * d, g->staging, g->vw);
+    attention_key_pairs(a, src, L, a->K, NULL, a->Ck, p->k_off + h * d, g->kp);
     for (int64_t j = 0; j < Lp; j++) {
         int64_t row = attention_key_row(a, src, L, j);
         g->dkrow[j] = row < 0 ? NULL : a->dK + row * a->Ck + p->k_off + h * d;

@@ -222,25 +222,32 @@ int fast_attention(KernelCtx *k)
     if (kk->dims[bi] != a.B || v->dims[bi] != a.B || v->dims[si] != a.M || (a.p.frames && a.B % a.p.frames) || a.p.window > 64 ||
         (mask && (mask->dims[0] != a.N || mask->dims[1] != a.M)))
         return ref_attention(k); /* let the reference report the problem */
-    a.Q = q->data;
-    a.K = kk->data;
-    a.V = v->data;
     a.mask = mask ? mask->data : NULL;
     if (!force_portable && attention_avx512_fits(&a)) {
+        a.Q = q->dtype == DT_BF16 ? NULL : q->data, a.Q16 = a.Q ? NULL : q->data;
+        a.K = kk->dtype == DT_BF16 ? NULL : kk->data, a.K16 = a.K ? NULL : kk->data;
+        a.V = v->dtype == DT_BF16 ? NULL : v->data, a.V16 = a.V ? NULL : v->data;
         if (a.p.bf16_output) a.O16 = k->out[0]->data;
         else a.O = k->out[0]->data;
         parallel_for(a.B * a.p.heads, 1, attention_avx512_pairs, &a);
         return a.failed ? kernel_fail(k, "out of memory") : 0;
     }
-    /* bf16_output here (a head size the AVX-512 kernel lacks): f32 first */
+    /* bf16 inputs or output here (a head size the AVX-512 kernel lacks):
+     * through f32 copies, exact */
+    Tensor *wide[3] = {0};
+    const Tensor *in[3] = {q, kk, v};
+    for (int i = 0; i < 3; i++)
+        if (in[i]->dtype == DT_BF16 && !(wide[i] = tensor_to_f32(in[i]))) a.failed = 1;
     int64_t n = tensor_numel(k->out[0]);
+    a.Q = wide[0] ? wide[0]->data : q->data;
+    a.K = wide[1] ? wide[1]->data : kk->data;
+    a.V = wide[2] ? wide[2]->data : v->data;
     a.O = a.p.bf16_output ? malloc(sizeof(float) * (size_t)n) : k->out[0]->data;
-    if (!a.O) return kernel_fail(k, "out of memory");
-    parallel_for(a.B * a.p.heads, 1, attention_pairs, &a);
-    if (a.p.bf16_output) {
-        uint16_t *o16 = k->out[0]->data;
-        for (int64_t i = 0; i < n; i++) o16[i] = float_to_bf16_flushed(a.O[i]);
-        free(a.O);
-    }
+    if (!a.O) a.failed = 1;
+    if (!a.failed) parallel_for(a.B * a.p.heads, 1, attention_pairs, &a);
+    if (a.p.bf16_output && !a.failed)
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)k->out[0]->data)[i] = float_to_bf16_flushed(a.O[i]);
+    if (a.p.bf16_output) free(a.O);
+    for (int i = 0; i < 3; i++) tensor_free(wide[i]);
     return a.failed ? kernel_fail(k, "out of memory") : 0;
 }

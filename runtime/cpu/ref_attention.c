@@ -2,8 +2,8 @@
  * ir/infer_attention.c): loops and double precision, written straight from
  * the definition so it can be the oracle for the fast kernel and for the
  * fusion.  Zero-filled frames give logit 0 (plus any mask) and value 0.
- * bf16=1 rounds q, k, v and the normalised probabilities to bf16 first;
- * bf16_output=1 stores O rounded to bf16. */
+ * bf16=1 rounds q, k, v and the normalised probabilities to bf16 first (q,
+ * k, v may come in bf16 then); bf16_output=1 stores O rounded to bf16. */
 #include <math.h>
 #include <stdlib.h>
 #include "kernels.h"
@@ -23,9 +23,19 @@ int ref_attention(KernelCtx *k)
     if (mask && (mask->dims[0] != N || mask->dims[1] != M)) return kernel_fail(k, "mask must be [%lld, %lld]", (long long)N, (long long)M);
     int64_t src[2 * 64 + 1];
     if (p.window > 64) return kernel_fail(k, "window above 64");
+    /* bf16 q, k, v (bf16-activations, with bf16 = 1): their exact f32 values, which rounding leaves alone */
+    Tensor *wide[3] = {0};
+    const Tensor *in[3] = {q, kk, v};
     double *logit = malloc(sizeof(double) * (size_t)((2 * p.window + 1) * M + 1));
-    if (!logit) return kernel_fail(k, "out of memory");
-    const float *Q = q->data, *K = kk->data, *V = v->data;
+    int failed = !logit;
+    for (int i = 0; i < 3; i++)
+        if (in[i]->dtype == DT_BF16 && !(wide[i] = tensor_to_f32(in[i]))) failed = 1;
+    if (failed) {
+        free(logit);
+        for (int i = 0; i < 3; i++) tensor_free(wide[i]);
+        return kernel_fail(k, "out of memory");
+    }
+    const float *Q = wide[0] ? wide[0]->data : q->data, *K = wide[1] ? wide[1]->data : kk->data, *V = wide[2] ? wide[2]->data : v->data;
     float *O = p.bf16_output ? NULL : k->out[0]->data;
     uint16_t *O16 = p.bf16_output ? k->out[0]->data : NULL;
     for (int64_t b = 0; b < B; b++) {
@@ -69,5 +79,6 @@ int ref_attention(KernelCtx *k)
             }
     }
     free(logit);
+    for (int i = 0; i < 3; i++) tensor_free(wide[i]);
     return 0;
 }

@@ -580,8 +580,9 @@ static Value *op_node(Graph *g, int op, int n_in, Value **in, const char *attr, 
 /* bf16-activations over M rows (500: the Linears read the bf16 rows in
  * place; 40: one row block, packed) on bf16 weights.  Stored in bf16: the
  * MLP's hidden value (fc1 -> fc2), one that two Linears read, a
- * LayerNormalization's Y that only a Linear reads, and a bf16 Attention's
- * output that a Reshape flattens for a Linear.  Left f32: a hidden value
+ * LayerNormalization's Y that only a Linear reads, a bf16 Attention's
+ * output that a Reshape flattens for a Linear, and the QKV projection that
+ * two bf16 Attentions read through a Reshape.  Left f32: a hidden value
  * that is a graph output, one of odd width (k pairs would straddle rows), a
  * Y that an Add reads too, an Attention output that is a graph output.
  * Every output is bit-identical to the graph's before the pass, on the fast
@@ -600,14 +601,18 @@ static void test_bf16_activations_pass(int64_t M)
     node_add_attr(graph_add_node(g, OP_LAYER_NORM, "ln", 3, (Value *[]){x, const_value(g, "g1", 1, dv), const_value(g, "f1", 1, dv)}, 1, &ln),
                   "epsilon", ATTR_FLOAT)->f = 1e-5f;
     graph_add_node(g, OP_LAYER_NORM, "ln_shared", 2, (Value *[]){x, const_value(g, "g2", 1, dv)}, 1, &ln_shared);
-    /* attention over M / 4 tokens of 4 rows, 2 heads of 32, q = k = v */
-    Value *seq = op_node(g, OP_RESHAPE, 2, (Value *[]){x, ivec(g, 3, (int64_t[]){4, M / 4, D})}, NULL, 0, NULL);
+    /* attention over M / 4 tokens of 4 rows, 2 heads of 32, q, k, v from one projection */
+    int64_t wq[2] = {D, 3 * D}, bq[1] = {3 * D};
+    Value *qkv = linear(g, "qkv", x, const_value(g, "wq", 2, wq), const_value(g, "bq", 1, bq), NULL), *seq = graph_new_value(g, "seq");
+    graph_add_node(g, OP_RESHAPE, "seq", 2, (Value *[]){qkv, ivec(g, 3, (int64_t[]){4, M / 4, 3 * D})}, 1, &seq);
     Value *att[2];
     for (int i = 0; i < 2; i++) {
         att[i] = graph_new_value(g, i ? "att_out" : "att");
         Node *a = graph_add_node(g, OP_ATTENTION, att[i]->name, 3, (Value *[]){seq, seq, seq}, 1, &att[i]);
         node_add_attr(a, "num_heads", ATTR_INT)->i = 2;
         node_add_attr(a, "head_dim", ATTR_INT)->i = 32;
+        node_add_attr(a, "k_offset", ATTR_INT)->i = D;
+        node_add_attr(a, "v_offset", ATTR_INT)->i = 2 * D;
         node_add_attr(a, "scale", ATTR_FLOAT)->f = 0.125f;
         node_add_attr(a, "causal", ATTR_INT)->i = i;
         node_add_attr(a, "bf16", ATTR_INT)->i = 1;
@@ -637,7 +642,7 @@ static void test_bf16_activations_pass(int64_t M)
     for (int i = 0; i < OUTS; i++) graph_add_output(g, outs[i]);
     char err[512];
     CHECK(infer_graph(g, err, sizeof err) == 0, "%s", err);
-    CHECK(pass_pack_linear_weights(g, err, sizeof err) == 13, "thirteen Linears packed: %s", err);
+    CHECK(pass_pack_linear_weights(g, err, sizeof err) == 14, "fourteen Linears packed: %s", err);
     CHECK(pass_cast_linear_weights_bf16(g, err, sizeof err) >= 0, "%s", err);
     Tensor *in = rand_tensor(2, (int64_t[]){M, D}, -2, 2), *before[2][OUTS] = {{0}}, *after[2][OUTS] = {{0}};
     for (int ref = 0; ref < 2; ref++) {
@@ -646,13 +651,13 @@ static void test_bf16_activations_pass(int64_t M)
         session_free(s);
     }
     int kept = pass_bf16_activations(g, err, sizeof err);
-    CHECK(kept == 4, "four values stored in bf16 (got %d): %s", kept, err);
-    static const char *const bf16_values[] = {"h", "h_twice", "ln", "att"};
+    CHECK(kept == 5, "five values stored in bf16 (got %d): %s", kept, err);
+    static const char *const bf16_values[] = {"h", "h_twice", "ln", "att", "qkv"};
     for (int i = 0; i < g->n_nodes; i++) {
         const Node *n = g->nodes[i];
         int want = 0;
-        for (int k = 0; k < 4; k++) want |= !strcmp(n->name, bf16_values[k]);
-        want |= n->op == OP_RESHAPE && n->in[0]->dtype == DT_BF16; /* the attention's flattened rows follow it */
+        for (int k = 0; k < 5; k++) want |= !strcmp(n->name, bf16_values[k]);
+        want |= n->op == OP_RESHAPE && n->in[0]->dtype == DT_BF16; /* the Reshapes follow their inputs */
         CHECK((n->out[0]->dtype == DT_BF16) == want && (n->op == OP_RESHAPE || (node_attr_i(n, "bf16_output", 0) == 1) == want),
               "%s: output %s", n->name, dtype_name(n->out[0]->dtype));
     }
