@@ -8,7 +8,9 @@
  * times the window's frames), so one max and one sum per row beat an online
  * softmax, whose per-block reductions and rescaling cost as much as the FMAs.
  * Zero-filled frames (boundary 0) are keys with score 0 and no value; masked
- * frames are absent.  Selected at run time when the CPU has AVX-512;
+ * frames are absent.  With bf16 = 1 the products run on bf16 pairs; q, k, v
+ * may then come in bf16 (copied, not rounded) and O go out in bf16
+ * (passes/bf16_activations.c).  Selected at run time when the CPU has AVX-512;
  * fast_attention.c's portable kernel runs everything else.  Also holds the
  * key-set helpers the gradient (attention_grad_avx512.c) shares.  Checked against
  * ref_attention.c in tests/unit. */
@@ -113,10 +115,6 @@ int attention_avx512_fits(const AttnArgs *a)
            (!a->p.bf16 || (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16")));
 }
 
-/* Pair (b, h)'s query, key and value channels into L2, asked for while the
- * pair before it computes: rows lie a whole QKV row apart (9 KB in ViT-B),
- * which the hardware prefetchers do not follow, and a batch's QKV (44 MB for
- * an eval batch of 96 frames) outgrows L3. */
 /* The cache lines of d channels from element i of x (f32) or x16 (bf16, where not NULL) */
 AVX512 static inline void prefetch_channels(const float *x, const uint16_t *x16, int64_t i, int64_t d, int hint)
 {
@@ -127,6 +125,10 @@ AVX512 static inline void prefetch_channels(const float *x, const uint16_t *x16,
     }
 }
 
+/* Pair (b, h)'s query, key and value channels into L2, asked for while the
+ * pair before it computes: rows lie a whole QKV row apart (9 KB in ViT-B),
+ * which the hardware prefetchers do not follow, and a batch's QKV (44 MB for
+ * an eval batch of 96 frames) outgrows L3. */
 AVX512 static void prefetch_pair(const AttnArgs *a, int64_t b, int64_t h)
 {
     const AttentionParams *p = &a->p;
