@@ -16,6 +16,16 @@
 #define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 #define AMX_BF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16,fma")))
 
+/* n floats -> n bf16 by VCVTNEPS2BF16 (nearest even, denormals to signed
+ * zero: kernels.h float_to_bf16_flushed), 16 at a time, the last masked */
+AVX512_BF16 static inline void floats_to_bf16(const float *x, int64_t n, uint16_t *out)
+{
+    for (int64_t c = 0; c < n; c += 16) {
+        __mmask16 m = n - c >= 16 ? 0xffff : (__mmask16)((1u << (n - c)) - 1);
+        _mm256_mask_storeu_epi16(out + c, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + c)));
+    }
+}
+
 /* Two rows of 16 floats -> 16 words of bf16 pairs: word c holds even[c] in
  * its low half and odd[c] in its high half (the k pairs of the bf16 GEMM's
  * panels, the key pairs of bf16 attention's values), rounded to nearest

@@ -901,11 +901,7 @@ static void gemm_units(void *ctx, int64_t ub, int64_t ue)
 /* C [M, ldc] of bf16 = Cf [M, N] rounded (the instruction store_row_bf16 uses) */
 AVX512_BF16 static void round_rows_bf16(int64_t M, int64_t N, const float *Cf, uint16_t *C, int64_t ldc)
 {
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t n = 0; n < N; n += 16) {
-            __mmask16 m = N - n >= 16 ? 0xffff : (__mmask16)((1u << (N - n)) - 1);
-            _mm256_mask_storeu_epi16(C + i * ldc + n, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, Cf + i * N + n)));
-        }
+    for (int64_t i = 0; i < M; i++) floats_to_bf16(Cf + i * N, N, C + i * ldc);
 }
 
 /* bf16 C that needs f32 sums between depth blocks (or has no depth):

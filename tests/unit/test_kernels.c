@@ -9,6 +9,9 @@
 #include "../../runtime/cpu/attention.h"
 #include "../../runtime/cpu/gemm.h"
 #include "../../runtime/cpu/session.h"
+#if defined(__x86_64__)
+#include "../../runtime/cpu/avx512_math.h"
+#endif
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void)
@@ -941,6 +944,40 @@ static void test_gemm_bf16_operands(void)
     }
 }
 
+/* float_to_bf16_flushed (kernels.h: the portable kernels' bf16 for the
+ * bf16 GEMM) against the instruction it stands for, VCVTNEPS2BF16
+ * (floats_to_bf16), where the CPU has it: zeros, denormals, the smallest
+ * normals, ties, the overflow to infinity, NaNs, and random bit patterns. */
+#if defined(__x86_64__)
+AVX512_BF16 static void bf16_by_instruction(const float *x, int64_t n, uint16_t *out) { floats_to_bf16(x, n, out); }
+#endif
+static void test_bf16_rounding_matches_instruction(void)
+{
+#if defined(__x86_64__)
+    if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl")) {
+        printf("bf16 rounding against VCVTNEPS2BF16: not run (this CPU lacks AVX512-BF16)\n");
+        return;
+    }
+    enum { N = 4099 };
+    static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x000ae398u, 0x00800000u, 0x80800000u,
+                                       0x3f808000u, 0x3f818000u, 0x3f807fffu, 0x7f7fffffu, 0x7f7f8000u, 0x7f800000u, 0xff800000u,
+                                       0x7fc00000u, 0xffc12345u, 0x7f800001u, 0x3f800000u};
+    uint32_t bits[N];
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < N; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        bits[i] = i < (int)(sizeof special / sizeof *special) ? special[i] : (uint32_t)(s >> 32);
+    }
+    float x[N];
+    uint16_t want[N];
+    memcpy(x, bits, sizeof x);
+    bf16_by_instruction(x, N, want);
+    int off = 0;
+    for (int i = 0; i < N; i++) off += float_to_bf16_flushed(x[i]) != want[i];
+    CHECK(off == 0, "float_to_bf16_flushed differs from VCVTNEPS2BF16 in %d of %d values", off, N);
+#endif
+}
+
 int main(void)
 {
     exec_set_threads(2);
@@ -966,6 +1003,7 @@ int main(void)
     }
     test_conv();
     test_exp_family();
+    test_bf16_rounding_matches_instruction();
     test_softmax_layernorm();
     test_reductions();
     test_fused_ops();
