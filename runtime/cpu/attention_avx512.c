@@ -159,6 +159,19 @@ AVX512 static void prefetch_queries(const AttnArgs *a, int64_t b, int64_t h, int
     }
 }
 
+/* Causal attention over one source without a mask (the text tower) builds
+ * no bias rows: the scores past each query row's own position are set to
+ * -inf after scoring instead.  The same probabilities (a bias of 0 adds
+ * nothing), and the rows, one per query, took a fifth of the fp32
+ * attention's time. */
+static int causal_cut(const AttnArgs *a, int ns) { return a->p.causal && !a->mask && ns == 1; }
+
+static void cut_causal_scores(float *scores, int64_t Lp, int64_t i0, int64_t N, int64_t n)
+{
+    for (int r = 0; r < ROWS; r++)
+        for (int64_t j = (i0 + r < N ? i0 + r : N - 1) + 1; j < n; j++) scores[r * Lp + j] = -INFINITY;
+}
+
 typedef struct {
     float *kt, *scores, *bias; /* [d, Lp] panel; ROWS rows of Lp each */
     const float **val;         /* [Lp] value rows (NULL: no value) */
@@ -176,8 +189,8 @@ INLINE_AVX512 void attention_pair(const AttnArgs *a, const PairBuffers *w, int64
         int64_t row = attention_key_row(a, src, L, j);
         w->val[j] = row < 0 ? NULL : a->V + row * a->Cv + p->v_off + h * d;
     }
-    int per_row = a->mask || p->causal;
-    if (!per_row) attention_bias_row(a, L, Lp, 0, w->bias);
+    int cut = causal_cut(a, ns), per_row = !cut && (a->mask || p->causal);
+    if (!per_row && !cut) attention_bias_row(a, L, Lp, 0, w->bias);
     for (int64_t i0 = 0; i0 < N; i0 += ROWS) {
         const float *qrow[ROWS];
         float *orow[ROWS];
@@ -191,7 +204,8 @@ INLINE_AVX512 void attention_pair(const AttnArgs *a, const PairBuffers *w, int64
         /* causal over one source: blocks wholly after the last row's position are all masked */
         int64_t n = Lp, last = (i0 + ROWS < N ? i0 + ROWS : N);
         if (p->causal && ns == 1 && attention_padded(last) < n) n = attention_padded(last);
-        score_rows(qrow, p->scale, w->kt, Lp, n, w->bias, per_row ? Lp : 0, w->scores, NV);
+        score_rows(qrow, p->scale, w->kt, Lp, n, cut ? NULL : w->bias, per_row ? Lp : 0, w->scores, NV);
+        if (cut) cut_causal_scores(w->scores, Lp, i0, N, n);
         for (int r = 0; r < ROWS; r++) softmax_row(w->scores + r * Lp, n);
         weighted_rows(orow, w->scores, Lp, 1, w->val, n < L ? n : L, 1, NV);
     }
@@ -219,8 +233,8 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
     int64_t L = ns * a->M, Lp = attention_padded(L);
     attention_pair_panel(a, src, L, Lp, a->K, a->K16, a->Ck, p->k_off + h * d, w->staging, w->kw);
     attention_key_pairs(a, src, L, a->V, a->V16, a->Cv, p->v_off + h * d, w->vw);
-    int per_row = a->mask || p->causal;
-    if (!per_row) attention_bias_row(a, L, Lp, 0, w->bias);
+    int cut = causal_cut(a, ns), per_row = !cut && (a->mask || p->causal);
+    if (!per_row && !cut) attention_bias_row(a, L, Lp, 0, w->bias);
     uint32_t qw[ROWS][64] __attribute__((aligned(64)));
     float staged[ROWS][128] __attribute__((aligned(64))); /* O16: the rows before rounding */
     for (int64_t i0 = 0; i0 < N; i0 += ROWS) {
@@ -238,7 +252,8 @@ INLINE_AVX512_BF16 void attention_pair_bf16(const AttnArgs *a, const PairBuffers
         int64_t n = Lp, last = (i0 + ROWS < N ? i0 + ROWS : N);
         if (p->causal && ns == 1 && attention_padded(last) < n) n = attention_padded(last);
         const uint32_t *qwr[ROWS] = {qw[0], qw[1], qw[2], qw[3]};
-        pair_score_rows(qwr, p->scale, w->kw, Lp, n, w->bias, per_row ? Lp : 0, w->scores, NV);
+        pair_score_rows(qwr, p->scale, w->kw, Lp, n, cut ? NULL : w->bias, per_row ? Lp : 0, w->scores, NV);
+        if (cut) cut_causal_scores(w->scores, Lp, i0, N, n);
         int64_t nv = n < L ? n : L, pairs = (nv + 1) / 2;
         uint32_t *prob = w->staging; /* ROWS rows of Lp / 2 words: the probabilities, rounded */
         for (int r = 0; r < ROWS; r++) {
