@@ -31,11 +31,12 @@
 #include "passes.h"
 #include "rewrite.h"
 
-enum { NEED_NONE, NEED_ROW, NEED_ALL };
+enum { NEED_NONE, NEED_ROW, NEED_ROWS, NEED_ALL };
 
 typedef struct {
     int kind;
     int64_t period, index; /* NEED_ROW: the row at `index` of every `period` */
+    const Value *rows;     /* NEED_ROWS: the rows at these indices of the value flattened to [B*period, C] */
 } Need;
 
 typedef struct {
@@ -48,12 +49,18 @@ typedef struct {
 
 static int known(const Narrowing *z, const Value *v) { return v && v->id < z->n_values; }
 
-static void join(Need *n, int kind, int64_t period, int64_t index)
+static void join(Need *n, Need want)
 {
-    if (kind == NEED_NONE || n->kind == NEED_ALL) return;
-    if (kind == NEED_ALL || (n->kind == NEED_ROW && (n->period != period || n->index != index))) { n->kind = NEED_ALL; return; }
-    *n = (Need){NEED_ROW, period, index};
+    if (want.kind == NEED_NONE || n->kind == NEED_ALL) return;
+    if (want.kind == NEED_ALL || (n->kind != NEED_NONE && (n->kind != want.kind || n->period != want.period || n->index != want.index ||
+                                                           n->rows != want.rows))) {
+        n->kind = NEED_ALL;
+        return;
+    }
+    *n = want;
 }
+
+static const Need need_all = {NEED_ALL, 0, 0, NULL};
 
 static int same_shape(const Shape *a, const Shape *b)
 {
@@ -129,11 +136,13 @@ static int row_wise(const Node *n, int64_t period, unsigned *rows)
     }
 }
 
-/* A Reshape that flattens [B, N, C] into [B*N, C] (1) or unflattens it back (2); else 0. */
+/* A Reshape (or Flatten) that flattens [B, N, C] into [B*N, C] (1) or
+ * unflattens it back (2); else 0. */
 static int row_reshape(const Node *n, int64_t period)
 {
-    if (n->op != OP_RESHAPE || !n->in[0]) return 0;
+    if ((n->op != OP_RESHAPE && n->op != OP_FLATTEN) || !n->in[0]) return 0;
     const Shape *x = &n->in[0]->shape, *y = &n->out[0]->shape;
+    if (n->op == OP_FLATTEN && (x->rank != 3 || node_attr_i(n, "axis", 1) != 2)) return 0;
     if (x->rank < 2 || y->rank < 2 || !dim_is_const(x->d[x->rank - 1]) || x->d[x->rank - 1].n != y->d[y->rank - 1].n) return 0;
     if (x->rank == 3 && y->rank == 2 && dim_is_const(x->d[1]) && x->d[1].n == period && y->d[0].sym == x->d[0].sym &&
         y->d[0].n == x->d[0].n * period)
@@ -165,12 +174,26 @@ static int row_gather(const Node *n, int64_t *index)
     return *index >= 0 && *index < N;
 }
 
+/* A Gather along axis 0 of [B*N, C] rows that a flattening made from [B, N,
+ * C] (CLIP's text pooling: the end-of-text row of each sequence, at indices
+ * computed from the tokens): 1, with N in *period; the indices are in[1]. */
+static int rows_gather(const Node *n, int64_t *period)
+{
+    if (n->op != OP_GATHER || n->n_in != 2 || !n->in[0] || !n->in[1] || n->in[0]->shape.rank != 2 || n->in[1]->shape.rank != 1 ||
+        (n->in[1]->dtype != DT_I64 && n->in[1]->dtype != DT_I32) || node_attr_i(n, "axis", 0) != 0)
+        return 0;
+    const Node *flat = n->in[0]->producer;
+    if (!flat || !flat->in[0] || flat->in[0]->shape.rank != 3 || !dim_is_const(flat->in[0]->shape.d[1])) return 0;
+    *period = flat->in[0]->shape.d[1].n;
+    return row_reshape(flat, *period) == 1;
+}
+
 /* Whether n follows one row of its output (rows of `period`) back to the
  * same row of some inputs, marked in *rows: a row-wise op, a row Reshape,
- * or an Attention through its queries. */
-static int row_operands(const Node *n, int64_t period, unsigned *rows)
+ * or (one row, not gathered ones) an Attention through its queries. */
+static int row_operands(const Node *n, int64_t period, int kind, unsigned *rows)
 {
-    if (row_reshape(n, period) || (narrowable_attention(n) && has_rows(n->out[0], period))) {
+    if (row_reshape(n, period) || (kind == NEED_ROW && narrowable_attention(n) && has_rows(n->out[0], period))) {
         *rows = 1;
         return 1;
     }
@@ -179,40 +202,67 @@ static int row_operands(const Node *n, int64_t period, unsigned *rows)
     return 0;
 }
 
+/* A Shape reads no rows; one of a value narrowed away reads, instead, a
+ * value of the same shape that stays whole (up the row-wise ops' first
+ * same-shaped row operand) */
+static Value *whole_of_same_shape(const Need *need, Value *v)
+{
+    while (need[v->id].kind != NEED_ALL && v->producer) {
+        const Node *n = v->producer;
+        unsigned rows;
+        Value *up = NULL;
+        if (row_wise(n, need[v->id].period, &rows))
+            for (int j = 0; j < n->n_in && !up; j++)
+                if ((rows >> j & 1) && same_shape(&n->in[j]->shape, &v->shape)) up = n->in[j];
+        if (!up) return NULL;
+        v = up;
+    }
+    return need[v->id].kind == NEED_ALL ? v : NULL;
+}
+
 /* What n's inputs need, from what its outputs' readers need. */
 static void propagate(Narrowing *z, const Node *n)
 {
-    Need *need = z->need, out = {NEED_NONE, 0, 0};
+    Need *need = z->need, out = {NEED_NONE, 0, 0, NULL};
     for (int j = 0; j < n->n_out; j++)
         if (n->out[j]) {
             const Need *o = &need[n->out[j]->id];
             if (j == 0) out = *o;
             else if (o->kind != NEED_NONE) out.kind = NEED_ALL; /* a second output: not a row-wise op */
         }
-    if (out.kind == NEED_NONE) return;
-    int64_t index;
+    if (out.kind == NEED_NONE || n->op == OP_SHAPE) return;
+    int64_t index, period;
     if (row_gather(n, &index)) {
-        join(&need[n->in[0]->id], NEED_ROW, n->in[0]->shape.d[1].n, index);
+        join(&need[n->in[0]->id], (Need){NEED_ROW, n->in[0]->shape.d[1].n, index, NULL});
+        return;
+    }
+    if (rows_gather(n, &period)) {
+        join(&need[n->in[0]->id], (Need){NEED_ROWS, period, 0, n->in[1]});
+        join(&need[n->in[1]->id], need_all);
         return;
     }
     unsigned rows = 0; /* the inputs that follow the output's row */
-    if (out.kind == NEED_ROW) row_operands(n, out.period, &rows);
+    if (out.kind == NEED_ROW || out.kind == NEED_ROWS) row_operands(n, out.period, out.kind, &rows);
     for (int j = 0; j < n->n_in; j++)
-        if (n->in[j]) {
-            if (rows >> j & 1) join(&need[n->in[j]->id], NEED_ROW, out.period, out.index);
-            else join(&need[n->in[j]->id], NEED_ALL, 0, 0);
-        }
+        if (n->in[j]) join(&need[n->in[j]->id], rows >> j & 1 ? out : need_all);
 }
 
 /* v's needed row taken out of the full value ([B, 1, C], or [B, C] for
  * [B*N, C]) by a Gather of a one-element index, whose gradient (GatherGrad)
- * both backends run */
+ * both backends run; gathered rows: [B', C] by a Gather of the indices from
+ * v flattened */
 static Value *slice_row(Narrowing *z, Value *v, const Need *nd)
 {
     if (z->sliced[v->id]) return z->sliced[v->id];
     Graph *g = z->g;
     int64_t C = v->shape.d[v->shape.rank - 1].n;
     Value *x = v;
+    if (nd->kind == NEED_ROWS) {
+        if (v->shape.rank == 3) x = append_node(g, OP_RESHAPE, v->name, 2, (Value *[]){v, int_vector_const(g, "rows_flat", 2, (int64_t[]){-1, C})});
+        Node *gather = x ? new_node(g, OP_GATHER, v->name, 2, (Value *[]){x, (Value *)nd->rows}) : NULL;
+        char msg[IR_ERR_CAP];
+        return z->sliced[v->id] = gather && !infer_node(g, gather, msg, sizeof msg) ? gather->out[0] : NULL;
+    }
     if (v->shape.rank == 2) x = append_node(g, OP_RESHAPE, v->name, 2, (Value *[]){v, int_vector_const(g, "rows", 3, (int64_t[]){-1, nd->period, C})});
     Value *index = int_vector_const(g, "row", 1, &nd->index);
     Node *gather = x && index ? new_node(g, OP_GATHER, v->name, 2, (Value *[]){x, index}) : NULL;
@@ -237,7 +287,7 @@ static int narrow(Narrowing *z, Node *n, char *err, size_t cap)
     Graph *g = z->g;
     const Need *nd = &z->need[n->out[0]->id];
     unsigned rows;
-    if (!row_operands(n, nd->period, &rows)) return 0;
+    if (!row_operands(n, nd->period, nd->kind, &rows)) return 0;
     int reshape = row_reshape(n, nd->period);
     for (int j = 0; j < n->n_in; j++)
         if ((rows >> j & 1) && !known(z, n->in[j])) return 0; /* an input this pass made: left whole, its readers slice it */
@@ -247,6 +297,10 @@ static int narrow(Narrowing *z, Node *n, char *err, size_t cap)
         if ((rows >> j & 1) && !(in[j] = row_of(z, n->in[j], nd))) goto oom;
     }
     int64_t C = n->out[0]->shape.d[n->out[0]->shape.rank - 1].n;
+    if (reshape && nd->kind == NEED_ROWS) { /* gathered rows are [B', C] on both sides */
+        z->narrowed[n->out[0]->id] = in[0];
+        return 1;
+    }
     if (reshape) {
         Value *shape = reshape == 1 ? int_vector_const(g, "row_flat", 2, (int64_t[]){-1, C}) : int_vector_const(g, "row", 3, (int64_t[]){-1, 1, C});
         if (!shape || !(z->narrowed[n->out[0]->id] = append_node(g, OP_RESHAPE, n->name, 2, (Value *[]){in[0], shape}))) goto oom;
@@ -254,6 +308,10 @@ static int narrow(Narrowing *z, Node *n, char *err, size_t cap)
     }
     Node *c = clone_node(g, n, in, "pooled_row/", err, cap);
     if (!c) return -1;
+    if (c->op == OP_LAYER_NORM && nd->kind == NEED_ROWS && node_attr_i(c, "axis", -1) != -1) { /* rank 3 -> 2: the last axis still */
+        node_add_attr(c, "axis", ATTR_INT)->i = -1;
+        if (infer_node(g, c, err, cap)) return -1;
+    }
     z->narrowed[n->out[0]->id] = c->out[0];
     return 1;
 oom:
@@ -270,24 +328,34 @@ int pass_narrow_to_pooled_row(Graph *g, char *err, size_t cap)
     Node **order = malloc(sizeof(Node *) * (size_t)(n_nodes + 1));
     if (!z.need || !z.narrowed || !z.sliced || !order) { snprintf(err, cap, "narrow-to-pooled-row: out of memory"); changed = -1; goto done; }
     memcpy(order, g->nodes, sizeof(Node *) * (size_t)n_nodes);
-    for (int i = 0; i < g->n_outputs; i++) join(&z.need[g->outputs[i]->id], NEED_ALL, 0, 0);
+    for (int i = 0; i < g->n_outputs; i++) join(&z.need[g->outputs[i]->id], need_all);
     for (int i = n_nodes - 1; i >= 0; i--) propagate(&z, order[i]);
     /* worth it only where a computation, not just the pooling Gather, shrinks */
     int compute = 0;
     for (int i = 0; i < n_nodes; i++) {
         Node *n = order[i];
         unsigned rows;
-        if (n->out[0] && z.need[n->out[0]->id].kind == NEED_ROW && n->op != OP_RESHAPE && row_operands(n, z.need[n->out[0]->id].period, &rows))
+        const Need *nd = n->out[0] ? &z.need[n->out[0]->id] : NULL;
+        if (nd && (nd->kind == NEED_ROW || nd->kind == NEED_ROWS) && n->op != OP_RESHAPE && n->op != OP_FLATTEN &&
+            row_operands(n, nd->period, nd->kind, &rows))
             compute++;
     }
     if (!compute) goto done;
     for (int i = 0; i < n_nodes; i++) {
         Node *n = order[i];
-        int64_t index;
-        if (n->out[0] && known(&z, n->out[0]) && z.need[n->out[0]->id].kind == NEED_ROW) {
+        int64_t index, period;
+        int kind = n->out[0] && known(&z, n->out[0]) ? z.need[n->out[0]->id].kind : NEED_NONE;
+        if (kind == NEED_ROW || kind == NEED_ROWS) {
             int r = narrow(&z, n, err, cap);
             if (r < 0) { changed = -1; goto done; }
             changed += r;
+        } else if (rows_gather(n, &period) && known(&z, n->in[0]) && z.need[n->in[0]->id].kind == NEED_ROWS) {
+            Value *rows = row_of(&z, n->in[0], &z.need[n->in[0]->id]);
+            if (!rows) { snprintf(err, cap, "narrow-to-pooled-row: out of memory at '%s'", n->name); changed = -1; goto done; }
+            graph_replace_uses(g, n->out[0], rows);
+        } else if (n->op == OP_SHAPE && known(&z, n->in[0]) && z.need[n->in[0]->id].kind != NEED_ALL) {
+            Value *whole = whole_of_same_shape(z.need, n->in[0]);
+            if (whole) n->in[0] = whole;
         } else if (row_gather(n, &index) && known(&z, n->in[0]) && z.need[n->in[0]->id].kind == NEED_ROW) {
             Need *nd = &z.need[n->in[0]->id];
             Value *row = row_of(&z, n->in[0], nd);

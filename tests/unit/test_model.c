@@ -118,14 +118,14 @@ static void test_cpu(const Tensor *in)
  * computes the last block's MLP on the pooled row alone, and its output is
  * the full graph's to the bit (the same kernels on the same rows), as an
  * image encoder, as VCLIP (frames 8) and in bf16 where the CPU has it. */
-static Model *compiled_without_narrowing(const CompileOptions *co, char *err, size_t cap)
+static Model *compiled_without_narrowing(const char *path, const CompileOptions *co, char *err, size_t cap)
 {
     Pass pipeline[64];
     int n = 0;
     for (const Pass *p = default_pipeline; p->name && n < 63; p++)
         if (strcmp(p->name, "narrow-to-pooled-row")) pipeline[n++] = *p;
     pipeline[n] = (Pass){0};
-    Graph *g = onnx_load(FIXTURE, err, cap);
+    Graph *g = onnx_load(path, err, cap);
     if (!g) return NULL;
     TemporalOptions to = {.frames = co->frames, .window = co->window};
     if (run_passes(g, pipeline, &(PassOptions){0}, err, cap) || (co->frames && temporal_attention(g, &to, err, cap) < 0) ||
@@ -151,7 +151,7 @@ static void test_pooled_row(const Tensor *image)
             continue;
         }
         CompileOptions co = {.threads = 2, .frames = frames, .window = frames ? 1 : 0, .precision = bf16 ? PRECISION_BF16 : PRECISION_FP32};
-        Model *narrowed = vclip_compile(FIXTURE, &co, err, sizeof err), *full = narrowed ? compiled_without_narrowing(&co, err, sizeof err) : NULL;
+        Model *narrowed = vclip_compile(FIXTURE, &co, err, sizeof err), *full = narrowed ? compiled_without_narrowing(FIXTURE, &co, err, sizeof err) : NULL;
         CHECK(narrowed && full, "%s", err);
         if (narrowed && full) {
             int one_row = 0, all_rows = 0;
@@ -175,6 +175,63 @@ static void test_pooled_row(const Tensor *image)
         model_free(full);
     }
     tensor_free(video);
+}
+
+/* The text towers (OpenAI's and Hugging Face's exports) pool each sequence's
+ * end-of-text row by a Gather at indices computed from the tokens: the
+ * narrowed graph runs the last block from its out-projection on, and the
+ * final LayerNorm, on those rows alone (three Linears and the projection on
+ * [B, C]), and its features are the full graph's to the bit, in fp32 and in
+ * bf16 where the CPU has it.  Sequences of different lengths, so that the
+ * rows differ per batch element. */
+static void test_pooled_text_rows(void)
+{
+    static const char *const paths[] = {VCLIP_DATA_DIR "/tests/fixtures/openai_text_op17/model.onnx",
+                                        VCLIP_DATA_DIR "/tests/fixtures/hf_text_op17/model.onnx"};
+    char err[1024];
+    int64_t dims[2] = {3, 77};
+    Tensor *tokens = tensor_new(DT_I64, 2, dims);
+    int64_t *t = tokens->data;
+    memset(t, 0, tokens->nbytes);
+    for (int b = 0; b < 3; b++) {
+        int64_t n = 4 + 9 * b; /* end of text at 5, 14, 23 */
+        t[b * 77] = 998; /* the fixtures' vocabulary is 1000 tokens; end of text the largest (argmax pools it) */
+        for (int64_t i = 1; i <= n; i++) t[b * 77 + i] = 10 + 31 * i + b;
+        t[b * 77 + n + 1] = 999;
+    }
+    for (int c = 0; c < 4; c++) {
+        const char *path = paths[c % 2];
+        int bf16 = c >= 2;
+        if (bf16 && !gemm_available(DT_BF16)) {
+            printf("narrow-to-pooled-row on text in bf16: SKIPPED, this CPU has no AVX512-BF16\n");
+            continue;
+        }
+        CompileOptions co = {.threads = 2, .precision = bf16 ? PRECISION_BF16 : PRECISION_FP32};
+        Model *narrowed = vclip_compile(path, &co, err, sizeof err), *full = narrowed ? compiled_without_narrowing(path, &co, err, sizeof err) : NULL;
+        CHECK(narrowed && full, "%s", err);
+        if (narrowed && full) {
+            int pooled = 0, every[2] = {0, 0}; /* Linears on the pooled rows; on every row, narrowed and full */
+            for (int m = 0; m < 2; m++) {
+                const Graph *g = model_graph(m ? full : narrowed);
+                for (int i = 0; i < g->n_nodes; i++) {
+                    const Value *o = g->nodes[i]->out[0];
+                    if (g->nodes[i]->op != OP_LINEAR) continue;
+                    if (o->shape.rank == 2 && o->shape.d[0].n == 1 && o->shape.d[0].sym == g->outputs[0]->shape.d[0].sym) pooled += !m;
+                    else every[m]++;
+                }
+            }
+            CHECK(pooled == 4 && every[0] == every[1] - 3, "%s%s: %d Linears on the pooled rows (want out_proj, fc1, fc2 and the projection), "
+                  "%d on every row (want the full graph's %d less those three)", path, bf16 ? " bf16" : "", pooled, every[0], every[1]);
+            Tensor *a = run_one(narrowed, tokens), *b = run_one(full, tokens);
+            CHECK(a && b && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes), "%s%s: narrowed vs full graph differ (%g)", path,
+                  bf16 ? " bf16" : "", a && b ? rel_diff(a, b) : -1.0);
+            tensor_free(a);
+            tensor_free(b);
+        }
+        model_free(narrowed);
+        model_free(full);
+    }
+    tensor_free(tokens);
 }
 
 static void test_buffers(const Backend *be)
@@ -226,6 +283,7 @@ int main(void)
     test_unavailable_target();
     test_cpu(in);
     test_pooled_row(in);
+    test_pooled_text_rows();
     test_buffers(&cpu_backend);
     test_emulated_cuda(in);
     tensor_free(in);
