@@ -17,6 +17,16 @@
  * passes it to its queries and needs every key and value.  Every other
  * reader needs all rows.
  *
+ * The text towers pool differently: each sequence's end-of-text row, a
+ * Gather along axis 0 of the rows flattened to [B*N, C] at indices computed
+ * from the tokens (argmax + N * arange).  That asks its data for those rows
+ * (NEED_ROWS), which the same row-wise ops pass back to the last attention's
+ * output: causal, it needs every row, so the out-projection, the MLP and the
+ * final LayerNorm run on the B gathered rows ([B', C]) alone, 6% of the text
+ * tower's GEMM work.  A Shape reads no rows: one of a narrowed value reads a
+ * whole value of the same shape instead (the exports take the batch size
+ * from ln_final's output).
+ *
  * Then each row-wise op whose output is needed at one row only is copied to
  * compute that row ([B, 1, C], or [B, C] flattened), reading the narrowed
  * copies of its row operands, or that row gathered from an operand that

@@ -22,7 +22,7 @@ const Pass default_pipeline[] = {
     {"fuse-attention", "multi-head attention (any exporter's layout) -> ai.vclip.Attention", pass_fuse_attention, 1},
     {"eliminate-dead-code-after-fusion", "drop what the fusions left unused", pass_eliminate_dead_code, 1},
     {"sink-attention-transposes", "sequence-first attention blocks kept batch-first: their two Transposes go", pass_sink_attention_transposes, 1},
-    {"narrow-to-pooled-row", "after the last attention's keys, only the pooled token's row is computed", pass_narrow_to_pooled_row, 1},
+    {"narrow-to-pooled-row", "after the last attention's keys, only the pooled token's row (or each text's end-of-text row) is computed", pass_narrow_to_pooled_row, 1},
     {NULL, NULL, NULL, 0},
 };
 
