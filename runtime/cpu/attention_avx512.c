@@ -112,7 +112,7 @@ int attention_avx512_fits(const AttnArgs *a)
 {
     int64_t d = a->p.head_dim;
     return (d == 16 || d == 32 || d == 64 || d == 128) && __builtin_cpu_supports("avx512f") &&
-           (!a->p.bf16 || (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16")));
+           (!a->p.bf16 || cpu_avx512_bf16());
 }
 
 /* The cache lines of d channels from element i of x (f32) or x16 (bf16, where not NULL) */

@@ -16,6 +16,13 @@
 #define AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 #define AMX_BF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16,fma")))
 
+/* Whether this CPU runs AVX512_BF16 functions (every feature the attribute names but FMA) */
+static inline int cpu_avx512_bf16(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bf16");
+}
+
 /* n floats -> n bf16 by VCVTNEPS2BF16 (nearest even, denormals to signed
  * zero: kernels.h float_to_bf16_flushed), 16 at a time, the last masked */
 AVX512_BF16 static inline void floats_to_bf16(const float *x, int64_t n, uint16_t *out)

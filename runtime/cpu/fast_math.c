@@ -190,8 +190,7 @@ AVX512_BF16 static void round_bf16_avx512(const float *x, int64_t n, uint16_t *o
 static RoundBf16Fn round_bf16_for_cpu(void)
 {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        return round_bf16_avx512;
+    if (cpu_avx512_bf16()) return round_bf16_avx512;
 #endif
     return round_bf16_portable;
 }

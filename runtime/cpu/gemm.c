@@ -173,9 +173,7 @@ int gemm_unpacked(DType dtype, int64_t M, const float *A, int64_t lda, int a_tra
 
 int gemm_available(DType dtype)
 {
-    if (dtype == DT_BF16)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512bf16");
+    if (dtype == DT_BF16) return cpu_avx512_bf16();
     return dtype == DT_F32 && (__builtin_cpu_supports("avx512f") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
 }
 

@@ -954,7 +954,7 @@ AVX512_BF16 static void bf16_by_instruction(const float *x, int64_t n, uint16_t 
 static void test_bf16_rounding_matches_instruction(void)
 {
 #if defined(__x86_64__)
-    if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl")) {
+    if (!cpu_avx512_bf16()) {
         printf("bf16 rounding against VCVTNEPS2BF16: not run (this CPU lacks AVX512-BF16)\n");
         return;
     }
