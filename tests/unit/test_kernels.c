@@ -1,5 +1,7 @@
 /* test_kernels.c — every fast CPU kernel against its reference kernel (the
- * oracle) on odd sizes, broadcasting and attribute variants; plus views. */
+ * oracle) on odd sizes, broadcasting and attribute variants; plus views.
+ * test_kernels_amx.c builds it again around gemm.c with AMX's tile
+ * instructions on a host stand-in, and runs its GEMM checks alone. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,11 @@
 #include "../../runtime/cpu/session.h"
 #if defined(__x86_64__)
 #include "../../runtime/cpu/avx512_math.h"
+#endif
+#ifdef VCLIP_AMX_EMULATED
+#define AMX_ON_STAND_IN 1
+#else
+#define AMX_ON_STAND_IN 0
 #endif
 
 static uint64_t rng = 88172645463325252ull;
@@ -978,29 +985,38 @@ static void test_bf16_rounding_matches_instruction(void)
 #endif
 }
 
+/* The GEMM checks on one micro-kernel, pinned; one this CPU cannot run is named */
+static void test_gemm_kernel(GemmKernel k)
+{
+    if (!gemm_kernel_runs(k)) {
+        printf("gemm kernel %s: compiled, not run (this CPU lacks it)\n", gemm_kernel_name(k));
+        return;
+    }
+    CHECK(gemm_pin(k) == 0, "pin %s", gemm_kernel_name(k));
+    CHECK(gemm_kernel_for(gemm_kernel_dtype(k)) == (int)k, "%s is used once pinned", gemm_kernel_name(k));
+    int before = checks_failed;
+    test_gemm();
+    if (gemm_kernel_dtype(k) == DT_F32) test_gemm_strided_a();
+    test_linear_epilogue();
+    if (gemm_kernel_dtype(k) == DT_BF16) {
+        test_gemm_bf16_operands();
+        test_linear_bf16_io();
+    }
+    printf("gemm kernel %s%s: %s against the reference\n", gemm_kernel_name(k), AMX_ON_STAND_IN && k == GEMM_KERNEL_AMX_BF16 ? " (tiles on the host stand-in)" : "",
+           checks_failed == before ? "agrees" : "DISAGREES");
+    gemm_unpin();
+}
+
 int main(void)
 {
     exec_set_threads(2);
-    test_matmul();
-    /* every GEMM micro-kernel this CPU runs, each pinned in turn; the others are named */
-    for (int k = 0; k < GEMM_KERNEL_COUNT; k++) {
-        if (!gemm_kernel_runs((GemmKernel)k)) {
-            printf("gemm kernel %s: compiled, not run (this CPU lacks it)\n", gemm_kernel_name((GemmKernel)k));
-            continue;
-        }
-        CHECK(gemm_pin((GemmKernel)k) == 0, "pin %s", gemm_kernel_name((GemmKernel)k));
-        CHECK(gemm_kernel_for(gemm_kernel_dtype((GemmKernel)k)) == k, "%s is used once pinned", gemm_kernel_name((GemmKernel)k));
-        int before = checks_failed;
-        test_gemm();
-        if (gemm_kernel_dtype((GemmKernel)k) == DT_F32) test_gemm_strided_a();
-        test_linear_epilogue();
-        if (gemm_kernel_dtype((GemmKernel)k) == DT_BF16) {
-            test_gemm_bf16_operands();
-            test_linear_bf16_io();
-        }
-        printf("gemm kernel %s: %s against the reference\n", gemm_kernel_name((GemmKernel)k), checks_failed == before ? "agrees" : "DISAGREES");
-        gemm_unpin();
+    if (AMX_ON_STAND_IN) { /* test_kernels_amx: the GEMM checks on the AMX kernel alone; test_kernels runs the rest */
+        test_gemm_kernel(GEMM_KERNEL_AMX_BF16);
+        return TEST_SUMMARY();
     }
+    test_matmul();
+    /* every GEMM micro-kernel this CPU runs, each in turn; the others are named */
+    for (int k = 0; k < GEMM_KERNEL_COUNT; k++) test_gemm_kernel((GemmKernel)k);
     test_conv();
     test_exp_family();
     test_bf16_rounding_matches_instruction();
