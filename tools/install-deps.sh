@@ -21,6 +21,7 @@ APT_PACKAGES=(
     cmake g++                               # the caption tests' llama.cpp server, built below
     ffmpeg                                  # the tests make their own test videos with it
     valgrind                                # memcheck over decoding and compiling (tests/test_valgrind.py)
+    qemu-user                               # the unit tests on CPUs without AVX-512 or AVX2 (tests/test_other_cpus.py)
     libopenmpi-dev openmpi-bin              # data-parallel training: mpicc builds the MPI plugin, mpirun launches
     python3 python3-venv                    # the tests' virtual environment (.venv)
 )
