@@ -384,6 +384,28 @@ AVX512_BF16 static void pack_a_amx(const float *A, int64_t lda, int64_t mc, int6
         }
 }
 
+/* AMX, transposed A (A^T stored [K, M], element (i, k) at A[k * lda + i]):
+ * pack_a_amx's tiles.  A tile's 16 k pairs of 16 rows come in as 16 words
+ * per pair (two k rows of 16 floats, rounded together, bf16_pairs16: the
+ * tile's columns) and are turned into its rows by one 16 x 16 transpose. */
+AVX512_BF16 static void pack_a_amx_t(const float *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
+{
+    int64_t chunks = kc / 32, mcp = (mc + 31) / 32 * 32;
+    for (int64_t i0 = 0; i0 < mcp; i0 += 16) {
+        __mmask16 m = i0 >= mc ? 0 : mc - i0 >= 16 ? 0xffff : (__mmask16)((1u << (mc - i0)) - 1);
+        for (int64_t c = 0; c < chunks; c++) {
+            __m512i w[16];
+            for (int p = 0; p < 16; p++) {
+                const float *r = A + (c * 32 + 2 * p) * lda + i0;
+                w[p] = bf16_pairs16(_mm512_maskz_loadu_ps(m, r), _mm512_maskz_loadu_ps(m, r + lda));
+            }
+            transpose_16x16_words(w);
+            uint32_t *d = Ap + ((i0 / 16) * chunks + c) * 256;
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512(d + i * 16, w[i]);
+        }
+    }
+}
+
 /* bf16 A, its k pairs already words (kc even): pack_a_bf16's micro-panels
  * without the rounding, four rows at a time through the same transpose */
 AVX512 static void pack_a_words(const uint16_t *A, int64_t lda, int64_t mc, int64_t kc, uint32_t *Ap)
@@ -716,19 +738,19 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
             else pack_a_words(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
             continue;
         }
-        if (j->a_transposed && (j->amx || j->kernel == GEMM_KERNEL_AVX2)) { /* rows copied out first (AMX, AVX2 machines) */
+        if (j->a_transposed && j->kernel == GEMM_KERNEL_AVX2) { /* rows copied out first (AVX2 machines) */
             float *rowsA = malloc(sizeof(float) * (size_t)(rows * kc));
             if (!rowsA) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); continue; }
             for (int64_t i = 0; i < rows; i++)
                 for (int64_t k = 0; k < kc; k++) rowsA[i * kc + k] = j->A[(k0 + k) * j->lda + i0 + r0 + i];
-            if (j->amx) pack_a_amx(rowsA, kc, rows, kc, (uint32_t *)j->Apack + at);
-            else pack_a_avx2(rowsA, kc, rows, kc, (float *)j->Apack + at);
+            pack_a_avx2(rowsA, kc, rows, kc, (float *)j->Apack + at);
             free(rowsA);
             continue;
         }
         if (j->a_transposed) {
             const float *A = j->A + k0 * j->lda + i0 + r0;
-            if (j->B->dtype == DT_BF16) pack_a_bf16_t(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
+            if (j->amx) pack_a_amx_t(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
+            else if (j->B->dtype == DT_BF16) pack_a_bf16_t(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
             else pack_a_t(A, j->lda, rows, kc, (float *)j->Apack + at);
             continue;
         }
