@@ -642,6 +642,18 @@ static void pack_a_avx2(const float *A, int64_t lda, int64_t mc, int64_t kc, flo
     }
 }
 
+/* Transposed A (A^T stored [K, M]): the same micro-panels are MR2
+ * consecutive floats of each k row, copied as they are */
+static void pack_a_avx2_t(const float *A, int64_t lda, int64_t mc, int64_t kc, float *Ap)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += MR2) {
+        float *d = Ap + i0 * kc;
+        int64_t mr = mc - i0 < MR2 ? mc - i0 : MR2;
+        for (int64_t k = 0; k < kc; k++)
+            for (int64_t i = 0; i < MR2; i++) d[k * MR2 + i] = i < mr ? A[k * lda + i0 + i] : 0.0f;
+    }
+}
+
 /* kc steps of 6 rows x one 16-column half of a panel, into acc (row stride 16) */
 AVX2_FMA static void tile_avx2(int64_t kc, const float *Ap, const float *Bp, float *acc)
 {
@@ -697,7 +709,6 @@ typedef struct {
     int a_transposed; /* A stored as A^T [K, M] (row stride lda) */
     int direct;       /* f32 or bf16 A read in place, not packed */
     int c_bf16;       /* C in bf16 (one depth block) */
-    int failed;       /* a piece could not get memory */
     const float *A;
     const uint16_t *A16; /* A in bf16 instead (bf16 B) */
     void *Apack;   /* all of A packed, once: row block i0 and depth block k0 at apack_at() */
@@ -738,18 +749,10 @@ static void pack_pieces(void *ctx, int64_t b, int64_t e)
             else pack_a_words(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
             continue;
         }
-        if (j->a_transposed && j->kernel == GEMM_KERNEL_AVX2) { /* rows copied out first (AVX2 machines) */
-            float *rowsA = malloc(sizeof(float) * (size_t)(rows * kc));
-            if (!rowsA) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); continue; }
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t k = 0; k < kc; k++) rowsA[i * kc + k] = j->A[(k0 + k) * j->lda + i0 + r0 + i];
-            pack_a_avx2(rowsA, kc, rows, kc, (float *)j->Apack + at);
-            free(rowsA);
-            continue;
-        }
         if (j->a_transposed) {
             const float *A = j->A + k0 * j->lda + i0 + r0;
             if (j->amx) pack_a_amx_t(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
+            else if (j->kernel == GEMM_KERNEL_AVX2) pack_a_avx2_t(A, j->lda, rows, kc, (float *)j->Apack + at);
             else if (j->B->dtype == DT_BF16) pack_a_bf16_t(A, j->lda, rows, kc, (uint32_t *)j->Apack + at);
             else pack_a_t(A, j->lda, rows, kc, (float *)j->Apack + at);
             continue;
@@ -998,9 +1001,9 @@ static int gemm_a(int64_t M, const void *A, int64_t lda, int a_transposed, int a
     size_t words = (size_t)(M + 31) * (size_t)B->K;
     if (!j.direct && !(j.Apack = aligned_alloc(64, (words * sizeof(float) + 63) / 64 * 64))) return -1;
     if (!j.direct) parallel_for(rb * j.k_blocks * j.pieces, 1, pack_pieces, &j);
-    if (!j.failed) parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
+    parallel_for(rb * j.col_chunks, 1, gemm_units, &j);
     free(j.Apack);
-    return j.failed ? -1 : 0;
+    return 0;
 }
 
 int gemm(int64_t M, const float *A, int64_t lda, const PackedB *B, float *C, int64_t ldc, const GemmEpilogue *ep)

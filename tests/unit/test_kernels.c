@@ -910,6 +910,45 @@ static void test_gemm_strided_a(void)
     }
 }
 
+/* gemm_unpacked() with A given as A^T [K, lda] (the weight gradient's X^T,
+ * read in place) on the pinned kernel, in its dtype (bf16: both operands
+ * rounded), against double sums of the same operands: rows around the
+ * micro-panels and tiles and past one row block, depths around the depth
+ * blocks, A^T's rows wider than M. */
+static void test_gemm_transposed_a(DType dtype)
+{
+    const int64_t cases[][4] = {{40, 800, 45, 43}, {97, 64, 33, 100}, {1300, 1600, 70, 1301}}; /* M, K, N, lda */
+    for (size_t s = 0; s < sizeof cases / sizeof *cases; s++) {
+        int64_t M = cases[s][0], K = cases[s][1], N = cases[s][2], lda = cases[s][3], ldc = N + 3;
+        float *At = malloc(sizeof(float) * (size_t)(K * lda)), *B = malloc(sizeof(float) * (size_t)(K * N));
+        float *C = malloc(sizeof(float) * (size_t)(M * ldc));
+        for (int64_t i = 0; i < K * lda; i++) At[i] = frand();
+        for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+        for (int64_t i = 0; i < M * ldc; i++) C[i] = 1e30f; /* the columns past N stay untouched */
+        CHECK(gemm_unpacked(dtype, M, At, lda, 1, B, K, N, 0, C, ldc, NULL) == 0, "gemm_unpacked %lldx%lldx%lld, A transposed",
+              (long long)M, (long long)K, (long long)N);
+        double worst = 0.0;
+        int untouched = 1;
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t n = 0; n < N; n++) {
+                double want = 0.0;
+                for (int64_t k = 0; k < K; k++) {
+                    float a = At[k * lda + i], b = B[k * N + n];
+                    if (dtype == DT_BF16) { a = bf16_to_float(float_to_bf16(a)); b = bf16_to_float(float_to_bf16(b)); }
+                    want += (double)a * b;
+                }
+                double err = fabs(C[i * ldc + n] - want);
+                if (err > worst) worst = err;
+            }
+            for (int64_t n = N; n < ldc; n++) untouched &= C[i * ldc + n] == 1e30f;
+        }
+        CHECK(worst < 2e-6 + 2e-7 * (double)K, "gemm_unpacked %lldx%lldx%lld (%s), A transposed, rows %lld apart: max error %.3g",
+              (long long)M, (long long)K, (long long)N, dtype == DT_BF16 ? "bf16" : "f32", (long long)lda, worst);
+        CHECK(untouched, "gemm_unpacked with A transposed writes only its N columns of C");
+        free(At); free(B); free(C);
+    }
+}
+
 /* gemm_typed() against gemm() on the same values: a bf16 A holding what
  * gemm() rounds its f32 A to must give the same bits (packed, or read in
  * place past one row block, 4 KB apart or not), and a bf16 C the f32 C
@@ -996,6 +1035,7 @@ static void test_gemm_kernel(GemmKernel k)
     CHECK(gemm_kernel_for(gemm_kernel_dtype(k)) == (int)k, "%s is used once pinned", gemm_kernel_name(k));
     int before = checks_failed;
     test_gemm();
+    test_gemm_transposed_a(gemm_kernel_dtype(k));
     if (gemm_kernel_dtype(k) == DT_F32) test_gemm_strided_a();
     test_linear_epilogue();
     if (gemm_kernel_dtype(k) == DT_BF16) {
